@@ -1,0 +1,10 @@
+"""The ``imagefactory`` command line: typer apps, one module per command group."""
+
+from __future__ import annotations
+
+from imagefactory.cli.app import app
+from imagefactory.cli import catalog as _catalog  # noqa: F401  (registers its commands)
+
+
+def main() -> None:
+    app(prog_name="imagefactory")

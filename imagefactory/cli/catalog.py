@@ -1,0 +1,84 @@
+"""validate · plan · graph: read the catalog; nothing is built, no daemon or network needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from imagefactory.cli.app import Session, app
+from imagefactory.graphviews import FORMATS, render_graph
+from imagefactory.paths import TEMPLATES_DIR, state_file
+from imagefactory.plan import make_plan
+from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.loader import find_project_root, load_catalog
+from imagefactory.spec.parents import describe_parent
+from imagefactory.state import load_state
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+ImagesArgument = Annotated[list[str] | None, typer.Argument(
+    help="Images by name (all variants) or ref (name:variant); default: all.", show_default=False)]
+
+
+def _open(ctx: typer.Context, json_output: bool) -> tuple[Session, Catalog]:
+    session: Session = ctx.obj
+    session.output.json = json_output
+    root = session.project.resolve() if session.project else find_project_root(Path.cwd())
+    return session, load_catalog(root)
+
+
+@app.command(epilog="Example: imagefactory validate --json")
+def validate(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Check the project file and every image.yaml; report ALL errors with file, line and key.
+
+    Exits 0 when the catalog is valid, 1 when it is not.
+    """
+    session, catalog = _open(ctx, json_output)
+    images = list(catalog.images.values())
+    if json_output:
+        session.output.data({"ok": True, "project": catalog.project.project,
+                             "images": [{"image": i.ref, "version": i.spec.version,
+                                         "parent": describe_parent(i.parent),
+                                         "file": str(i.file.relative_to(catalog.root))}
+                                        for i in images]})
+        return
+    documents = len({i.file for i in images})
+    session.output.text(f"catalog '{catalog.project.project}' is valid: {len(images)} images "
+                        f"from {documents} image files")
+    session.output.table(None, ["image", "version", "built on"],
+                         [[i.ref, i.spec.version, describe_parent(i.parent)] for i in images])
+
+
+@app.command(epilog="Examples:\n\n  imagefactory plan\n\n  imagefactory plan app/rag-api --json")
+def plan(ctx: typer.Context, images: ImagesArgument = None, json_output: JsonOption = False) -> None:
+    """List, in build order, each image, its content hash and whether it would be (re)built and why.
+
+    Compares against the state file (absent: everything is new). Needs no Docker and no network.
+    """
+    session, catalog = _open(ctx, json_output)
+    selected = [i.ref for i in catalog.select(images or [])]
+    entries = make_plan(catalog, load_state(state_file(catalog)), TEMPLATES_DIR, selected)
+    if json_output:
+        session.output.data({"ok": True, "plan": [e.as_dict() for e in entries]})
+        return
+    rows = [[e.ref, e.version, e.inputs.content_hash[7:19], e.action, ", ".join(e.reasons) or "up to date"]
+            for e in entries]
+    session.output.table(None, ["image", "version", "content hash", "action", "why"], rows)
+    building = sum(1 for e in entries if e.action == "build")
+    session.output.text(f"{building} to build, {len(entries) - building} up to date")
+
+
+@app.command(epilog="Examples:\n\n  imagefactory graph\n\n  imagefactory graph --format mermaid > docs/catalog-graph.md")
+def graph(
+    ctx: typer.Context,
+    fmt: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(FORMATS)}.")] = "tree",
+    json_output: JsonOption = False,
+) -> None:
+    """Print the layer graph: a text tree, Mermaid, Graphviz DOT, or JSON (--json)."""
+    if json_output:
+        fmt = "json"
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"'{fmt}' is not one of {', '.join(FORMATS)}", param_hint="--format")
+    session, catalog = _open(ctx, json_output)
+    session.output.out.file.write(render_graph(catalog, fmt))

@@ -1,0 +1,118 @@
+"""Content hashes: one fingerprint per concrete image of everything that decides its bytes.
+
+An image's hash combines four input hashes, each kept so a plan can say *why* it changed:
+
+* ``spec``: the merged spec (its ``tests`` and ``targets`` excluded: they do not change the
+  image) plus the project build settings that shape every image — the CA bundle's content,
+  the package mirrors and SOURCE_DATE_EPOCH (the proxy is excluded: it never reaches the image);
+* ``files``: path, executable bit and content of every file the spec copies;
+* ``templates``: the templates that render the image — the standard Dockerfile templates and
+  any override in the image's folder;
+* ``parent``: the parent's content hash (so a base change reaches every descendant), or the
+  external parent's digest, or nothing for a bootstrapped rootfs (its recipe is in ``spec``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.graph import build_order
+from imagefactory.spec.parents import CatalogParent, ExternalParent
+
+HASH_SCHEME = "imagefactory/content/v1"
+TEMPLATE_SUFFIX = ".j2"
+
+
+@dataclass(frozen=True)
+class ContentInputs:
+    spec: str
+    files: str
+    templates: str
+    parent: str
+
+    @property
+    def content_hash(self) -> str:
+        return _digest([HASH_SCHEME, self.spec, self.files, self.templates, self.parent])
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def content_inputs(catalog: Catalog, templates_dir: Path) -> dict[str, ContentInputs]:
+    """Inputs for every image of the catalog, in build order (parents before children)."""
+    parents = {ref: image.parent_ref for ref, image in catalog.images.items()}
+    shared = _project_settings(catalog)
+    standard_templates = hash_tree(templates_dir / "dockerfile") if templates_dir.is_dir() else _digest([])
+    result: dict[str, ContentInputs] = {}
+    for ref in build_order(parents):
+        image = catalog.images[ref]
+        result[ref] = ContentInputs(
+            spec=_canonical(_spec_data(image), shared),
+            files=_digest(hash_tree(image.folder / copy.src) for copy in image.spec.files),
+            templates=_digest([standard_templates, *(hash_tree(p) for p in _overrides(image))]),
+            parent=_parent_input(image, result),
+        )
+    return result
+
+
+def hash_tree(path: Path) -> str:
+    """Hash a file, or a folder's files by relative path, executable bit and content."""
+    if path.is_file() and not path.is_symlink():
+        return _digest([_file_entry(path)])
+    entries = []
+    for item in sorted(path.rglob("*")):
+        relative = item.relative_to(path).as_posix()
+        if item.is_symlink():
+            entries.append(f"link {relative} -> {item.readlink().as_posix()}")
+        elif item.is_file():
+            entries.append(f"{relative} {_file_entry(item)}")
+    return _digest(entries)
+
+
+def _file_entry(path: Path) -> str:
+    executable = "x" if path.stat().st_mode & 0o111 else "-"
+    return f"{executable} {hashlib.sha256(path.read_bytes()).hexdigest()}"
+
+
+def _spec_data(image: CatalogImage) -> dict[str, Any]:
+    return image.spec.model_dump(mode="json", by_alias=True, exclude={"tests", "targets"})
+
+
+def _project_settings(catalog: Catalog) -> dict[str, Any]:
+    build = catalog.project.build
+    ca_bundle = None
+    if build.ca_bundle is not None:
+        ca_bundle = hash_tree(catalog.root / build.ca_bundle)
+    return {"ca_bundle": ca_bundle, "mirrors": build.mirrors.model_dump(mode="json"),
+            "source_date_epoch": build.source_date_epoch}
+
+
+def _overrides(image: CatalogImage) -> list[Path]:
+    return sorted(p for p in image.folder.glob(f"*{TEMPLATE_SUFFIX}") if p.is_file())
+
+
+def _parent_input(image: CatalogImage, done: dict[str, ContentInputs]) -> str:
+    parent = image.parent
+    if isinstance(parent, CatalogParent):
+        return done[parent.ref].content_hash
+    if isinstance(parent, ExternalParent):
+        return _digest([f"{parent.reference}@{parent.digest}"])
+    return _digest(["bootstrap"])
+
+
+def _canonical(*parts: Any) -> str:
+    return _digest(json.dumps(part, sort_keys=True, separators=(",", ":")) for part in parts)
+
+
+def _digest(parts: Iterable[str]) -> str:
+    sha = hashlib.sha256()
+    for part in parts:
+        sha.update(part.encode())
+        sha.update(b"\0")
+    return "sha256:" + sha.hexdigest()

@@ -1,0 +1,60 @@
+"""The plan: in build order, what would be (re)built and why. Needs no Docker and no network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagefactory.hashing import ContentInputs, content_inputs
+from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.parents import describe_parent
+from imagefactory.state import State
+
+REASONS = {
+    "spec": "spec changed",
+    "files": "file changed",
+    "templates": "template changed",
+    "parent": "parent changed",
+}
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    ref: str
+    version: str
+    parent: str
+    inputs: ContentInputs
+    reasons: tuple[str, ...]
+
+    @property
+    def action(self) -> str:
+        return "build" if self.reasons else "skip"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"image": self.ref, "version": self.version, "parent": self.parent,
+                "content_hash": self.inputs.content_hash, "action": self.action,
+                "reasons": list(self.reasons)}
+
+
+def make_plan(catalog: Catalog, state: State, templates_dir: Path,
+              selected: list[str] | None = None) -> list[PlanEntry]:
+    """Plan entries for ``selected`` refs (all when None), parents listed before children."""
+    entries = []
+    for ref, inputs in content_inputs(catalog, templates_dir).items():
+        if selected is not None and ref not in selected:
+            continue
+        image = catalog.images[ref]
+        entries.append(PlanEntry(ref, image.spec.version, describe_parent(image.parent), inputs,
+                                 _reasons(inputs, state, ref)))
+    return entries
+
+
+def _reasons(inputs: ContentInputs, state: State, ref: str) -> tuple[str, ...]:
+    record = state.images.get(ref)
+    if record is None:
+        return ("new",)
+    if record.content_hash == inputs.content_hash:
+        return ()
+    changed = tuple(REASONS[k] for k, v in inputs.as_dict().items() if record.inputs.get(k) != v)
+    return changed or ("hash scheme changed",)
+

@@ -1,0 +1,87 @@
+"""Checks a schema cannot express: paths that must stay inside the image folder, secrets passed
+as build args, playbooks that must exist, external parents that must be pinned by digest."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from imagefactory.errors import SpecIssue
+from imagefactory.spec.issues import format_key_path
+from imagefactory.spec.models import ImageDocument, ImageLayer
+from imagefactory.spec.parents import DIGEST_PATTERN, ExternalParent, parse_from
+from imagefactory.spec.yamldoc import KeyPath, YamlDocument
+
+SECRET_WORDS = frozenset(
+    {"TOKEN", "PASSWORD", "PASSWD", "PASS", "SECRET", "KEY", "APIKEY", "CREDENTIAL",
+     "CREDENTIALS", "AUTH", "PAT", "PRIVATE", "CERTKEY"}
+)
+SECRET_SUFFIXES = ("TOKEN", "PASSWORD", "SECRET", "APIKEY")
+
+
+def looks_secret(name: str) -> bool:
+    parts = [p for p in re.split(r"[_\-]", name.upper()) if p]
+    return any(p in SECRET_WORDS or p.endswith(SECRET_SUFFIXES) for p in parts)
+
+
+def layers_of(document: ImageDocument) -> Iterator[tuple[KeyPath, ImageLayer]]:
+    """The document itself and each variant overlay, with the key path that leads to it."""
+    yield (), document
+    for axis, values in document.variants.items():
+        for value, overlay in values.items():
+            yield ("variants", axis, value), overlay
+
+
+def check_document(document: ImageDocument, doc: YamlDocument, root: Path) -> list[SpecIssue]:
+    issues: list[SpecIssue] = []
+
+    def issue(path: KeyPath, message: str, hint: str | None = None) -> None:
+        issues.append(SpecIssue(doc.path, format_key_path(path), message, doc.line_of(path), hint))
+
+    folder = doc.path.parent
+    for prefix, layer in layers_of(document):
+        for index, copy in enumerate(layer.files):
+            problem = source_problem(folder, copy.src)
+            if problem:
+                issue((*prefix, "files", index, "src"), problem,
+                      "files come from the image's own folder; put the file there")
+        for name in layer.build_args:
+            if looks_secret(name):
+                issue((*prefix, "build_args", name),
+                      f"build arg '{name}' looks like a secret; build args stay in the image history",
+                      f"declare it under 'secrets' (id: {name.lower().replace('_', '-')}, env: {name}) "
+                      "and read it with RUN --mount=type=secret")
+        for index, playbook in enumerate(layer.playbooks):
+            problem = source_problem(root, playbook)
+            if problem:
+                issue((*prefix, "playbooks", index), problem.replace("image folder", "project"),
+                      "playbooks are paths relative to the project root, e.g. ansible/base.yml")
+        if layer.parent is not None:
+            parent = parse_from(layer.parent)
+            if isinstance(parent, ExternalParent):
+                if parent.digest is None:
+                    issue((*prefix, "from"), f"external parent '{parent.reference}' is not pinned by digest",
+                          f"write it as {parent.reference}@sha256:<digest> so builds are reproducible")
+                elif not DIGEST_PATTERN.match(parent.digest):
+                    issue((*prefix, "from"), f"'{parent.digest}' is not a sha256 digest",
+                          "a digest is 'sha256:' followed by 64 lowercase hex digits")
+    return issues
+
+
+def source_problem(folder: Path, src: str) -> str | None:
+    """Why ``src`` may not be used as a path inside ``folder``, or None when it is fine."""
+    pure = PurePosixPath(src)
+    if pure.is_absolute():
+        return f"'{src}' is an absolute path; it must be relative to the image folder"
+    if ".." in pure.parts:
+        return f"'{src}' leaves the image folder ('..')"
+    target = folder / pure
+    if not target.exists() and not target.is_symlink():
+        return f"'{src}' does not exist in the image folder"
+    base = folder.resolve()
+    for path in [target, *(sorted(target.rglob("*")) if target.is_dir() else [])]:
+        if not path.resolve().is_relative_to(base):
+            shown = path.relative_to(folder)
+            return f"'{shown}' is a symlink pointing outside the image folder"
+    return None

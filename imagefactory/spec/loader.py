@@ -1,0 +1,225 @@
+"""Load a catalog: every file read, every error collected, then one SpecError or a Catalog.
+
+The loader never stops at the first problem: a broken project file still lets every image be
+checked, and a broken image still lets its siblings be checked. Cross-image checks (parents,
+variants, duplicate names, cycles) only speak about images that validated on their own, so one
+mistake is not reported three times.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from imagefactory.errors import SpecError, SpecIssue, UserError
+from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.checks import check_document
+from imagefactory.spec.graph import find_cycle
+from imagefactory.spec.issues import format_key_path, issues_from_validation, near_miss
+from imagefactory.spec.merge import merge_layer
+from imagefactory.spec.models import ImageDocument, ImageLayer, ImageSpec, ProjectSpec
+from imagefactory.spec.parents import BootstrapParent, CatalogParent, Parent, parse_from
+from imagefactory.spec.yamldoc import KeyPath, YamlDocument, read_yaml
+
+T = TypeVar("T", ProjectSpec, ImageDocument)
+
+PROJECT_FILE = "imagefactory.yaml"
+IMAGE_FILE = "image.yaml"
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    document: ImageDocument
+    yaml: YamlDocument
+
+
+def find_project_root(start: Path) -> Path:
+    """The nearest folder at or above ``start`` that holds ``imagefactory.yaml``."""
+    start = start.resolve()
+    for folder in [start, *start.parents]:
+        if (folder / PROJECT_FILE).is_file():
+            return folder
+    raise UserError(
+        f"no {PROJECT_FILE} in {start} or any folder above it",
+        hint="run imagefactory inside a catalog repository, or pass --project DIR",
+    )
+
+
+def load_catalog(root: Path) -> Catalog:
+    issues: list[SpecIssue] = []
+    project_yaml = read_yaml(root / PROJECT_FILE)
+    issues += _yaml_issues(project_yaml)
+    project = _validate(ProjectSpec, project_yaml, issues)
+    if project is None and project_yaml.data is not None and not project_yaml.problems:
+        # Keep checking the images with what can be read of the project file.
+        project = ProjectSpec(project="unnamed")
+    if project is not None and project.build.ca_bundle is not None:
+        ca_bundle = root / project.build.ca_bundle
+        if not ca_bundle.is_file():
+            issues.append(SpecIssue(project_yaml.path, "build.ca_bundle", f"CA bundle {ca_bundle} is not a file",
+                                    project_yaml.line_of(("build", "ca_bundle")),
+                                    "a PEM file, absolute or relative to the project root"))
+    catalog_dir = root / (project.catalog if project else _raw_catalog_dir(project_yaml.data))
+
+    files = sorted(catalog_dir.rglob(IMAGE_FILE)) if catalog_dir.is_dir() else []
+    if not files:
+        issues.append(SpecIssue(project_yaml.path, "catalog", f"no {IMAGE_FILE} found under {catalog_dir}",
+                                project_yaml.line_of(("catalog",)),
+                                f"each image lives in its own folder: {catalog_dir.name}/<kind>/<name>/{IMAGE_FILE}"))
+
+    loaded: list[_Loaded] = []
+    raw_names: set[str] = set()
+    for path in files:
+        doc = read_yaml(path)
+        issues += _yaml_issues(doc)
+        if isinstance(doc.data, dict) and isinstance(doc.data.get("name"), str):
+            raw_names.add(doc.data["name"])
+        document = _validate(ImageDocument, doc, issues) or _salvage(doc)
+        if document is not None:
+            issues += check_document(document, doc, root)
+            loaded.append(_Loaded(document, doc))
+
+    loaded = _drop_duplicate_names(loaded, issues)
+    defaults = project.defaults if project else ImageLayer()
+    images = {image.ref: image for item in loaded for image in _expand(item, defaults)}
+    issues += _check_parents(images, loaded, raw_names)
+    cycle = find_cycle({ref: img.parent_ref for ref, img in images.items()})
+    if cycle:
+        first = images[cycle[0]]
+        issues.append(SpecIssue(first.file, "from", f"the images form a cycle: {' => '.join(cycle)}",
+                                None, "an image cannot be built on itself; break the chain"))
+    if issues:
+        raise SpecError(_unique(issues))
+    assert project is not None  # no issues means the project validated
+    return Catalog(root=root, project_file=project_yaml.path, project=project,
+                   images=dict(sorted(images.items())))
+
+
+def _raw_catalog_dir(data: Any) -> str:
+    value = data.get("catalog") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and value else "images"
+
+
+def _yaml_issues(doc: YamlDocument) -> list[SpecIssue]:
+    issues = [SpecIssue(doc.path, format_key_path(p.key_path), p.message, p.line, p.hint)
+              for p in doc.problems]
+    if not doc.problems and not isinstance(doc.data, dict):
+        issues.append(SpecIssue(doc.path, "", f"expected a mapping of keys, got {type(doc.data).__name__}",
+                                doc.line_of(()), "the file should start with 'key: value' lines"))
+    return issues
+
+
+def _validate(model: type[T], doc: YamlDocument, issues: list[SpecIssue]) -> T | None:
+    if doc.problems or not isinstance(doc.data, dict):
+        return None
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        issues += issues_from_validation(exc, doc, model)
+        return None
+
+
+def _salvage(doc: YamlDocument) -> ImageDocument | None:
+    """The document without its invalid top-level keys, so its other keys still get checked.
+
+    Its own errors are already reported; what it salvages lets the rest of the file (paths,
+    build args, its parent) and the images built on it be checked in the same run.
+    """
+    if doc.problems or not isinstance(doc.data, dict):
+        return None
+    data = dict(doc.data)
+    for _ in range(3):
+        try:
+            return ImageDocument.model_validate(data)
+        except ValidationError as exc:
+            bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
+            if not bad or "name" in bad:
+                return None
+            for key in bad:
+                data.pop(key, None)
+            if "version" in bad:
+                data["version"] = "0.0.0"
+    return None
+
+
+def _drop_duplicate_names(loaded: list[_Loaded], issues: list[SpecIssue]) -> list[_Loaded]:
+    by_name: dict[str, list[_Loaded]] = {}
+    for item in loaded:
+        by_name.setdefault(item.document.name, []).append(item)
+    for name, items in by_name.items():
+        if len(items) > 1:
+            files = ", ".join(str(i.yaml.path) for i in items)
+            for item in items:
+                issues.append(SpecIssue(item.yaml.path, "name", f"image name '{name}' is used by {files}",
+                                        item.yaml.line_of(("name",)), "every image needs its own name"))
+    return [item for item in loaded if len(by_name[item.document.name]) == 1]
+
+
+def _expand(item: _Loaded, defaults: ImageLayer) -> list[CatalogImage]:
+    """One concrete image per combination of variant values (axis order as written)."""
+    document = item.document
+    axes = list(document.variants.items())
+    images = []
+    for combo in itertools.product(*(list(values.items()) for _, values in axes)):
+        variant = {axis: value for (axis, _), (value, _) in zip(axes, combo, strict=True)}
+        spec = ImageSpec(name=document.name, version=document.version,
+                         description=document.description, variant=variant)
+        for layer in [defaults, document, *(overlay for _, overlay in combo)]:
+            spec = merge_layer(spec, layer)
+        parent: Parent = (BootstrapParent(spec.bootstrap) if spec.bootstrap is not None
+                          else parse_from(spec.parent or ""))
+        images.append(CatalogImage(spec=spec, file=item.yaml.path, parent=parent))
+    return images
+
+
+def _check_parents(images: dict[str, CatalogImage], loaded: list[_Loaded],
+                   raw_names: set[str]) -> list[SpecIssue]:
+    documents = {item.document.name: item for item in loaded}
+    issues = []
+    for image in images.values():
+        parent = image.parent
+        if not isinstance(parent, CatalogParent):
+            continue
+        item = next(i for i in loaded if i.yaml.path == image.file)
+        path = _from_key_path(item.document, image.spec.variant)
+        line = item.yaml.line_of(path)
+        key = format_key_path(path)
+        target = documents.get(parent.name)
+        if target is None:
+            if parent.name in raw_names:
+                continue  # that image has errors of its own, reported already
+            guess = near_miss(parent.name, documents)
+            hint = (f"did you mean '{guess}'?" if guess else
+                    "name a catalog image, or an external image pinned by digest (REF@sha256:...)")
+            issues.append(SpecIssue(image.file, key, f"parent image '{parent.name}' is not in the catalog",
+                                    line, hint))
+            continue
+        variants = sorted(i.spec.ref.partition(":")[2] for i in images.values()
+                          if i.spec.name == parent.name and i.spec.variant)
+        if parent.variant is None and variants:
+            issues.append(SpecIssue(image.file, key, f"'{parent.name}' has variants; name one",
+                                    line, "e.g. " + ", ".join(f"{parent.name}:{v}" for v in variants)))
+        elif parent.variant is not None and parent.ref not in images:
+            known = ", ".join(variants) if variants else "none (it has no variants)"
+            issues.append(SpecIssue(image.file, key,
+                                    f"'{parent.name}' has no variant '{parent.variant}'; variants: {known}",
+                                    line, None))
+    return issues
+
+
+def _from_key_path(document: ImageDocument, variant: dict[str, str]) -> KeyPath:
+    """Where the ``from`` that a concrete image uses was written: the last overlay that sets it."""
+    for axis, value in reversed(list(variant.items())):
+        if "parent" in document.variants[axis][value].model_fields_set:
+            return ("variants", axis, value, "from")
+    return ("from",)
+
+
+def _unique(issues: Iterable[SpecIssue]) -> list[SpecIssue]:
+    """Variants share their document: an error in it is found once per variant, shown once."""
+    return list(dict.fromkeys(issues))

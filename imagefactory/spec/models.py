@@ -1,0 +1,383 @@
+"""The catalog's typed, frozen spec objects (pydantic v2, unknown keys forbidden).
+
+Two files feed them: the project file ``imagefactory.yaml`` (:class:`ProjectSpec`) and one
+``image.yaml`` per image (:class:`ImageDocument`). A document's variants are overlays
+(:class:`ImageLayer`) merged into it to give one :class:`ImageSpec` per concrete image; see
+``merge.py`` for the rules. Every field is documented in ``docs/catalog.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+import semver
+from packaging.requirements import InvalidRequirement, Requirement
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+IMAGE_NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+IDENTIFIER_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
+DURATION_PATTERN = r"^[0-9]+(?:ms|s|m|h)$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+ImageName = Annotated[str, StringConstraints(pattern=IMAGE_NAME_PATTERN, max_length=200)]
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN, max_length=64)]
+Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN)]
+EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)]
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+
+
+def _check_semver(value: str) -> str:
+    try:
+        semver.Version.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"'{value}' is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.4.2)") from exc
+    return value
+
+
+def _check_mode(value: str) -> str:
+    if not re.fullmatch(r"0?[0-7]{3,4}", value):
+        raise ValueError(f"'{value}' is not an octal file mode (quote it: \"0644\")")
+    return value.zfill(4)[-4:]
+
+
+def _check_owner(value: str) -> str:
+    if not re.fullmatch(r"[a-z_0-9][a-z0-9_-]*(?::[a-z_0-9][a-z0-9_-]*)?", value):
+        raise ValueError(f"'{value}' is not USER or USER:GROUP (names or numeric ids)")
+    return value
+
+
+def _check_requirement(value: str) -> str:
+    try:
+        Requirement(value)
+    except InvalidRequirement as exc:
+        raise ValueError(f"'{value}' is not a pip requirement (e.g. 'fastapi==0.115.0')") from exc
+    return value
+
+
+def _int_to_str(value: Any) -> Any:
+    """YAML reads ``mode: 0644`` as an int; take it back as the octal text the user meant."""
+    return f"{value:o}" if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _number_to_str(value: Any) -> Any:
+    """``version: 1.0`` reads as a float; give the semver check the text the user typed."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+SemVer = Annotated[str, BeforeValidator(_number_to_str), AfterValidator(_check_semver)]
+FileMode = Annotated[str, BeforeValidator(_int_to_str), AfterValidator(_check_mode)]
+Owner = Annotated[str, AfterValidator(_check_owner)]
+PipRequirement = Annotated[str, AfterValidator(_check_requirement)]
+Port = Annotated[str, BeforeValidator(_number_to_str),
+                 StringConstraints(pattern=r"^[0-9]{1,5}(?:/(?:tcp|udp))?$")]
+
+
+# --------------------------------------------------------------------------- project file
+
+
+class Registry(Frozen):
+    """A registry images are pushed to. Credentials come from env vars, never from the file."""
+
+    url: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9.-]+(?::[0-9]+)?$")]
+    namespace: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")] | None = None
+    username_env: EnvName | None = None
+    password_env: EnvName | None = None
+    tls_verify: bool = True
+
+
+class Environment(Frozen):
+    """One stage of the promotion chain (dev → preprod → prod)."""
+
+    name: Identifier
+    registries: list[Identifier] = Field(min_length=1)
+    approval: bool = False
+
+
+class Proxy(Frozen):
+    http: str | None = None
+    https: str | None = None
+    no_proxy: str | None = None
+
+
+class Mirrors(Frozen):
+    debian: str = "http://deb.debian.org/debian"
+    debian_security: str = "http://deb.debian.org/debian-security"
+    pypi: str | None = None
+
+
+class BuildSettings(Frozen):
+    """How images are built on every host: trust, proxy, package mirrors, reproducibility."""
+
+    ca_bundle: str | None = None
+    proxy: Proxy = Proxy()
+    mirrors: Mirrors = Mirrors()
+    source_date_epoch: int = Field(default=1700000000, ge=0)
+
+
+class ProjectSpec(Frozen):
+    """``imagefactory.yaml``: what the whole catalog shares."""
+
+    project: Identifier
+    catalog: NonEmpty = "images"
+    state: NonEmpty = ".imagefactory/state.json"
+    registries: dict[Identifier, Registry] = Field(default_factory=dict)
+    environments: list[Environment] = Field(default_factory=list)
+    build: BuildSettings = BuildSettings()
+    defaults: ImageLayer = Field(default_factory=lambda: ImageLayer())
+
+    @model_validator(mode="after")
+    def _references(self) -> ProjectSpec:
+        names = [env.name for env in self.environments]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"environment names must be unique; repeated: {', '.join(duplicates)}")
+        for env in self.environments:
+            unknown = [r for r in env.registries if r not in self.registries]
+            if unknown:
+                raise ValueError(
+                    f"environment '{env.name}' uses unknown registr{'ies' if len(unknown) > 1 else 'y'} "
+                    f"{', '.join(unknown)}; defined: {', '.join(sorted(self.registries)) or 'none'}"
+                )
+        if self.defaults.parent_set():
+            raise ValueError("defaults cannot set from/bootstrap: each image names its own parent")
+        return self
+
+
+# --------------------------------------------------------------------------- image file
+
+
+class Bootstrap(Frozen):
+    """A root filesystem made from Debian packages with mmdebstrap: a parent nobody can taint."""
+
+    suite: Identifier = "bookworm"
+    variant: Literal["essential", "apt", "required", "minbase", "important", "standard"] = "minbase"
+    packages: list[NonEmpty] = Field(default_factory=list)
+    components: list[Identifier] = Field(default_factory=lambda: ["main"])
+
+
+class FileCopy(Frozen):
+    """Copy ``src`` (inside the image folder) to ``dest`` in the image."""
+
+    src: NonEmpty
+    dest: NonEmpty
+    mode: FileMode | None = None
+    owner: Owner = "root:root"
+
+    @field_validator("dest")
+    @classmethod
+    def _absolute_dest(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"'{value}' must be an absolute path in the image")
+        return value
+
+
+class UserAccount(Frozen):
+    """A system account the image creates."""
+
+    name: Identifier
+    uid: int = Field(ge=1, le=2**31 - 2)
+    gid: int | None = Field(default=None, ge=1, le=2**31 - 2)
+    home: NonEmpty | None = None
+    shell: NonEmpty = "/usr/sbin/nologin"
+
+
+class BuildSecret(Frozen):
+    """A build-time secret, by id only. Its value comes from an env var or a file at build time."""
+
+    id: Identifier
+    env: EnvName | None = None
+    file: NonEmpty | None = None
+    required: bool = True
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BuildSecret:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("a build secret names exactly one source: env (a variable) or file")
+        return self
+
+
+class Healthcheck(Frozen):
+    cmd: list[NonEmpty] = Field(min_length=1)
+    interval: Duration = "30s"
+    timeout: Duration = "5s"
+    start_period: Duration = "10s"
+    retries: int = Field(default=3, ge=1, le=100)
+
+
+# --- declarative tests (schema here; the test engine runs them)
+
+
+class PackageChecks(Frozen):
+    installed: list[NonEmpty] = Field(default_factory=list)
+    absent: list[NonEmpty] = Field(default_factory=list)
+
+
+class FileCheck(Frozen):
+    path: NonEmpty
+    exists: bool = True
+    type: Literal["file", "directory", "symlink"] | None = None
+    mode: FileMode | None = None
+    owner: NonEmpty | None = None
+    group: NonEmpty | None = None
+    contains: str | None = Field(default=None, description="a regular expression")
+    executable: bool | None = None
+
+
+class UserCheck(Frozen):
+    name: Identifier
+    uid: int | None = None
+    gid: int | None = None
+    home: str | None = None
+    shell: str | None = None
+
+
+class CommandCheck(Frozen):
+    name: NonEmpty
+    run: list[NonEmpty] = Field(min_length=1)
+    exit_code: int = 0
+    stdout: str | None = None
+    stderr: str | None = None
+    timeout: Duration = "30s"
+
+
+class MetadataCheck(Frozen):
+    env: dict[EnvName, str] = Field(default_factory=dict)
+    labels: dict[NonEmpty, str] = Field(default_factory=dict, description="values are regexes")
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    workdir: str | None = None
+    user: str | None = None
+    exposed_ports: list[Port] = Field(default_factory=list)
+    unexposed_ports: list[Port] = Field(default_factory=list)
+
+
+class HttpProbe(Frozen):
+    path: NonEmpty = "/"
+    status: int = Field(default=200, ge=100, le=599)
+
+
+class ServiceCheck(Frozen):
+    name: NonEmpty
+    port: int = Field(ge=1, le=65535)
+    http: HttpProbe | None = None
+    timeout: Duration = "30s"
+
+
+class SizeBudget(Frozen):
+    max_mb: float | None = Field(default=None, gt=0)
+    max_growth_percent: float | None = Field(default=None, ge=0)
+
+
+class ImageTests(Frozen):
+    packages: PackageChecks = PackageChecks()
+    pip: PackageChecks = PackageChecks()
+    files: list[FileCheck] = Field(default_factory=list)
+    users: list[UserCheck] = Field(default_factory=list)
+    commands: list[CommandCheck] = Field(default_factory=list)
+    metadata: MetadataCheck = MetadataCheck()
+    services: list[ServiceCheck] = Field(default_factory=list)
+    size: SizeBudget = SizeBudget()
+    non_root: bool = False
+
+
+class ImageLayer(Frozen):
+    """Everything that shapes an image's bytes. Project defaults and variants are layers too."""
+
+    parent: NonEmpty | None = Field(default=None, alias="from")
+    bootstrap: Bootstrap | None = None
+    packages: list[NonEmpty] = Field(default_factory=list)
+    pip: list[PipRequirement] = Field(default_factory=list)
+    venv: NonEmpty = "/opt/venv"
+    files: list[FileCopy] = Field(default_factory=list)
+    create_users: list[UserAccount] = Field(default_factory=list)
+    env: dict[EnvName, str] = Field(default_factory=dict)
+    user: NonEmpty | None = None
+    workdir: NonEmpty | None = None
+    ports: list[Port] = Field(default_factory=list)
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    labels: dict[NonEmpty, str] = Field(default_factory=dict)
+    build_args: dict[EnvName, str] = Field(default_factory=dict)
+    secrets: list[BuildSecret] = Field(default_factory=list)
+    healthcheck: Healthcheck | None = None
+    playbooks: list[NonEmpty] = Field(default_factory=list)
+    targets: list[Literal["docker", "packer"]] = Field(default_factory=list)
+    tests: ImageTests = ImageTests()
+
+    @field_validator("env", "build_args", "labels", mode="before")
+    @classmethod
+    def _scalars_as_text(cls, value: Any) -> Any:
+        """``PORT: 8080`` in YAML is an int; environment and labels are text, so take it as text."""
+        if isinstance(value, dict):
+            return {k: _scalar_text(v) for k, v in value.items()}
+        return value
+
+    def parent_set(self) -> bool:
+        return self.parent is not None or self.bootstrap is not None
+
+
+def _scalar_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+class ImageDocument(ImageLayer):
+    """One ``image.yaml`` as written: a layer plus identity and a variant matrix."""
+
+    name: ImageName
+    version: SemVer
+    description: str = ""
+    variants: dict[Identifier, dict[Identifier, ImageLayer]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_parent(self) -> ImageDocument:
+        overlays = [o for axis in self.variants.values() for o in axis.values()]
+        if any(o.bootstrap is not None for o in overlays):
+            raise ValueError("variants may change 'from' but not 'bootstrap'")
+        if self.parent is not None and self.bootstrap is not None:
+            raise ValueError("set either 'from' or 'bootstrap', not both")
+        if self.bootstrap is None and self.parent is None:
+            if not overlays or any(o.parent is None for o in overlays):
+                raise ValueError(
+                    "an image needs a parent: 'from' (a catalog image or an external reference "
+                    "pinned by digest) or 'bootstrap' (a rootfs from Debian packages)"
+                )
+        for axis, values in self.variants.items():
+            if not values:
+                raise ValueError(f"variant axis '{axis}' lists no values")
+        return self
+
+
+class ImageSpec(ImageLayer):
+    """One concrete image: a document with its variant chosen and project defaults merged."""
+
+    name: ImageName
+    version: SemVer
+    description: str = ""
+    variant: dict[Identifier, Identifier] = Field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        """``name`` or ``name:variant`` — how the CLI, graph and state name this image."""
+        return f"{self.name}:{'-'.join(self.variant.values())}" if self.variant else self.name
+
+
+ProjectSpec.model_rebuild()

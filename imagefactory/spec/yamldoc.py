@@ -1,0 +1,99 @@
+"""Read one YAML file into plain data plus the line of every key, so errors can point at it.
+
+PyYAML's safe loader builds the data; a walk over the composed node tree records, for every key
+path, the 1-based line where it appears. Duplicate keys — which PyYAML silently lets the last one
+win — are reported as issues, because in a catalog they are always a mistake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class YamlProblem:
+    key_path: KeyPath
+    line: int | None
+    message: str
+    hint: str | None = None
+
+
+@dataclass
+class YamlDocument:
+    """The data of one file, where each key sits, and what was wrong with the text itself."""
+
+    path: Path
+    data: Any = None
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+    problems: list[YamlProblem] = field(default_factory=list)
+
+    def line_of(self, key_path: KeyPath) -> int | None:
+        """The line of ``key_path``, or of its nearest ancestor that has one."""
+        for end in range(len(key_path), -1, -1):
+            line = self.lines.get(key_path[:end])
+            if line is not None:
+                return line
+        return None
+
+
+def read_yaml(path: Path) -> YamlDocument:
+    """Parse ``path``; never raises for bad content — problems are collected on the document."""
+    doc = YamlDocument(path=path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        doc.problems.append(YamlProblem((), None, f"cannot read the file: {exc}"))
+        return doc
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            doc.lines[()] = node.start_mark.line + 1
+            _record_lines(node, (), doc)
+            doc.data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        doc.problems.append(
+            YamlProblem((), line, f"invalid YAML: {exc.problem or exc.context}",
+                        "check indentation, quoting and that every key is followed by ':'")
+        )
+        doc.data = None
+    except yaml.YAMLError as exc:
+        doc.problems.append(YamlProblem((), None, f"invalid YAML: {exc}"))
+        doc.data = None
+    except RecursionError:
+        doc.problems.append(YamlProblem((), None, "the YAML nests too deeply or refers to itself"))
+        doc.data = None
+    finally:
+        loader.dispose()
+    return doc
+
+
+def _record_lines(node: yaml.Node, path: KeyPath, doc: YamlDocument) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = str(key_node.value)
+            key_path = (*path, key)
+            line = key_node.start_mark.line + 1
+            if key in seen and key != "<<":
+                doc.problems.append(
+                    YamlProblem(key_path, line, f"duplicate key '{key}'",
+                                "YAML keeps only the last one; remove or merge the duplicates")
+                )
+            seen.add(key)
+            doc.lines.setdefault(key_path, line)
+            _record_lines(value_node, key_path, doc)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            doc.lines.setdefault((*path, index), item.start_mark.line + 1)
+            _record_lines(item, (*path, index), doc)

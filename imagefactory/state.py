@@ -1,0 +1,58 @@
+"""The state file: what was built, with which inputs. Read here; builds write it atomically.
+
+Layout (JSON)::
+
+    {"schema": 1,
+     "images": {"runtime/llm:cpu": {"content_hash": "sha256:…",
+                                    "inputs": {"spec": "…", "files": "…", "templates": "…",
+                                               "parent": "…"},
+                                    "version": "1.0.0", …}}}
+
+Records keep any further fields later commands add (digest, size, test results…).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from imagefactory.errors import UserError
+
+STATE_SCHEMA = 1
+
+
+class ImageRecord(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    content_hash: str
+    inputs: dict[str, str]
+    version: str
+
+
+class State(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = STATE_SCHEMA
+    images: dict[str, ImageRecord] = {}
+
+
+def load_state(path: Path) -> State:
+    """The state at ``path``; an empty state when the file does not exist yet."""
+    if not path.exists():
+        return State()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("the top level is not an object")
+        data["schema_version"] = data.pop("schema", None)
+        state = State.model_validate(data)
+    except (OSError, ValueError, ValidationError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise UserError(f"cannot read the state file {path}: {reason}",
+                        hint="restore it from the last CI artifact, or delete it to rebuild everything") from exc
+    if state.schema_version != STATE_SCHEMA:
+        raise UserError(f"the state file {path} has schema {state.schema_version}, expected {STATE_SCHEMA}",
+                        hint="it was written by another imagefactory version; upgrade or delete it")
+    return state

@@ -1,0 +1,1 @@
+"""Retrieval API over a bundled document set."""
