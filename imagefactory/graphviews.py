@@ -85,9 +85,15 @@ def as_dot(catalog: Catalog) -> str:
 
 
 def as_json(catalog: Catalog) -> str:
-    nodes = [{"image": ref, "version": image.spec.version, "parent": describe_parent(image.parent),
-              "parent_in_catalog": image.parent_ref is not None}
-             for ref, image in catalog.images.items()]
+    nodes = [
+        {
+            "image": ref,
+            "version": image.spec.version,
+            "parent": describe_parent(image.parent),
+            "parent_in_catalog": image.parent_ref is not None,
+        }
+        for ref, image in catalog.images.items()
+    ]
     order = build_order({ref: image.parent_ref for ref, image in catalog.images.items()})
     return json.dumps({"images": nodes, "build_order": order}, indent=2) + "\n"
 

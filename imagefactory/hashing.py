@@ -48,7 +48,9 @@ def content_inputs(catalog: Catalog, templates_dir: Path) -> dict[str, ContentIn
     """Inputs for every image of the catalog, in build order (parents before children)."""
     parents = {ref: image.parent_ref for ref, image in catalog.images.items()}
     shared = _project_settings(catalog)
-    standard_templates = hash_tree(templates_dir / "dockerfile") if templates_dir.is_dir() else _digest([])
+    standard_templates = (
+        hash_tree(templates_dir / "dockerfile") if templates_dir.is_dir() else _digest([])
+    )
     result: dict[str, ContentInputs] = {}
     for ref in build_order(parents):
         image = catalog.images[ref]
@@ -89,8 +91,11 @@ def _project_settings(catalog: Catalog) -> dict[str, Any]:
     ca_bundle = None
     if build.ca_bundle is not None:
         ca_bundle = hash_tree(catalog.root / build.ca_bundle)
-    return {"ca_bundle": ca_bundle, "mirrors": build.mirrors.model_dump(mode="json"),
-            "source_date_epoch": build.source_date_epoch}
+    return {
+        "ca_bundle": ca_bundle,
+        "mirrors": build.mirrors.model_dump(mode="json"),
+        "source_date_epoch": build.source_date_epoch,
+    }
 
 
 def _overrides(image: CatalogImage) -> list[Path]:

@@ -31,21 +31,34 @@ class PlanEntry:
         return "build" if self.reasons else "skip"
 
     def as_dict(self) -> dict[str, object]:
-        return {"image": self.ref, "version": self.version, "parent": self.parent,
-                "content_hash": self.inputs.content_hash, "action": self.action,
-                "reasons": list(self.reasons)}
+        return {
+            "image": self.ref,
+            "version": self.version,
+            "parent": self.parent,
+            "content_hash": self.inputs.content_hash,
+            "action": self.action,
+            "reasons": list(self.reasons),
+        }
 
 
-def make_plan(catalog: Catalog, state: State, templates_dir: Path,
-              selected: list[str] | None = None) -> list[PlanEntry]:
+def make_plan(
+    catalog: Catalog, state: State, templates_dir: Path, selected: list[str] | None = None
+) -> list[PlanEntry]:
     """Plan entries for ``selected`` refs (all when None), parents listed before children."""
     entries = []
     for ref, inputs in content_inputs(catalog, templates_dir).items():
         if selected is not None and ref not in selected:
             continue
         image = catalog.images[ref]
-        entries.append(PlanEntry(ref, image.spec.version, describe_parent(image.parent), inputs,
-                                 _reasons(inputs, state, ref)))
+        entries.append(
+            PlanEntry(
+                ref,
+                image.spec.version,
+                describe_parent(image.parent),
+                inputs,
+                _reasons(inputs, state, ref),
+            )
+        )
     return entries
 
 
@@ -57,4 +70,3 @@ def _reasons(inputs: ContentInputs, state: State, ref: str) -> tuple[str, ...]:
         return ()
     changed = tuple(REASONS[k] for k, v in inputs.as_dict().items() if record.inputs.get(k) != v)
     return changed or ("hash scheme changed",)
-

@@ -50,9 +50,13 @@ def load_state(path: Path) -> State:
         state = State.model_validate(data)
     except (OSError, ValueError, ValidationError) as exc:
         reason = str(exc).splitlines()[0]
-        raise UserError(f"cannot read the state file {path}: {reason}",
-                        hint="restore it from the last CI artifact, or delete it to rebuild everything") from exc
+        raise UserError(
+            f"cannot read the state file {path}: {reason}",
+            hint="restore it from the last CI artifact, or delete it to rebuild everything",
+        ) from exc
     if state.schema_version != STATE_SCHEMA:
-        raise UserError(f"the state file {path} has schema {state.schema_version}, expected {STATE_SCHEMA}",
-                        hint="it was written by another imagefactory version; upgrade or delete it")
+        raise UserError(
+            f"the state file {path} has schema {state.schema_version}, expected {STATE_SCHEMA}",
+            hint="it was written by another imagefactory version; upgrade or delete it",
+        )
     return state

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from imagefactory.cli.app import app
 from imagefactory.cli import catalog as _catalog  # noqa: F401  (registers its commands)
+from imagefactory.cli.app import app
 
 
 def main() -> None:

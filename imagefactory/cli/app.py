@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from imagefactory import __version__
-from imagefactory.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ImageFactoryError, SpecError
 from imagefactory.cli.output import Output
+from imagefactory.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ImageFactoryError, SpecError
 
 
 @dataclass
@@ -29,37 +29,49 @@ class Session:
 class _HandledGroup(TyperGroup):
     """Turns every exception a command raises into a message and an exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
+        except (TyperException, typer.Exit, typer.Abort):
+            raise  # usage errors (exit 2) and deliberate exits: click reports those itself
         except ImageFactoryError as exc:
             session = ctx.obj if isinstance(ctx.obj, Session) else Session()
             _report(session, exc)
-            raise click.exceptions.Exit(exc.exit_code) from exc
+            raise typer.Exit(exc.exit_code) from exc
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
-            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as exc:
             session = ctx.obj if isinstance(ctx.obj, Session) else Session()
-            session.output.error(f"internal error: {type(exc).__name__}: {exc}",
-                                 "this is a bug in imagefactory; rerun with -v and report the traceback")
+            session.output.error(
+                f"internal error: {type(exc).__name__}: {exc}",
+                "this is a bug in imagefactory; rerun with -v and report the traceback",
+            )
             if session.verbose:
                 traceback.print_exc()
-            raise click.exceptions.Exit(EXIT_INTERNAL) from exc
+            raise typer.Exit(EXIT_INTERNAL) from exc
 
 
 def _report(session: Session, exc: ImageFactoryError) -> None:
     if session.output.json:
         issues = exc.issues if isinstance(exc, SpecError) else []
-        session.output.data({
-            "ok": False,
-            "error": exc.message,
-            "hint": exc.hint,
-            "issues": [{"file": str(i.file), "line": i.line, "key": i.key_path,
-                        "message": i.message, "hint": i.hint} for i in issues],
-        })
+        session.output.data(
+            {
+                "ok": False,
+                "error": exc.message,
+                "hint": exc.hint,
+                "issues": [
+                    {
+                        "file": str(i.file),
+                        "line": i.line,
+                        "key": i.key_path,
+                        "message": i.message,
+                        "hint": i.hint,
+                    }
+                    for i in issues
+                ],
+            }
+        )
     else:
         session.output.error(exc.message, exc.hint)
     if session.verbose:
@@ -76,8 +88,8 @@ app = typer.Typer(
     cls=_HandledGroup,
     name="imagefactory",
     help="Turn a catalog of layered image specs into tested, versioned, promoted images.\n\n"
-         "Exit codes: 0 ok, 1 user or spec error, 2 usage error, 3 internal error or failed "
-         "external tool, 130 interrupted.",
+    "Exit codes: 0 ok, 1 user or spec error, 2 usage error, 3 internal error or failed "
+    "external tool, 130 interrupted.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -89,11 +101,24 @@ app = typer.Typer(
 @app.callback()
 def root(
     ctx: typer.Context,
-    project: Annotated[Path | None, typer.Option(
-        "--project", "-C", help="Catalog repository (default: the nearest folder holding "
-        "imagefactory.yaml, from the current one up).", file_okay=False)] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show details and tracebacks.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    project: Annotated[
+        Path | None,
+        typer.Option(
+            "--project",
+            "-C",
+            help="Catalog repository (default: the nearest folder holding "
+            "imagefactory.yaml, from the current one up).",
+            file_okay=False,
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show details and tracebacks.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = Session(project=project, verbose=verbose)

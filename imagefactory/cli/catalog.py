@@ -17,8 +17,13 @@ from imagefactory.spec.parents import describe_parent
 from imagefactory.state import load_state
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-ImagesArgument = Annotated[list[str] | None, typer.Argument(
-    help="Images by name (all variants) or ref (name:variant); default: all.", show_default=False)]
+ImagesArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Images by name (all variants) or ref (name:variant); default: all.",
+        show_default=False,
+    ),
+]
 
 
 def _open(ctx: typer.Context, json_output: bool) -> tuple[Session, Catalog]:
@@ -37,21 +42,38 @@ def validate(ctx: typer.Context, json_output: JsonOption = False) -> None:
     session, catalog = _open(ctx, json_output)
     images = list(catalog.images.values())
     if json_output:
-        session.output.data({"ok": True, "project": catalog.project.project,
-                             "images": [{"image": i.ref, "version": i.spec.version,
-                                         "parent": describe_parent(i.parent),
-                                         "file": str(i.file.relative_to(catalog.root))}
-                                        for i in images]})
+        session.output.data(
+            {
+                "ok": True,
+                "project": catalog.project.project,
+                "images": [
+                    {
+                        "image": i.ref,
+                        "version": i.spec.version,
+                        "parent": describe_parent(i.parent),
+                        "file": str(i.file.relative_to(catalog.root)),
+                    }
+                    for i in images
+                ],
+            }
+        )
         return
     documents = len({i.file for i in images})
-    session.output.text(f"catalog '{catalog.project.project}' is valid: {len(images)} images "
-                        f"from {documents} image files")
-    session.output.table(None, ["image", "version", "built on"],
-                         [[i.ref, i.spec.version, describe_parent(i.parent)] for i in images])
+    session.output.text(
+        f"catalog '{catalog.project.project}' is valid: {len(images)} images "
+        f"from {documents} image files"
+    )
+    session.output.table(
+        None,
+        ["image", "version", "built on"],
+        [[i.ref, i.spec.version, describe_parent(i.parent)] for i in images],
+    )
 
 
 @app.command(epilog="Examples:\n\n  imagefactory plan\n\n  imagefactory plan app/rag-api --json")
-def plan(ctx: typer.Context, images: ImagesArgument = None, json_output: JsonOption = False) -> None:
+def plan(
+    ctx: typer.Context, images: ImagesArgument = None, json_output: JsonOption = False
+) -> None:
     """List, in build order, each image, its content hash and whether it would be (re)built and why.
 
     Compares against the state file (absent: everything is new). Needs no Docker and no network.
@@ -62,23 +84,37 @@ def plan(ctx: typer.Context, images: ImagesArgument = None, json_output: JsonOpt
     if json_output:
         session.output.data({"ok": True, "plan": [e.as_dict() for e in entries]})
         return
-    rows = [[e.ref, e.version, e.inputs.content_hash[7:19], e.action, ", ".join(e.reasons) or "up to date"]
-            for e in entries]
+    rows = [
+        [
+            e.ref,
+            e.version,
+            e.inputs.content_hash[7:19],
+            e.action,
+            ", ".join(e.reasons) or "up to date",
+        ]
+        for e in entries
+    ]
     session.output.table(None, ["image", "version", "content hash", "action", "why"], rows)
     building = sum(1 for e in entries if e.action == "build")
     session.output.text(f"{building} to build, {len(entries) - building} up to date")
 
 
-@app.command(epilog="Examples:\n\n  imagefactory graph\n\n  imagefactory graph --format mermaid > docs/catalog-graph.md")
+@app.command(
+    epilog="Examples:\n\n  imagefactory graph\n\n  imagefactory graph --format mermaid > docs/catalog-graph.md"
+)
 def graph(
     ctx: typer.Context,
-    fmt: Annotated[str, typer.Option("--format", "-f", help=f"One of: {', '.join(FORMATS)}.")] = "tree",
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help=f"One of: {', '.join(FORMATS)}.")
+    ] = "tree",
     json_output: JsonOption = False,
 ) -> None:
     """Print the layer graph: a text tree, Mermaid, Graphviz DOT, or JSON (--json)."""
     if json_output:
         fmt = "json"
     if fmt not in FORMATS:
-        raise typer.BadParameter(f"'{fmt}' is not one of {', '.join(FORMATS)}", param_hint="--format")
+        raise typer.BadParameter(
+            f"'{fmt}' is not one of {', '.join(FORMATS)}", param_hint="--format"
+        )
     session, catalog = _open(ctx, json_output)
     session.output.out.file.write(render_graph(catalog, fmt))

@@ -18,7 +18,9 @@ from rich.table import Table
 class Output:
     json: bool = False
     out: Console = field(default_factory=lambda: Console(soft_wrap=True, highlight=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True, highlight=False))
+    err: Console = field(
+        default_factory=lambda: Console(stderr=True, soft_wrap=True, highlight=False)
+    )
 
     def data(self, document: Any) -> None:
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")

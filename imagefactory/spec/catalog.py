@@ -49,10 +49,14 @@ class Catalog:
         for pattern in patterns:
             matches = [i for i in self.images.values() if pattern in (i.ref, i.spec.name)]
             if not matches:
-                guess = near_miss(pattern, [*self.images, *(i.spec.name for i in self.images.values())])
+                guess = near_miss(
+                    pattern, [*self.images, *(i.spec.name for i in self.images.values())]
+                )
                 raise UserError(
                     f"no image '{pattern}' in the catalog",
-                    hint=f"did you mean '{guess}'?" if guess else "run 'imagefactory validate' to list them",
+                    hint=f"did you mean '{guess}'?"
+                    if guess
+                    else "run 'imagefactory validate' to list them",
                 )
             chosen.update((i.ref, i) for i in matches)
         return [self.images[ref] for ref in self.images if ref in chosen]

@@ -14,8 +14,21 @@ from imagefactory.spec.parents import DIGEST_PATTERN, ExternalParent, parse_from
 from imagefactory.spec.yamldoc import KeyPath, YamlDocument
 
 SECRET_WORDS = frozenset(
-    {"TOKEN", "PASSWORD", "PASSWD", "PASS", "SECRET", "KEY", "APIKEY", "CREDENTIAL",
-     "CREDENTIALS", "AUTH", "PAT", "PRIVATE", "CERTKEY"}
+    {
+        "TOKEN",
+        "PASSWORD",
+        "PASSWD",
+        "PASS",
+        "SECRET",
+        "KEY",
+        "APIKEY",
+        "CREDENTIAL",
+        "CREDENTIALS",
+        "AUTH",
+        "PAT",
+        "PRIVATE",
+        "CERTKEY",
+    }
 )
 SECRET_SUFFIXES = ("TOKEN", "PASSWORD", "SECRET", "APIKEY")
 
@@ -44,28 +57,42 @@ def check_document(document: ImageDocument, doc: YamlDocument, root: Path) -> li
         for index, copy in enumerate(layer.files):
             problem = source_problem(folder, copy.src)
             if problem:
-                issue((*prefix, "files", index, "src"), problem,
-                      "files come from the image's own folder; put the file there")
+                issue(
+                    (*prefix, "files", index, "src"),
+                    problem,
+                    "files come from the image's own folder; put the file there",
+                )
         for name in layer.build_args:
             if looks_secret(name):
-                issue((*prefix, "build_args", name),
-                      f"build arg '{name}' looks like a secret; build args stay in the image history",
-                      f"declare it under 'secrets' (id: {name.lower().replace('_', '-')}, env: {name}) "
-                      "and read it with RUN --mount=type=secret")
+                issue(
+                    (*prefix, "build_args", name),
+                    f"build arg '{name}' looks like a secret; build args stay in the image history",
+                    f"declare it under 'secrets' (id: {name.lower().replace('_', '-')}, env: {name}) "
+                    "and read it with RUN --mount=type=secret",
+                )
         for index, playbook in enumerate(layer.playbooks):
             problem = source_problem(root, playbook)
             if problem:
-                issue((*prefix, "playbooks", index), problem.replace("image folder", "project"),
-                      "playbooks are paths relative to the project root, e.g. ansible/base.yml")
+                issue(
+                    (*prefix, "playbooks", index),
+                    problem.replace("image folder", "project"),
+                    "playbooks are paths relative to the project root, e.g. ansible/base.yml",
+                )
         if layer.parent is not None:
             parent = parse_from(layer.parent)
             if isinstance(parent, ExternalParent):
                 if parent.digest is None:
-                    issue((*prefix, "from"), f"external parent '{parent.reference}' is not pinned by digest",
-                          f"write it as {parent.reference}@sha256:<digest> so builds are reproducible")
+                    issue(
+                        (*prefix, "from"),
+                        f"external parent '{parent.reference}' is not pinned by digest",
+                        f"write it as {parent.reference}@sha256:<digest> so builds are reproducible",
+                    )
                 elif not DIGEST_PATTERN.match(parent.digest):
-                    issue((*prefix, "from"), f"'{parent.digest}' is not a sha256 digest",
-                          "a digest is 'sha256:' followed by 64 lowercase hex digits")
+                    issue(
+                        (*prefix, "from"),
+                        f"'{parent.digest}' is not a sha256 digest",
+                        "a digest is 'sha256:' followed by 64 lowercase hex digits",
+                    )
     return issues
 
 

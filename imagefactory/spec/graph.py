@@ -21,7 +21,7 @@ def build_order(parents: Mapping[str, str | None]) -> list[str]:
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for ref in sorted(parents):
         parent = parents[ref]
-        sorter.add(ref, *([parent] if parent in parents else []))
+        sorter.add(ref, *([parent] if parent is not None and parent in parents else []))
     sorter.prepare()
     order: list[str] = []
     while sorter.is_active():
@@ -38,13 +38,3 @@ def children_of(parents: Mapping[str, str | None]) -> dict[str, list[str]]:
         if parent in children:
             children[parent].append(ref)
     return children
-
-
-def ancestors(ref: str, parents: Mapping[str, str | None]) -> list[str]:
-    """``ref``'s chain up to its root, nearest first (the graph is acyclic by then)."""
-    chain = []
-    current = parents.get(ref)
-    while current is not None and current in parents:
-        chain.append(current)
-        current = parents[current]
-    return chain

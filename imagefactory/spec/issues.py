@@ -35,7 +35,7 @@ def issues_from_validation(
     issues = []
     for error in exc.errors():
         loc: KeyPath = (*prefix, *_clean_loc(error["loc"]))
-        message, hint = _describe(error, loc[len(prefix):], model)
+        message, hint = _describe(error, loc[len(prefix) :], model)
         issues.append(SpecIssue(doc.path, format_key_path(loc), message, doc.line_of(loc), hint))
     return issues
 

@@ -61,16 +61,28 @@ def load_catalog(root: Path) -> Catalog:
     if project is not None and project.build.ca_bundle is not None:
         ca_bundle = root / project.build.ca_bundle
         if not ca_bundle.is_file():
-            issues.append(SpecIssue(project_yaml.path, "build.ca_bundle", f"CA bundle {ca_bundle} is not a file",
-                                    project_yaml.line_of(("build", "ca_bundle")),
-                                    "a PEM file, absolute or relative to the project root"))
+            issues.append(
+                SpecIssue(
+                    project_yaml.path,
+                    "build.ca_bundle",
+                    f"CA bundle {ca_bundle} is not a file",
+                    project_yaml.line_of(("build", "ca_bundle")),
+                    "a PEM file, absolute or relative to the project root",
+                )
+            )
     catalog_dir = root / (project.catalog if project else _raw_catalog_dir(project_yaml.data))
 
     files = sorted(catalog_dir.rglob(IMAGE_FILE)) if catalog_dir.is_dir() else []
     if not files:
-        issues.append(SpecIssue(project_yaml.path, "catalog", f"no {IMAGE_FILE} found under {catalog_dir}",
-                                project_yaml.line_of(("catalog",)),
-                                f"each image lives in its own folder: {catalog_dir.name}/<kind>/<name>/{IMAGE_FILE}"))
+        issues.append(
+            SpecIssue(
+                project_yaml.path,
+                "catalog",
+                f"no {IMAGE_FILE} found under {catalog_dir}",
+                project_yaml.line_of(("catalog",)),
+                f"each image lives in its own folder: {catalog_dir.name}/<kind>/<name>/{IMAGE_FILE}",
+            )
+        )
 
     loaded: list[_Loaded] = []
     raw_names: set[str] = set()
@@ -91,13 +103,24 @@ def load_catalog(root: Path) -> Catalog:
     cycle = find_cycle({ref: img.parent_ref for ref, img in images.items()})
     if cycle:
         first = images[cycle[0]]
-        issues.append(SpecIssue(first.file, "from", f"the images form a cycle: {' => '.join(cycle)}",
-                                None, "an image cannot be built on itself; break the chain"))
+        issues.append(
+            SpecIssue(
+                first.file,
+                "from",
+                f"the images form a cycle: {' => '.join(cycle)}",
+                None,
+                "an image cannot be built on itself; break the chain",
+            )
+        )
     if issues:
         raise SpecError(_unique(issues))
     assert project is not None  # no issues means the project validated
-    return Catalog(root=root, project_file=project_yaml.path, project=project,
-                   images=dict(sorted(images.items())))
+    return Catalog(
+        root=root,
+        project_file=project_yaml.path,
+        project=project,
+        images=dict(sorted(images.items())),
+    )
 
 
 def _raw_catalog_dir(data: Any) -> str:
@@ -106,11 +129,20 @@ def _raw_catalog_dir(data: Any) -> str:
 
 
 def _yaml_issues(doc: YamlDocument) -> list[SpecIssue]:
-    issues = [SpecIssue(doc.path, format_key_path(p.key_path), p.message, p.line, p.hint)
-              for p in doc.problems]
+    issues = [
+        SpecIssue(doc.path, format_key_path(p.key_path), p.message, p.line, p.hint)
+        for p in doc.problems
+    ]
     if not doc.problems and not isinstance(doc.data, dict):
-        issues.append(SpecIssue(doc.path, "", f"expected a mapping of keys, got {type(doc.data).__name__}",
-                                doc.line_of(()), "the file should start with 'key: value' lines"))
+        issues.append(
+            SpecIssue(
+                doc.path,
+                "",
+                f"expected a mapping of keys, got {type(doc.data).__name__}",
+                doc.line_of(()),
+                "the file should start with 'key: value' lines",
+            )
+        )
     return issues
 
 
@@ -155,8 +187,15 @@ def _drop_duplicate_names(loaded: list[_Loaded], issues: list[SpecIssue]) -> lis
         if len(items) > 1:
             files = ", ".join(str(i.yaml.path) for i in items)
             for item in items:
-                issues.append(SpecIssue(item.yaml.path, "name", f"image name '{name}' is used by {files}",
-                                        item.yaml.line_of(("name",)), "every image needs its own name"))
+                issues.append(
+                    SpecIssue(
+                        item.yaml.path,
+                        "name",
+                        f"image name '{name}' is used by {files}",
+                        item.yaml.line_of(("name",)),
+                        "every image needs its own name",
+                    )
+                )
     return [item for item in loaded if len(by_name[item.document.name]) == 1]
 
 
@@ -167,18 +206,26 @@ def _expand(item: _Loaded, defaults: ImageLayer) -> list[CatalogImage]:
     images = []
     for combo in itertools.product(*(list(values.items()) for _, values in axes)):
         variant = {axis: value for (axis, _), (value, _) in zip(axes, combo, strict=True)}
-        spec = ImageSpec(name=document.name, version=document.version,
-                         description=document.description, variant=variant)
+        spec = ImageSpec(
+            name=document.name,
+            version=document.version,
+            description=document.description,
+            variant=variant,
+        )
         for layer in [defaults, document, *(overlay for _, overlay in combo)]:
             spec = merge_layer(spec, layer)
-        parent: Parent = (BootstrapParent(spec.bootstrap) if spec.bootstrap is not None
-                          else parse_from(spec.parent or ""))
+        parent: Parent = (
+            BootstrapParent(spec.bootstrap)
+            if spec.bootstrap is not None
+            else parse_from(spec.parent or "")
+        )
         images.append(CatalogImage(spec=spec, file=item.yaml.path, parent=parent))
     return images
 
 
-def _check_parents(images: dict[str, CatalogImage], loaded: list[_Loaded],
-                   raw_names: set[str]) -> list[SpecIssue]:
+def _check_parents(
+    images: dict[str, CatalogImage], loaded: list[_Loaded], raw_names: set[str]
+) -> list[SpecIssue]:
     documents = {item.document.name: item for item in loaded}
     issues = []
     for image in images.values():
@@ -194,21 +241,47 @@ def _check_parents(images: dict[str, CatalogImage], loaded: list[_Loaded],
             if parent.name in raw_names:
                 continue  # that image has errors of its own, reported already
             guess = near_miss(parent.name, documents)
-            hint = (f"did you mean '{guess}'?" if guess else
-                    "name a catalog image, or an external image pinned by digest (REF@sha256:...)")
-            issues.append(SpecIssue(image.file, key, f"parent image '{parent.name}' is not in the catalog",
-                                    line, hint))
+            hint = (
+                f"did you mean '{guess}'?"
+                if guess
+                else "name a catalog image, or an external image pinned by digest (REF@sha256:...)"
+            )
+            issues.append(
+                SpecIssue(
+                    image.file,
+                    key,
+                    f"parent image '{parent.name}' is not in the catalog",
+                    line,
+                    hint,
+                )
+            )
             continue
-        variants = sorted(i.spec.ref.partition(":")[2] for i in images.values()
-                          if i.spec.name == parent.name and i.spec.variant)
+        variants = sorted(
+            i.spec.ref.partition(":")[2]
+            for i in images.values()
+            if i.spec.name == parent.name and i.spec.variant
+        )
         if parent.variant is None and variants:
-            issues.append(SpecIssue(image.file, key, f"'{parent.name}' has variants; name one",
-                                    line, "e.g. " + ", ".join(f"{parent.name}:{v}" for v in variants)))
+            issues.append(
+                SpecIssue(
+                    image.file,
+                    key,
+                    f"'{parent.name}' has variants; name one",
+                    line,
+                    "e.g. " + ", ".join(f"{parent.name}:{v}" for v in variants),
+                )
+            )
         elif parent.variant is not None and parent.ref not in images:
             known = ", ".join(variants) if variants else "none (it has no variants)"
-            issues.append(SpecIssue(image.file, key,
-                                    f"'{parent.name}' has no variant '{parent.variant}'; variants: {known}",
-                                    line, None))
+            issues.append(
+                SpecIssue(
+                    image.file,
+                    key,
+                    f"'{parent.name}' has no variant '{parent.variant}'; variants: {known}",
+                    line,
+                    None,
+                )
+            )
     return issues
 
 

@@ -45,7 +45,9 @@ def _check_semver(value: str) -> str:
     try:
         semver.Version.parse(value)
     except ValueError as exc:
-        raise ValueError(f"'{value}' is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.4.2)") from exc
+        raise ValueError(
+            f"'{value}' is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.4.2)"
+        ) from exc
     return value
 
 
@@ -83,8 +85,11 @@ SemVer = Annotated[str, BeforeValidator(_number_to_str), AfterValidator(_check_s
 FileMode = Annotated[str, BeforeValidator(_int_to_str), AfterValidator(_check_mode)]
 Owner = Annotated[str, AfterValidator(_check_owner)]
 PipRequirement = Annotated[str, AfterValidator(_check_requirement)]
-Port = Annotated[str, BeforeValidator(_number_to_str),
-                 StringConstraints(pattern=r"^[0-9]{1,5}(?:/(?:tcp|udp))?$")]
+Port = Annotated[
+    str,
+    BeforeValidator(_number_to_str),
+    StringConstraints(pattern=r"^[0-9]{1,5}(?:/(?:tcp|udp))?$"),
+]
 
 
 # --------------------------------------------------------------------------- project file
@@ -94,7 +99,9 @@ class Registry(Frozen):
     """A registry images are pushed to. Credentials come from env vars, never from the file."""
 
     url: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9.-]+(?::[0-9]+)?$")]
-    namespace: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")] | None = None
+    namespace: (
+        Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")] | None
+    ) = None
     username_env: EnvName | None = None
     password_env: EnvName | None = None
     tls_verify: bool = True
@@ -354,12 +361,15 @@ class ImageDocument(ImageLayer):
             raise ValueError("variants may change 'from' but not 'bootstrap'")
         if self.parent is not None and self.bootstrap is not None:
             raise ValueError("set either 'from' or 'bootstrap', not both")
-        if self.bootstrap is None and self.parent is None:
-            if not overlays or any(o.parent is None for o in overlays):
-                raise ValueError(
-                    "an image needs a parent: 'from' (a catalog image or an external reference "
-                    "pinned by digest) or 'bootstrap' (a rootfs from Debian packages)"
-                )
+        if (
+            self.bootstrap is None
+            and self.parent is None
+            and (not overlays or any(o.parent is None for o in overlays))
+        ):
+            raise ValueError(
+                "an image needs a parent: 'from' (a catalog image or an external reference "
+                "pinned by digest) or 'bootstrap' (a rootfs from Debian packages)"
+            )
         for axis, values in self.variants.items():
             if not values:
                 raise ValueError(f"variant axis '{axis}' lists no values")

@@ -61,8 +61,12 @@ def read_yaml(path: Path) -> YamlDocument:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         doc.problems.append(
-            YamlProblem((), line, f"invalid YAML: {exc.problem or exc.context}",
-                        "check indentation, quoting and that every key is followed by ':'")
+            YamlProblem(
+                (),
+                line,
+                f"invalid YAML: {exc.problem or exc.context}",
+                "check indentation, quoting and that every key is followed by ':'",
+            )
         )
         doc.data = None
     except yaml.YAMLError as exc:
@@ -87,8 +91,12 @@ def _record_lines(node: yaml.Node, path: KeyPath, doc: YamlDocument) -> None:
             line = key_node.start_mark.line + 1
             if key in seen and key != "<<":
                 doc.problems.append(
-                    YamlProblem(key_path, line, f"duplicate key '{key}'",
-                                "YAML keeps only the last one; remove or merge the duplicates")
+                    YamlProblem(
+                        key_path,
+                        line,
+                        f"duplicate key '{key}'",
+                        "YAML keeps only the last one; remove or merge the duplicates",
+                    )
                 )
             seen.add(key)
             doc.lines.setdefault(key_path, line)
