@@ -361,11 +361,11 @@ class ImageDocument(ImageLayer):
             raise ValueError("variants may change 'from' but not 'bootstrap'")
         if self.parent is not None and self.bootstrap is not None:
             raise ValueError("set either 'from' or 'bootstrap', not both")
-        if (
-            self.bootstrap is None
-            and self.parent is None
-            and (not overlays or any(o.parent is None for o in overlays))
-        ):
+        every_variant_has_parent = any(
+            values and all(o.parent is not None for o in values.values())
+            for values in self.variants.values()
+        )
+        if self.bootstrap is None and self.parent is None and not every_variant_has_parent:
             raise ValueError(
                 "an image needs a parent: 'from' (a catalog image or an external reference "
                 "pinned by digest) or 'bootstrap' (a rootfs from Debian packages)"
