@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 
 from imagefactory.errors import SpecIssue
 from imagefactory.spec.issues import format_key_path
-from imagefactory.spec.models import ImageDocument, ImageLayer
+from imagefactory.spec.models import ImageDocument, ImageLayer, ProjectSpec
 from imagefactory.spec.parents import DIGEST_PATTERN, ExternalParent, parse_from
 from imagefactory.spec.yamldoc import KeyPath, YamlDocument
 
@@ -93,6 +93,34 @@ def check_document(document: ImageDocument, doc: YamlDocument, root: Path) -> li
                         f"'{parent.digest}' is not a sha256 digest",
                         "a digest is 'sha256:' followed by 64 lowercase hex digits",
                     )
+    return issues
+
+
+def check_project(project: ProjectSpec, doc: YamlDocument, root: Path) -> list[SpecIssue]:
+    issues: list[SpecIssue] = []
+
+    def issue(path: KeyPath, message: str, hint: str | None = None) -> None:
+        issues.append(SpecIssue(doc.path, format_key_path(path), message, doc.line_of(path), hint))
+
+    seen: set[str] = set()
+    defined = ", ".join(sorted(project.registries)) or "none"
+    for index, env in enumerate(project.environments):
+        if env.name in seen:
+            issue(("environments", index, "name"), f"environment '{env.name}' is defined twice")
+        seen.add(env.name)
+        for position, registry in enumerate(env.registries):
+            if registry not in project.registries:
+                issue(
+                    ("environments", index, "registries", position),
+                    f"unknown registry '{registry}'",
+                    f"registries defined under 'registries': {defined}",
+                )
+    if project.build.ca_bundle is not None and not (root / project.build.ca_bundle).is_file():
+        issue(
+            ("build", "ca_bundle"),
+            f"CA bundle {root / project.build.ca_bundle} is not a file",
+            "a PEM file, absolute or relative to the project root",
+        )
     return issues
 
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from imagefactory.errors import SpecError, SpecIssue, UserError
 from imagefactory.spec.catalog import Catalog, CatalogImage
-from imagefactory.spec.checks import check_document
+from imagefactory.spec.checks import check_document, check_project
 from imagefactory.spec.graph import find_cycle
 from imagefactory.spec.issues import format_key_path, issues_from_validation, near_miss
 from imagefactory.spec.merge import merge_layer
@@ -29,6 +29,7 @@ from imagefactory.spec.yamldoc import KeyPath, YamlDocument, read_yaml
 T = TypeVar("T", ProjectSpec, ImageDocument)
 
 PROJECT_FILE = "imagefactory.yaml"
+PLACEHOLDERS = {"version": "0.0.0", "project": "unnamed"}
 IMAGE_FILE = "image.yaml"
 
 
@@ -54,22 +55,9 @@ def load_catalog(root: Path) -> Catalog:
     issues: list[SpecIssue] = []
     project_yaml = read_yaml(root / PROJECT_FILE)
     issues += _yaml_issues(project_yaml)
-    project = _validate(ProjectSpec, project_yaml, issues)
-    if project is None and project_yaml.data is not None and not project_yaml.problems:
-        # Keep checking the images with what can be read of the project file.
-        project = ProjectSpec(project="unnamed")
-    if project is not None and project.build.ca_bundle is not None:
-        ca_bundle = root / project.build.ca_bundle
-        if not ca_bundle.is_file():
-            issues.append(
-                SpecIssue(
-                    project_yaml.path,
-                    "build.ca_bundle",
-                    f"CA bundle {ca_bundle} is not a file",
-                    project_yaml.line_of(("build", "ca_bundle")),
-                    "a PEM file, absolute or relative to the project root",
-                )
-            )
+    project = _validate(ProjectSpec, project_yaml, issues) or _salvage(ProjectSpec, project_yaml)
+    if project is not None:
+        issues += check_project(project, project_yaml, root)
     catalog_dir = root / (project.catalog if project else _raw_catalog_dir(project_yaml.data))
 
     files = sorted(catalog_dir.rglob(IMAGE_FILE)) if catalog_dir.is_dir() else []
@@ -91,7 +79,7 @@ def load_catalog(root: Path) -> Catalog:
         issues += _yaml_issues(doc)
         if isinstance(doc.data, dict) and isinstance(doc.data.get("name"), str):
             raw_names.add(doc.data["name"])
-        document = _validate(ImageDocument, doc, issues) or _salvage(doc)
+        document = _validate(ImageDocument, doc, issues) or _salvage(ImageDocument, doc)
         if document is not None:
             issues += check_document(document, doc, root)
             loaded.append(_Loaded(document, doc))
@@ -156,26 +144,27 @@ def _validate(model: type[T], doc: YamlDocument, issues: list[SpecIssue]) -> T |
         return None
 
 
-def _salvage(doc: YamlDocument) -> ImageDocument | None:
+def _salvage(model: type[T], doc: YamlDocument) -> T | None:
     """The document without its invalid top-level keys, so its other keys still get checked.
 
     Its own errors are already reported; what it salvages lets the rest of the file (paths,
-    build args, its parent) and the images built on it be checked in the same run.
+    build args, its parent) and the images built on it be checked in the same run. Required
+    identity keys get a placeholder, except ``name``: without it nothing can refer to the image.
     """
     if doc.problems or not isinstance(doc.data, dict):
         return None
     data = dict(doc.data)
     for _ in range(3):
         try:
-            return ImageDocument.model_validate(data)
+            return model.model_validate(data)
         except ValidationError as exc:
             bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
             if not bad or "name" in bad:
                 return None
             for key in bad:
                 data.pop(key, None)
-            if "version" in bad:
-                data["version"] = "0.0.0"
+                if key in PLACEHOLDERS:
+                    data[key] = PLACEHOLDERS[key]
     return None
 
 

@@ -147,22 +147,12 @@ class ProjectSpec(Frozen):
     build: BuildSettings = BuildSettings()
     defaults: ImageLayer = Field(default_factory=lambda: ImageLayer())
 
-    @model_validator(mode="after")
-    def _references(self) -> ProjectSpec:
-        names = [env.name for env in self.environments]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"environment names must be unique; repeated: {', '.join(duplicates)}")
-        for env in self.environments:
-            unknown = [r for r in env.registries if r not in self.registries]
-            if unknown:
-                raise ValueError(
-                    f"environment '{env.name}' uses unknown registr{'ies' if len(unknown) > 1 else 'y'} "
-                    f"{', '.join(unknown)}; defined: {', '.join(sorted(self.registries)) or 'none'}"
-                )
-        if self.defaults.parent_set():
+    @field_validator("defaults")
+    @classmethod
+    def _defaults_have_no_parent(cls, value: ImageLayer) -> ImageLayer:
+        if value.parent_set():
             raise ValueError("defaults cannot set from/bootstrap: each image names its own parent")
-        return self
+        return value
 
 
 # --------------------------------------------------------------------------- image file
