@@ -1,0 +1,67 @@
+"""The documented merge rules: maps merge, lists append, commands and recipes replace whole."""
+
+from imagefactory.spec.merge import merge_layer
+from imagefactory.spec.models import ImageLayer, ImageSpec
+
+
+def spec(**fields: object) -> ImageSpec:
+    return ImageSpec.model_validate({"name": "x", "version": "1.0.0", "from": "base", **fields})
+
+
+def layer(**fields: object) -> ImageLayer:
+    return ImageLayer.model_validate(fields)
+
+
+def test_keys_the_overlay_does_not_set_are_kept() -> None:
+    base = spec(user="app", env={"A": "1"}, packages=["curl"])
+    assert merge_layer(base, layer()) == base
+
+
+def test_maps_merge_key_by_key_and_the_overlay_wins() -> None:
+    merged = merge_layer(
+        spec(env={"A": "1", "B": "2"}, labels={"x": "1"}), layer(env={"B": "3", "C": "4"})
+    )
+    assert merged.env == {"A": "1", "B": "3", "C": "4"}
+    assert merged.labels == {"x": "1"}
+
+
+def test_lists_append_without_duplicates_in_order() -> None:
+    merged = merge_layer(
+        spec(packages=["a", "b"], ports=[80]), layer(packages=["b", "c"], ports=["443/tcp"])
+    )
+    assert merged.packages == ["a", "b", "c"]
+    assert merged.ports == ["80", "443/tcp"]
+
+
+def test_commands_healthcheck_and_bootstrap_replace_whole() -> None:
+    base = spec(entrypoint=["a", "b"], cmd=["c"], healthcheck={"cmd": ["true"], "retries": 5})
+    merged = merge_layer(base, layer(entrypoint=["z"], healthcheck={"cmd": ["false"]}))
+    assert merged.entrypoint == ["z"]
+    assert merged.cmd == ["c"]
+    assert merged.healthcheck is not None
+    assert merged.healthcheck.cmd == ["false"] and merged.healthcheck.retries == 3
+
+
+def test_scalars_replace() -> None:
+    merged = merge_layer(spec(user="app", workdir="/a"), layer(user="svc", **{"from": "other"}))
+    assert (merged.user, merged.workdir, merged.parent) == ("svc", "/a", "other")
+
+
+def test_nested_sections_merge_recursively() -> None:
+    base = spec(
+        tests={"packages": {"installed": ["a"]}, "metadata": {"env": {"A": "1"}}, "non_root": True}
+    )
+    overlay = layer(
+        tests={"packages": {"installed": ["b"], "absent": ["c"]}, "metadata": {"env": {"B": "2"}}}
+    )
+    merged = merge_layer(base, overlay).tests
+    assert merged.packages.installed == ["a", "b"]
+    assert merged.packages.absent == ["c"]
+    assert merged.metadata.env == {"A": "1", "B": "2"}
+    assert merged.non_root is True
+
+
+def test_inputs_are_left_untouched() -> None:
+    base = spec(env={"A": "1"}, packages=["a"])
+    merge_layer(base, layer(env={"B": "2"}, packages=["b"]))
+    assert base.env == {"A": "1"} and base.packages == ["a"]

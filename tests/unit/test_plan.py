@@ -1,0 +1,145 @@
+"""The plan: content hashes and the reasons an image would be rebuilt, against a state file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from imagefactory.errors import UserError
+from imagefactory.plan import PlanEntry, make_plan
+from imagefactory.spec.loader import load_catalog
+from imagefactory.state import State, load_state
+
+from .conftest import Edit
+
+
+def plan(root: Path, templates: Path, state: State | None = None) -> dict[str, PlanEntry]:
+    entries = make_plan(load_catalog(root), state or State(), templates)
+    return {e.ref: e for e in entries}
+
+
+def recorded(entries: dict[str, PlanEntry]) -> State:
+    """The state a build of these entries would leave behind."""
+    images = {
+        ref: {
+            "content_hash": e.inputs.content_hash,
+            "inputs": e.inputs.as_dict(),
+            "version": e.version,
+        }
+        for ref, e in entries.items()
+    }
+    return State.model_validate({"images": images})
+
+
+@pytest.fixture
+def templates(tmp_path: Path) -> Path:
+    folder = tmp_path / "templates"
+    (folder / "dockerfile").mkdir(parents=True)
+    (folder / "dockerfile" / "Dockerfile.j2").write_text("FROM {{ parent }}\n")
+    return folder
+
+
+def test_without_state_everything_is_new_in_build_order(catalog_dir: Path, templates: Path) -> None:
+    entries = plan(catalog_dir, templates)
+    assert list(entries) == ["base/debian12", "runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api"]
+    assert all(e.reasons == ("new",) and e.action == "build" for e in entries.values())
+
+
+def test_unchanged_catalog_is_up_to_date(catalog_dir: Path, templates: Path) -> None:
+    state = recorded(plan(catalog_dir, templates))
+    assert all(e.action == "skip" for e in plan(catalog_dir, templates, state).values())
+
+
+def test_base_change_reaches_every_descendant(
+    catalog_dir: Path, templates: Path, edit: Edit
+) -> None:
+    state = recorded(plan(catalog_dir, templates))
+    edit(
+        "images/base/debian12/image.yaml",
+        "packages: [ca-certificates, tzdata]",
+        "packages: [ca-certificates]",
+    )
+    entries = plan(catalog_dir, templates, state)
+    assert entries["base/debian12"].reasons == ("spec changed",)
+    for ref in ["runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api"]:
+        assert entries[ref].reasons == ("parent changed",)
+
+
+def test_app_change_rebuilds_only_the_app(catalog_dir: Path, templates: Path, edit: Edit) -> None:
+    state = recorded(plan(catalog_dir, templates))
+    main = catalog_dir / "images/app/rag-api/app/rag_api/main.py"
+    main.write_text(main.read_text() + "\n# changed\n")
+    entries = plan(catalog_dir, templates, state)
+    assert entries["app/rag-api"].reasons == ("file changed",)
+    assert [r for r, e in entries.items() if e.action == "build"] == ["app/rag-api"]
+
+
+def test_variant_overlay_change_rebuilds_only_that_variant(
+    catalog_dir: Path, templates: Path, edit: Edit
+) -> None:
+    state = recorded(plan(catalog_dir, templates))
+    edit(
+        "images/runtime/llm/image.yaml",
+        "NVIDIA_VISIBLE_DEVICES: all",
+        "NVIDIA_VISIBLE_DEVICES: '0'",
+    )
+    building = [r for r, e in plan(catalog_dir, templates, state).items() if e.action == "build"]
+    assert building == ["runtime/llm:cuda"]
+
+
+def test_template_change_and_image_override(catalog_dir: Path, templates: Path) -> None:
+    state = recorded(plan(catalog_dir, templates))
+    (templates / "dockerfile" / "Dockerfile.j2").write_text("FROM {{ parent }}\nRUN true\n")
+    assert {e.reasons[0] for e in plan(catalog_dir, templates, state).values()} == {
+        "template changed"
+    }
+    state = recorded(plan(catalog_dir, templates))
+    (catalog_dir / "images/app/rag-api/Dockerfile.j2").write_text("{% extends 'Dockerfile.j2' %}\n")
+    assert plan(catalog_dir, templates, state)["app/rag-api"].reasons == ("template changed",)
+
+
+def test_tests_and_targets_do_not_change_the_hash(
+    catalog_dir: Path, templates: Path, edit: Edit
+) -> None:
+    before = plan(catalog_dir, templates)
+    edit("images/app/rag-api/image.yaml", "timeout: 60s", "timeout: 90s")
+    edit("images/app/rag-api/image.yaml", "targets: [docker]", "targets: [docker, packer]")
+    assert plan(catalog_dir, templates)["app/rag-api"].inputs == before["app/rag-api"].inputs
+
+
+def test_project_build_settings_change_every_hash(
+    catalog_dir: Path, templates: Path, edit: Edit
+) -> None:
+    state = recorded(plan(catalog_dir, templates))
+    edit("imagefactory.yaml", "source_date_epoch: 1700000000", "source_date_epoch: 1700000001")
+    assert all("spec changed" in e.reasons for e in plan(catalog_dir, templates, state).values())
+
+
+def test_state_file_round_trip_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    assert load_state(path) == State()
+    path.write_text(
+        json.dumps(
+            {
+                "schema": 1,
+                "images": {
+                    "a": {
+                        "content_hash": "h",
+                        "inputs": {},
+                        "version": "1.0.0",
+                        "digest": "sha256:x",
+                    }
+                },
+            }
+        )
+    )
+    record = load_state(path).images["a"]
+    assert record.content_hash == "h" and record.model_extra == {"digest": "sha256:x"}
+    path.write_text("{not json")
+    with pytest.raises(UserError, match="cannot read the state file"):
+        load_state(path)
+    path.write_text(json.dumps({"schema": 99, "images": {}}))
+    with pytest.raises(UserError, match="schema 99"):
+        load_state(path)
