@@ -5,7 +5,8 @@ An image's hash combines four input hashes, each kept so a plan can say *why* it
 * ``spec``: the merged spec (its ``tests`` and ``targets`` excluded: they do not change the
   image) plus the project build settings that shape every image — the CA bundle's content,
   the package mirrors and SOURCE_DATE_EPOCH (the proxy is excluded: it never reaches the image);
-* ``files``: path, executable bit and content of every file the spec copies;
+* ``files``: path, executable bit and content of every file the spec copies, and the content
+  of the Ansible playbooks it applies;
 * ``templates``: the templates that render the image — the standard Dockerfile templates and
   any override in the image's folder;
 * ``parent``: the parent's content hash (so a base change reaches every descendant), or the
@@ -56,7 +57,12 @@ def content_inputs(catalog: Catalog, templates_dir: Path) -> dict[str, ContentIn
         image = catalog.images[ref]
         result[ref] = ContentInputs(
             spec=_canonical(_spec_data(image), shared),
-            files=_digest(hash_tree(image.folder / copy.src) for copy in image.spec.files),
+            files=_digest(
+                [
+                    *(hash_tree(image.folder / copy.src) for copy in image.spec.files),
+                    *(hash_tree(catalog.root / playbook) for playbook in image.spec.playbooks),
+                ]
+            ),
             templates=_digest([standard_templates, *(hash_tree(p) for p in _overrides(image))]),
             parent=_parent_input(image, result),
         )
@@ -65,7 +71,7 @@ def content_inputs(catalog: Catalog, templates_dir: Path) -> dict[str, ContentIn
 
 def hash_tree(path: Path) -> str:
     """Hash a file, or a folder's files by relative path, executable bit and content."""
-    if path.is_file() and not path.is_symlink():
+    if path.is_file():  # a symlink to a file is copied as the file: hash what it points to
         return _digest([_file_entry(path)])
     entries = []
     for item in sorted(path.rglob("*")):

@@ -1,10 +1,12 @@
-"""Checks a schema cannot express: paths that must stay inside the image folder, secrets passed
-as build args, playbooks that must exist, external parents that must be pinned by digest."""
+"""Checks a schema cannot express: paths that must stay inside a folder, secrets passed as
+build args, playbooks that must exist, external parents that must be pinned by digest, and the
+project's cross-references (environments → registries, the CA bundle)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from imagefactory.errors import SpecIssue
@@ -14,28 +16,25 @@ from imagefactory.spec.parents import DIGEST_PATTERN, ExternalParent, parse_from
 from imagefactory.spec.yamldoc import KeyPath, YamlDocument
 
 SECRET_WORDS = frozenset(
-    {
-        "TOKEN",
-        "PASSWORD",
-        "PASSWD",
-        "PASS",
-        "SECRET",
-        "KEY",
-        "APIKEY",
-        "CREDENTIAL",
-        "CREDENTIALS",
-        "AUTH",
-        "PAT",
-        "PRIVATE",
-        "CERTKEY",
-    }
-)
+    {"TOKEN", "PASSWORD", "PASSWD", "PASS", "SECRET", "KEY", "APIKEY", "CREDENTIAL", "CREDENTIALS",
+     "AUTH", "PAT", "PRIVATE", "CERTKEY"}
+)  # fmt: skip
 SECRET_SUFFIXES = ("TOKEN", "PASSWORD", "SECRET", "APIKEY")
 
 
 def looks_secret(name: str) -> bool:
     parts = [p for p in re.split(r"[_\-]", name.upper()) if p]
     return any(p in SECRET_WORDS or p.endswith(SECRET_SUFFIXES) for p in parts)
+
+
+@dataclass
+class _Issues:
+    doc: YamlDocument
+    found: list[SpecIssue] = field(default_factory=list)
+
+    def add(self, path: KeyPath, message: str, hint: str | None = None) -> None:
+        line = self.doc.line_of(path)
+        self.found.append(SpecIssue(self.doc.path, format_key_path(path), message, line, hint))
 
 
 def layers_of(document: ImageDocument) -> Iterator[tuple[KeyPath, ImageLayer]]:
@@ -47,81 +46,85 @@ def layers_of(document: ImageDocument) -> Iterator[tuple[KeyPath, ImageLayer]]:
 
 
 def check_document(document: ImageDocument, doc: YamlDocument, root: Path) -> list[SpecIssue]:
-    issues: list[SpecIssue] = []
-
-    def issue(path: KeyPath, message: str, hint: str | None = None) -> None:
-        issues.append(SpecIssue(doc.path, format_key_path(path), message, doc.line_of(path), hint))
-
-    folder = doc.path.parent
+    issues = _Issues(doc)
     for prefix, layer in layers_of(document):
+        _check_layer(issues, prefix, layer, root)
         for index, copy in enumerate(layer.files):
-            problem = source_problem(folder, copy.src)
+            problem = source_problem(doc.path.parent, copy.src)
             if problem:
-                issue(
+                issues.add(
                     (*prefix, "files", index, "src"),
                     problem,
                     "files come from the image's own folder; put the file there",
                 )
-        for name in layer.build_args:
-            if looks_secret(name):
-                issue(
-                    (*prefix, "build_args", name),
-                    f"build arg '{name}' looks like a secret; build args stay in the image history",
-                    f"declare it under 'secrets' (id: {name.lower().replace('_', '-')}, env: {name}) "
-                    "and read it with RUN --mount=type=secret",
-                )
-        for index, playbook in enumerate(layer.playbooks):
-            problem = source_problem(root, playbook)
-            if problem:
-                issue(
-                    (*prefix, "playbooks", index),
-                    problem.replace("image folder", "project"),
-                    "playbooks are paths relative to the project root, e.g. ansible/base.yml",
-                )
-        if layer.parent is not None:
-            parent = parse_from(layer.parent)
-            if isinstance(parent, ExternalParent):
-                if parent.digest is None:
-                    issue(
-                        (*prefix, "from"),
-                        f"external parent '{parent.reference}' is not pinned by digest",
-                        f"write it as {parent.reference}@sha256:<digest> so builds are reproducible",
-                    )
-                elif not DIGEST_PATTERN.match(parent.digest):
-                    issue(
-                        (*prefix, "from"),
-                        f"'{parent.digest}' is not a sha256 digest",
-                        "a digest is 'sha256:' followed by 64 lowercase hex digits",
-                    )
-    return issues
+    return issues.found
 
 
 def check_project(project: ProjectSpec, doc: YamlDocument, root: Path) -> list[SpecIssue]:
-    issues: list[SpecIssue] = []
-
-    def issue(path: KeyPath, message: str, hint: str | None = None) -> None:
-        issues.append(SpecIssue(doc.path, format_key_path(path), message, doc.line_of(path), hint))
-
+    issues = _Issues(doc)
     seen: set[str] = set()
     defined = ", ".join(sorted(project.registries)) or "none"
     for index, env in enumerate(project.environments):
         if env.name in seen:
-            issue(("environments", index, "name"), f"environment '{env.name}' is defined twice")
+            issues.add(
+                ("environments", index, "name"), f"environment '{env.name}' is defined twice"
+            )
         seen.add(env.name)
         for position, registry in enumerate(env.registries):
             if registry not in project.registries:
-                issue(
+                issues.add(
                     ("environments", index, "registries", position),
                     f"unknown registry '{registry}'",
                     f"registries defined under 'registries': {defined}",
                 )
     if project.build.ca_bundle is not None and not (root / project.build.ca_bundle).is_file():
-        issue(
+        issues.add(
             ("build", "ca_bundle"),
             f"CA bundle {root / project.build.ca_bundle} is not a file",
             "a PEM file, absolute or relative to the project root",
         )
-    return issues
+    _check_layer(issues, ("defaults",), project.defaults, root)
+    return issues.found
+
+
+def _check_layer(issues: _Issues, prefix: KeyPath, layer: ImageLayer, root: Path) -> None:
+    for name in layer.build_args:
+        if looks_secret(name):
+            issues.add(
+                (*prefix, "build_args", name),
+                f"build arg '{name}' looks like a secret; build args stay in the image history",
+                f"declare it under 'secrets' (id: {name.lower().replace('_', '-')}, env: {name}) "
+                "and read it with RUN --mount=type=secret",
+            )
+    for index, playbook in enumerate(layer.playbooks):
+        problem = source_problem(root, playbook)
+        if problem:
+            issues.add(
+                (*prefix, "playbooks", index),
+                problem.replace("image folder", "project"),
+                "playbooks are paths relative to the project root, e.g. ansible/base.yml",
+            )
+    ids = [secret.id for secret in layer.secrets]
+    for index, secret_id in enumerate(ids):
+        if secret_id in ids[:index]:
+            issues.add(
+                (*prefix, "secrets", index, "id"), f"secret id '{secret_id}' is declared twice"
+            )
+    if layer.parent is not None:
+        parent = parse_from(layer.parent)
+        if isinstance(parent, ExternalParent):
+            if parent.digest is None:
+                issues.add(
+                    (*prefix, "from"),
+                    f"external parent '{parent.reference}' is not pinned by digest",
+                    f"write it as {parent.reference}@sha256:<digest> so builds are reproducible",
+                )
+            elif not DIGEST_PATTERN.match(parent.digest):
+                issues.add(
+                    (*prefix, "from"),
+                    f"'{parent.digest}' is not a sha256 digest",
+                    "a digest is 'sha256:' followed by 64 lowercase hex digits",
+                )
 
 
 def source_problem(folder: Path, src: str) -> str | None:

@@ -73,13 +73,15 @@ def load_catalog(root: Path) -> Catalog:
         )
 
     loaded: list[_Loaded] = []
-    raw_names: set[str] = set()
+    broken: set[str] = set()  # images with errors of their own: others are not blamed for them
     for path in files:
         doc = read_yaml(path)
         issues += _yaml_issues(doc)
-        if isinstance(doc.data, dict) and isinstance(doc.data.get("name"), str):
-            raw_names.add(doc.data["name"])
-        document = _validate(ImageDocument, doc, issues) or _salvage(ImageDocument, doc)
+        document = _validate(ImageDocument, doc, issues)
+        if document is None:
+            if isinstance(doc.data, dict) and isinstance(doc.data.get("name"), str):
+                broken.add(doc.data["name"])
+            document = _salvage(ImageDocument, doc)
         if document is not None:
             issues += check_document(document, doc, root)
             loaded.append(_Loaded(document, doc))
@@ -87,7 +89,8 @@ def load_catalog(root: Path) -> Catalog:
     loaded = _drop_duplicate_names(loaded, issues)
     defaults = project.defaults if project else ImageLayer()
     images = {image.ref: image for item in loaded for image in _expand(item, defaults)}
-    issues += _check_parents(images, loaded, raw_names)
+    issues += _check_parents(images, loaded, broken)
+    issues += _check_merged(images)
     cycle = find_cycle({ref: img.parent_ref for ref, img in images.items()})
     if cycle:
         first = images[cycle[0]]
@@ -121,7 +124,7 @@ def _yaml_issues(doc: YamlDocument) -> list[SpecIssue]:
         SpecIssue(doc.path, format_key_path(p.key_path), p.message, p.line, p.hint)
         for p in doc.problems
     ]
-    if not doc.problems and not isinstance(doc.data, dict):
+    if not any(p.fatal for p in doc.problems) and not isinstance(doc.data, dict):
         issues.append(
             SpecIssue(
                 doc.path,
@@ -135,7 +138,7 @@ def _yaml_issues(doc: YamlDocument) -> list[SpecIssue]:
 
 
 def _validate(model: type[T], doc: YamlDocument, issues: list[SpecIssue]) -> T | None:
-    if doc.problems or not isinstance(doc.data, dict):
+    if not doc.usable:
         return None
     try:
         return model.model_validate(doc.data)
@@ -151,7 +154,7 @@ def _salvage(model: type[T], doc: YamlDocument) -> T | None:
     build args, its parent) and the images built on it be checked in the same run. Required
     identity keys get a placeholder, except ``name``: without it nothing can refer to the image.
     """
-    if doc.problems or not isinstance(doc.data, dict):
+    if not doc.usable:
         return None
     data = dict(doc.data)
     for _ in range(3):
@@ -213,7 +216,7 @@ def _expand(item: _Loaded, defaults: ImageLayer) -> list[CatalogImage]:
 
 
 def _check_parents(
-    images: dict[str, CatalogImage], loaded: list[_Loaded], raw_names: set[str]
+    images: dict[str, CatalogImage], loaded: list[_Loaded], broken: set[str]
 ) -> list[SpecIssue]:
     documents = {item.document.name: item for item in loaded}
     issues = []
@@ -225,10 +228,9 @@ def _check_parents(
         path = _from_key_path(item.document, image.spec.variant)
         line = item.yaml.line_of(path)
         key = format_key_path(path)
-        target = documents.get(parent.name)
-        if target is None:
-            if parent.name in raw_names:
-                continue  # that image has errors of its own, reported already
+        if parent.name in broken:
+            continue  # that image has errors of its own, reported already
+        if parent.name not in documents:
             guess = near_miss(parent.name, documents)
             hint = (
                 f"did you mean '{guess}'?"
@@ -269,6 +271,25 @@ def _check_parents(
                     f"'{parent.name}' has no variant '{parent.variant}'; variants: {known}",
                     line,
                     None,
+                )
+            )
+    return issues
+
+
+def _check_merged(images: dict[str, CatalogImage]) -> list[SpecIssue]:
+    """What only shows once defaults, document and variant are merged."""
+    issues = []
+    for image in images.values():
+        ids = [secret.id for secret in image.spec.secrets]
+        for secret_id in sorted({i for i in ids if ids.count(i) > 1}):
+            issues.append(
+                SpecIssue(
+                    image.file,
+                    "secrets",
+                    f"{image.ref}: secret id '{secret_id}' is declared "
+                    "twice (by the defaults, the image or a variant)",
+                    None,
+                    "each build secret id must be unique in an image",
                 )
             )
     return issues

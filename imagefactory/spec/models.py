@@ -29,13 +29,17 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-IMAGE_NAME_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+# The first component has no "." so that a name never reads as a registry host (see parents.py).
+IMAGE_NAME_PATTERN = r"^[a-z0-9]+(?:[_-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
 IDENTIFIER_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
+# Variant values are joined with "-" in refs (rt:cuda-py312), so they contain none themselves.
+VARIANT_VALUE_PATTERN = r"^[a-z0-9]+(?:[._][a-z0-9]+)*$"
 DURATION_PATTERN = r"^[0-9]+(?:ms|s|m|h)$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 ImageName = Annotated[str, StringConstraints(pattern=IMAGE_NAME_PATTERN, max_length=200)]
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN, max_length=64)]
+VariantValue = Annotated[str, StringConstraints(pattern=VARIANT_VALUE_PATTERN, max_length=64)]
 Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN)]
 EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)]
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
@@ -71,9 +75,13 @@ def _check_requirement(value: str) -> str:
     return value
 
 
-def _int_to_str(value: Any) -> Any:
-    """YAML reads ``mode: 0644`` as an int; take it back as the octal text the user meant."""
-    return f"{value:o}" if isinstance(value, int) and not isinstance(value, bool) else value
+def _quoted_mode(value: Any) -> Any:
+    """YAML reads ``mode: 644`` as decimal 644 and ``0644`` as octal 420: neither is reliable."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(
+            f'file modes must be quoted: write "0{value:o}" or "0{value}", not {value}'
+        )
+    return value
 
 
 def _number_to_str(value: Any) -> Any:
@@ -82,14 +90,34 @@ def _number_to_str(value: Any) -> Any:
 
 
 SemVer = Annotated[str, BeforeValidator(_number_to_str), AfterValidator(_check_semver)]
-FileMode = Annotated[str, BeforeValidator(_int_to_str), AfterValidator(_check_mode)]
+FileMode = Annotated[str, BeforeValidator(_quoted_mode), AfterValidator(_check_mode)]
 Owner = Annotated[str, AfterValidator(_check_owner)]
 PipRequirement = Annotated[str, AfterValidator(_check_requirement)]
-Port = Annotated[
-    str,
-    BeforeValidator(_number_to_str),
-    StringConstraints(pattern=r"^[0-9]{1,5}(?:/(?:tcp|udp))?$"),
-]
+
+
+def _check_port(value: str) -> str:
+    number, _, protocol = value.partition("/")
+    if not (number.isdigit() and 1 <= int(number) <= 65535) or protocol not in ("", "tcp", "udp"):
+        raise ValueError(f"'{value}' is not a port: 1-65535, optionally /tcp or /udp")
+    return value
+
+
+def _scalar_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _text_values(value: Any) -> Any:
+    """``PORT: 8080`` in YAML is an int; environment and labels are text, so take it as text."""
+    return {k: _scalar_text(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+
+Port = Annotated[str, BeforeValidator(_number_to_str), AfterValidator(_check_port)]
+EnvMap = Annotated[dict[EnvName, str], BeforeValidator(_text_values)]
+LabelMap = Annotated[dict[NonEmpty, str], BeforeValidator(_text_values)]
 
 
 # --------------------------------------------------------------------------- project file
@@ -152,6 +180,8 @@ class ProjectSpec(Frozen):
     def _defaults_have_no_parent(cls, value: ImageLayer) -> ImageLayer:
         if value.parent_set():
             raise ValueError("defaults cannot set from/bootstrap: each image names its own parent")
+        if value.files:
+            raise ValueError("defaults cannot set files: files come from each image's own folder")
         return value
 
 
@@ -253,8 +283,8 @@ class CommandCheck(Frozen):
 
 
 class MetadataCheck(Frozen):
-    env: dict[EnvName, str] = Field(default_factory=dict)
-    labels: dict[NonEmpty, str] = Field(default_factory=dict, description="values are regexes")
+    env: EnvMap = Field(default_factory=dict)
+    labels: LabelMap = Field(default_factory=dict, description="values are regexes")
     entrypoint: list[str] | None = None
     cmd: list[str] | None = None
     workdir: str | None = None
@@ -302,38 +332,22 @@ class ImageLayer(Frozen):
     venv: NonEmpty = "/opt/venv"
     files: list[FileCopy] = Field(default_factory=list)
     create_users: list[UserAccount] = Field(default_factory=list)
-    env: dict[EnvName, str] = Field(default_factory=dict)
+    env: EnvMap = Field(default_factory=dict)
     user: NonEmpty | None = None
     workdir: NonEmpty | None = None
     ports: list[Port] = Field(default_factory=list)
     entrypoint: list[str] | None = None
     cmd: list[str] | None = None
-    labels: dict[NonEmpty, str] = Field(default_factory=dict)
-    build_args: dict[EnvName, str] = Field(default_factory=dict)
+    labels: LabelMap = Field(default_factory=dict)
+    build_args: EnvMap = Field(default_factory=dict)
     secrets: list[BuildSecret] = Field(default_factory=list)
     healthcheck: Healthcheck | None = None
     playbooks: list[NonEmpty] = Field(default_factory=list)
     targets: list[Literal["docker", "packer"]] = Field(default_factory=list)
     tests: ImageTests = ImageTests()
 
-    @field_validator("env", "build_args", "labels", mode="before")
-    @classmethod
-    def _scalars_as_text(cls, value: Any) -> Any:
-        """``PORT: 8080`` in YAML is an int; environment and labels are text, so take it as text."""
-        if isinstance(value, dict):
-            return {k: _scalar_text(v) for k, v in value.items()}
-        return value
-
     def parent_set(self) -> bool:
         return self.parent is not None or self.bootstrap is not None
-
-
-def _scalar_text(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return value
 
 
 class ImageDocument(ImageLayer):
@@ -342,14 +356,16 @@ class ImageDocument(ImageLayer):
     name: ImageName
     version: SemVer
     description: str = ""
-    variants: dict[Identifier, dict[Identifier, ImageLayer]] = Field(default_factory=dict)
+    variants: dict[Identifier, dict[VariantValue, ImageLayer]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_parent(self) -> ImageDocument:
         overlays = [o for axis in self.variants.values() for o in axis.values()]
         if any(o.bootstrap is not None for o in overlays):
             raise ValueError("variants may change 'from' but not 'bootstrap'")
-        if self.parent is not None and self.bootstrap is not None:
+        if self.bootstrap is not None and (
+            self.parent is not None or any(o.parent is not None for o in overlays)
+        ):
             raise ValueError("set either 'from' or 'bootstrap', not both")
         every_variant_has_parent = any(
             values and all(o.parent is not None for o in values.values())
@@ -372,7 +388,7 @@ class ImageSpec(ImageLayer):
     name: ImageName
     version: SemVer
     description: str = ""
-    variant: dict[Identifier, Identifier] = Field(default_factory=dict)
+    variant: dict[Identifier, VariantValue] = Field(default_factory=dict)
 
     @property
     def ref(self) -> str:

@@ -22,6 +22,7 @@ class YamlProblem:
     line: int | None
     message: str
     hint: str | None = None
+    fatal: bool = True  # False: the data is still usable and gets checked further
 
 
 @dataclass
@@ -32,6 +33,11 @@ class YamlDocument:
     data: Any = None
     lines: dict[KeyPath, int] = field(default_factory=dict)
     problems: list[YamlProblem] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        """The file parsed into a mapping that can be validated."""
+        return isinstance(self.data, dict) and not any(p.fatal for p in self.problems)
 
     def line_of(self, key_path: KeyPath) -> int | None:
         """The line of ``key_path``, or of its nearest ancestor that has one."""
@@ -96,6 +102,7 @@ def _record_lines(node: yaml.Node, path: KeyPath, doc: YamlDocument) -> None:
                         line,
                         f"duplicate key '{key}'",
                         "YAML keeps only the last one; remove or merge the duplicates",
+                        fatal=False,
                     )
                 )
             seen.add(key)

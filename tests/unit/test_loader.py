@@ -232,3 +232,69 @@ def test_multi_axis_variants_expand_to_the_cross_product(tmp_path: Path) -> None
         "rt:cuda-py312",
     ]
     assert catalog.images["rt:cuda-py312"].spec.packages == ["cuda", "python3.12"]
+
+
+def test_unquoted_file_mode_is_refused_with_the_quoted_form(catalog_dir: Path, edit: Edit) -> None:
+    edit(APP, 'mode: "0644"\n    owner', "mode: 644\n    owner")
+    issue = only(issues_of(catalog_dir), "files[0].mode")
+    assert "must be quoted" in issue.message and '"0644"' in issue.message
+
+
+def test_variant_values_cannot_contain_the_ref_separator(catalog_dir: Path, edit: Edit) -> None:
+    edit(RUNTIME, "    cuda:\n", "    cuda-12:\n")
+    assert {i.key_path for i in issues_of(catalog_dir)} == {"variants.accelerator.cuda-12"}
+
+
+def test_broken_variant_does_not_blame_the_children(catalog_dir: Path, edit: Edit) -> None:
+    edit(
+        RUNTIME,
+        "      pip: [onnxruntime==1.22.0]",
+        "      pip: [onnxruntime==1.22.0]\n      colour: red",
+    )
+    issues = issues_of(catalog_dir)
+    assert [i.key_path for i in issues] == ["variants.accelerator.cpu.colour"]
+
+
+def test_variant_cannot_give_a_bootstrapped_image_a_parent(catalog_dir: Path, edit: Edit) -> None:
+    edit(BASE, "user: app\n", "user: app\nvariants:\n  flavour:\n    slim: {from: base/other}\n")
+    assert "either 'from' or 'bootstrap'" in only(issues_of(catalog_dir), "").message
+
+
+def test_defaults_get_the_same_checks_as_images(catalog_dir: Path, edit: Edit) -> None:
+    edit(
+        "imagefactory.yaml",
+        "  targets: [docker]",
+        "  targets: [docker]\n  build_args:\n    NPM_TOKEN: x",
+    )
+    assert only(issues_of(catalog_dir), "defaults.build_args.NPM_TOKEN").hint
+    edit(
+        "imagefactory.yaml",
+        "    NPM_TOKEN: x",
+        "    NPM_REGISTRY: x\n  files: [{src: a, dest: /a}]",
+    )
+    assert "defaults cannot set files" in only(issues_of(catalog_dir), "defaults").message
+
+
+def test_duplicate_key_does_not_hide_the_other_errors_of_its_file(
+    catalog_dir: Path, edit: Edit
+) -> None:
+    edit(APP, "user: app\n", "user: app\nuser: root\nworkdirr: /x\n")
+    issues = issues_of(catalog_dir)
+    assert "duplicate key" in only(issues, "user").message
+    assert only(issues, "workdirr").hint == "did you mean 'workdir'?"
+
+
+def test_port_range_and_duplicate_secret_ids(catalog_dir: Path, edit: Edit) -> None:
+    edit(
+        APP,
+        "ports: [8080]",
+        "ports: [99999]\nsecrets:\n  - {id: pip-index, env: A}\n  - {id: pip-index, env: B}",
+    )
+    issues = issues_of(catalog_dir)
+    assert "not a port" in only(issues, "ports[0]").message
+    assert "declared twice" in only(issues, "secrets[1].id").message
+
+
+def test_image_names_never_read_as_registry_hosts(catalog_dir: Path, edit: Edit) -> None:
+    edit(APP, "name: app/rag-api", "name: app.v2/rag-api")
+    assert only(issues_of(catalog_dir), "name").hint is not None

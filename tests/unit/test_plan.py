@@ -143,3 +143,24 @@ def test_state_file_round_trip_and_errors(tmp_path: Path) -> None:
     path.write_text(json.dumps({"schema": 99, "images": {}}))
     with pytest.raises(UserError, match="schema 99"):
         load_state(path)
+
+
+def test_symlinked_files_and_playbooks_are_hashed_by_content(
+    catalog_dir: Path, templates: Path, edit: Edit
+) -> None:
+    target = catalog_dir / "images/app/rag-api/real.txt"
+    target.write_text("one")
+    (catalog_dir / "images/app/rag-api/linked.txt").symlink_to("real.txt")
+    (catalog_dir / "ansible").mkdir()
+    (catalog_dir / "ansible/app.yml").write_text("- hosts: all\n")
+    edit(
+        "images/app/rag-api/image.yaml",
+        "files:\n",
+        "playbooks: [ansible/app.yml]\nfiles:\n  - {src: linked.txt, dest: /etc/linked.txt}\n",
+    )
+    state = recorded(plan(catalog_dir, templates))
+    target.write_text("two")
+    assert plan(catalog_dir, templates, state)["app/rag-api"].reasons == ("file changed",)
+    state = recorded(plan(catalog_dir, templates))
+    (catalog_dir / "ansible/app.yml").write_text("- hosts: all\n  roles: [hardening]\n")
+    assert plan(catalog_dir, templates, state)["app/rag-api"].reasons == ("file changed",)
