@@ -48,8 +48,8 @@ def load_state(path: Path) -> State:
             raise ValueError("the top level is not an object")
         data["schema_version"] = data.pop("schema", None)
         state = State.model_validate(data)
-    except (OSError, ValueError, ValidationError) as exc:
-        reason = str(exc).splitlines()[0]
+    except (OSError, ValueError, ValidationError, RecursionError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise UserError(
             f"cannot read the state file {path}: {reason}",
             hint="restore it from the last CI artifact, or delete it to rebuild everything",

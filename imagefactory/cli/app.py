@@ -90,6 +90,8 @@ app = typer.Typer(
     help="Turn a catalog of layered image specs into tested, versioned, promoted images.\n\n"
     "Exit codes: 0 ok, 1 user or spec error, 2 usage error, 3 internal error or failed "
     "external tool, 130 interrupted.",
+    epilog="Examples:\n\n  imagefactory validate\n\n  imagefactory plan --json\n\n"
+    "  imagefactory -C path/to/catalog graph --format mermaid",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

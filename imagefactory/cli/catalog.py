@@ -33,6 +33,10 @@ def _open(ctx: typer.Context, json_output: bool) -> tuple[Session, Catalog]:
     return session, load_catalog(root)
 
 
+def _shown(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 @app.command(epilog="Example: imagefactory validate --json")
 def validate(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Check the project file and every image.yaml; report ALL errors with file, line and key.
@@ -51,7 +55,7 @@ def validate(ctx: typer.Context, json_output: JsonOption = False) -> None:
                         "image": i.ref,
                         "version": i.spec.version,
                         "parent": describe_parent(i.parent),
-                        "file": str(i.file.relative_to(catalog.root)),
+                        "file": _shown(i.file, catalog.root),
                     }
                     for i in images
                 ],

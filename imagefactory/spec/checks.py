@@ -21,6 +21,12 @@ SECRET_WORDS = frozenset(
 )  # fmt: skip
 SECRET_SUFFIXES = ("TOKEN", "PASSWORD", "SECRET", "APIKEY")
 
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+#: Docker's reference grammar, less the digest: [HOST[:PORT]/]PATH[:TAG]
+REFERENCE_PATTERN = re.compile(
+    rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?$"
+)
+
 
 def looks_secret(name: str) -> bool:
     parts = [p for p in re.split(r"[_\-]", name.upper()) if p]
@@ -77,7 +83,7 @@ def check_project(project: ProjectSpec, doc: YamlDocument, root: Path) -> list[S
                     f"unknown registry '{registry}'",
                     f"registries defined under 'registries': {defined}",
                 )
-    if project.build.ca_bundle is not None and not (root / project.build.ca_bundle).is_file():
+    if project.build.ca_bundle is not None and not is_file(root / project.build.ca_bundle):
         issues.add(
             ("build", "ca_bundle"),
             f"CA bundle {root / project.build.ca_bundle} is not a file",
@@ -127,8 +133,23 @@ def _check_layer(issues: _Issues, prefix: KeyPath, layer: ImageLayer, root: Path
                 )
 
 
+def is_file(path: Path) -> bool:
+    """``Path.is_file`` that answers False for names the OS refuses (too long, …)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def source_problem(folder: Path, src: str) -> str | None:
     """Why ``src`` may not be used as a path inside ``folder``, or None when it is fine."""
+    try:
+        return _source_problem(folder, src)
+    except OSError as exc:
+        return f"'{src}' cannot be used: {exc.strerror}"
+
+
+def _source_problem(folder: Path, src: str) -> str | None:
     pure = PurePosixPath(src)
     if pure.is_absolute():
         return f"'{src}' is an absolute path; it must be relative to the image folder"

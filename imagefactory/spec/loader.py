@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from imagefactory.errors import SpecError, SpecIssue, UserError
 from imagefactory.spec.catalog import Catalog, CatalogImage
-from imagefactory.spec.checks import check_document, check_project
+from imagefactory.spec.checks import check_document, check_project, is_file
 from imagefactory.spec.graph import find_cycle
 from imagefactory.spec.issues import format_key_path, issues_from_validation, near_miss
 from imagefactory.spec.merge import merge_layer
@@ -52,6 +52,11 @@ def find_project_root(start: Path) -> Path:
 
 
 def load_catalog(root: Path) -> Catalog:
+    if not is_file(root / PROJECT_FILE):
+        raise UserError(
+            f"no {PROJECT_FILE} in {root}",
+            hint="pass the catalog repository with --project DIR, or run inside it",
+        )
     issues: list[SpecIssue] = []
     project_yaml = read_yaml(root / PROJECT_FILE)
     issues += _yaml_issues(project_yaml)
@@ -60,7 +65,7 @@ def load_catalog(root: Path) -> Catalog:
         issues += check_project(project, project_yaml, root)
     catalog_dir = root / (project.catalog if project else _raw_catalog_dir(project_yaml.data))
 
-    files = sorted(catalog_dir.rglob(IMAGE_FILE)) if catalog_dir.is_dir() else []
+    files = _image_files(catalog_dir)
     if not files:
         issues.append(
             SpecIssue(
@@ -112,6 +117,13 @@ def load_catalog(root: Path) -> Catalog:
         project=project,
         images=dict(sorted(images.items())),
     )
+
+
+def _image_files(catalog_dir: Path) -> list[Path]:
+    try:
+        return sorted(catalog_dir.rglob(IMAGE_FILE)) if catalog_dir.is_dir() else []
+    except OSError:
+        return []
 
 
 def _raw_catalog_dir(data: Any) -> str:
@@ -166,7 +178,7 @@ def _salvage(model: type[T], doc: YamlDocument) -> T | None:
                 return None
             for key in bad:
                 data.pop(key, None)
-                if key in PLACEHOLDERS:
+                if key in PLACEHOLDERS and key in model.model_fields:
                     data[key] = PLACEHOLDERS[key]
     return None
 

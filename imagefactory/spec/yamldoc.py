@@ -15,6 +15,9 @@ import yaml
 
 KeyPath = tuple[str | int, ...]
 
+#: No catalog file needs more values than this; past it, aliases are being used as a bomb.
+MAX_VALUES = 20_000
+
 
 @dataclass(frozen=True)
 class YamlProblem:
@@ -56,13 +59,8 @@ def read_yaml(path: Path) -> YamlDocument:
     except (OSError, UnicodeDecodeError) as exc:
         doc.problems.append(YamlProblem((), None, f"cannot read the file: {exc}"))
         return doc
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        if node is not None:
-            doc.lines[()] = node.start_mark.line + 1
-            _record_lines(node, (), doc)
-            doc.data = loader.construct_document(node)
+        doc.data = _parse(text, doc)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -74,16 +72,52 @@ def read_yaml(path: Path) -> YamlDocument:
                 "check indentation, quoting and that every key is followed by ':'",
             )
         )
-        doc.data = None
     except yaml.YAMLError as exc:
         doc.problems.append(YamlProblem((), None, f"invalid YAML: {exc}"))
-        doc.data = None
     except RecursionError:
         doc.problems.append(YamlProblem((), None, "the YAML nests too deeply or refers to itself"))
-        doc.data = None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        # PyYAML's constructors raise plain errors for values such as 2024-13-01 or !!int abc.
+        doc.problems.append(
+            YamlProblem(
+                (), None, f"invalid YAML value: {exc}", "quote values that are meant as text"
+            )
+        )
+    return doc
+
+
+def _parse(text: str, doc: YamlDocument) -> Any:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node, {})
+        if size > MAX_VALUES:
+            raise yaml.YAMLError(
+                f"the document expands to more than {MAX_VALUES} values through its aliases"
+            )
+        doc.lines[()] = node.start_mark.line + 1
+        _record_lines(node, (), doc)
+        return loader.construct_document(node)
     finally:
         loader.dispose()
-    return doc
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values the document holds once aliases are expanded (memoized: linear time)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = MAX_VALUES + 1  # a node met again while being measured: an alias cycle
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(item, sizes) for item in node.value)
+    else:
+        size = 1
+    sizes[id(node)] = min(size, MAX_VALUES + 1)
+    return sizes[id(node)]
 
 
 def _record_lines(node: yaml.Node, path: KeyPath, doc: YamlDocument) -> None:

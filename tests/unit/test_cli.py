@@ -1,6 +1,6 @@
 """The command line, end to end through typer's CliRunner, against a copy of the example catalog.
 
-This click version's runner keeps the streams apart: ``result.stdout`` holds results (tables,
+This typer version's runner keeps the streams apart: ``result.stdout`` holds results (tables,
 JSON), ``result.stderr`` errors and hints, ``result.output`` both, interleaved.
 """
 
@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import typer.main
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 import imagefactory.cli  # registers the commands on the app
 from imagefactory import __version__
@@ -99,10 +98,6 @@ def test_root_help_lists_exit_codes() -> None:
         assert command in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: 'imagefactory --help' has no Example line (the root Typer app sets no epilog)",
-)
 def test_root_help_has_an_example() -> None:
     assert "Example" in run("--help").stdout
 
@@ -286,11 +281,6 @@ def test_plan_with_an_unreadable_state_file(catalog_dir: Path, content: str) -> 
     assert "Traceback" not in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: load_state does not catch RecursionError; a deeply nested state file is "
-    "reported as an internal error (exit 3) instead of 'cannot read the state file' (exit 1)",
-)
 def test_plan_with_a_deeply_nested_state_file(catalog_dir: Path) -> None:
     state = catalog_dir / ".imagefactory" / "state.json"
     state.parent.mkdir()
@@ -377,12 +367,6 @@ def test_outside_any_catalog_with_project_option(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="UX bug: with -C DIR and no imagefactory.yaml there, the user gets 'cannot read the "
-    "file: [Errno 2] ...' plus a spurious 'no image.yaml found under DIR/images' instead of "
-    "find_project_root's 'no imagefactory.yaml in DIR' and its hint",
-)
 def test_outside_any_catalog_with_project_option_says_so_plainly(tmp_path: Path) -> None:
     result = run("-C", tmp_path, "validate")
     assert f"no imagefactory.yaml in {tmp_path.resolve()}" in result.stderr
@@ -434,14 +418,9 @@ def test_an_internal_error_in_json_mode_is_exit_3(
     assert "Traceback" not in result.output
 
 
-# --------------------------------------------------------------------------- bugs found
+# --------------------------------------------------------------------------- regressions
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: validate prints the 'built on' column through rich markup; an external parent "
-    "reference holding '[/x]' crashes it with MarkupError (exit 3, 'internal error')",
-)
 def test_validate_prints_external_parents_verbatim(catalog_dir: Path, edit: Edit) -> None:
     digest = "sha256:" + "a" * 64
     edit(APP, "from: runtime/llm:cpu", f'from: "registry.example.com/x[/y]@{digest}"')
@@ -451,11 +430,6 @@ def test_validate_prints_external_parents_verbatim(catalog_dir: Path, edit: Edit
         assert "registry.example.com/x[/y]" in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: validate --json computes file.relative_to(root); an absolute catalog folder "
-    "outside the project root makes it raise ValueError (exit 3, 'internal error')",
-)
 def test_validate_json_with_an_absolute_catalog_outside_the_root(tmp_path: Path) -> None:
     shared = copy_example_catalog(tmp_path)
     project = tmp_path / "project"
@@ -470,11 +444,6 @@ def test_validate_json_with_an_absolute_catalog_outside_the_root(tmp_path: Path)
     assert len(json.loads(result.stdout)["images"]) == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a YAML value PyYAML cannot construct (here the date-like 2024-13-01) raises "
-    "ValueError out of read_yaml; the CLI reports it as an internal error (exit 3)",
-)
 def test_validate_with_an_impossible_date(catalog_dir: Path, edit: Edit) -> None:
     edit(APP, "version: 0.3.0", "version: 2024-13-01")
     result = run("-C", catalog_dir, "validate")

@@ -6,9 +6,8 @@ loaded. Only ``SpecError`` may escape, and each of its issues must name a file a
 A catalog that does load must also hash, plan and draw. Content hashes must not depend on where
 the catalog lives or on how its YAML is formatted.
 
-Inputs that still crash the loader are kept out of the random generators (see KNOWN BUGS) and
-pinned down by the strict xfail tests at the end of this file; when one is fixed, its xfail turns
-into an XPASS failure: drop the mark and let the generators produce that input again.
+Inputs that once crashed the loader (control characters, scalars PyYAML cannot construct,
+over-long path components, alias bombs) are in the generators and have tests of their own below.
 """
 
 from __future__ import annotations
@@ -89,16 +88,6 @@ def _model_keys() -> list[str]:
 
 MODEL_KEYS = _model_keys()
 
-# --------------------------------------------------------------------------- KNOWN BUGS
-# Kept out of the generators below; each has a strict xfail test at the end of this file.
-#  * control characters in the raw text of a file (yaml.reader.ReaderError escapes read_yaml);
-#  * scalars PyYAML fails to construct: !!int / !!float / !!bool / !!timestamp tags with bad
-#    values, impossible dates such as 2024-13-01 (ValueError, KeyError, ... escape read_yaml);
-#  * path components longer than 255 bytes in files[].src, playbooks, catalog, build.ca_bundle
-#    (OSError ENAMETOOLONG escapes the pathlib checks) — strings here stay under 255 characters.
-# Through yaml.safe_dump control characters are escaped and dates quoted, so random *data* may
-# hold any string; only the raw-text mutations must avoid those inputs.
-
 # '/' stays out of random text so a random catalog folder never climbs out of the temporary
 # directory ('../..'); the path-like strings below are chosen instead.
 TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/"), max_size=24)
@@ -144,6 +133,7 @@ ODD_STRINGS = [
     "\x1b[31m",
     "[/x]",
     "a" * 200,
+    "x" * 300,
     ".",
     "..",
     "../etc/passwd",
@@ -317,6 +307,13 @@ TOKENS = [
     b"!!python/name:os.system ",
     b"!!python/object/apply:os.system [id]",
     b"!!binary ",
+    b"\x00",
+    b"\x07",
+    b"\x7f",
+    b"2024-13-01",
+    b"!!int abc",
+    b"!!bool maybe",
+    b"!!timestamp abc",
     b"!!set ",
     b"!!str ",
     b"!!map ",
@@ -702,7 +699,7 @@ def test_a_base_change_reaches_every_descendant(package: str) -> None:
     assert all(changed[ref] != example_hashes()[ref] for ref in REFS)
 
 
-# --------------------------------------------------------------------------- bugs found
+# --------------------------------------------------------------------------- regressions
 
 
 def _replace(root: Path, relative: str, old: str, new: str) -> None:
@@ -717,12 +714,6 @@ def _only_spec_errors(root: Path) -> None:
     load_checked(root)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=yaml.reader.ReaderError,
-    reason="bug: yamldoc.read_yaml builds yaml.SafeLoader(text) outside its try block; a control "
-    "character in a file raises yaml.reader.ReaderError out of load_catalog",
-)
 @pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b", "\x7f"], ids=repr)
 def test_control_character_in_a_file(char: str) -> None:
     with example_copy() as root:
@@ -730,11 +721,6 @@ def test_control_character_in_a_file(char: str) -> None:
         _only_spec_errors(root)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: read_yaml catches only yaml.YAMLError; PyYAML's constructors raise plain "
-    "ValueError/KeyError/AttributeError/IndexError for these scalars, which escape load_catalog",
-)
 @pytest.mark.parametrize(
     "value",
     [
@@ -757,13 +743,6 @@ def test_scalar_pyyaml_cannot_construct(value: str) -> None:
 LONG = "x" * 300  # one path component longer than NAME_MAX (255)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OSError,
-    reason="bug: pathlib's exists()/is_dir()/is_file() raise OSError ENAMETOOLONG (only ENOENT "
-    "and a few others are swallowed) in checks.source_problem, checks.check_project and "
-    "load_catalog's catalog folder",
-)
 @pytest.mark.parametrize(
     ("relative", "old", "new"),
     [
@@ -801,12 +780,6 @@ def test_variant_combinations_never_share_a_ref() -> None:
         assert len(runtime) == 2 * 2 * 2, runtime
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (denial of service): yamldoc._record_lines walks through aliases, so a few "
-    "lines of nested anchors ('billion laughs') record exponentially many key paths — 6 levels "
-    "of 10 take ~13 s and millions of entries, 7 levels minutes and gigabytes",
-)
 def test_nested_aliases_stay_cheap(tmp_path: Path) -> None:
     lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 5)]
