@@ -20,9 +20,14 @@ def healthz() -> dict[str, object]:
 
 
 @app.get("/v1/search")
-def search(q: str = Query(min_length=1, max_length=500), limit: int = Query(3, ge=1, le=10)) -> dict[str, object]:
+def search(
+    q: str = Query(min_length=1, max_length=500), limit: int = Query(3, ge=1, le=10)
+) -> dict[str, object]:
     hits = index.search(q, limit)
-    return {"query": q, "hits": [{"id": p.id, "title": p.title, "score": round(s, 4)} for p, s in hits]}
+    return {
+        "query": q,
+        "hits": [{"id": p.id, "title": p.title, "score": round(s, 4)} for p, s in hits],
+    }
 
 
 @app.get("/v1/answer")
