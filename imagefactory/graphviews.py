@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from imagefactory.spec.catalog import Catalog
-from imagefactory.spec.graph import build_order, children_of
+from imagefactory.spec.graph import children_of
 from imagefactory.spec.parents import describe_parent
 
 FORMATS = ("tree", "mermaid", "dot", "json")
@@ -29,7 +29,7 @@ def _roots(catalog: Catalog) -> dict[str, list[str]]:
 
 
 def _children(catalog: Catalog) -> dict[str, list[str]]:
-    return children_of({ref: image.parent_ref for ref, image in catalog.images.items()})
+    return children_of(catalog.parents)
 
 
 def _label(catalog: Catalog, ref: str) -> str:
@@ -54,8 +54,7 @@ def as_tree(catalog: Catalog) -> str:
 
 
 def _ids(catalog: Catalog) -> dict[str, str]:
-    order = build_order({ref: image.parent_ref for ref, image in catalog.images.items()})
-    ids = {ref: f"img{index}" for index, ref in enumerate(order)}
+    ids = {image.ref: f"img{index}" for index, image in enumerate(catalog.in_build_order())}
     ids.update({origin: f"src{index}" for index, origin in enumerate(_roots(catalog))})
     return ids
 
@@ -94,7 +93,7 @@ def as_json(catalog: Catalog) -> str:
         }
         for ref, image in catalog.images.items()
     ]
-    order = build_order({ref: image.parent_ref for ref, image in catalog.images.items()})
+    order = [image.ref for image in catalog.in_build_order()]
     return json.dumps({"images": nodes, "build_order": order}, indent=2) + "\n"
 
 

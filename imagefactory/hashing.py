@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from imagefactory.spec.catalog import Catalog, CatalogImage
-from imagefactory.spec.graph import build_order
 from imagefactory.spec.parents import CatalogParent, ExternalParent
 
 HASH_SCHEME = "imagefactory/content/v1"
@@ -47,15 +46,13 @@ class ContentInputs:
 
 def content_inputs(catalog: Catalog, templates_dir: Path) -> dict[str, ContentInputs]:
     """Inputs for every image of the catalog, in build order (parents before children)."""
-    parents = {ref: image.parent_ref for ref, image in catalog.images.items()}
     shared = _project_settings(catalog)
     standard_templates = (
         hash_tree(templates_dir / "dockerfile") if templates_dir.is_dir() else _digest([])
     )
     result: dict[str, ContentInputs] = {}
-    for ref in build_order(parents):
-        image = catalog.images[ref]
-        result[ref] = ContentInputs(
+    for image in catalog.in_build_order():
+        result[image.ref] = ContentInputs(
             spec=_canonical(_spec_data(image), shared),
             files=_digest(
                 [

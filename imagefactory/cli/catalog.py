@@ -44,7 +44,7 @@ def validate(ctx: typer.Context, json_output: JsonOption = False) -> None:
     Exits 0 when the catalog is valid, 1 when it is not.
     """
     session, catalog = _open(ctx, json_output)
-    images = list(catalog.images.values())
+    images = catalog.in_build_order()
     if json_output:
         session.output.data(
             {

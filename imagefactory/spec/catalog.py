@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagefactory.errors import UserError
+from imagefactory.spec.graph import build_order
 from imagefactory.spec.issues import near_miss
 from imagefactory.spec.models import ImageSpec, ProjectSpec
 from imagefactory.spec.parents import CatalogParent, Parent
@@ -39,6 +40,15 @@ class Catalog:
     project_file: Path
     project: ProjectSpec
     images: Mapping[str, CatalogImage]
+
+    @property
+    def parents(self) -> dict[str, str | None]:
+        """Each image's catalog parent (None when built on a bootstrap or an external image)."""
+        return {ref: image.parent_ref for ref, image in self.images.items()}
+
+    def in_build_order(self) -> list[CatalogImage]:
+        """Every image, parents before children, ties by ref."""
+        return [self.images[ref] for ref in build_order(self.parents)]
 
     def select(self, patterns: Iterable[str]) -> list[CatalogImage]:
         """Images named by ``patterns`` (a ref, or a name meaning all its variants); all if none."""
