@@ -72,3 +72,23 @@ class SpecError(UserError):
         count = len(self.issues)
         header = f"the catalog has {count} error{'s' if count != 1 else ''}:"
         super().__init__("\n".join([header, *("  " + i.render() for i in self.issues)]))
+
+
+class ToolError(ImageFactoryError):
+    """An external program failed: the command, its exit code and the tail of its output."""
+
+    def __init__(
+        self, argv: list[str], returncode: int, output_tail: str, *, hint: str | None = None
+    ) -> None:
+        self.argv = argv
+        self.returncode = returncode
+        self.output_tail = output_tail
+        shown = " ".join(argv)
+        message = (
+            f"command timed out: {shown}"
+            if returncode == -1
+            else f"command failed with exit code {returncode}: {shown}"
+        )
+        if output_tail:
+            message += "\n" + "\n".join("  | " + line for line in output_tail.splitlines())
+        super().__init__(message, hint=hint)

@@ -1,0 +1,134 @@
+"""The one place imagefactory runs external programs (docker build, mmdebstrap, skopeo, …).
+
+Commands are argv lists, never shell strings. A failure raises :class:`ToolError` carrying the
+command, its exit code, the tail of its output and a hint. Values registered with
+:func:`redact` (registry passwords, secret values) are masked in every message and log line
+that passes through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagefactory.errors import ToolError, UserError
+
+#: Debian's docker.io CLI: it runs BuildKit without buildx. A newer CLI elsewhere on PATH may not.
+DEFAULT_DOCKER = "/usr/bin/docker"
+TAIL_LINES = 30
+
+_redacted: set[str] = set()
+
+
+def redact(secret: str) -> None:
+    """Never show ``secret`` in messages or logs that pass through this module."""
+    if len(secret) >= 4:
+        _redacted.add(secret)
+
+
+def scrub(text: str) -> str:
+    for secret in _redacted:
+        text = text.replace(secret, "******")
+    return text
+
+
+def docker_cli() -> str:
+    """The Docker CLI to use: ``$IMAGEFACTORY_DOCKER``, else Debian's, else ``docker`` on PATH."""
+    chosen = os.environ.get("IMAGEFACTORY_DOCKER")
+    if chosen:
+        return chosen
+    return DEFAULT_DOCKER if Path(DEFAULT_DOCKER).exists() else "docker"
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: list[str]
+    returncode: int
+    output: str
+
+
+def require(program: str, hint: str) -> str:
+    """The path of ``program``, or a UserError saying how to install it."""
+    path = shutil.which(program)
+    if path is None:
+        raise UserError(f"'{program}' is not installed", hint=hint)
+    return path
+
+
+def run(
+    argv: Sequence[str | Path],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: bytes | None = None,
+    timeout: float | None = None,
+    check: bool = True,
+    hint: str | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> Result:
+    """Run ``argv``; stdout and stderr are merged. ``on_line`` sees each line as it comes.
+
+    ``env`` entries are added to the current environment. The whole output is kept in the
+    result; a failure shows its last lines.
+    """
+    command = [str(a) for a in argv]
+    full_env = {**os.environ, **(env or {})}
+    lines: list[str] = []
+    try:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=full_env,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+    except FileNotFoundError as exc:
+        raise UserError(
+            f"'{command[0]}' is not installed", hint=hint or "run scripts/setup.sh"
+        ) from exc
+    with process:
+        reader = threading.Thread(target=_pump, args=(process, stdin, lines, on_line), daemon=True)
+        reader.start()
+        try:
+            returncode = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            process.kill()
+            process.wait()
+            reader.join(timeout=5)
+            raise ToolError(
+                command, -1, _tail(lines), hint=f"it ran longer than {timeout:g}s"
+            ) from exc
+        reader.join()
+    result = Result(command, returncode, "\n".join(lines))
+    if check and returncode != 0:
+        raise ToolError(command, returncode, _tail(lines), hint=hint)
+    return result
+
+
+def _pump(
+    process: subprocess.Popen[bytes],
+    stdin: bytes | None,
+    lines: list[str],
+    on_line: Callable[[str], None] | None,
+) -> None:
+    if stdin is not None and process.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.write(stdin)
+            process.stdin.close()
+    assert process.stdout is not None
+    for raw in process.stdout:
+        line = scrub(raw.decode("utf-8", "replace").rstrip("\n"))
+        lines.append(line)
+        if on_line is not None:
+            on_line(line)
+
+
+def _tail(lines: list[str]) -> str:
+    return "\n".join(lines[-TAIL_LINES:])
