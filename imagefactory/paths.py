@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from imagefactory.spec.catalog import Catalog
@@ -12,3 +13,13 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 def state_file(catalog: Catalog) -> Path:
     return catalog.root / catalog.project.state
+
+
+def work_dir(catalog: Catalog) -> Path:
+    """Where builds keep their contexts, logs and caches: the folder of the state file."""
+    return state_file(catalog).parent
+
+
+def slug(ref: str) -> str:
+    """A folder name for an image ref: ``runtime/llm:cpu`` → ``runtime_llm_cpu``."""
+    return re.sub(r"[^a-z0-9._-]+", "_", ref)

@@ -14,6 +14,8 @@ Records keep any further fields later commands add (digest, size, test resultsâ€
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -29,6 +31,15 @@ class ImageRecord(BaseModel):
     content_hash: str
     inputs: dict[str, str]
     version: str
+    name: str | None = None
+    variant: dict[str, str] = {}
+    repository: str | None = None
+    tag: str | None = None
+    image_id: str | None = None
+    digest: str | None = None
+    size_bytes: int | None = None
+    build_seconds: float | None = None
+    built_at: str | None = None
 
 
 class State(BaseModel):
@@ -60,3 +71,29 @@ def load_state(path: Path) -> State:
             hint="it was written by another imagefactory version; upgrade or delete it",
         )
     return state
+
+
+def save_state(path: Path, state: State) -> None:
+    """Write ``state`` whole or not at all: a temp file in the same folder, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "schema": state.schema_version,
+        "images": {
+            ref: record.model_dump(mode="json", exclude_none=True)
+            for ref, record in sorted(state.images.items())
+        },
+    }
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(document, stream, indent=2)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        Path(temp).replace(path)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+
+
+def with_record(state: State, ref: str, record: ImageRecord) -> State:
+    return state.model_copy(update={"images": {**state.images, ref: record}})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from imagefactory.cli import catalog as _catalog  # noqa: F401  (registers its commands)
+from imagefactory.cli import build as _build  # noqa: F401  (registers its commands)
+from imagefactory.cli import catalog as _catalog  # noqa: F401
 from imagefactory.cli.app import app
 
 

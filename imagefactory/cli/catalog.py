@@ -26,7 +26,7 @@ ImagesArgument = Annotated[
 ]
 
 
-def _open(ctx: typer.Context, json_output: bool) -> tuple[Session, Catalog]:
+def open_catalog(ctx: typer.Context, json_output: bool) -> tuple[Session, Catalog]:
     session: Session = ctx.obj
     session.output.json = json_output
     root = session.project.resolve() if session.project else find_project_root(Path.cwd())
@@ -43,7 +43,7 @@ def validate(ctx: typer.Context, json_output: JsonOption = False) -> None:
 
     Exits 0 when the catalog is valid, 1 when it is not.
     """
-    session, catalog = _open(ctx, json_output)
+    session, catalog = open_catalog(ctx, json_output)
     images = catalog.in_build_order()
     if json_output:
         session.output.data(
@@ -82,7 +82,7 @@ def plan(
 
     Compares against the state file (absent: everything is new). Needs no Docker and no network.
     """
-    session, catalog = _open(ctx, json_output)
+    session, catalog = open_catalog(ctx, json_output)
     selected = [i.ref for i in catalog.select(images or [])]
     entries = make_plan(catalog, load_state(state_file(catalog)), TEMPLATES_DIR, selected)
     if json_output:
@@ -120,5 +120,5 @@ def graph(
         raise typer.BadParameter(
             f"'{fmt}' is not one of {', '.join(FORMATS)}", param_hint="--format"
         )
-    session, catalog = _open(ctx, json_output)
+    session, catalog = open_catalog(ctx, json_output)
     session.output.out.file.write(render_graph(catalog, fmt))

@@ -50,6 +50,26 @@ class Catalog:
         """Every image, parents before children, ties by ref."""
         return [self.images[ref] for ref in build_order(self.parents)]
 
+    def lineage(self, ref: str) -> list[CatalogImage]:
+        """The image and its catalog ancestors, nearest first."""
+        chain = [self.images[ref]]
+        while chain[-1].parent_ref is not None:
+            chain.append(self.images[chain[-1].parent_ref])
+        return chain
+
+    def effective_user(self, ref: str) -> str | None:
+        """The user the image runs as: its own ``user``, else its catalog parent's (as Docker does)."""
+        return next((i.spec.user for i in self.lineage(ref) if i.spec.user is not None), None)
+
+    def numeric_user(self, ref: str) -> str:
+        """The effective user as ``UID:GID`` (what Kubernetes' runAsNonRoot can verify)."""
+        user = self.effective_user(ref) or "root"
+        if user == "root":
+            return "0:0"
+        accounts = [a for image in self.lineage(ref) for a in image.spec.create_users]
+        account = next((a for a in accounts if a.name == user), None)
+        return f"{account.uid}:{account.gid or account.uid}" if account else user
+
     def select(self, patterns: Iterable[str]) -> list[CatalogImage]:
         """Images named by ``patterns`` (a ref, or a name meaning all its variants); all if none."""
         patterns = list(patterns)

@@ -230,6 +230,9 @@ class BuildSecret(Frozen):
     env: EnvName | None = None
     file: NonEmpty | None = None
     required: bool = True
+    as_env: EnvName | None = Field(
+        default=None, description="exported as this variable during install steps only"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> BuildSecret:

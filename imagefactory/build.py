@@ -1,0 +1,374 @@
+"""Build the catalog: DAG order, parents by digest, unchanged images reused, state after each.
+
+For every selected image and the ancestors it needs, in build order (independent images in
+parallel up to ``jobs``):
+
+1. its content hash names an immutable tag in the build registry (the first registry of the
+   first environment); if that tag exists there, or an image with the hash label exists
+   locally, the image is reused, not rebuilt (``--no-cache`` forces a build);
+2. otherwise its Dockerfile is rendered FROM the exact digest its parent got in this run and
+   built with BuildKit (secrets mounted, proxy as build args only), then pushed to that tag;
+3. the state file records it at once (atomically), so an interrupted build keeps what finished.
+
+A failed image stops its descendants; independent images still build. The run then fails.
+"""
+
+from __future__ import annotations
+
+import datetime
+import graphlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from imagefactory import tools
+from imagefactory.bootstrap import rootfs_tar
+from imagefactory.credentials import docker_config
+from imagefactory.engine import Engine
+from imagefactory.errors import (
+    EXIT_INTERNAL,
+    EXIT_USER_ERROR,
+    ImageFactoryError,
+    ToolError,
+    UserError,
+)
+from imagefactory.hashing import ContentInputs, content_inputs
+from imagefactory.naming import build_registry, content_tag, repository
+from imagefactory.paths import slug, state_file, work_dir
+from imagefactory.render.catalog import parent_pin
+from imagefactory.render.dockerfile import render_dockerfile, write_build_context
+from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.models import BuildSecret
+from imagefactory.spec.parents import BootstrapParent
+from imagefactory.state import ImageRecord, load_state, save_state, with_record
+
+Status = Literal["built", "reused", "failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ref: str
+    status: Status
+    seconds: float = 0.0
+    digest: str | None = None
+    detail: str = ""
+    error: ImageFactoryError | None = None
+
+
+class BuildReporter(Protocol):
+    """Progress sink; called from worker threads."""
+
+    def queued(self, ref: str) -> None: ...
+    def started(self, ref: str, why: str) -> None: ...
+    def log(self, ref: str, line: str) -> None: ...
+    def finished(self, outcome: Outcome) -> None: ...
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    jobs: int = 1
+    no_cache: bool = False
+
+
+class BuildFailed(ImageFactoryError):
+    def __init__(self, outcomes: list[Outcome]) -> None:
+        failed = [o for o in outcomes if o.status == "failed"]
+        self.outcomes = outcomes
+        self.exit_code = (
+            EXIT_INTERNAL
+            if any(isinstance(o.error, ToolError) for o in failed)
+            else EXIT_USER_ERROR
+        )
+        lines = [f"{len(failed)} image{'s' if len(failed) != 1 else ''} failed to build:"]
+        for outcome in failed:
+            lines.append(f"  {outcome.ref}: {outcome.detail}")
+            lines += [f"    {line}" for line in str(outcome.error).splitlines()]
+        skipped = [o.ref for o in outcomes if o.status == "skipped"]
+        if skipped:
+            lines.append(f"  not built because a parent failed: {', '.join(skipped)}")
+        super().__init__("\n".join(lines), hint=failed[0].error.hint if failed[0].error else None)
+
+
+def images_to_build(catalog: Catalog, selected: list[CatalogImage]) -> list[CatalogImage]:
+    """The selected images and all their catalog ancestors, in build order."""
+    needed = {ancestor.ref for image in selected for ancestor in catalog.lineage(image.ref)}
+    return [image for image in catalog.in_build_order() if image.ref in needed]
+
+
+def build_catalog(
+    catalog: Catalog,
+    selected: list[CatalogImage],
+    options: BuildOptions,
+    reporter: BuildReporter,
+    templates_dir: Path,
+) -> list[Outcome]:
+    images = images_to_build(catalog, selected)
+    _, registry = build_registry(catalog.project)
+    with docker_config([registry]) as config_dir:
+        engine = Engine(config_dir)
+        engine.check()
+        run = _Run(catalog, engine, options, reporter, templates_dir)
+        outcomes = run.all(images)
+    if any(o.status == "failed" for o in outcomes):
+        raise BuildFailed(outcomes)
+    return outcomes
+
+
+class _Run:
+    def __init__(
+        self,
+        catalog: Catalog,
+        engine: Engine,
+        options: BuildOptions,
+        reporter: BuildReporter,
+        templates_dir: Path,
+    ) -> None:
+        self.catalog = catalog
+        self.engine = engine
+        self.options = options
+        self.reporter = reporter
+        self.templates_dir = templates_dir
+        self.inputs = content_inputs(catalog, templates_dir)
+        self.state_path = state_file(catalog)
+        self.state = load_state(self.state_path)
+        self.digests: dict[str, str] = {}
+        self.lock = threading.Lock()
+        _, self.registry = build_registry(catalog.project)
+        self.revision_labels = _revision_labels(catalog.root)
+
+    def all(self, images: list[CatalogImage]) -> list[Outcome]:
+        by_ref = {image.ref: image for image in images}
+        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+        for image in images:
+            sorter.add(image.ref, *([image.parent_ref] if image.parent_ref in by_ref else []))
+        sorter.prepare()
+        for image in images:
+            self.reporter.queued(image.ref)
+        outcomes: dict[str, Outcome] = {}
+        with ThreadPoolExecutor(max_workers=max(1, self.options.jobs)) as pool:
+            running: dict[Future[Outcome], str] = {}
+            while sorter.is_active():
+                for ref in sorted(sorter.get_ready()):
+                    parent = by_ref[ref].parent_ref
+                    if (
+                        parent is not None
+                        and parent in outcomes
+                        and outcomes[parent].status in ("failed", "skipped")
+                    ):
+                        outcomes[ref] = Outcome(
+                            ref, "skipped", detail=f"parent {parent} did not build"
+                        )
+                        self.reporter.finished(outcomes[ref])
+                        sorter.done(ref)
+                    else:
+                        running[pool.submit(self.one, by_ref[ref])] = ref
+                if not running:
+                    continue
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    ref = running.pop(future)
+                    outcomes[ref] = future.result()
+                    self.reporter.finished(outcomes[ref])
+                    sorter.done(ref)
+        return [outcomes[image.ref] for image in images]
+
+    def one(self, image: CatalogImage) -> Outcome:
+        started = time.monotonic()
+        inputs = self.inputs[image.ref]
+        tag = f"{repository(self.registry, image.spec.name)}:{content_tag(inputs.content_hash)}"
+        try:
+            if not self.options.no_cache:
+                reused = self._reuse(image, inputs, tag)
+                if reused is not None:
+                    return Outcome(
+                        image.ref, "reused", time.monotonic() - started, reused[0], reused[1]
+                    )
+            self.reporter.started(image.ref, self._why(image.ref, inputs))
+            digest = self._build(image, inputs, tag, started)
+            return Outcome(
+                image.ref, "built", time.monotonic() - started, digest, "built and pushed"
+            )
+        except ImageFactoryError as exc:
+            return Outcome(
+                image.ref, "failed", time.monotonic() - started, detail=_step_of(exc), error=exc
+            )
+
+    def _why(self, ref: str, inputs: ContentInputs) -> str:
+        record = self.state.images.get(ref)
+        if self.options.no_cache:
+            return "--no-cache"
+        if record is None:
+            return "new"
+        changed = [
+            key for key, value in inputs.as_dict().items() if record.inputs.get(key) != value
+        ]
+        return ", ".join(f"{key} changed" for key in changed) or "not found in the registry"
+
+    def _reuse(
+        self, image: CatalogImage, inputs: ContentInputs, tag: str
+    ) -> tuple[str, str] | None:
+        """(digest, where) of an existing image with this content, pushed if it was only local."""
+        digest = self.engine.remote_digest(self.registry, tag)
+        where = "reused from the registry"
+        if digest is None:
+            local = self.engine.local_image(inputs.content_hash)
+            if local is None:
+                return None
+            self.engine.docker.image.tag(local.image_id, tag)
+            digest = self.engine.push(tag)
+            where = "reused the local image, pushed"
+        self._record(image, inputs, tag, digest, None)
+        return digest, where
+
+    def _build(self, image: CatalogImage, inputs: ContentInputs, tag: str, started: float) -> str:
+        pin = parent_pin(self.catalog, image, self.inputs, self.digests)
+        dockerfile = render_dockerfile(
+            self.catalog, image, inputs.content_hash, pin, self.templates_dir
+        )
+        rootfs = None
+        if isinstance(image.parent, BootstrapParent):
+            rootfs = rootfs_tar(
+                image.parent.bootstrap,
+                self.catalog.project.build,
+                work_dir(self.catalog) / "cache",
+                on_line=lambda line: self.reporter.log(image.ref, line),
+            )
+        context = write_build_context(
+            self.catalog,
+            image,
+            dockerfile,
+            work_dir(self.catalog) / "build" / slug(image.ref),
+            rootfs=rootfs,
+        )
+        with _secret_files(self.catalog.root, image.spec.secrets) as secrets:
+            built = self.engine.build(
+                context,
+                tag,
+                labels=self.revision_labels,
+                build_args=self._proxy_args(),
+                secrets=secrets,
+                no_cache=self.options.no_cache,
+                on_line=lambda line: self.reporter.log(image.ref, line),
+            )
+        digest = self.engine.push(tag)
+        self._record(
+            image, inputs, tag, digest, built.image_id, built.size_bytes, time.monotonic() - started
+        )
+        return digest
+
+    def _proxy_args(self) -> dict[str, str]:
+        """Docker's predefined proxy args: used by RUN steps, never stored in the image."""
+        proxy = self.catalog.project.build.proxy
+        args = {}
+        for name, value in (
+            ("HTTP_PROXY", proxy.http),
+            ("HTTPS_PROXY", proxy.https),
+            ("NO_PROXY", proxy.no_proxy),
+        ):
+            if value:
+                args[name] = args[name.lower()] = value
+        return args
+
+    def _record(
+        self,
+        image: CatalogImage,
+        inputs: ContentInputs,
+        tag: str,
+        digest: str,
+        image_id: str | None,
+        size: int | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        previous = self.state.images.get(image.ref)
+        same = previous is not None and previous.content_hash == inputs.content_hash
+        record = ImageRecord(
+            content_hash=inputs.content_hash,
+            inputs=inputs.as_dict(),
+            version=image.spec.version,
+            name=image.spec.name,
+            variant=image.spec.variant,
+            repository=tag.rsplit(":", 1)[0],
+            tag=tag.rsplit(":", 1)[1],
+            digest=digest,
+            image_id=image_id or (previous.image_id if same and previous else None),
+            size_bytes=size
+            if size is not None
+            else (previous.size_bytes if same and previous else None),
+            build_seconds=round(seconds, 1)
+            if seconds is not None
+            else (previous.build_seconds if same and previous else None),
+            built_at=(
+                datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+                if seconds is not None
+                else (previous.built_at if same and previous else None)
+            ),
+        )
+        if previous is not None and previous.model_extra and same:
+            record = record.model_copy(update=previous.model_extra)
+        with self.lock:
+            self.digests[image.ref] = digest
+            self.state = with_record(self.state, image.ref, record)
+            save_state(self.state_path, self.state)
+
+
+def _step_of(error: ImageFactoryError) -> str:
+    """The BuildKit step a failed build was at, from the tail of its log."""
+    if isinstance(error, ToolError):
+        steps = [
+            line for line in error.output_tail.splitlines() if "] " in line and line.startswith("#")
+        ]
+        if steps:
+            return "failed at " + steps[-1].split(" ", 1)[1][:160]
+    return error.message.splitlines()[0][:160]
+
+
+@contextmanager
+def _secret_files(root: Path, secrets: list[BuildSecret]) -> Iterator[dict[str, Path]]:
+    """Secret values as files BuildKit can mount: env values go to a private temp dir."""
+    folder = Path(tempfile.mkdtemp(prefix="imagefactory-secrets-"))
+    try:
+        files: dict[str, Path] = {}
+        for secret in secrets:
+            if secret.env is not None:
+                value = os.environ.get(secret.env)
+                if value is None:
+                    if secret.required:
+                        raise UserError(
+                            f"build secret '{secret.id}' reads ${secret.env}, which is not set",
+                            hint=f"export {secret.env}, or mark the secret required: false",
+                        )
+                    continue
+                tools.redact(value)
+                path = folder / secret.id
+                path.touch(mode=0o600)
+                path.write_text(value, encoding="utf-8")
+                files[secret.id] = path
+            elif secret.file is not None:
+                path = (root / Path(secret.file).expanduser()).resolve()
+                if path.is_file():
+                    files[secret.id] = path
+                elif secret.required:
+                    raise UserError(f"build secret '{secret.id}' reads {path}, which is not a file")
+        yield files
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _revision_labels(root: Path) -> dict[str, str]:
+    """OCI revision and created labels from git (the commit, and its time: reproducible)."""
+    result = tools.run(["git", "-C", root, "log", "-1", "--format=%H %cI"], check=False, timeout=30)
+    parts = result.output.strip().split()
+    if result.returncode != 0 or len(parts) != 2:
+        return {}
+    return {
+        "org.opencontainers.image.revision": parts[0],
+        "org.opencontainers.image.created": parts[1],
+    }

@@ -1,0 +1,169 @@
+"""render · build: turn the catalog into Dockerfiles, and Dockerfiles into pushed images."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from imagefactory.build import BuildOptions, build_catalog, images_to_build
+from imagefactory.cli.app import app
+from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
+from imagefactory.cli.progress import LiveProgress, PlainProgress
+from imagefactory.errors import UserError
+from imagefactory.hashing import content_inputs
+from imagefactory.paths import TEMPLATES_DIR, state_file
+from imagefactory.plan import make_plan
+from imagefactory.render.catalog import render_images, stale_files
+from imagefactory.state import load_state
+
+
+@app.command(
+    epilog="Examples:\n\n  imagefactory render\n\n  imagefactory render app/rag-api --out /tmp/r"
+    "\n\n  imagefactory render --check   # in CI: fail when rendered/ is stale"
+)
+def render(
+    ctx: typer.Context,
+    images: ImagesArgument = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Folder for the rendered images (relative to the project root)."
+        ),
+    ] = Path("rendered"),
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Write nothing; exit 1 if the files in --out differ from a fresh render.",
+        ),
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Render each image's Dockerfile and build context (files, CA bundle) from the templates.
+
+    FROM names the parent by the digest recorded in state for its current content, else by its
+    content tag. Output is deterministic: the same catalog and state give the same bytes.
+    """
+    session, catalog = open_catalog(ctx, json_output)
+    selected = catalog.select(images or [])
+    inputs = content_inputs(catalog, TEMPLATES_DIR)
+    state = load_state(state_file(catalog))
+    digests = {
+        ref: r.digest
+        for ref, r in state.images.items()
+        if r.digest and ref in inputs and r.content_hash == inputs[ref].content_hash
+    }
+    target = out if out.is_absolute() else catalog.root / out
+    if check:
+        with tempfile.TemporaryDirectory() as fresh:
+            rendered = render_images(catalog, selected, inputs, digests, Path(fresh), TEMPLATES_DIR)
+            stale = {
+                r.ref: stale_files(r.folder, target / r.folder.name)
+                if (target / r.folder.name).is_dir()
+                else ["(missing)"]
+                for r in rendered
+            }
+        stale = {ref: files for ref, files in stale.items() if files}
+        if json_output:
+            session.output.data({"ok": not stale, "stale": stale})
+        if stale:
+            listing = "; ".join(f"{ref}: {', '.join(files)}" for ref, files in stale.items())
+            raise UserError(
+                f"rendered files in {target} are stale: {listing}",
+                hint=f"run 'imagefactory render' and commit {out}",
+            )
+        if not json_output:
+            session.output.text(f"{len(rendered)} rendered images in {target} are up to date")
+        return
+    rendered = render_images(catalog, selected, inputs, digests, target, TEMPLATES_DIR)
+    if json_output:
+        session.output.data(
+            {"ok": True, "rendered": [{"image": r.ref, "folder": str(r.folder)} for r in rendered]}
+        )
+    else:
+        for r in rendered:
+            session.output.text(f"{r.ref}: {r.folder / 'Dockerfile'}")
+
+
+@app.command(
+    epilog="Examples:\n\n  imagefactory build --all\n\n  imagefactory build app/rag-api --jobs 2"
+    "\n\n  imagefactory build --all --dry-run --json"
+)
+def build(
+    ctx: typer.Context,
+    images: ImagesArgument = None,
+    all_images: Annotated[
+        bool, typer.Option("--all", help="Build every image of the catalog.")
+    ] = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, max=16, help="Independent images built at once.")
+    ] = 1,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache", help="Rebuild even unchanged images, without BuildKit's layer cache."
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be built; touch nothing.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Build the selected images and the ancestors they need, in DAG order, and push each to
+    the build registry by its content tag. Unchanged images (same content hash) are reused.
+    """
+    session, catalog = open_catalog(ctx, json_output)
+    if not images and not all_images:
+        raise typer.BadParameter("name images to build, or pass --all", param_hint="IMAGE")
+    selected = images_to_build(catalog, catalog.select(images or []))
+    if dry_run:
+        entries = make_plan(
+            catalog, load_state(state_file(catalog)), TEMPLATES_DIR, [i.ref for i in selected]
+        )
+        if json_output:
+            session.output.data(
+                {"ok": True, "dry_run": True, "plan": [e.as_dict() for e in entries]}
+            )
+            return
+        for entry in entries:
+            what = (
+                f"would build ({', '.join(entry.reasons)})"
+                if entry.reasons
+                else "would reuse (unchanged)"
+            )
+            session.output.text(f"{entry.ref}: {what}")
+        return
+    console = session.output.err
+    reporter: LiveProgress | PlainProgress
+    if console.is_terminal and not session.verbose and not json_output:
+        reporter = LiveProgress(console)
+        scope: contextlib.AbstractContextManager[object] = reporter
+    else:
+        reporter = PlainProgress(console, verbose=session.verbose)
+        scope = contextlib.nullcontext()
+    with scope:
+        outcomes = build_catalog(
+            catalog, selected, BuildOptions(jobs=jobs, no_cache=no_cache), reporter, TEMPLATES_DIR
+        )
+    if json_output:
+        session.output.data(
+            {
+                "ok": True,
+                "images": [
+                    {
+                        "image": o.ref,
+                        "status": o.status,
+                        "seconds": round(o.seconds, 1),
+                        "digest": o.digest,
+                    }
+                    for o in outcomes
+                ],
+            }
+        )
+        return
+    built = sum(1 for o in outcomes if o.status == "built")
+    session.output.text(f"{built} built, {len(outcomes) - built} reused")

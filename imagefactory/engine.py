@@ -1,0 +1,149 @@
+"""The Docker engine and the registry, as the build needs them.
+
+Queries (info, inspect, list, push) go through python-on-whales; the build itself goes through
+``tools.run`` because it needs BuildKit options python-on-whales' legacy builder lacks
+(``--secret``, ``--progress``); registry lookups use skopeo. Every call uses the same Docker CLI
+(``tools.docker_cli()``: Debian's, which runs BuildKit without buildx) and the same
+DOCKER_CONFIG (the run's temporary credentials, when there are any).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from imagefactory import tools
+from imagefactory.errors import ToolError, UserError
+from imagefactory.naming import CONTENT_LABEL
+from imagefactory.spec.models import Registry
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    image_id: str
+    size_bytes: int
+
+
+@dataclass
+class Engine:
+    config_dir: Path | None = None
+    cli: str = field(default_factory=tools.docker_cli)
+
+    def __post_init__(self) -> None:
+        self.docker = DockerClient(client_call=[self.cli], config=self.config_dir)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {"DOCKER_BUILDKIT": "1"}
+        if self.config_dir is not None:
+            env["DOCKER_CONFIG"] = str(self.config_dir)
+        return env
+
+    def check(self) -> None:
+        """Fail with one clear sentence when the daemon does not answer."""
+        try:
+            self.docker.info()
+        except (DockerException, FileNotFoundError, OSError) as exc:
+            reason = getattr(exc, "stderr", None) or str(exc)
+            first = next((line for line in str(reason).splitlines() if line.strip()), "no answer")
+            raise UserError(
+                f"the Docker engine is not reachable through {self.cli}: {first.strip()}",
+                hint="start it (scripts/services.sh start) or point DOCKER_HOST at one",
+            ) from exc
+
+    def local_image(self, content_hash: str) -> BuiltImage | None:
+        """The local image carrying this content hash label, if any."""
+        images = self.docker.image.list(filters={"label": f"{CONTENT_LABEL}={content_hash}"})
+        if not images:
+            return None
+        image = images[0]
+        return BuiltImage(image.id, int(image.size or 0))
+
+    def build(
+        self,
+        context: Path,
+        tag: str,
+        *,
+        labels: Mapping[str, str],
+        build_args: Mapping[str, str],
+        secrets: Mapping[str, Path],
+        no_cache: bool,
+        on_line: Callable[[str], None] | None = None,
+    ) -> BuiltImage:
+        iidfile = context / ".imagefactory-iid"
+        argv: list[str | Path] = [
+            self.cli,
+            "build",
+            "--progress=plain",
+            "--network=host",
+            "--iidfile",
+            iidfile,
+            "--tag",
+            tag,
+        ]
+        argv += [f"--label={k}={v}" for k, v in sorted(labels.items())]
+        argv += [f"--build-arg={k}={v}" for k, v in sorted(build_args.items())]
+        argv += [f"--secret=id={sid},src={path}" for sid, path in sorted(secrets.items())]
+        argv += ["--no-cache"] if no_cache else []
+        argv.append(context)
+        tools.run(
+            argv,
+            env=self.env,
+            timeout=3600,
+            on_line=on_line,
+            hint="the build log above shows the failing step",
+        )
+        image_id = iidfile.read_text().strip()
+        iidfile.unlink()
+        size = self.docker.image.inspect(image_id).size
+        return BuiltImage(image_id, int(size or 0))
+
+    def push(self, tag: str) -> str:
+        """Push ``tag``; return the manifest digest the registry now holds for it."""
+        repository = tag.rsplit(":", 1)[0]
+        try:
+            self.docker.push(tag, quiet=True)
+            digests = self.docker.image.inspect(tag).repo_digests or []
+        except DockerException as exc:
+            raise ToolError(
+                exc.docker_command or ["docker", "push", tag],
+                exc.return_code,
+                tools.scrub(exc.stderr or ""),
+                hint="check the registry credentials",
+            ) from exc
+        for entry in digests:
+            name, _, digest = entry.partition("@")
+            if name == repository:
+                return digest
+        raise UserError(f"pushed {tag} but the engine reports no digest for {repository}")
+
+    def remote_digest(self, registry: Registry, reference: str) -> str | None:
+        """The digest ``reference`` has in ``registry``, or None when it is not there."""
+        argv: list[str | Path] = [
+            "skopeo",
+            "inspect",
+            "--no-tags",
+            "--format={{.Digest}}",
+            f"--tls-verify={'true' if registry.tls_verify else 'false'}",
+        ]
+        if self.config_dir is not None:
+            argv += ["--authfile", self.config_dir / "config.json"]
+        argv.append(f"docker://{reference}")
+        result = tools.run(argv, check=False, timeout=120, hint="install skopeo (scripts/setup.sh)")
+        if result.returncode != 0:
+            if "manifest unknown" in result.output or "not found" in result.output.lower():
+                return None
+            raise ToolError(
+                result.argv,
+                result.returncode,
+                result.output[-3000:],
+                hint="is the registry running and are the credentials right?",
+            )
+        digests = [line for line in result.output.splitlines() if line.startswith("sha256:")]
+        if not digests:
+            raise ToolError(result.argv, result.returncode, result.output[-3000:])
+        return digests[-1]

@@ -1,0 +1,32 @@
+"""Where images live in registries: repositories, content tags, the registry builds pin parents in."""
+
+from __future__ import annotations
+
+from imagefactory.errors import UserError
+from imagefactory.spec.models import ProjectSpec, Registry
+
+CONTENT_TAG_PREFIX = "content-"
+CONTENT_LABEL = "org.imagefactory.content-hash"
+REF_LABEL = "org.imagefactory.ref"
+
+
+def repository(registry: Registry, name: str) -> str:
+    """``HOST[:PORT]/NAMESPACE/NAME`` — variants share the repository and differ by tag."""
+    parts = [registry.url, registry.namespace, name]
+    return "/".join(p for p in parts if p)
+
+
+def content_tag(content_hash: str) -> str:
+    """The immutable tag a build pushes: the image's content hash, shortened."""
+    return CONTENT_TAG_PREFIX + content_hash.removeprefix("sha256:")[:24]
+
+
+def build_registry(project: ProjectSpec) -> tuple[str, Registry]:
+    """The first registry of the first environment: builds push there and pin parents from it."""
+    if not project.environments:
+        raise UserError(
+            "the project defines no environments, so builds have no registry to pin parents in",
+            hint="add environments (dev first) with their registries to imagefactory.yaml",
+        )
+    name = project.environments[0].registries[0]
+    return name, project.registries[name]

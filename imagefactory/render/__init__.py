@@ -1,0 +1,1 @@
+"""Renderers: pure functions from spec objects to text, through one Jinja environment."""

@@ -1,0 +1,92 @@
+"""Render many images at once: Dockerfiles and build contexts, each FROM its parent's digest."""
+
+from __future__ import annotations
+
+import filecmp
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagefactory.hashing import ContentInputs
+from imagefactory.naming import build_registry, content_tag, repository
+from imagefactory.paths import slug
+from imagefactory.render.dockerfile import (
+    ROOTFS_FILE,
+    ParentPin,
+    render_dockerfile,
+    write_build_context,
+)
+from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.parents import CatalogParent, ExternalParent
+
+
+def parent_pin(
+    catalog: Catalog,
+    image: CatalogImage,
+    inputs: Mapping[str, ContentInputs],
+    digests: Mapping[str, str],
+) -> ParentPin | None:
+    """FROM for ``image``: the parent's digest when known (built in this run, or recorded for the
+    parent's current content), else its content tag. None for a bootstrapped rootfs."""
+    parent = image.parent
+    if isinstance(parent, ExternalParent):
+        return ParentPin(f"{parent.reference}@{parent.digest}", parent.reference, parent.digest)
+    if not isinstance(parent, CatalogParent):
+        return None
+    _, registry = build_registry(catalog.project)
+    repo = repository(registry, parent.name)
+    digest = digests.get(parent.ref)
+    if digest is not None:
+        return ParentPin(f"{repo}@{digest}", parent.name, digest)
+    return ParentPin(f"{repo}:{content_tag(inputs[parent.ref].content_hash)}", parent.name, None)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    ref: str
+    folder: Path
+
+
+def render_images(
+    catalog: Catalog,
+    images: list[CatalogImage],
+    inputs: Mapping[str, ContentInputs],
+    digests: Mapping[str, str],
+    out_dir: Path,
+    templates_dir: Path,
+) -> list[Rendered]:
+    rendered = []
+    for image in images:
+        text = render_dockerfile(
+            catalog,
+            image,
+            inputs[image.ref].content_hash,
+            parent_pin(catalog, image, inputs, digests),
+            templates_dir,
+        )
+        folder = write_build_context(catalog, image, text, out_dir / slug(image.ref))
+        rendered.append(Rendered(image.ref, folder))
+    return rendered
+
+
+def stale_files(expected: Path, actual: Path) -> list[str]:
+    """Paths that differ between two rendered trees (missing, extra or changed)."""
+    comparison = filecmp.dircmp(expected, actual, ignore=[ROOTFS_FILE])
+    return sorted(_differences(comparison, ""))
+
+
+def _differences(comparison: filecmp.dircmp[str], prefix: str) -> list[str]:
+    found = [
+        prefix + name
+        for name in comparison.left_only + comparison.right_only + comparison.funny_files
+    ]
+    found += [
+        prefix + name
+        for name in comparison.common_files
+        if not filecmp.cmp(
+            Path(comparison.left) / name, Path(comparison.right) / name, shallow=False
+        )
+    ]
+    for name, sub in comparison.subdirs.items():
+        found += _differences(sub, f"{prefix}{name}/")
+    return found

@@ -1,0 +1,176 @@
+"""Render one concrete image to a Dockerfile and lay out its build context.
+
+``render_dockerfile`` is a pure function of the spec, the project settings, the content hash and
+the parent pin: the same inputs give byte-identical output. ``write_build_context`` copies what
+the Dockerfile refers to (files, CA bundle) next to it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from imagefactory.naming import CONTENT_LABEL, REF_LABEL
+from imagefactory.render.environment import render_template
+from imagefactory.spec.catalog import Catalog, CatalogImage
+
+STANDARD_TEMPLATE = "dockerfile/Dockerfile.j2"
+OVERRIDE_TEMPLATE = "Dockerfile.j2"
+CA_FILE = "ca-bundle.pem"
+CA_TARGET = "/run/imagefactory/ca.pem"
+SECRETS_DIR = "/run/secrets"
+ROOTFS_FILE = "rootfs.tar"
+
+
+@dataclass(frozen=True)
+class ParentPin:
+    """What FROM names: the parent by digest once built, else by its content tag."""
+
+    reference: str
+    name: str
+    digest: str | None
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    source: Path
+    context_path: str
+    dest: str
+    mode: str | None
+    owner: str
+    is_dir: bool
+
+
+def file_entries(image: CatalogImage) -> list[FileEntry]:
+    entries = []
+    for index, copy in enumerate(image.spec.files):
+        source = image.folder / copy.src
+        name = PurePosixPath(copy.src).name or f"file{index}"
+        entries.append(
+            FileEntry(
+                source, f"files/{index}/{name}", copy.dest, copy.mode, copy.owner, source.is_dir()
+            )
+        )
+    return entries
+
+
+def template_name(catalog: Catalog, image: CatalogImage) -> str:
+    override = image.folder / OVERRIDE_TEMPLATE
+    if override.is_file():
+        return override.relative_to(catalog.root).as_posix()
+    return STANDARD_TEMPLATE
+
+
+def render_dockerfile(
+    catalog: Catalog,
+    image: CatalogImage,
+    content_hash: str,
+    parent: ParentPin | None,
+    templates_dir: Path,
+) -> str:
+    context = dockerfile_context(catalog, image, content_hash, parent)
+    text = render_template(templates_dir, catalog.root, template_name(catalog, image), context)
+    return re.sub(r"\n{3,}", "\n\n", text)  # empty blocks leave runs of blank lines
+
+
+def dockerfile_context(
+    catalog: Catalog, image: CatalogImage, content_hash: str, parent: ParentPin | None
+) -> dict[str, Any]:
+    spec = image.spec
+    build = catalog.project.build
+    has_ca = build.ca_bundle is not None
+    mounts = [f"--mount=type=bind,source={CA_FILE},target={CA_TARGET}"] if has_ca else []
+    mounts += [
+        f"--mount=type=secret,id={s.id},required={'true' if s.required else 'false'}"
+        for s in spec.secrets
+    ]
+    exports = [f'{s.as_env}="$(cat {SECRETS_DIR}/{s.id})"' for s in spec.secrets if s.as_env]
+    pip_exports = [
+        *([f"PIP_CERT={CA_TARGET}"] if has_ca else []),
+        *([f"PIP_INDEX_URL={shlex.quote(build.mirrors.pypi)}"] if build.mirrors.pypi else []),
+        *exports,
+    ]
+    return {
+        "source": image.file.relative_to(catalog.root).as_posix(),
+        "ref": image.ref,
+        "version": spec.version,
+        "content_hash": content_hash,
+        "bootstrap": parent is None,
+        "parent_from": parent.reference if parent else None,
+        "ca_bundle": has_ca,
+        "users": [
+            {"name": u.name, "uid": u.uid, "gid": u.gid or u.uid, "home": u.home, "shell": u.shell}
+            for u in spec.create_users
+        ],
+        "packages": spec.packages,
+        "apt_options": f" -o Acquire::https::CaInfo={CA_TARGET}" if has_ca else "",
+        "mounts": "".join(f"{m} \\\n    " for m in mounts)
+        + "".join(f"export {e} && " for e in exports),
+        "pip": spec.pip,
+        "pip_env": " ".join(f"export {e} &&" for e in pip_exports if e not in exports),
+        "venv": spec.venv,
+        "files": file_entries(image),
+        "env": spec.env,
+        "workdir": spec.workdir,
+        "ports": spec.ports,
+        "healthcheck": spec.healthcheck.model_dump() if spec.healthcheck else None,
+        "entrypoint": spec.entrypoint,
+        "cmd": spec.cmd,
+        "labels": _labels(image, content_hash, parent),
+        "user": catalog.numeric_user(image.ref),
+    }
+
+
+def _labels(image: CatalogImage, content_hash: str, parent: ParentPin | None) -> dict[str, str]:
+    spec = image.spec
+    labels = {
+        **spec.labels,
+        "org.opencontainers.image.title": spec.name,
+        "org.opencontainers.image.version": spec.version,
+        "org.opencontainers.image.base.name": parent.name if parent else "scratch",
+        "org.opencontainers.image.base.digest": (parent.digest or "") if parent else "",
+        CONTENT_LABEL: content_hash,
+        REF_LABEL: image.ref,
+    }
+    if spec.description:
+        labels["org.opencontainers.image.description"] = spec.description
+    return dict(sorted(labels.items()))
+
+
+def write_build_context(
+    catalog: Catalog,
+    image: CatalogImage,
+    dockerfile: str,
+    folder: Path,
+    *,
+    rootfs: Path | None = None,
+) -> Path:
+    """Write ``folder`` (Dockerfile, files/, CA bundle[, rootfs.tar]) whole, or leave it as it was."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        (staging / "Dockerfile").write_text(dockerfile, encoding="utf-8")
+        if catalog.project.build.ca_bundle is not None:
+            shutil.copyfile(catalog.root / catalog.project.build.ca_bundle, staging / CA_FILE)
+        for entry in file_entries(image):
+            target = staging / entry.context_path
+            target.parent.mkdir(parents=True)
+            if entry.is_dir:
+                shutil.copytree(entry.source, target, symlinks=True)
+            else:
+                shutil.copy2(entry.source, target)
+        if rootfs is not None:
+            os.link(rootfs, staging / ROOTFS_FILE)
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return folder
