@@ -45,15 +45,21 @@ class Engine:
 
     def check(self) -> None:
         """Fail with one clear sentence when the daemon does not answer."""
-        try:
-            self.docker.info()
-        except (DockerException, FileNotFoundError, OSError) as exc:
-            reason = getattr(exc, "stderr", None) or str(exc)
-            first = next((line for line in str(reason).splitlines() if line.strip()), "no answer")
+        result = tools.run(
+            [self.cli, "version", "--format", "{{.Server.Version}}"],
+            env=self.env,
+            check=False,
+            timeout=60,
+        )
+        if result.returncode != 0:
+            first = next(
+                (line for line in result.output.splitlines() if "daemon" in line.lower()),
+                result.output.strip().splitlines()[-1] if result.output.strip() else "no answer",
+            )
             raise UserError(
                 f"the Docker engine is not reachable through {self.cli}: {first.strip()}",
                 hint="start it (scripts/services.sh start) or point DOCKER_HOST at one",
-            ) from exc
+            )
 
     def local_image(self, content_hash: str) -> BuiltImage | None:
         """The local image carrying this content hash label, if any."""

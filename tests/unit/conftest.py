@@ -35,3 +35,36 @@ def edit(catalog_dir: Path) -> Edit:
         path.write_text(text.replace(old, new, 1))
 
     return replace
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite the golden files from the current output instead of comparing",
+    )
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest) -> Callable[[Path, str], None]:
+    """Compare text with a golden file (or rewrite it with --update-golden)."""
+
+    def check(path: Path, text: str) -> None:
+        if request.config.getoption("--update-golden"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        assert path.exists(), f"no golden file {path}; run pytest --update-golden"
+        assert text == path.read_text(), f"{path} differs; if intended, run pytest --update-golden"
+
+    return check
+
+
+@pytest.fixture
+def pinned_catalog_dir(catalog_dir: Path, edit: Edit) -> Path:
+    """The example catalog with a CA bundle from the tests, so hashes match on every machine."""
+    shutil.copy(FIXTURES / "ca.pem", catalog_dir / "ca.pem")
+    edit("imagefactory.yaml", "ca_bundle: /etc/ssl/certs/ca-certificates.crt", "ca_bundle: ca.pem")
+    return catalog_dir

