@@ -2,12 +2,18 @@
 # A fresh machine to the main job on the example catalog, with the embedded defaults
 # (local Docker engine, local registry on 127.0.0.1:5000). Run as root from the repository.
 #
-# Today the main job reads the catalog: validate, plan, graph. Later steps (build, test, push,
-# promote) join this script as they land.
+# The main job: validate, plan and graph the catalog, then build base/debian12 →
+# runtime/llm:cpu → app/rag-api (the CUDA variant is large; build it with
+# `imagefactory build runtime/llm:cuda`). Later steps (test, push, promote) join as they land.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh
+
+# The local registry's credentials, for the variables imagefactory.yaml names (never printed).
+export IMAGEFACTORY_REGISTRY_USER=imagefactory
+IMAGEFACTORY_REGISTRY_PASSWORD="$(cat "${IMAGEFACTORY_HOST_DIR:-.host}/registry.password")"
+export IMAGEFACTORY_REGISTRY_PASSWORD
 
 imagefactory=.venv/bin/imagefactory
 echo "==> imagefactory validate"
@@ -16,3 +22,5 @@ echo "==> imagefactory plan"
 "$imagefactory" plan
 echo "==> imagefactory graph"
 "$imagefactory" graph
+echo "==> imagefactory build app/rag-api (and the ancestors it needs)"
+"$imagefactory" build app/rag-api
