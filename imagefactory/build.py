@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -116,10 +116,50 @@ def build_catalog(
         engine = Engine(config_dir)
         engine.check()
         run = _Run(catalog, engine, options, reporter, templates_dir)
-        outcomes = run.all(images)
+        outcomes = run_in_dag_order(images, options.jobs, run.one, reporter)
     if any(o.status == "failed" for o in outcomes):
         raise BuildFailed(outcomes)
     return outcomes
+
+
+def run_in_dag_order(
+    images: list[CatalogImage],
+    jobs: int,
+    work: Callable[[CatalogImage], Outcome],
+    reporter: BuildReporter,
+) -> list[Outcome]:
+    """Run ``work`` on each image once its parent is done, up to ``jobs`` at a time.
+
+    An image whose parent failed (or was skipped) is skipped; every other image still runs.
+    """
+    by_ref = {image.ref: image for image in images}
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for image in images:
+        sorter.add(image.ref, *([image.parent_ref] if image.parent_ref in by_ref else []))
+    sorter.prepare()
+    for image in images:
+        reporter.queued(image.ref)
+    outcomes: dict[str, Outcome] = {}
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        running: dict[Future[Outcome], str] = {}
+        while sorter.is_active():
+            for ref in sorted(sorter.get_ready()):
+                parent = by_ref[ref].parent_ref
+                if parent in outcomes and outcomes[parent].status in ("failed", "skipped"):
+                    outcomes[ref] = Outcome(ref, "skipped", detail=f"parent {parent} did not build")
+                    reporter.finished(outcomes[ref])
+                    sorter.done(ref)
+                else:
+                    running[pool.submit(work, by_ref[ref])] = ref
+            if not running:
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                ref = running.pop(future)
+                outcomes[ref] = future.result()
+                reporter.finished(outcomes[ref])
+                sorter.done(ref)
+    return [outcomes[image.ref] for image in images]
 
 
 class _Run:
@@ -143,42 +183,6 @@ class _Run:
         self.lock = threading.Lock()
         _, self.registry = build_registry(catalog.project)
         self.revision_labels = _revision_labels(catalog.root)
-
-    def all(self, images: list[CatalogImage]) -> list[Outcome]:
-        by_ref = {image.ref: image for image in images}
-        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-        for image in images:
-            sorter.add(image.ref, *([image.parent_ref] if image.parent_ref in by_ref else []))
-        sorter.prepare()
-        for image in images:
-            self.reporter.queued(image.ref)
-        outcomes: dict[str, Outcome] = {}
-        with ThreadPoolExecutor(max_workers=max(1, self.options.jobs)) as pool:
-            running: dict[Future[Outcome], str] = {}
-            while sorter.is_active():
-                for ref in sorted(sorter.get_ready()):
-                    parent = by_ref[ref].parent_ref
-                    if (
-                        parent is not None
-                        and parent in outcomes
-                        and outcomes[parent].status in ("failed", "skipped")
-                    ):
-                        outcomes[ref] = Outcome(
-                            ref, "skipped", detail=f"parent {parent} did not build"
-                        )
-                        self.reporter.finished(outcomes[ref])
-                        sorter.done(ref)
-                    else:
-                        running[pool.submit(self.one, by_ref[ref])] = ref
-                if not running:
-                    continue
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    ref = running.pop(future)
-                    outcomes[ref] = future.result()
-                    self.reporter.finished(outcomes[ref])
-                    sorter.done(ref)
-        return [outcomes[image.ref] for image in images]
 
     def one(self, image: CatalogImage) -> Outcome:
         started = time.monotonic()
