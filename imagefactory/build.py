@@ -292,31 +292,33 @@ class _Run:
         seconds: float | None = None,
     ) -> None:
         previous = self.state.images.get(image.ref)
-        same = previous is not None and previous.content_hash == inputs.content_hash
-        record = ImageRecord(
-            content_hash=inputs.content_hash,
-            inputs=inputs.as_dict(),
-            version=image.spec.version,
-            name=image.spec.name,
-            variant=image.spec.variant,
-            repository=tag.rsplit(":", 1)[0],
-            tag=tag.rsplit(":", 1)[1],
-            digest=digest,
-            image_id=image_id or (previous.image_id if same and previous else None),
-            size_bytes=size
-            if size is not None
-            else (previous.size_bytes if same and previous else None),
-            build_seconds=round(seconds, 1)
-            if seconds is not None
-            else (previous.build_seconds if same and previous else None),
-            built_at=(
-                datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-                if seconds is not None
-                else (previous.built_at if same and previous else None)
-            ),
+        kept = (
+            previous
+            if previous is not None and previous.content_hash == inputs.content_hash
+            else None
         )
-        if previous is not None and previous.model_extra and same:
-            record = record.model_copy(update=previous.model_extra)
+        fields: dict[str, object] = {
+            **(kept.model_dump() if kept else {}),
+            "content_hash": inputs.content_hash,
+            "inputs": inputs.as_dict(),
+            "version": image.spec.version,
+            "name": image.spec.name,
+            "variant": image.spec.variant,
+            "repository": tag.rsplit(":", 1)[0],
+            "tag": tag.rsplit(":", 1)[1],
+            "digest": digest,
+            "previous_size_bytes": kept.previous_size_bytes
+            if kept
+            else (previous.size_bytes if previous else None),
+        }
+        if image_id is not None:  # built now, not reused
+            fields.update(
+                image_id=image_id,
+                size_bytes=size,
+                build_seconds=round(seconds or 0, 1),
+                built_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            )
+        record = ImageRecord.model_validate(fields)
         with self.lock:
             self.digests[image.ref] = digest
             self.state = with_record(self.state, image.ref, record)

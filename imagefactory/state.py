@@ -38,6 +38,7 @@ class ImageRecord(BaseModel):
     image_id: str | None = None
     digest: str | None = None
     size_bytes: int | None = None
+    previous_size_bytes: int | None = None  # the size of the build before, for growth budgets
     build_seconds: float | None = None
     built_at: str | None = None
 

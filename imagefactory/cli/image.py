@@ -1,0 +1,112 @@
+"""test: run each image's checks against the digest its build recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from imagefactory.cli.app import app
+from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
+from imagefactory.cli.output import Output
+from imagefactory.imagetest.junit import write_junit
+from imagefactory.imagetest.results import ImageReport
+from imagefactory.imagetest.session import test_images
+from imagefactory.paths import state_file
+from imagefactory.spec.catalog import Catalog
+from imagefactory.state import load_state
+
+
+@app.command(
+    name="test",
+    epilog="Examples:\n\n  imagefactory test --all\n\n  imagefactory test app/rag-api --junit report.xml",
+)
+def test_command(
+    ctx: typer.Context,
+    images: ImagesArgument = None,
+    all_images: Annotated[
+        bool, typer.Option("--all", help="Test every built image of the catalog.")
+    ] = False,
+    junit: Annotated[
+        Path | None,
+        typer.Option(
+            "--junit",
+            help="Write a JUnit XML report (one testsuite per image) for GitLab's test widget.",
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Test the images of the current state: declarative checks from image.yaml, files in
+    structure-tests/ (container-structure-test format) and tests/test_*.py (pytest-testinfra).
+
+    Starts at most one container per image, always removed. A pass is recorded in state against
+    the digest; any failure exits 1.
+    """
+    session, catalog = open_catalog(ctx, json_output)
+    if not images and not all_images:
+        raise typer.BadParameter("name images to test, or pass --all", param_hint="IMAGE")
+    selected = catalog.select(images or [])
+    if all_images and not images:
+        selected = [i for i in selected if i.ref in _built(catalog)]
+    reports: list[ImageReport] = []
+
+    def show(report: ImageReport) -> None:
+        reports.append(report)
+        if not json_output:
+            _table(session.output, report)
+
+    try:
+        test_images(catalog, selected, show)
+    finally:
+        if junit is not None and reports:
+            write_junit(reports, junit)
+        if json_output and reports:
+            session.output.data(
+                {"ok": all(r.passed for r in reports), "images": [_as_dict(r) for r in reports]}
+            )
+    if not json_output:
+        session.output.text(f"{len(reports)} images passed their tests")
+
+
+def _built(catalog: Catalog) -> set[str]:
+    return {ref for ref, record in load_state(state_file(catalog)).images.items() if record.digest}
+
+
+def _table(output: Output, report: ImageReport) -> None:
+    verdict = "passed" if report.passed else "FAILED"
+    rows = [
+        [
+            r.kind,
+            r.name,
+            "skip" if r.skipped else ("ok" if r.passed else "FAIL"),
+            f"{r.seconds:.2f}s",
+            r.why,
+        ]
+        for r in report.results
+    ]
+    output.table(
+        f"{report.ref} {verdict} ({report.reference})",
+        ["check", "name", "result", "time", "why"],
+        rows,
+    )
+
+
+def _as_dict(report: ImageReport) -> dict[str, object]:
+    return {
+        "image": report.ref,
+        "reference": report.reference,
+        "passed": report.passed,
+        "checks": [
+            {
+                "kind": r.kind,
+                "name": r.name,
+                "passed": r.passed,
+                "skipped": r.skipped,
+                "seconds": r.seconds,
+                "expected": r.expected,
+                "actual": r.actual,
+            }
+            for r in report.results
+        ],
+    }

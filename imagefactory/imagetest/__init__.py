@@ -1,0 +1,1 @@
+"""Testing built images: declarative checks, testinfra tests, container-structure-test files."""

@@ -1,0 +1,193 @@
+"""Test the images of the current state: the exact digest each build recorded.
+
+Per image: the image config checks (metadata, size, non-root) need no container; everything
+else runs in at most one container, always removed. Container-structure-test files and custom
+testinfra tests run in the same container and land in the same report. A pass is recorded in
+state against the digest; a failure records nothing as passed (and withdraws an earlier pass of
+that digest).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from imagefactory import tools
+from imagefactory.credentials import docker_config
+from imagefactory.engine import Engine
+from imagefactory.errors import UserError
+from imagefactory.hashing import content_inputs
+from imagefactory.imagetest.checks import (
+    container_checks,
+    metadata_checks,
+    non_root_check,
+    service_checks,
+    size_checks,
+)
+from imagefactory.imagetest.container import running_container
+from imagefactory.imagetest.cst import load_cst
+from imagefactory.imagetest.custom import custom_test_files, run_custom_tests
+from imagefactory.imagetest.results import CheckResult, ImageReport
+from imagefactory.naming import build_registry
+from imagefactory.paths import TEMPLATES_DIR, state_file
+from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.models import ImageTests
+from imagefactory.state import ImageRecord, State, load_state, save_state, with_record
+
+CST_DIR = "structure-tests"
+
+
+class TestsFailed(UserError):
+    def __init__(self, reports: list[ImageReport]) -> None:
+        failed = [r for r in reports if not r.passed]
+        self.reports = reports
+        lines = [f"{len(failed)} of {len(reports)} images failed their tests:"]
+        for report in failed:
+            lines += [f"  {report.ref}: {r.name}: {r.why}" for r in report.failures]
+        super().__init__("\n".join(lines), hint="nothing was recorded as passed for these digests")
+
+
+@dataclass(frozen=True)
+class Suite:
+    """The checks of one source (image.yaml, or one structure-test file) and their label."""
+
+    label: str
+    tests: ImageTests
+
+    def needs_container(self) -> bool:
+        t = self.tests
+        return bool(
+            t.packages.installed
+            or t.packages.absent
+            or t.pip.installed
+            or t.pip.absent
+            or t.files
+            or t.users
+            or t.commands
+            or t.services
+        )
+
+
+def test_images(
+    catalog: Catalog, selected: list[CatalogImage], on_report: Callable[[ImageReport], None]
+) -> list[ImageReport]:
+    state = load_state(state_file(catalog))
+    records = [(image, _built_record(catalog, image, state)) for image in selected]
+    _, registry = build_registry(catalog.project)
+    reports = []
+    with docker_config([registry]) as config_dir:
+        engine = Engine(config_dir)
+        engine.check()
+        for image, record in records:
+            report = test_image(engine, image, record)
+            state = _record(catalog, state, image.ref, record, report)
+            on_report(report)
+            reports.append(report)
+    if not all(r.passed for r in reports):
+        raise TestsFailed(reports)
+    return reports
+
+
+def _built_record(catalog: Catalog, image: CatalogImage, state: State) -> ImageRecord:
+    record = state.images.get(image.ref)
+    if record is None or record.digest is None or record.repository is None:
+        raise UserError(
+            f"{image.ref} has not been built yet", hint=f"run: imagefactory build {image.ref}"
+        )
+    current = content_inputs(catalog, TEMPLATES_DIR)[image.ref]
+    if record.content_hash != current.content_hash:
+        raise UserError(
+            f"{image.ref} changed since it was built; its tests would run on old bytes",
+            hint=f"run: imagefactory build {image.ref}",
+        )
+    return record
+
+
+def suites(image: CatalogImage) -> list[Suite]:
+    found = [Suite("image.yaml", image.spec.tests)]
+    for path in sorted((image.folder / CST_DIR).glob("*.yaml")):
+        found.append(Suite(f"{CST_DIR}/{path.name}", load_cst(path)))
+    return found
+
+
+def test_image(engine: Engine, image: CatalogImage, record: ImageRecord) -> ImageReport:
+    assert record.repository is not None and record.digest is not None
+    reference = f"{record.repository}@{record.digest}"
+    config, size = _image_config(engine, reference)
+    results: list[CheckResult] = []
+    all_suites = suites(image)
+    for suite in all_suites:
+        results += _named(suite, metadata_checks(suite.tests.metadata, config))
+        if suite.tests.non_root:
+            results += _named(suite, [non_root_check(config)])
+        results += _named(suite, size_checks(suite.tests, size, record.previous_size_bytes))
+    if any(s.needs_container() for s in all_suites) or custom_test_files(image.folder):
+        ports = sorted({service.port for suite in all_suites for service in suite.tests.services})
+        user = config.get("User") or "root"
+        with running_container(engine, reference, ports) as container:
+            for suite in all_suites:
+                results += _named(
+                    suite, container_checks(suite.tests, container, user, image.spec.venv)
+                )
+                results += _named(suite, service_checks(suite.tests, container))
+            results += run_custom_tests(image.folder, container)
+    return ImageReport(image.ref, reference, record.digest, tuple(results))
+
+
+def _named(suite: Suite, results: Any) -> list[CheckResult]:
+    """Checks from a structure-test file say where they come from."""
+    if suite.label == "image.yaml":
+        return list(results)
+    return [
+        CheckResult(
+            r.kind, f"{suite.label}: {r.name}", r.passed, r.seconds, r.expected, r.actual, r.skipped
+        )
+        for r in results
+    ]
+
+
+def _image_config(engine: Engine, reference: str) -> tuple[dict[str, Any], int]:
+    result = tools.run(
+        [engine.cli, "image", "inspect", "--format", "{{json .Config}}\t{{.Size}}", reference],
+        env=engine.env,
+        check=False,
+        timeout=60,
+    )
+    if result.returncode != 0:
+        tools.run(
+            [engine.cli, "pull", "--quiet", reference],
+            env=engine.env,
+            timeout=1800,
+            hint="the built image must be in the build registry",
+        )
+        result = tools.run(
+            [engine.cli, "image", "inspect", "--format", "{{json .Config}}\t{{.Size}}", reference],
+            env=engine.env,
+            timeout=60,
+        )
+    config_json, size = result.output.strip().rsplit("\t", 1)
+    return json.loads(config_json) or {}, int(size)
+
+
+def _record(
+    catalog: Catalog, state: State, ref: str, record: ImageRecord, report: ImageReport
+) -> State:
+    extra = dict(record.model_extra or {})
+    if report.passed:
+        extra["tests"] = {
+            "digest": report.digest,
+            "passed": True,
+            "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "checks": len(report.results),
+        }
+    elif (extra.get("tests") or {}).get("digest") == report.digest:
+        extra.pop("tests")
+    else:
+        return state
+    updated = ImageRecord.model_validate({**record.model_dump(exclude_none=True), **extra})
+    state = with_record(state, ref, updated)
+    save_state(state_file(catalog), state)
+    return state
