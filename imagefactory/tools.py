@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from imagefactory.errors import ToolError, UserError
 
@@ -50,7 +51,8 @@ def docker_cli() -> str:
 class Result:
     argv: list[str]
     returncode: int
-    output: str
+    output: str  # stdout, with stderr merged in unless run(separate_stderr=True)
+    stderr: str = ""
 
 
 def require(program: str, hint: str) -> str:
@@ -71,8 +73,10 @@ def run(
     check: bool = True,
     hint: str | None = None,
     on_line: Callable[[str], None] | None = None,
+    separate_stderr: bool = False,
 ) -> Result:
-    """Run ``argv``; stdout and stderr are merged. ``on_line`` sees each line as it comes.
+    """Run ``argv``; stdout and stderr are merged unless ``separate_stderr``. ``on_line`` sees
+    each output line as it comes.
 
     ``env`` entries are added to the current environment. The whole output is kept in the
     result; a failure shows its last lines.
@@ -80,6 +84,7 @@ def run(
     command = [str(a) for a in argv]
     full_env = {**os.environ, **(env or {})}
     lines: list[str] = []
+    errors: list[str] = []
     try:
         process = subprocess.Popen(
             command,
@@ -87,43 +92,53 @@ def run(
             env=full_env,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.PIPE if separate_stderr else subprocess.STDOUT,
         )
     except FileNotFoundError as exc:
         raise UserError(
             f"'{command[0]}' is not installed", hint=hint or "run scripts/setup.sh"
         ) from exc
     with process:
-        reader = threading.Thread(target=_pump, args=(process, stdin, lines, on_line), daemon=True)
-        reader.start()
+        _feed(process, stdin)
+        readers = [
+            threading.Thread(target=_pump, args=(process.stdout, lines, on_line), daemon=True)
+        ]
+        if separate_stderr:
+            readers.append(
+                threading.Thread(target=_pump, args=(process.stderr, errors, None), daemon=True)
+            )
+        for reader in readers:
+            reader.start()
         try:
             returncode = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             process.kill()
             process.wait()
-            reader.join(timeout=5)
+            for reader in readers:
+                reader.join(timeout=5)
             raise ToolError(
                 command, -1, _tail(lines), hint=f"it ran longer than {timeout:g}s"
             ) from exc
-        reader.join()
-    result = Result(command, returncode, "\n".join(lines))
+        for reader in readers:
+            reader.join()
+    result = Result(command, returncode, "\n".join(lines), "\n".join(errors))
     if check and returncode != 0:
-        raise ToolError(command, returncode, _tail(lines), hint=hint)
+        raise ToolError(command, returncode, _tail(lines + errors), hint=hint)
     return result
 
 
-def _pump(
-    process: subprocess.Popen[bytes],
-    stdin: bytes | None,
-    lines: list[str],
-    on_line: Callable[[str], None] | None,
-) -> None:
+def _feed(process: subprocess.Popen[bytes], stdin: bytes | None) -> None:
     if stdin is not None and process.stdin is not None:
         with contextlib.suppress(BrokenPipeError):
             process.stdin.write(stdin)
             process.stdin.close()
-    assert process.stdout is not None
-    for raw in process.stdout:
+
+
+def _pump(
+    stream: IO[bytes] | None, lines: list[str], on_line: Callable[[str], None] | None
+) -> None:
+    assert stream is not None
+    for raw in stream:
         line = scrub(raw.decode("utf-8", "replace").rstrip("\n"))
         lines.append(line)
         if on_line is not None:

@@ -2,9 +2,9 @@
 # A fresh machine to the main job on the example catalog, with the embedded defaults
 # (local Docker engine, local registry on 127.0.0.1:5000). Run as root from the repository.
 #
-# The main job: validate, plan and graph the catalog, then build base/debian12 →
-# runtime/llm:cpu → app/rag-api (the CUDA variant is large; build it with
-# `imagefactory build runtime/llm:cuda`). Later steps (test, push, promote) join as they land.
+# The main job: validate, plan and graph the catalog, build base/debian12 → runtime/llm:cpu →
+# app/rag-api (the CUDA variant is large; build it with `imagefactory build runtime/llm:cuda`),
+# then test those three images. Later steps (push, promote) join as they land.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -24,3 +24,5 @@ echo "==> imagefactory graph"
 "$imagefactory" graph
 echo "==> imagefactory build app/rag-api (and the ancestors it needs)"
 "$imagefactory" build app/rag-api
+echo "==> imagefactory test (the images just built; JUnit report in .imagefactory/junit.xml)"
+"$imagefactory" test base/debian12 runtime/llm:cpu app/rag-api --junit .imagefactory/junit.xml

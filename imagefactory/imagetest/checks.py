@@ -21,7 +21,14 @@ import testinfra
 
 from imagefactory.imagetest.container import Container
 from imagefactory.imagetest.results import CheckResult
-from imagefactory.spec.models import ImageTests, MetadataCheck
+from imagefactory.spec.models import (
+    CommandCheck,
+    FileCheck,
+    ImageTests,
+    MetadataCheck,
+    ServiceCheck,
+    UserCheck,
+)
 
 Probe = Callable[..., tuple[bool, str, str]]  # → passed, expected, actual
 
@@ -180,7 +187,7 @@ def container_checks(
         yield timed("commands", command.name, _command_probe, container, command, user)
 
 
-def _file_probe(host: Any, check: Any) -> tuple[bool, str, str]:
+def _file_probe(host: Any, check: FileCheck) -> tuple[bool, str, str]:
     target = host.file(check.path)
     if not check.exists:
         return not target.exists, "absent", "exists"
@@ -209,7 +216,7 @@ def _file_probe(host: Any, check: Any) -> tuple[bool, str, str]:
     return not wrong, "; ".join(w[0] for w in wrong), "; ".join(w[1] for w in wrong)
 
 
-def _user_probe(host: Any, check: Any) -> tuple[bool, str, str]:
+def _user_probe(host: Any, check: UserCheck) -> tuple[bool, str, str]:
     account = host.user(check.name)
     if not account.exists:
         return False, f"user {check.name}", "no such user"
@@ -222,15 +229,17 @@ def _user_probe(host: Any, check: Any) -> tuple[bool, str, str]:
     return not wrong, "; ".join(w[0] for w in wrong), "; ".join(w[1] for w in wrong)
 
 
-def _command_probe(container: Container, check: Any, user: str) -> tuple[bool, str, str]:
+def _command_probe(container: Container, check: CommandCheck, user: str) -> tuple[bool, str, str]:
     result = container.exec(list(check.run), user=user, timeout=seconds(check.timeout))
-    output = result.output
     wrong = []
     if result.returncode != check.exit_code:
         wrong.append((f"exit code {check.exit_code}", f"exit code {result.returncode}"))
-    for stream, pattern in (("output", check.stdout), ("error output", check.stderr)):
-        if pattern is not None and re.search(pattern, output) is None:
-            wrong.append((f"{stream} matching /{pattern}/", f"output {output[-300:]!r}"))
+    for stream, pattern, text in (
+        ("stdout", check.stdout, result.output),
+        ("stderr", check.stderr, result.stderr),
+    ):
+        if pattern is not None and re.search(pattern, text) is None:
+            wrong.append((f"{stream} matching /{pattern}/", f"{stream} {text[-300:]!r}"))
     return not wrong, "; ".join(w[0] for w in wrong), "; ".join(w[1] for w in wrong)
 
 
@@ -242,7 +251,7 @@ def service_checks(tests: ImageTests, container: Container) -> Iterator[CheckRes
         )
 
 
-def _service_probe(service: Any, port: int, container: Container) -> tuple[bool, str, str]:
+def _service_probe(service: ServiceCheck, port: int, container: Container) -> tuple[bool, str, str]:
     deadline = time.monotonic() + seconds(service.timeout)
     expected = (
         f"HTTP {service.http.status} from {service.http.path}"

@@ -29,7 +29,9 @@ class Container:
     ) -> tools.Result:
         """Run ``argv`` in the container (no shell), as ``user``, with the image's environment."""
         command = [self.engine.cli, "exec", *(["--user", user] if user else []), self.name, *argv]
-        return tools.run(command, env=self.engine.env, check=False, timeout=timeout)
+        return tools.run(
+            command, env=self.engine.env, check=False, timeout=timeout, separate_stderr=True
+        )
 
     def logs(self) -> str:
         result = tools.run(

@@ -3,6 +3,7 @@ image's test container (the ``host`` fixture is bound to it)."""
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
@@ -65,6 +66,7 @@ def _results(report: Path) -> list[CheckResult]:
     results = []
     for case in ET.parse(report).getroot().iter("testcase"):
         name = f"{case.get('classname', '')}::{case.get('name', '')}".strip(":")
+        name = re.sub(r"\[docker://[^\]]*\]$", "", name)  # the container name changes every run
         seconds = float(case.get("time") or 0)
         problem = case.find("failure")
         if problem is None:
