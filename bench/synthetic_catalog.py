@@ -159,7 +159,11 @@ def image_document(node: Node, rng: random.Random) -> dict[str, Any]:
         doc["ports"] = [port]
         doc["entrypoint"] = ["python", "-m", "main"]
         doc["healthcheck"] = {
-            "cmd": ["python", "-c", f"import urllib.request as u; u.urlopen('http://127.0.0.1:{port}/')"],
+            "cmd": [
+                "python",
+                "-c",
+                f"import urllib.request as u; u.urlopen('http://127.0.0.1:{port}/')",
+            ],
             "interval": "15s",
         }
     doc["tests"] = {

@@ -116,6 +116,8 @@ def build_catalog(
         engine = Engine(config_dir)
         engine.check()
         run = _Run(catalog, engine, options, reporter, templates_dir)
+        if not options.no_cache:
+            run.look_up_registry(images)
         outcomes = run_in_dag_order(images, options.jobs, run.one, reporter)
     if any(o.status == "failed" for o in outcomes):
         raise BuildFailed(outcomes)
@@ -183,11 +185,26 @@ class _Run:
         self.lock = threading.Lock()
         _, self.registry = build_registry(catalog.project)
         self.revision_labels = _revision_labels(catalog.root)
+        self.known_remote: dict[str, str | None] = {}
+
+    def tag_of(self, image: CatalogImage) -> str:
+        return f"{repository(self.registry, image.spec.name)}:{content_tag(self.inputs[image.ref].content_hash)}"
+
+    def look_up_registry(self, images: list[CatalogImage]) -> None:
+        """Ask the registry about every content tag at once: a no-op build is one round trip."""
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            tags = [self.tag_of(image) for image in images]
+            for tag, digest in zip(
+                tags,
+                pool.map(lambda t: self.engine.remote_digest(self.registry, t), tags),
+                strict=True,
+            ):
+                self.known_remote[tag] = digest
 
     def one(self, image: CatalogImage) -> Outcome:
         started = time.monotonic()
         inputs = self.inputs[image.ref]
-        tag = f"{repository(self.registry, image.spec.name)}:{content_tag(inputs.content_hash)}"
+        tag = self.tag_of(image)
         try:
             if not self.options.no_cache:
                 reused = self._reuse(image, inputs, tag)
@@ -220,7 +237,11 @@ class _Run:
         self, image: CatalogImage, inputs: ContentInputs, tag: str
     ) -> tuple[str, str] | None:
         """(digest, where) of an existing image with this content, pushed if it was only local."""
-        digest = self.engine.remote_digest(self.registry, tag)
+        digest = (
+            self.known_remote[tag]
+            if tag in self.known_remote
+            else self.engine.remote_digest(self.registry, tag)
+        )
         where = "reused from the registry"
         if digest is None:
             local = self.engine.local_image(inputs.content_hash)
@@ -321,8 +342,9 @@ class _Run:
         record = ImageRecord.model_validate(fields)
         with self.lock:
             self.digests[image.ref] = digest
-            self.state = with_record(self.state, image.ref, record)
-            save_state(self.state_path, self.state)
+            if self.state.images.get(image.ref) != record:  # a no-op build writes nothing
+                self.state = with_record(self.state, image.ref, record)
+                save_state(self.state_path, self.state)
 
 
 def _step_of(error: ImageFactoryError) -> str:

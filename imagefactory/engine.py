@@ -13,9 +13,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
-
 from imagefactory import tools
 from imagefactory.errors import ToolError, UserError
 from imagefactory.naming import CONTENT_LABEL
@@ -34,6 +31,8 @@ class Engine:
     cli: str = field(default_factory=tools.docker_cli)
 
     def __post_init__(self) -> None:
+        from python_on_whales import DockerClient  # imported here: it costs every CLI start 50 ms
+
         self.docker = DockerClient(client_call=[self.cli], config=self.config_dir)
 
     @property
@@ -110,6 +109,8 @@ class Engine:
 
     def push(self, tag: str) -> str:
         """Push ``tag``; return the manifest digest the registry now holds for it."""
+        from python_on_whales.exceptions import DockerException
+
         repository = tag.rsplit(":", 1)[0]
         try:
             self.docker.push(tag, quiet=True)

@@ -157,7 +157,7 @@ def build(
                     {
                         "image": o.ref,
                         "status": o.status,
-                        "seconds": round(o.seconds, 1),
+                        "seconds": round(o.seconds, 3),
                         "digest": o.digest,
                     }
                     for o in outcomes

@@ -108,6 +108,7 @@ def dockerfile_context(
             {"name": u.name, "uid": u.uid, "gid": u.gid or u.uid, "home": u.home, "shell": u.shell}
             for u in spec.create_users
         ],
+        "build_args": spec.build_args,
         "packages": spec.packages,
         "apt_options": f" -o Acquire::https::CaInfo={CA_TARGET}" if has_ca else "",
         "mounts": "".join(f"{m} \\\n    " for m in mounts)

@@ -93,6 +93,16 @@ def test_secrets_are_mounted_by_id_and_proxy_stays_out(
     assert "proxy.internal" not in text
 
 
+def test_build_args_become_arg_lines_after_from(pinned_catalog_dir: Path, edit: Edit) -> None:
+    edit(
+        "images/app/rag-api/image.yaml",
+        "env:\n  PYTHONPATH",
+        "build_args:\n  UVICORN_WORKERS: 2\nenv:\n  PYTHONPATH",
+    )
+    lines = dockerfile(load_catalog(pinned_catalog_dir), "app/rag-api").splitlines()
+    assert lines[lines.index('ARG UVICORN_WORKERS="2"') - 1].startswith("FROM ")
+
+
 def test_image_folder_overrides_blocks_of_the_standard_template(pinned_catalog_dir: Path) -> None:
     catalog = load_catalog(pinned_catalog_dir)
     before = dockerfile(catalog, "app/rag-api")

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/base/debian12/image.yaml; edit that file, not this one.
-# image: base/debian12 1.0.0  content: sha256:adaad8fbecab8dd79926d75676c146fbcd36a7c2b488f9c7903d8bdcde369862
+# image: base/debian12 1.0.0  content: sha256:3d45c6339663788c37314411b2179dd108cb799062d4f32db534478890b2b2af
 FROM scratch
 ADD rootfs.tar /
 
@@ -19,7 +19,7 @@ ENV TZ="UTC" \
 WORKDIR /home/app
 
 LABEL com.example-bank.image.tier="base" \
-      org.imagefactory.content-hash="sha256:adaad8fbecab8dd79926d75676c146fbcd36a7c2b488f9c7903d8bdcde369862" \
+      org.imagefactory.content-hash="sha256:3d45c6339663788c37314411b2179dd108cb799062d4f32db534478890b2b2af" \
       org.imagefactory.ref="base/debian12" \
       org.opencontainers.image.base.digest="" \
       org.opencontainers.image.base.name="scratch" \
