@@ -389,6 +389,7 @@ def test_interrupted_build_keeps_state_and_resumes(
             "app/rag-api",
         ],
         env=dict(example_build.env),
+        cwd=example_copy,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

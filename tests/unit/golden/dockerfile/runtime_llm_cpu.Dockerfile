@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/runtime/llm/image.yaml; edit that file, not this one.
-# image: runtime/llm:cpu 1.0.0  content: sha256:1b4c4b0a160cc2d3b9d4762279618eaeec06b6c7db7f56fda7189b9521462eea
+# image: runtime/llm:cpu 1.0.0  content: sha256:14d596dca83c026f98c189cfdb7fa159913365c08700bab64030f9c786d48164
 FROM 127.0.0.1:5000/bank-ai-lab/dev/base/debian12@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 USER 0:0
@@ -29,7 +29,7 @@ ENV TZ="UTC" \
 
 LABEL com.example-bank.accelerator="cpu" \
       com.example-bank.image.tier="runtime" \
-      org.imagefactory.content-hash="sha256:1b4c4b0a160cc2d3b9d4762279618eaeec06b6c7db7f56fda7189b9521462eea" \
+      org.imagefactory.content-hash="sha256:14d596dca83c026f98c189cfdb7fa159913365c08700bab64030f9c786d48164" \
       org.imagefactory.ref="runtime/llm:cpu" \
       org.opencontainers.image.base.digest="sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" \
       org.opencontainers.image.base.name="base/debian12" \
