@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 from imagefactory.cli import build as _build  # noqa: F401  (registers its commands)
 from imagefactory.cli import catalog as _catalog  # noqa: F401
 from imagefactory.cli import image as _image  # noqa: F401
@@ -9,4 +12,11 @@ from imagefactory.cli.app import app
 
 
 def main() -> None:
+    # CI cancellation, `docker stop` and evictions send SIGTERM: unwind like Ctrl-C so cleanup
+    # (temporary credentials, secret files, test containers) runs in the finally blocks.
+    signal.signal(signal.SIGTERM, _interrupt)
     app(prog_name="imagefactory")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

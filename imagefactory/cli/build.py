@@ -18,7 +18,7 @@ from imagefactory.hashing import content_inputs
 from imagefactory.paths import TEMPLATES_DIR, state_file
 from imagefactory.plan import make_plan
 from imagefactory.render.catalog import render_images, stale_files
-from imagefactory.state import load_state
+from imagefactory.state import State, load_state
 
 
 @app.command(
@@ -121,9 +121,8 @@ def build(
         raise typer.BadParameter("name images to build, or pass --all", param_hint="IMAGE")
     selected = images_to_build(catalog, catalog.select(images or []))
     if dry_run:
-        entries = make_plan(
-            catalog, load_state(state_file(catalog)), TEMPLATES_DIR, [i.ref for i in selected]
-        )
+        state = State() if no_cache else load_state(state_file(catalog))  # --no-cache: all rebuilt
+        entries = make_plan(catalog, state, TEMPLATES_DIR, [i.ref for i in selected])
         if json_output:
             session.output.data(
                 {"ok": True, "dry_run": True, "plan": [e.as_dict() for e in entries]}

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +27,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -288,7 +290,7 @@ def imagefactory(
         raise AssertionError(f"imagefactory {' '.join(args)} ran longer than {timeout}s") from exc
 
 
-def cli_json(proc: subprocess.CompletedProcess[str]) -> dict[str, object]:
+def cli_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     """The one JSON document a ``--json`` command printed; fails with the output otherwise."""
     try:
         document = json.loads(proc.stdout)
@@ -305,7 +307,10 @@ def git_commit(root: Path, message: str) -> str:
     """Commit everything in ``root`` (a git repository is created when there is none)."""
     if not (root / ".git").is_dir():
         run(["git", "init", "-q", str(root)], timeout=30)
-    ident = ["-c", "user.name=imagefactory tests", "-c", "user.email=tests@example.invalid"]
+    ident = [
+        "-c", "user.name=imagefactory tests", "-c", "user.email=tests@example.invalid",
+        "-c", "commit.gpgsign=false",
+    ]  # fmt: skip
     run(["git", "-C", str(root), "add", "-A"], timeout=30)
     run(
         ["git", "-C", str(root), *ident, "commit", "-q", "--allow-empty", "-m", message], timeout=30
@@ -343,7 +348,7 @@ class ExampleBuild:
     namespace: str  # the dev registry's namespace, "it-<session>/dev"
     registry: Registry
     env: Mapping[str, str]  # os.environ + the registry credential variables
-    outcomes: list[dict[str, object]]  # the build's --json "images"
+    outcomes: list[dict[str, Any]]  # the build's --json "images"
     stdout: str
     stderr: str
     seconds: float
@@ -356,7 +361,7 @@ class ExampleBuild:
         return self.root / ".imagefactory" / "state.json"
 
     @property
-    def records(self) -> dict[str, dict[str, object]]:
+    def records(self) -> dict[str, dict[str, Any]]:
         images = json.loads(self.state_text)["images"]
         assert isinstance(images, dict)
         return images
@@ -400,10 +405,18 @@ def registry_cleanup(registry: Registry, prefix: str) -> None:
         "application/vnd.oci.image.manifest.v1+json"
     )
     try:
-        status, _, body = registry.request("GET", "/v2/_catalog?n=10000", timeout=10)
-        if status != 200:
-            return
-        repositories = [r for r in json.loads(body)["repositories"] if r.startswith(prefix + "/")]
+        repositories: list[str] = []
+        page: str | None = "/v2/_catalog?n=1000"
+        while page:
+            status, headers, body = registry.request("GET", page, timeout=10)
+            if status != 200:
+                return
+            repositories += [
+                r for r in json.loads(body)["repositories"] if r.startswith(prefix + "/")
+            ]
+            link = {k.lower(): v for k, v in headers.items()}.get("link", "")
+            match = re.match(r"<([^>]+)>", link)
+            page = match.group(1) if match else None
         for repository in repositories:
             status, _, body = registry.request("GET", f"/v2/{repository}/tags/list", timeout=10)
             tags = (json.loads(body).get("tags") or []) if status == 200 else []
@@ -517,3 +530,36 @@ def example_copy(example_build: ExampleBuild, tmp_path: Path) -> Path:
     cache.mkdir(exist_ok=True)
     (target / ".imagefactory" / "cache").symlink_to(cache, target_is_directory=True)
     return target
+
+
+class OutputLines:
+    """Reads a process's (merged) output line by line in a thread; ``seen`` is set at the first
+    line matching ``pattern``. Use ``wait_for`` for a bounded wait."""
+
+    def __init__(self, process: subprocess.Popen[str], pattern: re.Pattern[str]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self.seen = threading.Event()
+        self.pattern = pattern
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if self.pattern.search(line):
+                self.seen.set()
+
+    def wait_for(self, timeout: float) -> bool:
+        """True once a line matched; False when the process ended or ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        while not self.seen.wait(timeout=0.2):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.thread.join(timeout=10)
+                return self.seen.is_set()
+        return True
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)

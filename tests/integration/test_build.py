@@ -10,6 +10,7 @@ the registry and the tests do not depend on their order.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -17,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from .conftest import (
     EXAMPLE_REFS,
     SKOPEO,
     ExampleBuild,
+    OutputLines,
     cli_json,
     docker,
     edit_text,
@@ -72,7 +74,7 @@ def plan_of(root: Path, env: Any) -> dict[str, dict[str, Any]]:
     )
     document = cli_json(proc)
     assert proc.returncode == 0, proc.stderr
-    return {entry["image"]: entry for entry in document["plan"]}  # type: ignore[union-attr]
+    return {entry["image"]: entry for entry in document["plan"]}
 
 
 def build_json(root: Path, env: Any, *extra: str, timeout: float = 900) -> dict[str, Any]:
@@ -232,6 +234,58 @@ def test_image_labels_user_and_no_build_settings(example_build: ExampleBuild) ->
         assert marker not in json.dumps(image_inspect(record["image_id"]))
 
 
+def test_build_proxy_reaches_run_steps_but_not_the_image(
+    example_build: ExampleBuild, example_copy: Path
+) -> None:
+    """build.proxy (not part of any hash) is given to RUN steps and stored nowhere in the image.
+
+    The proxy host does not exist: only the app is rebuilt (an override template adds a step),
+    its pip step comes from BuildKit's cache and the steps that run need no network.
+    """
+    session = example_build.session
+    proxy = {
+        "http": f"http://http-proxy-marker-{session}.invalid:3128",
+        "https": f"http://https-proxy-marker-{session}.invalid:3128",
+        "no_proxy": f"no-proxy-marker-{session}.invalid",
+    }
+    project_file = example_copy / "imagefactory.yaml"
+    project = yaml.safe_load(project_file.read_text())
+    project["build"]["proxy"] = proxy
+    project_file.write_text(yaml.safe_dump(project, sort_keys=False))
+    # The proof step stores a hash of what it saw, and a nonce: the proxy variables are not part
+    # of BuildKit's cache key, so without it an earlier run's step (other values) could be reused.
+    nonce = unique("nonce")
+    (example_copy / "images" / "app" / "rag-api" / "Dockerfile.j2").write_text(
+        '{% extends "dockerfile/Dockerfile.j2" %}\n'
+        "{% block extra %}\n"
+        f"RUN echo {nonce} > /proxy-nonce && "
+        'printf \'%s|%s|%s|%s|%s|%s\' "$HTTP_PROXY" "$http_proxy" "$HTTPS_PROXY" '
+        '"$https_proxy" "$NO_PROXY" "$no_proxy" | sha256sum | cut -c1-64 > /proxy-proof\n'
+        "{% endblock %}\n"
+    )
+
+    document = build_json(example_copy, example_build.env)
+
+    assert statuses(document) == [
+        ("base/debian12", "reused"),
+        ("runtime/llm:cpu", "reused"),
+        ("app/rag-api", "built"),
+    ]
+    image = state_of(example_copy)["app/rag-api"]["image_id"]
+    seen = "|".join(
+        proxy[key] for key in ("http", "http", "https", "https", "no_proxy", "no_proxy")
+    )
+    proof = docker(
+        "run", "--rm", "--network", "none", "--entrypoint", "cat", image,
+        "/proxy-nonce", "/proxy-proof",
+    ).stdout.split()  # fmt: skip
+    assert proof == [nonce, hashlib.sha256(seen.encode()).hexdigest()]
+    config = image_inspect(image)["Config"]
+    assert not any("proxy" in entry.lower() for entry in config["Env"] or []), config["Env"]
+    stored = docker("history", "--no-trunc", image).stdout + json.dumps(image_inspect(image))
+    assert [value for value in proxy.values() if value in stored] == []
+
+
 # --- (b) nothing changed ---------------------------------------------------------------------
 
 
@@ -338,30 +392,8 @@ def test_changed_base_spec_rebuilds_the_chain_in_order(
 # --- (d) interrupted --------------------------------------------------------------------------
 
 
-class _Lines:
-    """Collects a process's merged output line by line; ``seen`` is set at the first match."""
-
-    def __init__(self, process: subprocess.Popen[str], pattern: re.Pattern[str]) -> None:
-        self.lines: list[str] = []
-        self.seen = threading.Event()
-        self.pattern = pattern
-        self.thread = threading.Thread(target=self._read, args=(process,), daemon=True)
-        self.thread.start()
-
-    def _read(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            self.lines.append(line.rstrip("\n"))
-            if self.pattern.search(line):
-                self.seen.set()
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-
 def test_interrupted_build_keeps_state_and_resumes(
-    example_build: ExampleBuild, example_copy: Path
+    example_build: ExampleBuild, example_copy: Path, tmp_path: Path
 ) -> None:
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) while runtime/llm:cpu runs
     a build step: the base finished and stays recorded, the runtime keeps its old record, and
@@ -376,6 +408,8 @@ def test_interrupted_build_keeps_state_and_resumes(
     plan = plan_of(example_copy, example_build.env)
     before = example_build.records
     running_step = re.compile(r"^\[runtime/llm:cpu\] #\d+ \d+\.\d+ ")
+    temp = tmp_path / "tmp"  # the CLI's own TMPDIR: its temporary DOCKER_CONFIG holds credentials
+    temp.mkdir()
 
     process = subprocess.Popen(
         [
@@ -388,23 +422,20 @@ def test_interrupted_build_keeps_state_and_resumes(
             "build",
             "app/rag-api",
         ],
-        env=dict(example_build.env),
+        env={**example_build.env, "TMPDIR": str(temp)},
         cwd=example_copy,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
-    output = _Lines(process, running_step)
+    output = OutputLines(process, running_step)
     try:
-        deadline = time.monotonic() + 600
-        while not output.seen.wait(timeout=0.2):
-            if process.poll() is not None or time.monotonic() > deadline:
-                output.thread.join(timeout=10)
-                pytest.fail(
-                    f"runtime/llm:cpu never ran a build step (exit {process.poll()}):\n"
-                    f"{output.text[-4000:]}"
-                )
+        if not output.wait_for(timeout=600):
+            pytest.fail(
+                f"runtime/llm:cpu never ran a build step (exit {process.poll()}):\n"
+                f"{output.text[-4000:]}"
+            )
         os.killpg(process.pid, signal.SIGINT)
         returncode = process.wait(timeout=120)
     finally:
@@ -416,6 +447,7 @@ def test_interrupted_build_keeps_state_and_resumes(
     assert returncode == 130, output.text[-4000:]
     assert output.lines[-1] == "interrupted", output.text[-2000:]
     assert "Traceback" not in output.text
+    assert sorted(p.name for p in temp.iterdir()) == []  # credentials and secrets cleaned up
     after = state_of(example_copy)  # still parses
     assert after["base/debian12"]["content_hash"] == plan["base/debian12"]["content_hash"]
     assert after["base/debian12"]["digest"] != before["base/debian12"]["digest"]
@@ -491,6 +523,23 @@ def test_dry_run_touches_nothing(
     assert state_path.read_bytes() == state_before
 
 
+def test_dry_run_with_no_cache_shows_every_image_rebuilt(example_build: ExampleBuild) -> None:
+    """``build --no-cache`` rebuilds even unchanged images, so its dry run must say so."""
+    state_before = example_build.state_path.read_bytes()
+
+    proc = imagefactory(
+        example_build.root, "build", "app/rag-api", "--no-cache", "--dry-run", "--json",
+        env=example_build.env,
+    )  # fmt: skip
+
+    document = cli_json(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert example_build.state_path.read_bytes() == state_before
+    assert [(entry["image"], entry["action"]) for entry in document["plan"]] == [
+        (ref, "build") for ref in EXAMPLE_REFS
+    ]
+
+
 # --- (f) no engine ---------------------------------------------------------------------------
 
 
@@ -523,6 +572,21 @@ def test_unreachable_daemon_is_one_clear_error(
     assert "Docker engine is not reachable" in message
     assert "/nonexistent.sock" in message
     assert (example_copy / ".imagefactory" / "state.json").read_bytes() == state_before
+
+
+def test_missing_registry_credentials_is_one_clear_error(
+    example_build: ExampleBuild, example_copy: Path
+) -> None:
+    env = {k: v for k, v in example_build.env.items() if k != "IMAGEFACTORY_REGISTRY_PASSWORD"}
+
+    proc = imagefactory(example_copy, "build", "app/rag-api", env=env, timeout=60)
+
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    assert "IMAGEFACTORY_REGISTRY_PASSWORD" in errors[0]
+    assert example_build.registry.password not in proc.stdout + proc.stderr
 
 
 # --- (g) the app serves ----------------------------------------------------------------------

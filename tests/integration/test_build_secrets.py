@@ -13,13 +13,19 @@ and the output of ``imagefactory render``.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
 import json
+import os
+import re
 import secrets
+import shutil
+import signal
+import subprocess
+import sys
 import tarfile
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +37,7 @@ import yaml
 from .conftest import (
     SESSION_LABEL,
     ExampleBuild,
+    OutputLines,
     Registry,
     cli_json,
     docker,
@@ -54,11 +61,19 @@ class SecretsBuild:
     env: dict[str, str]
     log: str  # stdout + stderr of `imagefactory -v build --json`
     record: dict[str, Any]
-    password: str  # the registry password: it must not leak either
+    user: str  # the registry user and password: they must not leak either
+    password: str
+    temp_left: list[str]  # what the build left in its TMPDIR
 
     @property
     def values(self) -> dict[str, str]:
-        return {"token": self.token, "key": self.key, "registry password": self.password}
+        auth = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        return {
+            "token": self.token,
+            "key": self.key,
+            "registry password": self.password,
+            "registry auth (base64)": auth,
+        }
 
     @property
     def image(self) -> str:
@@ -153,7 +168,8 @@ def secrets_build(
     (root / "secret.txt").write_text(key)
     (root / "secret.txt").chmod(0o600)
     token = "token-value-" + secrets.token_hex(20)
-    env = {**example_build.env, TOKEN_ENV: token}
+    temp = tmp_path_factory.mktemp("secrets-tmp")  # the CLI's TMPDIR: secret values go there
+    env = {**example_build.env, TOKEN_ENV: token, "TMPDIR": str(temp)}
 
     proc = imagefactory(root, "-v", "build", IMAGE, "--json", env=env, timeout=600)
 
@@ -169,7 +185,9 @@ def secrets_build(
         env=env,
         log=proc.stdout + proc.stderr,
         record=state["images"][IMAGE],
+        user=registry.user,
         password=registry.password,
+        temp_left=sorted(p.name for p in temp.iterdir()),
     )
 
 
@@ -249,13 +267,9 @@ def test_secrets_absent_from_log_state_and_build_context(secrets_build: SecretsB
     context = all_files(work / "build")
     assert any(path.name == "Dockerfile" for path in context)
     assert leaks_in_files(context, secrets_build.values) == []
-    # The env secret's value went to a private temporary file for BuildKit: it is gone.
-    leftovers = [
-        path
-        for folder in Path(tempfile.gettempdir()).glob("imagefactory-secrets-*")
-        for path in all_files(folder)
-    ]
-    assert leaks_in_files(leftovers, secrets_build.values) == []
+    # The env secret's value went to a temporary file for BuildKit (in the CLI's TMPDIR, with
+    # the temporary DOCKER_CONFIG that holds the registry credentials): both are gone.
+    assert secrets_build.temp_left == []
 
 
 def test_secrets_absent_from_render_output(secrets_build: SecretsBuild, tmp_path: Path) -> None:
@@ -275,14 +289,57 @@ def test_secrets_absent_from_render_output(secrets_build: SecretsBuild, tmp_path
     assert leaks_in_files(files, secrets_build.values) == []
 
 
-def test_missing_env_secret_fails_clearly(secrets_build: SecretsBuild) -> None:
+def test_missing_env_secret_fails_clearly(secrets_build: SecretsBuild, tmp_path: Path) -> None:
     env = {k: v for k, v in secrets_build.env.items() if k != TOKEN_ENV}
+    env["TMPDIR"] = str(tmp_path)
     # --no-cache: the image exists already and would otherwise be reused without its secrets.
     proc = imagefactory(secrets_build.root, "build", IMAGE, "--no-cache", env=env, timeout=300)
     assert proc.returncode == 1, proc.stderr
     assert f"${TOKEN_ENV}, which is not set" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert leaks(proc.stdout + proc.stderr, secrets_build.values) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_terminated_build_leaves_no_secret_or_credential_files(
+    secrets_build: SecretsBuild, tmp_path: Path
+) -> None:
+    """SIGTERM (a CI job cancelled or timed out, ``docker stop``, a pod evicted) while a build
+    step runs: the temporary files holding the env secret's value and the registry credentials
+    (a DOCKER_CONFIG) must not stay behind in TMPDIR."""
+    root = tmp_path / "catalog"
+    shutil.copytree(secrets_build.root, root, ignore=shutil.ignore_patterns("build", "state.json"))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imagefactory", "-C", str(root), "-v", "build", IMAGE, "--no-cache"],
+        env={**secrets_build.env, "TMPDIR": str(temp)},
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output = OutputLines(process, re.compile(r"^\[probe/secrets\] #\d+ \d+\.\d+ "))
+    try:
+        if not output.wait_for(timeout=300):
+            pytest.fail(f"no build step ran (exit {process.poll()}):\n{output.text[-4000:]}")
+        during = sorted(p.name for p in temp.iterdir())
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+        output.thread.join(timeout=10)
+    left = all_files(temp)
+    found = leaks_in_files(left, secrets_build.values)
+    names = [p.relative_to(temp).as_posix() for p in left]
+    shutil.rmtree(temp)  # whatever the outcome: it may hold the registry credentials
+    if not any(name.startswith("imagefactory-secrets-") for name in during):
+        pytest.fail(f"no secret files while the build ran: {during}")
+    assert found == []
+    assert names == []
 
 
 @pytest.mark.parametrize("name", ["API_TOKEN", "DB_PASSWORD", "hf_token", "GITLAB_PAT"])
@@ -300,7 +357,9 @@ def test_secret_like_build_arg_is_refused_by_validate(
         "from": f"{example_build.repository('base/debian12')}@sha256:{'0' * 64}",
         "build_args": {"PIP_DEFAULT_TIMEOUT": "60", name: value},
     }
-    (folder / "image.yaml").write_text(yaml.safe_dump(image, sort_keys=False))
+    text = yaml.safe_dump(image, sort_keys=False)
+    (folder / "image.yaml").write_text(text)
+    line = text.splitlines().index(f"  {name}: {value}") + 1
 
     proc = imagefactory(root, "validate", env=example_build.env)
     as_json = imagefactory(root, "validate", "--json", env=example_build.env)
@@ -310,7 +369,7 @@ def test_secret_like_build_arg_is_refused_by_validate(
     assert "Traceback" not in proc.stderr
     assert as_json.returncode == 1
     issues: Any = cli_json(as_json)["issues"]
-    assert [(i["key"], i["line"]) for i in issues] == [(f"build_args.{name}", 5)]
+    assert [(i["key"], i["line"]) for i in issues] == [(f"build_args.{name}", line)]
     assert value not in proc.stdout + proc.stderr + as_json.stdout + as_json.stderr
 
     del image["build_args"][name]  # type: ignore[attr-defined]
