@@ -7,6 +7,8 @@ expected and — where we can guess — a hint, such as the near-miss key the us
 from __future__ import annotations
 
 import difflib
+import json
+import re
 import types
 import typing
 from typing import Any
@@ -18,9 +20,15 @@ from imagefactory.spec.yamldoc import KeyPath, YamlDocument
 
 
 def format_key_path(path: KeyPath) -> str:
+    """``files[0].mode``; keys that would read ambiguously are quoted: ``env[" X"]``."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif re.fullmatch(r"[^\s.\[\]\"][^\s\[\]\"]*", part) and not part.endswith("."):
+            text += f".{part}" if text else part
+        else:
+            text += f"[{json.dumps(part)}]"
     return text
 
 

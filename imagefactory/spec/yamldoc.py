@@ -15,6 +15,9 @@ import yaml
 
 KeyPath = tuple[str | int, ...]
 
+#: libyaml's parser when PyYAML was built with it (several times faster), else the pure-Python one.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 #: No catalog file needs more values than this; past it, aliases are being used as a bomb.
 MAX_VALUES = 20_000
 
@@ -87,7 +90,7 @@ def read_yaml(path: Path) -> YamlDocument:
 
 
 def _parse(text: str, doc: YamlDocument) -> Any:
-    loader = yaml.SafeLoader(text)
+    loader = _LOADER(text)
     try:
         node = loader.get_single_node()
         if node is None:

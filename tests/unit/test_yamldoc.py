@@ -47,3 +47,16 @@ def test_unreadable_file(tmp_path: Path) -> None:
     path = tmp_path / "a.yaml"
     path.write_bytes(b"\xff\xfe\x00bad")
     assert "cannot read" in read_yaml(path).problems[0].message
+
+
+def test_key_paths_quote_keys_that_would_read_ambiguously() -> None:
+    from imagefactory.spec.issues import format_key_path
+
+    assert format_key_path(("files", 0, "mode")) == "files[0].mode"
+    assert (
+        format_key_path(("labels", "org.opencontainers.image.title"))
+        == "labels.org.opencontainers.image.title"
+    )
+    assert format_key_path((".",)) == '["."]'
+    assert format_key_path(("env", " X")) == 'env[" X"]'
+    assert format_key_path(("env", "")) == 'env[""]'
