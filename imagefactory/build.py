@@ -42,7 +42,8 @@ from imagefactory.errors import (
 )
 from imagefactory.hashing import ContentInputs, content_inputs
 from imagefactory.naming import build_registry, content_tag, repository
-from imagefactory.paths import slug, state_file, work_dir
+from imagefactory.paths import ca_bundle_path, slug, state_file, work_dir
+from imagefactory.registry import RegistryClient, cert_dir
 from imagefactory.render.catalog import parent_pin
 from imagefactory.render.dockerfile import render_dockerfile, write_build_context
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -112,10 +113,12 @@ def build_catalog(
 ) -> list[Outcome]:
     images = images_to_build(catalog, selected)
     _, registry = build_registry(catalog.project)
-    with docker_config([registry]) as config_dir:
+    with docker_config([registry]) as config_dir, cert_dir(ca_bundle_path(catalog)) as certs:
         engine = Engine(config_dir)
         engine.check()
-        run = _Run(catalog, engine, options, reporter, templates_dir)
+        run = _Run(
+            catalog, engine, RegistryClient(config_dir, certs), options, reporter, templates_dir
+        )
         if not options.no_cache:
             run.look_up_registry(images)
         outcomes = run_in_dag_order(images, options.jobs, run.one, reporter)
@@ -169,12 +172,14 @@ class _Run:
         self,
         catalog: Catalog,
         engine: Engine,
+        client: RegistryClient,
         options: BuildOptions,
         reporter: BuildReporter,
         templates_dir: Path,
     ) -> None:
         self.catalog = catalog
         self.engine = engine
+        self.client = client
         self.options = options
         self.reporter = reporter
         self.templates_dir = templates_dir
@@ -196,7 +201,7 @@ class _Run:
             tags = [self.tag_of(image) for image in images]
             for tag, digest in zip(
                 tags,
-                pool.map(lambda t: self.engine.remote_digest(self.registry, t), tags),
+                pool.map(lambda t: self.client.digest(self.registry, t), tags),
                 strict=True,
             ):
                 self.known_remote[tag] = digest
@@ -240,7 +245,7 @@ class _Run:
         digest = (
             self.known_remote[tag]
             if tag in self.known_remote
-            else self.engine.remote_digest(self.registry, tag)
+            else self.client.digest(self.registry, tag)
         )
         where = "reused from the registry"
         if digest is None:
@@ -320,6 +325,9 @@ class _Run:
         )
         fields: dict[str, object] = {
             **(kept.model_dump() if kept else {}),
+            # what was released stays on record whatever the new content is
+            "versions": previous.versions if previous else {},
+            "environments": previous.environments if previous else {},
             "content_hash": inputs.content_hash,
             "inputs": inputs.as_dict(),
             "version": image.spec.version,

@@ -1,8 +1,8 @@
 """The Docker engine and the registry, as the build needs them.
 
-Queries (info, inspect, list, push) go through python-on-whales; the build itself goes through
+Queries (inspect, list, tag, push) go through python-on-whales; the build itself goes through
 ``tools.run`` because it needs BuildKit options python-on-whales' legacy builder lacks
-(``--secret``, ``--progress``); registry lookups use skopeo. Every call uses the same Docker CLI
+(``--secret``, ``--progress``); registry lookups are in ``registry.py``. Every call uses the same Docker CLI
 (``tools.docker_cli()``: Debian's, which runs BuildKit without buildx) and the same
 DOCKER_CONFIG (the run's temporary credentials, when there are any).
 """
@@ -16,7 +16,6 @@ from pathlib import Path
 from imagefactory import tools
 from imagefactory.errors import ToolError, UserError
 from imagefactory.naming import CONTENT_LABEL
-from imagefactory.spec.models import Registry
 
 
 @dataclass(frozen=True)
@@ -127,30 +126,3 @@ class Engine:
             if name == repository:
                 return digest
         raise UserError(f"pushed {tag} but the engine reports no digest for {repository}")
-
-    def remote_digest(self, registry: Registry, reference: str) -> str | None:
-        """The digest ``reference`` has in ``registry``, or None when it is not there."""
-        argv: list[str | Path] = [
-            "skopeo",
-            "inspect",
-            "--no-tags",
-            "--format={{.Digest}}",
-            f"--tls-verify={'true' if registry.tls_verify else 'false'}",
-        ]
-        if self.config_dir is not None:
-            argv += ["--authfile", self.config_dir / "config.json"]
-        argv.append(f"docker://{reference}")
-        result = tools.run(argv, check=False, timeout=120, hint="install skopeo (scripts/setup.sh)")
-        if result.returncode != 0:
-            if "manifest unknown" in result.output or "not found" in result.output.lower():
-                return None
-            raise ToolError(
-                result.argv,
-                result.returncode,
-                result.output[-3000:],
-                hint="is the registry running and are the credentials right?",
-            )
-        digests = [line for line in result.output.splitlines() if line.startswith("sha256:")]
-        if not digests:
-            raise ToolError(result.argv, result.returncode, result.output[-3000:])
-        return digests[-1]

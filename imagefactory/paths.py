@@ -23,3 +23,8 @@ def work_dir(catalog: Catalog) -> Path:
 def slug(ref: str) -> str:
     """A folder name for an image ref: ``runtime/llm:cpu`` → ``runtime_llm_cpu``."""
     return re.sub(r"[^a-z0-9._-]+", "_", ref)
+
+
+def ca_bundle_path(catalog: Catalog) -> Path | None:
+    bundle = catalog.project.build.ca_bundle
+    return None if bundle is None else catalog.root / bundle

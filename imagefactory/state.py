@@ -25,6 +25,30 @@ from imagefactory.errors import UserError
 STATE_SCHEMA = 1
 
 
+class TestRecord(BaseModel):
+    """A passed test run, valid only for the digest it names."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    digest: str
+    passed: bool
+    at: str
+    checks: int = 0
+
+
+class EnvironmentRecord(BaseModel):
+    """What an environment's registries hold for an image after a push or a promotion."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    version: str
+    digest: str
+    tags: list[str]
+    registries: list[str]
+    at: str
+    audit_id: str | None = None
+
+
 class ImageRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -39,6 +63,9 @@ class ImageRecord(BaseModel):
     digest: str | None = None
     size_bytes: int | None = None
     previous_size_bytes: int | None = None  # the size of the build before, for growth budgets
+    tests: TestRecord | None = None
+    versions: dict[str, str] = {}  # every version given to this image → the content hash it named
+    environments: dict[str, EnvironmentRecord] = {}
     build_seconds: float | None = None
     built_at: str | None = None
 

@@ -35,7 +35,7 @@ from imagefactory.naming import build_registry
 from imagefactory.paths import TEMPLATES_DIR, state_file
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import ImageTests
-from imagefactory.state import ImageRecord, State, load_state, save_state, with_record
+from imagefactory.state import ImageRecord, State, TestRecord, load_state, save_state, with_record
 
 CST_DIR = "structure-tests"
 
@@ -175,19 +175,18 @@ def _image_config(engine: Engine, reference: str) -> tuple[dict[str, Any], int]:
 def _record(
     catalog: Catalog, state: State, ref: str, record: ImageRecord, report: ImageReport
 ) -> State:
-    extra = dict(record.model_extra or {})
     if report.passed:
-        extra["tests"] = {
-            "digest": report.digest,
-            "passed": True,
-            "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "checks": len(report.results),
-        }
-    elif (extra.get("tests") or {}).get("digest") == report.digest:
-        extra.pop("tests")
+        passed = TestRecord(
+            digest=report.digest,
+            passed=True,
+            checks=len(report.results),
+            at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        )
+        updated = record.model_copy(update={"tests": passed})
+    elif record.tests is not None and record.tests.digest == report.digest:
+        updated = record.model_copy(update={"tests": None})  # an earlier pass no longer holds
     else:
         return state
-    updated = ImageRecord.model_validate({**record.model_dump(exclude_none=True), **extra})
     state = with_record(state, ref, updated)
     save_state(state_file(catalog), state)
     return state

@@ -129,14 +129,14 @@ def test_state_file_round_trip_and_errors(tmp_path: Path) -> None:
                         "content_hash": "h",
                         "inputs": {},
                         "version": "1.0.0",
-                        "tests": {"passed": True},
+                        "ticket": "CHG-1234",
                     }
                 },
             }
         )
     )
     record = load_state(path).images["a"]
-    assert record.content_hash == "h" and record.model_extra == {"tests": {"passed": True}}
+    assert record.content_hash == "h" and record.model_extra == {"ticket": "CHG-1234"}
     path.write_text("{not json")
     with pytest.raises(UserError, match="cannot read the state file"):
         load_state(path)

@@ -1,0 +1,122 @@
+"""Registries through skopeo: look up digests and tags, copy images by digest (no rebuild).
+
+Copies use ``skopeo copy --all --preserve-digests`` so what lands is byte-for-byte the manifest
+that was tested, across repositories and registries (the same registry mounts blobs instead of
+uploading them again). Credentials come from the run's temporary DOCKER_CONFIG; TLS registries
+are verified against the project's CA bundle when one is configured.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagefactory import tools
+from imagefactory.errors import ToolError
+from imagefactory.spec.models import Registry
+
+RETRIES = 3
+NOT_FOUND = ("manifest unknown", "name unknown", "not found", "404")
+
+
+@dataclass(frozen=True)
+class RegistryClient:
+    config_dir: Path | None = None
+    cert_dir: Path | None = None  # holds ca.crt: the project's CA bundle
+
+    def _tls(self, registry: Registry, side: str = "") -> list[str | Path]:
+        flags: list[str | Path] = [
+            f"--{side}tls-verify={'true' if registry.tls_verify else 'false'}"
+        ]
+        if registry.tls_verify and self.cert_dir is not None:
+            flags += [f"--{side}cert-dir", self.cert_dir]
+        return flags
+
+    def _auth(self, prefix: str = "") -> list[str | Path]:
+        if self.config_dir is None:
+            return []
+        return [f"--{prefix}authfile", self.config_dir / "config.json"]
+
+    def digest(self, registry: Registry, reference: str) -> str | None:
+        """The manifest digest ``reference`` has, or None when the registry does not have it."""
+        argv = [
+            "skopeo",
+            "inspect",
+            "--no-tags",
+            "--format={{.Digest}}",
+            *self._tls(registry),
+            *self._auth(),
+            f"docker://{reference}",
+        ]
+        result = tools.run(argv, check=False, timeout=120, hint="install skopeo (scripts/setup.sh)")
+        if result.returncode != 0:
+            if any(marker in result.output.lower() for marker in NOT_FOUND):
+                return None
+            raise ToolError(
+                result.argv,
+                result.returncode,
+                result.output[-2000:],
+                hint=f"is {registry.url} running, and are its credentials right?",
+            )
+        digests = [line for line in result.output.splitlines() if line.startswith("sha256:")]
+        if not digests:
+            raise ToolError(result.argv, result.returncode, result.output[-2000:])
+        return digests[-1]
+
+    def tags(self, registry: Registry, repository: str) -> list[str]:
+        """Every tag of ``repository``; empty when the repository does not exist yet."""
+        argv = [
+            "skopeo",
+            "list-tags",
+            *self._tls(registry),
+            *self._auth(),
+            f"docker://{repository}",
+        ]
+        result = tools.run(argv, check=False, timeout=120, separate_stderr=True)
+        if result.returncode != 0:
+            if any(marker in result.stderr.lower() for marker in NOT_FOUND):
+                return []
+            raise ToolError(
+                result.argv,
+                result.returncode,
+                result.stderr[-2000:],
+                hint=f"is {registry.url} running, and are its credentials right?",
+            )
+        tags: list[str] = json.loads(result.output).get("Tags") or []
+        return sorted(tags)
+
+    def copy(self, source: Registry, source_ref: str, target: Registry, target_ref: str) -> None:
+        """Copy by digest, every platform, digests preserved; retried a bounded number of times."""
+        argv = [
+            "skopeo",
+            "copy",
+            "--all",
+            "--preserve-digests",
+            f"--retry-times={RETRIES}",
+            *self._tls(source, "src-"),
+            *self._tls(target, "dest-"),
+            *self._auth("src-"),
+            *self._auth("dest-"),
+            f"docker://{source_ref}",
+            f"docker://{target_ref}",
+        ]
+        tools.run(argv, timeout=3600, hint=f"could not copy to {target.url}; nothing was recorded")
+
+
+@contextmanager
+def cert_dir(ca_bundle: Path | None) -> Iterator[Path | None]:
+    """A temporary folder holding the project's CA bundle as ``ca.crt``, as skopeo expects."""
+    if ca_bundle is None:
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="imagefactory-certs-"))
+    try:
+        shutil.copyfile(ca_bundle, folder / "ca.crt")
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
