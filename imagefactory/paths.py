@@ -28,3 +28,8 @@ def slug(ref: str) -> str:
 def ca_bundle_path(catalog: Catalog) -> Path | None:
     bundle = catalog.project.build.ca_bundle
     return None if bundle is None else catalog.root / bundle
+
+
+def audit_log(catalog: Catalog) -> Path:
+    """The append-only JSON-lines record of every push and promotion."""
+    return work_dir(catalog) / "audit.jsonl"

@@ -13,9 +13,12 @@ Records keep any further fields later commands add (digest, size, test resultsâ€
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -125,3 +128,16 @@ def save_state(path: Path, state: State) -> None:
 
 def with_record(state: State, ref: str, record: ImageRecord) -> State:
     return state.model_copy(update={"images": {**state.images, ref: record}})
+
+
+@contextmanager
+def locked_state(path: Path) -> Iterator[Callable[[State], None]]:
+    """Read-modify-write of the state by several processes at once, without lost updates:
+    an exclusive lock on ``<state>.lock`` is held while the caller loads, changes and saves."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield lambda state: save_state(path, state)
+    finally:
+        os.close(descriptor)

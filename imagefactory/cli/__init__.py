@@ -8,6 +8,7 @@ from types import FrameType
 from imagefactory.cli import build as _build  # noqa: F401  (registers its commands)
 from imagefactory.cli import catalog as _catalog  # noqa: F401
 from imagefactory.cli import image as _image  # noqa: F401
+from imagefactory.cli import release as _release  # noqa: F401
 from imagefactory.cli.app import app
 
 

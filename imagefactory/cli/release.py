@@ -1,0 +1,182 @@
+"""push · promote · status: versions and tags into registries, dev → preprod → prod by digest."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from imagefactory.cli.app import app
+from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
+from imagefactory.cli.output import Output
+from imagefactory.release import Release, promote, push_images, status
+
+
+def _show(output: Output, release: Release, dry_run: bool) -> None:
+    verb = "would" if dry_run else "did"
+    output.text(f"{release.ref} {release.version} ({release.reason}) {release.digest}")
+    for change in release.changes:
+        if change.action != "keep":
+            before = f" (was {change.previous[:19]}…)" if change.previous else ""
+            output.text(f"  {verb} {change.action} {change.repository}:{change.tag}{before}")
+    kept = [c.tag for c in release.changes if c.action == "keep"]
+    if kept:
+        output.text(f"  unchanged: {', '.join(kept)}")
+
+
+def _as_dict(release: Release) -> dict[str, object]:
+    return {
+        "image": release.ref,
+        "version": release.version,
+        "digest": release.digest,
+        "reason": release.reason,
+        "audit_id": release.audit_id,
+        "tags": [
+            {
+                "registry": c.registry,
+                "repository": c.repository,
+                "tag": c.tag,
+                "action": c.action,
+                "previous": c.previous,
+            }
+            for c in release.changes
+        ],
+    }
+
+
+@app.command(
+    epilog="Examples:\n\n  imagefactory push --all\n\n  imagefactory push app/rag-api --dry-run"
+)
+def push(
+    ctx: typer.Context,
+    images: ImagesArgument = None,
+    all_images: Annotated[bool, typer.Option("--all", help="Push every built image.")] = False,
+    env: Annotated[
+        str | None,
+        typer.Option("--env", help="The environment to push to (the first one; default: it)."),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Show every tag that would be created or moved; touch nothing."
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Overwrite an existing X.Y.Z that holds "
+            "another digest (written to the audit log).",
+        ),
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Give each built image its semver version and push it, by digest, to every registry of the
+    first environment: X.Y.Z and git-<sha> (immutable), X.Y, X and latest (moved only when this is
+    the highest version of that line). Verifies the digest in each registry.
+    """
+    session, catalog = open_catalog(ctx, json_output)
+    if not images and not all_images:
+        raise typer.BadParameter("name images to push, or pass --all", param_hint="IMAGE")
+    selected = catalog.select(images or [])
+    env_name = (
+        env or catalog.project.environments[0].name if catalog.project.environments else "dev"
+    )
+    releases = push_images(
+        catalog,
+        selected,
+        env_name,
+        dry_run=dry_run,
+        force=force,
+        on_release=lambda r: None if json_output else _show(session.output, r, dry_run),
+    )
+    if json_output:
+        session.output.data(
+            {"ok": True, "dry_run": dry_run, "images": [_as_dict(r) for r in releases]}
+        )
+
+
+@app.command(
+    name="promote",
+    epilog="Examples:\n\n  imagefactory promote app/rag-api --to preprod"
+    "\n\n  imagefactory promote app/rag-api --to prod --approve",
+)
+def promote_command(
+    ctx: typer.Context,
+    image: Annotated[
+        str, typer.Argument(help="One image ref, e.g. app/rag-api or runtime/llm:cpu.")
+    ],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to", help="The environment to promote to (the one after where the image is now)."
+        ),
+    ],
+    approve: Annotated[
+        bool,
+        typer.Option(
+            "--approve",
+            help="Approve a promotion into an environment that needs approval (outside CI).",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be copied; touch nothing.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Copy the digest the previous environment holds into this one — never a rebuild, never a
+    skipped environment, only a digest that passed its tests — verify it, and append an audit record.
+    """
+    session, catalog = open_catalog(ctx, json_output)
+    [chosen] = (
+        catalog.select([image]) if ":" in image or len(catalog.select([image])) == 1 else [None]
+    )
+    if chosen is None:
+        raise typer.BadParameter(
+            f"'{image}' has variants; name one (e.g. {image}:cpu)", param_hint="IMAGE"
+        )
+    release = promote(catalog, chosen, to, approve=approve, dry_run=dry_run)
+    if json_output:
+        session.output.data({"ok": True, "dry_run": dry_run, **_as_dict(release)})
+    else:
+        _show(session.output, release, dry_run)
+        if release.audit_id:
+            session.output.text(f"  audit record {release.audit_id}")
+
+
+@app.command(
+    name="status",
+    epilog="Examples:\n\n  imagefactory status\n\n  imagefactory status app/rag-api --json",
+)
+def status_command(
+    ctx: typer.Context, images: ImagesArgument = None, json_output: JsonOption = False
+) -> None:
+    """Per image, the version and digest each environment holds, and whether that digest is tested."""
+    session, catalog = open_catalog(ctx, json_output)
+    table = status(catalog, catalog.select(images or []))
+    envs = [env.name for env in catalog.project.environments]
+    if json_output:
+        session.output.data(
+            {
+                "ok": True,
+                "images": {
+                    ref: {
+                        p.env: {"version": p.version, "digest": p.digest, "tested": p.tested}
+                        for p in row
+                    }
+                    for ref, row in table.items()
+                },
+            }
+        )
+        return
+    rows = [
+        [
+            ref,
+            *(
+                f"{p.version} {p.digest[7:19]}{' ✓' if p.tested else ''}" if p.digest else "-"
+                for p in row
+            ),
+        ]
+        for ref, row in table.items()
+    ]
+    session.output.table(None, ["image", *envs], rows)
