@@ -140,9 +140,8 @@ def _push_one(
         name: client.tags(registry, repository(registry, image.spec.name))
         for name, registry in targets
     }
-    versions = [
-        v for tags in existing.values() for t in tags if (v := parse_version_tag(t, suffix))
-    ]
+    others = sibling_suffixes(catalog, image)
+    versions = [v for tags in existing.values() for v in tag_versions(tags, suffix, others)]
     choice = choose_version(
         image.spec.version, record.content_hash, record.versions, {str(v) for v in versions}
     )
@@ -362,6 +361,7 @@ def _approver(env: Environment, approve: bool) -> str | None:
 
 
 def _promotion_changes(
+    catalog: Catalog,
     client: RegistryClient,
     image: CatalogImage,
     targets: list[tuple[str, Registry]],
