@@ -4,7 +4,8 @@
 #
 # The main job: validate, plan and graph the catalog, build base/debian12 → runtime/llm:cpu →
 # app/rag-api (the CUDA variant is large; build it with `imagefactory build runtime/llm:cuda`),
-# then test those three images. Later steps (push, promote) join as they land.
+# test those three images, push them to the local dev registry, promote the app to preprod, and
+# show where every image stands.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -26,3 +27,9 @@ echo "==> imagefactory build app/rag-api (and the ancestors it needs)"
 "$imagefactory" build app/rag-api
 echo "==> imagefactory test (the images just built; JUnit report in .imagefactory/junit.xml)"
 "$imagefactory" test base/debian12 runtime/llm:cpu app/rag-api --junit .imagefactory/junit.xml
+echo "==> imagefactory push (semver tags, by digest, to the dev registry)"
+"$imagefactory" push base/debian12 runtime/llm:cpu app/rag-api
+echo "==> imagefactory promote app/rag-api --to preprod (the tested digest, copied, not rebuilt)"
+"$imagefactory" promote app/rag-api --to preprod
+echo "==> imagefactory status"
+"$imagefactory" status
