@@ -99,7 +99,7 @@ def _check_only_version_changed(path: Path, before: str, after: str, version: st
 
 def _load(text: str) -> Any:
     try:
-        return yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506  (the safe loader)
+        return yaml.safe_load(text)
     except yaml.YAMLError:
         return None
 

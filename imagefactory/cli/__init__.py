@@ -9,6 +9,7 @@ from imagefactory.cli import build as _build  # noqa: F401  (registers its comma
 from imagefactory.cli import catalog as _catalog  # noqa: F401
 from imagefactory.cli import image as _image  # noqa: F401
 from imagefactory.cli import release as _release  # noqa: F401
+from imagefactory.cli import version as _version  # noqa: F401
 from imagefactory.cli.app import app
 
 
