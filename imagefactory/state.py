@@ -16,13 +16,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from imagefactory.atomic import write_atomically
 from imagefactory.errors import UserError
 
 STATE_SCHEMA = 1
@@ -106,7 +106,6 @@ def load_state(path: Path) -> State:
 
 def save_state(path: Path, state: State) -> None:
     """Write ``state`` whole or not at all: a temp file in the same folder, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "schema": state.schema_version,
         "images": {
@@ -114,16 +113,7 @@ def save_state(path: Path, state: State) -> None:
             for ref, record in sorted(state.images.items())
         },
     }
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(document, stream, indent=2)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        Path(temp).replace(path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
+    write_atomically(path, (json.dumps(document, indent=2) + "\n").encode())
 
 
 def with_record(state: State, ref: str, record: ImageRecord) -> State:

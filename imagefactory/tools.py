@@ -138,11 +138,14 @@ def _pump(
     stream: IO[bytes] | None, lines: list[str], on_line: Callable[[str], None] | None
 ) -> None:
     assert stream is not None
-    for raw in stream:
-        line = scrub(raw.decode("utf-8", "replace").rstrip("\n"))
-        lines.append(line)
-        if on_line is not None:
-            on_line(line)
+    try:
+        for raw in stream:
+            line = scrub(raw.decode("utf-8", "replace").rstrip("\n"))
+            lines.append(line)
+            if on_line is not None:
+                on_line(line)
+    except (OSError, ValueError):
+        return  # the pipe was closed under us (the process was killed on Ctrl-C or a timeout)
 
 
 def _tail(lines: list[str]) -> str:

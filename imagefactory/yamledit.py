@@ -10,14 +10,13 @@ replaces the file, atomically (a temp file in the same folder, fsync, rename).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import semver
 import yaml
 
+from imagefactory.atomic import write_atomically
 from imagefactory.errors import UserError
 
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -106,18 +105,6 @@ def _load(text: str) -> Any:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     try:
-        mode = path.stat().st_mode & 0o7777
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        write_atomically(path, data, mode=path.stat().st_mode & 0o7777)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc}") from exc
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        Path(temp).chmod(mode)
-        Path(temp).replace(path)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc}") from exc
-    finally:
-        Path(temp).unlink(missing_ok=True)

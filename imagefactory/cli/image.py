@@ -12,7 +12,7 @@ from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.cli.output import Output
 from imagefactory.imagetest.junit import write_junit
 from imagefactory.imagetest.results import ImageReport
-from imagefactory.imagetest.session import test_images
+from imagefactory.imagetest.session import TestsFailed, test_images
 from imagefactory.paths import state_file
 from imagefactory.spec.catalog import Catalog
 from imagefactory.state import load_state
@@ -58,15 +58,25 @@ def test_command(
 
     try:
         test_images(catalog, selected, show)
+    except TestsFailed as failed:
+        if json_output:  # one document: the reports and the verdict, not a second error document
+            session.output.data(
+                {
+                    "ok": False,
+                    "error": failed.message,
+                    "hint": failed.hint,
+                    "images": [_as_dict(r) for r in reports],
+                }
+            )
+            raise typer.Exit(failed.exit_code) from failed
+        raise
     finally:
         if junit is not None and reports:
             write_junit(reports, junit)
-        if json_output and reports:
-            session.output.data(
-                {"ok": all(r.passed for r in reports), "images": [_as_dict(r) for r in reports]}
-            )
-    if not json_output:
-        session.output.text(f"{len(reports)} images passed their tests")
+    if json_output:
+        session.output.data({"ok": True, "images": [_as_dict(r) for r in reports]})
+        return
+    session.output.text(f"{len(reports)} images passed their tests")
 
 
 def _built(catalog: Catalog) -> set[str]:

@@ -19,6 +19,7 @@ from typing import Any
 
 import testinfra
 
+from imagefactory.errors import ToolError
 from imagefactory.imagetest.container import Container
 from imagefactory.imagetest.results import CheckResult
 from imagefactory.spec.models import (
@@ -190,7 +191,7 @@ def container_checks(
 def _file_probe(host: Any, check: FileCheck) -> tuple[bool, str, str]:
     target = host.file(check.path)
     if not check.exists:
-        return not target.exists, "absent", "exists"
+        return not target.exists, "absent", "exists" if target.exists else "absent"
     if not target.exists:
         return False, "exists", "missing"
     wrong: list[tuple[str, str]] = []
@@ -230,7 +231,14 @@ def _user_probe(host: Any, check: UserCheck) -> tuple[bool, str, str]:
 
 
 def _command_probe(container: Container, check: CommandCheck, user: str) -> tuple[bool, str, str]:
-    result = container.exec(list(check.run), user=user, timeout=seconds(check.timeout))
+    try:
+        result = container.exec(list(check.run), user=user, timeout=seconds(check.timeout))
+    except ToolError:
+        return (
+            False,
+            f"to finish within {check.timeout}",
+            f"still running after {check.timeout}: stopped",
+        )
     wrong = []
     if result.returncode != check.exit_code:
         wrong.append((f"exit code {check.exit_code}", f"exit code {result.returncode}"))

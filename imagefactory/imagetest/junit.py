@@ -31,13 +31,12 @@ as ``\\xNN`` text; ``<``, ``&`` and quotes are escaped by the serializer.
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
+from imagefactory.atomic import write_atomically
 from imagefactory.imagetest.results import CheckResult, ImageReport
 
 #: A failure's ``message`` attribute is cut here; the body always has the full text.
@@ -70,17 +69,7 @@ def junit_text(reports: Sequence[ImageReport]) -> str:
 
 def write_junit(reports: Sequence[ImageReport], path: Path) -> None:
     """Write the report whole or not at all: a temp file in the same folder, fsync, rename."""
-    data = junit_text(reports).encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        Path(temp).replace(path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
+    write_atomically(path, junit_text(reports).encode("utf-8"))
 
 
 def _suite(root: ET.Element, report: ImageReport) -> None:

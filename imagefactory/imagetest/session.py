@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ from imagefactory.imagetest.checks import (
     size_checks,
 )
 from imagefactory.imagetest.container import running_container
-from imagefactory.imagetest.cst import load_cst
+from imagefactory.imagetest.cst import read_cst
 from imagefactory.imagetest.custom import custom_test_files, run_custom_tests
 from imagefactory.imagetest.results import CheckResult, ImageReport
 from imagefactory.naming import build_registry
@@ -56,6 +56,7 @@ class Suite:
 
     label: str
     tests: ImageTests
+    file_names: tuple[str, ...] = ()  # a structure-test file names its file checks
 
     def needs_container(self) -> bool:
         t = self.tests
@@ -109,7 +110,8 @@ def _built_record(catalog: Catalog, image: CatalogImage, state: State) -> ImageR
 def suites(image: CatalogImage) -> list[Suite]:
     found = [Suite("image.yaml", image.spec.tests)]
     for path in sorted((image.folder / CST_DIR).glob("*.yaml")):
-        found.append(Suite(f"{CST_DIR}/{path.name}", load_cst(path)))
+        converted = read_cst(path)
+        found.append(Suite(f"{CST_DIR}/{path.name}", converted.tests, converted.file_check_names))
     return found
 
 
@@ -137,16 +139,26 @@ def test_image(engine: Engine, image: CatalogImage, record: ImageRecord) -> Imag
     return ImageReport(image.ref, reference, record.digest, tuple(results))
 
 
-def _named(suite: Suite, results: Any) -> list[CheckResult]:
-    """Checks from a structure-test file say where they come from."""
+def _named(suite: Suite, results: Iterable[CheckResult]) -> list[CheckResult]:
+    """Checks from a structure-test file say where they come from, by the names it gives them."""
     if suite.label == "image.yaml":
         return list(results)
-    return [
-        CheckResult(
-            r.kind, f"{suite.label}: {r.name}", r.passed, r.seconds, r.expected, r.actual, r.skipped
+    file_names = iter(suite.file_names)
+    named = []
+    for r in results:
+        name = next(file_names, r.name) if r.kind == "files" else r.name
+        named.append(
+            CheckResult(
+                r.kind,
+                f"{suite.label}: {name}",
+                r.passed,
+                r.seconds,
+                r.expected,
+                r.actual,
+                r.skipped,
+            )
         )
-        for r in results
-    ]
+    return named
 
 
 def _image_config(engine: Engine, reference: str) -> tuple[dict[str, Any], int]:
