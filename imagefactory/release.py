@@ -162,7 +162,7 @@ def _push_one(
                 )
             changes.append(TagChange(name, repo, tag, action, previous))
     release = Release(image.ref, str(choice.version), record.digest, choice.reason, tuple(changes))
-    if dry_run:
+    if dry_run or _nothing_to_do(release, record.environments.get(env.name)):
         return release
     _, build = build_registry(catalog.project)
     source = f"{record.repository}@{record.digest}"
@@ -184,6 +184,15 @@ def _push_one(
         record,
         forced=force and any(c.action == "move" and c.tag in plan.immutable for c in changes),
         approver=None,
+    )
+
+
+def _nothing_to_do(release: Release, held: EnvironmentRecord | None) -> bool:
+    """Every tag already holds the digest and state knows it: no copy, no state, no audit."""
+    return (
+        held is not None
+        and held.digest == release.digest
+        and all(change.action == "keep" for change in release.changes)
     )
 
 
@@ -323,7 +332,7 @@ def promote(
             release = Release(
                 image.ref, held.version, digest, f"{source_env.name} → {to_env}", tuple(changes)
             )
-            if dry_run:
+            if dry_run or _nothing_to_do(release, record.environments.get(to_env)):
                 return release
             for change in changes:
                 if change.action != "keep":
