@@ -1,0 +1,435 @@
+"""The catalog's GitLab CI pipeline: pure data from the catalog, then deterministic YAML text.
+
+:func:`pipeline` turns a catalog into the pipeline as ordered Python data; :func:`render_pipeline`
+writes it as YAML. The same catalog and options always give the same bytes: jobs in a fixed
+order (stage, then the catalog's build order), every path relative to the repository, no
+timestamps, and no YAML anchors, ``extends`` or ``include``: each job is complete on its own.
+
+The jobs call the commands a developer runs (``imagefactory build/test/push/promote IMAGE``):
+
+* ``catalog:validate`` (stage validate) runs ``imagefactory validate``. It has no rules, so a
+  pipeline in which no image changed still holds one valid job and is never empty.
+* ``build:<ref>`` and ``test:<ref>`` (one each per concrete image). A build job needs the build
+  job of the image's catalog parent (``optional``: the parent is only in the pipeline when it
+  changed too) so an image waits for its base job, not for every build.
+* ``push:<ref>`` puts the tested digest into the first environment (dev) automatically, on the
+  default branch and on tags; ``promote:<env>:<ref>`` copies it one environment further, as a
+  manual job (or automatic for the environments named in ``auto``). An environment with
+  ``approval: true`` is always manual: the protected environment's manual job is the approval.
+  Every promotion job into one environment shares the ``resource_group`` ``promote-<env>``, so
+  two promotions into prod never overlap.
+
+State travels along each image's own chain of jobs: build → test → push → promote, each job
+taking the artifacts of exactly one job (the one before it), so no two state files ever meet in
+one job. A build job takes no state at all: ``imagefactory build`` finds the image's ancestors
+in the build registry by their content tags (one registry lookup each) and records them itself.
+
+``rules:changes`` per image: its folder and its catalog ancestors' folders, the Ansible
+playbooks they apply, the standard Dockerfile templates when they live in the repository, a CA
+bundle kept in the repository, and the project file. Branch pipelines other than the default
+branch compare with the default branch (``compare_to``); the default branch compares with the
+previous push (comparing it with itself would find nothing); tag pipelines build everything.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from imagefactory.errors import UserError
+from imagefactory.naming import build_registry
+from imagefactory.paths import slug
+from imagefactory.spec.catalog import Catalog, CatalogImage
+
+#: How build and test jobs reach an engine. ``host`` uses whatever the runner has (a shell
+#: runner, or gitlab-ci-local in the integration test): no job image, no service.
+BUILDERS = ("dind", "buildkit", "host")
+
+STAGES = ("validate", "build", "test", "push", "promote")
+VALIDATE_JOB = "catalog:validate"
+
+#: The job image: imagefactory with the Docker CLI, skopeo and mmdebstrap; set it as a CI/CD
+#: variable (as the registry credentials are), the pipeline does not name one.
+JOB_IMAGE = "$IMAGEFACTORY_CI_IMAGE"
+DIND_IMAGE = "docker:27-dind"  # 27 still serves API 1.41, which Debian 12's docker CLI speaks
+DIND_VARIABLES = {
+    "DOCKER_HOST": "tcp://docker:2376",
+    "DOCKER_TLS_CERTDIR": "/certs",
+    "DOCKER_CERT_PATH": "/certs/client",
+    "DOCKER_TLS_VERIFY": "1",
+}
+BUILDKIT_IMAGE = "moby/buildkit:v0.23.2-rootless"
+BUILDKIT_HOST = "tcp://buildkit:1234"
+BUILDKIT_LISTEN = "tcp://0.0.0.0:1234"
+
+IF_TAG = "$CI_COMMIT_TAG"
+IF_DEFAULT_BRANCH = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
+COMPARE_TO = "refs/heads/$CI_DEFAULT_BRANCH"
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """What the pipeline is generated for, besides the catalog.
+
+    ``prefix``: the catalog's folder inside the git repository ("" when the catalog is the
+    repository root); jobs then run ``imagefactory -C <prefix>`` and paths carry the prefix.
+    ``templates``: the standard templates' folder inside the repository, or None when they
+    ship with the installed imagefactory (then a template change arrives with a new job image).
+    ``command``: how the generator was called, for the header.
+    """
+
+    builder: str = "dind"
+    auto: tuple[str, ...] = ()
+    prefix: str = ""
+    templates: str | None = None
+    command: str = "imagefactory ci generate"
+
+
+def check_options(catalog: Catalog, options: PipelineOptions) -> None:
+    """Refuse what cannot make a sound pipeline, before anything is rendered or written."""
+    if options.builder not in BUILDERS:
+        hint = "kaniko is archived and not supported; " if options.builder == "kaniko" else ""
+        raise UserError(
+            f"unknown builder '{options.builder}'",
+            hint=f"{hint}choose one of: {', '.join(BUILDERS)}",
+        )
+    build_registry(catalog.project)  # no environments: builds would have no registry
+    environments = catalog.project.environments
+    names = [env.name for env in environments]
+    for name in options.auto:
+        if name not in names:
+            raise UserError(
+                f"no environment '{name}'",
+                hint=f"environments in promotion order: {' → '.join(names)}",
+            )
+        env = environments[names.index(name)]
+        if name == names[0]:
+            raise UserError(
+                f"{name} is the first environment: its push job is automatic already",
+                hint="name an environment it is promoted to",
+            )
+        if env.approval:
+            raise UserError(
+                f"promotion to {name} needs an approval, so its job is always manual",
+                hint="the protected environment's manual job is the approval",
+            )
+
+
+def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
+    """The pipeline as ordered data: ``stages``, then every job (see the module docstring)."""
+    check_options(catalog, options)
+    images = catalog.in_build_order()
+    environments = catalog.project.environments
+    jobs: dict[str, Any] = {"stages": list(STAGES)}
+    jobs[VALIDATE_JOB] = _job(
+        "validate", options, engine=False, script=[_command(options, "validate")]
+    )
+    paths = {image.ref: change_paths(catalog, image, options) for image in images}
+    for image in images:
+        needs = [_need(VALIDATE_JOB, artifacts=False)]
+        if image.parent_ref is not None:
+            needs.append(_need(f"build:{image.parent_ref}", artifacts=False, optional=True))
+        jobs[f"build:{image.ref}"] = _job(
+            "build",
+            options,
+            engine=True,
+            needs=needs,
+            rules=_image_rules(paths[image.ref]),
+            script=[_command(options, "build", image.ref)],
+            artifacts={"paths": [_state_path(catalog, options)]},
+            interruptible=True,
+        )
+    for image in images:
+        junit = f"junit-{slug(image.ref)}.xml"
+        jobs[f"test:{image.ref}"] = _job(
+            "test",
+            options,
+            engine=True,
+            needs=[_need(f"build:{image.ref}", artifacts=True)],
+            rules=_image_rules(paths[image.ref]),
+            script=[_command(options, "test", image.ref, "--junit", junit)],
+            artifacts={
+                "when": "always",
+                "paths": [_state_path(catalog, options), junit],
+                "reports": {"junit": junit},
+            },
+            interruptible=True,
+        )
+    release_paths = [_state_path(catalog, options), _audit_path(catalog, options)]
+    first = environments[0]  # check_options: there is one
+    for image in images:
+        needs = [_need(f"test:{image.ref}", artifacts=True)]
+        if image.parent_ref is not None:
+            needs.append(_need(f"push:{image.parent_ref}", artifacts=False, optional=True))
+        jobs[f"push:{image.ref}"] = _job(
+            "push",
+            options,
+            engine=False,
+            needs=needs,
+            rules=_release_rules(paths[image.ref], manual=False),
+            script=[_command(options, "push", image.ref)],
+            artifacts={"paths": list(release_paths)},
+            environment={"name": first.name, "deployment_tier": _tier(0, len(environments))},
+            resource_group=f"push-{slug(image.ref)}",
+            interruptible=False,
+        )
+    for position, env in enumerate(environments[1:], start=1):
+        manual = env.name not in options.auto
+        before = environments[position - 1].name
+        for image in images:
+            previous = f"push:{image.ref}" if position == 1 else f"promote:{before}:{image.ref}"
+            jobs[f"promote:{env.name}:{image.ref}"] = _job(
+                "promote",
+                options,
+                engine=False,
+                needs=[_need(previous, artifacts=True)],
+                rules=_release_rules(paths[image.ref], manual=manual),
+                script=[_command(options, "promote", image.ref, "--to", env.name)],
+                artifacts={"paths": list(release_paths)},
+                environment={
+                    "name": env.name,
+                    "deployment_tier": _tier(position, len(environments)),
+                },
+                resource_group=f"promote-{env.name}",
+                interruptible=False,
+            )
+    return jobs
+
+
+def render_pipeline(catalog: Catalog, options: PipelineOptions) -> str:
+    """The pipeline as YAML text: a header comment, then one block per top-level key."""
+    data = pipeline(catalog, options)
+    blocks = [_header(catalog, options)]
+    blocks += [_dump({key: value}) for key, value in data.items()]
+    return "\n".join(blocks)
+
+
+def job_names(text: str) -> list[str]:
+    """The jobs of a rendered pipeline, in file order."""
+    document = yaml.safe_load(text)
+    return [key for key in document if key != "stages"]
+
+
+# --------------------------------------------------------------------------- change paths
+
+
+def change_paths(catalog: Catalog, image: CatalogImage, options: PipelineOptions) -> list[str]:
+    """Repository paths whose change changes the image (or may: over-triggering is safe).
+
+    The image's folder and its ancestors' folders (image.yaml, copied files, template
+    overrides, tests), the playbooks they apply, the standard templates when the repository
+    holds them, a CA bundle kept in the repository, and the project file."""
+    found: list[str] = []
+    for member in catalog.lineage(image.ref):
+        folder = _relative(catalog, member.folder)
+        found.append(_recursive(_in_repo(options, folder)))  # files: the loader refuses '..'
+        for playbook in member.spec.playbooks:
+            found += _file_or_tree(_in_repo(options, posixpath.normpath(playbook)))
+    if options.templates is not None:
+        found.append(_recursive(posixpath.join(options.templates, "dockerfile")))
+    bundle = catalog.project.build.ca_bundle
+    if bundle is not None and not Path(bundle).is_absolute():
+        found.append(_in_repo(options, posixpath.normpath(bundle)))
+    found.append(_in_repo(options, _relative(catalog, catalog.project_file)))
+    return list(dict.fromkeys(found))
+
+
+def _relative(catalog: Catalog, path: Path) -> str:
+    return path.relative_to(catalog.root).as_posix()
+
+
+def _in_repo(options: PipelineOptions, path: str) -> str:
+    return posixpath.join(options.prefix, path) if options.prefix else path
+
+
+def _recursive(folder: str) -> str:
+    return f"{folder}/**/*"
+
+
+def _file_or_tree(path: str) -> list[str]:
+    """Without looking at the disk: the path itself, and everything under it if a folder."""
+    return [path, _recursive(path)]
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def _job(
+    stage: str,
+    options: PipelineOptions,
+    *,
+    engine: bool,
+    script: list[str],
+    needs: list[dict[str, Any]] | None = None,
+    rules: list[dict[str, Any]] | None = None,
+    artifacts: dict[str, Any] | None = None,
+    environment: dict[str, str] | None = None,
+    resource_group: str | None = None,
+    interruptible: bool | None = None,
+) -> dict[str, Any]:
+    job: dict[str, Any] = {"stage": stage}
+    if options.builder != "host":
+        job["image"] = JOB_IMAGE
+    if engine:
+        job.update(_engine(options.builder, stage))
+    if needs is not None:
+        job["needs"] = needs
+    if rules is not None:
+        job["rules"] = rules
+    job["script"] = script
+    if artifacts is not None:
+        job["artifacts"] = artifacts
+    if environment is not None:
+        job["environment"] = environment
+    if resource_group is not None:
+        job["resource_group"] = resource_group
+    if interruptible is not None:
+        job["interruptible"] = interruptible
+    return job
+
+
+def _engine(builder: str, stage: str) -> dict[str, Any]:
+    """Services and variables that give a build or test job its engine.
+
+    Tests start containers, which BuildKit cannot: with the ``buildkit`` builder the test jobs
+    still get Docker-in-Docker.
+    """
+    if builder == "host":
+        return {}
+    if builder == "buildkit" and stage == "build":
+        return {
+            "services": [
+                {
+                    "name": BUILDKIT_IMAGE,
+                    "alias": "buildkit",
+                    "command": ["--oci-worker-no-process-sandbox", "--addr", BUILDKIT_LISTEN],
+                }
+            ],
+            "variables": {"BUILDKIT_HOST": BUILDKIT_HOST},
+        }
+    return {
+        "services": [{"name": DIND_IMAGE, "alias": "docker"}],
+        "variables": dict(DIND_VARIABLES),
+    }
+
+
+def _need(job: str, *, artifacts: bool, optional: bool = False) -> dict[str, Any]:
+    need: dict[str, Any] = {"job": job, "artifacts": artifacts}
+    if optional:
+        need["optional"] = True
+    return need
+
+
+def _changes(paths: Sequence[str], *, compare: bool) -> dict[str, Any]:
+    changes: dict[str, Any] = {"paths": list(paths)}
+    if compare:
+        changes["compare_to"] = COMPARE_TO
+    return changes
+
+
+def _image_rules(paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Build and test: every image on tags; what the push changed on the default branch; what
+    differs from the default branch on other branches and in merge requests."""
+    return [
+        {"if": IF_TAG},
+        {"if": IF_DEFAULT_BRANCH, "changes": _changes(paths, compare=False)},
+        {"if": IF_DEFAULT_BRANCH, "when": "never"},
+        {"changes": _changes(paths, compare=True)},
+    ]
+
+
+def _release_rules(paths: Sequence[str], *, manual: bool) -> list[dict[str, Any]]:
+    """Push and promote: only from tags and the default branch, never from other branches.
+
+    A manual job may fail (stay unplayed) without blocking the pipeline."""
+    extra: dict[str, Any] = {"when": "manual", "allow_failure": True} if manual else {}
+    return [
+        {"if": IF_TAG, **extra},
+        {"if": IF_DEFAULT_BRANCH, "changes": _changes(paths, compare=False), **extra},
+    ]
+
+
+def _tier(position: int, count: int) -> str:
+    if position == count - 1 and count > 1:
+        return "production"
+    return "development" if position == 0 else "staging"
+
+
+def _command(options: PipelineOptions, *args: str) -> str:
+    prefix = ["-C", options.prefix] if options.prefix else []
+    return shlex.join(["imagefactory", *prefix, *args])
+
+
+def _state_path(catalog: Catalog, options: PipelineOptions) -> str:
+    return _in_repo(options, posixpath.normpath(catalog.project.state))
+
+
+def _audit_path(catalog: Catalog, options: PipelineOptions) -> str:
+    state = posixpath.normpath(catalog.project.state)
+    return _in_repo(options, posixpath.join(posixpath.dirname(state), "audit.jsonl"))
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+def _header(catalog: Catalog, options: PipelineOptions) -> str:
+    secrets = sorted(
+        {
+            name
+            for registry in catalog.project.registries.values()
+            for name in (registry.username_env, registry.password_env)
+            if name is not None
+        }
+    )
+    lines = [
+        f"GitLab CI pipeline of the imagefactory catalog '{catalog.project.project}'.",
+        f"Generated by `{options.command}`: do not edit.",
+        f"Stages: {' → '.join(STAGES)}; builder: {options.builder}.",
+    ]
+    masked = f"masked: {', '.join(secrets)}" if secrets else ""
+    if options.builder != "host":
+        lines += [
+            "CI/CD variables: IMAGEFACTORY_CI_IMAGE, the job image (imagefactory, the Docker CLI,",
+            f"  skopeo, mmdebstrap){'; ' + masked if masked else ''}.",
+        ]
+    elif masked:
+        lines.append(f"CI/CD variables, {masked}.")
+    if options.builder == "dind":
+        lines.append(
+            "Docker-in-Docker needs a privileged runner sharing /certs/client with services."
+        )
+    if options.builder == "buildkit":
+        lines.append(
+            "Builds use a rootless BuildKit service; tests still start containers in Docker."
+        )
+    return "".join(f"# {line}\n" for line in lines)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, indented lists, and never an anchor or alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _dump(data: Mapping[str, Any]) -> str:
+    text = yaml.dump(
+        dict(data),
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=10_000,
+        indent=2,
+    )
+    assert isinstance(text, str)
+    return text

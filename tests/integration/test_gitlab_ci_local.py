@@ -1,0 +1,280 @@
+"""The generated pipeline of the example catalog, run for real by gitlab-ci-local.
+
+gitlab-ci-local runs the jobs of ``imagefactory ci generate --builder host`` with its shell
+executor on this machine: ``host`` is the builder for runners that bring their own engine (no job
+image, no service, which a shell executor would ignore anyway); the jobs reach the local dockerd
+through DOCKER_HOST and log in to the local registry with the credential variables the project
+file names, passed in the environment (never on a command line).
+
+The catalog is a copy of the session's example build (same images, same content hashes, so the
+base and the runtime are reused from the local engine by their content-hash label) in a git
+repository of its own whose ``origin/main`` holds the catalog as it was. One commit then changes
+the app, so ``rules:changes`` must put the app's jobs, and only those, into the pipeline. The jobs
+run with ``--shell-isolation``: each job works in its own copy of the tracked files and sees
+only the artifacts its ``needs`` bring, as on GitLab. The run builds the app, tests it, pushes it
+to dev and (the manual job, played) promotes it to preprod; the image must be in both registry
+namespaces under the digest the build recorded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import (
+    ExampleBuild,
+    Registry,
+    edit_text,
+    imagefactory,
+    registry_cleanup,
+    run,
+)
+
+GITLAB_CI_LOCAL = "gitlab-ci-local"
+PIPELINE_TIMEOUT = 1200  # the app really builds (pip from PyPI); base and runtime are reused
+APP = "app/rag-api"
+JOBS = [
+    "catalog:validate",
+    f"build:{APP}",
+    f"test:{APP}",
+    f"push:{APP}",
+    f"promote:preprod:{APP}",
+]
+MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json, "
+    "application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.oci.image.index.v1+json"
+)
+
+
+def safe_job_name(name: str) -> str:
+    """gitlab-ci-local's folder name for a job (``Utils.safeDockerString``)."""
+    return re.sub(
+        r"[^\w-]+",
+        lambda m: base64.urlsafe_b64encode(m.group().encode()).decode().rstrip("="),
+        name,
+    )
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    root: Path
+    namespace: str  # "it-<session>/gitlab-ci-local"; environments below it
+    listed: dict[str, str]  # job -> when, as gitlab-ci-local evaluated the rules
+    output: str
+    returncode: int
+    seconds: float
+
+    def artifact(self, job: str, relative: str) -> Path:
+        return self.root / ".gitlab-ci-local" / "artifacts" / safe_job_name(job) / relative
+
+    def state(self, job: str) -> dict[str, Any]:
+        document = json.loads(self.artifact(job, ".imagefactory/state.json").read_text())
+        assert isinstance(document, dict)
+        return document
+
+
+def git(root: Path, *args: str) -> str:
+    ident = ["-c", "user.name=imagefactory tests", "-c", "user.email=tests@example.invalid"]
+    command = ["git", "-C", str(root), *ident, "-c", "commit.gpgsign=false", *args]
+    return run(command, timeout=60).stdout.strip()
+
+
+def job_environment(example_build: ExampleBuild) -> dict[str, str]:
+    """The build's environment (credentials included), the venv's imagefactory first on PATH,
+    and nothing of an outer CI run that could leak into the jobs' predefined variables."""
+    env = {
+        k: v
+        for k, v in example_build.env.items()
+        if not k.startswith(("CI_", "GITLAB_")) and k not in ("CI", "DOCKER_HOST")
+    }
+    venv_bin = Path(sys.executable).parent
+    assert (venv_bin / "imagefactory").is_file(), f"no imagefactory script in {venv_bin}"
+    env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def run_bounded(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[int, str]:
+    """Run ``argv`` in its own process group; on timeout the whole group is killed."""
+    process = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate(timeout=60)
+        raise AssertionError(
+            f"{' '.join(argv[:2])} ran longer than {timeout}s\n{output[-6000:]}"
+        ) from None
+    return process.returncode, output
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(
+    example_build: ExampleBuild,
+    registry: Registry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[PipelineRun]:
+    if shutil.which(GITLAB_CI_LOCAL) is None:
+        pytest.fail("gitlab-ci-local is not installed; run scripts/setup.sh", pytrace=False)
+    base = tmp_path_factory.mktemp("gitlab-ci-local")
+    root = base / "catalog"
+    root.mkdir()
+    shutil.copytree(example_build.root / "images", root / "images")
+    namespace = f"it-{example_build.session}/gitlab-ci-local"
+    project = yaml.safe_load((example_build.root / "imagefactory.yaml").read_text())
+    for stage, settings in project["registries"].items():
+        settings["namespace"] = f"{namespace}/{stage}"
+    (root / "imagefactory.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+    (root / ".gitignore").write_text("/.imagefactory/\n/.gitlab-ci-local/\n/junit-*.xml\n")
+    env = job_environment(example_build)
+    generated = imagefactory(
+        root, "ci", "generate", "--builder", "host", "--out", ".gitlab-ci.yml", env=env
+    )
+    assert generated.returncode == 0, generated.stderr
+    # origin/main: the catalog as it was; then one commit that changes the app only
+    run(["git", "init", "-q", "-b", "main", str(root)], timeout=60)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "the example catalog")
+    run(["git", "init", "-q", "--bare", str(base / "origin.git")], timeout=60)
+    git(root, "remote", "add", "origin", str(base / "origin.git"))
+    git(root, "push", "-q", "origin", "main")
+    git(root, "remote", "set-head", "origin", "main")
+    edit_text(
+        root / "images" / "app" / "rag-api" / "image.yaml",
+        '  RAG_API_PORT: "8080"\n',
+        f'  RAG_API_PORT: "8080"\n  RAG_API_BUILD: gitlab-ci-local-{example_build.session}\n',
+    )
+    git(root, "commit", "-q", "-am", "app: a new environment variable")
+    try:
+        code, listing = run_bounded(
+            [GITLAB_CI_LOCAL, "--list-json"], cwd=root, env=env, timeout=120
+        )
+        assert code == 0, listing
+        listed = {job["name"]: job["when"] for job in json.loads(listing[listing.index("[") :])}
+        started = time.monotonic()
+        returncode, output = run_bounded(
+            [
+                GITLAB_CI_LOCAL,
+                "--shell-isolation",
+                "--no-artifacts-to-source",
+                "--no-color",
+                "--manual",
+                f"promote:preprod:{APP}",
+                "--variable",
+                "DOCKER_HOST=unix:///var/run/docker.sock",
+            ],
+            cwd=root,
+            env=env,
+            timeout=PIPELINE_TIMEOUT,
+        )
+        seconds = time.monotonic() - started
+        yield PipelineRun(root, namespace, listed, output, returncode, seconds)
+    finally:
+        registry_cleanup(registry, namespace)
+
+
+def test_rules_put_only_the_changed_app_in_the_pipeline(pipeline_run: PipelineRun) -> None:
+    runnable = {job: when for job, when in pipeline_run.listed.items() if when != "never"}
+    assert runnable == {
+        "catalog:validate": "on_success",
+        f"build:{APP}": "on_success",
+        f"test:{APP}": "on_success",
+        f"push:{APP}": "on_success",
+        f"promote:preprod:{APP}": "manual",
+        f"promote:prod:{APP}": "manual",
+    }
+    for ref in ("base/debian12", "runtime/llm:cpu", "runtime/llm:cuda"):
+        assert pipeline_run.listed[f"build:{ref}"] == "never"
+
+
+def test_the_pipeline_runs_build_test_push_and_promote(
+    pipeline_run: PipelineRun, record_property: Any
+) -> None:
+    record_property("gitlab_ci_local_seconds", round(pipeline_run.seconds, 1))
+    print(f"\ngitlab-ci-local ran the pipeline in {pipeline_run.seconds:.1f}s")
+    assert pipeline_run.returncode == 0, pipeline_run.output[-8000:]
+    passed = re.findall(r"^\s*PASS\s+(\S+)", pipeline_run.output, flags=re.MULTILINE)
+    assert sorted(passed) == sorted(JOBS), pipeline_run.output[-4000:]
+    assert f"promote:prod:{APP}" not in passed  # manual, not played
+    assert pipeline_run.seconds < PIPELINE_TIMEOUT
+
+
+def test_the_build_job_builds_the_app_and_reuses_its_ancestors(pipeline_run: PipelineRun) -> None:
+    lines = [line for line in pipeline_run.output.splitlines() if line.startswith(f"build:{APP}")]
+    text = "\n".join(lines)
+    assert re.search(r"\[app/rag-api\] built", text), text
+    assert re.search(r"\[base/debian12\] reused", text), text
+    assert re.search(r"\[runtime/llm:cpu\] reused", text), text
+
+
+def test_state_travels_along_the_chain_of_artifacts(pipeline_run: PipelineRun) -> None:
+    built = pipeline_run.state(f"build:{APP}")["images"][APP]
+    digest = built["digest"]
+    assert built["repository"].endswith(f"{pipeline_run.namespace}/dev/app/rag-api")
+    tested = pipeline_run.state(f"test:{APP}")["images"][APP]
+    assert tested["digest"] == digest
+    assert tested["tests"]["passed"] is True and tested["tests"]["digest"] == digest
+    pushed = pipeline_run.state(f"push:{APP}")["images"][APP]
+    assert pushed["tests"]["digest"] == digest  # the test record came along
+    assert pushed["environments"]["dev"]["digest"] == digest
+    assert pushed["environments"]["dev"]["version"] == "0.3.0"
+    promoted = pipeline_run.state(f"promote:preprod:{APP}")["images"][APP]
+    assert promoted["environments"]["preprod"]["digest"] == digest
+    assert promoted["environments"]["dev"] == pushed["environments"]["dev"]
+    audit = pipeline_run.artifact(f"promote:preprod:{APP}", ".imagefactory/audit.jsonl")
+    actions = [json.loads(line)["action"] for line in audit.read_text().splitlines()]
+    assert actions == ["push", "promote"]  # the push job's audit log came along too
+    junit = pipeline_run.artifact(f"test:{APP}", "junit-app_rag-api.xml").read_text()
+    assert "<testsuite" in junit and 'name="app/rag-api"' in junit
+
+
+def test_the_image_lands_in_dev_and_preprod(pipeline_run: PipelineRun, registry: Registry) -> None:
+    digest = pipeline_run.state(f"build:{APP}")["images"][APP]["digest"]
+    for environment in ("dev", "preprod"):
+        repository = f"{pipeline_run.namespace}/{environment}/app/rag-api"
+        status, headers, _ = registry.request(
+            "HEAD", f"/v2/{repository}/manifests/0.3.0", headers={"Accept": MANIFEST_TYPES}
+        )
+        assert status == 200, (environment, status)
+        there = {k.lower(): v for k, v in headers.items()}.get("docker-content-digest")
+        assert there == digest, environment
+    status, _, _ = registry.request(
+        "HEAD",
+        f"/v2/{pipeline_run.namespace}/prod/app/rag-api/manifests/0.3.0",
+        headers={"Accept": MANIFEST_TYPES},
+    )
+    assert status == 404  # prod is a manual, approved step
+
+
+def test_no_secret_in_logs_or_artifacts(pipeline_run: PipelineRun, registry: Registry) -> None:
+    assert registry.password not in pipeline_run.output
+    artifacts = pipeline_run.root / ".gitlab-ci-local" / "artifacts"
+    for path in artifacts.rglob("*"):
+        if path.is_file():
+            assert registry.password not in path.read_text(errors="replace"), path
+    generated = (pipeline_run.root / ".gitlab-ci.yml").read_text()
+    assert "PASSWORD" not in generated.split("\n\n", 1)[1]  # only the header names the variable
