@@ -68,6 +68,21 @@ class RegistryClient:
             raise ToolError(result.argv, result.returncode, result.output[-2000:])
         return digests[-1]
 
+    def label(self, registry: Registry, reference: str, name: str) -> str | None:
+        """One label of the image at ``reference`` (None when absent or not there)."""
+        argv = [
+            "skopeo",
+            "inspect",
+            "--no-tags",
+            f'--format={{{{index .Labels "{name}"}}}}',
+            *self._tls(registry),
+            *self._auth(),
+            f"docker://{reference}",
+        ]
+        result = tools.run(argv, check=False, timeout=120, separate_stderr=True)
+        value = result.output.strip()
+        return value if result.returncode == 0 and value and value != "<no value>" else None
+
     def tags(self, registry: Registry, repository: str) -> list[str]:
         """Every tag of ``repository``; empty when the repository does not exist yet."""
         argv = [

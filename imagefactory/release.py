@@ -23,7 +23,7 @@ from imagefactory import audit, tools
 from imagefactory.credentials import docker_config
 from imagefactory.errors import UserError
 from imagefactory.hashing import content_inputs
-from imagefactory.naming import build_registry, repository
+from imagefactory.naming import CONTENT_LABEL, build_registry, repository
 from imagefactory.paths import TEMPLATES_DIR, audit_log, ca_bundle_path, slug, state_file, work_dir
 from imagefactory.registry import RegistryClient, cert_dir
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -142,8 +142,12 @@ def _push_one(
     }
     others = sibling_suffixes(catalog, image)
     versions = [v for tags in existing.values() for v in tag_versions(tags, suffix, others)]
+    assigned = {
+        **record.versions,
+        **_assigned_in_registry(client, targets, image, versions, record.content_hash),
+    }
     choice = choose_version(
-        image.spec.version, record.content_hash, record.versions, {str(v) for v in versions}
+        image.spec.version, record.content_hash, assigned, {str(v) for v in versions}
     )
     plan = plan_tags(choice.version, suffix, versions, git_short_sha(catalog.root))
     changes = []
@@ -185,6 +189,29 @@ def _push_one(
         forced=force and any(c.action == "move" and c.tag in plan.immutable for c in changes),
         approver=None,
     )
+
+
+def _assigned_in_registry(
+    client: RegistryClient,
+    targets: list[tuple[str, Registry]],
+    image: CatalogImage,
+    versions: list[semver.Version],
+    content_hash: str,
+) -> dict[str, str]:
+    """Versions of the spec's MAJOR.MINOR line that the registry already gives to this content
+    (read from the content-hash label), so a pipeline without the previous state does not
+    mistake its own earlier push for other content."""
+    spec = semver.Version.parse(image.spec.version)
+    line = sorted(
+        {v for v in versions if (v.major, v.minor) == (spec.major, spec.minor)}, reverse=True
+    )
+    _, registry = targets[0]
+    repo = repository(registry, image.spec.name)
+    suffix = variant_suffix(image.spec.variant)
+    for version in line:
+        if client.label(registry, f"{repo}:{version}{suffix}", CONTENT_LABEL) == content_hash:
+            return {str(version): content_hash}
+    return {}
 
 
 def _nothing_to_do(release: Release, held: EnvironmentRecord | None) -> bool:

@@ -13,7 +13,7 @@ from imagefactory.build import BuildOptions, build_catalog, images_to_build
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.cli.progress import LiveProgress, PlainProgress
-from imagefactory.errors import UserError
+from imagefactory.errors import EXIT_OK, EXIT_USER_ERROR, UserError
 from imagefactory.hashing import content_inputs
 from imagefactory.paths import TEMPLATES_DIR, state_file
 from imagefactory.plan import make_plan
@@ -24,16 +24,31 @@ from imagefactory.state import State, load_state
 @app.command(
     epilog="Examples:\n\n  imagefactory render\n\n  imagefactory render app/rag-api --out /tmp/r"
     "\n\n  imagefactory render --check   # in CI: fail when rendered/ is stale"
+    "\n\n  imagefactory render terraform   # terraform/environments/<env>/*.auto.tfvars.json"
+    "\n\n  imagefactory render packer app/tiny   # rendered/packer/<image>/<image>.pkr.hcl"
 )
 def render(
     ctx: typer.Context,
-    images: ImagesArgument = None,
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out", "-o", help="Folder for the rendered images (relative to the project root)."
+    images: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Optionally first a target: dockerfile (the default), terraform or packer; then, "
+            "for dockerfile and packer, images by name (all variants) or ref (name:variant); "
+            "default: all (packer: all that target packer).",
+            show_default=False,
+            metavar="[TARGET] IMAGE",
         ),
-    ] = Path("rendered"),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output folder, relative to the project root (default: rendered for "
+            "dockerfile, terraform/environments for terraform, rendered/packer for packer).",
+            show_default=False,
+        ),
+    ] = None,
     check: Annotated[
         bool,
         typer.Option(
@@ -43,11 +58,32 @@ def render(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Render each image's Dockerfile and build context (files, CA bundle) from the templates.
+    """Render each image's Dockerfile and build context (files, CA bundle) from the templates,
+    or (target terraform) the Terraform variables of each environment's ECR repositories,
+    or (target packer) each image's Packer template (docs/packer-ansible.md).
 
     FROM names the parent by the digest recorded in state for its current content, else by its
     content tag. Output is deterministic: the same catalog and state give the same bytes.
     """
+    # The first word may name what to render: dockerfile (the default), terraform, packer.
+    words = list(images or [])
+    kind = (
+        words.pop(0)
+        if words and words[0] in ("dockerfile", "terraform", "packer")
+        else "dockerfile"
+    )
+    if kind == "packer":
+        from imagefactory.cli.render_packer import render_packer
+
+        render_packer(ctx, words, out, check, json_output)
+        return
+    if kind == "terraform":
+        from imagefactory.cli.render_terraform import render_terraform
+
+        render_terraform(ctx, words, out, check, json_output)
+        return
+    images = words
+    out = Path("rendered") if out is None else out
     session, catalog = open_catalog(ctx, json_output)
     selected = catalog.select(images or [])
     inputs = content_inputs(catalog, TEMPLATES_DIR)
@@ -68,8 +104,9 @@ def render(
                 for r in rendered
             }
         stale = {ref: files for ref, files in stale.items() if files}
-        if json_output:
+        if json_output:  # one document, with the verdict in it
             session.output.data({"ok": not stale, "stale": stale})
+            raise typer.Exit(EXIT_USER_ERROR if stale else EXIT_OK)
         if stale:
             listing = "; ".join(f"{ref}: {', '.join(files)}" for ref, files in stale.items())
             raise UserError(
