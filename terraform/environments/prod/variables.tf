@@ -1,0 +1,76 @@
+# project, environment and repositories come from imagefactory.auto.tfvars.json, which
+# `imagefactory render terraform` writes from the catalog: do not edit that file by hand.
+
+variable "project" {
+  description = "The imagefactory project (imagefactory.yaml: project)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9]+(?:[._-][a-z0-9]+)*$", var.project))
+    error_message = "project must be lowercase letters and digits joined by . _ or - (as imagefactory.yaml requires)."
+  }
+}
+
+variable "environment" {
+  description = "The environment this configuration manages; the rendered tfvars must be for it."
+  type        = string
+
+  validation {
+    condition     = var.environment == "prod"
+    error_message = "This is the prod configuration: its tfvars must be rendered for environment \"prod\"."
+  }
+}
+
+variable "repositories" {
+  description = "One ECR repository per catalog image: full repository name => the catalog image it holds."
+  type = map(object({
+    image = string
+  }))
+
+  validation {
+    condition     = length(var.repositories) > 0
+    error_message = "No repositories: render the tfvars with 'imagefactory render terraform' from a catalog with images."
+  }
+
+  validation {
+    condition = alltrue([
+      for name in keys(var.repositories) :
+      length(name) >= 2 && length(name) <= 256 &&
+      can(regex("^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$", name))
+    ])
+    error_message = "Every repository name must be 2-256 characters of lowercase letters and digits joined by . _ - or /, as ECR requires."
+  }
+}
+
+variable "aws_region" {
+  description = "The AWS region of the registry."
+  type        = string
+  default     = "eu-west-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(?:-[a-z]+)+-[0-9]+$", var.aws_region))
+    error_message = "aws_region must be an AWS region name such as eu-west-1."
+  }
+}
+
+variable "build_images_to_keep" {
+  description = "Images tagged only content-<hash> (dev builds) kept per repository; older ones expire."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.build_images_to_keep > 0 && floor(var.build_images_to_keep) == var.build_images_to_keep
+    error_message = "build_images_to_keep must be a whole number greater than 0."
+  }
+}
+
+variable "untagged_expiry_days" {
+  description = "Days after which untagged images expire."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.untagged_expiry_days > 0 && floor(var.untagged_expiry_days) == var.untagged_expiry_days
+    error_message = "untagged_expiry_days must be a whole number greater than 0."
+  }
+}

@@ -1,0 +1,78 @@
+variable "name" {
+  description = "Full ECR repository name: <namespace>/<catalog image name>. Variants share it."
+  type        = string
+
+  validation {
+    condition = (
+      length(var.name) >= 2 && length(var.name) <= 256 &&
+      can(regex("^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$", var.name))
+    )
+    error_message = "The repository name must be 2-256 characters of lowercase letters, digits and . _ - / separators, as ECR requires."
+  }
+}
+
+variable "promoted_tag_patterns" {
+  description = <<-EOT
+    Tag wildcard patterns of released images. An image carrying any of them is matched by a
+    protecting rule first, so no dev-build rule can ever expire it. The defaults cover
+    imagefactory's tags: X.Y.Z and X.Y.Z-<variant> (*.*.*), git-<sha>, latest, latest-<variant>.
+  EOT
+  type        = list(string)
+  default     = ["*.*.*", "git-*", "latest", "latest-*"]
+
+  validation {
+    condition     = length(var.promoted_tag_patterns) > 0 && alltrue([for p in var.promoted_tag_patterns : length(p) > 0 && length(regexall("\\*", p)) <= 4])
+    error_message = "List at least one tag pattern; each is non-empty with at most 4 '*' wildcards (an ECR limit)."
+  }
+}
+
+variable "promoted_images_to_keep" {
+  description = "The protecting rules' count: far above any real number of releases, so in practice promoted images are never expired."
+  type        = number
+  default     = 9999
+
+  validation {
+    condition     = var.promoted_images_to_keep >= 1000 && floor(var.promoted_images_to_keep) == var.promoted_images_to_keep
+    error_message = "promoted_images_to_keep must be a whole number of at least 1000: it only exists to shield released images."
+  }
+}
+
+variable "build_tag_prefix" {
+  description = "Prefix of the build tags imagefactory pushes for each content hash (naming.CONTENT_TAG_PREFIX)."
+  type        = string
+  default     = "content-"
+}
+
+variable "build_images_to_keep" {
+  description = "How many images tagged only with build tags (content-<hash>) to keep; older ones expire."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.build_images_to_keep > 0 && floor(var.build_images_to_keep) == var.build_images_to_keep
+    error_message = "build_images_to_keep must be a whole number greater than 0."
+  }
+}
+
+variable "untagged_expiry_days" {
+  description = "Untagged images (replaced build layers, dangling manifests) expire this many days after their push."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.untagged_expiry_days > 0 && floor(var.untagged_expiry_days) == var.untagged_expiry_days
+    error_message = "untagged_expiry_days must be a whole number greater than 0."
+  }
+}
+
+variable "force_delete" {
+  description = "Let terraform destroy delete the repository even when it holds images."
+  type        = bool
+  default     = false
+}
+
+variable "tags" {
+  description = "AWS tags for the repository."
+  type        = map(string)
+  default     = {}
+}

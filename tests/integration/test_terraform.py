@@ -1,0 +1,347 @@
+"""terraform/: fmt and validate for every environment; apply and destroy against moto's server.
+
+Needs ``terraform`` and the AWS provider in a local plugin directory (``/opt/tf-plugins``, or
+``$IMAGEFACTORY_TF_PLUGIN_DIR``): nothing is downloaded. The AWS API is moto's server, started
+here on a free 127.0.0.1 port and stopped at the end; credentials are fake. No Docker needed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from typer.testing import CliRunner
+
+import imagefactory.cli  # noqa: F401  (registers the commands)
+from imagefactory.cli import app
+from imagefactory.render.terraform import TFVARS_FILE
+
+from .conftest import REPO_ROOT, run
+
+pytestmark = pytest.mark.integration
+
+ENVIRONMENTS = ["dev", "preprod", "prod"]
+PLUGIN_DIR = Path(os.environ.get("IMAGEFACTORY_TF_PLUGIN_DIR") or "/opt/tf-plugins")
+REGION = "eu-west-1"
+HINT = (
+    "install terraform (>= 1.5) and put the hashicorp/aws 5.x provider in a local plugin "
+    "directory (default /opt/tf-plugins, else set IMAGEFACTORY_TF_PLUGIN_DIR)"
+)
+
+
+@pytest.fixture(scope="module")
+def terraform() -> str:
+    path = shutil.which("terraform")
+    if path is None or not (PLUGIN_DIR / "registry.terraform.io" / "hashicorp" / "aws").is_dir():
+        pytest.fail(f"terraform or its AWS provider is missing: {HINT}")
+    return path
+
+
+def tf_env() -> dict[str, str]:
+    """Hermetic: no user CLI config, no update check, fake credentials, no AWS profile."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
+    env.update(
+        TF_CLI_CONFIG_FILE=os.devnull,
+        TF_IN_AUTOMATION="1",
+        CHECKPOINT_DISABLE="1",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+def tf(
+    terraform: str, folder: Path, *args: str, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return run(
+        [terraform, f"-chdir={folder}", *args, "-no-color"],
+        env=tf_env(),
+        check=check,
+        timeout=timeout,
+    )
+
+
+def init(terraform: str, folder: Path, *extra: str) -> None:
+    tf(terraform, folder, "init", "-input=false", f"-plugin-dir={PLUGIN_DIR}", *extra)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of terraform/ with tfvars freshly rendered from the example catalog by the CLI."""
+    copy = tmp_path_factory.mktemp("tf") / "terraform"
+    shutil.copytree(
+        REPO_ROOT / "terraform",
+        copy,
+        ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"),
+    )
+    out = copy / "environments"
+    result = CliRunner().invoke(
+        app, ["-C", str(REPO_ROOT), "render", "terraform", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    return copy
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's AWS API on a free loopback port, for this module only."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "MOTO_PORT": str(port)},
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"moto's server did not start on {url}:\n{log.read_text()[-3000:]}")
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def ecr_client(url: str) -> Any:
+    return boto3.client(
+        "ecr",
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+MOTO_PROVIDER = """provider "aws" {{
+  region                      = "{region}"
+  access_key                  = "testing"
+  secret_key                  = "testing"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  s3_use_path_style           = true
+
+  endpoints {{
+    ecr = "{url}"
+    sts = "{url}"
+  }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def dev(terraform: str, tree: Path, moto_server: str) -> Path:
+    """The dev root configuration, initialised from the plugin directory, aimed at moto."""
+    folder = tree / "environments" / "dev"
+    # An override file (Terraform merges *_override.tf over the provider block) keeps the
+    # committed configuration free of anything test-only.
+    (folder / "moto_override.tf").write_text(MOTO_PROVIDER.format(region=REGION, url=moto_server))
+    init(terraform, folder)
+    return folder
+
+
+def test_terraform_files_are_formatted(terraform: str) -> None:
+    result = tf(
+        terraform, REPO_ROOT, "fmt", "-check", "-recursive", "-diff", "terraform", check=False
+    )
+    assert result.returncode == 0, f"run 'terraform fmt -recursive terraform':\n{result.stdout}"
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_each_environment_validates(terraform: str, tree: Path, environment: str) -> None:
+    folder = tree / "environments" / environment
+    assert json.loads((folder / TFVARS_FILE).read_text())["environment"] == environment
+    init(terraform, folder, "-backend=false")
+    result = tf(terraform, folder, "validate")
+    assert "The configuration is valid" in result.stdout
+
+
+def expected_policy(builds_to_keep: int, untagged_days: int) -> dict[str, Any]:
+    def protect(priority: int, pattern: str) -> dict[str, Any]:
+        return {
+            "rulePriority": priority,
+            "description": f"Keep released images (tag {pattern})",
+            "selection": {
+                "tagStatus": "tagged",
+                "tagPatternList": [pattern],
+                "countType": "imageCountMoreThan",
+                "countNumber": 9999,
+            },
+            "action": {"type": "expire"},
+        }
+
+    return {
+        "rules": [
+            protect(1, "*.*.*"),
+            protect(2, "git-*"),
+            protect(3, "latest"),
+            protect(4, "latest-*"),
+            {
+                "rulePriority": 100,
+                "description": f"Keep the last {builds_to_keep} dev builds (content-*)",
+                "selection": {
+                    "tagStatus": "tagged",
+                    "tagPrefixList": ["content-"],
+                    "countType": "imageCountMoreThan",
+                    "countNumber": builds_to_keep,
+                },
+                "action": {"type": "expire"},
+            },
+            {
+                "rulePriority": 200,
+                "description": f"Expire untagged images after {untagged_days} days",
+                "selection": {
+                    "tagStatus": "untagged",
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": untagged_days,
+                },
+                "action": {"type": "expire"},
+            },
+        ]
+    }
+
+
+def first_rule_selecting(policy: dict[str, Any], tags: list[str]) -> dict[str, Any] | None:
+    """The rule ECR would apply to an image with ``tags``: the highest-priority rule whose tag
+    selection it matches (a lower-priority rule can never expire an image a higher one selects)."""
+    for rule in sorted(policy["rules"], key=lambda r: r["rulePriority"]):
+        selection = rule["selection"]
+        if selection["tagStatus"] == "untagged":
+            chosen = not tags
+        elif "tagPatternList" in selection:
+            chosen = all(
+                any(fnmatch.fnmatchcase(t, p) for t in tags) for p in selection["tagPatternList"]
+            )
+        else:
+            chosen = all(
+                any(t.startswith(p) for t in tags) for p in selection.get("tagPrefixList", [])
+            )
+        if chosen:
+            return rule
+    return None
+
+
+def test_apply_creates_the_repositories_and_destroy_removes_them(
+    terraform: str, dev: Path, moto_server: str
+) -> None:
+    tf(terraform, dev, "apply", "-auto-approve", "-input=false")
+    try:
+        ecr = ecr_client(moto_server)
+        wanted = json.loads((dev / TFVARS_FILE).read_text())["repositories"]
+        found = {r["repositoryName"]: r for r in ecr.describe_repositories()["repositories"]}
+        assert (
+            sorted(found)
+            == sorted(wanted)
+            == [
+                "bank-ai-lab/dev/app/rag-api",
+                "bank-ai-lab/dev/base/debian12",
+                "bank-ai-lab/dev/runtime/llm",
+            ]
+        )
+        for name, repository in found.items():
+            assert repository["imageTagMutability"] == "IMMUTABLE"
+            assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+            tags = {
+                t["Key"]: t["Value"]
+                for t in ecr.list_tags_for_resource(resourceArn=repository["repositoryArn"])["tags"]
+            }
+            assert tags["imagefactory.image"] == wanted[name]["image"]
+            assert tags["imagefactory.environment"] == "dev"
+            policy = json.loads(
+                ecr.get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"]
+            )
+            assert policy == expected_policy(builds_to_keep=30, untagged_days=7)
+            # promoted images are always selected by a protecting rule first
+            for released in (
+                ["1.4.2", "content-0f3a", "git-1a2b3c4"],
+                ["1.4.2-cuda", "1.4-cuda", "latest-cuda", "content-9e8d"],
+                ["2.0.0", "2.0", "2", "latest"],
+                ["git-1a2b3c4"],
+            ):
+                rule = first_rule_selecting(policy, released)
+                assert rule is not None and rule["description"].startswith("Keep released"), (
+                    released
+                )
+            build_rule = first_rule_selecting(policy, ["content-0f3a"])
+            assert build_rule is not None and build_rule["rulePriority"] == 100
+            untagged_rule = first_rule_selecting(policy, [])
+            assert untagged_rule is not None and untagged_rule["rulePriority"] == 200
+        # a second apply finds nothing to change
+        again = tf(terraform, dev, "plan", "-input=false", "-detailed-exitcode", check=False)
+        assert again.returncode == 0, again.stdout + again.stderr
+    finally:
+        tf(terraform, dev, "destroy", "-auto-approve", "-input=false", "-refresh=false")
+    assert ecr_client(moto_server).describe_repositories()["repositories"] == []
+
+
+def test_a_variable_that_fails_validation_is_a_clear_terraform_error(
+    terraform: str, dev: Path, moto_server: str
+) -> None:
+    bad = dev / "bad.tfvars.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "environment": "prod",
+                "repositories": {"Bank-AI-Lab/dev/App": {"image": "App"}},
+                "build_images_to_keep": 0,
+            }
+        )
+    )
+    result = tf(terraform, dev, "plan", "-input=false", f"-var-file={bad.name}", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert "This is the dev configuration" in output
+    assert "as ECR requires" in output
+    assert "build_images_to_keep must be a whole number greater than 0" in output
+    assert ecr_client(moto_server).describe_repositories()["repositories"] == []
+
+
+def test_render_refuses_a_name_too_long_for_ecr_before_terraform_runs(tmp_path: Path) -> None:
+    shutil.copy(REPO_ROOT / "imagefactory.yaml", tmp_path / "imagefactory.yaml")
+    shutil.copytree(REPO_ROOT / "images", tmp_path / "images")
+    project = tmp_path / "imagefactory.yaml"
+    long_namespace = "bank-ai-lab/dev/" + "/".join(["n" * 60] * 4)
+    project.write_text(
+        project.read_text().replace("namespace: bank-ai-lab/dev", f"namespace: {long_namespace}")
+    )
+    out = tmp_path / "environments"
+    result = CliRunner().invoke(
+        app, ["-C", str(tmp_path), "render", "terraform", "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    assert "ECR accepts 2-256" in result.output and "Traceback" not in result.output
+    assert not out.exists()
