@@ -7,6 +7,8 @@ from types import FrameType
 
 from imagefactory.cli import build as _build  # noqa: F401  (registers its commands)
 from imagefactory.cli import catalog as _catalog  # noqa: F401
+from imagefactory.cli import ci as _ci  # noqa: F401
+from imagefactory.cli import gitops as _gitops  # noqa: F401
 from imagefactory.cli import image as _image  # noqa: F401
 from imagefactory.cli import release as _release  # noqa: F401
 from imagefactory.cli import version as _version  # noqa: F401

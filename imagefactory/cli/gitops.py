@@ -1,0 +1,146 @@
+"""gitops init · update · diff: the deployment repository Argo CD syncs, pinned by digest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from imagefactory.atomic import write_atomically
+from imagefactory.cli.app import app
+from imagefactory.cli.catalog import JsonOption, open_catalog
+from imagefactory.errors import UserError
+from imagefactory.gitops import repo
+from imagefactory.gitops.drift import drift
+from imagefactory.gitops.manifests import render_repository
+from imagefactory.gitops.pin import parse_reference, pin_digest
+from imagefactory.gitops.settings import load_settings
+from imagefactory.paths import state_file
+from imagefactory.state import load_state
+
+gitops_app = typer.Typer(
+    name="gitops",
+    help="The GitOps repository: Kustomize bases and overlays per environment, pinned by "
+    "digest, and Argo CD Applications (settings: gitops.yaml next to imagefactory.yaml).",
+    epilog="Examples:\n\n  imagefactory gitops init ../deployments\n\n"
+    "  imagefactory gitops update --env preprod app/rag-api@sha256:4f2a…\n\n"
+    "  imagefactory gitops diff --env prod",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(gitops_app, name="gitops")
+
+EnvOption = Annotated[str, typer.Option("--env", help="The environment (dev, preprod, prod…).")]
+
+
+@gitops_app.command("init", epilog="Example: imagefactory gitops init ../deployments")
+def init(
+    ctx: typer.Context,
+    directory: Annotated[
+        Path,
+        typer.Argument(metavar="DIR", help="A checkout of the GitOps repository.", file_okay=False),
+    ],
+    force: Annotated[
+        bool, typer.Option("--force", help="Also rewrite existing overlays (their pins too).")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Write, for each application image, a Kustomize base, one overlay per environment pinned by
+    the digest state records there, and an Argo CD Application per environment. Existing
+    overlays are kept (they hold the pins) unless --force."""
+    session, catalog = open_catalog(ctx, json_output)
+    settings = load_settings(catalog)
+    state = load_state(state_file(catalog))
+    pins = {
+        (ref, env): held.digest
+        for ref, record in state.images.items()
+        for env, held in record.environments.items()
+    }
+    written, kept = [], []
+    for relative, text in render_repository(catalog, settings, pins).items():
+        path = directory / relative
+        overlay = "/overlays/" in relative
+        if overlay and path.exists() and not force:
+            kept.append(relative)
+            continue
+        write_atomically(path, text.encode("utf-8"), mode=0o644)
+        written.append(relative)
+    if json_output:
+        session.output.data({"ok": True, "written": written, "kept": kept})
+        return
+    for relative in written:
+        session.output.text(f"wrote {relative}")
+    for relative in kept:
+        session.output.text(f"kept  {relative} (exists; --force rewrites it)")
+
+
+@gitops_app.command(
+    "update",
+    epilog="Example: imagefactory gitops update --env preprod app/rag-api@sha256:4f2a…",
+)
+def update(
+    ctx: typer.Context,
+    reference: Annotated[
+        str, typer.Argument(metavar="IMAGE@sha256:…", help="An application image and its digest.")
+    ],
+    env: EnvOption,
+    audit_id: Annotated[
+        str | None, typer.Option("--audit-id", help="The audit record of the promotion.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Pin IMAGE's digest in ENV's overlay: edit only its images: entry, commit and push (or open
+    or update a merge request, as gitops.yaml says for ENV). Nothing changes when it is pinned."""
+    session, catalog = open_catalog(ctx, json_output)
+    image, digest = parse_reference(reference)
+    result = pin_digest(catalog, image, env, digest, audit_id=audit_id)
+    if json_output:
+        session.output.data({"ok": True, **result.as_dict()})
+        return
+    if result.action == "unchanged":
+        session.output.text(f"{result.image} in {env} already pins {digest}: nothing to do")
+    elif result.merge_request is not None:
+        session.output.text(
+            f"{result.image} in {env}: merge request !{result.merge_request.iid} "
+            f"{result.merge_request.action}: {result.merge_request.url}"
+        )
+    else:
+        session.output.text(f"{result.image} in {env}: pinned {digest} ({result.commit})")
+
+
+@gitops_app.command("diff", epilog="Example: imagefactory gitops diff --env prod --json")
+def diff(
+    ctx: typer.Context,
+    env: EnvOption,
+    checkout: Annotated[
+        Path | None,
+        typer.Option(
+            "--repo-dir", help="Read this checkout instead of cloning repo_url.", file_okay=False
+        ),
+    ] = None,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 when anything differs.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """What the GitOps repository pins in ENV vs what state says ENV holds (drift report)."""
+    session, catalog = open_catalog(ctx, json_output)
+    settings = load_settings(catalog)
+    if checkout is not None:
+        rows = drift(catalog, settings, env, checkout)
+    else:
+        settings.environment(env)
+        with repo.clone(settings.repo_url, settings.branch) as workdir:
+            rows = drift(catalog, settings, env, workdir)
+    differs = [r for r in rows if r.status != "in-sync"]
+    if json_output:
+        session.output.data({"ok": True, "env": env, "images": [r.as_dict() for r in rows]})
+    else:
+        session.output.table(
+            None,
+            ["image", "gitops pins", "state holds", "status"],
+            [[r.image, r.pinned or "-", r.state or "-", r.status] for r in rows],
+        )
+    if check and differs:
+        raise UserError(f"{len(differs)} image(s) in {env} differ from state")

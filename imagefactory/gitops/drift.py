@@ -1,0 +1,54 @@
+"""What the GitOps repository pins vs what state says each environment holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagefactory.gitops.manifests import applications, overlay_file
+from imagefactory.gitops.settings import GitopsSettings
+from imagefactory.gitops.update import read_pins
+from imagefactory.paths import state_file
+from imagefactory.spec.catalog import Catalog
+from imagefactory.state import load_state
+
+
+@dataclass(frozen=True)
+class Drift:
+    image: str
+    pinned: str | None
+    state: str | None
+    status: str  # in-sync | drift | not-pinned | not-in-state | no-overlay
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "image": self.image,
+            "pinned": self.pinned,
+            "state": self.state,
+            "status": self.status,
+        }
+
+
+def drift(catalog: Catalog, settings: GitopsSettings, env: str, checkout: Path) -> list[Drift]:
+    settings.environment(env)
+    state = load_state(state_file(catalog))
+    rows = []
+    for image in sorted(applications(catalog), key=lambda i: i.ref):
+        record = state.images.get(image.ref)
+        held = record.environments.get(env) if record else None
+        want = held.digest if held else None
+        path = checkout / overlay_file(settings, image, env)
+        if not path.is_file():
+            rows.append(Drift(image.ref, None, want, "no-overlay"))
+            continue
+        pinned = read_pins(path.read_text(encoding="utf-8")).get(image.spec.name)
+        if pinned == want:
+            status = "in-sync" if want else "not-in-state"
+        elif want is None:
+            status = "not-in-state"
+        elif pinned is None:
+            status = "not-pinned"
+        else:
+            status = "drift"
+        rows.append(Drift(image.ref, pinned, want, status))
+    return rows

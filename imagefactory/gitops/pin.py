@@ -1,0 +1,223 @@
+"""Pin a promoted digest in the GitOps repository: the function ``promote`` calls, and what
+``imagefactory gitops update`` runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagefactory.errors import UserError
+from imagefactory.gitops import mr, repo
+from imagefactory.gitops.manifests import app_name, application, is_application, overlay_file
+from imagefactory.gitops.settings import GITOPS_FILE, GitopsSettings, load_settings
+from imagefactory.gitops.update import check_digest, read_pins, set_pin
+from imagefactory.paths import state_file
+from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.state import EnvironmentRecord, load_state
+
+
+@dataclass(frozen=True)
+class PinResult:
+    image: str
+    env: str
+    digest: str
+    previous: str | None
+    action: str  # unchanged | pushed | merge_request
+    commit: str | None = None
+    merge_request: mr.MergeRequest | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "image": self.image,
+            "env": self.env,
+            "digest": self.digest,
+            "previous": self.previous,
+            "action": self.action,
+            "commit": self.commit,
+            "merge_request": None
+            if self.merge_request is None
+            else {
+                "iid": self.merge_request.iid,
+                "url": self.merge_request.url,
+                "action": self.merge_request.action,
+            },
+        }
+
+
+def parse_reference(text: str) -> tuple[str, str]:
+    """``IMAGE@sha256:…`` → (image, digest)."""
+    image, sep, digest = text.partition("@")
+    if not sep or not image:
+        raise UserError(f"'{text}' is not IMAGE@sha256:…", hint="e.g. app/rag-api@sha256:<64 hex>")
+    return image, check_digest(digest)
+
+
+def pin_digest(
+    catalog: Catalog,
+    ref: str,
+    env: str,
+    digest: str,
+    *,
+    version: str | None = None,
+    audit_id: str | None = None,
+    settings: GitopsSettings | None = None,
+) -> PinResult:
+    """Pin ``digest`` for the application ``ref`` in environment ``env`` of the GitOps repo.
+
+    Push mode: one commit on the configured branch (none when it already pins the digest),
+    pushed with bounded fetch/rebase/retry. Merge-request mode: the branch
+    ``imagefactory/<env>/<app>`` and one open MR for it. Raises UserError on bad input.
+    """
+    settings = settings or load_settings(catalog)
+    check_digest(digest)
+    _known_environment(catalog, env)
+    env_settings = settings.environment(env)
+    image = application(catalog, ref)
+    held = _state_record(catalog, image, env)
+    if version is None:
+        version = held.version if held and held.digest == digest else image.spec.version
+    if audit_id is None and held is not None and held.digest == digest:
+        audit_id = held.audit_id
+    relative = overlay_file(settings, image, env)
+    name = image.spec.name
+    found: dict[str, str | None] = {}
+
+    def apply(workdir: Path) -> bool:
+        path = workdir / relative
+        if not path.is_file():
+            raise UserError(
+                f"the GitOps repository has no {relative}",
+                hint="generate the layout with: imagefactory gitops init DIR, and commit it",
+            )
+        text = path.read_bytes().decode("utf-8")  # bytes: CRLF line endings stay as they are
+        found["previous"] = read_pins(text).get(name)
+        edited = set_pin(text, name, digest, where=relative)
+        if edited == text:
+            return False
+        path.write_bytes(edited.encode("utf-8"))
+        return True
+
+    def message() -> str:
+        previous = found.get("previous") or "(none)"
+        lines = [
+            f"{env}: pin {image.ref} {version} {digest[:19]}",
+            "",
+            f"image: {image.ref}",
+            f"version: {version}",
+            f"digest: {digest}",
+            f"environment: {env}",
+            f"from: {previous}",
+            f"to: {digest}",
+            f"audit: {audit_id or '(none)'}",
+        ]
+        if settings.skip_ci:
+            lines[0] += " [skip ci]"
+        return "\n".join(lines) + "\n"
+
+    with repo.clone(settings.repo_url, settings.branch) as workdir:
+        if env_settings.mode == "push":
+            commit = repo.commit_and_push(
+                workdir,
+                settings.branch,
+                apply,
+                message,
+                attempts=settings.attempts,
+            )
+            return PinResult(
+                image.ref,
+                env,
+                digest,
+                found.get("previous"),
+                "pushed" if commit else "unchanged",
+                commit,
+            )
+        return _merge_request(settings, image, env, digest, workdir, apply, message, found)
+
+
+def pin_after_promotion(
+    catalog: Catalog, ref: str, env: str, digest: str, *, version: str, audit_id: str | None
+) -> PinResult | None:
+    """The hook ``promote`` calls once a promotion is recorded: pin the digest in the GitOps
+    repository. None (nothing done) when the catalog has no gitops.yaml, the image is not an
+    application, or gitops.yaml does not deploy ``env``. Raises UserError when the write-back
+    fails (the promotion itself stays recorded; rerun ``imagefactory gitops update``)."""
+    if not (catalog.root / GITOPS_FILE).is_file():
+        return None
+    settings = load_settings(catalog)
+    image = catalog.images.get(ref)
+    if image is None or not is_application(image) or env not in settings.environments:
+        return None
+    return pin_digest(
+        catalog, ref, env, digest, version=version, audit_id=audit_id, settings=settings
+    )
+
+
+def _merge_request(
+    settings: GitopsSettings,
+    image: CatalogImage,
+    env: str,
+    digest: str,
+    workdir: Path,
+    apply: Callable[[Path], bool],
+    message: Callable[[], str],
+    found: dict[str, str | None],
+) -> PinResult:
+    assert settings.gitlab is not None
+    gitlab_project = mr.project(settings.gitlab)  # a bad token fails before anything is pushed
+    if not apply(workdir):
+        return PinResult(image.ref, env, digest, found.get("previous"), "unchanged")
+    branch = mr.branch_name(env, app_name(image))
+    text = message()
+    repo.git(workdir, "checkout", "--quiet", "-B", branch)
+    repo.git(workdir, "add", "--all")
+    repo.git(workdir, "commit", "--quiet", "--no-verify", "-m", text)
+    if not _branch_has_it(workdir, branch):
+        repo.force_push_branch(workdir, branch)
+    title, _, body = text.partition("\n")
+    request = mr.open_or_update(
+        settings.gitlab,
+        gitlab_project,
+        source_branch=branch,
+        target_branch=settings.branch,
+        title=title.replace(" [skip ci]", ""),
+        description=body.strip(),
+    )
+    return PinResult(
+        image.ref,
+        env,
+        digest,
+        found.get("previous"),
+        "merge_request",
+        _remote_head(workdir, branch),
+        request,
+    )
+
+
+def _branch_has_it(workdir: Path, branch: str) -> bool:
+    """The remote MR branch already holds this very change on this very base: no new push."""
+    fetched = repo.git(workdir, "fetch", "--quiet", "origin", f"refs/heads/{branch}", check=False)
+    if fetched.returncode != 0:
+        return False  # no such branch yet
+
+    def rev(name: str) -> str:
+        return repo.git(workdir, "rev-parse", name, check=False).output.strip()
+
+    same_tree = rev("FETCH_HEAD^{tree}") == rev("HEAD^{tree}")
+    return same_tree and rev("FETCH_HEAD^") == rev("HEAD^")
+
+
+def _remote_head(workdir: Path, branch: str) -> str:
+    listed = repo.git(workdir, "ls-remote", "origin", f"refs/heads/{branch}").output.split()
+    return listed[0] if listed else repo.head(workdir)
+
+
+def _known_environment(catalog: Catalog, env: str) -> None:
+    names = [e.name for e in catalog.project.environments]
+    if env not in names:
+        raise UserError(f"no environment '{env}'", hint="environments: " + ", ".join(names))
+
+
+def _state_record(catalog: Catalog, image: CatalogImage, env: str) -> EnvironmentRecord | None:
+    record = load_state(state_file(catalog)).images.get(image.ref)
+    return record.environments.get(env) if record else None

@@ -1,0 +1,125 @@
+"""``gitops.yaml``, next to ``imagefactory.yaml``: where the GitOps repository is and how each
+environment is deployed. Frozen, unknown keys forbidden; errors carry file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from imagefactory.errors import SpecError, SpecIssue, UserError
+from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.issues import format_key_path, issues_from_validation
+from imagefactory.spec.models import EnvName, Identifier, NonEmpty
+from imagefactory.spec.yamldoc import read_yaml
+
+GITOPS_FILE = "gitops.yaml"
+
+#: Kubernetes quantities: 250m, 0.5, 512Mi, 1G …
+Quantity = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]+(?:\.[0-9]+)?(?:m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+]
+Namespace = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+]
+RelativePath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*$")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Amounts(_Frozen):
+    cpu: Quantity
+    memory: Quantity
+
+
+class Resources(_Frozen):
+    requests: Amounts = Amounts(cpu="100m", memory="128Mi")
+    limits: Amounts = Amounts(cpu="1", memory="512Mi")
+
+
+class EnvironmentSettings(_Frozen):
+    namespace: Namespace
+    replicas: int = Field(default=1, ge=0, le=1000)
+    resources: Resources = Resources()
+    mode: Literal["push", "merge_request"] = "push"
+
+
+class ArgoSettings(_Frozen):
+    namespace: Namespace = "argocd"
+    project: Identifier = "default"
+    server: NonEmpty = "https://kubernetes.default.svc"
+
+
+class GitlabSettings(_Frozen):
+    url: NonEmpty
+    project: NonEmpty = Field(description="path with namespace, e.g. platform/deployments")
+    token_env: EnvName = "GITLAB_TOKEN"
+
+
+class GitopsSettings(_Frozen):
+    repo_url: NonEmpty
+    branch: NonEmpty = "main"
+    path: RelativePath = "apps"
+    skip_ci: bool = True
+    attempts: int = Field(default=20, ge=1, le=100, description="push attempts before giving up")
+    argocd: ArgoSettings = ArgoSettings()
+    gitlab: GitlabSettings | None = None
+    environments: dict[Identifier, EnvironmentSettings] = Field(min_length=1)
+
+    def environment(self, name: str) -> EnvironmentSettings:
+        if name not in self.environments:
+            raise UserError(
+                f"no environment '{name}' in {GITOPS_FILE}",
+                hint="environments there: " + ", ".join(self.environments),
+            )
+        return self.environments[name]
+
+
+def load_settings(catalog: Catalog) -> GitopsSettings:
+    path = catalog.root / GITOPS_FILE
+    settings = read_settings(path)
+    known = [env.name for env in catalog.project.environments]
+    doc = read_yaml(path)
+    issues = [
+        SpecIssue(
+            path,
+            f"environments.{name}",
+            f"'{name}' is not an environment of the project",
+            doc.line_of(("environments", name)),
+            "environments in imagefactory.yaml: " + ", ".join(known),
+        )
+        for name in settings.environments
+        if name not in known
+    ]
+    if (
+        any(s.mode == "merge_request" for s in settings.environments.values())
+        and not settings.gitlab
+    ):
+        issues.append(
+            SpecIssue(path, "gitlab", "merge_request mode needs gitlab settings", doc.line_of(()))
+        )
+    if issues:
+        raise SpecError(issues)
+    return settings
+
+
+def read_settings(path: Path) -> GitopsSettings:
+    if not path.is_file():
+        raise UserError(
+            f"no {GITOPS_FILE} in {path.parent}",
+            hint=f"write {GITOPS_FILE} next to imagefactory.yaml (repo_url, environments …)",
+        )
+    doc = read_yaml(path)
+    problems = [
+        SpecIssue(path, format_key_path(p.key_path), p.message, p.line, p.hint)
+        for p in doc.problems
+    ]
+    if problems or not isinstance(doc.data, dict):
+        raise SpecError(problems or [SpecIssue(path, "", "the file is not a mapping", 1)])
+    try:
+        return GitopsSettings.model_validate(doc.data)
+    except ValidationError as exc:
+        raise SpecError(issues_from_validation(exc, doc, GitopsSettings)) from exc

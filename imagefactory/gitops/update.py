@@ -1,0 +1,111 @@
+"""Pin one image by digest in an overlay's ``kustomization.yaml``, keeping the file as written.
+
+Like ``imagefactory.yamledit``: PyYAML's composer says where the ``images:`` item for the
+image sits; only the characters of its ``digest:`` value (or its ``newTag:`` key and value,
+replaced by ``digest:``) change. Comments, order, indentation and every other entry stay. The
+result is parsed again and must differ from the original in that one pin alone.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from imagefactory.errors import UserError
+
+DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def check_digest(digest: str) -> str:
+    if not DIGEST_PATTERN.fullmatch(digest):
+        raise UserError(
+            f"'{digest}' is not an image digest",
+            hint="write sha256: followed by 64 lowercase hex digits",
+        )
+    return digest
+
+
+def read_pins(text: str) -> dict[str, str | None]:
+    """Each ``images:`` entry's name → its digest (None when it pins a tag, or nothing)."""
+    data = _load(text)
+    entries = data.get("images") if isinstance(data, dict) else None
+    pins: dict[str, str | None] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            digest = entry.get("digest")
+            pins[entry["name"]] = digest if isinstance(digest, str) else None
+    return pins
+
+
+def set_pin(text: str, name: str, digest: str, where: str = "kustomization.yaml") -> str:
+    """``text`` with the ``images:`` entry ``name`` pinned to ``digest`` (unchanged if it is)."""
+    check_digest(digest)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise UserError(f"{where} is not valid YAML: {exc}") from exc
+    entry = _entry(root, name, where)
+    keys = {k.value: (k, v) for k, v in entry.value if isinstance(k, yaml.ScalarNode)}
+    if "digest" in keys:
+        key, value = keys["digest"]
+        start, end = value.start_mark.index, value.end_mark.index
+        replacement = digest
+    elif "newTag" in keys:
+        key, value = keys["newTag"]
+        start, end = key.start_mark.index, value.end_mark.index
+        replacement = f"digest: {digest}"
+    else:
+        raise UserError(
+            f"{where}: the images entry '{name}' has neither digest nor newTag",
+            hint="regenerate the overlay with: imagefactory gitops init",
+        )
+    if not isinstance(value, yaml.ScalarNode) or "\n" in text[start:end]:
+        raise UserError(f"{where}: the pin of '{name}' must be one plain value to be edited")
+    edited = text[:start] + replacement + text[end:]
+    _check_only_pin_changed(text, edited, name, digest, where)
+    return edited
+
+
+def _entry(root: yaml.Node | None, name: str, where: str) -> yaml.MappingNode:
+    if not isinstance(root, yaml.MappingNode):
+        raise UserError(f"{where} is not a mapping")
+    images = [v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "images"]
+    if len(images) != 1 or not isinstance(images[0], yaml.SequenceNode):
+        raise UserError(
+            f"{where} has no images: list", hint="regenerate it: imagefactory gitops init"
+        )
+    for item in images[0].value:
+        if isinstance(item, yaml.MappingNode) and any(
+            isinstance(k, yaml.ScalarNode)
+            and k.value == "name"
+            and getattr(v, "value", None) == name
+            for k, v in item.value
+        ):
+            return item
+    raise UserError(
+        f"{where} has no images entry for '{name}'",
+        hint="regenerate the overlay with: imagefactory gitops init",
+    )
+
+
+def _check_only_pin_changed(before: str, after: str, name: str, digest: str, where: str) -> None:
+    old, new = _load(before), _load(after)
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        raise UserError(f"cannot pin {name} in {where}: the edited file would not read back")
+    expected = [
+        {**{k: v for k, v in e.items() if k != "newTag"}, "digest": digest}
+        if isinstance(e, dict) and e.get("name") == name
+        else e
+        for e in old.get("images", [])
+    ]
+    if {**old, "images": expected} != new:
+        raise UserError(f"cannot pin {name} in {where}: the edit would change other values")
+
+
+def _load(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None

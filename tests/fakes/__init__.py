@@ -1,0 +1,1 @@
+"""Local fakes of the services imagefactory talks to."""

@@ -1,0 +1,138 @@
+"""The generated GitOps layout: golden files, Kubernetes schemas (strict), kubectl kustomize,
+and the Argo CD Application CRD schema."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from imagefactory.errors import UserError
+from imagefactory.gitops.manifests import render_repository
+from imagefactory.gitops.settings import load_settings
+from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.loader import load_catalog
+
+from .conftest import REPO, Edit
+
+GOLDEN = Path(__file__).parent / "golden" / "gitops"
+ARGO_SCHEMA = yaml.safe_load((GOLDEN / "argocd-application-schema.yaml").read_text())
+KUBERNETES = "1.32.0"
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+PROD_DIGEST = "sha256:" + "c" * 64
+
+
+@pytest.fixture
+def catalog(catalog_dir: Path) -> Catalog:
+    shutil.copy(REPO / "gitops.yaml", catalog_dir / "gitops.yaml")
+    return load_catalog(catalog_dir)
+
+
+@pytest.fixture
+def written(catalog: Catalog, tmp_path: Path) -> dict[str, str]:
+    files = render_repository(
+        catalog, load_settings(catalog), {("app/rag-api", "prod"): PROD_DIGEST}
+    )
+    for relative, text in files.items():
+        (tmp_path / "out" / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "out" / relative).write_text(text)
+    return files
+
+
+def test_the_layout_matches_the_golden_files(
+    written: dict[str, str], golden: Callable[[Path, str], None]
+) -> None:
+    assert sorted(written) == [
+        "apps/argocd/rag-api-dev.yaml",
+        "apps/argocd/rag-api-preprod.yaml",
+        "apps/argocd/rag-api-prod.yaml",
+        "apps/rag-api/base/deployment.yaml",
+        "apps/rag-api/base/kustomization.yaml",
+        "apps/rag-api/base/service.yaml",
+        *(
+            f"apps/rag-api/overlays/{env}/{name}.yaml"
+            for env in ("dev", "preprod", "prod")
+            for name in ("kustomization", "resources")
+        ),
+    ]
+    for relative, text in written.items():
+        golden(GOLDEN / relative, text)
+
+
+def _kustomize(folder: Path) -> list[dict[str, object]]:
+    built = subprocess.run(
+        [KUBECTL, "kustomize", str(folder)], capture_output=True, text=True, check=False
+    )
+    assert built.returncode == 0, built.stderr
+    return [d for d in yaml.safe_load_all(built.stdout) if d]
+
+
+@pytest.mark.parametrize("env", ["dev", "preprod", "prod"])
+def test_each_overlay_builds_and_validates_strictly(
+    written: dict[str, str], tmp_path: Path, env: str
+) -> None:
+    documents = _kustomize(tmp_path / "out" / "apps/rag-api/overlays" / env)
+    assert sorted(str(d["kind"]) for d in documents) == ["Deployment", "Service"]
+    for document in documents:
+        kubernetes_validate.validate(document, KUBERNETES, strict=True)
+    [deployment] = [d for d in documents if d["kind"] == "Deployment"]
+    spec = deployment["spec"]
+    pod = spec["template"]["spec"]  # type: ignore[index]
+    [container] = pod["containers"]
+    assert deployment["metadata"]["namespace"] == f"bank-ai-lab-{env}"  # type: ignore[index]
+    assert spec["replicas"] == {"dev": 1, "preprod": 2, "prod": 3}[env]  # type: ignore[index]
+    repo = f"127.0.0.1:5000/bank-ai-lab/{env}/app/rag-api"
+    assert container["image"] == (f"{repo}@{PROD_DIGEST}" if env == "prod" else f"{repo}:0.3.0")
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["ports"] == [{"containerPort": 8080, "name": "tcp-8080", "protocol": "TCP"}]
+    assert container["readinessProbe"]["exec"]["command"][0] == "python"
+    assert container["livenessProbe"]["periodSeconds"] == 15
+    limits = {"dev": "512Mi", "preprod": "1Gi", "prod": "2Gi"}[env]
+    assert container["resources"]["limits"]["memory"] == limits
+
+
+def test_base_manifests_validate_strictly(written: dict[str, str]) -> None:
+    for name in ("deployment", "service"):
+        document = yaml.safe_load(written[f"apps/rag-api/base/{name}.yaml"])
+        kubernetes_validate.validate(document, KUBERNETES, strict=True)
+
+
+def test_applications_validate_against_the_crd_schema(written: dict[str, str]) -> None:
+    for env in ("dev", "preprod", "prod"):
+        document = yaml.safe_load(written[f"apps/argocd/rag-api-{env}.yaml"])
+        jsonschema.validate(document, ARGO_SCHEMA)
+        assert document["spec"]["source"]["path"] == f"apps/rag-api/overlays/{env}"
+        assert document["spec"]["destination"]["namespace"] == f"bank-ai-lab-{env}"
+
+
+def test_the_schema_fixture_catches_mistakes(written: dict[str, str]) -> None:
+    document = yaml.safe_load(written["apps/argocd/rag-api-dev.yaml"])
+    document["spec"]["syncPolicy"]["automated"]["selfheal"] = True
+    with pytest.raises(jsonschema.ValidationError, match="selfheal"):
+        jsonschema.validate(document, ARGO_SCHEMA)
+    del document["spec"]["project"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, ARGO_SCHEMA)
+
+
+def test_strict_kubernetes_validation_catches_mistakes(written: dict[str, str]) -> None:
+    document = yaml.safe_load(written["apps/rag-api/base/deployment.yaml"])
+    document["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(document, KUBERNETES, strict=True)
+
+
+def test_an_image_running_as_root_is_refused(catalog_dir: Path, edit: Edit) -> None:
+    shutil.copy(REPO / "gitops.yaml", catalog_dir / "gitops.yaml")
+    edit("images/app/rag-api/image.yaml", "user: app\n", "user: root\n")
+    catalog = load_catalog(catalog_dir)
+    with pytest.raises(UserError, match="runs as root"):
+        render_repository(catalog, load_settings(catalog), {})

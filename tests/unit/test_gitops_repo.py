@@ -1,0 +1,379 @@
+"""Write-back to a real git remote on disk (``git init --bare``): push mode, no-op updates,
+rejected pushes (fetch, rebase, retry — bounded), drift, and bad input leaving nothing changed.
+
+The helpers here (``make_remote``, ``git``, ``write_settings``) are shared with
+tests/integration/test_gitops.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+import imagefactory.cli  # noqa: F401  (registers the commands)
+from imagefactory.cli import app
+from imagefactory.errors import UserError
+from imagefactory.gitops import repo
+from imagefactory.gitops.pin import pin_after_promotion
+from imagefactory.spec.loader import load_catalog
+
+from .conftest import REPO
+
+DIGEST = "sha256:" + "1" * 64
+OTHER = "sha256:" + "2" * 64
+OVERLAY = "apps/rag-api/overlays/{env}/kustomization.yaml"
+GIT_ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "test",
+    "GIT_AUTHOR_EMAIL": "test@localhost",
+    "GIT_COMMITTER_NAME": "test",
+    "GIT_COMMITTER_EMAIL": "test@localhost",
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+}
+runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
+
+
+def git(*args: str | Path, cwd: Path | None = None) -> str:
+    done = subprocess.run(
+        ["git", *map(str, args)], cwd=cwd, env=GIT_ENV, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def cli(*args: str | Path) -> Result:
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result
+
+
+def write_settings(
+    root: Path,
+    remote: Path | str,
+    *,
+    gitlab_url: str = "http://127.0.0.1:9",
+    prod: str = "merge_request",
+) -> None:
+    text = (REPO / "gitops.yaml").read_text()
+    text = text.replace(
+        "repo_url: https://gitlab.example-bank.internal/platform/deployments.git",
+        f"repo_url: {remote}",
+    )
+    text = text.replace("url: https://gitlab.example-bank.internal", f"url: {gitlab_url}")
+    text = text.replace("mode: merge_request", f"mode: {prod}")
+    (root / "gitops.yaml").write_text(text)
+
+
+def make_remote(root: Path, where: Path) -> Path:
+    """A bare remote holding the layout ``gitops init`` writes for the catalog at ``root``."""
+    remote = where / "deployments.git"
+    git("init", "--quiet", "--bare", "--initial-branch=main", remote)
+    seed = where / "seed"
+    git("init", "--quiet", "--initial-branch=main", seed)
+    result = cli("-C", root, "gitops", "init", seed)
+    assert result.exit_code == 0, result.output
+    git("add", "--all", cwd=seed)
+    git("commit", "--quiet", "-m", "layout", cwd=seed)
+    git("push", "--quiet", str(remote), "HEAD:refs/heads/main", cwd=seed)
+    shutil.rmtree(seed)
+    return remote
+
+
+def show(remote: Path, path: str, rev: str = "main") -> str:
+    return git("--git-dir", remote, "show", f"{rev}:{path}")
+
+
+def commits(remote: Path, rev: str = "main") -> list[str]:
+    return git("--git-dir", remote, "rev-list", rev).split()
+
+
+@pytest.fixture
+def setup(catalog_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
+    write_settings(catalog_dir, tmp_path / "deployments.git")
+    return catalog_dir, make_remote(catalog_dir, tmp_path)
+
+
+def test_update_pins_only_that_overlay_and_pushes_one_commit(setup: tuple[Path, Path]) -> None:
+    root, remote = setup
+    before = show(remote, OVERLAY.format(env="dev"))
+    result = cli(
+        "-C",
+        root,
+        "gitops",
+        "update",
+        "--env",
+        "dev",
+        f"app/rag-api@{DIGEST}",
+        "--audit-id",
+        "a-123",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["action"] == "pushed" and document["previous"] is None
+    after = show(remote, OVERLAY.format(env="dev"))
+    changed = [
+        (b, a) for b, a in zip(before.splitlines(), after.splitlines(), strict=True) if b != a
+    ]
+    assert changed == [
+        (
+            '    newTag: "0.3.0"  # not promoted here yet: the first pin replaces this tag',
+            f"    digest: {DIGEST}  # not promoted here yet: the first pin replaces this tag",
+        )
+    ]
+    assert len(commits(remote)) == 2
+    files = git("--git-dir", remote, "show", "--name-only", "--format=", "main").split()
+    assert files == [OVERLAY.format(env="dev")]
+    message = git("--git-dir", remote, "log", "-1", "--format=%B", "main")
+    assert message.splitlines()[0] == f"dev: pin app/rag-api 0.3.0 {DIGEST[:19]} [skip ci]"
+    for line in (
+        "image: app/rag-api",
+        "version: 0.3.0",
+        f"digest: {DIGEST}",
+        "from: (none)",
+        f"to: {DIGEST}",
+        "audit: a-123",
+    ):
+        assert line in message.splitlines()
+
+
+def test_nothing_is_committed_when_the_pin_is_already_there(setup: tuple[Path, Path]) -> None:
+    root, remote = setup
+    assert (
+        cli("-C", root, "gitops", "update", "--env", "dev", f"app/rag-api@{DIGEST}").exit_code == 0
+    )
+    head = commits(remote)
+    result = cli("-C", root, "gitops", "update", "--env", "dev", f"app/rag-api@{DIGEST}")
+    assert result.exit_code == 0 and "nothing to do" in result.stdout
+    assert commits(remote) == head
+    result = cli("-C", root, "gitops", "update", "--env", "dev", f"app/rag-api@{OTHER}", "--json")
+    assert json.loads(result.stdout)["previous"] == DIGEST
+    assert "from: " + DIGEST in git("--git-dir", remote, "log", "-1", "--format=%B", "main")
+
+
+def test_skip_ci_can_be_turned_off(setup: tuple[Path, Path]) -> None:
+    root, remote = setup
+    path = root / "gitops.yaml"
+    path.write_text(path.read_text().replace("skip_ci: true", "skip_ci: false"))
+    assert (
+        cli("-C", root, "gitops", "update", "--env", "dev", f"app/rag-api@{DIGEST}").exit_code == 0
+    )
+    assert "[skip ci]" not in git("--git-dir", remote, "log", "-1", "--format=%B", "main")
+
+
+def test_a_rejected_push_is_rebased_and_retried(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    _, remote = setup
+    where = tmp_path / "others"
+    where.mkdir()
+    calls = []
+
+    def apply(workdir: Path) -> bool:
+        calls.append(workdir)
+        if len(calls) == 1:  # someone pushes after our clone, before our push
+            push_from_elsewhere(remote, where, "apps/rag-api/overlays/prod/resources.yaml", "# x\n")
+        (workdir / "apps/mine.txt").write_text("mine\n")
+        return True
+
+    with repo.clone(str(remote), "main") as workdir:
+        pushed = repo.commit_and_push(workdir, "main", apply, lambda: "mine", attempts=3)
+    assert pushed == commits(remote)[0]
+    assert len(calls) == 1  # rebased, not re-applied
+    assert show(remote, "apps/mine.txt") == "mine\n"
+    assert show(remote, "apps/rag-api/overlays/prod/resources.yaml") == "# x\n"
+    assert git("--git-dir", remote, "log", "--merges", "--oneline", "main") == ""
+
+
+def test_a_conflicting_rebase_applies_the_change_again(
+    setup: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, remote = setup
+    where = tmp_path / "others"
+    where.mkdir()
+    target = "apps/shared.txt"
+    calls = []
+
+    def apply(workdir: Path) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            push_from_elsewhere(remote, where, target, "theirs\n")
+        path = workdir / target
+        old = path.read_text() if path.exists() else ""
+        path.write_text(old + "mine\n")
+        return True
+
+    with repo.clone(str(remote), "main") as workdir:
+        assert repo.commit_and_push(workdir, "main", apply, lambda: "mine", attempts=3)
+    assert len(calls) == 2
+    assert show(remote, target) == "theirs\nmine\n"
+
+
+def push_from_elsewhere(remote: Path, where: Path, path: str, text: str) -> None:
+    other = where / f"other-{len(list(where.iterdir()))}"
+    git("clone", "--quiet", remote, other)
+    (other / path).write_text(text)
+    git("add", path, cwd=other)
+    git("commit", "--quiet", "-m", "someone else", cwd=other)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=other)
+
+
+def test_retries_are_bounded(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    _, remote = setup
+    where = tmp_path / "others"
+    where.mkdir()
+
+    def apply(workdir: Path) -> bool:
+        (workdir / "apps/mine.txt").write_text("mine\n")
+        return True
+
+    with repo.clone(str(remote), "main") as workdir:
+        real_git = repo.git
+
+        def racing_git(w: Path, *args: str, **kw: object) -> object:
+            if args[:1] == ("push",):  # someone always pushes first
+                push_from_elsewhere(remote, where, f"apps/n{len(list(where.iterdir()))}", "x\n")
+            return real_git(w, *args, **kw)  # type: ignore[arg-type]
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(repo, "git", racing_git)
+            with pytest.raises(UserError, match="rejected 3 times"):
+                repo.commit_and_push(workdir, "main", apply, lambda: "mine", attempts=3)
+    assert "apps/mine.txt" not in git("--git-dir", remote, "ls-tree", "-r", "--name-only", "main")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--env", "qa", f"app/rag-api@{DIGEST}"], "no environment 'qa'"),
+        (["--env", "dev", f"runtime/llm:cpu@{DIGEST}"], "runtime/llm:cpu is not an application"),
+        (["--env", "dev", f"app/nope@{DIGEST}"], "no image 'app/nope' in the catalog"),
+        (["--env", "dev", "app/rag-api@sha256:1234"], "is not an image digest"),
+        (["--env", "dev", "app/rag-api"], "is not IMAGE@sha256"),
+    ],
+)
+def test_bad_input_is_refused_and_changes_nothing(
+    setup: tuple[Path, Path], args: list[str], message: str
+) -> None:
+    root, remote = setup
+    head = commits(remote)
+    result = cli("-C", root, "gitops", "update", *args)
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert commits(remote) == head
+    assert git("--git-dir", remote, "branch", "--list").split() == ["*", "main"]
+
+
+def test_an_unreachable_remote_is_a_clear_error(
+    catalog_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    write_settings(catalog_dir, tmp_path / "missing.git")
+    result = cli("-C", catalog_dir, "gitops", "update", "--env", "dev", f"app/rag-api@{DIGEST}")
+    assert result.exit_code == 1
+    assert "cannot clone branch 'main' of the GitOps repository" in result.stderr
+    assert list(temp.iterdir()) == []  # the clone folder is gone
+
+
+def _state(root: Path, env: str, digest: str) -> None:
+    path = root / ".imagefactory/state.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "content_hash": "sha256:" + "0" * 64,
+        "inputs": {},
+        "version": "0.3.0",
+        "environments": {
+            env: {
+                "version": "0.3.0",
+                "digest": digest,
+                "tags": ["0.3.0"],
+                "registries": [env],
+                "at": "2026-01-01T00:00:00Z",
+                "audit_id": "a-9",
+            }
+        },
+    }
+    path.write_text(json.dumps({"schema": 1, "images": {"app/rag-api": record}}))
+
+
+def test_diff_reports_drift_between_gitops_and_state(setup: tuple[Path, Path]) -> None:
+    root, _ = setup
+    result = cli("-C", root, "gitops", "diff", "--env", "dev", "--json")
+    assert json.loads(result.stdout)["images"] == [
+        {"image": "app/rag-api", "pinned": None, "state": None, "status": "not-in-state"}
+    ]
+    _state(root, "dev", DIGEST)
+    assert cli("-C", root, "gitops", "diff", "--env", "dev", "--check").exit_code == 1
+    result = cli("-C", root, "gitops", "update", "--env", "dev", f"app/rag-api@{DIGEST}")
+    assert result.exit_code == 0
+    result = cli("-C", root, "gitops", "diff", "--env", "dev", "--check", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["images"][0]["status"] == "in-sync"
+    _state(root, "dev", OTHER)
+    result = cli("-C", root, "gitops", "diff", "--env", "dev")
+    assert result.exit_code == 0 and "drift" in result.stdout
+
+
+def test_update_takes_the_audit_record_from_state(setup: tuple[Path, Path]) -> None:
+    root, remote = setup
+    _state(root, "dev", DIGEST)
+    assert (
+        cli("-C", root, "gitops", "update", "--env", "dev", f"app/rag-api@{DIGEST}").exit_code == 0
+    )
+    assert "audit: a-9" in git("--git-dir", remote, "log", "-1", "--format=%B", "main")
+
+
+def test_init_keeps_existing_overlays_unless_forced(catalog_dir: Path, tmp_path: Path) -> None:
+    write_settings(catalog_dir, tmp_path / "r.git")
+    out = tmp_path / "out"
+    assert cli("-C", catalog_dir, "gitops", "init", out).exit_code == 0
+    overlay = out / OVERLAY.format(env="prod")
+    overlay.write_text(overlay.read_text() + "# mine\n")
+    result = cli("-C", catalog_dir, "gitops", "init", out, "--json")
+    assert OVERLAY.format(env="prod") in json.loads(result.stdout)["kept"]
+    assert overlay.read_text().endswith("# mine\n")
+    assert cli("-C", catalog_dir, "gitops", "init", out, "--force").exit_code == 0
+    assert not overlay.read_text().endswith("# mine\n")
+    assert load_catalog(catalog_dir).project.project == "bank-ai-lab"
+
+
+def test_the_promote_hook_pins_applications_and_skips_the_rest(
+    setup: tuple[Path, Path], tmp_path: Path
+) -> None:
+    root, remote = setup
+    catalog = load_catalog(root)
+    assert (
+        pin_after_promotion(
+            catalog, "runtime/llm:cpu", "dev", DIGEST, version="1.0.0", audit_id=None
+        )
+        is None
+    )
+    result = pin_after_promotion(
+        catalog, "app/rag-api", "preprod", DIGEST, version="0.3.0", audit_id="a-7"
+    )
+    assert result is not None and result.action == "pushed"
+    assert "audit: a-7" in git("--git-dir", remote, "log", "-1", "--format=%B", "main")
+    (root / "gitops.yaml").unlink()
+    assert (
+        pin_after_promotion(
+            load_catalog(root), "app/rag-api", "preprod", OTHER, version="0.3.0", audit_id=None
+        )
+        is None
+    )
+
+
+def test_diff_reads_a_local_checkout(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    root, remote = setup
+    checkout = tmp_path / "checkout"
+    git("clone", "--quiet", remote, checkout)
+    result = cli("-C", root, "gitops", "diff", "--env", "prod", "--repo-dir", checkout, "--json")
+    assert json.loads(result.stdout)["images"][0]["status"] == "not-in-state"
+    assert cli("-C", root, "gitops", "diff", "--env", "qa").exit_code == 1
