@@ -29,7 +29,21 @@ echo "==> imagefactory test (the images just built; JUnit report in .imagefactor
 "$imagefactory" test base/debian12 runtime/llm:cpu app/rag-api --junit .imagefactory/junit.xml
 echo "==> imagefactory push (semver tags, by digest, to the dev registry)"
 "$imagefactory" push base/debian12 runtime/llm:cpu app/rag-api
-echo "==> imagefactory promote app/rag-api --to preprod (the tested digest, copied, not rebuilt)"
+# The example's GitOps repository (gitops.yaml: repo_url) is a local bare repository: lay it out once.
+gitops_remote=.host/gitops.git
+if [[ ! -d $gitops_remote ]]; then
+    echo "==> imagefactory gitops init (a local GitOps repository in $gitops_remote)"
+    git init --quiet --bare --initial-branch=main "$gitops_remote"
+    checkout="$(mktemp -d)"
+    git clone --quiet "$gitops_remote" "$checkout" 2>/dev/null
+    "$imagefactory" gitops init "$checkout"
+    git -C "$checkout" add -A
+    git -C "$checkout" -c user.name=imagefactory -c user.email=imagefactory@localhost \
+        commit --quiet -m "GitOps layout of the example catalog"
+    git -C "$checkout" push --quiet origin HEAD:main
+    rm -rf "$checkout"
+fi
+echo "==> imagefactory promote app/rag-api --to preprod (the tested digest, copied, not rebuilt; pinned in GitOps)"
 "$imagefactory" promote app/rag-api --to preprod
 echo "==> imagefactory status"
 "$imagefactory" status

@@ -15,7 +15,7 @@ from imagefactory.gitops import repo
 from imagefactory.gitops.drift import drift
 from imagefactory.gitops.manifests import render_repository
 from imagefactory.gitops.pin import parse_reference, pin_digest
-from imagefactory.gitops.settings import load_settings
+from imagefactory.gitops.settings import load_settings, remote_url
 from imagefactory.paths import state_file
 from imagefactory.state import load_state
 
@@ -131,7 +131,7 @@ def diff(
         rows = drift(catalog, settings, env, checkout)
     else:
         settings.environment(env)
-        with repo.clone(settings.repo_url, settings.branch) as workdir:
+        with repo.clone(remote_url(catalog.root, settings.repo_url), settings.branch) as workdir:
             rows = drift(catalog, settings, env, workdir)
     differs = [r for r in rows if r.status != "in-sync"]
     if json_output:

@@ -9,6 +9,8 @@ import typer
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.cli.output import Output
+from imagefactory.errors import UserError
+from imagefactory.gitops.pin import pin_after_promotion
 from imagefactory.release import Release, promote, push_images, status
 
 
@@ -128,20 +130,46 @@ def promote_command(
     skipped environment, only a digest that passed its tests — verify it, and append an audit record.
     """
     session, catalog = open_catalog(ctx, json_output)
-    [chosen] = (
-        catalog.select([image]) if ":" in image or len(catalog.select([image])) == 1 else [None]
-    )
-    if chosen is None:
+    matches = catalog.select([image])
+    if len(matches) != 1:
         raise typer.BadParameter(
-            f"'{image}' has variants; name one (e.g. {image}:cpu)", param_hint="IMAGE"
+            f"'{image}' has variants; name one: {', '.join(m.ref for m in matches)}",
+            param_hint="IMAGE",
         )
-    release = promote(catalog, chosen, to, approve=approve, dry_run=dry_run)
+    release = promote(catalog, matches[0], to, approve=approve, dry_run=dry_run)
+    pin = None
+    if release.audit_id is not None:  # the hook: pin the promoted digest in the GitOps repo
+        try:
+            pin = pin_after_promotion(
+                catalog,
+                release.ref,
+                to,
+                release.digest,
+                version=release.version,
+                audit_id=release.audit_id,
+            )
+        except UserError as exc:
+            raise UserError(
+                f"{release.ref} {release.version} was promoted to {to} (audit record "
+                f"{release.audit_id}), but pinning it in the GitOps repo failed: {exc.message}",
+                hint=f"fix that, then: imagefactory gitops update --env {to} "
+                f"{release.ref}@{release.digest}",
+            ) from exc
     if json_output:
-        session.output.data({"ok": True, "dry_run": dry_run, **_as_dict(release)})
-    else:
-        _show(session.output, release, dry_run)
-        if release.audit_id:
-            session.output.text(f"  audit record {release.audit_id}")
+        session.output.data(
+            {
+                "ok": True,
+                "dry_run": dry_run,
+                **_as_dict(release),
+                "gitops": pin.as_dict() if pin else None,
+            }
+        )
+        return
+    _show(session.output, release, dry_run)
+    if release.audit_id:
+        session.output.text(f"  audit record {release.audit_id}")
+    if pin is not None:
+        session.output.text(f"  gitops: {pin.action}")
 
 
 @app.command(

@@ -10,7 +10,7 @@ from pathlib import Path
 from imagefactory.errors import UserError
 from imagefactory.gitops import mr, repo
 from imagefactory.gitops.manifests import app_name, application, is_application, overlay_file
-from imagefactory.gitops.settings import GITOPS_FILE, GitopsSettings, load_settings
+from imagefactory.gitops.settings import GITOPS_FILE, GitopsSettings, load_settings, remote_url
 from imagefactory.gitops.update import check_digest, read_pins, set_pin
 from imagefactory.paths import state_file
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -115,7 +115,7 @@ def pin_digest(
             lines[0] += " [skip ci]"
         return "\n".join(lines) + "\n"
 
-    with repo.clone(settings.repo_url, settings.branch) as workdir:
+    with repo.clone(remote_url(catalog.root, settings.repo_url), settings.branch) as workdir:
         if env_settings.mode == "push":
             commit = repo.commit_and_push(
                 workdir,

@@ -123,3 +123,10 @@ def read_settings(path: Path) -> GitopsSettings:
         return GitopsSettings.model_validate(doc.data)
     except ValidationError as exc:
         raise SpecError(issues_from_validation(exc, doc, GitopsSettings)) from exc
+
+
+def remote_url(root: Path, url: str) -> str:
+    """``repo_url`` as git takes it: a URL as written; a plain path relative to the project root."""
+    if "://" in url or url.startswith("git@") or Path(url).is_absolute():
+        return url
+    return str(root / url)
