@@ -148,6 +148,14 @@ def build(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be built; touch nothing.")
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="docker, or packer: images that target packer are built by 'packer build' "
+            "(docs/packer-ansible.md); their ancestors as usual.",
+        ),
+    ] = "docker",
     json_output: JsonOption = False,
 ) -> None:
     """Build the selected images and the ancestors they need, in DAG order, and push each to
@@ -181,8 +189,22 @@ def build(
     else:
         reporter = PlainProgress(console, verbose=session.verbose)
         scope = contextlib.nullcontext()
+    if engine not in ("docker", "packer"):
+        raise typer.BadParameter(f"'{engine}' is not docker or packer", param_hint="--engine")
+    build_with = build_catalog
+    if engine == "packer":
+        from imagefactory.packer_build import build_catalog_with_packer
+
+        build_with = build_catalog_with_packer
+        named = catalog.select(images) if images else []
+        not_packer = [i.ref for i in named if "packer" not in i.spec.targets]
+        if not_packer:
+            raise UserError(
+                f"--engine packer builds images that target packer; not: {', '.join(not_packer)}",
+                hint="add 'packer' to their targets, or build them with --engine docker",
+            )
     with scope:
-        outcomes = build_catalog(
+        outcomes = build_with(
             catalog, selected, BuildOptions(jobs=jobs, no_cache=no_cache), reporter, TEMPLATES_DIR
         )
     if json_output:

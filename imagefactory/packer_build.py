@@ -1,0 +1,136 @@
+"""``imagefactory build --engine packer``: images that target packer are built by ``packer build``.
+
+The run is :mod:`imagefactory.build`'s (DAG order, reuse by content hash, push to the content
+tag, state after each image); only the build step of an image whose ``targets`` include
+``packer`` differs: its template is rendered (:mod:`imagefactory.render.packer`) into
+``.imagefactory/packer/<image>/`` FROM the parent's digest of this run and built with Packer's
+docker builder, which pulls the parent with the run's registry credentials. Other images (the
+bootstrapped base, images that target only docker) are built by the Docker engine as usual.
+
+Unlike the Docker path, the image gets no ``org.opencontainers.image.created``/``revision``
+labels (Packer's commit sets only the labels of the spec).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from imagefactory import tools
+from imagefactory.build import (
+    BuildFailed,
+    BuildOptions,
+    BuildReporter,
+    Outcome,
+    _Run,
+    images_to_build,
+    run_in_dag_order,
+)
+from imagefactory.credentials import docker_config
+from imagefactory.engine import Engine
+from imagefactory.hashing import ContentInputs, content_inputs
+from imagefactory.naming import build_registry
+from imagefactory.paths import ca_bundle_path, slug, work_dir
+from imagefactory.provision import check_playbooks
+from imagefactory.registry import RegistryClient, cert_dir
+from imagefactory.render.catalog import parent_pin
+from imagefactory.render.packer import render_packer, write_packer_folder
+from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.parents import BootstrapParent
+
+PACKER_TIMEOUT = 3600.0
+
+
+def packer_cli() -> str:
+    return tools.require("packer", hint="install Debian's packer (scripts/setup.sh)")
+
+
+def uses_packer(image: CatalogImage) -> bool:
+    """Built by Packer: targets packer and has a parent image (bootstrapped ones use Docker)."""
+    return "packer" in image.spec.targets and not isinstance(image.parent, BootstrapParent)
+
+
+class _PackerRun(_Run):
+    def _build(self, image: CatalogImage, inputs: ContentInputs, tag: str, started: float) -> str:
+        if not uses_packer(image):
+            return super()._build(image, inputs, tag, started)
+        pin = parent_pin(self.catalog, image, self.inputs, self.digests)
+        folder = work_dir(self.catalog) / "packer" / slug(image.ref)
+        text = render_packer(
+            self.catalog, image, inputs.content_hash, pin, self.templates_dir, folder
+        )
+        template = write_packer_folder(self.catalog, image, text, folder)
+        tools.run(
+            [packer_cli(), "build", "-color=false", "-var", "pull=true", template.name],
+            cwd=template.parent,
+            env={**self.engine.env, **packer_env(self.engine, folder)},
+            timeout=PACKER_TIMEOUT,
+            on_line=lambda line: self.reporter.log(image.ref, line),
+            hint=f"packer build of {template} failed",
+        )
+        digest = self.engine.push(tag)
+        inspected = self.engine.docker.image.inspect(tag)
+        self._record(
+            image,
+            inputs,
+            tag,
+            digest,
+            inspected.id,
+            int(inspected.size or 0),
+            time.monotonic() - started,
+        )
+        return digest
+
+
+def packer_env(engine: Engine, folder: Path) -> dict[str, str]:
+    """Packer runs ``docker`` from PATH (the engine's CLI first) and ansible-playbook from this
+    environment; its own config and temporary files stay in the build folder."""
+    cli_dir = str(Path(engine.cli).parent) if os.sep in engine.cli else ""
+    path = [cli_dir, str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+    config = folder / ".packer"
+    config.mkdir(exist_ok=True)
+    return {
+        "PATH": os.pathsep.join(p for p in path if p),
+        "CHECKPOINT_DISABLE": "1",
+        "PACKER_CONFIG_DIR": str(config),
+    }
+
+
+def build_catalog_with_packer(
+    catalog: Catalog,
+    selected: list[CatalogImage],
+    options: BuildOptions,
+    reporter: BuildReporter,
+    templates_dir: Path,
+) -> list[Outcome]:
+    """:func:`imagefactory.build.build_catalog`, with Packer for images that target packer."""
+    images = images_to_build(catalog, selected)
+    if shutil.which("packer") is None:
+        packer_cli()  # the UserError saying how to install it
+    # Every template renders (settings, secrets, healthcheck, playbooks) before anything runs.
+    inputs = content_inputs(catalog, templates_dir)
+    for image in images:
+        if uses_packer(image) and image.spec.playbooks:
+            check_playbooks(catalog, image)
+        if uses_packer(image):
+            folder = work_dir(catalog) / "packer" / slug(image.ref)
+            pin = parent_pin(catalog, image, inputs, {})
+            render_packer(
+                catalog, image, inputs[image.ref].content_hash, pin, templates_dir, folder
+            )
+    _, registry = build_registry(catalog.project)
+    with docker_config([registry]) as config_dir, cert_dir(ca_bundle_path(catalog)) as certs:
+        engine = Engine(config_dir)
+        engine.check()
+        run = _PackerRun(
+            catalog, engine, RegistryClient(config_dir, certs), options, reporter, templates_dir
+        )
+        if not options.no_cache:
+            run.look_up_registry(images)
+        outcomes = run_in_dag_order(images, options.jobs, run.one, reporter)
+    if any(o.status == "failed" for o in outcomes):
+        raise BuildFailed(outcomes)
+    return outcomes

@@ -1,0 +1,394 @@
+"""Render one concrete image to a Packer HCL2 template (``<image>.pkr.hcl``).
+
+The template has a ``docker`` source that starts from the parent's digest (the same pin as the
+Dockerfile's FROM), the same shell steps as the Dockerfile (users, apt, pip, files), then the
+image's Ansible playbooks, and ``changes`` that restore the image config Packer's commit resets
+(ENV, USER, WORKDIR, ENTRYPOINT, CMD, EXPOSE, LABEL); a ``docker-tag`` post-processor tags the
+result with the image's content tag in the build registry.
+
+VM builders (``qemu``, ``amazon-ebs``) share the provisioners. ``image.yaml`` cannot name a
+``vm`` target, so they come from an optional ``packer.yaml`` next to it (:class:`PackerSettings`).
+
+Output is a pure function of the spec, the project settings, the content hash and the parent pin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from imagefactory.errors import UserError
+from imagefactory.hashing import ContentInputs
+from imagefactory.naming import build_registry, content_tag, repository
+from imagefactory.paths import slug
+from imagefactory.render.catalog import parent_pin
+from imagefactory.render.dockerfile import (
+    CA_FILE,
+    CA_TARGET,
+    ParentPin,
+    _labels,
+    file_entries,
+)
+from imagefactory.render.environment import render_template
+from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.parents import BootstrapParent
+
+STANDARD_TEMPLATE = "packer/image.pkr.hcl.j2"
+SETTINGS_FILE = "packer.yaml"
+DOCKER_SOURCE = "docker.image"
+UNSETTABLE = ("ENTRYPOINT []", "CMD []")
+VM_SOURCES = {"qemu": "qemu.vm", "amazon_ebs": "amazon-ebs.vm"}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class QemuSettings(_Frozen):
+    """A qemu VM built from an installer ISO (boot and SSH settings as Packer names them)."""
+
+    iso_url: str = Field(min_length=1)
+    iso_checksum: str = Field(pattern=r"^(sha256|sha512):[0-9a-f]+$")
+    ssh_username: str = Field(min_length=1)
+    ssh_password_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    ssh_private_key_file: str | None = None
+    ssh_timeout: str = "30m"
+    disk_size: str = "10G"
+    memory: int = Field(default=2048, ge=256)
+    cpus: int = Field(default=2, ge=1)
+    accelerator: Literal["kvm", "tcg", "none"] = "kvm"
+    http_directory: str | None = None
+    boot_wait: str = "5s"
+    boot_command: list[str] = Field(default_factory=list)
+    shutdown_command: str = "sudo shutdown -P now"
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> QemuSettings:
+        if (self.ssh_password_env is None) == (self.ssh_private_key_file is None):
+            raise ValueError("set exactly one of ssh_password_env and ssh_private_key_file")
+        return self
+
+
+class AmazonEbsSettings(_Frozen):
+    """An AMI built on EC2 (credentials come from the usual AWS variables, never this file)."""
+
+    region: str = Field(min_length=1)
+    source_ami: str = Field(pattern=r"^ami-[0-9a-f]+$")
+    instance_type: str = Field(min_length=1)
+    ssh_username: str = Field(min_length=1)
+    subnet_id: str | None = None
+
+
+class PackerSettings(_Frozen):
+    """``<image folder>/packer.yaml``: extra Packer targets and their VM builder settings."""
+
+    targets: list[Literal["vm"]] = Field(default_factory=list)
+    qemu: QemuSettings | None = None
+    amazon_ebs: AmazonEbsSettings | None = None
+
+    @model_validator(mode="after")
+    def _builders_match_targets(self) -> PackerSettings:
+        has_builder = self.qemu is not None or self.amazon_ebs is not None
+        if "vm" in self.targets and not has_builder:
+            raise ValueError(
+                "targets include 'vm' but no VM builder is configured: add 'qemu' or 'amazon_ebs'"
+            )
+        if has_builder and "vm" not in self.targets:
+            raise ValueError("VM builder settings are given but targets do not include 'vm'")
+        return self
+
+
+def load_settings(image: CatalogImage) -> PackerSettings:
+    """The image's ``packer.yaml`` (docker only when there is none); UserError when invalid."""
+    path = image.folder / SETTINGS_FILE
+    if not path.is_file():
+        return PackerSettings()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return PackerSettings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise UserError(
+            f"{path}: invalid Packer settings: {problems}",
+            hint="see docs/packer.md for the keys of packer.yaml",
+        ) from exc
+
+
+def hcl(value: str) -> str:
+    """An HCL string literal: JSON escapes, with template sequences (``${``, ``%{``) escaped."""
+    return json.dumps(value, ensure_ascii=False).replace("${", "$${").replace("%{", "%%{")
+
+
+def _lineage_value(catalog: Catalog, image: CatalogImage, key: str) -> Any:
+    return next(
+        (
+            getattr(i.spec, key)
+            for i in catalog.lineage(image.ref)
+            if getattr(i.spec, key) is not None
+        ),
+        None,
+    )
+
+
+def config_changes(
+    catalog: Catalog, image: CatalogImage, content_hash: str, parent: ParentPin | None
+) -> list[str]:
+    """Dockerfile instructions that restore the image config a container commit resets or lacks.
+
+    Packer's docker builder (and :mod:`imagefactory.provision`) run the build container as root
+    with another entrypoint; these put back what the Dockerfile path would give the image.
+    """
+    spec = image.spec
+    changes = [f"ENV {name}={json.dumps(value)}" for name, value in spec.env.items()]
+    changes.append(f"WORKDIR {_lineage_value(catalog, image, 'workdir') or '/'}")
+    changes += [f"EXPOSE {port}" for port in spec.ports]
+    entrypoint = _lineage_value(catalog, image, "entrypoint")
+    cmd = _lineage_value(catalog, image, "cmd")
+    changes.append(f"ENTRYPOINT {json.dumps(entrypoint or [])}")
+    changes.append(f"CMD {json.dumps(cmd or [])}")
+    changes += [
+        f"LABEL {name}={json.dumps(value)}"
+        for name, value in _labels(image, content_hash, parent).items()
+    ]
+    changes.append(f"USER {catalog.numeric_user(image.ref)}")
+    return changes
+
+
+def _shell_steps(catalog: Catalog, image: CatalogImage) -> list[dict[str, Any]]:
+    """The Dockerfile's RUN/COPY steps as Packer provisioners, in the same order."""
+    spec = image.spec
+    build = catalog.project.build
+    has_ca = build.ca_bundle is not None
+    steps: list[dict[str, Any]] = []
+
+    def shell(name: str, *commands: str) -> None:
+        steps.append({"kind": "shell", "name": name, "inline": [hcl(c) for c in commands]})
+
+    def upload(source: str, dest: str) -> None:
+        """``source`` is relative to the template's folder (``path.root``)."""
+        quoted = '"${path.root}/' + hcl(source)[1:]
+        steps.append({"kind": "file", "source": quoted, "destination": hcl(dest)})
+
+    for account in spec.create_users:
+        gid = account.gid or account.uid
+        home = f"--home-dir {account.home} --create-home" if account.home else "--no-create-home"
+        command = (
+            f"groupadd --system --gid {gid} {account.name} && useradd --system --uid "
+            f"{account.uid} --gid {gid} --shell {account.shell} {home} {account.name}"
+        )
+        if account.home:
+            command += f" && chmod 0750 {account.home}"
+        shell(f"user {account.name}", command)
+    needs_ca = has_ca and bool(spec.packages or spec.pip)
+    if needs_ca:
+        shell("CA bundle folder", f"mkdir -p {PurePosixPath(CA_TARGET).parent}")
+        upload(CA_FILE, CA_TARGET)
+    apt_options = f" -o Acquire::https::CaInfo={CA_TARGET}" if has_ca else ""
+    if spec.packages:
+        shell(
+            "packages",
+            f"apt-get update{apt_options}",
+            f"apt-get install -y --no-install-recommends{apt_options} {' '.join(spec.packages)}",
+            "apt-get clean",
+            "rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/log/apt/* "
+            "/var/log/dpkg.log",
+        )
+    if spec.pip:
+        exports = [
+            *([f"PIP_CERT={CA_TARGET}"] if has_ca else []),
+            *([f"PIP_INDEX_URL={shlex.quote(build.mirrors.pypi)}"] if build.mirrors.pypi else []),
+        ]
+        prefix = "".join(f"export {e} && " for e in exports)
+        shell(
+            "pip",
+            f"{prefix}{{ test -x {spec.venv}/bin/python || python3 -m venv {spec.venv}; }} && "
+            f"{spec.venv}/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile "
+            + " ".join(shlex.quote(r) for r in spec.pip),
+        )
+    if needs_ca:
+        shell("remove CA bundle", f"rm -f {CA_TARGET}")
+    for entry in file_entries(image):
+        parent_dir = entry.dest if entry.is_dir else str(PurePosixPath(entry.dest).parent)
+        shell(f"folder for {entry.dest}", f"mkdir -p {shlex.quote(parent_dir)}")
+        suffix = "/" if entry.is_dir else ""
+        upload(f"{entry.context_path}{suffix}", entry.dest)
+        commands = [f"chown -R {entry.owner} {shlex.quote(entry.dest)}"]
+        if entry.mode and entry.is_dir:
+            commands.append(
+                f"find {entry.dest} -type f -exec chmod {entry.mode} {{}} + && "
+                f"find {entry.dest} -type d -exec chmod 0755 {{}} +"
+            )
+        elif entry.mode:
+            commands.append(f"chmod {entry.mode} {shlex.quote(entry.dest)}")
+        shell(f"owner and mode of {entry.dest}", *commands)
+    return steps
+
+
+def packer_context(
+    catalog: Catalog,
+    image: CatalogImage,
+    content_hash: str,
+    parent: ParentPin | None,
+    out_folder: Path,
+) -> dict[str, Any]:
+    spec = image.spec
+    if parent is None:
+        raise UserError(
+            f"{image.ref} is bootstrapped from a rootfs; Packer's docker builder needs a parent image",
+            hint="build it with 'imagefactory build' (Docker engine); its children can use Packer",
+        )
+    if spec.secrets:
+        raise UserError(
+            f"{image.ref} declares build secrets; the Packer template cannot mount them",
+            hint="build images with secrets through the Docker engine ('imagefactory build')",
+        )
+    if spec.healthcheck is not None:
+        raise UserError(
+            f"{image.ref} sets a healthcheck; a container commit (Packer) cannot set HEALTHCHECK",
+            hint="build it with the Docker engine, or move the healthcheck to the deployment",
+        )
+    settings = load_settings(image)
+    changes = config_changes(catalog, image, content_hash, parent)
+    # A commit keeps the build container's ENTRYPOINT/CMD unless a change replaces them, and an
+    # empty ENTRYPOINT/CMD change is ignored: start the container so that what stays is right.
+    if _lineage_value(catalog, image, "entrypoint"):
+        keep_alive = ["--entrypoint=/bin/sh", "--", "{{.Image}}"]  # docker run clears CMD
+    else:
+        keep_alive = ["--entrypoint=", "--", "{{.Image}}", "/bin/sh"]  # CMD stays without one
+    run_command = ["-d", "-i", "-t", "--user=0:0", "--network=host", *keep_alive]
+    _, registry = build_registry(catalog.project)
+    project_root = os.path.relpath(catalog.root, out_folder)
+    vm_sources = [
+        source for key, source in VM_SOURCES.items() if getattr(settings, key) is not None
+    ]
+    return {
+        "source": image.file.relative_to(catalog.root).as_posix(),
+        "ref": image.ref,
+        "version": spec.version,
+        "content_hash": content_hash,
+        "parent_image": hcl(parent.reference),
+        "project_root": hcl(Path(project_root).as_posix()),
+        "changes": [hcl(c) for c in changes if c not in UNSETTABLE],
+        "run_command": [hcl(a) for a in run_command],
+        "build_args": {name: hcl(f"{name}={value}") for name, value in spec.build_args.items()},
+        "steps": _shell_steps(catalog, image),
+        # fragments of quoted HCL strings: shell-quoted paths below the project root
+        "playbooks": [hcl(shlex.quote(p))[1:-1] for p in spec.playbooks],
+        "repository": hcl(repository(registry, spec.name)),
+        "tag": hcl(content_tag(content_hash)),
+        "sources": [DOCKER_SOURCE, *vm_sources],
+        "vm_sources": vm_sources,
+        "qemu": _quoted(settings.qemu),
+        "amazon_ebs": _quoted(settings.amazon_ebs),
+        "vm_name": hcl(
+            f"{re.sub(r'[^a-z0-9-]+', '-', spec.name)}-{spec.version}-{content_hash[7:19]}"
+        ),
+    }
+
+
+def _quoted(settings: BaseModel | None) -> dict[str, Any] | None:
+    if settings is None:
+        return None
+    quoted: dict[str, Any] = {}
+    for key, value in settings.model_dump().items():
+        if isinstance(value, str):
+            quoted[key] = hcl(value)
+        elif isinstance(value, list):
+            quoted[key] = [hcl(str(v)) for v in value]
+        else:
+            quoted[key] = value
+    return quoted
+
+
+def render_packer(
+    catalog: Catalog,
+    image: CatalogImage,
+    content_hash: str,
+    parent: ParentPin | None,
+    templates_dir: Path,
+    out_folder: Path,
+) -> str:
+    context = packer_context(catalog, image, content_hash, parent, out_folder)
+    text = render_template(templates_dir, catalog.root, STANDARD_TEMPLATE, context)
+    return re.sub(r"\n{3,}", "\n\n", text)
+
+
+def template_file_name(ref: str) -> str:
+    return f"{slug(ref)}.pkr.hcl"
+
+
+def write_packer_folder(catalog: Catalog, image: CatalogImage, text: str, folder: Path) -> Path:
+    """Write ``folder`` (``<image>.pkr.hcl``, files/, CA bundle) whole; return the template path."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        (staging / template_file_name(image.ref)).write_text(text, encoding="utf-8")
+        if catalog.project.build.ca_bundle is not None:
+            shutil.copyfile(catalog.root / catalog.project.build.ca_bundle, staging / CA_FILE)
+        for entry in file_entries(image):
+            target = staging / entry.context_path
+            target.parent.mkdir(parents=True)
+            if entry.is_dir:
+                shutil.copytree(entry.source, target, symlinks=True)
+            else:
+                shutil.copy2(entry.source, target)
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return folder / template_file_name(image.ref)
+
+
+def packer_images(
+    catalog: Catalog, images: list[CatalogImage]
+) -> tuple[list[CatalogImage], list[CatalogImage]]:
+    """The images ``render packer`` writes, and those it leaves out: the named images (all
+    written), else every image targeting packer except bootstrapped ones (no parent image for
+    Packer's docker builder to start from; the Docker engine builds them)."""
+    if images:
+        return images, []
+    targeted = [i for i in catalog.images.values() if "packer" in i.spec.targets]
+    return (
+        [i for i in targeted if not isinstance(i.parent, BootstrapParent)],
+        [i for i in targeted if isinstance(i.parent, BootstrapParent)],
+    )
+
+
+def render_packer_images(
+    catalog: Catalog,
+    images: list[CatalogImage],
+    inputs: Mapping[str, ContentInputs],
+    digests: Mapping[str, str],
+    out_dir: Path,
+    templates_dir: Path,
+) -> list[Path]:
+    """Write ``<out_dir>/<slug>/<slug>.pkr.hcl`` (with files/ and the CA bundle) for each image.
+
+    Every image is rendered before anything is written, so a bad one writes nothing.
+    """
+    texts = []
+    for image in images:
+        folder = out_dir / slug(image.ref)
+        pin = parent_pin(catalog, image, inputs, digests)
+        text = render_packer(
+            catalog, image, inputs[image.ref].content_hash, pin, templates_dir, folder
+        )
+        texts.append((image, text, folder))
+    return [write_packer_folder(catalog, image, text, folder) for image, text, folder in texts]

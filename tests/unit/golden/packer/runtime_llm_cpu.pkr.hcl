@@ -1,0 +1,165 @@
+# Rendered by imagefactory from images/runtime/llm/image.yaml; edit that file, not this one.
+# image: runtime/llm:cpu 1.0.0  content: sha256:9c96ec9c340b629ddb57ea47dae5b6854cfd12195fffeaf074b31c6e23c35d8d
+
+variable "pull" {
+  type        = bool
+  default     = false
+  description = "Pull the parent image first (needs 'docker login' to the build registry); by default it must be local."
+}
+
+variable "project_root" {
+  type        = string
+  default     = "../../.."
+  description = "The catalog's root, relative to this file: playbooks are found there."
+}
+
+variable "ssh_password" {
+  type      = string
+  default   = env("IMAGEFACTORY_VM_PASSWORD")
+  sensitive = true
+}
+
+source "docker" "image" {
+  image       = "127.0.0.1:5000/bank-ai-lab/dev/base/debian12@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+  pull        = var.pull
+  commit      = true
+  run_command = ["-d", "-i", "-t", "--user=0:0", "--network=host", "--entrypoint=", "--", "{{.Image}}", "/bin/sh"]
+  changes = [
+    "ENV TZ=\"UTC\"",
+    "ENV LANG=\"C.UTF-8\"",
+    "ENV PATH=\"/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"",
+    "ENV PYTHONDONTWRITEBYTECODE=\"1\"",
+    "ENV PYTHONUNBUFFERED=\"1\"",
+    "WORKDIR /home/app",
+    "LABEL com.example-bank.accelerator=\"cpu\"",
+    "LABEL com.example-bank.image.tier=\"runtime\"",
+    "LABEL org.imagefactory.content-hash=\"sha256:9c96ec9c340b629ddb57ea47dae5b6854cfd12195fffeaf074b31c6e23c35d8d\"",
+    "LABEL org.imagefactory.ref=\"runtime/llm:cpu\"",
+    "LABEL org.opencontainers.image.base.digest=\"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"",
+    "LABEL org.opencontainers.image.base.name=\"base/debian12\"",
+    "LABEL org.opencontainers.image.description=\"Python 3.11 runtime with ONNX Runtime and Hugging Face tokenizers for inference.\"",
+    "LABEL org.opencontainers.image.licenses=\"Apache-2.0\"",
+    "LABEL org.opencontainers.image.source=\"https://gitlab.example-bank.internal/platform/imagefactory\"",
+    "LABEL org.opencontainers.image.title=\"runtime/llm\"",
+    "LABEL org.opencontainers.image.vendor=\"Example Bank - Data & AI Lab\"",
+    "LABEL org.opencontainers.image.version=\"1.0.0\"",
+    "USER 10001:10001",
+  ]
+}
+
+source "qemu" "vm" {
+  iso_url          = "https://deb.example.internal/debian-12.iso"
+  iso_checksum     = "sha256:0123456789abcdef"
+  vm_name          = "runtime-llm-1.0.0-9c96ec9c340b"
+  output_directory = "output-qemu"
+  disk_size        = "10G"
+  memory           = 2048
+  cpus             = 2
+  accelerator      = "kvm"
+  headless         = true
+  format           = "qcow2"
+  boot_wait        = "5s"
+  boot_command     = ["<esc><wait>", "auto url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/preseed.cfg<enter>"]
+  communicator     = "ssh"
+  ssh_username     = "admin"
+  ssh_password     = var.ssh_password
+  ssh_timeout      = "30m"
+  shutdown_command = "sudo shutdown -P now"
+}
+
+source "amazon-ebs" "vm" {
+  region        = "eu-west-1"
+  source_ami    = "ami-0123456789abcdef0"
+  instance_type = "t3.small"
+  ssh_username  = "admin"
+  ami_name      = "runtime-llm-1.0.0-9c96ec9c340b"
+  tags = {
+    "org.imagefactory.ref"          = "runtime/llm:cpu"
+    "org.imagefactory.content-hash" = "sha256:9c96ec9c340b629ddb57ea47dae5b6854cfd12195fffeaf074b31c6e23c35d8d"
+  }
+}
+
+build {
+  sources = ["source.docker.image", "source.qemu.vm", "source.amazon-ebs.vm"]
+
+  # CA bundle folder
+  provisioner "shell" {
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "mkdir -p /run/imagefactory",
+    ]
+  }
+
+  provisioner "file" {
+    source      = "${path.root}/ca-bundle.pem"
+    destination = "/run/imagefactory/ca.pem"
+  }
+
+  # packages
+  provisioner "shell" {
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "apt-get update -o Acquire::https::CaInfo=/run/imagefactory/ca.pem",
+      "apt-get install -y --no-install-recommends -o Acquire::https::CaInfo=/run/imagefactory/ca.pem python3 python3-venv libgomp1",
+      "apt-get clean",
+      "rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/log/apt/* /var/log/dpkg.log",
+    ]
+  }
+
+  # pip
+  provisioner "shell" {
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "export PIP_CERT=/run/imagefactory/ca.pem && { test -x /opt/venv/bin/python || python3 -m venv /opt/venv; } && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile numpy==2.2.6 tokenizers==0.21.1 onnxruntime==1.22.0",
+    ]
+  }
+
+  # remove CA bundle
+  provisioner "shell" {
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "rm -f /run/imagefactory/ca.pem",
+    ]
+  }
+
+  # Ansible: the same playbook the Docker path applies (imagefactory/provision.py)
+  provisioner "shell-local" {
+    only   = ["docker.image"]
+    inline = ["ansible-playbook -i '${build.ID},' -c community.docker.docker -e ansible_user=root -e ansible_python_interpreter=/usr/bin/python3 '${path.root}/${var.project_root}'/ansible/runtime.yml"]
+  }
+  provisioner "ansible" {
+    only            = ["qemu.vm", "amazon-ebs.vm"]
+    playbook_file   = "${path.root}/${var.project_root}/ansible/runtime.yml"
+    extra_arguments = ["--become"]
+  }
+
+  post-processor "docker-tag" {
+    only       = ["docker.image"]
+    repository = "127.0.0.1:5000/bank-ai-lab/dev/runtime/llm"
+    tags       = ["content-9c96ec9c340b629ddb57ea47"]
+  }
+}

@@ -1,0 +1,283 @@
+"""Packer templates: golden ``.pkr.hcl``, ``packer validate`` on every rendered template, VM
+builder settings from ``packer.yaml``, and the bad inputs that must fail before anything runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+import imagefactory.cli  # noqa: F401  (registers the commands)
+from imagefactory.cli import app
+from imagefactory.errors import UserError
+from imagefactory.hashing import content_inputs
+from imagefactory.paths import TEMPLATES_DIR, slug
+from imagefactory.provision import check_playbooks, playbook_roles
+from imagefactory.render.catalog import parent_pin
+from imagefactory.render.packer import (
+    config_changes,
+    load_settings,
+    packer_images,
+    render_packer,
+    render_packer_images,
+)
+from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.loader import load_catalog
+
+from .conftest import Edit
+
+GOLDEN = Path(__file__).parent / "golden" / "packer"
+REPO = Path(__file__).resolve().parents[2]
+DIGESTS = {"base/debian12": "sha256:" + "b" * 64, "runtime/llm:cpu": "sha256:" + "c" * 64}
+VM_SETTINGS = """\
+targets: [vm]
+qemu:
+  iso_url: https://deb.example.internal/debian-12.iso
+  iso_checksum: sha256:0123456789abcdef
+  ssh_username: admin
+  ssh_password_env: IMAGEFACTORY_VM_PASSWORD
+  boot_command: ["<esc><wait>", "auto url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/preseed.cfg<enter>"]
+amazon_ebs:
+  region: eu-west-1
+  source_ami: ami-0123456789abcdef0
+  instance_type: t3.small
+  ssh_username: admin
+"""
+
+
+def run_cli(*args: str | Path) -> Result:
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def packer_catalog(pinned_catalog_dir: Path, edit: Edit) -> Path:
+    """The example catalog with the repository's Ansible playbooks, runtime/llm provisioned by
+    ansible/runtime.yml and built for VMs too (packer.yaml), app/rag-api without healthcheck."""
+    shutil.copytree(REPO / "ansible", pinned_catalog_dir / "ansible")
+    edit(
+        "images/runtime/llm/image.yaml",
+        "user: app\n",
+        "user: app\nplaybooks: [ansible/runtime.yml]\n",
+    )
+    (pinned_catalog_dir / "images/runtime/llm/packer.yaml").write_text(VM_SETTINGS)
+    rag = pinned_catalog_dir / "images/app/rag-api/image.yaml"
+    text = rag.read_text()
+    start = text.index("healthcheck:")
+    end = text.index("labels:", start)
+    rag.write_text(text[:start] + text[end:])
+    return pinned_catalog_dir
+
+
+def render(catalog: Catalog, ref: str, digests: dict[str, str] | None = None) -> str:
+    inputs = content_inputs(catalog, TEMPLATES_DIR)
+    image = catalog.images[ref]
+    pin = parent_pin(catalog, image, inputs, DIGESTS if digests is None else digests)
+    folder = catalog.root / "rendered" / "packer" / slug(ref)
+    return render_packer(catalog, image, inputs[ref].content_hash, pin, TEMPLATES_DIR, folder)
+
+
+@pytest.mark.parametrize("ref", ["runtime/llm:cpu", "app/rag-api"])
+def test_packer_templates_match_golden(
+    packer_catalog: Path, golden: Callable[[Path, str], None], ref: str
+) -> None:
+    catalog = load_catalog(packer_catalog)
+    text = render(catalog, ref)
+    golden(GOLDEN / f"{slug(ref)}.pkr.hcl", text)
+    assert render(load_catalog(packer_catalog), ref) == text  # byte-identical again
+
+
+def test_docker_source_is_the_parent_digest_and_config_is_restored(packer_catalog: Path) -> None:
+    catalog = load_catalog(packer_catalog)
+    text = render(catalog, "app/rag-api")
+    assert (
+        f'image       = "127.0.0.1:5000/bank-ai-lab/dev/runtime/llm@{DIGESTS["runtime/llm:cpu"]}"'
+        in text
+    )
+    for change in (
+        "ENV PYTHONPATH=",
+        "WORKDIR /opt/rag-api",
+        "ENTRYPOINT [",
+        "EXPOSE 8080",
+        "USER 10001:10001",
+    ):
+        assert f'"{change}' in text
+    assert 'LABEL org.imagefactory.ref=\\"app/rag-api\\"' in text
+    assert 'post-processor "docker-tag"' in text
+    assert '"127.0.0.1:5000/bank-ai-lab/dev/app/rag-api"' in text
+    # the same steps as the Dockerfile path: pip into the root-owned venv, files with their mode
+    assert "/opt/venv/bin/pip install --no-cache-dir" in text
+    assert '"${path.root}/files/0/rag_api/"' in text
+    # no VM builders without packer.yaml
+    assert 'source "qemu"' not in text and 'source "amazon-ebs"' not in text
+
+
+def test_vm_builders_share_the_provisioners(packer_catalog: Path) -> None:
+    text = render(load_catalog(packer_catalog), "runtime/llm:cpu")
+    assert 'sources = ["source.docker.image", "source.qemu.vm", "source.amazon-ebs.vm"]' in text
+    assert (
+        'provisioner "ansible"' in text and 'only            = ["qemu.vm", "amazon-ebs.vm"]' in text
+    )
+    assert "community.docker.docker" in text
+    assert 'env("IMAGEFACTORY_VM_PASSWORD")' in text and "sensitive = true" in text
+
+
+def test_config_changes_mirror_the_dockerfile_config(packer_catalog: Path) -> None:
+    catalog = load_catalog(packer_catalog)
+    inputs = content_inputs(catalog, TEMPLATES_DIR)
+    image = catalog.images["runtime/llm:cpu"]
+    changes = config_changes(
+        catalog, image, inputs[image.ref].content_hash, parent_pin(catalog, image, inputs, DIGESTS)
+    )
+    assert changes[-1] == "USER 10001:10001"
+    assert "WORKDIR /home/app" in changes  # inherited from base/debian12
+    assert 'ENV PYTHONUNBUFFERED="1"' in changes
+
+
+def packer_validate(template: Path) -> subprocess.CompletedProcess[str]:
+    # the ansible provisioner checks for ansible-playbook, which this environment provides
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        ["packer", "validate", template.name],
+        cwd=template.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.skipif(
+    shutil.which("packer") is None, reason="packer is not installed (scripts/setup.sh)"
+)
+def test_packer_validate_passes_for_every_rendered_template(packer_catalog: Path) -> None:
+    catalog = load_catalog(packer_catalog)
+    _, skipped = packer_images(catalog, [])
+    assert [i.ref for i in skipped] == ["base/debian12"]
+    everything = [i for i in catalog.images.values() if i.ref != "base/debian12"]
+    inputs = content_inputs(catalog, TEMPLATES_DIR)
+    out = packer_catalog / "rendered" / "packer"
+    written = render_packer_images(catalog, everything, inputs, DIGESTS, out, TEMPLATES_DIR)
+    assert len(written) == 3
+    for template in written:
+        result = packer_validate(template)
+        assert result.returncode == 0, f"{template}:\n{result.stdout}\n{result.stderr}"
+
+
+def test_render_packer_cli_writes_templates_and_check_detects_staleness(
+    packer_catalog: Path,
+) -> None:
+    result = run_cli("-C", packer_catalog, "render", "packer", "runtime/llm", "app/rag-api")
+    assert result.exit_code == 0, result.output
+    template = packer_catalog / "rendered/packer/app_rag-api/app_rag-api.pkr.hcl"
+    assert template.is_file()
+    assert (template.parent / "files/0/rag_api/main.py").is_file()
+    assert (template.parent / "ca-bundle.pem").is_file()
+    checked = run_cli(
+        "-C", packer_catalog, "render", "packer", "runtime/llm", "app/rag-api", "--check"
+    )
+    assert checked.exit_code == 0, checked.output
+    template.write_text(template.read_text() + "# edited\n")
+    stale = run_cli("-C", packer_catalog, "render", "packer", "app/rag-api", "--check")
+    assert stale.exit_code == 1
+    assert "app_rag-api.pkr.hcl" in stale.output
+
+
+def test_render_packer_without_names_skips_bootstrapped_images(packer_catalog: Path) -> None:
+    result = run_cli("-C", packer_catalog, "render", "packer")
+    assert result.exit_code == 0, result.output
+    assert "base/debian12: skipped" in result.output
+    assert not (packer_catalog / "rendered/packer/base_debian12").exists()
+
+
+# --- bad input: clear errors before anything runs ---------------------------------------------
+
+
+def test_vm_target_without_builder_settings_is_refused(packer_catalog: Path) -> None:
+    (packer_catalog / "images/runtime/llm/packer.yaml").write_text("targets: [vm]\n")
+    catalog = load_catalog(packer_catalog)
+    with pytest.raises(UserError, match="targets include 'vm' but no VM builder is configured"):
+        load_settings(catalog.images["runtime/llm:cpu"])
+    result = run_cli("-C", packer_catalog, "render", "packer", "runtime/llm:cpu")
+    assert result.exit_code == 1
+    assert "packer.yaml: invalid Packer settings" in result.output
+    assert not (packer_catalog / "rendered/packer").exists()  # nothing written
+
+
+def test_unknown_packer_setting_is_refused(packer_catalog: Path) -> None:
+    (packer_catalog / "images/runtime/llm/packer.yaml").write_text(
+        VM_SETTINGS.replace("instance_type:", "instance_typ:")
+    )
+    with pytest.raises(UserError, match=r"amazon_ebs\.instance_typ: Extra inputs"):
+        load_settings(load_catalog(packer_catalog).images["runtime/llm:cpu"])
+
+
+def test_bootstrapped_image_named_explicitly_is_refused(packer_catalog: Path) -> None:
+    result = run_cli("-C", packer_catalog, "render", "packer", "base/debian12")
+    assert result.exit_code == 1
+    assert "needs a parent image" in result.output
+
+
+def test_healthcheck_is_refused_for_packer(pinned_catalog_dir: Path) -> None:
+    with pytest.raises(UserError, match="cannot set HEALTHCHECK"):
+        render(load_catalog(pinned_catalog_dir), "app/rag-api")
+
+
+def test_missing_role_is_a_clear_error(packer_catalog: Path) -> None:
+    playbook = packer_catalog / "ansible" / "runtime.yml"
+    playbook.write_text(playbook.read_text().replace("role: llm_runtime", "role: llm_runtim"))
+    catalog = load_catalog(packer_catalog)
+    assert "llm_runtim" in playbook_roles(playbook)
+    with pytest.raises(
+        UserError, match=r"role 'llm_runtim' does not exist \(did you mean 'llm_runtime'\?\)"
+    ):
+        check_playbooks(catalog, catalog.images["runtime/llm:cpu"])
+
+
+def test_roles_named_by_include_role_are_checked(packer_catalog: Path) -> None:
+    playbook = packer_catalog / "ansible" / "extra.yml"
+    playbook.write_text(
+        "- hosts: all\n  tasks:\n    - name: x\n      ansible.builtin.include_role:\n"
+        "        name: nosuchrole\n"
+    )
+    assert playbook_roles(playbook) == ["nosuchrole"]
+
+
+def test_repository_playbooks_name_only_existing_roles(packer_catalog: Path) -> None:
+    catalog = load_catalog(packer_catalog)
+    assert check_playbooks(catalog, catalog.images["runtime/llm:cpu"]) == [
+        packer_catalog / "ansible" / "runtime.yml"
+    ]
+    for playbook in ("base.yml", "runtime.yml", "app.yml"):
+        assert playbook_roles(REPO / "ansible" / playbook)
+
+
+def test_build_engine_must_be_docker_or_packer(packer_catalog: Path) -> None:
+    result = run_cli("-C", packer_catalog, "build", "app/rag-api", "--engine", "podman")
+    assert result.exit_code == 2
+    assert "'podman' is not docker or packer" in result.output
+
+
+def test_build_engine_packer_refuses_images_that_do_not_target_packer(
+    packer_catalog: Path,
+) -> None:
+    result = run_cli("-C", packer_catalog, "build", "app/rag-api", "--engine", "packer")
+    assert result.exit_code == 1
+    assert "--engine packer builds images that target packer; not: app/rag-api" in result.output
+
+
+def test_build_engine_packer_checks_vm_settings_before_anything_runs(
+    packer_catalog: Path, edit: Edit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # nothing may run
+    edit("images/runtime/llm/image.yaml", "user: app\n", "user: app\ntargets: [packer]\n")
+    (packer_catalog / "images/runtime/llm/packer.yaml").write_text("targets: [vm]\n")
+    result = run_cli("-C", packer_catalog, "build", "runtime/llm:cpu", "--engine", "packer")
+    assert result.exit_code == 1
+    assert "targets include 'vm' but no VM builder is configured" in result.output
