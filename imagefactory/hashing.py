@@ -6,7 +6,7 @@ An image's hash combines four input hashes, each kept so a plan can say *why* it
   image) plus the project build settings that shape every image — the CA bundle's content,
   the package mirrors and SOURCE_DATE_EPOCH (the proxy is excluded: it never reaches the image);
 * ``files``: path, executable bit and content of every file the spec copies, and the content
-  of the Ansible playbooks it applies;
+  of the Ansible playbooks it applies and of the roles beside them (``<playbook dir>/roles``);
 * ``templates``: the templates that render the image — the standard Dockerfile templates and
   any override in the image's folder;
 * ``parent``: the parent's content hash (so a base change reaches every descendant), or the
@@ -57,7 +57,7 @@ def content_inputs(catalog: Catalog, templates_dir: Path) -> dict[str, ContentIn
             files=_digest(
                 [
                     *(hash_tree(image.folder / copy.src) for copy in image.spec.files),
-                    *(hash_tree(catalog.root / playbook) for playbook in image.spec.playbooks),
+                    *(_playbook_hash(catalog.root / playbook) for playbook in image.spec.playbooks),
                 ]
             ),
             templates=_digest([standard_templates, *(hash_tree(p) for p in _overrides(image))]),
@@ -78,6 +78,11 @@ def hash_tree(path: Path) -> str:
         elif item.is_file():
             entries.append(f"{relative} {_file_entry(item)}")
     return _digest(entries)
+
+
+def _playbook_hash(playbook: Path) -> str:
+    roles = playbook.parent / "roles"
+    return _digest([hash_tree(playbook), hash_tree(roles) if roles.is_dir() else ""])
 
 
 def _file_entry(path: Path) -> str:

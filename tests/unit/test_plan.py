@@ -164,3 +164,7 @@ def test_symlinked_files_and_playbooks_are_hashed_by_content(
     state = recorded(plan(catalog_dir, templates))
     (catalog_dir / "ansible/app.yml").write_text("- hosts: all\n  roles: [hardening]\n")
     assert plan(catalog_dir, templates, state)["app/rag-api"].reasons == ("file changed",)
+    state = recorded(plan(catalog_dir, templates))
+    (catalog_dir / "ansible/roles/hardening/tasks").mkdir(parents=True)
+    (catalog_dir / "ansible/roles/hardening/tasks/main.yml").write_text("- debug: {msg: hi}\n")
+    assert plan(catalog_dir, templates, state)["app/rag-api"].reasons == ("file changed",)
