@@ -51,6 +51,9 @@ class ArgoSettings(_Frozen):
     namespace: Namespace = "argocd"
     project: Identifier = "default"
     server: NonEmpty = "https://kubernetes.default.svc"
+    repo_url: NonEmpty | None = Field(
+        default=None, description="the URL Argo CD reads the repository from; default: repo_url"
+    )
 
 
 class GitlabSettings(_Frozen):

@@ -63,7 +63,7 @@ def write_settings(
 ) -> None:
     text = (REPO / "gitops.yaml").read_text()
     text = text.replace(
-        "repo_url: https://gitlab.example-bank.internal/platform/deployments.git",
+        "repo_url: .host/gitops.git",
         f"repo_url: {remote}",
     )
     text = text.replace("url: https://gitlab.example-bank.internal", f"url: {gitlab_url}")
