@@ -21,7 +21,10 @@ from imagefactory.errors import ToolError
 from imagefactory.spec.models import Registry
 
 RETRIES = 3
-NOT_FOUND = ("manifest unknown", "name unknown", "not found", "404")
+# How skopeo reports "not there" (registry error codes, and distribution's status for an unknown
+# repository's tag list); generic words like "404" could also be part of a host or a path.
+MANIFEST_MISSING = ("manifest unknown", "name unknown", "repository name not known")
+TAGS_MISSING = (*MANIFEST_MISSING, "invalid status code from registry 404")
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class RegistryClient:
         ]
         result = tools.run(argv, check=False, timeout=120, hint="install skopeo (scripts/setup.sh)")
         if result.returncode != 0:
-            if any(marker in result.output.lower() for marker in NOT_FOUND):
+            if any(marker in result.output.lower() for marker in MANIFEST_MISSING):
                 return None
             raise ToolError(
                 result.argv,
@@ -94,7 +97,7 @@ class RegistryClient:
         ]
         result = tools.run(argv, check=False, timeout=120, separate_stderr=True)
         if result.returncode != 0:
-            if any(marker in result.stderr.lower() for marker in NOT_FOUND):
+            if any(marker in result.stderr.lower() for marker in TAGS_MISSING):
                 return []
             raise ToolError(
                 result.argv,

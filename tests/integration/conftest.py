@@ -563,3 +563,22 @@ class OutputLines:
     @property
     def text(self) -> str:
         return "\n".join(self.lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry B (added for test_release.py): a second registry, over TLS from a CA generated for the
+# session, with htpasswd; Debian's docker-registry on a free loopback port. Details and the
+# helpers (stop/start, storage size, HTTPS requests) in tests/integration/tls_registry.py.
+# ---------------------------------------------------------------------------------------------
+
+
+from .tls_registry import TLSRegistry, running_registry  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def registry_b(
+    host_services: HostServices, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TLSRegistry]:
+    """Registry B, started once per session; stopped and its storage removed at the end."""
+    with running_registry(tmp_path_factory.mktemp("registry-b") / "b") as started:
+        yield started
