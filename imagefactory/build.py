@@ -43,6 +43,7 @@ from imagefactory.errors import (
 from imagefactory.hashing import ContentInputs, content_inputs
 from imagefactory.naming import build_registry, content_tag, repository
 from imagefactory.paths import ca_bundle_path, slug, state_file, work_dir
+from imagefactory.provision import provision
 from imagefactory.registry import RegistryClient, cert_dir
 from imagefactory.render.catalog import parent_pin
 from imagefactory.render.dockerfile import render_dockerfile, write_build_context
@@ -288,6 +289,17 @@ class _Run:
                 no_cache=self.options.no_cache,
                 on_line=lambda line: self.reporter.log(image.ref, line),
             )
+        if image.spec.playbooks:  # applied to the built image, committed with its metadata
+            provision(
+                self.catalog,
+                image,
+                tag,
+                tag,
+                inputs.content_hash,
+                pin,
+                on_line=lambda line: self.reporter.log(image.ref, line),
+            )
+            built = self.engine.image(tag)
         digest = self.engine.push(tag)
         self._record(
             image, inputs, tag, digest, built.image_id, built.size_bytes, time.monotonic() - started

@@ -103,8 +103,11 @@ class Engine:
         )
         image_id = iidfile.read_text().strip()
         iidfile.unlink()
-        size = self.docker.image.inspect(image_id).size
-        return BuiltImage(image_id, int(size or 0))
+        return self.image(image_id)
+
+    def image(self, reference: str) -> BuiltImage:
+        inspected = self.docker.image.inspect(reference)
+        return BuiltImage(inspected.id, int(inspected.size or 0))
 
     def push(self, tag: str) -> str:
         """Push ``tag``; return the manifest digest the registry now holds for it."""

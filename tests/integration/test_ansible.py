@@ -24,7 +24,7 @@ from imagefactory.provision import provision, run_playbook
 from imagefactory.render.catalog import parent_pin
 from imagefactory.spec.loader import load_catalog
 
-from .conftest import REPO_ROOT, ExampleBuild, docker, edit_text
+from .conftest import REPO_ROOT, ExampleBuild, cli_json, docker, edit_text, git_commit, imagefactory
 
 pytestmark = pytest.mark.integration
 
@@ -167,3 +167,22 @@ def test_ansible_lint_is_clean() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Passed" in result.stdout + result.stderr
+
+
+def test_build_applies_the_playbooks_of_an_image(
+    example_build: ExampleBuild, example_copy: Path
+) -> None:
+    """``imagefactory build`` of an image that lists playbooks: the pushed digest carries them."""
+    with_playbook(example_copy, "ansible/runtime.yml")
+    git_commit(example_copy, "runtime applies its playbook")
+    proc = imagefactory(example_copy, "build", REF, "--json", env=example_build.env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outcomes = {o["image"]: o["status"] for o in cli_json(proc)["images"]}
+    assert outcomes == {"base/debian12": "reused", REF: "built"}
+    record = json.loads((example_copy / ".imagefactory/state.json").read_text())["images"][REF]
+    pushed = f"{record['repository']}@{record['digest']}"
+    shown = docker("run", "--rm", "--entrypoint", "cat", pushed, "/etc/profile.d/umask.sh").stdout
+    assert shown.strip() == "umask 027"
+    config = json.loads(docker("image", "inspect", "--format", "{{json .Config}}", pushed).stdout)
+    assert config["User"] == "10001:10001"
+    assert config["Labels"]["org.imagefactory.content-hash"] == record["content_hash"]
