@@ -28,7 +28,7 @@ from tests.unit.test_gitops_repo import (
 pytestmark = pytest.mark.integration
 
 IMAGEFACTORY = Path(sys.executable).parent / "imagefactory"
-TOKEN = "glpat-test-token-0123456789"
+TOKEN = "fake-gitlab-token-0123456789"
 DIGEST = "sha256:" + "d" * 64
 OTHER = "sha256:" + "e" * 64
 
@@ -211,13 +211,13 @@ def test_no_merge_request_when_the_target_already_pins_the_digest(
 def test_a_wrong_token_is_a_clear_error_and_pushes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("GITLAB_TOKEN", "glpat-wrong-token")
+    monkeypatch.setenv("GITLAB_TOKEN", "fake-wrong-token")
     with serve(FakeGitlab(token=TOKEN, project_path="platform/deployments")) as fake:
         root, remote = _mr_setup(tmp_path, fake)
         result = cli("-C", root, "gitops", "update", "--env", "prod", f"app/rag-api@{DIGEST}")
         assert result.exit_code == 1
         assert "GitLab refused the token in $GITLAB_TOKEN (401)" in result.stderr
-        assert "glpat-wrong-token" not in result.output
+        assert "fake-wrong-token" not in result.output
         assert git("--git-dir", remote, "branch", "--list").split() == ["*", "main"]
         monkeypatch.delenv("GITLAB_TOKEN")
         result = cli("-C", root, "gitops", "update", "--env", "prod", f"app/rag-api@{DIGEST}")
