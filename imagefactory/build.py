@@ -31,7 +31,6 @@ from typing import Literal, Protocol
 
 from imagefactory import tools
 from imagefactory.bootstrap import rootfs_tar
-from imagefactory.credentials import docker_config
 from imagefactory.engine import Engine
 from imagefactory.errors import (
     EXIT_INTERNAL,
@@ -42,9 +41,9 @@ from imagefactory.errors import (
 )
 from imagefactory.hashing import ContentInputs, content_inputs
 from imagefactory.naming import build_registry, content_tag, repository
-from imagefactory.paths import ca_bundle_path, slug, state_file, work_dir
+from imagefactory.paths import slug, state_file, work_dir
 from imagefactory.provision import provision
-from imagefactory.registry import RegistryClient, cert_dir
+from imagefactory.registry import RegistryClient, registry_session
 from imagefactory.render.catalog import parent_pin
 from imagefactory.render.dockerfile import render_dockerfile, write_build_context
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -113,13 +112,10 @@ def build_catalog(
     templates_dir: Path,
 ) -> list[Outcome]:
     images = images_to_build(catalog, selected)
-    _, registry = build_registry(catalog.project)
-    with docker_config([registry]) as config_dir, cert_dir(ca_bundle_path(catalog)) as certs:
-        engine = Engine(config_dir)
+    with registry_session(catalog, []) as client:
+        engine = Engine(client.config_dir)
         engine.check()
-        run = _Run(
-            catalog, engine, RegistryClient(config_dir, certs), options, reporter, templates_dir
-        )
+        run = BuildRun(catalog, engine, client, options, reporter, templates_dir)
         if not options.no_cache:
             run.look_up_registry(images)
         outcomes = run_in_dag_order(images, options.jobs, run.one, reporter)
@@ -168,7 +164,7 @@ def run_in_dag_order(
     return [outcomes[image.ref] for image in images]
 
 
-class _Run:
+class BuildRun:
     def __init__(
         self,
         catalog: Catalog,

@@ -80,9 +80,14 @@ def hash_tree(path: Path) -> str:
     return _digest(entries)
 
 
-def _playbook_hash(playbook: Path) -> str:
+def playbook_inputs(playbook: Path) -> list[Path]:
+    """What a playbook brings into an image: the file, and the roles folder beside it."""
     roles = playbook.parent / "roles"
-    return _digest([hash_tree(playbook), hash_tree(roles) if roles.is_dir() else ""])
+    return [playbook, *([roles] if roles.is_dir() else [])]
+
+
+def _playbook_hash(playbook: Path) -> str:
+    return _digest(hash_tree(path) for path in playbook_inputs(playbook))
 
 
 def _file_entry(path: Path) -> str:

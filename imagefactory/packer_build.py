@@ -24,8 +24,8 @@ from imagefactory.build import (
     BuildFailed,
     BuildOptions,
     BuildReporter,
+    BuildRun,
     Outcome,
-    _Run,
     images_to_build,
     run_in_dag_order,
 )
@@ -53,7 +53,7 @@ def uses_packer(image: CatalogImage) -> bool:
     return "packer" in image.spec.targets and not isinstance(image.parent, BootstrapParent)
 
 
-class _PackerRun(_Run):
+class PackerRun(BuildRun):
     def _build(self, image: CatalogImage, inputs: ContentInputs, tag: str, started: float) -> str:
         if not uses_packer(image):
             return super()._build(image, inputs, tag, started)
@@ -125,7 +125,7 @@ def build_catalog_with_packer(
     with docker_config([registry]) as config_dir, cert_dir(ca_bundle_path(catalog)) as certs:
         engine = Engine(config_dir)
         engine.check()
-        run = _PackerRun(
+        run = PackerRun(
             catalog, engine, RegistryClient(config_dir, certs), options, reporter, templates_dir
         )
         if not options.no_cache:

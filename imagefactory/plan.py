@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagefactory.errors import UserError
 from imagefactory.hashing import ContentInputs, content_inputs
-from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.parents import describe_parent
-from imagefactory.state import State
+from imagefactory.state import ImageRecord, State
 
 REASONS = {
     "spec": "spec changed",
@@ -70,3 +71,25 @@ def _reasons(inputs: ContentInputs, state: State, ref: str) -> tuple[str, ...]:
         return ()
     changed = tuple(REASONS[k] for k, v in inputs.as_dict().items() if record.inputs.get(k) != v)
     return changed or ("hash scheme changed",)
+
+
+def built_records(
+    catalog: Catalog, images: list[CatalogImage], state: State, templates_dir: Path
+) -> list[tuple[CatalogImage, ImageRecord]]:
+    """Each image with the state record of its build; refused when it was never built or its
+    content changed since (what test, push and promote act on must be what was built)."""
+    inputs = content_inputs(catalog, templates_dir)
+    found = []
+    for image in images:
+        record = state.images.get(image.ref)
+        if record is None or record.digest is None or record.repository is None:
+            raise UserError(
+                f"{image.ref} has not been built yet", hint=f"run: imagefactory build {image.ref}"
+            )
+        if record.content_hash != inputs[image.ref].content_hash:
+            raise UserError(
+                f"{image.ref} changed since it was built; it would act on old bytes",
+                hint=f"run: imagefactory build {image.ref}",
+            )
+        found.append((image, record))
+    return found

@@ -17,7 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagefactory import tools
+from imagefactory.credentials import docker_config
 from imagefactory.errors import ToolError
+from imagefactory.naming import build_registry
+from imagefactory.paths import ca_bundle_path
+from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.models import Registry
 
 RETRIES = 3
@@ -138,3 +142,13 @@ def cert_dir(ca_bundle: Path | None) -> Iterator[Path | None]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def registry_session(catalog: Catalog, registries: list[Registry]) -> Iterator[RegistryClient]:
+    """Credentials (the build registry's and ``registries``') and the project's CA, for the
+    duration of one command; nothing of them outlives it."""
+    _, build = build_registry(catalog.project)
+    unique = {r.url: r for r in [build, *registries]}
+    with docker_config(unique.values()) as config, cert_dir(ca_bundle_path(catalog)) as certs:
+        yield RegistryClient(config, certs)

@@ -20,12 +20,11 @@ from pathlib import Path
 import semver
 
 from imagefactory import audit, tools
-from imagefactory.credentials import docker_config
 from imagefactory.errors import UserError
-from imagefactory.hashing import content_inputs
 from imagefactory.naming import CONTENT_LABEL, build_registry, repository
-from imagefactory.paths import TEMPLATES_DIR, audit_log, ca_bundle_path, slug, state_file, work_dir
-from imagefactory.registry import RegistryClient, cert_dir
+from imagefactory.paths import TEMPLATES_DIR, audit_log, slug, state_file, work_dir
+from imagefactory.plan import built_records
+from imagefactory.registry import RegistryClient, registry_session
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Environment, Registry
 from imagefactory.state import EnvironmentRecord, ImageRecord, load_state, locked_state, with_record
@@ -51,15 +50,6 @@ class Release:
     reason: str
     changes: tuple[TagChange, ...]
     audit_id: str | None = None
-
-
-@contextmanager
-def registry_session(catalog: Catalog, registries: list[Registry]) -> Iterator[RegistryClient]:
-    """Credentials and CA for the registries a command touches, for the command's duration."""
-    _, build = build_registry(catalog.project)
-    unique = {r.url: r for r in [build, *registries]}
-    with docker_config(unique.values()) as config, cert_dir(ca_bundle_path(catalog)) as certs:
-        yield RegistryClient(config, certs)
 
 
 def environment(catalog: Catalog, name: str) -> tuple[int, Environment]:
@@ -95,9 +85,7 @@ def push_images(
             hint=f"imagefactory promote IMAGE --to {env_name}",
         )
     state = load_state(state_file(catalog))
-    records = [
-        (image, built_record(catalog, image, state.images.get(image.ref))) for image in images
-    ]
+    records = built_records(catalog, images, state, TEMPLATES_DIR)
     targets = registries_of(catalog, env)
     releases = []
     with registry_session(catalog, [r for _, r in targets]) as client:
@@ -108,19 +96,6 @@ def push_images(
             on_release(release)
             releases.append(release)
     return releases
-
-
-def built_record(catalog: Catalog, image: CatalogImage, record: ImageRecord | None) -> ImageRecord:
-    if record is None or record.digest is None or record.repository is None:
-        raise UserError(
-            f"{image.ref} has not been built yet", hint=f"run: imagefactory build {image.ref}"
-        )
-    current = content_inputs(catalog, TEMPLATES_DIR)[image.ref].content_hash
-    if record.content_hash != current:
-        raise UserError(
-            f"{image.ref} changed since it was built", hint=f"run: imagefactory build {image.ref}"
-        )
-    return record
 
 
 def _push_one(

@@ -19,7 +19,6 @@ from imagefactory import tools
 from imagefactory.credentials import docker_config
 from imagefactory.engine import Engine
 from imagefactory.errors import UserError
-from imagefactory.hashing import content_inputs
 from imagefactory.imagetest.checks import (
     container_checks,
     metadata_checks,
@@ -33,6 +32,7 @@ from imagefactory.imagetest.custom import custom_test_files, run_custom_tests
 from imagefactory.imagetest.results import CheckResult, ImageReport
 from imagefactory.naming import build_registry
 from imagefactory.paths import TEMPLATES_DIR, state_file
+from imagefactory.plan import built_records
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import ImageTests
 from imagefactory.state import ImageRecord, State, TestRecord, load_state, save_state, with_record
@@ -76,7 +76,7 @@ def test_images(
     catalog: Catalog, selected: list[CatalogImage], on_report: Callable[[ImageReport], None]
 ) -> list[ImageReport]:
     state = load_state(state_file(catalog))
-    records = [(image, _built_record(catalog, image, state)) for image in selected]
+    records = built_records(catalog, selected, state, TEMPLATES_DIR)
     _, registry = build_registry(catalog.project)
     reports = []
     with docker_config([registry]) as config_dir:
@@ -90,21 +90,6 @@ def test_images(
     if not all(r.passed for r in reports):
         raise TestsFailed(reports)
     return reports
-
-
-def _built_record(catalog: Catalog, image: CatalogImage, state: State) -> ImageRecord:
-    record = state.images.get(image.ref)
-    if record is None or record.digest is None or record.repository is None:
-        raise UserError(
-            f"{image.ref} has not been built yet", hint=f"run: imagefactory build {image.ref}"
-        )
-    current = content_inputs(catalog, TEMPLATES_DIR)[image.ref]
-    if record.content_hash != current.content_hash:
-        raise UserError(
-            f"{image.ref} changed since it was built; its tests would run on old bytes",
-            hint=f"run: imagefactory build {image.ref}",
-        )
-    return record
 
 
 def suites(image: CatalogImage) -> list[Suite]:

@@ -123,12 +123,14 @@ def dockerfile_context(
         "healthcheck": spec.healthcheck.model_dump() if spec.healthcheck else None,
         "entrypoint": spec.entrypoint,
         "cmd": spec.cmd,
-        "labels": _labels(image, content_hash, parent),
+        "labels": image_labels(image, content_hash, parent),
         "user": catalog.numeric_user(image.ref),
     }
 
 
-def _labels(image: CatalogImage, content_hash: str, parent: ParentPin | None) -> dict[str, str]:
+def image_labels(
+    image: CatalogImage, content_hash: str, parent: ParentPin | None
+) -> dict[str, str]:
     spec = image.spec
     labels = {
         **spec.labels,

@@ -43,6 +43,7 @@ from typing import Any
 import yaml
 
 from imagefactory.errors import UserError
+from imagefactory.hashing import playbook_inputs
 from imagefactory.naming import build_registry
 from imagefactory.paths import slug
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -229,8 +230,9 @@ def change_paths(catalog: Catalog, image: CatalogImage, options: PipelineOptions
     for member in catalog.lineage(image.ref):
         folder = _relative(catalog, member.folder)
         found.append(_recursive(_in_repo(options, folder)))  # files: the loader refuses '..'
-        for playbook in member.spec.playbooks:
-            found += _file_or_tree(_in_repo(options, posixpath.normpath(playbook)))
+        for playbook in member.spec.playbooks:  # the same inputs the content hash reads
+            for path in playbook_inputs(catalog.root / posixpath.normpath(playbook)):
+                found += _file_or_tree(_in_repo(options, _relative(catalog, path)))
     if options.templates is not None:
         found.append(_recursive(posixpath.join(options.templates, "dockerfile")))
     bundle = catalog.project.build.ca_bundle

@@ -36,8 +36,8 @@ from imagefactory.render.dockerfile import (
     CA_FILE,
     CA_TARGET,
     ParentPin,
-    _labels,
     file_entries,
+    image_labels,
 )
 from imagefactory.render.environment import render_template
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -163,7 +163,7 @@ def config_changes(
     changes.append(f"CMD {json.dumps(cmd or [])}")
     changes += [
         f"LABEL {name}={json.dumps(value)}"
-        for name, value in _labels(image, content_hash, parent).items()
+        for name, value in image_labels(image, content_hash, parent).items()
     ]
     changes.append(f"USER {catalog.numeric_user(image.ref)}")
     return changes

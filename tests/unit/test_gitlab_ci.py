@@ -568,6 +568,11 @@ def test_playbooks_and_a_repository_ca_bundle_are_change_paths(tmp_path: Path) -
         "certs/ca.pem",
         "imagefactory.yaml",
     ]
+    (root / "ansible" / "roles" / "hardening").mkdir(
+        parents=True
+    )  # roles are hashed: a change path
+    jobs = pipeline(load_catalog(root), options())
+    assert "ansible/roles/**/*" in paths_of(jobs["build:apps/a"])
 
 
 def test_a_catalog_in_a_subfolder_of_the_repository(tmp_path: Path) -> None:
