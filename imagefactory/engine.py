@@ -9,6 +9,9 @@ DOCKER_CONFIG (the run's temporary credentials, when there are any).
 
 from __future__ import annotations
 
+import os
+import socket
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +19,33 @@ from pathlib import Path
 from imagefactory import tools
 from imagefactory.errors import ToolError, UserError
 from imagefactory.naming import CONTENT_LABEL
+
+LOOPBACK = "127.0.0.1"
+
+
+def daemon_address(docker_host: str) -> str:
+    """The IPv4 address of the machine the Docker daemon runs on, as ``DOCKER_HOST`` names it.
+
+    Ports a container publishes are reachable there: on 127.0.0.1 for a local socket, on the
+    service's address for Docker-in-Docker (``tcp://docker:2376`` in a GitLab job).
+    """
+    url = urllib.parse.urlsplit(docker_host)
+    if url.scheme in ("", "unix", "npipe", "fd"):
+        return LOOPBACK
+    host = url.hostname
+    if not host:
+        raise UserError(
+            f"DOCKER_HOST '{docker_host}' names no host",
+            hint="set it to unix:///var/run/docker.sock or tcp://HOST:PORT",
+        )
+    try:
+        found = socket.getaddrinfo(host, None, family=socket.AF_INET, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UserError(
+            f"cannot resolve the Docker host '{host}' of DOCKER_HOST ({exc})",
+            hint="service checks publish container ports on the engine's IPv4 address",
+        ) from exc
+    return str(found[0][4][0])
 
 
 @dataclass(frozen=True)
@@ -40,6 +70,11 @@ class Engine:
         if self.config_dir is not None:
             env["DOCKER_CONFIG"] = str(self.config_dir)
         return env
+
+    @property
+    def address(self) -> str:
+        """Where ports published by this engine's containers can be reached."""
+        return daemon_address(os.environ.get("DOCKER_HOST", ""))
 
     def check(self) -> None:
         """Fail with one clear sentence when the daemon does not answer."""

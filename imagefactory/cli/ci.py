@@ -14,7 +14,13 @@ from imagefactory.cli.app import app
 from imagefactory.cli.catalog import JsonOption, open_catalog
 from imagefactory.errors import UserError
 from imagefactory.paths import TEMPLATES_DIR
-from imagefactory.render.gitlab_ci import BUILDERS, PipelineOptions, job_names, render_pipeline
+from imagefactory.render.gitlab_ci import (
+    BUILDERS,
+    REFUSED_BUILDERS,
+    PipelineOptions,
+    job_names,
+    render_pipeline,
+)
 
 ci_app = typer.Typer(
     name="ci",
@@ -28,16 +34,11 @@ ci_app = typer.Typer(
 )
 app.add_typer(ci_app, name="ci")
 
-BUILDKIT_NOTE = (
-    "warning: imagefactory's build step runs `docker build` and does not read BUILDKIT_HOST yet, "
-    "so the build jobs of a --builder buildkit pipeline still need a Docker engine"
-)
-
 
 @ci_app.command(
     "generate",
     epilog="Examples:\n\n  imagefactory ci generate                     # YAML on stdout"
-    "\n\n  imagefactory ci generate --out ci/catalog-pipeline.yml --builder buildkit"
+    "\n\n  imagefactory ci generate --out ci/catalog-pipeline.yml --builder rootless"
     "\n\n  imagefactory ci generate --out .gitlab-ci.yml --check   # in CI: fail when stale",
 )
 def generate(
@@ -62,8 +63,8 @@ def generate(
         typer.Option(
             "--builder",
             help="How build and test jobs reach an engine: dind (Docker-in-Docker with TLS), "
-            "buildkit (a rootless BuildKit service for builds) or host (the runner's own engine: "
-            "shell runners, gitlab-ci-local).",
+            "rootless (the same, its daemon and BuildKit unprivileged) or host (the runner's own "
+            "engine: shell runners, gitlab-ci-local).",
         ),
     ] = "dind",
     auto: Annotated[
@@ -81,7 +82,8 @@ def generate(
     each image is made of. The same catalog gives the same bytes.
     """
     if builder not in BUILDERS:
-        note = " (kaniko is archived and not supported)" if builder == "kaniko" else ""
+        refused = REFUSED_BUILDERS.get(builder)
+        note = f" ({refused})" if refused else ""
         raise typer.BadParameter(
             f"'{builder}' is not one of {', '.join(BUILDERS)}{note}", param_hint="--builder"
         )
@@ -102,8 +104,6 @@ def generate(
     )
     text = render_pipeline(catalog, options)  # refuses bad options before anything is written
     jobs = job_names(text)
-    if builder == "buildkit":
-        session.output.err.print(BUILDKIT_NOTE, markup=False)
     if target is None:
         if json_output:
             session.output.data(

@@ -3,7 +3,7 @@
 Metadata, size and non-root checks read the image config (no container: they work on an image
 without a shell). Packages, files and users go through testinfra's ``docker://`` backend;
 commands run through ``docker exec`` as the image user, with the image environment and an
-explicit argv; services probe ports published on 127.0.0.1.
+explicit argv; services probe the ports published on the engine's address.
 """
 
 from __future__ import annotations
@@ -271,9 +271,9 @@ def _service_probe(service: ServiceCheck, port: int, container: Container) -> tu
         if time.monotonic() > deadline:
             break
         answered, last = (
-            _http(port, service.http.path, service.http.status)
+            _http(container.address, port, service.http.path, service.http.status)
             if service.http
-            else _tcp(port, service.port)
+            else _tcp(container.address, port, service.port)
         )
         if answered:
             return True, "", ""
@@ -285,8 +285,8 @@ def _service_probe(service: ServiceCheck, port: int, container: Container) -> tu
     )
 
 
-def _http(port: int, path: str, wanted: int) -> tuple[bool, str]:
-    url = f"http://127.0.0.1:{port}{path}"
+def _http(address: str, port: int, path: str, wanted: int) -> tuple[bool, str]:
+    url = f"http://{address}:{port}{path}"
     try:
         with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
             url, timeout=2
@@ -299,11 +299,11 @@ def _http(port: int, path: str, wanted: int) -> tuple[bool, str]:
     return status == wanted, f"HTTP {status} from {url}"
 
 
-def _tcp(port: int, container_port: int) -> tuple[bool, str]:
+def _tcp(address: str, port: int, container_port: int) -> tuple[bool, str]:
     """Docker's port proxy accepts even when nothing listens, then closes at once: a connection
     that stays open (or speaks first) means a real listener behind it."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as connection:
+        with socket.create_connection((address, port), timeout=2) as connection:
             connection.settimeout(0.5)
             try:
                 closed = connection.recv(1) == b""

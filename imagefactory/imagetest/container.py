@@ -1,7 +1,8 @@
 """The one long-lived container a test run starts per image — always removed afterwards.
 
 With service checks the container runs the image's real entrypoint (as production does), its
-service ports published on 127.0.0.1 only; otherwise it idles (``sleep infinity``) so checks can
+service ports published only on the engine's address (127.0.0.1 for a local engine, the
+service's address under Docker-in-Docker); otherwise it idles (``sleep infinity``) so checks can
 ``docker exec`` into it. Removal happens in ``finally``: on success, failure, timeout and Ctrl-C.
 """
 
@@ -22,7 +23,8 @@ TEST_LABEL = "org.imagefactory.test"
 class Container:
     name: str
     engine: Engine
-    ports: dict[int, int] = field(default_factory=dict)  # container port → host port on 127.0.0.1
+    address: str = "127.0.0.1"  # where the published ports are reachable
+    ports: dict[int, int] = field(default_factory=dict)  # container port → published port
 
     def exec(
         self, argv: list[str], *, user: str | None = None, timeout: float = 30
@@ -49,8 +51,9 @@ def running_container(
 ) -> Iterator[Container]:
     name = f"imagefactory-test-{uuid.uuid4().hex[:12]}"
     argv: list[str] = [engine.cli, "run", "--detach", "--name", name, "--label", f"{TEST_LABEL}=1"]
+    address = engine.address if service_ports else "127.0.0.1"
     if service_ports:
-        argv += [arg for port in service_ports for arg in ("--publish", f"127.0.0.1::{port}")]
+        argv += [arg for port in service_ports for arg in ("--publish", f"{address}::{port}")]
         argv.append(reference)
     else:
         argv += ["--network", "none", "--entrypoint", "sleep", reference, "infinity"]
@@ -62,7 +65,10 @@ def running_container(
             hint="the image must be pullable from the build registry (run imagefactory build)",
         )
         yield Container(
-            name, engine, {port: _host_port(engine, name, port) for port in service_ports}
+            name,
+            engine,
+            address,
+            {port: _host_port(engine, name, port) for port in service_ports},
         )
     finally:
         tools.run(

@@ -48,9 +48,19 @@ from imagefactory.naming import build_registry
 from imagefactory.paths import slug
 from imagefactory.spec.catalog import Catalog, CatalogImage
 
-#: How build and test jobs reach an engine. ``host`` uses whatever the runner has (a shell
-#: runner, or gitlab-ci-local in the integration test): no job image, no service.
-BUILDERS = ("dind", "buildkit", "host")
+#: How build and test jobs reach an engine: a Docker-in-Docker service (``dind``), the same
+#: service whose daemon, and so its BuildKit, runs as an unprivileged user (``rootless``), or
+#: whatever the runner has (``host``: a shell runner, or gitlab-ci-local in the integration
+#: test; no job image, no service). Builds and tests both go through the Docker API, since tests
+#: start containers; a standalone BuildKit daemon cannot.
+BUILDERS = ("dind", "rootless", "host")
+REFUSED_BUILDERS = {
+    "kaniko": "kaniko is archived and not supported",
+    "buildkit": (
+        "a standalone BuildKit daemon cannot start the containers image tests need; "
+        "'rootless' runs BuildKit inside a rootless Docker engine"
+    ),
+}
 
 STAGES = ("validate", "build", "test", "push", "promote")
 VALIDATE_JOB = "catalog:validate"
@@ -58,16 +68,14 @@ VALIDATE_JOB = "catalog:validate"
 #: The job image: imagefactory with the Docker CLI, skopeo and mmdebstrap; set it as a CI/CD
 #: variable (as the registry credentials are), the pipeline does not name one.
 JOB_IMAGE = "$IMAGEFACTORY_CI_IMAGE"
-DIND_IMAGE = "docker:27-dind"  # 27 still serves API 1.41, which Debian 12's docker CLI speaks
+#: The engine service of each builder; 27 still serves API 1.41, which Debian 12's CLI speaks.
+ENGINE_IMAGES = {"dind": "docker:27-dind", "rootless": "docker:27-dind-rootless"}
 DIND_VARIABLES = {
     "DOCKER_HOST": "tcp://docker:2376",
     "DOCKER_TLS_CERTDIR": "/certs",
     "DOCKER_CERT_PATH": "/certs/client",
     "DOCKER_TLS_VERIFY": "1",
 }
-BUILDKIT_IMAGE = "moby/buildkit:v0.23.2-rootless"
-BUILDKIT_HOST = "tcp://buildkit:1234"
-BUILDKIT_LISTEN = "tcp://0.0.0.0:1234"
 
 IF_TAG = "$CI_COMMIT_TAG"
 IF_DEFAULT_BRANCH = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
@@ -95,10 +103,10 @@ class PipelineOptions:
 def check_options(catalog: Catalog, options: PipelineOptions) -> None:
     """Refuse what cannot make a sound pipeline, before anything is rendered or written."""
     if options.builder not in BUILDERS:
-        hint = "kaniko is archived and not supported; " if options.builder == "kaniko" else ""
+        refused = REFUSED_BUILDERS.get(options.builder)
         raise UserError(
             f"unknown builder '{options.builder}'",
-            hint=f"{hint}choose one of: {', '.join(BUILDERS)}",
+            hint=f"{refused + '; ' if refused else ''}choose one of: {', '.join(BUILDERS)}",
         )
     build_registry(catalog.project)  # no environments: builds would have no registry
     environments = catalog.project.environments
@@ -279,7 +287,7 @@ def _job(
     if options.builder != "host":
         job["image"] = JOB_IMAGE
     if engine:
-        job.update(_engine(options.builder, stage))
+        job.update(_engine(options.builder))
     if needs is not None:
         job["needs"] = needs
     if rules is not None:
@@ -296,27 +304,12 @@ def _job(
     return job
 
 
-def _engine(builder: str, stage: str) -> dict[str, Any]:
-    """Services and variables that give a build or test job its engine.
-
-    Tests start containers, which BuildKit cannot: with the ``buildkit`` builder the test jobs
-    still get Docker-in-Docker.
-    """
+def _engine(builder: str) -> dict[str, Any]:
+    """Services and variables that give a build or test job its engine."""
     if builder == "host":
         return {}
-    if builder == "buildkit" and stage == "build":
-        return {
-            "services": [
-                {
-                    "name": BUILDKIT_IMAGE,
-                    "alias": "buildkit",
-                    "command": ["--oci-worker-no-process-sandbox", "--addr", BUILDKIT_LISTEN],
-                }
-            ],
-            "variables": {"BUILDKIT_HOST": BUILDKIT_HOST},
-        }
     return {
-        "services": [{"name": DIND_IMAGE, "alias": "docker"}],
+        "services": [{"name": ENGINE_IMAGES[builder], "alias": "docker"}],
         "variables": dict(DIND_VARIABLES),
     }
 
@@ -406,10 +399,11 @@ def _header(catalog: Catalog, options: PipelineOptions) -> str:
         lines.append(
             "Docker-in-Docker needs a privileged runner sharing /certs/client with services."
         )
-    if options.builder == "buildkit":
-        lines.append(
-            "Builds use a rootless BuildKit service; tests still start containers in Docker."
-        )
+    if options.builder == "rootless":
+        lines += [
+            "Rootless Docker-in-Docker: the daemon and its BuildKit run as uid 1000; the runner",
+            "  must still be privileged and share /certs/client (writable by uid 1000).",
+        ]
     return "".join(f"# {line}\n" for line in lines)
 
 

@@ -410,16 +410,16 @@ def test_builders(tmp_path: Path) -> None:
     }
     assert dind["test:app/rag-api"]["services"] == build["services"]
     assert "services" not in dind["push:app/rag-api"]  # skopeo needs no engine
-    buildkit = pipeline(catalog, options("buildkit"))
-    service = buildkit["build:app/rag-api"]["services"][0]
-    assert service["name"].startswith("moby/buildkit:") and service["name"].endswith("-rootless")
-    assert buildkit["build:app/rag-api"]["variables"] == {"BUILDKIT_HOST": "tcp://buildkit:1234"}
-    assert buildkit["test:app/rag-api"]["services"] == build["services"]  # tests run containers
+    rootless = pipeline(catalog, options("rootless"))
+    for job in ("build:app/rag-api", "test:app/rag-api"):  # tests run containers too
+        assert rootless[job]["services"] == [{"name": "docker:27-dind-rootless", "alias": "docker"}]
+        assert rootless[job]["variables"] == build["variables"]
+    assert "services" not in rootless["push:app/rag-api"]
     host = pipeline(catalog, options("host"))
     for job in host.values():
         if isinstance(job, dict):
             assert not {"image", "services", "variables"} & set(job)
-    assert "kaniko" not in render_pipeline(catalog, options("buildkit"))
+    assert "kaniko" not in render_pipeline(catalog, options("rootless"))
 
 
 # --------------------------------------------------------------------------- rules, evaluated
@@ -629,7 +629,7 @@ def test_check_fails_when_stale_and_writes_nothing(catalog_dir: Path, edit: Edit
 
 def test_check_fails_for_another_builder(catalog_dir: Path) -> None:
     run("-C", catalog_dir, "ci", "generate", "--out", "pipeline.yml")
-    args = ("ci", "generate", "--out", "pipeline.yml", "--check", "--builder", "buildkit")
+    args = ("ci", "generate", "--out", "pipeline.yml", "--check", "--builder", "rootless")
     assert run("-C", catalog_dir, *args).exit_code == 1
 
 
@@ -648,13 +648,23 @@ def test_check_needs_a_file(catalog_dir: Path) -> None:
     assert "--out" in result.output
 
 
-@pytest.mark.parametrize("builder", ["kaniko", "docker", ""])
-def test_unknown_builder_fails_before_writing(catalog_dir: Path, builder: str) -> None:
+@pytest.mark.parametrize(
+    ("builder", "why"),
+    [
+        ("kaniko", "archived"),
+        ("buildkit", "cannot start the containers image tests need"),
+        ("docker", None),
+        ("", None),
+    ],
+)
+def test_unknown_builder_fails_before_writing(
+    catalog_dir: Path, builder: str, why: str | None
+) -> None:
     result = run("-C", catalog_dir, "ci", "generate", "--builder", builder, "--out", "p.yml")
     assert result.exit_code == 2
-    assert "dind, buildkit, host" in result.output
-    if builder == "kaniko":
-        assert "archived" in result.output
+    assert "dind, rootless, host" in result.output
+    if why is not None:
+        assert why in result.output
     assert not (catalog_dir / "p.yml").exists()
 
 
@@ -693,17 +703,11 @@ def test_json_output(catalog_dir: Path) -> None:
     )
 
 
-def test_buildkit_warns_that_the_build_step_needs_docker(catalog_dir: Path) -> None:
-    result = run("-C", catalog_dir, "ci", "generate", "--builder", "buildkit")
-    assert result.exit_code == 0
-    assert "BUILDKIT_HOST" in result.stderr
-
-
 def test_ci_help_has_examples() -> None:
     result = run("ci", "generate", "--help")
     assert result.exit_code == 0
     assert "imagefactory ci generate" in result.stdout
-    assert "dind" in result.stdout and "buildkit" in result.stdout
+    assert "dind" in result.stdout and "rootless" in result.stdout
 
 
 # --------------------------------------------------------------------------- this repository
