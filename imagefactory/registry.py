@@ -1,4 +1,5 @@
-"""Registries through skopeo: look up digests and tags, copy images by digest (no rebuild).
+"""Registries through skopeo: look up digests and tags, copy images by digest (no rebuild);
+another tag for a manifest a repository already holds through the HTTP API (``registry_http``).
 
 Copies use ``skopeo copy --all --preserve-digests`` so what lands is byte-for-byte the manifest
 that was tested, across repositories and registries (the same registry mounts blobs instead of
@@ -13,7 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagefactory import tools
@@ -21,6 +22,7 @@ from imagefactory.credentials import docker_config
 from imagefactory.errors import ToolError
 from imagefactory.naming import build_registry
 from imagefactory.paths import ca_bundle_path
+from imagefactory.registry_http import NoCredentials, RegistryHTTP, basic_auth
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.models import Registry
 
@@ -35,6 +37,7 @@ TAGS_MISSING = (*MANIFEST_MISSING, "invalid status code from registry 404")
 class RegistryClient:
     config_dir: Path | None = None
     cert_dir: Path | None = None  # holds ca.crt: the project's CA bundle
+    _apis: dict[str, RegistryHTTP] = field(default_factory=dict, compare=False, repr=False)
 
     def _tls(self, registry: Registry, side: str = "") -> list[str | Path]:
         flags: list[str | Path] = [
@@ -51,6 +54,13 @@ class RegistryClient:
 
     def digest(self, registry: Registry, reference: str) -> str | None:
         """The manifest digest ``reference`` has, or None when the registry does not have it."""
+        repository, name = _split(registry, reference)
+        try:
+            return self._api(registry).digest(repository, name)
+        except NoCredentials:
+            return self._inspect_digest(registry, reference)
+
+    def _inspect_digest(self, registry: Registry, reference: str) -> str | None:
         argv = [
             "skopeo",
             "inspect",
@@ -128,6 +138,34 @@ class RegistryClient:
             f"docker://{target_ref}",
         ]
         tools.run(argv, timeout=3600, hint=f"could not copy to {target.url}; nothing was recorded")
+
+    def tag(self, registry: Registry, repository: str, digest: str, tag: str) -> None:
+        """Give the manifest ``repository@digest`` (already in that repository) one more tag:
+        its bytes put again under ``tag``, digest checked; skopeo when credentials are only
+        reachable through a credential helper."""
+        try:
+            self._api(registry).retag(repository.removeprefix(f"{registry.url}/"), digest, tag)
+        except NoCredentials:
+            self.copy(registry, f"{repository}@{digest}", registry, f"{repository}:{tag}")
+
+    def _api(self, registry: Registry) -> RegistryHTTP:
+        api = self._apis.get(registry.url)
+        if api is None:
+            cafile = self.cert_dir / "ca.crt" if self.cert_dir is not None else None
+            api = RegistryHTTP(registry, basic_auth(registry, self.config_dir), cafile)
+            self._apis[registry.url] = api
+        return api
+
+
+def _split(registry: Registry, reference: str) -> tuple[str, str]:
+    """``HOST/REPO:TAG`` or ``HOST/REPO@DIGEST`` of ``registry`` → (REPO, TAG or DIGEST)."""
+    path = reference.removeprefix(f"{registry.url}/")
+    if "@" in path:
+        repository, _, name = path.partition("@")
+        return repository, name
+    head, _, last = path.rpartition("/")
+    name_part, _, tag = last.partition(":")
+    return (f"{head}/{name_part}" if head else name_part), tag or "latest"
 
 
 @contextmanager

@@ -144,16 +144,7 @@ def _push_one(
     if dry_run or _nothing_to_do(release, record.environments.get(env.name)):
         return release
     _, build = build_registry(catalog.project)
-    source = f"{record.repository}@{record.digest}"
-    for change in changes:
-        if change.action != "keep":
-            client.copy(
-                build,
-                source,
-                catalog.project.registries[change.registry],
-                f"{change.repository}:{change.tag}",
-            )
-    _verify(client, catalog, changes, record.digest)
+    _write_tags(client, catalog, build, f"{record.repository}@{record.digest}", changes)
     return _record_release(
         catalog,
         image.ref,
@@ -198,21 +189,44 @@ def _nothing_to_do(release: Release, held: EnvironmentRecord | None) -> bool:
     )
 
 
-def _verify(
+def _write_tags(
     client: RegistryClient,
     catalog: Catalog,
-    changes: tuple[TagChange, ...] | list[TagChange],
-    digest: str,
+    source_registry: Registry,
+    source: str,
+    changes: list[TagChange],
+) -> None:
+    """Write every tag ``changes`` creates or moves so that it holds ``source``'s digest.
+
+    The image moves once per target repository (``skopeo copy`` to its first tag); every other
+    tag gets the manifest that repository then holds, put again under it. At the end every
+    written tag must still name the digest: another writer (a second pipeline, a person) may
+    have moved one meanwhile, and then nothing is recorded.
+    """
+    digest = source.rpartition("@")[2]
+    holding = {(c.registry, c.repository) for c in changes if c.action == "keep"}
+    written = [c for c in changes if c.action != "keep"]
+    for change in written:
+        target = catalog.project.registries[change.registry]
+        if (change.registry, change.repository) in holding:
+            client.tag(target, change.repository, digest, change.tag)
+        else:
+            client.copy(source_registry, source, target, f"{change.repository}:{change.tag}")
+            holding.add((change.registry, change.repository))
+    _verify(client, catalog, written, digest)
+
+
+def _verify(
+    client: RegistryClient, catalog: Catalog, changes: list[TagChange], digest: str
 ) -> None:
     for change in changes:
-        there = client.digest(
-            catalog.project.registries[change.registry], f"{change.repository}:{change.tag}"
-        )
+        reference = f"{change.repository}:{change.tag}"
+        there = client.digest(catalog.project.registries[change.registry], reference)
         if there != digest:
             raise UserError(
-                f"digest mismatch after copy: {change.repository}:{change.tag} is {there}, "
-                f"expected {digest}",
-                hint="the registry rewrote the manifest; nothing was recorded",
+                f"digest mismatch after copy: {reference} is {there}, expected {digest}",
+                hint="another writer moved that tag meanwhile, or the registry rewrote the "
+                "manifest; nothing was recorded",
             )
 
 
@@ -336,15 +350,7 @@ def promote(
             )
             if dry_run or _nothing_to_do(release, record.environments.get(to_env)):
                 return release
-            for change in changes:
-                if change.action != "keep":
-                    client.copy(
-                        source_registry,
-                        f"{source_repo}@{digest}",
-                        catalog.project.registries[change.registry],
-                        f"{change.repository}:{change.tag}",
-                    )
-            _verify(client, catalog, changes, digest)
+            _write_tags(client, catalog, source_registry, f"{source_repo}@{digest}", changes)
         return _record_release(
             catalog,
             image.ref,

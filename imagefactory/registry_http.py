@@ -1,0 +1,203 @@
+"""The registry HTTP API (distribution v2), for putting a manifest the registry holds under
+another tag: two requests, no process, no blob touched.
+
+Everything that moves blobs stays with skopeo (``registry.py``). Credentials are the Basic
+``auth`` entry of the run's Docker config (the temporary one ``credentials.py`` writes, else the
+user's own); registries that want a bearer token get one from the realm they name, scoped to the
+repository. ``NoCredentials`` means the registry asked for credentials this module cannot read
+(a credential helper): the caller falls back to skopeo. TLS is verified against the project's
+CA bundle; a registry with ``tls_verify: false`` is tried over unverified HTTPS, then HTTP, as
+skopeo does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+
+from imagefactory import tools
+from imagefactory.errors import ImageFactoryError
+from imagefactory.spec.models import Registry
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+TIMEOUT = 60
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+class RegistryRequestError(ImageFactoryError):
+    """A registry answered a request with an error (exit 3): what was asked and what it said."""
+
+    def __init__(self, method: str, url: str, status: int | str, body: str) -> None:
+        super().__init__(
+            f"{method} {url} failed: {status} {tools.scrub(body)[:500]}".rstrip(),
+            hint="is the registry running, and are its credentials right?",
+        )
+
+
+class NoCredentials(Exception):
+    """The registry wants credentials this module has none for (not an error for the user)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    url: str
+    status: int
+    headers: Message
+    body: bytes
+
+
+@dataclass
+class RegistryHTTP:
+    registry: Registry
+    basic: str | None  # base64 "user:password", or None for anonymous
+    cafile: Path | None = None
+    _scheme: str | None = None
+    _tokens: dict[str, str] = field(default_factory=dict)  # scope → bearer token
+
+    def digest(self, repository: str, reference: str) -> str | None:
+        """The digest of the manifest ``reference`` (a tag or a digest); None when not there."""
+        scope = f"repository:{repository}:pull"
+        path = f"/v2/{repository}/manifests/{reference}"
+        answer = self._call("HEAD", path, scope, accept=True, missing=(404,))
+        if answer.status == 404:
+            return None
+        digest = answer.headers.get("Docker-Content-Digest")
+        if digest is None:  # not every registry names it on HEAD: hash the bytes
+            body = self._call("GET", path, scope, accept=True).body
+            digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        return str(digest)
+
+    def retag(self, repository: str, digest: str, tag: str) -> None:
+        """Put the manifest ``repository@digest`` under ``tag``; the registry's answer must
+        name the same digest."""
+        scope = f"repository:{repository}:pull,push"
+        got = self._call("GET", f"/v2/{repository}/manifests/{digest}", scope, accept=True)
+        if "sha256:" + hashlib.sha256(got.body).hexdigest() != digest:
+            raise RegistryRequestError("GET", got.url, "wrong digest", "the bytes hash otherwise")
+        put = self._call(
+            "PUT",
+            f"/v2/{repository}/manifests/{tag}",
+            scope,
+            body=got.body,
+            content_type=got.headers.get("Content-Type", MANIFEST_TYPES[-1]),
+        )
+        answered = put.headers.get("Docker-Content-Digest")
+        if answered is not None and answered != digest:
+            raise RegistryRequestError("PUT", put.url, "wrong digest", f"answered {answered}")
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        scope: str,
+        *,
+        accept: bool = False,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        missing: tuple[int, ...] = (),
+    ) -> Answer:
+        headers = {"Accept": ", ".join(MANIFEST_TYPES)} if accept else {}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        for attempt in range(2):  # the second after the credentials a 401 asked for
+            if scope in self._tokens:
+                headers["Authorization"] = self._tokens[scope]
+            answer = self._send(method, path, headers, body)
+            if answer.status != 401 or attempt == 1:
+                break
+            self._tokens[scope] = self._authorization(answer, scope)
+        if answer.status >= 300 and answer.status not in missing:
+            text = answer.body.decode(errors="replace")
+            raise RegistryRequestError(method, answer.url, answer.status, text)
+        return answer
+
+    def _authorization(self, answer: Answer, scope: str) -> str:
+        challenge = answer.headers.get("WWW-Authenticate", "")
+        kind, _, rest = challenge.partition(" ")
+        if kind.lower() == "basic":
+            if self.basic is None:
+                raise NoCredentials(self.registry.url)
+            return f"Basic {self.basic}"
+        if kind.lower() != "bearer":
+            raise NoCredentials(self.registry.url)
+        params = dict(_CHALLENGE_PARAM.findall(rest))
+        query = {"scope": scope, **({"service": params["service"]} if "service" in params else {})}
+        url = f"{params.get('realm', '')}?{urllib.parse.urlencode(query)}"
+        request = urllib.request.Request(url)
+        if self.basic is not None:
+            request.add_header("Authorization", f"Basic {self.basic}")
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT, context=self._context()) as got:
+                document = json.loads(got.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401 and self.basic is None:
+                raise NoCredentials(self.registry.url) from exc
+            text = exc.read().decode(errors="replace")
+            raise RegistryRequestError("GET", url, exc.code, text) from exc
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise RegistryRequestError("GET", url, "no answer", str(exc)) from exc
+        token = document.get("token") or document.get("access_token")
+        if not token:
+            raise RegistryRequestError("GET", url, "no token", "")
+        tools.redact(token)
+        return f"Bearer {token}"
+
+    def _send(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> Answer:
+        if self._scheme is not None:
+            schemes = [self._scheme]
+        else:  # like skopeo: a registry without TLS verification may also speak plain HTTP
+            schemes = ["https"] if self.registry.tls_verify else ["https", "http"]
+        for scheme in schemes:
+            url = f"{scheme}://{self.registry.url}{path}"
+            request = urllib.request.Request(url, data=body, headers=headers, method=method)
+            context = self._context() if scheme == "https" else None
+            try:
+                with urllib.request.urlopen(request, timeout=TIMEOUT, context=context) as got:
+                    self._scheme = scheme
+                    return Answer(url, got.status, got.headers, got.read())
+            except urllib.error.HTTPError as exc:
+                self._scheme = scheme
+                return Answer(url, exc.code, exc.headers, exc.read())
+            except (urllib.error.URLError, OSError) as exc:
+                if scheme == schemes[-1]:
+                    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+                    raise RegistryRequestError(method, url, "no answer:", str(reason)) from exc
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def _context(self) -> ssl.SSLContext:
+        if not self.registry.tls_verify:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        return ssl.create_default_context(cafile=str(self.cafile) if self.cafile else None)
+
+
+def basic_auth(registry: Registry, config_dir: Path | None) -> str | None:
+    """The Basic ``auth`` entry for ``registry`` in the run's Docker config, else the user's."""
+    folders = [config_dir] if config_dir is not None else []
+    folders.append(Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker"))
+    for folder in folders:
+        try:
+            document = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        auths = document.get("auths") if isinstance(document, dict) else None
+        entry = auths.get(registry.url) if isinstance(auths, dict) else None
+        if isinstance(entry, dict) and isinstance(entry.get("auth"), str):
+            return str(entry["auth"])
+    return None
