@@ -6,15 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imagefactory.errors import UserError
-from imagefactory.gitops import mr, repo
+from imagefactory.gitops import repo
 from imagefactory.gitops.manifests import app_name, application, is_application, overlay_file
 from imagefactory.gitops.settings import GITOPS_FILE, GitopsSettings, load_settings, remote_url
 from imagefactory.gitops.update import check_digest, read_pins, set_pin
 from imagefactory.paths import state_file
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.state import EnvironmentRecord, load_state
+
+if TYPE_CHECKING:
+    from imagefactory.gitops import mr
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,8 @@ def _merge_request(
     message: Callable[[], str],
     found: dict[str, str | None],
 ) -> PinResult:
+    from imagefactory.gitops import mr  # python-gitlab costs every CLI start 60 ms
+
     assert settings.gitlab is not None
     gitlab_project = mr.project(settings.gitlab)  # a bad token fails before anything is pushed
     if not apply(workdir):
