@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from imagefactory.cli.app import Session, app
+from imagefactory.companions import companion_issues
+from imagefactory.errors import SpecError
 from imagefactory.graphviews import FORMATS, render_graph
 from imagefactory.paths import TEMPLATES_DIR, state_file
 from imagefactory.plan import make_plan
@@ -39,11 +41,16 @@ def _shown(path: Path, root: Path) -> str:
 
 @app.command(epilog="Example: imagefactory validate --json")
 def validate(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """Check the project file and every image.yaml; report ALL errors with file, line and key.
+    """Check the project file, every image.yaml and the files other commands read; report ALL
+    errors with file, line and key.
 
-    Exits 0 when the catalog is valid, 1 when it is not.
+    Those files, each checked when present: gitops.yaml, and packer.yaml and structure-tests/*.yaml
+    in an image folder. Exits 0 when the catalog is valid, 1 when it is not.
     """
     session, catalog = open_catalog(ctx, json_output)
+    issues = companion_issues(catalog)
+    if issues:
+        raise SpecError(issues)
     images = catalog.in_build_order()
     if json_output:
         session.output.data(

@@ -13,6 +13,7 @@ import datetime
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from imagefactory import tools
@@ -92,9 +93,14 @@ def test_images(
     return reports
 
 
+def structure_test_files(folder: Path) -> list[Path]:
+    """The container-structure-test files of an image folder, in the order they run."""
+    return sorted((folder / CST_DIR).glob("*.yaml"))
+
+
 def suites(image: CatalogImage) -> list[Suite]:
     found = [Suite("image.yaml", image.spec.tests)]
-    for path in sorted((image.folder / CST_DIR).glob("*.yaml")):
+    for path in structure_test_files(image.folder):
         converted = read_cst(path)
         found.append(Suite(f"{CST_DIR}/{path.name}", converted.tests, converted.file_check_names))
     return found

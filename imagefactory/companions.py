@@ -1,0 +1,54 @@
+"""The catalog's companion files: ``gitops.yaml`` next to the project file, and ``packer.yaml``
+and ``structure-tests/*.yaml`` in an image folder.
+
+Only the command that needs one reads it (gitops and promote, render packer, test), so on its
+own a mistake there shows up only when that command runs. Here each is loaded by that command's
+own loader, so ``validate`` finds exactly what the command would refuse. It needs a loaded
+catalog: gitops.yaml is checked against the project's environments, and the image folders come
+from the catalog. Absent files are fine: every companion is optional.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from imagefactory.errors import SpecError, SpecIssue, UserError
+from imagefactory.gitops.settings import GITOPS_FILE
+from imagefactory.gitops.settings import load_settings as load_gitops
+from imagefactory.imagetest.cst import read_cst
+from imagefactory.imagetest.session import structure_test_files
+from imagefactory.render.packer import SETTINGS_FILE as PACKER_FILE
+from imagefactory.render.packer import load_settings as load_packer
+from imagefactory.spec.catalog import Catalog, CatalogImage
+
+
+def companion_issues(catalog: Catalog) -> list[SpecIssue]:
+    """Every problem in the companion files of a loaded catalog; empty when all load."""
+    issues = []
+    gitops = catalog.root / GITOPS_FILE
+    if gitops.is_file():  # a catalog without one just does not deploy through GitOps
+        issues += _load_issues(gitops, partial(load_gitops, catalog))
+    for image in _one_image_per_folder(catalog):
+        issues += _load_issues(image.folder / PACKER_FILE, partial(load_packer, image))
+        for path in structure_test_files(image.folder):
+            issues += _load_issues(path, partial(read_cst, path))
+    return issues
+
+
+def _one_image_per_folder(catalog: Catalog) -> list[CatalogImage]:
+    """Variants share their folder and so its companion files: each folder is read once."""
+    return list({image.folder: image for image in catalog.images.values()}.values())
+
+
+def _load_issues(file: Path, load: Callable[[], object]) -> list[SpecIssue]:
+    """What ``load`` refuses, as issues: a SpecError's as they are; a plain UserError (packer.yaml's
+    loader puts every problem in one message that starts with the path) as one issue on ``file``."""
+    try:
+        load()
+    except SpecError as exc:
+        return exc.issues
+    except UserError as exc:
+        return [SpecIssue(file, "", exc.message.removeprefix(f"{file}: "), None, exc.hint)]
+    return []
