@@ -23,8 +23,10 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.http_server import serving
 
 
 @dataclass
@@ -192,13 +194,6 @@ def _handler(fake: FakeGitlab) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def serve(fake: FakeGitlab) -> Iterator[FakeGitlab]:
     """Serve ``fake`` on 127.0.0.1 (a free port) in a thread; ``fake.url`` says where."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(fake)) as address:
+        fake.url = f"http://{address}"
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

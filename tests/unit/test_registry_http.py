@@ -8,7 +8,6 @@ import base64
 import hashlib
 import http.server
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from imagefactory.registry_http import (
     basic_auth,
 )
 from imagefactory.spec.models import Registry
+from tests.fakes.http_server import serving
 
 USER, PASSWORD = "ci", "s3cret-value"
 BASIC = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -124,16 +124,9 @@ def fake() -> Iterator[FakeRegistry]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as address:
+        state.url = address
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def client(fake: FakeRegistry, basic: str | None = BASIC) -> RegistryHTTP:
