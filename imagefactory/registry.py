@@ -1,5 +1,6 @@
-"""Registries through skopeo: look up digests and tags, copy images by digest (no rebuild);
-another tag for a manifest a repository already holds through the HTTP API (``registry_http``).
+"""Registries: copy images by digest (no rebuild) with skopeo; look up digests, tags and labels
+and give a held manifest another tag through the HTTP API (``registry_http``), with skopeo as
+the fallback when the credentials sit in a credential helper that only it can read.
 
 Copies use ``skopeo copy --all --preserve-digests`` so what lands is byte-for-byte the manifest
 that was tested, across repositories and registries (the same registry mounts blobs instead of
@@ -87,6 +88,13 @@ class RegistryClient:
 
     def label(self, registry: Registry, reference: str, name: str) -> str | None:
         """One label of the image at ``reference`` (None when absent or not there)."""
+        try:
+            labels = self._api(registry).labels(*_split(registry, reference))
+        except NoCredentials:
+            return self._inspect_label(registry, reference, name)
+        return None if labels is None else labels.get(name) or None
+
+    def _inspect_label(self, registry: Registry, reference: str, name: str) -> str | None:
         argv = [
             "skopeo",
             "inspect",
@@ -102,6 +110,12 @@ class RegistryClient:
 
     def tags(self, registry: Registry, repository: str) -> list[str]:
         """Every tag of ``repository``; empty when the repository does not exist yet."""
+        try:
+            return self._api(registry).tags(repository.removeprefix(f"{registry.url}/"))
+        except NoCredentials:
+            return self._list_tags(registry, repository)
+
+    def _list_tags(self, registry: Registry, repository: str) -> list[str]:
         argv = [
             "skopeo",
             "list-tags",

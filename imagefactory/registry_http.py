@@ -1,5 +1,6 @@
-"""The registry HTTP API (distribution v2), for putting a manifest the registry holds under
-another tag: two requests, no process, no blob touched.
+"""The registry HTTP API (distribution v2) for what needs no blob to move: a manifest's digest,
+a repository's tags, an image's labels, and a manifest the registry holds put under another
+tag. A few requests in-process instead of a skopeo process each.
 
 Everything that moves blobs stays with skopeo (``registry.py``). Credentials are the Basic
 ``auth`` entry of the run's Docker config (the temporary one ``credentials.py`` writes, else the
@@ -13,8 +14,10 @@ skopeo does.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
+import platform
 import re
 import ssl
 import urllib.error
@@ -23,6 +26,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
+from typing import IO, Any
 
 from imagefactory import tools
 from imagefactory.errors import ImageFactoryError
@@ -35,6 +39,9 @@ MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
 )
 TIMEOUT = 60
+PAGE = 1000  # tags per page of a tag list
+MAX_PAGES = 100
+ANY_SCOPE = "*"  # where Basic credentials are kept: they hold for every repository
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -46,6 +53,28 @@ class RegistryRequestError(ImageFactoryError):
             f"{method} {url} failed: {status} {tools.scrub(body)[:500]}".rstrip(),
             hint="is the registry running, and are its credentials right?",
         )
+
+
+class _RedirectWithoutCredentials(urllib.request.HTTPRedirectHandler):
+    """A registry may send a blob download to its storage (S3, GCS) with a signed URL: the
+    registry's credentials must not follow to another host."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        same_host = (
+            urllib.parse.urlsplit(newurl).netloc == urllib.parse.urlsplit(req.full_url).netloc
+        )
+        if new is not None and not same_host:
+            new.remove_header("Authorization")
+        return new
 
 
 class NoCredentials(Exception):
@@ -81,6 +110,38 @@ class RegistryHTTP:
             digest = "sha256:" + hashlib.sha256(body).hexdigest()
         return str(digest)
 
+    def tags(self, repository: str) -> list[str]:
+        """Every tag of ``repository`` (all pages); empty when the repository does not exist."""
+        scope = f"repository:{repository}:pull"
+        path: str | None = f"/v2/{repository}/tags/list?n={PAGE}"
+        found: list[str] = []
+        for _ in range(MAX_PAGES):
+            if path is None:
+                break
+            answer = self._call("GET", path, scope, missing=(404,))
+            if answer.status == 404:
+                return []
+            found += _json(answer).get("tags") or []
+            path = _next_page(answer.headers.get("Link"))
+        return sorted(found)
+
+    def labels(self, repository: str, reference: str) -> dict[str, str] | None:
+        """The labels of the image at ``reference`` (of an index: this machine's platform, as
+        skopeo picks it); None when the registry does not have it."""
+        scope = f"repository:{repository}:pull"
+        path = f"/v2/{repository}/manifests/{reference}"
+        answer = self._call("GET", path, scope, accept=True, missing=(404,))
+        if answer.status == 404:
+            return None
+        manifest = _json(answer)
+        if "manifests" in manifest:
+            entry = _this_platform(manifest["manifests"])
+            path = f"/v2/{repository}/manifests/{entry['digest']}"
+            manifest = _json(self._call("GET", path, scope, accept=True))
+        blob = self._call("GET", f"/v2/{repository}/blobs/{manifest['config']['digest']}", scope)
+        labels = (_json(blob).get("config") or {}).get("Labels") or {}
+        return {str(k): str(v) for k, v in labels.items()}
+
     def retag(self, repository: str, digest: str, tag: str) -> None:
         """Put the manifest ``repository@digest`` under ``tag``; the registry's answer must
         name the same digest."""
@@ -114,12 +175,15 @@ class RegistryHTTP:
         if content_type is not None:
             headers["Content-Type"] = content_type
         for attempt in range(2):  # the second after the credentials a 401 asked for
-            if scope in self._tokens:
-                headers["Authorization"] = self._tokens[scope]
+            known = self._tokens.get(scope) or self._tokens.get(ANY_SCOPE)
+            if known is not None:
+                headers["Authorization"] = known
             answer = self._send(method, path, headers, body)
             if answer.status != 401 or attempt == 1:
                 break
-            self._tokens[scope] = self._authorization(answer, scope)
+            authorization = self._authorization(answer, scope)
+            basic = authorization.startswith("Basic ")  # Basic holds for every repository
+            self._tokens[ANY_SCOPE if basic else scope] = authorization
         if answer.status >= 300 and answer.status not in missing:
             text = answer.body.decode(errors="replace")
             raise RegistryRequestError(method, answer.url, answer.status, text)
@@ -164,9 +228,11 @@ class RegistryHTTP:
         for scheme in schemes:
             url = f"{scheme}://{self.registry.url}{path}"
             request = urllib.request.Request(url, data=body, headers=headers, method=method)
-            context = self._context() if scheme == "https" else None
+            handlers: list[urllib.request.BaseHandler] = [_RedirectWithoutCredentials()]
+            if scheme == "https":
+                handlers.append(urllib.request.HTTPSHandler(context=self._context()))
             try:
-                with urllib.request.urlopen(request, timeout=TIMEOUT, context=context) as got:
+                with urllib.request.build_opener(*handlers).open(request, timeout=TIMEOUT) as got:
                     self._scheme = scheme
                     return Answer(url, got.status, got.headers, got.read())
             except urllib.error.HTTPError as exc:
@@ -185,6 +251,34 @@ class RegistryHTTP:
             context.verify_mode = ssl.CERT_NONE
             return context
         return ssl.create_default_context(cafile=str(self.cafile) if self.cafile else None)
+
+
+def _json(answer: Answer) -> dict[str, Any]:
+    try:
+        document = json.loads(answer.body)
+    except ValueError as exc:
+        raise RegistryRequestError("GET", answer.url, "not JSON", str(exc)) from exc
+    if not isinstance(document, dict):
+        raise RegistryRequestError("GET", answer.url, "not a JSON object", "")
+    return document
+
+
+def _next_page(link: str | None) -> str | None:
+    """The path of the next page from a ``Link: </v2/…?last=…>; rel="next"`` header."""
+    match = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', link or "")
+    if match is None:
+        return None
+    return urllib.parse.urlsplit(match[1])._replace(scheme="", netloc="").geturl()
+
+
+def _this_platform(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The index entry for this machine (linux and its architecture), else the first."""
+    wanted = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    for entry in entries:
+        found = entry.get("platform") or {}
+        if found.get("os") == "linux" and found.get("architecture") == wanted:
+            return entry
+    return entries[0]
 
 
 def basic_auth(registry: Registry, config_dir: Path | None) -> str | None:

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import http.server
 import json
+import re
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from imagefactory import registry_http
 from imagefactory.registry_http import (
     NoCredentials,
     RegistryHTTP,
@@ -34,80 +36,111 @@ DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
 
 @dataclass
 class FakeRegistry:
-    """Manifests by repository and reference; every request logged as (method, path, auth)."""
+    """Manifests by (repository, tag or digest), blobs by digest, served behind Basic or
+    bearer-token auth; blob downloads are redirected to a separate storage server, as registries
+    backed by S3 do. Every request is logged as (method, path, Authorization)."""
 
     challenge: str = "bearer"  # or "basic"
     lie_about_digest: bool = False
+    page_size: int = 2  # tags per page of a tag list (servers may cap what the client asks)
     manifests: dict[tuple[str, str], tuple[bytes, str]] = field(default_factory=dict)
+    blobs: dict[str, bytes] = field(default_factory=dict)
     requests: list[tuple[str, str, str]] = field(default_factory=list)
+    storage_requests: list[tuple[str, str]] = field(default_factory=list)  # (path, auth)
     url: str = ""
+    storage_url: str = ""
+
+
+def digest_of(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+class _Replies(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeRegistry]:
     state = FakeRegistry(manifests={("team/app", DIGEST): (MANIFEST, MEDIA_TYPE)})
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
+    class Storage(_Replies):
+        def do_GET(self) -> None:
+            state.storage_requests.append((self.path, self.headers.get("Authorization", "")))
+            digest = urllib.parse.urlsplit(self.path).path.removeprefix("/signed/")
+            self.reply(200, state.blobs[digest])
 
+    class Registry_(_Replies):
         def _auth_ok(self) -> bool:
             auth = self.headers.get("Authorization", "")
-            self_url = f"http://{state.url}"
-            if state.challenge == "bearer" and auth == f"Bearer {TOKEN}":
+            if auth == (f"Bearer {TOKEN}" if state.challenge == "bearer" else f"Basic {BASIC}"):
                 return True
-            if state.challenge == "basic" and auth == f"Basic {BASIC}":
-                return True
-            self.send_response(401)
             if state.challenge == "bearer":
-                value = f'Bearer realm="{self_url}/token",service="fake-registry"'
+                value = f'Bearer realm="http://{state.url}/token",service="fake-registry"'
             else:
                 value = 'Basic realm="fake"'
-            self.send_header("WWW-Authenticate", value)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.reply(401, headers={"WWW-Authenticate": value})
             return False
 
-        def _manifest(self, head: bool) -> None:
+        def _token(self) -> None:
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            assert query["service"] == ["fake-registry"]
+            assert re.fullmatch(r"repository:team/[a-z-]+:pull(,push)?", query["scope"][0])
+            if self.headers.get("Authorization") != f"Basic {BASIC}":
+                self.reply(401)
+            else:
+                self.reply(200, json.dumps({"token": TOKEN}).encode())
+
+        def _tags(self, repository: str, query: dict[str, list[str]]) -> None:
+            tags = sorted(
+                ref for repo, ref in state.manifests if repo == repository and ":" not in ref
+            )
+            if not tags:
+                self.reply(404, b'{"errors": [{"code": "NAME_UNKNOWN"}]}')
+                return
+            after = [t for t in tags if t > query.get("last", [""])[0]]
+            page, rest = after[: state.page_size], after[state.page_size :]
+            headers = {}
+            if rest:
+                link = f"/v2/{repository}/tags/list?n={state.page_size}&last={page[-1]}"
+                headers["Link"] = f'<{link}>; rel="next"'
+            self.reply(200, json.dumps({"name": repository, "tags": page}).encode(), headers)
+
+        def do_GET(self) -> None:
             state.requests.append((self.command, self.path, self.headers.get("Authorization", "")))
-            if self.path.startswith("/token"):
-                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-                assert query["service"] == ["fake-registry"]
-                assert query["scope"][0].startswith("repository:team/app:pull")
-                if self.headers.get("Authorization") != f"Basic {BASIC}":
-                    self.send_response(401)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                body = json.dumps({"token": TOKEN}).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+            url = urllib.parse.urlsplit(self.path)
+            if url.path == "/token":
+                self._token()
                 return
             if not self._auth_ok():
                 return
-            repository, _, reference = self.path.removeprefix("/v2/").partition("/manifests/")
-            found = state.manifests.get((repository, reference))
-            if found is None:
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            body, media_type = found
-            self.send_response(200)
-            self.send_header("Content-Type", media_type)
-            self.send_header("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if not head:
-                self.wfile.write(body)
+            path = url.path.removeprefix("/v2/")
+            if path.endswith("/tags/list"):
+                self._tags(path.removesuffix("/tags/list"), urllib.parse.parse_qs(url.query))
+            elif "/blobs/" in path:
+                digest = path.partition("/blobs/")[2]
+                location = f"http://{state.storage_url}/signed/{digest}?signature=abc"
+                self.reply(307, headers={"Location": location})
+            else:
+                repository, _, reference = path.partition("/manifests/")
+                found = state.manifests.get((repository, reference))
+                if found is None:
+                    self.reply(404, b'{"errors": [{"code": "MANIFEST_UNKNOWN"}]}')
+                    return
+                body, media_type = found
+                headers = {"Content-Type": media_type, "Docker-Content-Digest": digest_of(body)}
+                self.reply(200, body, headers)
 
-        def do_HEAD(self) -> None:
-            self._manifest(head=True)
-
-        def do_GET(self) -> None:
-            self._manifest(head=False)
+        do_HEAD = do_GET
 
         def do_PUT(self) -> None:
             state.requests.append((self.command, self.path, self.headers.get("Authorization", "")))
@@ -116,16 +149,11 @@ def fake() -> Iterator[FakeRegistry]:
                 return
             repository, _, reference = self.path.removeprefix("/v2/").partition("/manifests/")
             state.manifests[(repository, reference)] = (body, self.headers["Content-Type"])
-            digest = "sha256:" + hashlib.sha256(body).hexdigest()
-            self.send_response(201)
-            self.send_header(
-                "Docker-Content-Digest", "sha256:0" if state.lie_about_digest else digest
-            )
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            answered = "sha256:0" if state.lie_about_digest else digest_of(body)
+            self.reply(201, headers={"Docker-Content-Digest": answered})
 
-    with serving(Handler) as address:
-        state.url = address
+    with serving(Registry_) as address, serving(Storage) as storage:
+        state.url, state.storage_url = address, storage
         yield state
 
 
@@ -192,3 +220,52 @@ def test_basic_auth_prefers_the_runs_config(
     assert basic_auth(registry, run_config) == "cnVuOnJ1bg=="
     assert basic_auth(registry, None) == "b3duOm93bg=="
     assert basic_auth(Registry(url="other.example"), run_config) is None
+
+
+def test_tags_follow_every_page(fake: FakeRegistry) -> None:
+    for tag in ("1.0.0", "1.0.1", "1.1.0", "latest", "git-abc"):
+        fake.manifests[("team/app", tag)] = (MANIFEST, MEDIA_TYPE)
+    assert client(fake).tags("team/app") == ["1.0.0", "1.0.1", "1.1.0", "git-abc", "latest"]
+    pages = [path for method, path, _ in fake.requests if "/tags/list" in path and method == "GET"]
+    assert len([p for p in pages if "last=" in p]) == 2  # 2 + 2 + 1 tags
+
+
+def test_tags_of_a_repository_that_does_not_exist(fake: FakeRegistry) -> None:
+    assert client(fake).tags("team/nothing-here") == []
+
+
+def image(labels: dict[str, str], fake: FakeRegistry) -> tuple[bytes, str]:
+    """A manifest whose config blob (in ``fake``) carries ``labels``."""
+    config = json.dumps({"architecture": "amd64", "config": {"Labels": labels}}).encode()
+    fake.blobs[digest_of(config)] = config
+    body = json.dumps(
+        {"schemaVersion": 2, "mediaType": MEDIA_TYPE, "config": {"digest": digest_of(config)}}
+    ).encode()
+    fake.manifests[("team/app", digest_of(body))] = (body, MEDIA_TYPE)
+    return body, digest_of(body)
+
+
+def test_labels_of_an_index_are_this_platforms(
+    fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(registry_http.platform, "machine", lambda: "x86_64")
+    _, arm = image({"org.example.hash": "arm-build"}, fake)
+    _, amd = image({"org.example.hash": "amd-build"}, fake)
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {"digest": arm, "platform": {"os": "linux", "architecture": "arm64"}},
+                {"digest": amd, "platform": {"os": "linux", "architecture": "amd64"}},
+            ],
+        }
+    ).encode()
+    fake.manifests[("team/app", "1.0.0")] = (index, "application/vnd.oci.image.index.v1+json")
+    assert client(fake).labels("team/app", "1.0.0") == {"org.example.hash": "amd-build"}
+    # the config blob came from storage through the redirect, without the registry's token
+    assert [auth for _, auth in fake.storage_requests] == [""]
+
+
+def test_labels_of_an_image_that_is_not_there(fake: FakeRegistry) -> None:
+    assert client(fake).labels("team/app", "9.9.9") is None
