@@ -48,10 +48,16 @@ _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 class RegistryRequestError(ImageFactoryError):
     """A registry answered a request with an error (exit 3): what was asked and what it said."""
 
-    def __init__(self, method: str, url: str, status: int | str, body: str) -> None:
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        status: int | str,
+        body: str,
+        hint: str = "is the registry running, and are its credentials right?",
+    ) -> None:
         super().__init__(
-            f"{method} {url} failed: {status} {tools.scrub(body)[:500]}".rstrip(),
-            hint="is the registry running, and are its credentials right?",
+            f"{method} {url} failed: {status} {tools.scrub(body)[:500]}".rstrip(), hint=hint
         )
 
 
@@ -241,6 +247,9 @@ class RegistryHTTP:
             except (urllib.error.URLError, OSError) as exc:
                 if scheme == schemes[-1]:
                     reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+                    if isinstance(reason, ssl.SSLCertVerificationError):
+                        hint = "add the CA that signed its certificate to build.ca_bundle"
+                        raise RegistryRequestError(method, url, "TLS:", str(reason), hint) from exc
                     raise RegistryRequestError(method, url, "no answer:", str(reason)) from exc
         raise AssertionError("unreachable: the loop returns or raises")
 

@@ -884,7 +884,8 @@ def test_promotion_without_the_ca_in_the_bundle_is_a_tls_error(
 
     stderr = refused(proc, 1, 3)
     assert registry_b.host in stderr
-    assert re.search(r"x509|certificate signed by unknown authority", stderr), stderr
+    assert re.search(r"x509|certificate (signed by unknown authority|verify failed)", stderr)
+    assert "build.ca_bundle" in stderr
     assert (state_text(promo_copy), audit_text(promo_copy)) == (state_before, audit_before)
     assert skopeo.tags(repo_of(promo_copy, "preprod")) == set()
 
@@ -927,7 +928,7 @@ def test_unreachable_target_registry_fails_within_bounds(
 
     stderr = refused(proc, 1, 3)
     assert f"127.0.0.1:{port}" in stderr
-    assert "connection refused" in stderr
+    assert "connection refused" in stderr.lower()
     assert seconds < 60
     assert (state_text(promo_copy), audit_text(promo_copy)) == (state_before, audit_before)
 
