@@ -16,8 +16,11 @@ from pathlib import Path
 from imagefactory import tools
 from imagefactory.spec.models import Bootstrap, BuildSettings
 
-#: Bump when the argv below changes in a way that changes the rootfs.
-RECIPE_VERSION = 1
+#: Bump when the argv below changes in a way that changes the rootfs (it is part of the
+#: bootstrapped image's content hash). 2: no device nodes in the tar (``--skip=output/dev``):
+#: an engine in a user namespace (rootless, dind-rootless) cannot create them, and the container
+#: runtime mounts /dev anyway.
+RECIPE_VERSION = 2
 ROLLING_SUITES = frozenset({"sid", "unstable", "experimental"})
 SLIM_DPKG_OPTIONS = (
     "path-exclude=/usr/share/man/*",
@@ -51,6 +54,7 @@ def mmdebstrap_argv(recipe: Bootstrap, build: BuildSettings, output: Path) -> li
         "--quiet",
         "--mode=auto",
         "--format=tar",
+        "--skip=output/dev",
         f"--variant={recipe.variant}",
         *([f"--include={','.join(recipe.packages)}"] if recipe.packages else []),
         *(f"--dpkgopt={option}" for option in SLIM_DPKG_OPTIONS),

@@ -10,7 +10,8 @@ An image's hash combines four input hashes, each kept so a plan can say *why* it
 * ``templates``: the templates that render the image — the standard Dockerfile templates and
   any override in the image's folder;
 * ``parent``: the parent's content hash (so a base change reaches every descendant), or the
-  external parent's digest, or nothing for a bootstrapped rootfs (its recipe is in ``spec``).
+  external parent's digest, or for a bootstrapped rootfs the version of the way it is made
+  (its recipe is in ``spec``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from imagefactory.bootstrap import RECIPE_VERSION
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.parents import CatalogParent, ExternalParent
 
@@ -121,7 +123,7 @@ def _parent_input(image: CatalogImage, done: dict[str, ContentInputs]) -> str:
         return done[parent.ref].content_hash
     if isinstance(parent, ExternalParent):
         return _digest([f"{parent.reference}@{parent.digest}"])
-    return _digest(["bootstrap"])
+    return _digest(["bootstrap", f"recipe-v{RECIPE_VERSION}"])
 
 
 def _canonical(*parts: Any) -> str:

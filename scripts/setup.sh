@@ -6,7 +6,9 @@
 #      (docker-registry), skopeo, mmdebstrap, packer, rsync, htpasswd, ...
 #   2. gitlab-ci-local (npm), pinned to a release that runs on Node 20
 #   3. <repo>/.venv with `pip install -e '.[dev]'` (python3 on PATH)
-#   4. scripts/services.sh start (dockerd + authenticated registry on 127.0.0.1)
+#   4. the unprivileged user a rootless Docker engine runs as in the integration tests
+#      (imagefactory-rootless, with subordinate uid/gid ranges), and /dev/net/tun usable by it
+#   5. scripts/services.sh start (dockerd + authenticated registry on 127.0.0.1)
 #
 # Output: one line per step; the full output of each step goes to $IMAGEFACTORY_HOST_DIR/setup-*.log
 # and its tail is printed if the step fails.
@@ -25,6 +27,8 @@ APT_PACKAGES=(
     mmdebstrap gpg uidmap fakeroot fakechroot mount
     # static busybox: tiny importable rootfs for integration tests
     busybox-static
+    # rootless engine (dockerd-rootless.sh from docker.io): user namespaces and their network
+    rootlesskit slirp4netns
     packer rsync git
     # venv for the system python3; node-gyp toolchain for gitlab-ci-local's native re2 module
     python3 python3-venv make g++
@@ -180,6 +184,24 @@ setup_venv() {
     printf '%s\n' "$want" >"$stamp"
 }
 
+ROOTLESS_USER="imagefactory-rootless"
+
+# The unprivileged user tests/integration/test_rootless_engine.py runs a rootless dockerd as:
+# useradd gives it subordinate uid/gid ranges; slirp4netns opens /dev/net/tun as that user, which
+# a standard Debian host allows (0666) and some sandboxes do not.
+setup_rootless_user() {
+    if ! id "$ROOTLESS_USER" >/dev/null 2>&1; then
+        quietly rootless-user useradd --create-home --shell /usr/sbin/nologin "$ROOTLESS_USER"
+    fi
+    if ! grep -q "^$ROOTLESS_USER:" /etc/subuid || ! grep -q "^$ROOTLESS_USER:" /etc/subgid; then
+        if_die "$ROOTLESS_USER has no subordinate uid/gid range in /etc/subuid and /etc/subgid"
+    fi
+    if [[ -c /dev/net/tun && "$(stat -c %a /dev/net/tun)" != 666 ]]; then
+        chmod 0666 /dev/net/tun
+    fi
+    step "rootless: user $ROOTLESS_USER ready"
+}
+
 main() {
     local t0=$SECONDS
     preflight
@@ -187,6 +209,7 @@ main() {
     check_tools
     install_gitlab_ci_local
     setup_venv
+    setup_rootless_user
     step "services: scripts/services.sh start"
     "$IF_REPO_ROOT/scripts/services.sh" start
     step "setup done in $((SECONDS - t0))s"

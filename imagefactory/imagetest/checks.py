@@ -253,10 +253,18 @@ def _command_probe(container: Container, check: CommandCheck, user: str) -> tupl
 
 def service_checks(tests: ImageTests, container: Container) -> Iterator[CheckResult]:
     for service in tests.services:
-        port = container.ports[service.port]
+        port = container.ports.get(service.port)
+        if port is None:
+            yield timed("services", service.name, _unpublished, service, container)
+            continue
         yield timed(
             "services", service.name, lambda s=service, p=port: _service_probe(s, p, container)
         )
+
+
+def _unpublished(service: ServiceCheck, container: Container) -> tuple[bool, str, str]:
+    why = container.stopped() or "the engine published no port for it"
+    return False, f"{service.port}/tcp published on {container.address}", why
 
 
 def _service_probe(service: ServiceCheck, port: int, container: Container) -> tuple[bool, str, str]:

@@ -25,6 +25,7 @@ class Container:
     engine: Engine
     address: str = "127.0.0.1"  # where the published ports are reachable
     ports: dict[int, int] = field(default_factory=dict)  # container port → published port
+    # (a service port is missing when the container stopped before it could be published)
 
     def exec(
         self, argv: list[str], *, user: str | None = None, timeout: float = 30
@@ -34,6 +35,24 @@ class Container:
         return tools.run(
             command, env=self.engine.env, check=False, timeout=timeout, separate_stderr=True
         )
+
+    def stopped(self) -> str:
+        """Why the container is not running ("" while it runs): its exit code and last output."""
+        state = tools.run(
+            [
+                self.engine.cli,
+                "inspect",
+                "--format",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                self.name,
+            ],
+            env=self.engine.env,
+            check=False,
+            timeout=30,
+        ).output.split()
+        if not state or state[0] == "running":
+            return ""
+        return f"the container stopped (exit code {state[-1]}); its last output: {self.logs()[-300:]!r}"
 
     def logs(self) -> str:
         result = tools.run(
@@ -68,7 +87,11 @@ def running_container(
             name,
             engine,
             address,
-            {port: _host_port(engine, name, port) for port in service_ports},
+            {
+                port: host_port
+                for port in service_ports
+                if (host_port := _host_port(engine, name, port)) is not None
+            },
         )
     finally:
         tools.run(
@@ -79,7 +102,10 @@ def running_container(
         )
 
 
-def _host_port(engine: Engine, name: str, port: int) -> int:
-    result = tools.run([engine.cli, "port", name, f"{port}/tcp"], env=engine.env, timeout=30)
-    first = result.output.strip().splitlines()[0]
-    return int(first.rsplit(":", 1)[1])
+def _host_port(engine: Engine, name: str, port: int) -> int | None:
+    """The published port, or None when there is none (the container has stopped)."""
+    result = tools.run(
+        [engine.cli, "port", name, f"{port}/tcp"], env=engine.env, check=False, timeout=30
+    )
+    lines = result.output.strip().splitlines() if result.returncode == 0 else []
+    return int(lines[0].rsplit(":", 1)[1]) if lines else None

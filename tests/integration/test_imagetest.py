@@ -1009,3 +1009,35 @@ def test_a_bad_structure_test_file(example_build: ExampleBuild, example_copy: Pa
     assert proc.returncode == 1, proc.stdout + proc.stderr
     no_traceback(proc)
     assert f"{bad}:4: commandTests[0].expectedOuput" in proc.stderr, proc.stderr
+
+
+def test_a_service_whose_entrypoint_exits_fails_its_check_with_the_reason(
+    example_build: ExampleBuild, example_copy: Path
+) -> None:
+    """The entrypoint exits at once: no port is ever published. The service check fails with the
+    exit code and the output; the other images' checks still run and report."""
+    quits = '["python", "-c", "import sys; print(\'cannot start: no model\'); sys.exit(3)"]'
+    edit_text(
+        example_copy / APP_SPEC,
+        'entrypoint: [python, -m, uvicorn, rag_api.main:app, --host, 0.0.0.0, --port, "8080"]',
+        f"entrypoint: {quits}",
+    )
+    built = imagefactory(example_copy, "build", "app/rag-api", env=example_build.env, timeout=300)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+
+    proc = imagefactory(
+        example_copy, "test", "base/debian12", "app/rag-api", "--json", env=example_build.env,
+        timeout=RUN_TIMEOUT,
+    )  # fmt: skip
+
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    document = first_json(proc.stdout)
+    passed = {i["image"]: i["passed"] for i in document["images"]}
+    assert passed == {"base/debian12": True, "app/rag-api": False}
+    check = one_check(checks_of(document, "app/rag-api"), "services", "health endpoint answers")
+    assert check["passed"] is False
+    assert check["expected"] == "8080/tcp published on 127.0.0.1"
+    assert check["actual"].startswith("the container stopped (exit code 3)"), check["actual"]
+    assert "cannot start: no model" in check["actual"]
+    no_traceback(proc)
+    assert session_containers(example_build.session) == []

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/base/debian12/image.yaml; edit that file, not this one.
-# image: base/debian12 1.0.0  content: sha256:702f5da672a29aca4c5a4b514dd19c125c46151f9082e403138930cf5587ea6b
+# image: base/debian12 1.0.0  content: sha256:bde92e7fe68a5cd7a9ad10524f9754277e4f4def90427707e4a1bea6a9561c05
 FROM scratch
 ADD rootfs.tar /
 
@@ -19,7 +19,7 @@ ENV TZ="UTC" \
 WORKDIR /home/app
 
 LABEL com.example-bank.image.tier="base" \
-      org.imagefactory.content-hash="sha256:702f5da672a29aca4c5a4b514dd19c125c46151f9082e403138930cf5587ea6b" \
+      org.imagefactory.content-hash="sha256:bde92e7fe68a5cd7a9ad10524f9754277e4f4def90427707e4a1bea6a9561c05" \
       org.imagefactory.ref="base/debian12" \
       org.opencontainers.image.base.digest="" \
       org.opencontainers.image.base.name="scratch" \

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/runtime/llm/image.yaml; edit that file, not this one.
-# image: runtime/llm:cpu 1.0.0  content: sha256:14d596dca83c026f98c189cfdb7fa159913365c08700bab64030f9c786d48164
+# image: runtime/llm:cpu 1.0.0  content: sha256:a585019862ba708611580bc3b3edbb57a7534ea9ecd2053399083b203507b434
 FROM 127.0.0.1:5000/bank-ai-lab/dev/base/debian12@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 USER 0:0
@@ -29,7 +29,7 @@ ENV TZ="UTC" \
 
 LABEL com.example-bank.accelerator="cpu" \
       com.example-bank.image.tier="runtime" \
-      org.imagefactory.content-hash="sha256:14d596dca83c026f98c189cfdb7fa159913365c08700bab64030f9c786d48164" \
+      org.imagefactory.content-hash="sha256:a585019862ba708611580bc3b3edbb57a7534ea9ecd2053399083b203507b434" \
       org.imagefactory.ref="runtime/llm:cpu" \
       org.opencontainers.image.base.digest="sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" \
       org.opencontainers.image.base.name="base/debian12" \
