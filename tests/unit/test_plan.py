@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from imagefactory import hashing
 from imagefactory.errors import UserError
 from imagefactory.plan import PlanEntry, make_plan
 from imagefactory.spec.loader import load_catalog
@@ -115,6 +116,18 @@ def test_project_build_settings_change_every_hash(
     state = recorded(plan(catalog_dir, templates))
     edit("imagefactory.yaml", "source_date_epoch: 1700000000", "source_date_epoch: 1700000001")
     assert all("spec changed" in e.reasons for e in plan(catalog_dir, templates, state).values())
+
+
+def test_a_new_bootstrap_recipe_version_rebuilds_the_bootstrapped_chain(
+    catalog_dir: Path, templates: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change to how rootfs tars are made (mmdebstrap options) must not reuse old images."""
+    state = recorded(plan(catalog_dir, templates))
+    monkeypatch.setattr(hashing, "RECIPE_VERSION", hashing.RECIPE_VERSION + 1)
+    entries = plan(catalog_dir, templates, state)
+    assert entries["base/debian12"].reasons == ("parent changed",)
+    for ref in ["runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api"]:
+        assert entries[ref].reasons == ("parent changed",)
 
 
 def test_state_file_round_trip_and_errors(tmp_path: Path) -> None:
