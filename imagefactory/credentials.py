@@ -19,6 +19,7 @@ from pathlib import Path
 
 from imagefactory import tools
 from imagefactory.errors import UserError
+from imagefactory.gitlab_job import in_gitlab_ci
 from imagefactory.spec.models import Registry
 
 
@@ -29,11 +30,17 @@ def login_entry(registry: Registry) -> tuple[str, str] | None:
     names = [n for n in (registry.username_env, registry.password_env) if n]
     missing = [n for n in names if not os.environ.get(n)]
     if missing or len(names) != 2:
+        hint = (
+            "GitLab passes protected CI/CD variables only to jobs on protected branches and "
+            "tags: protect this ref, or unprotect the variables"
+            if in_gitlab_ci()
+            else "export both variables (in CI: masked CI/CD variables), or remove them from "
+            "imagefactory.yaml to use your own docker login"
+        )
         raise UserError(
             f"registry {registry.url} needs credentials from {' and '.join(names)}, "
             f"but {', '.join(missing) or 'a username or password variable'} is not set",
-            hint="export both variables (in CI: masked CI/CD variables), or remove them from "
-            "imagefactory.yaml to use your own docker login",
+            hint=hint,
         )
     assert registry.username_env and registry.password_env
     return os.environ[registry.username_env], os.environ[registry.password_env]

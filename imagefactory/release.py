@@ -21,6 +21,7 @@ import semver
 
 from imagefactory import audit, tools
 from imagefactory.errors import UserError
+from imagefactory.gitlab_job import in_gitlab_ci
 from imagefactory.naming import CONTENT_LABEL, build_registry, repository
 from imagefactory.paths import TEMPLATES_DIR, audit_log, slug, state_file, work_dir
 from imagefactory.plan import built_records
@@ -304,10 +305,6 @@ def git_revision(root: Path) -> str | None:
 # --------------------------------------------------------------------------- promote
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI") == "true" and bool(os.environ.get("GITLAB_CI"))
-
-
 def promote(
     catalog: Catalog, image: CatalogImage, to_env: str, *, approve: bool, dry_run: bool
 ) -> Release:
@@ -366,7 +363,7 @@ def promote(
 def _approver(env: Environment, approve: bool) -> str | None:
     if not env.approval:
         return None
-    if in_ci():
+    if in_gitlab_ci():
         return audit.actor()  # the protected manual job is the approval; its runner is the approver
     if not approve:
         raise UserError(

@@ -1,0 +1,66 @@
+"""Registry credentials from the variables the project file names: a private temporary Docker
+config, redacted from every message, gone afterwards; a missing variable is a clear error that
+knows about GitLab's protected variables."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+
+import pytest
+
+from imagefactory import tools
+from imagefactory.credentials import docker_config, login_entry
+from imagefactory.errors import UserError
+from imagefactory.spec.models import Registry
+
+REGISTRY = Registry(
+    url="registry.example:5000", username_env="TEST_REG_USER", password_env="TEST_REG_PASSWORD"
+)
+PASSWORD = "pw-" + "7c1e9a55d0"
+
+
+def test_a_temporary_private_config_that_is_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_REG_USER", "ci-bot")
+    monkeypatch.setenv("TEST_REG_PASSWORD", PASSWORD)
+    with docker_config([REGISTRY, Registry(url="anonymous.example")]) as folder:
+        assert folder is not None
+        config = folder / "config.json"
+        assert stat.S_IMODE(config.stat().st_mode) == 0o600
+        auths = json.loads(config.read_text())["auths"]
+        assert list(auths) == ["registry.example:5000"]  # the anonymous one needs no entry
+        assert (
+            base64.b64decode(auths["registry.example:5000"]["auth"])
+            == f"ci-bot:{PASSWORD}".encode()
+        )
+        token = auths["registry.example:5000"]["auth"]
+        assert PASSWORD not in tools.scrub(f"login with {PASSWORD} as {token}")
+        assert token not in tools.scrub(f"login with {PASSWORD} as {token}")
+    assert not folder.exists()
+
+
+def test_no_variables_named_means_the_users_own_login() -> None:
+    with docker_config([Registry(url="anonymous.example")]) as folder:
+        assert folder is None
+
+
+@pytest.mark.parametrize(
+    ("gitlab", "hint"),
+    [
+        (False, "export both variables"),
+        (True, "GitLab passes protected CI/CD variables only to jobs on protected branches"),
+    ],
+)
+def test_a_missing_variable(monkeypatch: pytest.MonkeyPatch, gitlab: bool, hint: str) -> None:
+    monkeypatch.setenv("TEST_REG_USER", "ci-bot")
+    monkeypatch.setenv("TEST_REG_PASSWORD", "")  # how GitLab hands a protected one to a branch
+    monkeypatch.setenv("CI", "true" if gitlab else "")
+    monkeypatch.setenv("GITLAB_CI", "true" if gitlab else "")
+    with pytest.raises(UserError) as caught:
+        login_entry(REGISTRY)
+    assert caught.value.message == (
+        "registry registry.example:5000 needs credentials from TEST_REG_USER and "
+        "TEST_REG_PASSWORD, but TEST_REG_PASSWORD is not set"
+    )
+    assert hint in (caught.value.hint or "")
