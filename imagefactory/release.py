@@ -145,7 +145,14 @@ def _push_one(
     if dry_run or _nothing_to_do(release, record.environments.get(env.name)):
         return release
     _, build = build_registry(catalog.project)
-    _write_tags(client, catalog, build, f"{record.repository}@{record.digest}", changes)
+    _write_tags(
+        client,
+        catalog,
+        build,
+        f"{record.repository}@{record.digest}",
+        changes,
+        frozenset(plan.immutable),
+    )
     return _record_release(
         catalog,
         image.ref,
@@ -196,19 +203,33 @@ def _write_tags(
     source_registry: Registry,
     source: str,
     changes: list[TagChange],
+    immutable: frozenset[str],
 ) -> None:
     """Write every tag ``changes`` creates or moves so that it holds ``source``'s digest.
 
-    The image moves once per target repository (``skopeo copy`` to its first tag); every other
-    tag gets the manifest that repository then holds, put again under it. At the end every
-    written tag must still name the digest: another writer (a second pipeline, a person) may
-    have moved one meanwhile, and then nothing is recorded.
+    The image moves at most once per target repository (``skopeo copy``, to its ``git-`` tag
+    when there is one); a repository that already holds the digest (the build's own, for a push)
+    needs no copy. Every other tag gets the manifest put again under it, a request each, right
+    after checking that an immutable tag planned as new is still free: two pushes that chose the
+    same version at once leave it to the first (the window is one request, not a copy). At the
+    end every written tag must still name the digest; otherwise nothing is recorded.
     """
-    digest = source.rpartition("@")[2]
+    repository_of_source, _, digest = source.rpartition("@")
     holding = {(c.registry, c.repository) for c in changes if c.action == "keep"}
-    written = [c for c in changes if c.action != "keep"]
+    holding |= {(c.registry, c.repository) for c in changes if c.repository == repository_of_source}
+    written = sorted(
+        (c for c in changes if c.action != "keep"), key=lambda c: not c.tag.startswith("git-")
+    )
     for change in written:
         target = catalog.project.registries[change.registry]
+        if change.action == "create" and change.tag in immutable:
+            taken = client.digest(target, f"{change.repository}:{change.tag}")
+            if taken is not None and taken != digest:
+                raise UserError(
+                    f"{change.repository}:{change.tag} was written by someone else meanwhile "
+                    f"({taken})",
+                    hint="nothing was recorded; run it again: it will choose the next version",
+                )
         if (change.registry, change.repository) in holding:
             client.tag(target, change.repository, digest, change.tag)
         else:
@@ -347,7 +368,12 @@ def promote(
             )
             if dry_run or _nothing_to_do(release, record.environments.get(to_env)):
                 return release
-            _write_tags(client, catalog, source_registry, f"{source_repo}@{digest}", changes)
+            immutable = frozenset(
+                c.tag for c in changes if c.tag == version_tag or c.tag.startswith("git-")
+            )
+            _write_tags(
+                client, catalog, source_registry, f"{source_repo}@{digest}", changes, immutable
+            )
         return _record_release(
             catalog,
             image.ref,
