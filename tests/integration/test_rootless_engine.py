@@ -1,22 +1,25 @@
-"""``imagefactory build`` and ``test`` on a rootless Docker engine: the engine the generated
-pipeline's ``--builder rootless`` jobs get (``docker:dind-rootless``), whose daemon, and so its
-BuildKit, runs as an unprivileged user.
+"""``imagefactory build`` and ``test`` on a rootless Docker engine reached the way the generated
+pipeline's ``--builder rootless`` jobs reach theirs (``docker:dind-rootless`` as the ``docker``
+service): DOCKER_HOST over TCP with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, on an address that
+is not 127.0.0.1, the daemon and so its BuildKit running as an unprivileged user.
 
-The engine here is Debian's own: ``dockerd-rootless.sh`` (docker.io) under rootlesskit with
-slirp4netns, started as the unprivileged user ``scripts/setup.sh`` creates, for this module only.
-Its network namespace has its own 127.0.0.1, so it reaches the loopback registry through a
-forwarder on the Docker bridge's gateway address; the catalog names the registry by that address,
-which the host (skopeo, the registry API) reaches too.
+The engine is Debian's own ``dockerd-rootless.sh`` (docker.io) under rootlesskit with
+slirp4netns, started for this module as the unprivileged user ``scripts/setup.sh`` creates, with
+a TLS listener (a CA made here, server and client certificates) that rootlesskit publishes on the
+Docker bridge's gateway address. Its network namespace has its own 127.0.0.1, so it reaches the
+loopback registry through a forwarder on that gateway address too; the catalog names the
+registry by that address, which the host (skopeo, the registry API) reaches as well.
 
 The catalog is the example's base (bootstrapped with mmdebstrap, the rootfs cache shared) and a
 tiny app FROM it that apt-installs Python and serves a page, with a service check. Both are built
 by the rootless engine (their content is new to it and to the registry namespace), pushed, and
-tested there: the service's port is published by rootlesskit's port driver on the host's
-127.0.0.1, where the check probes it.
+tested there: the service's port is published on the engine's address by rootlesskit's port
+driver, where the check probes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -24,7 +27,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +45,7 @@ from .conftest import (
     imagefactory,
 )
 from .tcp_forward import bridge_gateway, forwarding, tcp
+from .tls_registry import free_port, make_ca_and_server_cert, make_client_cert
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +54,7 @@ DOCKERD_ROOTLESS = "/usr/share/docker.io/contrib/dockerd-rootless.sh"
 #: The rootless engine's own bridge: not 172.17.0.1/16, the host bridge's range, which its
 #: network namespace must reach (the registry forwarder listens on the host bridge's gateway).
 ROOTLESS_BRIDGE = "10.213.0.1/24"
+API_PORT = 2376  # the daemon's TLS port inside its namespace, as the dind services use
 START_TIMEOUT = 90
 RUN_TIMEOUT = 600  # the base's rootfs import and the app's apt step, on a cold rootless engine
 
@@ -81,22 +86,48 @@ HELLO = {
 
 @dataclass(frozen=True)
 class RootlessEngine:
-    docker_host: str  # unix:///run/user/<uid>/docker.sock
+    """What a job with the rootless service gets: DOCKER_HOST over TCP, TLS verified both ways."""
+
+    env: Mapping[str, str]  # DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH
+    address: str  # the bridge gateway: where the API and published ports are reached
     registry_host: str  # <bridge gateway>:<port>, forwarded to the loopback registry
 
     def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "DOCKER_HOST": self.docker_host, "DOCKER_BUILDKIT": "1"}
+        env = {**os.environ, **self.env, "DOCKER_BUILDKIT": "1"}
         return subprocess.run(
             [DOCKER, *args], env=env, capture_output=True, text=True, timeout=120, check=check
         )
 
 
-def _runtime_dir(user: pwd.struct_passwd) -> Path:
-    runtime = Path(f"/run/user/{user.pw_uid}")
-    runtime.mkdir(parents=True, exist_ok=True)
-    os.chown(runtime, user.pw_uid, user.pw_gid)
-    runtime.chmod(0o700)
-    return runtime
+def _owned_dir(path: Path, user: pwd.struct_passwd) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, user.pw_uid, user.pw_gid)
+    path.chmod(0o700)
+    return path
+
+
+def _tls_files(
+    folder: Path, runtime: Path, address: str, user: pwd.struct_passwd
+) -> tuple[Path, Path]:
+    """(the daemon's folder, the client's DOCKER_CERT_PATH): a CA, a server certificate for
+    ``address`` in the rootless user's runtime folder, and a client certificate, named as Docker
+    wants them."""
+    ca, server_cert, server_key = make_ca_and_server_cert(folder / "ca", address)
+    client_cert, client_key = make_client_cert(folder / "ca")
+    daemon = _owned_dir(runtime / "imagefactory-tls", user)
+    client = _owned_dir(folder / "client", pwd.getpwuid(os.geteuid()))
+    for source, target in (
+        (ca, daemon / "ca.pem"),
+        (server_cert, daemon / "cert.pem"),
+        (server_key, daemon / "key.pem"),
+        (ca, client / "ca.pem"),
+        (client_cert, client / "cert.pem"),
+        (client_key, client / "key.pem"),
+    ):
+        shutil.copyfile(source, target)
+        if target.parent == daemon:
+            os.chown(target, user.pw_uid, user.pw_gid)
+    return daemon, client
 
 
 @pytest.fixture(scope="module")
@@ -108,10 +139,13 @@ def rootless_engine(
         user = pwd.getpwnam(ROOTLESS_USER)
     except KeyError:
         pytest.fail(f"no user {ROOTLESS_USER}: run scripts/setup.sh")
-    runtime = _runtime_dir(user)
+    runtime = _owned_dir(Path(f"/run/user/{user.pw_uid}"), user)
     host, port = registry.host.rsplit(":", 1)
     gateway = bridge_gateway(docker)
-    log = tmp_path_factory.mktemp("rootless") / "dockerd.log"
+    work = tmp_path_factory.mktemp("rootless")
+    daemon_tls, client_tls = _tls_files(work, runtime, gateway, user)
+    api_port = free_port()
+    log = work / "dockerd.log"
     with forwarding(gateway, tcp(host, int(port))) as (forwarded, _), log.open("w") as output:
         registry_host = f"{gateway}:{forwarded}"
         daemon = subprocess.Popen(
@@ -119,14 +153,27 @@ def rootless_engine(
                 "runuser", "-u", ROOTLESS_USER, "--",
                 "env", "-i", f"HOME={user.pw_dir}", f"USER={ROOTLESS_USER}",
                 f"XDG_RUNTIME_DIR={runtime}", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-                DOCKERD_ROOTLESS, "--log-level=warn", f"--insecure-registry={registry_host}",
-                f"--bip={ROOTLESS_BRIDGE}",
+                # rootlesskit publishes the daemon's TCP port on the gateway address
+                f"DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS=-p {gateway}:{api_port}:{API_PORT}/tcp",
+                DOCKERD_ROOTLESS, "--log-level=warn",
+                f"--host=unix://{runtime}/docker.sock", f"--host=tcp://0.0.0.0:{API_PORT}",
+                "--tlsverify", f"--tlscacert={daemon_tls / 'ca.pem'}",
+                f"--tlscert={daemon_tls / 'cert.pem'}", f"--tlskey={daemon_tls / 'key.pem'}",
+                f"--insecure-registry={registry_host}", f"--bip={ROOTLESS_BRIDGE}",
             ],
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-        engine = RootlessEngine(f"unix://{runtime}/docker.sock", registry_host)
+        engine = RootlessEngine(
+            {  # the variables of the generated rootless jobs, with this engine's address
+                "DOCKER_HOST": f"tcp://{gateway}:{api_port}",
+                "DOCKER_TLS_VERIFY": "1",
+                "DOCKER_CERT_PATH": str(client_tls),
+            },
+            gateway,
+            registry_host,
+        )
         try:
             deadline = time.monotonic() + START_TIMEOUT
             while engine.docker("info", check=False).returncode != 0:
@@ -140,7 +187,8 @@ def rootless_engine(
             if images:  # the engine's data stays (its build cache serves the next run)
                 engine.docker("image", "rm", "--force", *sorted(set(images)), check=False)
         finally:
-            os.killpg(daemon.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # it may have exited on its own
+                os.killpg(daemon.pid, signal.SIGTERM)
             try:
                 daemon.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -184,7 +232,7 @@ class Runs:
 
 @pytest.fixture(scope="module")
 def runs(example_build: ExampleBuild, rootless_engine: RootlessEngine, hello_catalog: Path) -> Runs:
-    env = {**example_build.env, "DOCKER_HOST": rootless_engine.docker_host}
+    env = {**example_build.env, **rootless_engine.env}
     build = imagefactory(
         hello_catalog, "build", "app/hello", "--json", env=env, timeout=RUN_TIMEOUT
     )
@@ -192,9 +240,18 @@ def runs(example_build: ExampleBuild, rootless_engine: RootlessEngine, hello_cat
     return Runs(build, test)
 
 
-def test_the_engine_is_rootless(rootless_engine: RootlessEngine) -> None:
+def test_the_engine_is_rootless_and_speaks_only_tls(rootless_engine: RootlessEngine) -> None:
     options = rootless_engine.docker("info", "--format", "{{json .SecurityOptions}}").stdout
     assert "name=rootless" in json.loads(options)
+    plain = subprocess.run(
+        [DOCKER, "info"],
+        env={**os.environ, "DOCKER_HOST": rootless_engine.env["DOCKER_HOST"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert plain.returncode != 0, "the engine answered a client without a certificate"
 
 
 def test_the_rootless_engine_builds_and_pushes_the_chain(

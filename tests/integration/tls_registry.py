@@ -56,8 +56,8 @@ def _openssl(*args: str, cwd: Path) -> None:
         raise RuntimeError(f"openssl {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
 
 
-def make_ca_and_server_cert(folder: Path) -> tuple[Path, Path, Path]:
-    """(ca.crt, server.crt, server.key) in ``folder``: a fresh CA and a 127.0.0.1 certificate."""
+def make_ca_and_server_cert(folder: Path, ip: str = "127.0.0.1") -> tuple[Path, Path, Path]:
+    """(ca.crt, server.crt, server.key) in ``folder``: a fresh CA and a certificate for ``ip``."""
     folder.mkdir(parents=True, exist_ok=True)
     _openssl(
         "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
@@ -69,11 +69,11 @@ def make_ca_and_server_cert(folder: Path) -> tuple[Path, Path, Path]:
     )  # fmt: skip
     _openssl(
         "req", "-newkey", "rsa:2048", "-nodes", "-sha256",
-        "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1",
+        "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={ip}",
         cwd=folder,
     )  # fmt: skip
     (folder / "server.ext").write_text(
-        "subjectAltName = IP:127.0.0.1\n"
+        f"subjectAltName = IP:{ip}\n"
         "basicConstraints = CA:FALSE\n"
         "keyUsage = critical, digitalSignature, keyEncipherment\n"
         "extendedKeyUsage = serverAuth\n"
@@ -86,6 +86,24 @@ def make_ca_and_server_cert(folder: Path) -> tuple[Path, Path, Path]:
     for name in ("ca.key", "server.key"):
         (folder / name).chmod(0o600)
     return folder / "ca.crt", folder / "server.crt", folder / "server.key"
+
+
+def make_client_cert(folder: Path) -> tuple[Path, Path]:
+    """(client.crt, client.key) in ``folder``, signed by the CA ``make_ca_and_server_cert`` made
+    there: what a Docker client presents to a daemon started with ``--tlsverify``."""
+    _openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-sha256",
+        "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=imagefactory tests",
+        cwd=folder,
+    )  # fmt: skip
+    (folder / "client.ext").write_text("extendedKeyUsage = clientAuth\n")
+    _openssl(
+        "x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-sha256", "-extfile", "client.ext", "-out", "client.crt",
+        cwd=folder,
+    )  # fmt: skip
+    (folder / "client.key").chmod(0o600)
+    return folder / "client.crt", folder / "client.key"
 
 
 def write_bundle(target: Path, *parts: Path) -> Path:
