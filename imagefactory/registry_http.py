@@ -13,6 +13,8 @@ skopeo does.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
 import http.client
 import json
@@ -302,5 +304,9 @@ def basic_auth(registry: Registry, config_dir: Path | None) -> str | None:
         auths = document.get("auths") if isinstance(document, dict) else None
         entry = auths.get(registry.url) if isinstance(auths, dict) else None
         if isinstance(entry, dict) and isinstance(entry.get("auth"), str):
-            return str(entry["auth"])
+            auth = str(entry["auth"])
+            tools.redact(auth)  # the user's own login: never in a message either
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                tools.redact(base64.b64decode(auth).decode().partition(":")[2])
+            return auth
     return None

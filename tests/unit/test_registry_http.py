@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory import registry_http
+from imagefactory import registry_http, tools
 from imagefactory.registry_http import (
     NoCredentials,
     RegistryHTTP,
@@ -210,7 +210,7 @@ def test_basic_auth_prefers_the_runs_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_config, own = tmp_path / "run", tmp_path / "own"
-    for folder, value in ((run_config, "cnVuOnJ1bg=="), (own, "b3duOm93bg==")):
+    for folder, value in ((run_config, "cnVuOnJ1bg=="), (own, "b3duLXVzZXI6b3duLXNlY3JldA==")):
         folder.mkdir()
         (folder / "config.json").write_text(
             json.dumps({"auths": {"r.example:5000": {"auth": value}}})
@@ -218,8 +218,12 @@ def test_basic_auth_prefers_the_runs_config(
     monkeypatch.setenv("DOCKER_CONFIG", str(own))
     registry = Registry(url="r.example:5000")
     assert basic_auth(registry, run_config) == "cnVuOnJ1bg=="
-    assert basic_auth(registry, None) == "b3duOm93bg=="
+    assert basic_auth(registry, None) == "b3duLXVzZXI6b3duLXNlY3JldA=="
     assert basic_auth(Registry(url="other.example"), run_config) is None
+    # the user's own login never shows in a message: token and password alike
+    assert (
+        tools.scrub("b3duLXVzZXI6b3duLXNlY3JldA== own-user:own-secret") == "****** own-user:******"
+    )
 
 
 def test_tags_follow_every_page(fake: FakeRegistry) -> None:
