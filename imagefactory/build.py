@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -113,12 +114,15 @@ def build_catalog(
 ) -> list[Outcome]:
     images = images_to_build(catalog, selected)
     with registry_session(catalog, []) as client:
-        engine = Engine(client.config_dir)
-        engine.check()
-        run = BuildRun(catalog, engine, client, options, reporter, templates_dir)
-        if not options.no_cache:
-            run.look_up_registry(images)
-        outcomes = run_in_dag_order(images, options.jobs, run.one, reporter)
+        return execute(BuildRun(catalog, client, options, reporter, templates_dir), images)
+
+
+def execute(run: BuildRun, images: list[CatalogImage]) -> list[Outcome]:
+    """Build or reuse ``images`` (in build order) with ``run``; BuildFailed if any failed."""
+    run.engine.check()  # an unreachable daemon is one clear error, before anything runs
+    if not run.options.no_cache:
+        run.look_up_registry(images)
+    outcomes = run_in_dag_order(images, run.options.jobs, run.one, run.reporter)
     if any(o.status == "failed" for o in outcomes):
         raise BuildFailed(outcomes)
     return outcomes
@@ -168,14 +172,12 @@ class BuildRun:
     def __init__(
         self,
         catalog: Catalog,
-        engine: Engine,
         client: RegistryClient,
         options: BuildOptions,
         reporter: BuildReporter,
         templates_dir: Path,
     ) -> None:
         self.catalog = catalog
-        self.engine = engine
         self.client = client
         self.options = options
         self.reporter = reporter
@@ -188,6 +190,11 @@ class BuildRun:
         _, self.registry = build_registry(catalog.project)
         self.revision_labels = _revision_labels(catalog.root)
         self.known_remote: dict[str, str | None] = {}
+
+    @cached_property
+    def engine(self) -> Engine:
+        """The Docker engine, logged in with the run's credentials."""
+        return Engine(self.client.config_dir)
 
     def tag_of(self, image: CatalogImage) -> str:
         return f"{repository(self.registry, image.spec.name)}:{content_tag(self.inputs[image.ref].content_hash)}"

@@ -21,21 +21,18 @@ from pathlib import Path
 
 from imagefactory import tools
 from imagefactory.build import (
-    BuildFailed,
     BuildOptions,
     BuildReporter,
     BuildRun,
     Outcome,
+    execute,
     images_to_build,
-    run_in_dag_order,
 )
-from imagefactory.credentials import docker_config
 from imagefactory.engine import Engine
 from imagefactory.hashing import ContentInputs, content_inputs
-from imagefactory.naming import build_registry
-from imagefactory.paths import ca_bundle_path, slug, work_dir
+from imagefactory.paths import slug, work_dir
 from imagefactory.provision import check_playbooks
-from imagefactory.registry import RegistryClient, cert_dir
+from imagefactory.registry import registry_session
 from imagefactory.render.catalog import parent_pin
 from imagefactory.render.packer import render_packer, write_packer_folder
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -121,16 +118,5 @@ def build_catalog_with_packer(
             render_packer(
                 catalog, image, inputs[image.ref].content_hash, pin, templates_dir, folder
             )
-    _, registry = build_registry(catalog.project)
-    with docker_config([registry]) as config_dir, cert_dir(ca_bundle_path(catalog)) as certs:
-        engine = Engine(config_dir)
-        engine.check()
-        run = PackerRun(
-            catalog, engine, RegistryClient(config_dir, certs), options, reporter, templates_dir
-        )
-        if not options.no_cache:
-            run.look_up_registry(images)
-        outcomes = run_in_dag_order(images, options.jobs, run.one, reporter)
-    if any(o.status == "failed" for o in outcomes):
-        raise BuildFailed(outcomes)
-    return outcomes
+    with registry_session(catalog, []) as client:
+        return execute(PackerRun(catalog, client, options, reporter, templates_dir), images)
