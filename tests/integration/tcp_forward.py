@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 
@@ -75,10 +76,10 @@ def tcp(host: str, port: int) -> Callable[[], socket.socket]:
     return lambda: socket.create_connection((host, port), timeout=30)
 
 
-def bridge_gateway(docker: Callable[..., object]) -> str:
+def bridge_gateway(docker: Callable[..., subprocess.CompletedProcess[str]]) -> str:
     """The Docker bridge's gateway: an address of this machine that only it and its containers
     reach."""
     proc = docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}")
-    address = str(getattr(proc, "stdout", "")).strip()
+    address = proc.stdout.strip()
     assert address and not address.startswith("127."), address
     return address
