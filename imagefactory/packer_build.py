@@ -14,7 +14,6 @@ labels (Packer's commit sets only the labels of the spec).
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -105,8 +104,7 @@ def build_catalog_with_packer(
 ) -> list[Outcome]:
     """:func:`imagefactory.build.build_catalog`, with Packer for images that target packer."""
     images = images_to_build(catalog, selected)
-    if shutil.which("packer") is None:
-        packer_cli()  # the UserError saying how to install it
+    packer_cli()  # without packer: the UserError saying how to install it, before any work
     # Every template renders (settings, secrets, healthcheck, playbooks) before anything runs.
     inputs = content_inputs(catalog, templates_dir)
     for image in images:

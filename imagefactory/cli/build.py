@@ -17,7 +17,7 @@ from imagefactory.errors import EXIT_OK, EXIT_USER_ERROR, UserError
 from imagefactory.hashing import content_inputs
 from imagefactory.paths import TEMPLATES_DIR, state_file
 from imagefactory.plan import make_plan
-from imagefactory.render.catalog import render_images, stale_files
+from imagefactory.render.catalog import pinned_digests, render_images, stale_folders
 from imagefactory.state import State, load_state
 
 
@@ -87,23 +87,12 @@ def render(
     session, catalog = open_catalog(ctx, json_output)
     selected = catalog.select(images or [])
     inputs = content_inputs(catalog, TEMPLATES_DIR)
-    state = load_state(state_file(catalog))
-    digests = {
-        ref: r.digest
-        for ref, r in state.images.items()
-        if r.digest and ref in inputs and r.content_hash == inputs[ref].content_hash
-    }
+    digests = pinned_digests(load_state(state_file(catalog)), inputs)
     target = out if out.is_absolute() else catalog.root / out
     if check:
         with tempfile.TemporaryDirectory() as fresh:
             rendered = render_images(catalog, selected, inputs, digests, Path(fresh), TEMPLATES_DIR)
-            stale = {
-                r.ref: stale_files(r.folder, target / r.folder.name)
-                if (target / r.folder.name).is_dir()
-                else ["(missing)"]
-                for r in rendered
-            }
-        stale = {ref: files for ref, files in stale.items() if files}
+            stale = stale_folders({r.ref: r.folder for r in rendered}, target)
         if json_output:  # one document, with the verdict in it
             session.output.data({"ok": not stale, "stale": stale})
             raise typer.Exit(EXIT_USER_ERROR if stale else EXIT_OK)

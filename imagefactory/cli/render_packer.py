@@ -15,7 +15,7 @@ from imagefactory.cli.catalog import open_catalog
 from imagefactory.errors import UserError
 from imagefactory.hashing import content_inputs
 from imagefactory.paths import TEMPLATES_DIR, state_file
-from imagefactory.render.catalog import stale_files
+from imagefactory.render.catalog import pinned_digests, stale_folders
 from imagefactory.render.packer import packer_images, render_packer_images
 from imagefactory.state import load_state
 
@@ -33,12 +33,7 @@ def render_packer(
             f"{image.ref}: skipped (bootstrapped from a rootfs: no parent image for Packer)"
         )
     inputs = content_inputs(catalog, TEMPLATES_DIR)
-    state = load_state(state_file(catalog))
-    digests = {
-        ref: r.digest
-        for ref, r in state.images.items()
-        if r.digest and ref in inputs and r.content_hash == inputs[ref].content_hash
-    }
+    digests = pinned_digests(load_state(state_file(catalog)), inputs)
     chosen = DEFAULT_OUT if out is None else out
     target = chosen if chosen.is_absolute() else catalog.root / chosen
     if check:
@@ -48,13 +43,7 @@ def render_packer(
             written = render_packer_images(
                 catalog, selected, inputs, digests, Path(fresh), TEMPLATES_DIR
             )
-            stale = {
-                path.parent.name: stale_files(path.parent, target / path.parent.name)
-                if (target / path.parent.name).is_dir()
-                else ["(missing)"]
-                for path in written
-            }
-        stale = {name: files for name, files in stale.items() if files}
+            stale = stale_folders({path.parent.name: path.parent for path in written}, target)
         if json_output:
             session.output.data({"ok": not stale, "stale": stale})
         if stale:

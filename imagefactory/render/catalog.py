@@ -18,6 +18,7 @@ from imagefactory.render.dockerfile import (
 )
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.parents import CatalogParent, ExternalParent
+from imagefactory.state import State
 
 
 def parent_pin(
@@ -67,6 +68,28 @@ def render_images(
         folder = write_build_context(catalog, image, text, out_dir / slug(image.ref))
         rendered.append(Rendered(image.ref, folder))
     return rendered
+
+
+def pinned_digests(state: State, inputs: Mapping[str, ContentInputs]) -> dict[str, str]:
+    """The recorded digest of every image whose build still matches its content: the parents a
+    render may pin by digest."""
+    return {
+        ref: record.digest
+        for ref, record in state.images.items()
+        if record.digest and ref in inputs and record.content_hash == inputs[ref].content_hash
+    }
+
+
+def stale_folders(fresh: Mapping[str, Path], target: Path) -> dict[str, list[str]]:
+    """For each freshly rendered folder (by name), what differs in its namesake under
+    ``target``; only the folders that differ."""
+    stale = {
+        name: stale_files(folder, target / folder.name)
+        if (target / folder.name).is_dir()
+        else ["(missing)"]
+        for name, folder in fresh.items()
+    }
+    return {name: files for name, files in stale.items() if files}
 
 
 def stale_files(expected: Path, actual: Path) -> list[str]:

@@ -149,16 +149,18 @@ def image_labels(
 def write_build_context(
     catalog: Catalog,
     image: CatalogImage,
-    dockerfile: str,
+    text: str,
     folder: Path,
     *,
     rootfs: Path | None = None,
+    main_file: str = "Dockerfile",
 ) -> Path:
-    """Write ``folder`` (Dockerfile, files/, CA bundle[, rootfs.tar]) whole, or leave it as it was."""
+    """Write ``folder`` (``main_file`` holding ``text`` — the Dockerfile, or a Packer template —,
+    files/, CA bundle[, rootfs.tar]) whole, or leave it as it was."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        (staging / "Dockerfile").write_text(dockerfile, encoding="utf-8")
+        (staging / main_file).write_text(text, encoding="utf-8")
         if catalog.project.build.ca_bundle is not None:
             shutil.copyfile(catalog.root / catalog.project.build.ca_bundle, staging / CA_FILE)
         for entry in file_entries(image):

@@ -18,8 +18,6 @@ import json
 import os
 import re
 import shlex
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -38,6 +36,7 @@ from imagefactory.render.dockerfile import (
     ParentPin,
     file_entries,
     image_labels,
+    write_build_context,
 )
 from imagefactory.render.environment import render_template
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -334,26 +333,8 @@ def template_file_name(ref: str) -> str:
 
 def write_packer_folder(catalog: Catalog, image: CatalogImage, text: str, folder: Path) -> Path:
     """Write ``folder`` (``<image>.pkr.hcl``, files/, CA bundle) whole; return the template path."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        (staging / template_file_name(image.ref)).write_text(text, encoding="utf-8")
-        if catalog.project.build.ca_bundle is not None:
-            shutil.copyfile(catalog.root / catalog.project.build.ca_bundle, staging / CA_FILE)
-        for entry in file_entries(image):
-            target = staging / entry.context_path
-            target.parent.mkdir(parents=True)
-            if entry.is_dir:
-                shutil.copytree(entry.source, target, symlinks=True)
-            else:
-                shutil.copy2(entry.source, target)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return folder / template_file_name(image.ref)
+    name = template_file_name(image.ref)
+    return write_build_context(catalog, image, text, folder, main_file=name) / name
 
 
 def packer_images(
