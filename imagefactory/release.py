@@ -39,6 +39,7 @@ class TagChange:
     tag: str
     action: str  # create | move | keep
     previous: str | None  # the digest the tag pointed to before
+    immutable: bool = False  # X.Y.Z or git-<sha>: never moved without --force
 
 
 @dataclass(frozen=True)
@@ -130,29 +131,23 @@ def _push_one(
     for name, registry in targets:
         repo = repository(registry, image.spec.name)
         for tag in (*plan.immutable, *plan.aliases):
+            immutable = tag in plan.immutable
             previous = client.digest(registry, f"{repo}:{tag}") if tag in existing[name] else None
             action = (
                 "create" if previous is None else ("keep" if previous == record.digest else "move")
             )
-            if action == "move" and tag in plan.immutable and not force:
+            if action == "move" and immutable and not force:
                 raise UserError(
                     f"{repo}:{tag} already exists with another digest ({previous})",
                     hint="an immutable tag is never moved; bump the version, or pass --force "
                     "(recorded in the audit log)",
                 )
-            changes.append(TagChange(name, repo, tag, action, previous))
+            changes.append(TagChange(name, repo, tag, action, previous, immutable))
     release = Release(image.ref, str(choice.version), record.digest, choice.reason, tuple(changes))
     if dry_run or _nothing_to_do(release, record.environments.get(env.name)):
         return release
     _, build = build_registry(catalog.project)
-    _write_tags(
-        client,
-        catalog,
-        build,
-        f"{record.repository}@{record.digest}",
-        changes,
-        frozenset(plan.immutable),
-    )
+    _write_tags(client, catalog, build, f"{record.repository}@{record.digest}", changes)
     return _record_release(
         catalog,
         image.ref,
@@ -160,7 +155,7 @@ def _push_one(
         env.name,
         "build",
         record,
-        forced=force and any(c.action == "move" and c.tag in plan.immutable for c in changes),
+        forced=force and any(c.action == "move" and c.immutable for c in changes),
         approver=None,
     )
 
@@ -203,7 +198,6 @@ def _write_tags(
     source_registry: Registry,
     source: str,
     changes: list[TagChange],
-    immutable: frozenset[str],
 ) -> None:
     """Write every tag ``changes`` creates or moves so that it holds ``source``'s digest.
 
@@ -222,7 +216,7 @@ def _write_tags(
     )
     for change in written:
         target = catalog.project.registries[change.registry]
-        if change.action == "create" and change.tag in immutable:
+        if change.action == "create" and change.immutable:
             taken = client.digest(target, f"{change.repository}:{change.tag}")
             if taken is not None and taken != digest:
                 raise UserError(
@@ -368,12 +362,7 @@ def promote(
             )
             if dry_run or _nothing_to_do(release, record.environments.get(to_env)):
                 return release
-            immutable = frozenset(
-                c.tag for c in changes if c.tag == version_tag or c.tag.startswith("git-")
-            )
-            _write_tags(
-                client, catalog, source_registry, f"{source_repo}@{digest}", changes, immutable
-            )
+            _write_tags(client, catalog, source_registry, f"{source_repo}@{digest}", changes)
         return _record_release(
             catalog,
             image.ref,
@@ -418,14 +407,15 @@ def _promotion_changes(
         git_tags = tuple(t for t in held.tags if t.startswith("git-"))
         plan = plan_tags(version, suffix, versions, None)
         for tag in (*plan.immutable, *git_tags, *plan.aliases):
+            immutable = tag in (*plan.immutable, *git_tags)
             previous = client.digest(registry, f"{repo}:{tag}") if tag in existing else None
-            if previous is not None and previous != digest and tag in (*plan.immutable, *git_tags):
+            if previous is not None and previous != digest and immutable:
                 raise UserError(
                     f"{repo}:{tag} already holds another digest ({previous})",
                     hint="an immutable tag is never moved by a promotion",
                 )
             action = "create" if previous is None else ("keep" if previous == digest else "move")
-            changes.append(TagChange(name, repo, tag, action, previous))
+            changes.append(TagChange(name, repo, tag, action, previous, immutable))
     return changes
 
 

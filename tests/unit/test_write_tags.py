@@ -5,6 +5,7 @@ planning and writing refused before anything is put under it."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ DIGEST = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
 DEV = "127.0.0.1:5000/bank-ai-lab/dev/app/rag-api"
 PREPROD = "127.0.0.1:5000/bank-ai-lab/preprod/app/rag-api"
+IMMUTABLE = re.compile(r"\d+\.\d+\.\d+|git-.+")
 
 
 @dataclass
@@ -55,33 +57,27 @@ def catalog(catalog_dir: Path) -> Catalog:
 
 
 def changes(repository: str, *tags: str, action: str = "create") -> list[TagChange]:
+    """Tag changes as push and promote plan them: X.Y.Z and git-<sha> are immutable."""
     registry = "dev" if repository == DEV else "preprod"
-    return [TagChange(registry, repository, tag, action, None) for tag in tags]
+    return [
+        TagChange(registry, repository, tag, action, None, IMMUTABLE.fullmatch(tag) is not None)
+        for tag in tags
+    ]
 
 
-def write(
-    catalog: Catalog, memory: MemoryRegistry, source: str, todo: list[TagChange], *immutable: str
-) -> None:
+def write(catalog: Catalog, memory: MemoryRegistry, source: str, todo: list[TagChange]) -> None:
     release._write_tags(
         memory,  # type: ignore[arg-type]  # the client's interface, in memory
         catalog,
         catalog.project.registries["dev"],
         source,
         todo,
-        frozenset(immutable),
     )
 
 
 def test_a_push_into_the_build_repository_only_puts_tags(catalog: Catalog) -> None:
     memory = MemoryRegistry(tags={f"{DEV}:content-1": DIGEST})
-    write(
-        catalog,
-        memory,
-        f"{DEV}@{DIGEST}",
-        changes(DEV, "0.3.0", "git-abc", "latest"),
-        "0.3.0",
-        "git-abc",
-    )
+    write(catalog, memory, f"{DEV}@{DIGEST}", changes(DEV, "0.3.0", "git-abc", "latest"))
     assert [what for what, _ in memory.calls if what in ("copy", "tag")] == ["tag"] * 3
     assert memory.tags[f"{DEV}:0.3.0"] == memory.tags[f"{DEV}:latest"] == DIGEST
 
@@ -89,7 +85,7 @@ def test_a_push_into_the_build_repository_only_puts_tags(catalog: Catalog) -> No
 def test_a_promotion_copies_once_to_the_git_tag_then_puts_the_others(catalog: Catalog) -> None:
     memory = MemoryRegistry(tags={f"{DEV}:0.3.0": DIGEST})
     todo = changes(PREPROD, "0.3.0", "git-abc", "0.3", "latest")
-    write(catalog, memory, f"{DEV}@{DIGEST}", todo, "0.3.0", "git-abc")
+    write(catalog, memory, f"{DEV}@{DIGEST}", todo)
     writes = [(what, ref) for what, ref in memory.calls if what in ("copy", "tag")]
     assert writes == [
         ("copy", f"{PREPROD}:git-abc"),
@@ -102,7 +98,7 @@ def test_a_promotion_copies_once_to_the_git_tag_then_puts_the_others(catalog: Ca
 def test_a_repository_that_already_holds_the_digest_needs_no_copy(catalog: Catalog) -> None:
     memory = MemoryRegistry(tags={f"{DEV}:0.3.0": DIGEST, f"{PREPROD}:0.3.0": DIGEST})
     todo = [*changes(PREPROD, "0.3.0", action="keep"), *changes(PREPROD, "latest", action="move")]
-    write(catalog, memory, f"{DEV}@{DIGEST}", todo, "0.3.0")
+    write(catalog, memory, f"{DEV}@{DIGEST}", todo)
     assert [(w, r) for w, r in memory.calls if w in ("copy", "tag")] == [
         ("tag", f"{PREPROD}:latest")
     ]
@@ -114,7 +110,7 @@ def test_an_immutable_tag_taken_meanwhile_is_refused_before_it_is_written(
     memory = MemoryRegistry(tags={f"{DEV}:content-1": DIGEST}, intruder=(f"{DEV}:0.3.1", OTHER))
     todo = changes(DEV, "0.3.1", "git-abc", "latest")
     with pytest.raises(UserError, match="was written by someone else meanwhile") as caught:
-        write(catalog, memory, f"{DEV}@{DIGEST}", todo, "0.3.1", "git-abc")
+        write(catalog, memory, f"{DEV}@{DIGEST}", todo)
     assert OTHER in caught.value.message
     assert memory.tags[f"{DEV}:0.3.1"] == OTHER  # theirs stays
     assert f"{DEV}:latest" not in memory.tags  # nothing after the refusal
@@ -130,4 +126,4 @@ def test_a_tag_moved_after_it_was_written_fails_the_verification(catalog: Catalo
 
     memory.digest = moved_latest  # type: ignore[method-assign]
     with pytest.raises(UserError, match=f"digest mismatch after copy: {DEV}:latest is {OTHER}"):
-        write(catalog, memory, f"{DEV}@{DIGEST}", changes(DEV, "0.3.1", "latest"), "0.3.1")
+        write(catalog, memory, f"{DEV}@{DIGEST}", changes(DEV, "0.3.1", "latest"))
