@@ -98,3 +98,15 @@ def test_push_with_credentials_only_a_helper_holds(
     # push looks up, lists, tags and verifies through skopeo, which asks the helper each time
     assert log.read_text().split().count("get") > asked_by_build, "push never asked the helper"
     assert registry.password not in pushed.stdout + pushed.stderr + built.stdout + built.stderr
+
+    # A pipeline without the previous state: only the content-hash label in the registry (read
+    # through skopeo, the helper asked) tells that this content already is that version.
+    state_path = example_copy / ".imagefactory" / "state.json"
+    state = json.loads(state_path.read_text())
+    state["images"][APP]["versions"] = {}
+    state["images"][APP]["environments"] = {}
+    state_path.write_text(json.dumps(state))
+    again = imagefactory(example_copy, "push", APP, "--json", env=env, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    (second,) = cli_json(again)["images"]
+    assert (second["version"], second["digest"]) == (release["version"], release["digest"])
