@@ -27,6 +27,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from email.message import Message
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
@@ -104,6 +105,7 @@ class RegistryHTTP:
     cafile: Path | None = None
     _scheme: str | None = None
     _tokens: dict[str, str] = field(default_factory=dict)  # scope → bearer token
+    _manifests: dict[tuple[str, str], tuple[bytes, str]] = field(default_factory=dict)
 
     def digest(self, repository: str, reference: str) -> str | None:
         """The digest of the manifest ``reference`` (a tag or a digest); None when not there."""
@@ -154,19 +156,26 @@ class RegistryHTTP:
         """Put the manifest ``repository@digest`` under ``tag``; the registry's answer must
         name the same digest."""
         scope = f"repository:{repository}:pull,push"
-        got = self._call("GET", f"/v2/{repository}/manifests/{digest}", scope, accept=True)
-        if "sha256:" + hashlib.sha256(got.body).hexdigest() != digest:
-            raise RegistryRequestError("GET", got.url, "wrong digest", "the bytes hash otherwise")
+        body, content_type = self._manifest_bytes(repository, digest, scope)
         put = self._call(
-            "PUT",
-            f"/v2/{repository}/manifests/{tag}",
-            scope,
-            body=got.body,
-            content_type=got.headers.get("Content-Type", MANIFEST_TYPES[-1]),
+            "PUT", f"/v2/{repository}/manifests/{tag}", scope, body=body, content_type=content_type
         )
         answered = put.headers.get("Docker-Content-Digest")
         if answered is not None and answered != digest:
             raise RegistryRequestError("PUT", put.url, "wrong digest", f"answered {answered}")
+
+    def _manifest_bytes(self, repository: str, digest: str, scope: str) -> tuple[bytes, str]:
+        """The bytes and media type of ``repository@digest``: read once per run (content
+        addressed, so they cannot change), checked against the digest."""
+        key = (repository, digest)
+        if key not in self._manifests:
+            got = self._call("GET", f"/v2/{repository}/manifests/{digest}", scope, accept=True)
+            if "sha256:" + hashlib.sha256(got.body).hexdigest() != digest:
+                raise RegistryRequestError(
+                    "GET", got.url, "wrong digest", "the bytes hash otherwise"
+                )
+            self._manifests[key] = (got.body, got.headers.get("Content-Type", MANIFEST_TYPES[-1]))
+        return self._manifests[key]
 
     def _call(
         self,
@@ -213,7 +222,7 @@ class RegistryHTTP:
         if self.basic is not None:
             request.add_header("Authorization", f"Basic {self.basic}")
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT, context=self._context()) as got:
+            with urllib.request.urlopen(request, timeout=TIMEOUT, context=self._context) as got:
                 document = json.loads(got.read())
         except urllib.error.HTTPError as exc:
             if exc.code == 401 and self.basic is None:
@@ -238,7 +247,7 @@ class RegistryHTTP:
             request = urllib.request.Request(url, data=body, headers=headers, method=method)
             handlers: list[urllib.request.BaseHandler] = [_RedirectWithoutCredentials()]
             if scheme == "https":
-                handlers.append(urllib.request.HTTPSHandler(context=self._context()))
+                handlers.append(urllib.request.HTTPSHandler(context=self._context))
             try:
                 with urllib.request.build_opener(*handlers).open(request, timeout=TIMEOUT) as got:
                     self._scheme = scheme
@@ -255,7 +264,9 @@ class RegistryHTTP:
                     raise RegistryRequestError(method, url, "no answer:", str(reason)) from exc
         raise AssertionError("unreachable: the loop returns or raises")
 
+    @cached_property
     def _context(self) -> ssl.SSLContext:
+        """Built once: the CA bundle is read once per run, not once per request."""
         if not self.registry.tls_verify:
             context = ssl.create_default_context()
             context.check_hostname = False

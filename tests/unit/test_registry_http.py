@@ -172,6 +172,10 @@ def test_bearer_token_then_retag(fake: FakeRegistry) -> None:
     assert all(auth == f"Basic {BASIC}" for _, _, auth in tokens)
     sent = [auth for _, path, auth in fake.requests if path.startswith("/v2/")]
     assert BASIC not in "".join(sent)  # the password goes to the token realm only
+    source_reads = [
+        r for r in fake.requests if r[:2] == ("GET", f"/v2/team/app/manifests/{DIGEST}")
+    ]
+    assert len(source_reads) == 2  # one 401, then the bytes once for both tags
 
 
 def test_basic_challenge(fake: FakeRegistry) -> None:
