@@ -50,7 +50,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -154,6 +154,14 @@ def _is_shell_script(command: str, args: list[str]) -> bool:
 
 
 # --------------------------------------------------------------------------- conversion
+
+
+class _FileTest(NamedTuple):
+    test: dict[str, Any]
+    issues_before: int  # issues already found: more after parsing means this test is bad
+    name: str | None
+    label: str  # the name, or "#<index>" for a test without one
+    path: str | None
 
 
 class _Converter:
@@ -495,14 +503,21 @@ class _Converter:
                     hint,
                 )
 
-    def _existence(self, item: Any, path: KeyPath) -> tuple[FileCheck | None, str]:
-        test = self.mapping(item, path, EXISTENCE_KEYS)
+    def _file_test(self, item: Any, path: KeyPath, keys: tuple[str, ...]) -> _FileTest | None:
+        """What every file test starts with: its mapping, name and path (None: no mapping)."""
+        test = self.mapping(item, path, keys)
         if test is None:
-            return None, ""
+            return None
         before = len(self.issues)
         name = self.text(test.get("name"), (*path, "name"), required=True)
-        label = name or f"#{path[-1]}"
         file_path = self.text(test.get("path"), (*path, "path"), required=True)
+        return _FileTest(test, before, name, name or f"#{path[-1]}", file_path)
+
+    def _existence(self, item: Any, path: KeyPath) -> tuple[FileCheck | None, str]:
+        head = self._file_test(item, path, EXISTENCE_KEYS)
+        if head is None:
+            return None, ""
+        test, before, name, label, file_path = head
         if file_path is not None and go_expansions(file_path):
             self.unsupported(
                 (*path, "path"),
@@ -604,13 +619,10 @@ class _Converter:
         return True
 
     def _content(self, item: Any, path: KeyPath) -> tuple[FileCheck | None, str]:
-        test = self.mapping(item, path, CONTENT_KEYS)
-        if test is None:
+        head = self._file_test(item, path, CONTENT_KEYS)
+        if head is None:
             return None, ""
-        before = len(self.issues)
-        name = self.text(test.get("name"), (*path, "name"), required=True)
-        label = name or f"#{path[-1]}"
-        file_path = self.text(test.get("path"), (*path, "path"), required=True)
+        test, before, name, label, file_path = head
         contains = self.combined(
             self.regexes(test.get("expectedContents"), (*path, "expectedContents"), label),
             self.regexes(test.get("excludedContents"), (*path, "excludedContents"), label),
