@@ -542,10 +542,10 @@ def cleanup_images(sandbox: Sandbox) -> None:
 
 
 def scale_part(work: Path, images: int, depth: int, repeat: int, report: Report) -> None:
-    from imagefactory.paths import TEMPLATES_DIR, state_file
-    from imagefactory.plan import PlanEntry, make_plan
+    from imagefactory.project.paths import TEMPLATES_DIR, state_file
+    from imagefactory.project.plan import PlanEntry, make_plan
+    from imagefactory.project.state import load_state
     from imagefactory.spec.loader import load_catalog
-    from imagefactory.state import load_state
 
     root = work / "synthetic"
     written = generate(root, images, depth, namespace="imagefactory-bench/synthetic")

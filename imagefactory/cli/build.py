@@ -9,16 +9,16 @@ from typing import Annotated
 
 import typer
 
-from imagefactory.build import BuildOptions, build_catalog, images_to_build
+from imagefactory.build.run import BuildOptions, build_catalog, images_to_build
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.cli.progress import LiveProgress, PlainProgress
 from imagefactory.errors import EXIT_OK, EXIT_USER_ERROR, UserError
-from imagefactory.hashing import content_inputs
-from imagefactory.paths import TEMPLATES_DIR, state_file
-from imagefactory.plan import make_plan
+from imagefactory.project.hashing import content_inputs
+from imagefactory.project.paths import TEMPLATES_DIR, state_file
+from imagefactory.project.plan import make_plan
+from imagefactory.project.state import State, load_state
 from imagefactory.render.catalog import pinned_digests, render_images, stale_folders
-from imagefactory.state import State, load_state
 
 
 @app.command(
@@ -182,7 +182,7 @@ def build(
         raise typer.BadParameter(f"'{engine}' is not docker or packer", param_hint="--engine")
     build_with = build_catalog
     if engine == "packer":
-        from imagefactory.packer_build import build_catalog_with_packer
+        from imagefactory.build.packer import build_catalog_with_packer
 
         build_with = build_catalog_with_packer
         named = catalog.select(images) if images else []

@@ -8,15 +8,15 @@ from typing import Annotated
 import typer
 
 from imagefactory.cli.app import Session, app
-from imagefactory.companions import companion_issues
 from imagefactory.errors import SpecError
-from imagefactory.graphviews import FORMATS, render_graph
-from imagefactory.paths import TEMPLATES_DIR, state_file
-from imagefactory.plan import make_plan
+from imagefactory.project.paths import TEMPLATES_DIR, state_file
+from imagefactory.project.plan import make_plan
+from imagefactory.project.state import load_state
+from imagefactory.render.graph import FORMATS, render_graph
 from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.companions import companion_issues
 from imagefactory.spec.loader import find_project_root, load_catalog
 from imagefactory.spec.parents import describe_parent
-from imagefactory.state import load_state
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 ImagesArgument = Annotated[

@@ -13,7 +13,7 @@ import typer
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import JsonOption, open_catalog
 from imagefactory.errors import UserError
-from imagefactory.paths import TEMPLATES_DIR
+from imagefactory.project.paths import TEMPLATES_DIR
 from imagefactory.render.gitlab_ci import (
     BUILDERS,
     REFUSED_BUILDERS,

@@ -15,9 +15,9 @@ from imagefactory.gitops import repo
 from imagefactory.gitops.drift import drift
 from imagefactory.gitops.manifests import render_repository
 from imagefactory.gitops.pin import parse_reference, pin_digest
-from imagefactory.gitops.settings import load_settings, remote_url
-from imagefactory.paths import state_file
-from imagefactory.state import load_state
+from imagefactory.project.paths import state_file
+from imagefactory.project.state import load_state
+from imagefactory.spec.gitops import load_settings, remote_url
 
 gitops_app = typer.Typer(
     name="gitops",

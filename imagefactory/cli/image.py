@@ -13,9 +13,9 @@ from imagefactory.cli.output import Output
 from imagefactory.imagetest.junit import write_junit
 from imagefactory.imagetest.results import ImageReport
 from imagefactory.imagetest.session import TestsFailed, test_images
-from imagefactory.paths import state_file
+from imagefactory.project.paths import state_file
+from imagefactory.project.state import load_state
 from imagefactory.spec.catalog import Catalog
-from imagefactory.state import load_state
 
 
 @app.command(

@@ -11,7 +11,7 @@ from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.cli.output import Output
 from imagefactory.errors import UserError
 from imagefactory.gitops.pin import pin_after_promotion
-from imagefactory.release import Release, promote, push_images, status
+from imagefactory.release.core import Release, promote, push_images, status
 
 
 def _show(output: Output, release: Release, dry_run: bool) -> None:

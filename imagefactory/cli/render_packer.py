@@ -13,11 +13,11 @@ import typer
 
 from imagefactory.cli.catalog import open_catalog
 from imagefactory.errors import UserError
-from imagefactory.hashing import content_inputs
-from imagefactory.paths import TEMPLATES_DIR, state_file
+from imagefactory.project.hashing import content_inputs
+from imagefactory.project.paths import TEMPLATES_DIR, state_file
+from imagefactory.project.state import load_state
 from imagefactory.render.catalog import pinned_digests, stale_folders
 from imagefactory.render.packer import packer_images, render_packer_images
-from imagefactory.state import load_state
 
 DEFAULT_OUT = Path("rendered/packer")
 

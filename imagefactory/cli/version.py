@@ -14,12 +14,12 @@ import typer
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.errors import UserError
-from imagefactory.hashing import content_inputs
-from imagefactory.paths import TEMPLATES_DIR, state_file
+from imagefactory.project.hashing import content_inputs
+from imagefactory.project.paths import TEMPLATES_DIR, state_file
+from imagefactory.project.state import ImageRecord, load_state
+from imagefactory.project.yamledit import set_version
+from imagefactory.release.versioning import VersionChoice, choose_version
 from imagefactory.spec.catalog import CatalogImage
-from imagefactory.state import ImageRecord, load_state
-from imagefactory.versioning import VersionChoice, choose_version
-from imagefactory.yamledit import set_version
 
 OFFLINE_NOTE = (
     "offline: the registry was not asked; a version it already holds for other content "

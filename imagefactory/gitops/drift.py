@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagefactory.gitops.manifests import applications, overlay_file
-from imagefactory.gitops.settings import GitopsSettings
 from imagefactory.gitops.update import read_pins
-from imagefactory.paths import state_file
+from imagefactory.project.paths import state_file
+from imagefactory.project.state import load_state
 from imagefactory.spec.catalog import Catalog
-from imagefactory.state import load_state
+from imagefactory.spec.gitops import GitopsSettings
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from imagefactory.errors import UserError
-from imagefactory.gitops.settings import GitopsSettings, Resources
-from imagefactory.naming import repository
-from imagefactory.paths import TEMPLATES_DIR
+from imagefactory.project.naming import repository
+from imagefactory.project.paths import TEMPLATES_DIR
 from imagefactory.render.environment import render_template
 from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.gitops import GitopsSettings, Resources
 
 APP_KIND = "app"
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}

@@ -16,7 +16,7 @@ from gitlab.v4.objects import Project
 
 from imagefactory import tools
 from imagefactory.errors import UserError
-from imagefactory.gitops.settings import GitlabSettings
+from imagefactory.spec.gitops import GitlabSettings
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 from imagefactory.errors import UserError
 from imagefactory.gitops import repo
 from imagefactory.gitops.manifests import app_name, application, is_application, overlay_file
-from imagefactory.gitops.settings import GITOPS_FILE, GitopsSettings, load_settings, remote_url
 from imagefactory.gitops.update import check_digest, read_pins, set_pin
-from imagefactory.paths import state_file
+from imagefactory.project.paths import state_file
+from imagefactory.project.state import EnvironmentRecord, load_state
 from imagefactory.spec.catalog import Catalog, CatalogImage
-from imagefactory.state import EnvironmentRecord, load_state
+from imagefactory.spec.gitops import GITOPS_FILE, GitopsSettings, load_settings, remote_url
 
 if TYPE_CHECKING:
     from imagefactory.gitops import mr

@@ -1,6 +1,6 @@
 """Pin one image by digest in an overlay's ``kustomization.yaml``, keeping the file as written.
 
-Like ``imagefactory.yamledit``: PyYAML's composer says where the ``images:`` item for the
+Like ``imagefactory.project.yamledit``: PyYAML's composer says where the ``images:`` item for the
 image sits; only the characters of its ``digest:`` value (or its ``newTag:`` key and value,
 replaced by ``digest:``) change. Comments, order, indentation and every other entry stay. The
 result is parsed again and must differ from the original in that one pin alone.

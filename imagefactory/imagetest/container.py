@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from imagefactory import tools
-from imagefactory.engine import Engine
+from imagefactory.build.docker import Engine
 
 TEST_LABEL = "org.imagefactory.test"
 

@@ -13,12 +13,10 @@ import datetime
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from imagefactory import tools
-from imagefactory.credentials import docker_config
-from imagefactory.engine import Engine
+from imagefactory.build.docker import Engine
 from imagefactory.errors import UserError
 from imagefactory.imagetest.checks import (
     container_checks,
@@ -28,17 +26,23 @@ from imagefactory.imagetest.checks import (
     size_checks,
 )
 from imagefactory.imagetest.container import running_container
-from imagefactory.imagetest.cst import read_cst
 from imagefactory.imagetest.custom import custom_test_files, run_custom_tests
 from imagefactory.imagetest.results import CheckResult, ImageReport
-from imagefactory.naming import build_registry
-from imagefactory.paths import TEMPLATES_DIR, state_file
-from imagefactory.plan import built_records
+from imagefactory.project.naming import build_registry
+from imagefactory.project.paths import TEMPLATES_DIR, state_file
+from imagefactory.project.plan import built_records
+from imagefactory.project.state import (
+    ImageRecord,
+    State,
+    TestRecord,
+    load_state,
+    save_state,
+    with_record,
+)
+from imagefactory.registry.credentials import docker_config
 from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.cst.reader import CST_DIR, read_cst, structure_test_files
 from imagefactory.spec.models import ImageTests
-from imagefactory.state import ImageRecord, State, TestRecord, load_state, save_state, with_record
-
-CST_DIR = "structure-tests"
 
 
 class TestsFailed(UserError):
@@ -91,11 +95,6 @@ def test_images(
     if not all(r.passed for r in reports):
         raise TestsFailed(reports)
     return reports
-
-
-def structure_test_files(folder: Path) -> list[Path]:
-    """The container-structure-test files of an image folder, in the order they run."""
-    return sorted((folder / CST_DIR).glob("*.yaml"))
 
 
 def suites(image: CatalogImage) -> list[Suite]:

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagefactory.hashing import ContentInputs
-from imagefactory.naming import build_registry, content_tag, repository
-from imagefactory.paths import slug
+from imagefactory.project.hashing import ContentInputs
+from imagefactory.project.naming import build_registry, content_tag, repository
+from imagefactory.project.paths import slug
+from imagefactory.project.state import State
 from imagefactory.render.dockerfile import (
     ROOTFS_FILE,
     ParentPin,
@@ -18,7 +19,6 @@ from imagefactory.render.dockerfile import (
 )
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.parents import CatalogParent, ExternalParent
-from imagefactory.state import State
 
 
 def parent_pin(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from imagefactory.naming import CONTENT_LABEL, REF_LABEL
+from imagefactory.project.naming import CONTENT_LABEL, REF_LABEL
 from imagefactory.render.environment import render_template
 from imagefactory.spec.catalog import Catalog, CatalogImage
 

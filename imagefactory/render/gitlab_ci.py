@@ -43,9 +43,9 @@ from typing import Any
 import yaml
 
 from imagefactory.errors import UserError
-from imagefactory.hashing import playbook_inputs
-from imagefactory.naming import build_registry
-from imagefactory.paths import slug
+from imagefactory.project.hashing import playbook_inputs
+from imagefactory.project.naming import build_registry
+from imagefactory.project.paths import slug
 from imagefactory.spec.catalog import Catalog, CatalogImage
 
 #: How build and test jobs reach an engine: a Docker-in-Docker service (``dind``), the same

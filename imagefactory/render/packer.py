@@ -7,7 +7,8 @@ image's Ansible playbooks, and ``changes`` that restore the image config Packer'
 result with the image's content tag in the build registry.
 
 VM builders (``qemu``, ``amazon-ebs``) share the provisioners. ``image.yaml`` cannot name a
-``vm`` target, so they come from an optional ``packer.yaml`` next to it (:class:`PackerSettings`).
+``vm`` target, so they come from an optional ``packer.yaml`` next to it
+(:mod:`imagefactory.spec.packer`).
 
 Output is a pure function of the spec, the project settings, the content hash and the parent pin.
 """
@@ -20,15 +21,14 @@ import re
 import shlex
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel
 
 from imagefactory.errors import UserError
-from imagefactory.hashing import ContentInputs
-from imagefactory.naming import build_registry, content_tag, repository
-from imagefactory.paths import slug
+from imagefactory.project.hashing import ContentInputs
+from imagefactory.project.naming import build_registry, content_tag, repository
+from imagefactory.project.paths import slug
 from imagefactory.render.catalog import parent_pin
 from imagefactory.render.dockerfile import (
     CA_FILE,
@@ -40,92 +40,13 @@ from imagefactory.render.dockerfile import (
 )
 from imagefactory.render.environment import render_template
 from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.packer import load_settings
 from imagefactory.spec.parents import BootstrapParent
 
 STANDARD_TEMPLATE = "packer/image.pkr.hcl.j2"
-SETTINGS_FILE = "packer.yaml"
 DOCKER_SOURCE = "docker.image"
 UNSETTABLE = ("ENTRYPOINT []", "CMD []")
 VM_SOURCES = {"qemu": "qemu.vm", "amazon_ebs": "amazon-ebs.vm"}
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class QemuSettings(_Frozen):
-    """A qemu VM built from an installer ISO (boot and SSH settings as Packer names them)."""
-
-    iso_url: str = Field(min_length=1)
-    iso_checksum: str = Field(pattern=r"^(sha256|sha512):[0-9a-f]+$")
-    ssh_username: str = Field(min_length=1)
-    ssh_password_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
-    ssh_private_key_file: str | None = None
-    ssh_timeout: str = "30m"
-    disk_size: str = "10G"
-    memory: int = Field(default=2048, ge=256)
-    cpus: int = Field(default=2, ge=1)
-    accelerator: Literal["kvm", "tcg", "none"] = "kvm"
-    http_directory: str | None = None
-    boot_wait: str = "5s"
-    boot_command: list[str] = Field(default_factory=list)
-    shutdown_command: str = "sudo shutdown -P now"
-
-    @model_validator(mode="after")
-    def _one_credential(self) -> QemuSettings:
-        if (self.ssh_password_env is None) == (self.ssh_private_key_file is None):
-            raise ValueError("set exactly one of ssh_password_env and ssh_private_key_file")
-        return self
-
-
-class AmazonEbsSettings(_Frozen):
-    """An AMI built on EC2 (credentials come from the usual AWS variables, never this file)."""
-
-    region: str = Field(min_length=1)
-    source_ami: str = Field(pattern=r"^ami-[0-9a-f]+$")
-    instance_type: str = Field(min_length=1)
-    ssh_username: str = Field(min_length=1)
-    subnet_id: str | None = None
-
-
-class PackerSettings(_Frozen):
-    """``<image folder>/packer.yaml``: extra Packer targets and their VM builder settings."""
-
-    targets: list[Literal["vm"]] = Field(default_factory=list)
-    qemu: QemuSettings | None = None
-    amazon_ebs: AmazonEbsSettings | None = None
-
-    @model_validator(mode="after")
-    def _builders_match_targets(self) -> PackerSettings:
-        has_builder = self.qemu is not None or self.amazon_ebs is not None
-        if "vm" in self.targets and not has_builder:
-            raise ValueError(
-                "targets include 'vm' but no VM builder is configured: add 'qemu' or 'amazon_ebs'"
-            )
-        if has_builder and "vm" not in self.targets:
-            raise ValueError("VM builder settings are given but targets do not include 'vm'")
-        return self
-
-
-def load_settings(image: CatalogImage) -> PackerSettings:
-    """The image's ``packer.yaml`` (docker only when there is none); UserError when invalid."""
-    path = image.folder / SETTINGS_FILE
-    if not path.is_file():
-        return PackerSettings()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        return PackerSettings.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise UserError(
-            f"{path}: invalid Packer settings: {problems}",
-            hint="see docs/packer.md for the keys of packer.yaml",
-        ) from exc
 
 
 def hcl(value: str) -> str:
@@ -149,7 +70,7 @@ def config_changes(
 ) -> list[str]:
     """Dockerfile instructions that restore the image config a container commit resets or lacks.
 
-    Packer's docker builder (and :mod:`imagefactory.provision`) run the build container as root
+    Packer's docker builder (and :mod:`imagefactory.build.provision`) run the build container as root
     with another entrypoint; these put back what the Dockerfile path would give the image.
     """
     spec = image.spec
@@ -261,7 +182,7 @@ def packer_context(
             f"{image.ref} sets a healthcheck; a container commit (Packer) cannot set HEALTHCHECK",
             hint="build it with the Docker engine, or move the healthcheck to the deployment",
         )
-    settings = load_settings(image)
+    settings = load_settings(image.folder)
     changes = config_changes(catalog, image, content_hash, parent)
     # A commit keeps the build container's ENTRYPOINT/CMD unless a change replaces them, and an
     # empty ENTRYPOINT/CMD change is ignored: start the container so that what stays is right.

@@ -2,7 +2,7 @@
 
 :func:`terraform_vars` is pure: the catalog in, one tfvars document per environment out. Every
 image *name* gets one repository in each environment's namespace (variants share it and differ
-by tag, as :func:`imagefactory.naming.repository` lays them out); adding an image to the
+by tag, as :func:`imagefactory.project.naming.repository` lays them out); adding an image to the
 catalog adds its repository. :func:`write_tfvars` writes ``<out>/<env>/imagefactory.auto.tfvars.json``
 for the root configurations in ``terraform/environments/<env>/``, deterministic and atomic.
 """

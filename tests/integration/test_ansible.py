@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from imagefactory.build.provision import provision, run_playbook
 from imagefactory.errors import ToolError, UserError
-from imagefactory.hashing import content_inputs
-from imagefactory.paths import TEMPLATES_DIR
-from imagefactory.provision import provision, run_playbook
+from imagefactory.project.hashing import content_inputs
+from imagefactory.project.paths import TEMPLATES_DIR
 from imagefactory.render.catalog import parent_pin
 from imagefactory.spec.loader import load_catalog
 

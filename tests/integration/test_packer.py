@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.hashing import content_inputs
-from imagefactory.naming import content_tag
-from imagefactory.paths import TEMPLATES_DIR
+from imagefactory.project.hashing import content_inputs
+from imagefactory.project.naming import content_tag
+from imagefactory.project.paths import TEMPLATES_DIR
 from imagefactory.spec.loader import load_catalog
 
 from .conftest import REPO_ROOT, ExampleBuild, cli_json, docker, imagefactory

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory import audit
+from imagefactory.release import audit
 
 
 def record(image: str, **overrides: object) -> audit.AuditRecord:

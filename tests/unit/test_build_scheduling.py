@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from imagefactory.build import Outcome, images_to_build, run_in_dag_order
+from imagefactory.build.run import Outcome, images_to_build, run_in_dag_order
 from imagefactory.spec.catalog import CatalogImage
 from imagefactory.spec.loader import load_catalog
 

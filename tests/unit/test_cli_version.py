@@ -12,7 +12,7 @@ from typer.testing import CliRunner, Result
 import imagefactory.cli  # noqa: F401  (registers the commands on the app)
 from imagefactory.cli.app import app
 from imagefactory.cli.version import Part, assigned_versions, bumped
-from imagefactory.state import ImageRecord, State, save_state
+from imagefactory.project.state import ImageRecord, State, save_state
 
 from .conftest import Edit
 

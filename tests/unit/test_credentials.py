@@ -11,8 +11,8 @@ import stat
 import pytest
 
 from imagefactory import tools
-from imagefactory.credentials import docker_config, login_entry
 from imagefactory.errors import UserError
+from imagefactory.registry.credentials import docker_config, login_entry
 from imagefactory.spec.models import Registry
 
 REGISTRY = Registry(

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagefactory.errors import SpecError, SpecIssue, UserError
-from imagefactory.imagetest.cst import go_expansions, load_cst, read_cst
-from imagefactory.imagetest.gomode import ModeProblem, parse_go_mode
-from imagefactory.imagetest.goregex import RegexProblem, combine_regexes, exact_regex, go_regex
+from imagefactory.spec.cst.gomode import ModeProblem, parse_go_mode
+from imagefactory.spec.cst.goregex import RegexProblem, combine_regexes, exact_regex, go_regex
+from imagefactory.spec.cst.reader import go_expansions, load_cst, read_cst
 from imagefactory.spec.models import CommandCheck, FileCheck, ImageTests
 
 from .conftest import FIXTURES

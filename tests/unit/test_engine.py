@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imagefactory.engine import daemon_address
+from imagefactory.build.docker import daemon_address
 from imagefactory.errors import UserError
 
 

@@ -15,8 +15,8 @@ import yaml
 
 from imagefactory.errors import UserError
 from imagefactory.gitops.manifests import render_repository
-from imagefactory.gitops.settings import load_settings
 from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.gitops import load_settings
 from imagefactory.spec.loader import load_catalog
 
 from .conftest import REPO, Edit

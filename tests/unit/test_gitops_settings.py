@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from imagefactory.errors import SpecError, UserError
-from imagefactory.gitops.settings import load_settings
+from imagefactory.spec.gitops import load_settings
 from imagefactory.spec.loader import load_catalog
 
 from .conftest import REPO

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.graphviews import FORMATS, render_graph
+from imagefactory.render.graph import FORMATS, render_graph
 from imagefactory.spec.graph import build_order, children_of, find_cycle
 from imagefactory.spec.loader import load_catalog
 

@@ -14,11 +14,11 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import imagefactory.cli  # noqa: F401  (registers the commands)
+from imagefactory.build.provision import check_playbooks, playbook_roles
 from imagefactory.cli import app
 from imagefactory.errors import UserError
-from imagefactory.hashing import content_inputs
-from imagefactory.paths import TEMPLATES_DIR, slug
-from imagefactory.provision import check_playbooks, playbook_roles
+from imagefactory.project.hashing import content_inputs
+from imagefactory.project.paths import TEMPLATES_DIR, slug
 from imagefactory.render.catalog import parent_pin
 from imagefactory.render.packer import (
     config_changes,
@@ -203,7 +203,7 @@ def test_vm_target_without_builder_settings_is_refused(packer_catalog: Path) -> 
     (packer_catalog / "images/runtime/llm/packer.yaml").write_text("targets: [vm]\n")
     catalog = load_catalog(packer_catalog)
     with pytest.raises(UserError, match="targets include 'vm' but no VM builder is configured"):
-        load_settings(catalog.images["runtime/llm:cpu"])
+        load_settings(catalog.images["runtime/llm:cpu"].folder)
     result = run_cli("-C", packer_catalog, "render", "packer", "runtime/llm:cpu")
     assert result.exit_code == 1
     assert "packer.yaml: invalid Packer settings" in result.output
@@ -215,7 +215,7 @@ def test_unknown_packer_setting_is_refused(packer_catalog: Path) -> None:
         VM_SETTINGS.replace("instance_type:", "instance_typ:")
     )
     with pytest.raises(UserError, match=r"amazon_ebs\.instance_typ: Extra inputs"):
-        load_settings(load_catalog(packer_catalog).images["runtime/llm:cpu"])
+        load_settings(load_catalog(packer_catalog).images["runtime/llm:cpu"].folder)
 
 
 def test_bootstrapped_image_named_explicitly_is_refused(packer_catalog: Path) -> None:

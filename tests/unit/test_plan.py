@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory import hashing
 from imagefactory.errors import UserError
-from imagefactory.plan import PlanEntry, make_plan
+from imagefactory.project import hashing
+from imagefactory.project.plan import PlanEntry, make_plan
+from imagefactory.project.state import State, load_state
 from imagefactory.spec.loader import load_catalog
-from imagefactory.state import State, load_state
 
 from .conftest import Edit
 

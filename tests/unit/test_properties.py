@@ -30,15 +30,15 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from imagefactory.errors import SpecError
-from imagefactory.graphviews import FORMATS, render_graph
-from imagefactory.hashing import content_inputs
-from imagefactory.paths import TEMPLATES_DIR
-from imagefactory.plan import make_plan
+from imagefactory.project.hashing import content_inputs
+from imagefactory.project.paths import TEMPLATES_DIR
+from imagefactory.project.plan import make_plan
+from imagefactory.project.state import State
+from imagefactory.render.graph import FORMATS, render_graph
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.loader import IMAGE_FILE, PROJECT_FILE, load_catalog
 from imagefactory.spec.models import IDENTIFIER_PATTERN, ImageDocument, ProjectSpec
 from imagefactory.spec.yamldoc import read_yaml
-from imagefactory.state import State
 
 from .conftest import REPO, copy_example_catalog
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory import registry_http, tools
-from imagefactory.registry_http import (
+from imagefactory import tools
+from imagefactory.registry import http as registry_http
+from imagefactory.registry.http import (
     NoCredentials,
     RegistryHTTP,
     RegistryRequestError,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from imagefactory.errors import UserError
-from imagefactory.hashing import content_inputs
-from imagefactory.paths import TEMPLATES_DIR, slug
+from imagefactory.project.hashing import content_inputs
+from imagefactory.project.paths import TEMPLATES_DIR, slug
 from imagefactory.render.catalog import parent_pin, render_images
 from imagefactory.render.dockerfile import render_dockerfile
 from imagefactory.spec.catalog import Catalog

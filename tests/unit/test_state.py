@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.state import ImageRecord, State, load_state, save_state, with_record
+from imagefactory.project.state import ImageRecord, State, load_state, save_state, with_record
 
 
 def record(content_hash: str) -> ImageRecord:

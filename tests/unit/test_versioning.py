@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from semver import Version
 
-from imagefactory.versioning import (
+from imagefactory.release.versioning import (
     REASON_AS_WRITTEN,
     REASON_UNCHANGED,
     TagPlan,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory import release
 from imagefactory.errors import UserError
-from imagefactory.release import TagChange
+from imagefactory.release import core as release
+from imagefactory.release.core import TagChange
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Registry

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from imagefactory.errors import UserError
-from imagefactory.yamledit import set_version
+from imagefactory.project.yamledit import set_version
 
 from .conftest import REPO
 

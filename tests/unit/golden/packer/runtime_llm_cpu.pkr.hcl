@@ -146,7 +146,7 @@ build {
     ]
   }
 
-  # Ansible: the same playbook the Docker path applies (imagefactory/provision.py)
+  # Ansible: the same playbook the Docker path applies (imagefactory/build/provision.py)
   provisioner "shell-local" {
     only   = ["docker.image"]
     inline = ["ansible-playbook -i '${build.ID},' -c community.docker.docker -e ansible_user=root -e ansible_python_interpreter=/usr/bin/python3 '${path.root}/${var.project_root}'/ansible/runtime.yml"]

@@ -19,17 +19,24 @@ from pathlib import Path
 
 import semver
 
-from imagefactory import audit, tools
+from imagefactory import tools
+from imagefactory.ci_env import in_gitlab_ci
 from imagefactory.errors import UserError
-from imagefactory.gitlab_job import in_gitlab_ci
-from imagefactory.naming import CONTENT_LABEL, build_registry, repository
-from imagefactory.paths import TEMPLATES_DIR, audit_log, slug, state_file, work_dir
-from imagefactory.plan import built_records
-from imagefactory.registry import RegistryClient, registry_session
+from imagefactory.project.naming import CONTENT_LABEL, build_registry, repository
+from imagefactory.project.paths import TEMPLATES_DIR, audit_log, slug, state_file, work_dir
+from imagefactory.project.plan import built_records
+from imagefactory.project.state import (
+    EnvironmentRecord,
+    ImageRecord,
+    load_state,
+    locked_state,
+    with_record,
+)
+from imagefactory.registry.client import RegistryClient, registry_session
+from imagefactory.release import audit
+from imagefactory.release.versioning import choose_version, plan_tags, tag_versions, variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Environment, Registry
-from imagefactory.state import EnvironmentRecord, ImageRecord, load_state, locked_state, with_record
-from imagefactory.versioning import choose_version, plan_tags, tag_versions, variant_suffix
 
 
 @dataclass(frozen=True)

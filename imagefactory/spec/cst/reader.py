@@ -55,8 +55,8 @@ from typing import Any, NamedTuple, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from imagefactory.errors import SpecError, SpecIssue
-from imagefactory.imagetest.gomode import GoMode, ModeProblem, parse_go_mode
-from imagefactory.imagetest.goregex import RegexProblem, combine_regexes, exact_regex, go_regex
+from imagefactory.spec.cst.gomode import GoMode, ModeProblem, parse_go_mode
+from imagefactory.spec.cst.goregex import RegexProblem, combine_regexes, exact_regex, go_regex
 from imagefactory.spec.issues import format_key_path, near_miss
 from imagefactory.spec.models import (
     ENV_NAME_PATTERN,
@@ -68,6 +68,7 @@ from imagefactory.spec.models import (
 from imagefactory.spec.yamldoc import KeyPath, YamlDocument, read_yaml
 
 CST_SCHEMA_VERSION = "2.0.0"
+CST_DIR = "structure-tests"
 
 TOP_KEYS = (
     "schemaVersion",
@@ -123,6 +124,11 @@ class CstSuite:
     path: Path
     tests: ImageTests
     file_check_names: tuple[str, ...]
+
+
+def structure_test_files(folder: Path) -> list[Path]:
+    """The container-structure-test files of an image folder, in the order they run."""
+    return sorted((folder / CST_DIR).glob("*.yaml"))
 
 
 def load_cst(path: Path) -> ImageTests:

@@ -15,13 +15,12 @@ from functools import partial
 from pathlib import Path
 
 from imagefactory.errors import SpecError, SpecIssue, UserError
-from imagefactory.gitops.settings import GITOPS_FILE
-from imagefactory.gitops.settings import load_settings as load_gitops
-from imagefactory.imagetest.cst import read_cst
-from imagefactory.imagetest.session import structure_test_files
-from imagefactory.render.packer import SETTINGS_FILE as PACKER_FILE
-from imagefactory.render.packer import load_settings as load_packer
 from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.cst.reader import read_cst, structure_test_files
+from imagefactory.spec.gitops import GITOPS_FILE
+from imagefactory.spec.gitops import load_settings as load_gitops
+from imagefactory.spec.packer import SETTINGS_FILE as PACKER_FILE
+from imagefactory.spec.packer import load_settings as load_packer
 
 
 def companion_issues(catalog: Catalog) -> list[SpecIssue]:
@@ -31,7 +30,7 @@ def companion_issues(catalog: Catalog) -> list[SpecIssue]:
     if gitops.is_file():  # a catalog without one just does not deploy through GitOps
         issues += _load_issues(gitops, partial(load_gitops, catalog))
     for image in _one_image_per_folder(catalog):
-        issues += _load_issues(image.folder / PACKER_FILE, partial(load_packer, image))
+        issues += _load_issues(image.folder / PACKER_FILE, partial(load_packer, image.folder))
         for path in structure_test_files(image.folder):
             issues += _load_issues(path, partial(read_cst, path))
     return issues

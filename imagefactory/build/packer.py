@@ -1,6 +1,6 @@
 """``imagefactory build --engine packer``: images that target packer are built by ``packer build``.
 
-The run is :mod:`imagefactory.build`'s (DAG order, reuse by content hash, push to the content
+The run is :mod:`imagefactory.build.run`'s (DAG order, reuse by content hash, push to the content
 tag, state after each image); only the build step of an image whose ``targets`` include
 ``packer`` differs: its template is rendered (:mod:`imagefactory.render.packer`) into
 ``.imagefactory/packer/<image>/`` FROM the parent's digest of this run and built with Packer's
@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 
 from imagefactory import tools
-from imagefactory.build import (
+from imagefactory.build.docker import Engine
+from imagefactory.build.provision import check_playbooks
+from imagefactory.build.run import (
     BuildOptions,
     BuildReporter,
     BuildRun,
@@ -27,11 +29,9 @@ from imagefactory.build import (
     execute,
     images_to_build,
 )
-from imagefactory.engine import Engine
-from imagefactory.hashing import ContentInputs, content_inputs
-from imagefactory.paths import slug, work_dir
-from imagefactory.provision import check_playbooks
-from imagefactory.registry import registry_session
+from imagefactory.project.hashing import ContentInputs, content_inputs
+from imagefactory.project.paths import slug, work_dir
+from imagefactory.registry.client import registry_session
 from imagefactory.render.catalog import parent_pin
 from imagefactory.render.packer import render_packer, write_packer_folder
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -102,7 +102,7 @@ def build_catalog_with_packer(
     reporter: BuildReporter,
     templates_dir: Path,
 ) -> list[Outcome]:
-    """:func:`imagefactory.build.build_catalog`, with Packer for images that target packer."""
+    """:func:`imagefactory.build.run.build_catalog`, with Packer for images that target packer."""
     images = images_to_build(catalog, selected)
     packer_cli()  # without packer: the UserError saying how to install it, before any work
     # Every template renders (settings, secrets, healthcheck, playbooks) before anything runs.

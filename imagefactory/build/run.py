@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from imagefactory import tools
-from imagefactory.bootstrap import rootfs_tar
-from imagefactory.engine import Engine
+from imagefactory.build.bootstrap import rootfs_tar
+from imagefactory.build.docker import Engine
+from imagefactory.build.provision import provision
 from imagefactory.errors import (
     EXIT_INTERNAL,
     EXIT_USER_ERROR,
@@ -40,17 +41,16 @@ from imagefactory.errors import (
     ToolError,
     UserError,
 )
-from imagefactory.hashing import ContentInputs, content_inputs
-from imagefactory.naming import build_registry, content_tag, repository
-from imagefactory.paths import slug, state_file, work_dir
-from imagefactory.provision import provision
-from imagefactory.registry import RegistryClient, registry_session
+from imagefactory.project.hashing import ContentInputs, content_inputs
+from imagefactory.project.naming import build_registry, content_tag, repository
+from imagefactory.project.paths import slug, state_file, work_dir
+from imagefactory.project.state import ImageRecord, load_state, save_state, with_record
+from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.render.catalog import parent_pin
 from imagefactory.render.dockerfile import render_dockerfile, write_build_context
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import BuildSecret
 from imagefactory.spec.parents import BootstrapParent
-from imagefactory.state import ImageRecord, load_state, save_state, with_record
 
 Status = Literal["built", "reused", "failed", "skipped"]
 

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from imagefactory import tools
+from imagefactory.ci_env import in_gitlab_ci
 from imagefactory.errors import UserError
-from imagefactory.gitlab_job import in_gitlab_ci
 from imagefactory.spec.models import Registry
 
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagefactory import tools
-from imagefactory.credentials import docker_config
 from imagefactory.errors import ToolError
-from imagefactory.naming import build_registry
-from imagefactory.paths import ca_bundle_path
-from imagefactory.registry_http import NoCredentials, RegistryHTTP, basic_auth
+from imagefactory.project.naming import build_registry
+from imagefactory.project.paths import ca_bundle_path
+from imagefactory.registry.credentials import docker_config
+from imagefactory.registry.http import NoCredentials, RegistryHTTP, basic_auth
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.models import Registry
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from imagefactory import tools
 from imagefactory.errors import ToolError, UserError
-from imagefactory.naming import CONTENT_LABEL
+from imagefactory.project.naming import CONTENT_LABEL
 
 LOOPBACK = "127.0.0.1"
 

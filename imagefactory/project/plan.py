@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagefactory.errors import UserError
-from imagefactory.hashing import ContentInputs, content_inputs
+from imagefactory.project.hashing import ContentInputs, content_inputs
+from imagefactory.project.state import ImageRecord, State
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.parents import describe_parent
-from imagefactory.state import ImageRecord, State
 
 REASONS = {
     "spec": "spec changed",
