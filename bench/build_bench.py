@@ -542,7 +542,7 @@ def cleanup_images(sandbox: Sandbox) -> None:
 
 
 def scale_part(work: Path, images: int, depth: int, repeat: int, report: Report) -> None:
-    from imagefactory.project.paths import TEMPLATES_DIR, state_file
+    from imagefactory.project.paths import state_file
     from imagefactory.project.plan import PlanEntry, make_plan
     from imagefactory.project.state import load_state
     from imagefactory.spec.loader import load_catalog
@@ -553,7 +553,7 @@ def scale_part(work: Path, images: int, depth: int, repeat: int, report: Report)
 
     def load_and_plan() -> list[PlanEntry]:
         catalog = load_catalog(root)
-        return make_plan(catalog, load_state(state_file(catalog)), TEMPLATES_DIR)
+        return make_plan(catalog, load_state(state_file(catalog)))
 
     def yaml_only() -> int:
         return len([yaml.safe_load(path.read_text(encoding="utf-8")) for path in files])

@@ -55,9 +55,7 @@ class PackerRun(BuildRun):
             return super()._build(image, inputs, tag, started)
         pin = parent_pin(self.catalog, image, self.inputs, self.digests)
         folder = work_dir(self.catalog) / "packer" / slug(image.ref)
-        text = render_packer(
-            self.catalog, image, inputs.content_hash, pin, self.templates_dir, folder
-        )
+        text = render_packer(self.catalog, image, inputs.content_hash, pin, folder)
         template = write_packer_folder(self.catalog, image, text, folder)
         tools.run(
             [packer_cli(), "build", "-color=false", "-var", "pull=true", template.name],
@@ -100,21 +98,18 @@ def build_catalog_with_packer(
     selected: list[CatalogImage],
     options: BuildOptions,
     reporter: BuildReporter,
-    templates_dir: Path,
 ) -> list[Outcome]:
     """:func:`imagefactory.build.run.build_catalog`, with Packer for images that target packer."""
     images = images_to_build(catalog, selected)
     packer_cli()  # without packer: the UserError saying how to install it, before any work
     # Every template renders (settings, secrets, healthcheck, playbooks) before anything runs.
-    inputs = content_inputs(catalog, templates_dir)
+    inputs = content_inputs(catalog)
     for image in images:
         if uses_packer(image) and image.spec.playbooks:
             check_playbooks(catalog, image)
         if uses_packer(image):
             folder = work_dir(catalog) / "packer" / slug(image.ref)
             pin = parent_pin(catalog, image, inputs, {})
-            render_packer(
-                catalog, image, inputs[image.ref].content_hash, pin, templates_dir, folder
-            )
+            render_packer(catalog, image, inputs[image.ref].content_hash, pin, folder)
     with registry_session(catalog, []) as client:
-        return execute(PackerRun(catalog, client, options, reporter, templates_dir), images)
+        return execute(PackerRun(catalog, client, options, reporter), images)

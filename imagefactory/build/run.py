@@ -110,11 +110,10 @@ def build_catalog(
     selected: list[CatalogImage],
     options: BuildOptions,
     reporter: BuildReporter,
-    templates_dir: Path,
 ) -> list[Outcome]:
     images = images_to_build(catalog, selected)
     with registry_session(catalog, []) as client:
-        return execute(BuildRun(catalog, client, options, reporter, templates_dir), images)
+        return execute(BuildRun(catalog, client, options, reporter), images)
 
 
 def execute(run: BuildRun, images: list[CatalogImage]) -> list[Outcome]:
@@ -175,14 +174,12 @@ class BuildRun:
         client: RegistryClient,
         options: BuildOptions,
         reporter: BuildReporter,
-        templates_dir: Path,
     ) -> None:
         self.catalog = catalog
         self.client = client
         self.options = options
         self.reporter = reporter
-        self.templates_dir = templates_dir
-        self.inputs = content_inputs(catalog, templates_dir)
+        self.inputs = content_inputs(catalog)
         self.state_path = state_file(catalog)
         self.state = load_state(self.state_path)
         self.digests: dict[str, str] = {}
@@ -264,9 +261,7 @@ class BuildRun:
 
     def _build(self, image: CatalogImage, inputs: ContentInputs, tag: str, started: float) -> str:
         pin = parent_pin(self.catalog, image, self.inputs, self.digests)
-        dockerfile = render_dockerfile(
-            self.catalog, image, inputs.content_hash, pin, self.templates_dir
-        )
+        dockerfile = render_dockerfile(self.catalog, image, inputs.content_hash, pin)
         rootfs = None
         if isinstance(image.parent, BootstrapParent):
             rootfs = rootfs_tar(

@@ -15,7 +15,7 @@ from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.cli.progress import LiveProgress, PlainProgress
 from imagefactory.errors import EXIT_OK, EXIT_USER_ERROR, UserError
 from imagefactory.project.hashing import content_inputs
-from imagefactory.project.paths import TEMPLATES_DIR, state_file
+from imagefactory.project.paths import state_file
 from imagefactory.project.plan import make_plan
 from imagefactory.project.state import State, load_state
 from imagefactory.render.catalog import pinned_digests, render_images, stale_folders
@@ -86,12 +86,12 @@ def render(
     out = Path("rendered") if out is None else out
     session, catalog = open_catalog(ctx, json_output)
     selected = catalog.select(images or [])
-    inputs = content_inputs(catalog, TEMPLATES_DIR)
+    inputs = content_inputs(catalog)
     digests = pinned_digests(load_state(state_file(catalog)), inputs)
     target = out if out.is_absolute() else catalog.root / out
     if check:
         with tempfile.TemporaryDirectory() as fresh:
-            rendered = render_images(catalog, selected, inputs, digests, Path(fresh), TEMPLATES_DIR)
+            rendered = render_images(catalog, selected, inputs, digests, Path(fresh))
             stale = stale_folders({r.ref: r.folder for r in rendered}, target)
         if json_output:  # one document, with the verdict in it
             session.output.data({"ok": not stale, "stale": stale})
@@ -105,7 +105,7 @@ def render(
         if not json_output:
             session.output.text(f"{len(rendered)} rendered images in {target} are up to date")
         return
-    rendered = render_images(catalog, selected, inputs, digests, target, TEMPLATES_DIR)
+    rendered = render_images(catalog, selected, inputs, digests, target)
     if json_output:
         session.output.data(
             {"ok": True, "rendered": [{"image": r.ref, "folder": str(r.folder)} for r in rendered]}
@@ -156,7 +156,7 @@ def build(
     selected = images_to_build(catalog, catalog.select(images or []))
     if dry_run:
         state = State() if no_cache else load_state(state_file(catalog))  # --no-cache: all rebuilt
-        entries = make_plan(catalog, state, TEMPLATES_DIR, [i.ref for i in selected])
+        entries = make_plan(catalog, state, [i.ref for i in selected])
         if json_output:
             session.output.data(
                 {"ok": True, "dry_run": True, "plan": [e.as_dict() for e in entries]}
@@ -194,7 +194,7 @@ def build(
             )
     with scope:
         outcomes = build_with(
-            catalog, selected, BuildOptions(jobs=jobs, no_cache=no_cache), reporter, TEMPLATES_DIR
+            catalog, selected, BuildOptions(jobs=jobs, no_cache=no_cache), reporter
         )
     if json_output:
         session.output.data(

@@ -9,7 +9,7 @@ import typer
 
 from imagefactory.cli.app import Session, app
 from imagefactory.errors import SpecError
-from imagefactory.project.paths import TEMPLATES_DIR, state_file
+from imagefactory.project.paths import state_file
 from imagefactory.project.plan import make_plan
 from imagefactory.project.state import load_state
 from imagefactory.render.graph import FORMATS, render_graph
@@ -91,7 +91,7 @@ def plan(
     """
     session, catalog = open_catalog(ctx, json_output)
     selected = [i.ref for i in catalog.select(images or [])]
-    entries = make_plan(catalog, load_state(state_file(catalog)), TEMPLATES_DIR, selected)
+    entries = make_plan(catalog, load_state(state_file(catalog)), selected)
     if json_output:
         session.output.data({"ok": True, "plan": [e.as_dict() for e in entries]})
         return

@@ -13,7 +13,7 @@ import typer
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import JsonOption, open_catalog
 from imagefactory.errors import UserError
-from imagefactory.project.paths import TEMPLATES_DIR
+from imagefactory.project.paths import templates_dir
 from imagefactory.render.gitlab_ci import (
     BUILDERS,
     REFUSED_BUILDERS,
@@ -97,8 +97,8 @@ def generate(
         builder=builder,
         auto=tuple(auto or ()),
         prefix=_shown(catalog.root, repository) if catalog.root != repository else "",
-        templates=_shown(TEMPLATES_DIR, repository)
-        if TEMPLATES_DIR.is_relative_to(repository)
+        templates=_shown(templates_dir(), repository)
+        if templates_dir().is_relative_to(repository)
         else None,
         command=_command(builder, auto or [], shown),
     )

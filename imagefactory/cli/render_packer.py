@@ -14,7 +14,7 @@ import typer
 from imagefactory.cli.catalog import open_catalog
 from imagefactory.errors import UserError
 from imagefactory.project.hashing import content_inputs
-from imagefactory.project.paths import TEMPLATES_DIR, state_file
+from imagefactory.project.paths import state_file
 from imagefactory.project.state import load_state
 from imagefactory.render.catalog import pinned_digests, stale_folders
 from imagefactory.render.packer import packer_images, render_packer_images
@@ -32,7 +32,7 @@ def render_packer(
         session.output.err.print(
             f"{image.ref}: skipped (bootstrapped from a rootfs: no parent image for Packer)"
         )
-    inputs = content_inputs(catalog, TEMPLATES_DIR)
+    inputs = content_inputs(catalog)
     digests = pinned_digests(load_state(state_file(catalog)), inputs)
     chosen = DEFAULT_OUT if out is None else out
     target = chosen if chosen.is_absolute() else catalog.root / chosen
@@ -40,9 +40,7 @@ def render_packer(
         # rendered beside the real output (same depth: same relative paths in the templates)
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as fresh:
-            written = render_packer_images(
-                catalog, selected, inputs, digests, Path(fresh), TEMPLATES_DIR
-            )
+            written = render_packer_images(catalog, selected, inputs, digests, Path(fresh))
             stale = stale_folders({path.parent.name: path.parent for path in written}, target)
         if json_output:
             session.output.data({"ok": not stale, "stale": stale})
@@ -55,7 +53,7 @@ def render_packer(
         if not json_output:
             session.output.text(f"{len(written)} Packer templates in {target} are up to date")
         return
-    written = render_packer_images(catalog, selected, inputs, digests, target, TEMPLATES_DIR)
+    written = render_packer_images(catalog, selected, inputs, digests, target)
     if json_output:
         session.output.data({"ok": True, "rendered": [str(p) for p in written]})
     else:

@@ -15,7 +15,7 @@ from imagefactory.cli.app import app
 from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.errors import UserError
 from imagefactory.project.hashing import content_inputs
-from imagefactory.project.paths import TEMPLATES_DIR, state_file
+from imagefactory.project.paths import state_file
 from imagefactory.project.state import ImageRecord, load_state
 from imagefactory.project.yamledit import set_version
 from imagefactory.release.versioning import VersionChoice, choose_version
@@ -109,7 +109,7 @@ def show(
     state = load_state(state_file(catalog))
     statuses = [
         version_status(catalog.images[ref], inputs.content_hash, state.images.get(ref))
-        for ref, inputs in content_inputs(catalog, TEMPLATES_DIR).items()
+        for ref, inputs in content_inputs(catalog).items()
         if ref in selected
     ]
     if json_output:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from imagefactory.errors import UserError
 from imagefactory.project.naming import repository
-from imagefactory.project.paths import TEMPLATES_DIR
+from imagefactory.project.paths import templates_dir
 from imagefactory.render.environment import render_template
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.gitops import GitopsSettings, Resources
@@ -180,4 +180,4 @@ def _render_application(
 
 
 def _render(name: str, context: dict[str, object]) -> str:
-    return render_template(TEMPLATES_DIR, TEMPLATES_DIR, f"gitops/{name}", context)
+    return render_template(templates_dir(), f"gitops/{name}", context)

@@ -29,7 +29,7 @@ from imagefactory.imagetest.container import running_container
 from imagefactory.imagetest.custom import custom_test_files, run_custom_tests
 from imagefactory.imagetest.results import CheckResult, ImageReport
 from imagefactory.project.naming import build_registry
-from imagefactory.project.paths import TEMPLATES_DIR, state_file
+from imagefactory.project.paths import state_file
 from imagefactory.project.plan import built_records
 from imagefactory.project.state import (
     ImageRecord,
@@ -81,7 +81,7 @@ def test_images(
     catalog: Catalog, selected: list[CatalogImage], on_report: Callable[[ImageReport], None]
 ) -> list[ImageReport]:
     state = load_state(state_file(catalog))
-    records = built_records(catalog, selected, state, TEMPLATES_DIR)
+    records = built_records(catalog, selected, state)
     _, registry = build_registry(catalog.project)
     reports = []
     with docker_config([registry]) as config_dir:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from imagefactory.project.paths import templates_dir
 from imagefactory.project.recipe import RECIPE_VERSION
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.parents import CatalogParent, ExternalParent
@@ -46,12 +47,10 @@ class ContentInputs:
         return asdict(self)
 
 
-def content_inputs(catalog: Catalog, templates_dir: Path) -> dict[str, ContentInputs]:
+def content_inputs(catalog: Catalog) -> dict[str, ContentInputs]:
     """Inputs for every image of the catalog, in build order (parents before children)."""
     shared = _project_settings(catalog)
-    standard_templates = (
-        hash_tree(templates_dir / "dockerfile") if templates_dir.is_dir() else _digest([])
-    )
+    standard_templates = hash_tree(templates_dir() / "dockerfile")
     result: dict[str, ContentInputs] = {}
     for image in catalog.in_build_order():
         result[image.ref] = ContentInputs(

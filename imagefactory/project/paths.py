@@ -5,10 +5,24 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from imagefactory.errors import ImageFactoryError
 from imagefactory.spec.catalog import Catalog
 
-#: The standard templates (dockerfile/, packer/, …) that ship with imagefactory.
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+#: The standard templates (dockerfile/, packer/, gitops/) that ship inside the package.
+_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+#: A template set is only whole with its Dockerfile template: its folder enters every content hash.
+_TEMPLATE_MARKER = "dockerfile/Dockerfile.j2"
+
+
+def templates_dir() -> Path:
+    """The package's standard templates. Their absence is a broken installation, never an
+    empty template set: content hashes would silently differ from a whole installation's."""
+    if not (_TEMPLATES / _TEMPLATE_MARKER).is_file():
+        raise ImageFactoryError(
+            f"imagefactory's standard templates are missing: no {_TEMPLATES / _TEMPLATE_MARKER}",
+            hint="the installation is incomplete; reinstall imagefactory (pip install --force-reinstall imagefactory)",
+        )
+    return _TEMPLATES
 
 
 def state_file(catalog: Catalog) -> Path:

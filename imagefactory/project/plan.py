@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from imagefactory.errors import UserError
 from imagefactory.project.hashing import ContentInputs, content_inputs
@@ -42,12 +41,10 @@ class PlanEntry:
         }
 
 
-def make_plan(
-    catalog: Catalog, state: State, templates_dir: Path, selected: list[str] | None = None
-) -> list[PlanEntry]:
+def make_plan(catalog: Catalog, state: State, selected: list[str] | None = None) -> list[PlanEntry]:
     """Plan entries for ``selected`` refs (all when None), parents listed before children."""
     entries = []
-    for ref, inputs in content_inputs(catalog, templates_dir).items():
+    for ref, inputs in content_inputs(catalog).items():
         if selected is not None and ref not in selected:
             continue
         image = catalog.images[ref]
@@ -74,11 +71,11 @@ def _reasons(inputs: ContentInputs, state: State, ref: str) -> tuple[str, ...]:
 
 
 def built_records(
-    catalog: Catalog, images: list[CatalogImage], state: State, templates_dir: Path
+    catalog: Catalog, images: list[CatalogImage], state: State
 ) -> list[tuple[CatalogImage, ImageRecord]]:
     """Each image with the state record of its build; refused when it was never built or its
     content changed since (what test, push and promote act on must be what was built)."""
-    inputs = content_inputs(catalog, templates_dir)
+    inputs = content_inputs(catalog)
     found = []
     for image in images:
         record = state.images.get(image.ref)

@@ -23,7 +23,7 @@ from imagefactory import tools
 from imagefactory.ci_env import in_gitlab_ci
 from imagefactory.errors import UserError
 from imagefactory.project.naming import CONTENT_LABEL, build_registry, repository
-from imagefactory.project.paths import TEMPLATES_DIR, audit_log, slug, state_file, work_dir
+from imagefactory.project.paths import audit_log, slug, state_file, work_dir
 from imagefactory.project.plan import built_records
 from imagefactory.project.state import (
     EnvironmentRecord,
@@ -94,7 +94,7 @@ def push_images(
             hint=f"imagefactory promote IMAGE --to {env_name}",
         )
     state = load_state(state_file(catalog))
-    records = built_records(catalog, images, state, TEMPLATES_DIR)
+    records = built_records(catalog, images, state)
     targets = registries_of(catalog, env)
     releases = []
     with registry_session(catalog, [r for _, r in targets]) as client:

@@ -54,7 +54,6 @@ def render_images(
     inputs: Mapping[str, ContentInputs],
     digests: Mapping[str, str],
     out_dir: Path,
-    templates_dir: Path,
 ) -> list[Rendered]:
     rendered = []
     for image in images:
@@ -63,7 +62,6 @@ def render_images(
             image,
             inputs[image.ref].content_hash,
             parent_pin(catalog, image, inputs, digests),
-            templates_dir,
         )
         folder = write_build_context(catalog, image, text, out_dir / slug(image.ref))
         rendered.append(Rendered(image.ref, folder))

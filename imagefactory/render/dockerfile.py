@@ -72,10 +72,9 @@ def render_dockerfile(
     image: CatalogImage,
     content_hash: str,
     parent: ParentPin | None,
-    templates_dir: Path,
 ) -> str:
     context = dockerfile_context(catalog, image, content_hash, parent)
-    text = render_template(templates_dir, catalog.root, template_name(catalog, image), context)
+    text = render_template(catalog.root, template_name(catalog, image), context)
     return re.sub(r"\n{3,}", "\n\n", text)  # empty blocks leave runs of blank lines
 
 

@@ -15,12 +15,13 @@ from pathlib import Path
 import jinja2
 
 from imagefactory.errors import UserError
+from imagefactory.project.paths import templates_dir
 
 
 @functools.lru_cache(maxsize=8)
-def environment(templates_dir: Path, project_root: Path) -> jinja2.Environment:
+def environment(project_root: Path) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([templates_dir, project_root]),
+        loader=jinja2.FileSystemLoader([templates_dir(), project_root]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,  # we render Dockerfiles, HCL and YAML, never HTML
@@ -31,16 +32,14 @@ def environment(templates_dir: Path, project_root: Path) -> jinja2.Environment:
     return env
 
 
-def render_template(
-    templates_dir: Path, project_root: Path, name: str, context: dict[str, object]
-) -> str:
+def render_template(project_root: Path, name: str, context: dict[str, object]) -> str:
     try:
-        template = environment(templates_dir, project_root).get_template(name)
+        template = environment(project_root).get_template(name)
         return template.render(context)
     except jinja2.TemplateNotFound as exc:
         raise UserError(
             f"template '{exc.name}' not found",
-            hint=f"templates are looked up in {templates_dir} and {project_root}",
+            hint=f"templates are looked up in {templates_dir()} and {project_root}",
         ) from exc
     except jinja2.TemplateSyntaxError as exc:
         raise UserError(

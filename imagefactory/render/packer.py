@@ -240,11 +240,10 @@ def render_packer(
     image: CatalogImage,
     content_hash: str,
     parent: ParentPin | None,
-    templates_dir: Path,
     out_folder: Path,
 ) -> str:
     context = packer_context(catalog, image, content_hash, parent, out_folder)
-    text = render_template(templates_dir, catalog.root, STANDARD_TEMPLATE, context)
+    text = render_template(catalog.root, STANDARD_TEMPLATE, context)
     return re.sub(r"\n{3,}", "\n\n", text)
 
 
@@ -279,7 +278,6 @@ def render_packer_images(
     inputs: Mapping[str, ContentInputs],
     digests: Mapping[str, str],
     out_dir: Path,
-    templates_dir: Path,
 ) -> list[Path]:
     """Write ``<out_dir>/<slug>/<slug>.pkr.hcl`` (with files/ and the CA bundle) for each image.
 
@@ -289,8 +287,6 @@ def render_packer_images(
     for image in images:
         folder = out_dir / slug(image.ref)
         pin = parent_pin(catalog, image, inputs, digests)
-        text = render_packer(
-            catalog, image, inputs[image.ref].content_hash, pin, templates_dir, folder
-        )
+        text = render_packer(catalog, image, inputs[image.ref].content_hash, pin, folder)
         texts.append((image, text, folder))
     return [write_packer_folder(catalog, image, text, folder) for image, text, folder in texts]

@@ -20,7 +20,6 @@ import pytest
 from imagefactory.build.provision import provision, run_playbook
 from imagefactory.errors import ToolError, UserError
 from imagefactory.project.hashing import content_inputs
-from imagefactory.project.paths import TEMPLATES_DIR
 from imagefactory.render.catalog import parent_pin
 from imagefactory.spec.loader import load_catalog
 
@@ -46,7 +45,7 @@ def test_playbook_is_applied_committed_and_idempotent(
     with_playbook(example_copy, "ansible/runtime.yml")
     catalog = load_catalog(example_copy)
     image = catalog.images[REF]
-    inputs = content_inputs(catalog, TEMPLATES_DIR)
+    inputs = content_inputs(catalog)
     digests = {ref: r["digest"] for ref, r in example_build.records.items()}
     base = example_build.reference(REF)
     tag = f"imagefactory-test/provisioned:{uuid.uuid4().hex[:12]}"
@@ -95,7 +94,7 @@ def test_a_task_that_always_changes_fails_the_idempotence_check(
     with_playbook(example_copy, "ansible/not-idempotent.yml")
     catalog = load_catalog(example_copy)
     image = catalog.images[REF]
-    inputs = content_inputs(catalog, TEMPLATES_DIR)
+    inputs = content_inputs(catalog)
     tag = f"imagefactory-test/provisioned:{uuid.uuid4().hex[:12]}"
     with pytest.raises(
         UserError, match=r"not idempotent.*not-idempotent\.yml: 1 \(Always changes\)"

@@ -18,7 +18,6 @@ import pytest
 
 from imagefactory.project.hashing import content_inputs
 from imagefactory.project.naming import content_tag
-from imagefactory.project.paths import TEMPLATES_DIR
 from imagefactory.spec.loader import load_catalog
 
 from .conftest import REPO_ROOT, ExampleBuild, cli_json, docker, imagefactory
@@ -99,7 +98,7 @@ def test_packer_build_of_a_catalog_image_passes_imagefactory_test(
     assert f"{example_build.repository('base/debian12')}@{base_digest}" in text
 
     catalog = load_catalog(example_copy)
-    content_hash = content_inputs(catalog, TEMPLATES_DIR)["app/tiny"].content_hash
+    content_hash = content_inputs(catalog)["app/tiny"].content_hash
     repository = example_build.repository("app/tiny")
     reference = f"{repository}:{content_tag(content_hash)}"
     work = tmp_path / "packer-run"  # packer runs elsewhere: paths in the template are its own
@@ -170,7 +169,7 @@ def test_packer_build_applies_the_ansible_playbook_over_the_docker_connection(
     assert rendered.returncode == 0, rendered.stderr
     template = example_copy / "rendered" / "packer" / "app_hardened" / "app_hardened.pkr.hcl"
     catalog = load_catalog(example_copy)
-    content_hash = content_inputs(catalog, TEMPLATES_DIR)["app/hardened"].content_hash
+    content_hash = content_inputs(catalog)["app/hardened"].content_hash
     reference = f"{example_build.repository('app/hardened')}:{content_tag(content_hash)}"
     try:
         build = subprocess.run(

@@ -82,7 +82,9 @@ def _imports(module: Module) -> list[Edge]:
             else:
                 target = node.module or ""
             if target == "imagefactory":  # from imagefactory import tools: the module itself
-                edges += [Edge(name, f"imagefactory.{_root(a.name)}", node.lineno) for a in node.names]
+                edges += [
+                    Edge(name, f"imagefactory.{_root(a.name)}", node.lineno) for a in node.names
+                ]
             else:
                 edges.append(Edge(name, target, node.lineno))
     return edges

@@ -18,7 +18,7 @@ from imagefactory.build.provision import check_playbooks, playbook_roles
 from imagefactory.cli import app
 from imagefactory.errors import UserError
 from imagefactory.project.hashing import content_inputs
-from imagefactory.project.paths import TEMPLATES_DIR, slug
+from imagefactory.project.paths import slug
 from imagefactory.render.catalog import parent_pin
 from imagefactory.render.packer import (
     config_changes,
@@ -75,11 +75,11 @@ def packer_catalog(pinned_catalog_dir: Path, edit: Edit) -> Path:
 
 
 def render(catalog: Catalog, ref: str, digests: dict[str, str] | None = None) -> str:
-    inputs = content_inputs(catalog, TEMPLATES_DIR)
+    inputs = content_inputs(catalog)
     image = catalog.images[ref]
     pin = parent_pin(catalog, image, inputs, DIGESTS if digests is None else digests)
     folder = catalog.root / "rendered" / "packer" / slug(ref)
-    return render_packer(catalog, image, inputs[ref].content_hash, pin, TEMPLATES_DIR, folder)
+    return render_packer(catalog, image, inputs[ref].content_hash, pin, folder)
 
 
 @pytest.mark.parametrize("ref", ["runtime/llm:cpu", "app/rag-api"])
@@ -129,7 +129,7 @@ def test_vm_builders_share_the_provisioners(packer_catalog: Path) -> None:
 
 def test_config_changes_mirror_the_dockerfile_config(packer_catalog: Path) -> None:
     catalog = load_catalog(packer_catalog)
-    inputs = content_inputs(catalog, TEMPLATES_DIR)
+    inputs = content_inputs(catalog)
     image = catalog.images["runtime/llm:cpu"]
     changes = config_changes(
         catalog, image, inputs[image.ref].content_hash, parent_pin(catalog, image, inputs, DIGESTS)
@@ -161,9 +161,9 @@ def test_packer_validate_passes_for_every_rendered_template(packer_catalog: Path
     _, skipped = packer_images(catalog, [])
     assert [i.ref for i in skipped] == ["base/debian12"]
     everything = [i for i in catalog.images.values() if i.ref != "base/debian12"]
-    inputs = content_inputs(catalog, TEMPLATES_DIR)
+    inputs = content_inputs(catalog)
     out = packer_catalog / "rendered" / "packer"
-    written = render_packer_images(catalog, everything, inputs, DIGESTS, out, TEMPLATES_DIR)
+    written = render_packer_images(catalog, everything, inputs, DIGESTS, out)
     assert len(written) == 3
     for template in written:
         result = packer_validate(template)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.errors import UserError
-from imagefactory.project import hashing
+from imagefactory.errors import ImageFactoryError, UserError
+from imagefactory.project import hashing, paths
 from imagefactory.project.plan import PlanEntry, make_plan
 from imagefactory.project.state import State, load_state
 from imagefactory.spec.loader import load_catalog
@@ -17,7 +17,8 @@ from .conftest import Edit
 
 
 def plan(root: Path, templates: Path, state: State | None = None) -> dict[str, PlanEntry]:
-    entries = make_plan(load_catalog(root), state or State(), templates)
+    """The plan with ``templates`` as the standard template set (the ``templates`` fixture)."""
+    entries = make_plan(load_catalog(root), state or State())
     return {e.ref: e for e in entries}
 
 
@@ -35,11 +36,22 @@ def recorded(entries: dict[str, PlanEntry]) -> State:
 
 
 @pytest.fixture
-def templates(tmp_path: Path) -> Path:
+def templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A standard template set of the test's own, in place of the package's."""
     folder = tmp_path / "templates"
     (folder / "dockerfile").mkdir(parents=True)
     (folder / "dockerfile" / "Dockerfile.j2").write_text("FROM {{ parent }}\n")
+    monkeypatch.setattr(paths, "_TEMPLATES", folder)
     return folder
+
+
+def test_a_missing_template_set_is_an_error_not_an_empty_hash_input(
+    catalog_dir: Path, templates: Path
+) -> None:
+    (templates / "dockerfile" / "Dockerfile.j2").unlink()
+    with pytest.raises(ImageFactoryError, match="standard templates are missing") as caught:
+        plan(catalog_dir, templates)
+    assert caught.value.hint is not None and "reinstall" in caught.value.hint
 
 
 def test_without_state_everything_is_new_in_build_order(catalog_dir: Path, templates: Path) -> None:

@@ -31,7 +31,6 @@ from pydantic import BaseModel
 
 from imagefactory.errors import SpecError
 from imagefactory.project.hashing import content_inputs
-from imagefactory.project.paths import TEMPLATES_DIR
 from imagefactory.project.plan import make_plan
 from imagefactory.project.state import State
 from imagefactory.render.graph import FORMATS, render_graph
@@ -246,9 +245,9 @@ def load_checked(root: Path) -> Catalog | None:
     for ref, image in catalog.images.items():
         assert image.ref == ref
         assert image.file.is_relative_to(root)
-    inputs = content_inputs(catalog, TEMPLATES_DIR)
+    inputs = content_inputs(catalog)
     assert sorted(inputs) == sorted(catalog.images)
-    plan = make_plan(catalog, State(), TEMPLATES_DIR)
+    plan = make_plan(catalog, State())
     assert [e.ref for e in plan] == list(inputs)
     for fmt in FORMATS:
         assert render_graph(catalog, fmt).strip()
@@ -648,10 +647,7 @@ def test_several_files_mutated_at_once(
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {
-        ref: inputs.content_hash
-        for ref, inputs in content_inputs(load_catalog(root), TEMPLATES_DIR).items()
-    }
+    return {ref: inputs.content_hash for ref, inputs in content_inputs(load_catalog(root)).items()}
 
 
 @functools.cache
