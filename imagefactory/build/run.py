@@ -184,7 +184,7 @@ class BuildRun:
         self.state = load_state(self.state_path)
         self.digests: dict[str, str] = {}
         self.lock = threading.Lock()
-        _, self.registry = build_registry(catalog.project)
+        self.registry = build_registry(catalog.project)
         self.revision_labels = _revision_labels(catalog.root)
         self.known_remote: dict[str, str | None] = {}
 

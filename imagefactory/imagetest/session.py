@@ -82,7 +82,7 @@ def test_images(
 ) -> list[ImageReport]:
     state = load_state(state_file(catalog))
     records = built_records(catalog, selected, state)
-    _, registry = build_registry(catalog.project)
+    registry = build_registry(catalog.project)
     reports = []
     with docker_config([registry]) as config_dir:
         engine = Engine(config_dir)

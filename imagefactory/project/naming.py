@@ -21,12 +21,11 @@ def content_tag(content_hash: str) -> str:
     return CONTENT_TAG_PREFIX + content_hash.removeprefix("sha256:")[:24]
 
 
-def build_registry(project: ProjectSpec) -> tuple[str, Registry]:
+def build_registry(project: ProjectSpec) -> Registry:
     """The first registry of the first environment: builds push there and pin parents from it."""
     if not project.environments:
         raise UserError(
             "the project defines no environments, so builds have no registry to pin parents in",
             hint="add environments (dev first) with their registries to imagefactory.yaml",
         )
-    name = project.environments[0].registries[0]
-    return name, project.registries[name]
+    return project.registries[project.environments[0].registries[0]]

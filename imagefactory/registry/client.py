@@ -200,7 +200,7 @@ def cert_dir(ca_bundle: Path | None) -> Iterator[Path | None]:
 def registry_session(catalog: Catalog, registries: list[Registry]) -> Iterator[RegistryClient]:
     """Credentials (the build registry's and ``registries``') and the project's CA, for the
     duration of one command; nothing of them outlives it."""
-    _, build = build_registry(catalog.project)
+    build = build_registry(catalog.project)
     unique = {r.url: r for r in [build, *registries]}
     with docker_config(unique.values()) as config, cert_dir(ca_bundle_path(catalog)) as certs:
         yield RegistryClient(config, certs)

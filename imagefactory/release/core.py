@@ -153,7 +153,7 @@ def _push_one(
     release = Release(image.ref, str(choice.version), record.digest, choice.reason, tuple(changes))
     if dry_run or _nothing_to_do(release, record.environments.get(env.name)):
         return release
-    _, build = build_registry(catalog.project)
+    build = build_registry(catalog.project)
     _write_tags(client, catalog, build, f"{record.repository}@{record.digest}", changes)
     return _record_release(
         catalog,

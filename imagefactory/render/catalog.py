@@ -34,7 +34,7 @@ def parent_pin(
         return ParentPin(f"{parent.reference}@{parent.digest}", parent.reference, parent.digest)
     if not isinstance(parent, CatalogParent):
         return None
-    _, registry = build_registry(catalog.project)
+    registry = build_registry(catalog.project)
     repo = repository(registry, parent.name)
     digest = digests.get(parent.ref)
     if digest is not None:

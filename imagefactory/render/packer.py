@@ -191,7 +191,7 @@ def packer_context(
     else:
         keep_alive = ["--entrypoint=", "--", "{{.Image}}", "/bin/sh"]  # CMD stays without one
     run_command = ["-d", "-i", "-t", "--user=0:0", "--network=host", *keep_alive]
-    _, registry = build_registry(catalog.project)
+    registry = build_registry(catalog.project)
     project_root = os.path.relpath(catalog.root, out_folder)
     vm_sources = [
         source for key, source in VM_SOURCES.items() if getattr(settings, key) is not None
