@@ -20,7 +20,6 @@ from pathlib import Path
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
-EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 

@@ -21,13 +21,6 @@ SECRET_WORDS = frozenset(
 )  # fmt: skip
 SECRET_SUFFIXES = ("TOKEN", "PASSWORD", "SECRET", "APIKEY")
 
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-#: Docker's reference grammar, less the digest: [HOST[:PORT]/]PATH[:TAG]
-REFERENCE_PATTERN = re.compile(
-    rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?$"
-)
-
-
 def looks_secret(name: str) -> bool:
     parts = [p for p in re.split(r"[_\-]", name.upper()) if p]
     return any(p in SECRET_WORDS or p.endswith(SECRET_SUFFIXES) for p in parts)
