@@ -35,18 +35,23 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from imagefactory.errors import UserError
-from imagefactory.project.hashing import playbook_inputs
 from imagefactory.project.naming import build_registry
 from imagefactory.project.paths import slug
-from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.render.gitlab_rules import (
+    RepoPlace,
+    change_paths,
+    image_rules,
+    in_repo,
+    release_rules,
+)
+from imagefactory.spec.catalog import Catalog
 
 #: How build and test jobs reach an engine: a Docker-in-Docker service (``dind``), the same
 #: service whose daemon, and so its BuildKit, runs as an unprivileged user (``rootless``), or
@@ -76,10 +81,6 @@ DIND_VARIABLES = {
     "DOCKER_CERT_PATH": "/certs/client",
     "DOCKER_TLS_VERIFY": "1",
 }
-
-IF_TAG = "$CI_COMMIT_TAG"
-IF_DEFAULT_BRANCH = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
-COMPARE_TO = "refs/heads/$CI_DEFAULT_BRANCH"
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
     jobs[VALIDATE_JOB] = _job(
         "validate", options, engine=False, script=[_command(options, "validate")]
     )
-    paths = {image.ref: change_paths(catalog, image, options) for image in images}
+    paths = {image.ref: change_paths(catalog, image, _place(options)) for image in images}
     for image in images:
         needs = [_need(VALIDATE_JOB, artifacts=False)]
         if image.parent_ref is not None:
@@ -149,7 +150,7 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
             options,
             engine=True,
             needs=needs,
-            rules=_image_rules(paths[image.ref]),
+            rules=image_rules(paths[image.ref]),
             script=[_command(options, "build", image.ref)],
             artifacts={"paths": [_state_path(catalog, options)]},
             interruptible=True,
@@ -161,7 +162,7 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
             options,
             engine=True,
             needs=[_need(f"build:{image.ref}", artifacts=True)],
-            rules=_image_rules(paths[image.ref]),
+            rules=image_rules(paths[image.ref]),
             script=[_command(options, "test", image.ref, "--junit", junit)],
             artifacts={
                 "when": "always",
@@ -181,7 +182,7 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
             options,
             engine=False,
             needs=needs,
-            rules=_release_rules(paths[image.ref], manual=False),
+            rules=release_rules(paths[image.ref], manual=False),
             script=[_command(options, "push", image.ref)],
             artifacts={"paths": list(release_paths)},
             environment={"name": first.name, "deployment_tier": _tier(0, len(environments))},
@@ -198,7 +199,7 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
                 options,
                 engine=False,
                 needs=[_need(previous, artifacts=True)],
-                rules=_release_rules(paths[image.ref], manual=manual),
+                rules=release_rules(paths[image.ref], manual=manual),
                 script=[_command(options, "promote", image.ref, "--to", env.name)],
                 artifacts={"paths": list(release_paths)},
                 environment={
@@ -223,48 +224,6 @@ def job_names(text: str) -> list[str]:
     """The jobs of a rendered pipeline, in file order."""
     document = yaml.safe_load(text)
     return [key for key in document if key != "stages"]
-
-
-# --------------------------------------------------------------------------- change paths
-
-
-def change_paths(catalog: Catalog, image: CatalogImage, options: PipelineOptions) -> list[str]:
-    """Repository paths whose change changes the image (or may: over-triggering is safe).
-
-    The image's folder and its ancestors' folders (image.yaml, copied files, template
-    overrides, tests), the playbooks they apply, the standard templates when the repository
-    holds them, a CA bundle kept in the repository, and the project file."""
-    found: list[str] = []
-    for member in catalog.lineage(image.ref):
-        folder = _relative(catalog, member.folder)
-        found.append(_recursive(_in_repo(options, folder)))  # files: the loader refuses '..'
-        for playbook in member.spec.playbooks:  # the same inputs the content hash reads
-            for path in playbook_inputs(catalog.root / posixpath.normpath(playbook)):
-                found += _file_or_tree(_in_repo(options, _relative(catalog, path)))
-    if options.templates is not None:
-        found.append(_recursive(posixpath.join(options.templates, "dockerfile")))
-    bundle = catalog.project.build.ca_bundle
-    if bundle is not None and not Path(bundle).is_absolute():
-        found.append(_in_repo(options, posixpath.normpath(bundle)))
-    found.append(_in_repo(options, _relative(catalog, catalog.project_file)))
-    return list(dict.fromkeys(found))
-
-
-def _relative(catalog: Catalog, path: Path) -> str:
-    return path.relative_to(catalog.root).as_posix()
-
-
-def _in_repo(options: PipelineOptions, path: str) -> str:
-    return posixpath.join(options.prefix, path) if options.prefix else path
-
-
-def _recursive(folder: str) -> str:
-    return f"{folder}/**/*"
-
-
-def _file_or_tree(path: str) -> list[str]:
-    """Without looking at the disk: the path itself, and everything under it if a folder."""
-    return [path, _recursive(path)]
 
 
 # --------------------------------------------------------------------------- jobs
@@ -321,33 +280,8 @@ def _need(job: str, *, artifacts: bool, optional: bool = False) -> dict[str, Any
     return need
 
 
-def _changes(paths: Sequence[str], *, compare: bool) -> dict[str, Any]:
-    changes: dict[str, Any] = {"paths": list(paths)}
-    if compare:
-        changes["compare_to"] = COMPARE_TO
-    return changes
-
-
-def _image_rules(paths: Sequence[str]) -> list[dict[str, Any]]:
-    """Build and test: every image on tags; what the push changed on the default branch; what
-    differs from the default branch on other branches and in merge requests."""
-    return [
-        {"if": IF_TAG},
-        {"if": IF_DEFAULT_BRANCH, "changes": _changes(paths, compare=False)},
-        {"if": IF_DEFAULT_BRANCH, "when": "never"},
-        {"changes": _changes(paths, compare=True)},
-    ]
-
-
-def _release_rules(paths: Sequence[str], *, manual: bool) -> list[dict[str, Any]]:
-    """Push and promote: only from tags and the default branch, never from other branches.
-
-    A manual job may fail (stay unplayed) without blocking the pipeline."""
-    extra: dict[str, Any] = {"when": "manual", "allow_failure": True} if manual else {}
-    return [
-        {"if": IF_TAG, **extra},
-        {"if": IF_DEFAULT_BRANCH, "changes": _changes(paths, compare=False), **extra},
-    ]
+def _place(options: PipelineOptions) -> RepoPlace:
+    return RepoPlace(options.prefix, options.templates)
 
 
 def _tier(position: int, count: int) -> str:
@@ -362,12 +296,12 @@ def _command(options: PipelineOptions, *args: str) -> str:
 
 
 def _state_path(catalog: Catalog, options: PipelineOptions) -> str:
-    return _in_repo(options, posixpath.normpath(catalog.project.state))
+    return in_repo(_place(options), posixpath.normpath(catalog.project.state))
 
 
 def _audit_path(catalog: Catalog, options: PipelineOptions) -> str:
     state = posixpath.normpath(catalog.project.state)
-    return _in_repo(options, posixpath.join(posixpath.dirname(state), "audit.jsonl"))
+    return in_repo(_place(options), posixpath.join(posixpath.dirname(state), "audit.jsonl"))
 
 
 # --------------------------------------------------------------------------- YAML
