@@ -96,14 +96,22 @@ class MetadataTest(FieldReader):
             None,
         )
 
-    def _metadata_env(self, item: Any, path: KeyPath, env: dict[str, str]) -> None:
+    def _entry(self, item: Any, path: KeyPath) -> tuple[str | None, str | None, bool] | None:
+        """A ``{key, value, isRegex}`` entry (None: not a mapping); an absent value is ""."""
         entry = self.mapping(item, path, ENV_VAR_KEYS)
         if entry is None:
-            return
+            return None
         key = self.text(entry.get("key"), (*path, "key"), required=True)
         value = self.text(entry.get("value"), (*path, "value"))
         value = "" if value is None and entry.get("value") is None else value
-        if self.boolean(entry.get("isRegex"), (*path, "isRegex"), False):
+        return key, value, self.boolean(entry.get("isRegex"), (*path, "isRegex"), False)
+
+    def _metadata_env(self, item: Any, path: KeyPath, env: dict[str, str]) -> None:
+        entry = self._entry(item, path)
+        if entry is None:
+            return
+        key, value, is_regex = entry
+        if is_regex:
             self.unsupported(
                 (*path, "isRegex"),
                 None,
@@ -127,13 +135,10 @@ class MetadataTest(FieldReader):
     def _label(
         self, item: Any, path: KeyPath, labels: dict[str, list[str]], exact: dict[str, str]
     ) -> None:
-        entry = self.mapping(item, path, ENV_VAR_KEYS)
+        entry = self._entry(item, path)
         if entry is None:
             return
-        key = self.text(entry.get("key"), (*path, "key"), required=True)
-        value = self.text(entry.get("value"), (*path, "value"))
-        value = "" if value is None and entry.get("value") is None else value
-        is_regex = self.boolean(entry.get("isRegex"), (*path, "isRegex"), False)
+        key, value, is_regex = entry
         if key is None or value is None:
             return
         if is_regex:
