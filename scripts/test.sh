@@ -13,5 +13,7 @@ echo "==> ruff"
 "$venv/ruff" format --check --quiet .
 echo "==> mypy (strict on imagefactory/)"
 "$venv/mypy"
+# Both folders by name: a bare `pytest` collects tests/unit only (testpaths in pyproject.toml),
+# and the integration tests fail (not skip) when the services are missing.
 echo "==> pytest (unit + integration)"
 "$venv/pytest" tests/unit tests/integration "$@"

@@ -23,7 +23,8 @@ from imagefactory.project.hashing import content_inputs
 from imagefactory.render.catalog import parent_pin
 from imagefactory.spec.loader import load_catalog
 
-from .conftest import REPO_ROOT, ExampleBuild, cli_json, docker, edit_text, git_commit, imagefactory
+from .helpers.example import ExampleBuild, cli_json, edit_text, git_commit, imagefactory
+from .helpers.services import REPO_ROOT, docker
 
 pytestmark = pytest.mark.integration
 

@@ -27,19 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import (
-    EXAMPLE_REFS,
-    SKOPEO,
-    ExampleBuild,
-    OutputLines,
-    cli_json,
-    docker,
-    edit_text,
-    imagefactory,
-    run,
-    slug,
-    unique,
-)
+from .helpers.example import EXAMPLE_REFS, ExampleBuild, cli_json, edit_text, imagefactory, slug
+from .helpers.services import SKOPEO, OutputLines, docker, run, unique
 
 pytestmark = pytest.mark.integration
 

@@ -34,16 +34,9 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import (
-    SESSION_LABEL,
-    ExampleBuild,
-    OutputLines,
-    Registry,
-    cli_json,
-    docker,
-    imagefactory,
-    unique,
-)
+from .helpers.example import SESSION_LABEL, ExampleBuild, cli_json, imagefactory
+from .helpers.registry import Registry
+from .helpers.services import OutputLines, docker, unique
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ExampleBuild, Registry, cli_json, imagefactory
+from .helpers.example import ExampleBuild, cli_json, imagefactory
+from .helpers.registry import Registry
 
 pytestmark = pytest.mark.integration
 

@@ -35,14 +35,9 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import (
-    ExampleBuild,
-    Registry,
-    edit_text,
-    imagefactory,
-    registry_cleanup,
-    run,
-)
+from .helpers.example import ExampleBuild, edit_text, imagefactory
+from .helpers.registry import Registry, registry_cleanup
+from .helpers.services import run
 
 GITLAB_CI_LOCAL = "gitlab-ci-local"
 PIPELINE_TIMEOUT = 1200  # the app really builds (pip from PyPI); base and runtime are reused

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SKOPEO, HostServices, Registry, docker, run, unique
+from .helpers.registry import Registry
+from .helpers.services import SKOPEO, HostServices, docker, run, unique
 
 pytestmark = pytest.mark.integration
 

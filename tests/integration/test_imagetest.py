@@ -39,14 +39,8 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import (
-    SESSION_LABEL,
-    ExampleBuild,
-    cli_json,
-    docker,
-    edit_text,
-    imagefactory,
-)
+from .helpers.example import SESSION_LABEL, ExampleBuild, cli_json, edit_text, imagefactory
+from .helpers.services import docker
 
 pytestmark = pytest.mark.integration
 

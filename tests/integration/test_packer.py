@@ -20,7 +20,8 @@ from imagefactory.project.hashing import content_inputs
 from imagefactory.project.naming import content_tag
 from imagefactory.spec.loader import load_catalog
 
-from .conftest import REPO_ROOT, ExampleBuild, cli_json, docker, imagefactory
+from .helpers.example import ExampleBuild, cli_json, imagefactory
+from .helpers.services import REPO_ROOT, docker
 
 pytestmark = pytest.mark.integration
 

@@ -42,18 +42,10 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import (
-    SKOPEO,
-    ExampleBuild,
-    Registry,
-    cli_json,
-    edit_text,
-    git_commit,
-    host_dir,
-    imagefactory,
-    run,
-)
-from .tls_registry import HOST_BUNDLE, TLSRegistry, free_port, write_bundle
+from .helpers.example import ExampleBuild, cli_json, edit_text, git_commit, imagefactory
+from .helpers.registry import Registry
+from .helpers.services import SKOPEO, host_dir, run
+from .helpers.tls_registry import HOST_BUNDLE, TLSRegistry, free_port, write_bundle
 
 pytestmark = pytest.mark.integration
 

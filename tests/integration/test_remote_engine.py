@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ExampleBuild, docker, imagefactory
-from .tcp_forward import bridge_gateway, forwarding, unix_socket
+from .helpers.bridge import bridge_gateway
+from .helpers.example import ExampleBuild, imagefactory
+from .helpers.services import docker
+from .helpers.tcp_forward import forwarding, unix_socket
 from .test_imagetest import checks_of, first_json, one_check, session_containers
 
 pytestmark = pytest.mark.integration

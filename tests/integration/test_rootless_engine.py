@@ -34,18 +34,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import (
-    DOCKER,
-    SESSION_LABEL,
-    ExampleBuild,
-    Registry,
-    cli_json,
-    docker,
-    git_commit,
-    imagefactory,
-)
-from .tcp_forward import bridge_gateway, forwarding, tcp
-from .tls_registry import free_port, make_ca_and_server_cert, make_client_cert
+from .helpers.bridge import bridge_gateway
+from .helpers.example import SESSION_LABEL, ExampleBuild, cli_json, git_commit, imagefactory
+from .helpers.registry import Registry
+from .helpers.services import DOCKER, docker
+from .helpers.tcp_forward import forwarding, tcp
+from .helpers.tls_registry import free_port, make_ca_and_server_cert, make_client_cert
 
 pytestmark = pytest.mark.integration
 

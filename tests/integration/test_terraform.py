@@ -28,7 +28,7 @@ import imagefactory.cli  # noqa: F401  (registers the commands)
 from imagefactory.cli import app
 from imagefactory.render.terraform import TFVARS_FILE
 
-from .conftest import REPO_ROOT, run
+from .helpers.services import REPO_ROOT, run
 
 pytestmark = pytest.mark.integration
 

@@ -1,16 +1,15 @@
 """A TCP listener that forwards every connection somewhere else, for the length of a test.
 
 Used to reach a host service from an address it does not listen on: the host's dockerd through
-the Docker bridge's gateway address (an engine "elsewhere", as under Docker-in-Docker), and the
-loopback registry from a rootless engine, whose own 127.0.0.1 is not the host's. Bounded: it
-accepts at most ``max_connections`` and stops with the block.
+the Docker bridge's gateway address (``helpers.bridge``; an engine "elsewhere", as under
+Docker-in-Docker), and the loopback registry from a rootless engine, whose own 127.0.0.1 is not
+the host's. Bounded: it accepts at most ``max_connections`` and stops with the block.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 
@@ -74,12 +73,3 @@ def unix_socket(path: str) -> Callable[[], socket.socket]:
 
 def tcp(host: str, port: int) -> Callable[[], socket.socket]:
     return lambda: socket.create_connection((host, port), timeout=30)
-
-
-def bridge_gateway(docker: Callable[..., subprocess.CompletedProcess[str]]) -> str:
-    """The Docker bridge's gateway: an address of this machine that only it and its containers
-    reach."""
-    proc = docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}")
-    address = proc.stdout.strip()
-    assert address and not address.startswith("127."), address
-    return address

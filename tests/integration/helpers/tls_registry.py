@@ -168,7 +168,7 @@ class TLSRegistry:
         config = self.root / "config.yml"
         config.write_text(
             f"""\
-# registry B for imagefactory promotion tests (tests/integration/tls_registry.py)
+# registry B for imagefactory promotion tests (tests/integration/helpers/tls_registry.py)
 version: 0.1
 log:
   level: info
