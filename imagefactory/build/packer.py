@@ -32,7 +32,7 @@ from imagefactory.build.run import (
 from imagefactory.project.hashing import ContentInputs, content_inputs
 from imagefactory.project.paths import slug, work_dir
 from imagefactory.registry.client import registry_session
-from imagefactory.render.catalog import parent_pin
+from imagefactory.render.catalog import Pins
 from imagefactory.render.packer import render_packer, write_packer_folder
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.parents import BootstrapParent
@@ -53,9 +53,8 @@ class PackerRun(BuildRun):
     def _build(self, image: CatalogImage, inputs: ContentInputs, tag: str, started: float) -> str:
         if not uses_packer(image):
             return super()._build(image, inputs, tag, started)
-        pin = parent_pin(self.catalog, image, self.inputs, self.digests)
         folder = work_dir(self.catalog) / "packer" / slug(image.ref)
-        text = render_packer(self.catalog, image, inputs.content_hash, pin, folder)
+        text = render_packer(self.catalog, image, self.pins, folder)
         template = write_packer_folder(self.catalog, image, text, folder)
         tools.run(
             [packer_cli(), "build", "-color=false", "-var", "pull=true", template.name],
@@ -103,13 +102,12 @@ def build_catalog_with_packer(
     images = images_to_build(catalog, selected)
     packer_cli()  # without packer: the UserError saying how to install it, before any work
     # Every template renders (settings, secrets, healthcheck, playbooks) before anything runs.
-    inputs = content_inputs(catalog)
+    pins = Pins(catalog.project, content_inputs(catalog), {})
     for image in images:
         if uses_packer(image) and image.spec.playbooks:
             check_playbooks(catalog, image)
         if uses_packer(image):
             folder = work_dir(catalog) / "packer" / slug(image.ref)
-            pin = parent_pin(catalog, image, inputs, {})
-            render_packer(catalog, image, inputs[image.ref].content_hash, pin, folder)
+            render_packer(catalog, image, pins, folder)
     with registry_session(catalog, []) as client:
         return execute(PackerRun(catalog, client, options, reporter), images)

@@ -42,11 +42,12 @@ from imagefactory.errors import (
     UserError,
 )
 from imagefactory.project.hashing import ContentInputs, content_inputs
-from imagefactory.project.naming import build_registry, content_tag, repository
+from imagefactory.project.naming import content_tag, repository
 from imagefactory.project.paths import slug, state_file, work_dir
+from imagefactory.project.plan import rebuild_reasons
 from imagefactory.project.state import ImageRecord, load_state, save_state, with_record
 from imagefactory.registry.client import RegistryClient, registry_session
-from imagefactory.render.catalog import parent_pin
+from imagefactory.render.catalog import Pins
 from imagefactory.render.dockerfile import render_dockerfile, write_build_context
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import BuildSecret
@@ -184,7 +185,8 @@ class BuildRun:
         self.state = load_state(self.state_path)
         self.digests: dict[str, str] = {}
         self.lock = threading.Lock()
-        self.registry = build_registry(catalog.project)
+        self.pins = Pins(catalog.project, self.inputs, self.digests)
+        self.registry = self.pins.registry  # resolved once per run
         self.revision_labels = _revision_labels(catalog.root)
         self.known_remote: dict[str, str | None] = {}
 
@@ -229,15 +231,11 @@ class BuildRun:
             )
 
     def _why(self, ref: str, inputs: ContentInputs) -> str:
-        record = self.state.images.get(ref)
+        """What ``plan`` says (its words), or why an unchanged image is built anyway."""
         if self.options.no_cache:
             return "--no-cache"
-        if record is None:
-            return "new"
-        changed = [
-            key for key, value in inputs.as_dict().items() if record.inputs.get(key) != value
-        ]
-        return ", ".join(f"{key} changed" for key in changed) or "not found in the registry"
+        reasons = rebuild_reasons(inputs, self.state.images.get(ref))
+        return ", ".join(reasons) or "not found in the registry"
 
     def _reuse(
         self, image: CatalogImage, inputs: ContentInputs, tag: str
@@ -260,7 +258,7 @@ class BuildRun:
         return digest, where
 
     def _build(self, image: CatalogImage, inputs: ContentInputs, tag: str, started: float) -> str:
-        pin = parent_pin(self.catalog, image, self.inputs, self.digests)
+        pin = self.pins.parent(image)
         dockerfile = render_dockerfile(self.catalog, image, inputs.content_hash, pin)
         rootfs = None
         if isinstance(image.parent, BootstrapParent):

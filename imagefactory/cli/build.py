@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -13,12 +12,12 @@ from imagefactory.build.run import BuildOptions, build_catalog, images_to_build
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.cli.progress import LiveProgress, PlainProgress
-from imagefactory.errors import EXIT_OK, EXIT_USER_ERROR, UserError
-from imagefactory.project.hashing import content_inputs
+from imagefactory.cli.render_report import print_render_report
+from imagefactory.errors import UserError
 from imagefactory.project.paths import state_file
 from imagefactory.project.plan import make_plan
 from imagefactory.project.state import State, load_state
-from imagefactory.render.catalog import pinned_digests, render_images, stale_folders
+from imagefactory.render.outputs import Kind, RenderRequest, render_outputs
 
 
 @app.command(
@@ -67,52 +66,17 @@ def render(
     """
     # The first word may name what to render: dockerfile (the default), terraform, packer.
     words = list(images or [])
-    kind = (
-        words.pop(0)
-        if words and words[0] in ("dockerfile", "terraform", "packer")
-        else "dockerfile"
-    )
-    if kind == "packer":
-        from imagefactory.cli.render_packer import render_packer
-
-        render_packer(ctx, words, out, check, json_output)
-        return
-    if kind == "terraform":
-        from imagefactory.cli.render_terraform import render_terraform
-
-        render_terraform(ctx, words, out, check, json_output)
-        return
-    images = words
-    out = Path("rendered") if out is None else out
-    session, catalog = open_catalog(ctx, json_output)
-    selected = catalog.select(images or [])
-    inputs = content_inputs(catalog)
-    digests = pinned_digests(load_state(state_file(catalog)), inputs)
-    target = out if out.is_absolute() else catalog.root / out
-    if check:
-        with tempfile.TemporaryDirectory() as fresh:
-            rendered = render_images(catalog, selected, inputs, digests, Path(fresh))
-            stale = stale_folders({r.ref: r.folder for r in rendered}, target)
-        if json_output:  # one document, with the verdict in it
-            session.output.data({"ok": not stale, "stale": stale})
-            raise typer.Exit(EXIT_USER_ERROR if stale else EXIT_OK)
-        if stale:
-            listing = "; ".join(f"{ref}: {', '.join(files)}" for ref, files in stale.items())
-            raise UserError(
-                f"rendered files in {target} are stale: {listing}",
-                hint=f"run 'imagefactory render' and commit {out}",
-            )
-        if not json_output:
-            session.output.text(f"{len(rendered)} rendered images in {target} are up to date")
-        return
-    rendered = render_images(catalog, selected, inputs, digests, target)
-    if json_output:
-        session.output.data(
-            {"ok": True, "rendered": [{"image": r.ref, "folder": str(r.folder)} for r in rendered]}
+    kind: Kind = "dockerfile"
+    if words and words[0] in ("dockerfile", "terraform", "packer"):
+        kind = cast(Kind, words.pop(0))
+    if kind == "terraform" and words:
+        raise typer.BadParameter(
+            "render terraform covers the whole catalog; it takes no image names",
+            param_hint="IMAGE",
         )
-    else:
-        for r in rendered:
-            session.output.text(f"{r.ref}: {r.folder / 'Dockerfile'}")
+    session, catalog = open_catalog(ctx, json_output)
+    request = RenderRequest(kind, tuple(words), out, check)
+    print_render_report(session, render_outputs(catalog, request))
 
 
 @app.command(

@@ -54,14 +54,15 @@ def make_plan(catalog: Catalog, state: State, selected: list[str] | None = None)
                 image.spec.version,
                 describe_parent(image.parent),
                 inputs,
-                _reasons(inputs, state, ref),
+                rebuild_reasons(inputs, state.images.get(ref)),
             )
         )
     return entries
 
 
-def _reasons(inputs: ContentInputs, state: State, ref: str) -> tuple[str, ...]:
-    record = state.images.get(ref)
+def rebuild_reasons(inputs: ContentInputs, record: ImageRecord | None) -> tuple[str, ...]:
+    """Why an image with ``inputs`` needs a build, given the state ``record`` of its last one:
+    the words ``plan`` shows and ``build`` reports; none when its content is unchanged."""
     if record is None:
         return ("new",)
     if record.content_hash == inputs.content_hash:

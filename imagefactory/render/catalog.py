@@ -5,6 +5,7 @@ from __future__ import annotations
 import filecmp
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from imagefactory.project.hashing import ContentInputs
@@ -18,28 +19,45 @@ from imagefactory.render.dockerfile import (
     write_build_context,
 )
 from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.models import ProjectSpec, Registry
 from imagefactory.spec.parents import CatalogParent, ExternalParent
 
+#: What a check reports for an output that is not there at all.
+MISSING = "(missing)"
 
-def parent_pin(
-    catalog: Catalog,
-    image: CatalogImage,
-    inputs: Mapping[str, ContentInputs],
-    digests: Mapping[str, str],
-) -> ParentPin | None:
-    """FROM for ``image``: the parent's digest when known (built in this run, or recorded for the
-    parent's current content), else its content tag. None for a bootstrapped rootfs."""
-    parent = image.parent
-    if isinstance(parent, ExternalParent):
-        return ParentPin(f"{parent.reference}@{parent.digest}", parent.reference, parent.digest)
-    if not isinstance(parent, CatalogParent):
-        return None
-    registry = build_registry(catalog.project)
-    repo = repository(registry, parent.name)
-    digest = digests.get(parent.ref)
-    if digest is not None:
-        return ParentPin(f"{repo}@{digest}", parent.name, digest)
-    return ParentPin(f"{repo}:{content_tag(inputs[parent.ref].content_hash)}", parent.name, None)
+
+@dataclass(frozen=True)
+class Pins:
+    """How one run names catalog images in FROM: in the build registry, by the digest known for
+    an image's current content (built in this run, or recorded in state), else by its content
+    tag. The registry is resolved once per run, when first needed (a catalog of roots needs none).
+    """
+
+    project: ProjectSpec
+    inputs: Mapping[str, ContentInputs]
+    digests: Mapping[str, str]
+
+    @cached_property
+    def registry(self) -> Registry:
+        return build_registry(self.project)
+
+    def content_hash(self, image: CatalogImage) -> str:
+        return self.inputs[image.ref].content_hash
+
+    def parent(self, image: CatalogImage) -> ParentPin | None:
+        """FROM for ``image``: its parent's digest when known, else its content tag. None for a
+        bootstrapped rootfs."""
+        parent = image.parent
+        if isinstance(parent, ExternalParent):
+            return ParentPin(f"{parent.reference}@{parent.digest}", parent.reference, parent.digest)
+        if not isinstance(parent, CatalogParent):
+            return None
+        repo = repository(self.registry, parent.name)
+        digest = self.digests.get(parent.ref)
+        if digest is not None:
+            return ParentPin(f"{repo}@{digest}", parent.name, digest)
+        tag = content_tag(self.inputs[parent.ref].content_hash)
+        return ParentPin(f"{repo}:{tag}", parent.name, None)
 
 
 @dataclass(frozen=True)
@@ -49,20 +67,11 @@ class Rendered:
 
 
 def render_images(
-    catalog: Catalog,
-    images: list[CatalogImage],
-    inputs: Mapping[str, ContentInputs],
-    digests: Mapping[str, str],
-    out_dir: Path,
+    catalog: Catalog, images: list[CatalogImage], pins: Pins, out_dir: Path
 ) -> list[Rendered]:
     rendered = []
     for image in images:
-        text = render_dockerfile(
-            catalog,
-            image,
-            inputs[image.ref].content_hash,
-            parent_pin(catalog, image, inputs, digests),
-        )
+        text = render_dockerfile(catalog, image, pins.content_hash(image), pins.parent(image))
         folder = write_build_context(catalog, image, text, out_dir / slug(image.ref))
         rendered.append(Rendered(image.ref, folder))
     return rendered
@@ -84,7 +93,7 @@ def stale_folders(fresh: Mapping[str, Path], target: Path) -> dict[str, list[str
     stale = {
         name: stale_files(folder, target / folder.name)
         if (target / folder.name).is_dir()
-        else ["(missing)"]
+        else [MISSING]
         for name, folder in fresh.items()
     }
     return {name: files for name, files in stale.items() if files}

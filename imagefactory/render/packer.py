@@ -19,17 +19,15 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import BaseModel
 
 from imagefactory.errors import UserError
-from imagefactory.project.hashing import ContentInputs
-from imagefactory.project.naming import build_registry, content_tag, repository
+from imagefactory.project.naming import content_tag, repository
 from imagefactory.project.paths import slug
-from imagefactory.render.catalog import parent_pin
+from imagefactory.render.catalog import Pins
 from imagefactory.render.dockerfile import (
     CA_FILE,
     CA_TARGET,
@@ -160,13 +158,11 @@ def _shell_steps(catalog: Catalog, image: CatalogImage) -> list[dict[str, Any]]:
 
 
 def packer_context(
-    catalog: Catalog,
-    image: CatalogImage,
-    content_hash: str,
-    parent: ParentPin | None,
-    out_folder: Path,
+    catalog: Catalog, image: CatalogImage, pins: Pins, out_folder: Path
 ) -> dict[str, Any]:
     spec = image.spec
+    content_hash = pins.content_hash(image)
+    parent = pins.parent(image)
     if parent is None:
         raise UserError(
             f"{image.ref} is bootstrapped from a rootfs; Packer's docker builder needs a parent image",
@@ -191,7 +187,6 @@ def packer_context(
     else:
         keep_alive = ["--entrypoint=", "--", "{{.Image}}", "/bin/sh"]  # CMD stays without one
     run_command = ["-d", "-i", "-t", "--user=0:0", "--network=host", *keep_alive]
-    registry = build_registry(catalog.project)
     project_root = os.path.relpath(catalog.root, out_folder)
     vm_sources = [
         source for key, source in VM_SOURCES.items() if getattr(settings, key) is not None
@@ -209,7 +204,7 @@ def packer_context(
         "steps": _shell_steps(catalog, image),
         # fragments of quoted HCL strings: shell-quoted paths below the project root
         "playbooks": [hcl(shlex.quote(p))[1:-1] for p in spec.playbooks],
-        "repository": hcl(repository(registry, spec.name)),
+        "repository": hcl(repository(pins.registry, spec.name)),
         "tag": hcl(content_tag(content_hash)),
         "sources": [DOCKER_SOURCE, *vm_sources],
         "vm_sources": vm_sources,
@@ -235,14 +230,8 @@ def _quoted(settings: BaseModel | None) -> dict[str, Any] | None:
     return quoted
 
 
-def render_packer(
-    catalog: Catalog,
-    image: CatalogImage,
-    content_hash: str,
-    parent: ParentPin | None,
-    out_folder: Path,
-) -> str:
-    context = packer_context(catalog, image, content_hash, parent, out_folder)
+def render_packer(catalog: Catalog, image: CatalogImage, pins: Pins, out_folder: Path) -> str:
+    context = packer_context(catalog, image, pins, out_folder)
     text = render_template(catalog.root, STANDARD_TEMPLATE, context)
     return re.sub(r"\n{3,}", "\n\n", text)
 
@@ -273,11 +262,7 @@ def packer_images(
 
 
 def render_packer_images(
-    catalog: Catalog,
-    images: list[CatalogImage],
-    inputs: Mapping[str, ContentInputs],
-    digests: Mapping[str, str],
-    out_dir: Path,
+    catalog: Catalog, images: list[CatalogImage], pins: Pins, out_dir: Path
 ) -> list[Path]:
     """Write ``<out_dir>/<slug>/<slug>.pkr.hcl`` (with files/ and the CA bundle) for each image.
 
@@ -286,7 +271,5 @@ def render_packer_images(
     texts = []
     for image in images:
         folder = out_dir / slug(image.ref)
-        pin = parent_pin(catalog, image, inputs, digests)
-        text = render_packer(catalog, image, inputs[image.ref].content_hash, pin, folder)
-        texts.append((image, text, folder))
+        texts.append((image, render_packer(catalog, image, pins, folder), folder))
     return [write_packer_folder(catalog, image, text, folder) for image, text, folder in texts]

@@ -101,11 +101,12 @@ def write_tfvars(catalog: Catalog, out_dir: Path) -> list[TfvarsFile]:
     return written
 
 
-def stale_tfvars(catalog: Catalog, out_dir: Path) -> list[str]:
-    """The tfvars files under ``out_dir`` that differ from a fresh render (or are missing)."""
-    return [
-        str(Path(environment) / TFVARS_FILE)
+def stale_tfvars(catalog: Catalog, out_dir: Path) -> dict[str, list[str]]:
+    """By environment, the tfvars file under ``out_dir`` that differs from a fresh render (or is
+    missing); only the environments whose file differs."""
+    return {
+        environment: [TFVARS_FILE]
         for environment, document in terraform_vars(catalog).items()
         if not (out_dir / environment / TFVARS_FILE).is_file()
         or (out_dir / environment / TFVARS_FILE).read_bytes() != tfvars_bytes(document)
-    ]
+    }

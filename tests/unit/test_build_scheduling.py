@@ -5,8 +5,19 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import cast
 
-from imagefactory.build.run import Outcome, images_to_build, run_in_dag_order
+from imagefactory.build.run import (
+    BuildOptions,
+    BuildRun,
+    Outcome,
+    images_to_build,
+    run_in_dag_order,
+)
+from imagefactory.project.paths import state_file
+from imagefactory.project.plan import make_plan
+from imagefactory.project.state import ImageRecord, State, load_state, save_state
+from imagefactory.registry.client import RegistryClient
 from imagefactory.spec.catalog import CatalogImage
 from imagefactory.spec.loader import load_catalog
 
@@ -93,3 +104,21 @@ def test_selection_brings_its_ancestors_in_build_order(tmp_path: Path) -> None:
     catalog = load_catalog(wide_catalog(tmp_path))
     chosen = images_to_build(catalog, catalog.select(["a1", "c"]))
     assert [i.ref for i in chosen] == ["base", "a", "c", "a1"]
+
+
+def test_a_build_says_why_in_the_words_of_the_plan(catalog_dir: Path) -> None:
+    catalog = load_catalog(catalog_dir)
+    built = {
+        e.ref: ImageRecord(
+            content_hash=e.inputs.content_hash, inputs=e.inputs.as_dict(), version=e.version
+        )
+        for e in make_plan(catalog, State())
+    }
+    save_state(state_file(catalog), State(images=built))
+    main = catalog_dir / "images/app/rag-api/app/rag_api/main.py"
+    main.write_text(main.read_text() + "\n# changed\n")
+    catalog = load_catalog(catalog_dir)
+    [entry] = make_plan(catalog, load_state(state_file(catalog)), ["app/rag-api"])
+    run = BuildRun(catalog, cast(RegistryClient, None), BuildOptions(), Recorder())
+    why = run._why("app/rag-api", run.inputs["app/rag-api"])
+    assert why == ", ".join(entry.reasons) == "file changed"

@@ -3,6 +3,7 @@ builder settings from ``packer.yaml``, and the bad inputs that must fail before 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ from imagefactory.cli import app
 from imagefactory.errors import UserError
 from imagefactory.project.hashing import content_inputs
 from imagefactory.project.paths import slug
-from imagefactory.render.catalog import parent_pin
+from imagefactory.render.catalog import Pins
 from imagefactory.render.packer import (
     config_changes,
     load_settings,
@@ -75,11 +76,9 @@ def packer_catalog(pinned_catalog_dir: Path, edit: Edit) -> Path:
 
 
 def render(catalog: Catalog, ref: str, digests: dict[str, str] | None = None) -> str:
-    inputs = content_inputs(catalog)
-    image = catalog.images[ref]
-    pin = parent_pin(catalog, image, inputs, DIGESTS if digests is None else digests)
+    pins = Pins(catalog.project, content_inputs(catalog), DIGESTS if digests is None else digests)
     folder = catalog.root / "rendered" / "packer" / slug(ref)
-    return render_packer(catalog, image, inputs[ref].content_hash, pin, folder)
+    return render_packer(catalog, catalog.images[ref], pins, folder)
 
 
 @pytest.mark.parametrize("ref", ["runtime/llm:cpu", "app/rag-api"])
@@ -129,11 +128,9 @@ def test_vm_builders_share_the_provisioners(packer_catalog: Path) -> None:
 
 def test_config_changes_mirror_the_dockerfile_config(packer_catalog: Path) -> None:
     catalog = load_catalog(packer_catalog)
-    inputs = content_inputs(catalog)
+    pins = Pins(catalog.project, content_inputs(catalog), DIGESTS)
     image = catalog.images["runtime/llm:cpu"]
-    changes = config_changes(
-        catalog, image, inputs[image.ref].content_hash, parent_pin(catalog, image, inputs, DIGESTS)
-    )
+    changes = config_changes(catalog, image, pins.content_hash(image), pins.parent(image))
     assert changes[-1] == "USER 10001:10001"
     assert "WORKDIR /home/app" in changes  # inherited from base/debian12
     assert 'ENV PYTHONUNBUFFERED="1"' in changes
@@ -161,9 +158,9 @@ def test_packer_validate_passes_for_every_rendered_template(packer_catalog: Path
     _, skipped = packer_images(catalog, [])
     assert [i.ref for i in skipped] == ["base/debian12"]
     everything = [i for i in catalog.images.values() if i.ref != "base/debian12"]
-    inputs = content_inputs(catalog)
+    pins = Pins(catalog.project, content_inputs(catalog), DIGESTS)
     out = packer_catalog / "rendered" / "packer"
-    written = render_packer_images(catalog, everything, inputs, DIGESTS, out)
+    written = render_packer_images(catalog, everything, pins, out)
     assert len(written) == 3
     for template in written:
         result = packer_validate(template)
@@ -187,6 +184,11 @@ def test_render_packer_cli_writes_templates_and_check_detects_staleness(
     stale = run_cli("-C", packer_catalog, "render", "packer", "app/rag-api", "--check")
     assert stale.exit_code == 1
     assert "app_rag-api.pkr.hcl" in stale.output
+    as_json = run_cli("-C", packer_catalog, "render", "packer", "app/rag-api", "--check", "--json")
+    assert as_json.exit_code == 1
+    report = json.loads(as_json.stdout)  # one document, the error in it
+    assert report["ok"] is False and "render packer" in report["hint"]
+    assert report["stale"] == {"app_rag-api": ["app_rag-api.pkr.hcl"]}
 
 
 def test_render_packer_without_names_skips_bootstrapped_images(packer_catalog: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from imagefactory.errors import UserError
 from imagefactory.project.hashing import content_inputs
 from imagefactory.project.paths import slug
-from imagefactory.render.catalog import parent_pin, render_images
+from imagefactory.render.catalog import Pins, render_images
 from imagefactory.render.dockerfile import render_dockerfile
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.loader import load_catalog
@@ -28,8 +28,8 @@ DIGESTS = {"base/debian12": "sha256:" + "b" * 64, "runtime/llm:cpu": "sha256:" +
 def dockerfile(catalog: Catalog, ref: str, digests: dict[str, str] | None = None) -> str:
     inputs = content_inputs(catalog)
     image = catalog.images[ref]
-    pin = parent_pin(catalog, image, inputs, DIGESTS if digests is None else digests)
-    return render_dockerfile(catalog, image, inputs[ref].content_hash, pin)
+    pins = Pins(catalog.project, inputs, DIGESTS if digests is None else digests)
+    return render_dockerfile(catalog, image, inputs[ref].content_hash, pins.parent(image))
 
 
 @pytest.mark.parametrize(
@@ -145,9 +145,9 @@ def test_build_context_holds_what_the_dockerfile_uses(
     pinned_catalog_dir: Path, tmp_path: Path
 ) -> None:
     catalog = load_catalog(pinned_catalog_dir)
-    inputs = content_inputs(catalog)
+    pins = Pins(catalog.project, content_inputs(catalog), DIGESTS)
     out = tmp_path / "out"
-    [rendered] = render_images(catalog, [catalog.images["app/rag-api"]], inputs, DIGESTS, out)
+    [rendered] = render_images(catalog, [catalog.images["app/rag-api"]], pins, out)
     assert rendered.folder == out / "app_rag-api"
     assert (rendered.folder / "files/0/rag_api/main.py").read_text().startswith('"""HTTP API')
     assert (rendered.folder / "ca-bundle.pem").read_bytes() == (
@@ -158,7 +158,7 @@ def test_build_context_holds_what_the_dockerfile_uses(
         in (rendered.folder / "Dockerfile").read_text()
     )
     (rendered.folder / "stale.txt").write_text("left from an earlier render")
-    render_images(catalog, [catalog.images["app/rag-api"]], inputs, DIGESTS, out)
+    render_images(catalog, [catalog.images["app/rag-api"]], pins, out)
     assert not (rendered.folder / "stale.txt").exists()
     assert [p.name for p in out.iterdir()] == ["app_rag-api"]  # no staging folders left behind
 

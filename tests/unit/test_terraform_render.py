@@ -83,7 +83,7 @@ def test_output_is_deterministic_and_sorted(catalog_dir: Path, tmp_path: Path) -
 
 
 def test_the_committed_tfvars_are_rendered_from_the_example_catalog() -> None:
-    assert stale_tfvars(load_catalog(REPO), REPO / "terraform" / "environments") == [], (
+    assert stale_tfvars(load_catalog(REPO), REPO / "terraform" / "environments") == {}, (
         "run 'imagefactory render terraform' and commit terraform/environments"
     )
 
@@ -128,10 +128,10 @@ def test_cli_render_terraform_writes_checks_and_reports_json(catalog_dir: Path, 
     edit("images/app/rag-api/image.yaml", "name: app/rag-api", "name: app/rag-service")
     stale = run("-C", catalog_dir, "render", "terraform", "--check", "--json")
     assert stale.exit_code == 1
-    assert json.loads(stale.stdout.split("\n}\n")[0] + "\n}")["stale"] == [
-        f"{environment}/{TFVARS_FILE}" for environment in ENVIRONMENTS
-    ]
-    assert "render terraform" in stale.output  # the hint
+    report = json.loads(stale.stdout)  # one document, the error in it
+    assert report["ok"] is False
+    assert report["stale"] == [f"{environment}/{TFVARS_FILE}" for environment in ENVIRONMENTS]
+    assert "render terraform" in report["hint"]
 
 
 def test_cli_render_terraform_takes_no_image_names(catalog_dir: Path) -> None:
