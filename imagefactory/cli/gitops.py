@@ -7,17 +7,12 @@ from typing import Annotated
 
 import typer
 
-from imagefactory.atomic import write_atomically
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import JsonOption, open_catalog
 from imagefactory.errors import UserError
-from imagefactory.gitops import repo
 from imagefactory.gitops.drift import drift
-from imagefactory.gitops.manifests import render_repository
 from imagefactory.gitops.pin import parse_reference, pin_digest
-from imagefactory.project.paths import state_file
-from imagefactory.project.state import load_state
-from imagefactory.spec.gitops import load_settings, remote_url
+from imagefactory.gitops.scaffold import write_layout
 
 gitops_app = typer.Typer(
     name="gitops",
@@ -52,28 +47,13 @@ def init(
     the digest state records there, and an Argo CD Application per environment. Existing
     overlays are kept (they hold the pins) unless --force."""
     session, catalog = open_catalog(ctx, json_output)
-    settings = load_settings(catalog)
-    state = load_state(state_file(catalog))
-    pins = {
-        (ref, env): held.digest
-        for ref, record in state.images.items()
-        for env, held in record.environments.items()
-    }
-    written, kept = [], []
-    for relative, text in render_repository(catalog, settings, pins).items():
-        path = directory / relative
-        overlay = "/overlays/" in relative
-        if overlay and path.exists() and not force:
-            kept.append(relative)
-            continue
-        write_atomically(path, text.encode("utf-8"), mode=0o644)
-        written.append(relative)
+    layout = write_layout(catalog, directory, force=force)
     if json_output:
-        session.output.data({"ok": True, "written": written, "kept": kept})
+        session.output.data({"ok": True, "written": layout.written, "kept": layout.kept})
         return
-    for relative in written:
+    for relative in layout.written:
         session.output.text(f"wrote {relative}")
-    for relative in kept:
+    for relative in layout.kept:
         session.output.text(f"kept  {relative} (exists; --force rewrites it)")
 
 
@@ -126,13 +106,7 @@ def diff(
 ) -> None:
     """What the GitOps repository pins in ENV vs what state says ENV holds (drift report)."""
     session, catalog = open_catalog(ctx, json_output)
-    settings = load_settings(catalog)
-    if checkout is not None:
-        rows = drift(catalog, settings, env, checkout)
-    else:
-        settings.environment(env)
-        with repo.clone(remote_url(catalog.root, settings.repo_url), settings.branch) as workdir:
-            rows = drift(catalog, settings, env, workdir)
+    rows = drift(catalog, env, checkout)
     differs = [r for r in rows if r.status != "in-sync"]
     if json_output:
         session.output.data({"ok": True, "env": env, "images": [r.as_dict() for r in rows]})

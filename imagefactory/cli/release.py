@@ -9,9 +9,10 @@ import typer
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.cli.output import Output
-from imagefactory.errors import UserError
-from imagefactory.gitops.pin import pin_after_promotion
-from imagefactory.release.core import Release, promote, push_images, status
+from imagefactory.release.promote import promote
+from imagefactory.release.push import push_images
+from imagefactory.release.record import Release
+from imagefactory.release.status import status
 
 
 def _show(output: Output, release: Release, dry_run: bool) -> None:
@@ -80,14 +81,10 @@ def push(
     session, catalog = open_catalog(ctx, json_output)
     if not images and not all_images:
         raise typer.BadParameter("name images to push, or pass --all", param_hint="IMAGE")
-    selected = catalog.select(images or [])
-    env_name = (
-        env or catalog.project.environments[0].name if catalog.project.environments else "dev"
-    )
     releases = push_images(
         catalog,
-        selected,
-        env_name,
+        catalog.select(images or []),
+        env,
         dry_run=dry_run,
         force=force,
         on_release=lambda r: None if json_output else _show(session.output, r, dry_run),
@@ -136,25 +133,8 @@ def promote_command(
             f"'{image}' has variants; name one: {', '.join(m.ref for m in matches)}",
             param_hint="IMAGE",
         )
-    release = promote(catalog, matches[0], to, approve=approve, dry_run=dry_run)
-    pin = None
-    if release.audit_id is not None:  # the hook: pin the promoted digest in the GitOps repo
-        try:
-            pin = pin_after_promotion(
-                catalog,
-                release.ref,
-                to,
-                release.digest,
-                version=release.version,
-                audit_id=release.audit_id,
-            )
-        except UserError as exc:
-            raise UserError(
-                f"{release.ref} {release.version} was promoted to {to} (audit record "
-                f"{release.audit_id}), but pinning it in the GitOps repo failed: {exc.message}",
-                hint=f"fix that, then: imagefactory gitops update --env {to} "
-                f"{release.ref}@{release.digest}",
-            ) from exc
+    promotion = promote(catalog, matches[0], to, approve=approve, dry_run=dry_run)
+    release, pin = promotion.release, promotion.gitops
     if json_output:
         session.output.data(
             {

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagefactory.gitops import repo
 from imagefactory.gitops.manifests import applications, overlay_file
 from imagefactory.gitops.update import read_pins
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import load_state
 from imagefactory.spec.catalog import Catalog
-from imagefactory.spec.gitops import GitopsSettings
+from imagefactory.spec.gitops import GitopsSettings, load_settings, remote_url
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,18 @@ class Drift:
         }
 
 
-def drift(catalog: Catalog, settings: GitopsSettings, env: str, checkout: Path) -> list[Drift]:
+def drift(catalog: Catalog, env: str, checkout: Path | None = None) -> list[Drift]:
+    """Per application, what the GitOps repository pins in ``env`` and what state says ``env``
+    holds: read in ``checkout``, else in a fresh clone of gitops.yaml's ``repo_url``."""
+    settings = load_settings(catalog)
     settings.environment(env)
+    if checkout is not None:
+        return _compare(catalog, settings, env, checkout)
+    with repo.clone(remote_url(catalog.root, settings.repo_url), settings.branch) as workdir:
+        return _compare(catalog, settings, env, workdir)
+
+
+def _compare(catalog: Catalog, settings: GitopsSettings, env: str, checkout: Path) -> list[Drift]:
     state = load_state(state_file(catalog))
     rows = []
     for image in sorted(applications(catalog), key=lambda i: i.ref):

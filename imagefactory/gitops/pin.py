@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from imagefactory import git
 from imagefactory.errors import UserError
 from imagefactory.gitops import repo
 from imagefactory.gitops.manifests import app_name, application, is_application, overlay_file
@@ -83,60 +83,15 @@ def pin_digest(
         version = held.version if held and held.digest == digest else image.spec.version
     if audit_id is None and held is not None and held.digest == digest:
         audit_id = held.audit_id
-    relative = overlay_file(settings, image, env)
-    name = image.spec.name
-    found: dict[str, str | None] = {}
-
-    def apply(workdir: Path) -> bool:
-        path = workdir / relative
-        if not path.is_file():
-            raise UserError(
-                f"the GitOps repository has no {relative}",
-                hint="generate the layout with: imagefactory gitops init DIR, and commit it",
-            )
-        text = path.read_bytes().decode("utf-8")  # bytes: CRLF line endings stay as they are
-        found["previous"] = read_pins(text).get(name)
-        edited = set_pin(text, name, digest, where=relative)
-        if edited == text:
-            return False
-        path.write_bytes(edited.encode("utf-8"))
-        return True
-
-    def message() -> str:
-        previous = found.get("previous") or "(none)"
-        lines = [
-            f"{env}: pin {image.ref} {version} {digest[:19]}",
-            "",
-            f"image: {image.ref}",
-            f"version: {version}",
-            f"digest: {digest}",
-            f"environment: {env}",
-            f"from: {previous}",
-            f"to: {digest}",
-            f"audit: {audit_id or '(none)'}",
-        ]
-        if settings.skip_ci:
-            lines[0] += " [skip ci]"
-        return "\n".join(lines) + "\n"
-
+    pin = _Pin(settings, image, env, digest, version, audit_id)
     with repo.clone(remote_url(catalog.root, settings.repo_url), settings.branch) as workdir:
         if env_settings.mode == "push":
-            commit = repo.commit_and_push(
-                workdir,
-                settings.branch,
-                apply,
-                message,
-                attempts=settings.attempts,
+            pushed = repo.commit_and_push(
+                workdir, settings.branch, pin.apply, attempts=settings.attempts
             )
-            return PinResult(
-                image.ref,
-                env,
-                digest,
-                found.get("previous"),
-                "pushed" if commit else "unchanged",
-                commit,
-            )
-        return _merge_request(settings, image, env, digest, workdir, apply, message, found)
+            action = "pushed" if pushed.commit else "unchanged"
+            return pin.result(pushed.edit, action, pushed.commit)
+        return _merge_request(pin, workdir)
 
 
 def pin_after_promotion(
@@ -157,64 +112,112 @@ def pin_after_promotion(
     )
 
 
-def _merge_request(
-    settings: GitopsSettings,
-    image: CatalogImage,
-    env: str,
-    digest: str,
-    workdir: Path,
-    apply: Callable[[Path], bool],
-    message: Callable[[], str],
-    found: dict[str, str | None],
-) -> PinResult:
+@dataclass(frozen=True)
+class OverlayEdit:
+    """One application of a pin to a working copy of the GitOps repository."""
+
+    previous: str | None  # what the overlay pinned before: a digest, or None (a tag, nothing)
+    message: str | None  # the commit message; None when the overlay already pins the digest
+
+
+@dataclass(frozen=True)
+class _Pin:
+    """One digest to pin: the application, the environment, and what the commit says."""
+
+    settings: GitopsSettings
+    image: CatalogImage
+    env: str
+    digest: str
+    version: str
+    audit_id: str | None
+
+    def apply(self, workdir: Path) -> OverlayEdit:
+        """Pin the digest in the environment's overlay of ``workdir``; say what it held."""
+        relative = overlay_file(self.settings, self.image, self.env)
+        path = workdir / relative
+        if not path.is_file():
+            raise UserError(
+                f"the GitOps repository has no {relative}",
+                hint="generate the layout with: imagefactory gitops init DIR, and commit it",
+            )
+        text = path.read_bytes().decode("utf-8")  # bytes: CRLF line endings stay as they are
+        previous = read_pins(text).get(self.image.spec.name)
+        edited = set_pin(text, self.image.spec.name, self.digest, where=relative)
+        if edited == text:
+            return OverlayEdit(previous, None)
+        path.write_bytes(edited.encode("utf-8"))
+        return OverlayEdit(previous, self._message(previous))
+
+    def _message(self, previous: str | None) -> str:
+        lines = [
+            f"{self.env}: pin {self.image.ref} {self.version} {self.digest[:19]}",
+            "",
+            f"image: {self.image.ref}",
+            f"version: {self.version}",
+            f"digest: {self.digest}",
+            f"environment: {self.env}",
+            f"from: {previous or '(none)'}",
+            f"to: {self.digest}",
+            f"audit: {self.audit_id or '(none)'}",
+        ]
+        if self.settings.skip_ci:
+            lines[0] += " [skip ci]"
+        return "\n".join(lines) + "\n"
+
+    def result(
+        self,
+        edit: OverlayEdit,
+        action: str,
+        commit: str | None = None,
+        merge_request: mr.MergeRequest | None = None,
+    ) -> PinResult:
+        return PinResult(
+            self.image.ref, self.env, self.digest, edit.previous, action, commit, merge_request
+        )
+
+
+def _merge_request(pin: _Pin, workdir: Path) -> PinResult:
     from imagefactory.gitops import mr  # python-gitlab costs every CLI start 60 ms
 
-    assert settings.gitlab is not None
-    gitlab_project = mr.project(settings.gitlab)  # a bad token fails before anything is pushed
-    if not apply(workdir):
-        return PinResult(image.ref, env, digest, found.get("previous"), "unchanged")
-    branch = mr.branch_name(env, app_name(image))
-    text = message()
-    repo.git(workdir, "checkout", "--quiet", "-B", branch)
-    repo.git(workdir, "add", "--all")
-    repo.git(workdir, "commit", "--quiet", "--no-verify", "-m", text)
+    gitlab_settings = pin.settings.gitlab
+    assert gitlab_settings is not None
+    gitlab_project = mr.project(gitlab_settings)  # a bad token fails before anything is pushed
+    edit = pin.apply(workdir)
+    if edit.message is None:
+        return pin.result(edit, "unchanged")
+    branch = mr.branch_name(pin.env, app_name(pin.image))
+    git.run(workdir, "checkout", "--quiet", "-B", branch)
+    git.run(workdir, "add", "--all")
+    git.run(workdir, "commit", "--quiet", "--no-verify", "-m", edit.message)
     if not _branch_has_it(workdir, branch):
         repo.force_push_branch(workdir, branch)
-    title, _, body = text.partition("\n")
+    title, _, body = edit.message.partition("\n")
     request = mr.open_or_update(
-        settings.gitlab,
+        gitlab_settings,
         gitlab_project,
         source_branch=branch,
-        target_branch=settings.branch,
+        target_branch=pin.settings.branch,
         title=title.replace(" [skip ci]", ""),
         description=body.strip(),
     )
-    return PinResult(
-        image.ref,
-        env,
-        digest,
-        found.get("previous"),
-        "merge_request",
-        _remote_head(workdir, branch),
-        request,
-    )
+    return pin.result(edit, "merge_request", _remote_head(workdir, branch), request)
 
 
 def _branch_has_it(workdir: Path, branch: str) -> bool:
     """The remote MR branch already holds this very change on this very base: no new push."""
-    fetched = repo.git(workdir, "fetch", "--quiet", "origin", f"refs/heads/{branch}", check=False)
+    fetched = git.run(workdir, "fetch", "--quiet", "origin", f"refs/heads/{branch}", check=False)
     if fetched.returncode != 0:
         return False  # no such branch yet
 
     def rev(name: str) -> str:
-        return repo.git(workdir, "rev-parse", name, check=False).output.strip()
+        return git.run(workdir, "rev-parse", name, check=False).output.strip()
 
     same_tree = rev("FETCH_HEAD^{tree}") == rev("HEAD^{tree}")
     return same_tree and rev("FETCH_HEAD^") == rev("HEAD^")
 
 
 def _remote_head(workdir: Path, branch: str) -> str:
-    listed = repo.git(workdir, "ls-remote", "origin", f"refs/heads/{branch}").output.split()
+    listed = git.run(workdir, "ls-remote", "origin", f"refs/heads/{branch}").output.split()
     return listed[0] if listed else repo.head(workdir)
 
 

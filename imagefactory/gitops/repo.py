@@ -1,38 +1,23 @@
 """Write-back to the GitOps repository with git: a fresh clone per change, one commit, a push;
 on a rejected push (someone pushed first): fetch, rebase, retry — bounded, then a clear error.
 
-Every git command goes through ``imagefactory.tools.run``. The clone lives in a temporary
+Every git command goes through ``imagefactory.git.run``. The clone lives in a temporary
 folder, so a failure never leaves a half-edited working copy behind.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, Protocol, TypeVar
 
-from imagefactory import tools
+from imagefactory import git
 from imagefactory.errors import ToolError, UserError
-
-GIT_TIMEOUT = 120
-_IDENTITY = {
-    "GIT_AUTHOR_NAME": "imagefactory",
-    "GIT_AUTHOR_EMAIL": "imagefactory@localhost",
-    "GIT_COMMITTER_NAME": "imagefactory",
-    "GIT_COMMITTER_EMAIL": "imagefactory@localhost",
-}
-
-
-def git(workdir: Path, *args: str, check: bool = True, hint: str | None = None) -> tools.Result:
-    env = {k: os.environ.get(k) or v for k, v in _IDENTITY.items()}
-    env["GIT_TERMINAL_PROMPT"] = "0"  # never wait for a password on a terminal
-    return tools.run(
-        ["git", "-C", workdir, *args], env=env, timeout=GIT_TIMEOUT, check=check, hint=hint
-    )
 
 
 @contextmanager
@@ -40,10 +25,15 @@ def clone(url: str, branch: str) -> Iterator[Path]:
     """A fresh clone of ``branch`` in a temporary folder, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="imagefactory-gitops-") as temp:
         workdir = Path(temp) / "repo"
-        result = tools.run(
-            ["git", "clone", "--quiet", "--branch", branch, "--single-branch", url, workdir],
-            env={"GIT_TERMINAL_PROMPT": "0"},
-            timeout=GIT_TIMEOUT,
+        result = git.run(
+            None,
+            "clone",
+            "--quiet",
+            "--branch",
+            branch,
+            "--single-branch",
+            url,
+            workdir,
             check=False,
         )
         if result.returncode != 0:
@@ -56,29 +46,45 @@ def clone(url: str, branch: str) -> Iterator[Path]:
 
 
 def head(workdir: Path) -> str:
-    return git(workdir, "rev-parse", "HEAD").output.strip()
+    return git.run(workdir, "rev-parse", "HEAD").output.strip()
+
+
+class Edit(Protocol):
+    """What applying a change to a working copy did."""
+
+    @property
+    def message(self) -> str | None:
+        """The commit message; None when the working copy already had the change."""
+        ...
+
+
+EditT = TypeVar("EditT", bound=Edit)
+
+
+@dataclass(frozen=True)
+class Pushed(Generic[EditT]):
+    commit: str | None  # the pushed commit; None when nothing had to change
+    edit: EditT  # the change as last applied (applied again after a conflicting rebase)
 
 
 def commit_and_push(
-    workdir: Path,
-    branch: str,
-    apply: Callable[[Path], bool],
-    message: Callable[[], str],
-    *,
-    attempts: int,
-) -> str | None:
-    """Apply the change, commit it and push it to ``branch``; None when nothing changed.
+    workdir: Path, branch: str, apply: Callable[[Path], EditT], *, attempts: int
+) -> Pushed[EditT]:
+    """Apply the change, commit it and push it to ``branch``.
 
-    ``apply(workdir)`` edits the files and says whether anything changed. When the push is
-    rejected because the remote moved on, the commit is rebased onto the remote branch (or, on a
-    conflict, the change is applied again to it) and pushed again, up to ``attempts`` times.
+    ``apply(workdir)`` edits the files and says what it did. When the push is rejected because
+    the remote moved on, the commit is rebased onto the remote branch (or, on a conflict, the
+    change is applied again to it) and pushed again, up to ``attempts`` times.
     """
-    if not _commit(workdir, apply, message):
-        return None
+    edit = apply(workdir)
+    if not _commit(workdir, edit):
+        return Pushed(None, edit)
     for attempt in range(1, attempts + 1):
-        pushed = git(workdir, "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", check=False)
+        pushed = git.run(
+            workdir, "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", check=False
+        )
         if pushed.returncode == 0:
-            return head(workdir)
+            return Pushed(head(workdir), edit)
         if not _rejected(pushed.output):
             raise UserError(
                 f"cannot push to the GitOps repository (branch {branch})",
@@ -87,18 +93,19 @@ def commit_and_push(
         if attempt == attempts:
             break
         time.sleep(random.uniform(0.05, 0.2) * min(attempt, 5))  # spread the retries apart
-        git(workdir, "fetch", "--quiet", "origin", branch)
-        rebased = git(workdir, "rebase", "--quiet", f"origin/{branch}", check=False)
+        git.run(workdir, "fetch", "--quiet", "origin", branch)
+        rebased = git.run(workdir, "rebase", "--quiet", f"origin/{branch}", check=False)
         if rebased.returncode != 0:
-            git(workdir, "rebase", "--abort", check=False)
-            git(workdir, "reset", "--quiet", "--hard", f"origin/{branch}")
-            if not _commit(workdir, apply, message):
-                return None  # someone else already made the same change
+            git.run(workdir, "rebase", "--abort", check=False)
+            git.run(workdir, "reset", "--quiet", "--hard", f"origin/{branch}")
+            edit = apply(workdir)
+            if not _commit(workdir, edit):
+                return Pushed(None, edit)  # someone else already made the same change
         elif (
-            git(workdir, "rev-parse", "HEAD").output
-            == git(workdir, "rev-parse", f"origin/{branch}").output
+            git.run(workdir, "rev-parse", "HEAD").output
+            == git.run(workdir, "rev-parse", f"origin/{branch}").output
         ):
-            return None  # the rebase dropped our commit: the remote already has the change
+            return Pushed(None, edit)  # the rebase dropped our commit: the remote has the change
     raise UserError(
         f"the push to branch {branch} was rejected {attempts} times: others keep pushing first",
         hint="run the command again; raise attempts in gitops.yaml if this repeats",
@@ -107,7 +114,7 @@ def commit_and_push(
 
 def force_push_branch(workdir: Path, branch: str) -> None:
     try:
-        git(workdir, "push", "--quiet", "--force", "origin", f"HEAD:refs/heads/{branch}")
+        git.run(workdir, "push", "--quiet", "--force", "origin", f"HEAD:refs/heads/{branch}")
     except ToolError as exc:
         raise UserError(
             f"cannot push branch {branch} to the GitOps repository",
@@ -115,13 +122,13 @@ def force_push_branch(workdir: Path, branch: str) -> None:
         ) from exc
 
 
-def _commit(workdir: Path, apply: Callable[[Path], bool], message: Callable[[], str]) -> bool:
-    if not apply(workdir):
+def _commit(workdir: Path, edit: Edit) -> bool:
+    if edit.message is None:
         return False
-    git(workdir, "add", "--all")
-    if git(workdir, "diff", "--cached", "--quiet", check=False).returncode == 0:
+    git.run(workdir, "add", "--all")
+    if git.run(workdir, "diff", "--cached", "--quiet", check=False).returncode == 0:
         return False
-    git(workdir, "commit", "--quiet", "--no-verify", "-m", message())
+    git.run(workdir, "commit", "--quiet", "--no-verify", "-m", edit.message)
     return True
 
 

@@ -60,15 +60,11 @@ class VersionChoice:
 
 @dataclass(frozen=True)
 class TagPlan:
-    """The tags one push writes.
-
-    ``immutable`` tags name this content forever; ``aliases`` are moved to it;
-    ``skipped_aliases`` are the aliases left where they are, each with the reason.
-    """
+    """The tags one push writes: ``immutable`` tags name this content forever; ``aliases``
+    are moved to it (the other aliases of its lines stay where they are)."""
 
     immutable: tuple[str, ...]
     aliases: tuple[str, ...]
-    skipped_aliases: tuple[tuple[str, str], ...]
 
 
 def _parse(text: str) -> semver.Version | None:
@@ -207,20 +203,15 @@ def plan_tags(
         ("latest" + suffix, ()),
     ]
     releases = {v.replace(build=None) for v in existing_versions if v.prerelease is None}
-    aliases: list[str] = []
-    skipped: list[tuple[str, str]] = []
-    for alias, line in alias_lines:
-        if version.prerelease is not None:
-            skipped.append((alias, f"{version} is a prerelease: prereleases never move aliases"))
-            continue
-        higher = [v for v in releases if v.to_tuple()[: len(line)] == line and v > version]
-        if higher:
-            skipped.append((alias, f"{max(higher)} is higher than {version}"))
-        else:
-            aliases.append(alias)
-    for tag in [*immutable, *aliases, *(alias for alias, _ in skipped)]:
+    for tag in [*immutable, *(alias for alias, _ in alias_lines)]:
         if not TAG_PATTERN.fullmatch(tag):
             raise ValueError(
                 f"'{tag}' is not a valid registry tag (at most 128 of A-Z a-z 0-9 _ . -)"
             )
-    return TagPlan(tuple(immutable), tuple(aliases), tuple(skipped))
+    aliases = tuple(
+        alias
+        for alias, line in alias_lines
+        if version.prerelease is None
+        and not any(v.to_tuple()[: len(line)] == line and v > version for v in releases)
+    )
+    return TagPlan(tuple(immutable), aliases)

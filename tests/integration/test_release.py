@@ -623,7 +623,7 @@ def test_overwriting_a_version_needs_force_and_is_audited(
 
 @pytest.mark.xfail(
     strict=False,  # a race: it passes unless both pushes check within one request of each other
-    reason="KNOWN LIMIT imagefactory/release/core.py _write_tags: a registry has no compare-and-swap "
+    reason="KNOWN LIMIT imagefactory/release/tags.py write_tags: a registry has no compare-and-swap "
     "on tags. Two pushes of different content of one image (two checkouts) that choose the same "
     "free X.Y.Z each check, right before putting it, that it is still free; only if both check "
     "within the one request between check and put do both write it. In GitLab the generated "
@@ -1126,10 +1126,11 @@ def test_verify_refuses_a_tag_that_names_another_manifest(
     skopeo: Skopeo,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``release._verify`` with a real RegistryClient against real tags in registry B: tag
+    """``tags.verify_tags`` with a real RegistryClient against real tags in registry B: tag
     0.3.0 there names the runtime image's manifest, 0.3 the app's."""
     from imagefactory.errors import UserError
-    from imagefactory.release import core as release
+    from imagefactory.registry.client import registry_session
+    from imagefactory.release.tags import TagChange, verify_tags
     from imagefactory.spec.loader import load_catalog
 
     preprod = repo_of(promo_copy, "preprod")
@@ -1141,13 +1142,13 @@ def test_verify_refuses_a_tag_that_names_another_manifest(
         monkeypatch.setenv(name, release_env[name])
     catalog = load_catalog(promo_copy)
     registry = catalog.project.registries["preprod"]
-    good = release.TagChange("preprod", preprod, "0.3", "create", None)
-    bad = release.TagChange("preprod", preprod, APP_VERSION, "create", None)
+    good = TagChange("preprod", preprod, "0.3", "create", None)
+    bad = TagChange("preprod", preprod, APP_VERSION, "create", None)
 
-    with release.registry_session(catalog, [registry]) as client:
-        release._verify(client, catalog, [good], released.digest)  # the same digest: passes
+    with registry_session(catalog, [registry]) as client:
+        verify_tags(client, catalog, [good], released.digest)  # the same digest: passes
         with pytest.raises(UserError, match="digest mismatch after copy") as caught:
-            release._verify(client, catalog, [good, bad], released.digest)
+            verify_tags(client, catalog, [good, bad], released.digest)
 
     assert f"{preprod}:{APP_VERSION} is {runtime['digest']}" in caught.value.message
     assert caught.value.hint is not None and "nothing was recorded" in caught.value.hint

@@ -12,12 +12,14 @@ import os
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
 import imagefactory.cli  # noqa: F401  (registers the commands)
+from imagefactory import git as git_wrapper
 from imagefactory.cli import app
 from imagefactory.errors import UserError
 from imagefactory.gitops import repo
@@ -168,21 +170,28 @@ def test_skip_ci_can_be_turned_off(setup: tuple[Path, Path]) -> None:
     assert "[skip ci]" not in git("--git-dir", remote, "log", "-1", "--format=%B", "main")
 
 
+@dataclass(frozen=True)
+class Edited:
+    """What a test's change to a working copy did: it always changes something."""
+
+    message: str | None = "mine"
+
+
 def test_a_rejected_push_is_rebased_and_retried(setup: tuple[Path, Path], tmp_path: Path) -> None:
     _, remote = setup
     where = tmp_path / "others"
     where.mkdir()
     calls = []
 
-    def apply(workdir: Path) -> bool:
+    def apply(workdir: Path) -> Edited:
         calls.append(workdir)
         if len(calls) == 1:  # someone pushes after our clone, before our push
             push_from_elsewhere(remote, where, "apps/rag-api/overlays/prod/resources.yaml", "# x\n")
         (workdir / "apps/mine.txt").write_text("mine\n")
-        return True
+        return Edited()
 
     with repo.clone(str(remote), "main") as workdir:
-        pushed = repo.commit_and_push(workdir, "main", apply, lambda: "mine", attempts=3)
+        pushed = repo.commit_and_push(workdir, "main", apply, attempts=3).commit
     assert pushed == commits(remote)[0]
     assert len(calls) == 1  # rebased, not re-applied
     assert show(remote, "apps/mine.txt") == "mine\n"
@@ -193,25 +202,42 @@ def test_a_rejected_push_is_rebased_and_retried(setup: tuple[Path, Path], tmp_pa
 def test_a_conflicting_rebase_applies_the_change_again(
     setup: tuple[Path, Path], tmp_path: Path
 ) -> None:
+    """Applied again to the remote's newer state, whose reading (the previous pin, for the
+    commit message and the result) is the one reported."""
     _, remote = setup
     where = tmp_path / "others"
     where.mkdir()
     target = "apps/shared.txt"
     calls = []
 
-    def apply(workdir: Path) -> bool:
+    def apply(workdir: Path) -> Edited:
         calls.append(1)
         if len(calls) == 1:
             push_from_elsewhere(remote, where, target, "theirs\n")
         path = workdir / target
         old = path.read_text() if path.exists() else ""
         path.write_text(old + "mine\n")
-        return True
+        return Edited(f"mine after {old!r}")
 
     with repo.clone(str(remote), "main") as workdir:
-        assert repo.commit_and_push(workdir, "main", apply, lambda: "mine", attempts=3)
+        pushed = repo.commit_and_push(workdir, "main", apply, attempts=3)
+        assert pushed.commit
     assert len(calls) == 2
     assert show(remote, target) == "theirs\nmine\n"
+    assert pushed.edit == Edited("mine after 'theirs\\n'")
+    assert git("--git-dir", remote, "log", "-1", "--format=%s", "main").strip() == (
+        "mine after 'theirs\\n'"
+    )
+
+
+def test_no_commit_when_the_change_changes_nothing(setup: tuple[Path, Path]) -> None:
+    _, remote = setup
+    head = commits(remote)
+    with repo.clone(str(remote), "main") as workdir:
+        unchanged = repo.commit_and_push(workdir, "main", lambda _: Edited(None), attempts=3)
+        touched = repo.commit_and_push(workdir, "main", lambda _: Edited("no diff"), attempts=3)
+    assert (unchanged.commit, touched.commit) == (None, None)
+    assert commits(remote) == head
 
 
 def push_from_elsewhere(remote: Path, where: Path, path: str, text: str) -> None:
@@ -228,12 +254,12 @@ def test_retries_are_bounded(setup: tuple[Path, Path], tmp_path: Path) -> None:
     where = tmp_path / "others"
     where.mkdir()
 
-    def apply(workdir: Path) -> bool:
+    def apply(workdir: Path) -> Edited:
         (workdir / "apps/mine.txt").write_text("mine\n")
-        return True
+        return Edited()
 
     with repo.clone(str(remote), "main") as workdir:
-        real_git = repo.git
+        real_git = git_wrapper.run
 
         def racing_git(w: Path, *args: str, **kw: object) -> object:
             if args[:1] == ("push",):  # someone always pushes first
@@ -241,9 +267,9 @@ def test_retries_are_bounded(setup: tuple[Path, Path], tmp_path: Path) -> None:
             return real_git(w, *args, **kw)  # type: ignore[arg-type]
 
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(repo, "git", racing_git)
+            patch.setattr(git_wrapper, "run", racing_git)
             with pytest.raises(UserError, match="rejected 3 times"):
-                repo.commit_and_push(workdir, "main", apply, lambda: "mine", attempts=3)
+                repo.commit_and_push(workdir, "main", apply, attempts=3)
     assert "apps/mine.txt" not in git("--git-dir", remote, "ls-tree", "-r", "--name-only", "main")
 
 

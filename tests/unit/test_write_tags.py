@@ -1,4 +1,4 @@
-"""How push and promote write tags (``release._write_tags``), against an in-memory registry with
+"""How push and promote write tags (``tags.write_tags``), against an in-memory registry with
 the client's interface: at most one copy per repository, none where the repository already
 holds the digest, the git- tag first, and an immutable tag that another writer took between
 planning and writing refused before anything is put under it."""
@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from imagefactory.errors import UserError
-from imagefactory.release import core as release
-from imagefactory.release.core import TagChange
+from imagefactory.release.tags import TagChange, write_tags
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Registry
@@ -66,7 +65,7 @@ def changes(repository: str, *tags: str, action: str = "create") -> list[TagChan
 
 
 def write(catalog: Catalog, memory: MemoryRegistry, source: str, todo: list[TagChange]) -> None:
-    release._write_tags(
+    write_tags(
         memory,  # type: ignore[arg-type]  # the client's interface, in memory
         catalog,
         catalog.project.registries["dev"],

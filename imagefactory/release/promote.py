@@ -1,0 +1,175 @@
+"""Promote an image into the next environment, and pin it in the GitOps repository.
+
+``promote`` takes the digest the previous environment holds, refuses it unless it passed its
+tests, copies it (never a rebuild, never a skipped environment), verifies it again, records it
+in state and the audit log, and then pins it in the GitOps repository when gitops.yaml deploys
+the image there.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import semver
+
+from imagefactory.ci_env import in_gitlab_ci
+from imagefactory.errors import UserError
+from imagefactory.gitops.pin import PinResult, pin_after_promotion
+from imagefactory.project.naming import repository
+from imagefactory.project.paths import slug, state_file, work_dir
+from imagefactory.project.state import EnvironmentRecord, load_state
+from imagefactory.registry.client import RegistryClient, registry_session
+from imagefactory.release import audit
+from imagefactory.release.environments import environment, registries_of, sibling_suffixes
+from imagefactory.release.record import Release, Step, nothing_to_do, record_release
+from imagefactory.release.tags import TagChange, action_for, write_tags
+from imagefactory.release.versioning import plan_tags, tag_versions, variant_suffix
+from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.models import Environment, Registry
+
+
+@dataclass(frozen=True)
+class Promotion:
+    release: Release
+    gitops: PinResult | None  # the GitOps pin; None when nothing was recorded or deployed
+
+
+def promote(
+    catalog: Catalog, image: CatalogImage, to_env: str, *, approve: bool, dry_run: bool
+) -> Promotion:
+    """Promote ``image`` into ``to_env`` and pin it there in the GitOps repository. A pin that
+    fails is a UserError that says the promotion itself is recorded, and how to pin again."""
+    release = _copy(catalog, image, to_env, approve=approve, dry_run=dry_run)
+    if release.audit_id is None:  # a dry run, or nothing to do
+        return Promotion(release, None)
+    try:
+        pin = pin_after_promotion(
+            catalog,
+            release.ref,
+            to_env,
+            release.digest,
+            version=release.version,
+            audit_id=release.audit_id,
+        )
+    except UserError as exc:
+        raise UserError(
+            f"{release.ref} {release.version} was promoted to {to_env} (audit record "
+            f"{release.audit_id}), but pinning it in the GitOps repo failed: {exc.message}",
+            hint=f"fix that, then: imagefactory gitops update --env {to_env} "
+            f"{release.ref}@{release.digest}",
+        ) from exc
+    return Promotion(release, pin)
+
+
+def _copy(
+    catalog: Catalog, image: CatalogImage, to_env: str, *, approve: bool, dry_run: bool
+) -> Release:
+    position, target_env = environment(catalog, to_env)
+    if position == 0:
+        raise UserError(
+            f"{to_env} is the first environment: images reach it with push, not promote",
+            hint=f"imagefactory push {image.ref}",
+        )
+    source_env = catalog.project.environments[position - 1]
+    approver = _approver(target_env, approve)
+    with _promotion_lock(catalog, image.ref):
+        state = load_state(state_file(catalog))
+        record = state.images.get(image.ref)
+        held = record.environments.get(source_env.name) if record else None
+        if record is None or held is None:
+            raise UserError(
+                f"{image.ref} is not in {source_env.name}, so it cannot go to {to_env}",
+                hint=f"environments are never skipped: first get it into {source_env.name}",
+            )
+        source_name, source_registry = registries_of(catalog, source_env)[0]
+        source_repo = repository(source_registry, image.spec.name)
+        version_tag = f"{held.version}{variant_suffix(image.spec.variant)}"
+        targets = registries_of(catalog, target_env)
+        with registry_session(catalog, [source_registry, *(r for _, r in targets)]) as client:
+            digest = client.digest(source_registry, f"{source_repo}:{version_tag}")
+            if digest is None:
+                raise UserError(
+                    f"{source_repo}:{version_tag} is gone from {source_env.name} ({source_name})",
+                    hint="push or promote it there again",
+                )
+            if record.tests is None or record.tests.digest != digest or not record.tests.passed:
+                raise UserError(
+                    f"{image.ref} {held.version} ({digest}) has no passed test record",
+                    hint=f"run: imagefactory test {image.ref} (promotion needs the exact digest tested)",
+                )
+            changes = _promotion_changes(catalog, client, image, targets, held, digest)
+            release = Release(
+                image.ref, held.version, digest, f"{source_env.name} → {to_env}", tuple(changes)
+            )
+            if dry_run or nothing_to_do(release, record.environments.get(to_env)):
+                return release
+            write_tags(client, catalog, source_registry, f"{source_repo}@{digest}", changes)
+        step = Step.promotion(source_env.name, to_env, approver=approver)
+        return record_release(catalog, step, release, record)
+
+
+def _approver(env: Environment, approve: bool) -> str | None:
+    if not env.approval:
+        return None
+    if in_gitlab_ci():
+        return audit.actor()  # the protected manual job is the approval; its runner is the approver
+    if not approve:
+        raise UserError(
+            f"promotion to {env.name} needs an approval",
+            hint="pass --approve to approve it yourself (recorded in the audit log), "
+            "or run the protected manual job in CI",
+        )
+    return audit.actor()
+
+
+def _promotion_changes(
+    catalog: Catalog,
+    client: RegistryClient,
+    image: CatalogImage,
+    targets: list[tuple[str, Registry]],
+    held: EnvironmentRecord,
+    digest: str,
+) -> list[TagChange]:
+    suffix = variant_suffix(image.spec.variant)
+    version = semver.Version.parse(held.version)
+    changes = []
+    for name, registry in targets:
+        repo = repository(registry, image.spec.name)
+        existing = client.tags(registry, repo)
+        versions = tag_versions(existing, suffix, sibling_suffixes(catalog, image))
+        git_tags = tuple(t for t in held.tags if t.startswith("git-"))
+        plan = plan_tags(version, suffix, versions, None)
+        for tag in (*plan.immutable, *git_tags, *plan.aliases):
+            immutable = tag in (*plan.immutable, *git_tags)
+            previous = client.digest(registry, f"{repo}:{tag}") if tag in existing else None
+            change = TagChange(name, repo, tag, action_for(previous, digest), previous, immutable)
+            if change.moves_immutable:
+                raise UserError(
+                    f"{repo}:{tag} already holds another digest ({previous})",
+                    hint="an immutable tag is never moved by a promotion",
+                )
+            changes.append(change)
+    return changes
+
+
+@contextmanager
+def _promotion_lock(catalog: Catalog, ref: str) -> Iterator[None]:
+    """One promotion of an image at a time; a second one fails at once instead of racing."""
+    folder = work_dir(catalog) / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder / f"promote-{slug(ref)}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise UserError(
+                f"another promotion of {ref} is in progress",
+                hint="wait for it to finish, then check: imagefactory status",
+            ) from exc
+        yield
+    finally:
+        os.close(descriptor)

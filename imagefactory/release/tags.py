@@ -1,0 +1,85 @@
+"""Tags in registries: the change a push or promotion plans for each tag, writing the planned
+changes so that every tag holds the released digest, and verifying that they do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from imagefactory.errors import UserError
+from imagefactory.registry.client import RegistryClient
+from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.models import Registry
+
+
+@dataclass(frozen=True)
+class TagChange:
+    registry: str
+    repository: str
+    tag: str
+    action: str  # create | move | keep
+    previous: str | None  # the digest the tag pointed to before
+    immutable: bool = False  # X.Y.Z or git-<sha>: never moved without --force
+
+    @property
+    def moves_immutable(self) -> bool:
+        return self.action == "move" and self.immutable
+
+
+def action_for(previous: str | None, digest: str) -> str:
+    """What a tag that names ``previous`` now needs to name ``digest``."""
+    return "create" if previous is None else ("keep" if previous == digest else "move")
+
+
+def write_tags(
+    client: RegistryClient,
+    catalog: Catalog,
+    source_registry: Registry,
+    source: str,
+    changes: list[TagChange],
+) -> None:
+    """Write every tag ``changes`` creates or moves so that it holds ``source``'s digest.
+
+    The image moves at most once per target repository (``skopeo copy``, to its ``git-`` tag
+    when there is one); a repository that already holds the digest (the build's own, for a push)
+    needs no copy. Every other tag gets the manifest put again under it, a request each, right
+    after checking that an immutable tag planned as new is still free: two pushes that chose the
+    same version at once leave it to the first (the window is one request, not a copy). At the
+    end every written tag must still name the digest; otherwise nothing is recorded.
+    """
+    repository_of_source, _, digest = source.rpartition("@")
+    holding = {(c.registry, c.repository) for c in changes if c.action == "keep"}
+    holding |= {(c.registry, c.repository) for c in changes if c.repository == repository_of_source}
+    written = sorted(
+        (c for c in changes if c.action != "keep"), key=lambda c: not c.tag.startswith("git-")
+    )
+    for change in written:
+        target = catalog.project.registries[change.registry]
+        if change.action == "create" and change.immutable:
+            taken = client.digest(target, f"{change.repository}:{change.tag}")
+            if taken is not None and taken != digest:
+                raise UserError(
+                    f"{change.repository}:{change.tag} was written by someone else meanwhile "
+                    f"({taken})",
+                    hint="nothing was recorded; run it again: it will choose the next version",
+                )
+        if (change.registry, change.repository) in holding:
+            client.tag(target, change.repository, digest, change.tag)
+        else:
+            client.copy(source_registry, source, target, f"{change.repository}:{change.tag}")
+            holding.add((change.registry, change.repository))
+    verify_tags(client, catalog, written, digest)
+
+
+def verify_tags(
+    client: RegistryClient, catalog: Catalog, changes: list[TagChange], digest: str
+) -> None:
+    """Every tag of ``changes`` names ``digest`` in its registry; else a UserError."""
+    for change in changes:
+        reference = f"{change.repository}:{change.tag}"
+        there = client.digest(catalog.project.registries[change.registry], reference)
+        if there != digest:
+            raise UserError(
+                f"digest mismatch after copy: {reference} is {there}, expected {digest}",
+                hint="another writer moved that tag meanwhile, or the registry rewrote the "
+                "manifest; nothing was recorded",
+            )
