@@ -30,7 +30,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal, Protocol
 
-from imagefactory import tools
+from imagefactory import git, tools
 from imagefactory.build.bootstrap import rootfs_tar
 from imagefactory.build.docker import Engine
 from imagefactory.build.provision import provision
@@ -408,11 +408,10 @@ def _secret_files(root: Path, secrets: list[BuildSecret]) -> Iterator[dict[str, 
 
 def _revision_labels(root: Path) -> dict[str, str]:
     """OCI revision and created labels from git (the commit, and its time: reproducible)."""
-    result = tools.run(["git", "-C", root, "log", "-1", "--format=%H %cI"], check=False, timeout=30)
-    parts = result.output.strip().split()
-    if result.returncode != 0 or len(parts) != 2:
+    commit = git.head(root)
+    if commit is None:
         return {}
     return {
-        "org.opencontainers.image.revision": parts[0],
-        "org.opencontainers.image.created": parts[1],
+        "org.opencontainers.image.revision": commit.sha,
+        "org.opencontainers.image.created": commit.committed,
     }
