@@ -1,7 +1,9 @@
 """GitOps: per-environment Kustomize manifests pinned by digest, and safe write-back.
 
-``settings`` reads ``gitops.yaml``; ``manifests`` renders the repository layout; ``update``
-edits one overlay's ``images:`` entry in place; ``repo`` commits and pushes with bounded
-fetch/rebase/retry; ``mr`` opens or updates the merge request; ``pin`` ties them together
-(the function ``promote`` calls).
+``spec.gitops`` reads ``gitops.yaml``. Here: ``manifests`` renders the repository layout and
+``scaffold`` writes it into a checkout (``gitops init``); ``update`` edits one overlay's
+``images:`` entry in place; ``repo`` commits and pushes with bounded fetch/rebase/retry;
+``mr`` opens or updates the merge request; ``pin`` ties them together (``gitops update``, and
+the pin ``release.promote`` makes after a promotion); ``drift`` compares the pins with state
+(``gitops diff``). Every git command goes through ``imagefactory.git``.
 """
