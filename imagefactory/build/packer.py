@@ -21,14 +21,8 @@ from pathlib import Path
 from imagefactory import tools
 from imagefactory.build.docker import Engine
 from imagefactory.build.provision import check_playbooks
-from imagefactory.build.run import (
-    BuildOptions,
-    BuildReporter,
-    BuildRun,
-    Outcome,
-    execute,
-    images_to_build,
-)
+from imagefactory.build.run import BuildOptions, BuildRun, execute
+from imagefactory.build.schedule import BuildReporter, Outcome, images_to_build
 from imagefactory.project.hashing import ContentInputs, content_inputs
 from imagefactory.project.paths import slug, work_dir
 from imagefactory.registry.client import registry_session

@@ -16,24 +16,23 @@ A failed image stops its descendants; independent images still build. The run th
 from __future__ import annotations
 
 import datetime
-import graphlib
 import os
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, Protocol
 
 from imagefactory import git, tools
 from imagefactory.build.bootstrap import rootfs_tar
 from imagefactory.build.docker import Engine
 from imagefactory.build.provision import provision
+from imagefactory.build.schedule import BuildReporter, Outcome, images_to_build, run_in_dag_order
 from imagefactory.errors import (
     EXIT_INTERNAL,
     EXIT_USER_ERROR,
@@ -52,27 +51,6 @@ from imagefactory.render.dockerfile import render_dockerfile, write_build_contex
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import BuildSecret
 from imagefactory.spec.parents import BootstrapParent
-
-Status = Literal["built", "reused", "failed", "skipped"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    ref: str
-    status: Status
-    seconds: float = 0.0
-    digest: str | None = None
-    detail: str = ""
-    error: ImageFactoryError | None = None
-
-
-class BuildReporter(Protocol):
-    """Progress sink; called from worker threads."""
-
-    def queued(self, ref: str) -> None: ...
-    def started(self, ref: str, why: str) -> None: ...
-    def log(self, ref: str, line: str) -> None: ...
-    def finished(self, outcome: Outcome) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -100,12 +78,6 @@ class BuildFailed(ImageFactoryError):
         super().__init__("\n".join(lines), hint=failed[0].error.hint if failed[0].error else None)
 
 
-def images_to_build(catalog: Catalog, selected: list[CatalogImage]) -> list[CatalogImage]:
-    """The selected images and all their catalog ancestors, in build order."""
-    needed = {ancestor.ref for image in selected for ancestor in catalog.lineage(image.ref)}
-    return [image for image in catalog.in_build_order() if image.ref in needed]
-
-
 def build_catalog(
     catalog: Catalog,
     selected: list[CatalogImage],
@@ -126,46 +98,6 @@ def execute(run: BuildRun, images: list[CatalogImage]) -> list[Outcome]:
     if any(o.status == "failed" for o in outcomes):
         raise BuildFailed(outcomes)
     return outcomes
-
-
-def run_in_dag_order(
-    images: list[CatalogImage],
-    jobs: int,
-    work: Callable[[CatalogImage], Outcome],
-    reporter: BuildReporter,
-) -> list[Outcome]:
-    """Run ``work`` on each image once its parent is done, up to ``jobs`` at a time.
-
-    An image whose parent failed (or was skipped) is skipped; every other image still runs.
-    """
-    by_ref = {image.ref: image for image in images}
-    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-    for image in images:
-        sorter.add(image.ref, *([image.parent_ref] if image.parent_ref in by_ref else []))
-    sorter.prepare()
-    for image in images:
-        reporter.queued(image.ref)
-    outcomes: dict[str, Outcome] = {}
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        running: dict[Future[Outcome], str] = {}
-        while sorter.is_active():
-            for ref in sorted(sorter.get_ready()):
-                parent = by_ref[ref].parent_ref
-                if parent in outcomes and outcomes[parent].status in ("failed", "skipped"):
-                    outcomes[ref] = Outcome(ref, "skipped", detail=f"parent {parent} did not build")
-                    reporter.finished(outcomes[ref])
-                    sorter.done(ref)
-                else:
-                    running[pool.submit(work, by_ref[ref])] = ref
-            if not running:
-                continue
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                ref = running.pop(future)
-                outcomes[ref] = future.result()
-                reporter.finished(outcomes[ref])
-                sorter.done(ref)
-    return [outcomes[image.ref] for image in images]
 
 
 class BuildRun:

@@ -8,15 +8,12 @@ from typing import Annotated, cast
 
 import typer
 
-from imagefactory.build.run import BuildOptions, build_catalog, images_to_build
+from imagefactory.build.catalog import Builder, BuildRequest, build_images, build_plan
+from imagefactory.build.run import BuildOptions
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.cli.progress import LiveProgress, PlainProgress
 from imagefactory.cli.render_report import print_render_report
-from imagefactory.errors import UserError
-from imagefactory.project.paths import state_file
-from imagefactory.project.plan import make_plan
-from imagefactory.project.state import State, load_state
 from imagefactory.render.outputs import Kind, RenderRequest, render_outputs
 
 
@@ -117,10 +114,9 @@ def build(
     session, catalog = open_catalog(ctx, json_output)
     if not images and not all_images:
         raise typer.BadParameter("name images to build, or pass --all", param_hint="IMAGE")
-    selected = images_to_build(catalog, catalog.select(images or []))
+    options = BuildOptions(jobs=jobs, no_cache=no_cache)
     if dry_run:
-        state = State() if no_cache else load_state(state_file(catalog))  # --no-cache: all rebuilt
-        entries = make_plan(catalog, state, [i.ref for i in selected])
+        entries = build_plan(catalog, BuildRequest(tuple(images or ()), options))
         if json_output:
             session.output.data(
                 {"ok": True, "dry_run": True, "plan": [e.as_dict() for e in entries]}
@@ -144,22 +140,9 @@ def build(
         scope = contextlib.nullcontext()
     if engine not in ("docker", "packer"):
         raise typer.BadParameter(f"'{engine}' is not docker or packer", param_hint="--engine")
-    build_with = build_catalog
-    if engine == "packer":
-        from imagefactory.build.packer import build_catalog_with_packer
-
-        build_with = build_catalog_with_packer
-        named = catalog.select(images) if images else []
-        not_packer = [i.ref for i in named if "packer" not in i.spec.targets]
-        if not_packer:
-            raise UserError(
-                f"--engine packer builds images that target packer; not: {', '.join(not_packer)}",
-                hint="add 'packer' to their targets, or build them with --engine docker",
-            )
+    request = BuildRequest(tuple(images or ()), options, cast(Builder, engine))
     with scope:
-        outcomes = build_with(
-            catalog, selected, BuildOptions(jobs=jobs, no_cache=no_cache), reporter
-        )
+        outcomes = build_images(catalog, request, reporter)
     if json_output:
         session.output.data(
             {

@@ -9,9 +9,7 @@ import typer
 
 from imagefactory.cli.app import Session, app
 from imagefactory.errors import SpecError
-from imagefactory.project.paths import state_file
-from imagefactory.project.plan import make_plan
-from imagefactory.project.state import load_state
+from imagefactory.project.plan import plan_images
 from imagefactory.render.graph import FORMATS, render_graph
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.companions import companion_issues
@@ -90,8 +88,7 @@ def plan(
     Compares against the state file (absent: everything is new). Needs no Docker and no network.
     """
     session, catalog = open_catalog(ctx, json_output)
-    selected = [i.ref for i in catalog.select(images or [])]
-    entries = make_plan(catalog, load_state(state_file(catalog)), selected)
+    entries = plan_images(catalog, catalog.select(images or []))
     if json_output:
         session.output.data({"ok": True, "plan": [e.as_dict() for e in entries]})
         return

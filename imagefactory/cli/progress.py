@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from imagefactory.build.run import Outcome
+from imagefactory.build.schedule import Outcome
 
 STEP = re.compile(r"^#\d+ \[(?:[^\]]* )?(\d+)/(\d+)\] (.*)$")
 STYLES = {

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from imagefactory.errors import UserError
 from imagefactory.project.hashing import ContentInputs, content_inputs
-from imagefactory.project.state import ImageRecord, State
+from imagefactory.project.paths import state_file
+from imagefactory.project.state import ImageRecord, State, load_state
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.parents import describe_parent
 
@@ -58,6 +59,15 @@ def make_plan(catalog: Catalog, state: State, selected: list[str] | None = None)
             )
         )
     return entries
+
+
+def plan_images(
+    catalog: Catalog, images: list[CatalogImage], *, rebuild_all: bool = False
+) -> list[PlanEntry]:
+    """The plan of ``images`` against the catalog's state file; with ``rebuild_all``, as if
+    nothing had been built."""
+    state = State() if rebuild_all else load_state(state_file(catalog))
+    return make_plan(catalog, state, [image.ref for image in images])
 
 
 def rebuild_reasons(inputs: ContentInputs, record: ImageRecord | None) -> tuple[str, ...]:

@@ -7,13 +7,8 @@ import time
 from pathlib import Path
 from typing import cast
 
-from imagefactory.build.run import (
-    BuildOptions,
-    BuildRun,
-    Outcome,
-    images_to_build,
-    run_in_dag_order,
-)
+from imagefactory.build.run import BuildOptions, BuildRun
+from imagefactory.build.schedule import Outcome, images_to_build, run_in_dag_order
 from imagefactory.project.paths import state_file
 from imagefactory.project.plan import make_plan
 from imagefactory.project.state import ImageRecord, State, load_state, save_state

@@ -391,7 +391,7 @@ def test_an_internal_error_is_exit_3_without_traceback(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(imagefactory.cli.catalog, "make_plan", explode)
+    monkeypatch.setattr(imagefactory.cli.catalog, "plan_images", explode)
     result = run("-C", catalog_dir, "plan")
     assert result.exit_code == 3
     assert "internal error: RuntimeError: boom" in result.stderr
@@ -411,7 +411,7 @@ def test_an_internal_error_in_json_mode_is_exit_3(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(imagefactory.cli.catalog, "make_plan", explode)
+    monkeypatch.setattr(imagefactory.cli.catalog, "plan_images", explode)
     result = run("-C", catalog_dir, "plan", "--json")
     assert result.exit_code == 3
     assert "internal error" in result.stderr

@@ -1,0 +1,49 @@
+"""``imagefactory build``'s one entry: the selected images and the ancestors they need, built
+by the Docker engine (:mod:`imagefactory.build.run`) or, with ``engine="packer"``, by Packer for
+the images that target it (:mod:`imagefactory.build.packer`); and ``--dry-run``'s plan of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from imagefactory.build.packer import build_catalog_with_packer
+from imagefactory.build.run import BuildOptions, build_catalog
+from imagefactory.build.schedule import BuildReporter, Outcome, images_to_build
+from imagefactory.errors import UserError
+from imagefactory.project.plan import PlanEntry, plan_images
+from imagefactory.spec.catalog import Catalog
+
+Builder = Literal["docker", "packer"]
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What to build: ``images`` by name or ref (none: every image of the catalog), with which
+    ``engine``, and how (``options``: parallel jobs, no cache)."""
+
+    images: tuple[str, ...] = ()
+    options: BuildOptions = field(default_factory=BuildOptions)
+    engine: Builder = "docker"
+
+
+def build_plan(catalog: Catalog, request: BuildRequest) -> list[PlanEntry]:
+    """What the build would do: the plan of every image it would build or reuse; with
+    ``no_cache``, as if none had been built."""
+    selected = images_to_build(catalog, catalog.select(list(request.images)))
+    return plan_images(catalog, selected, rebuild_all=request.options.no_cache)
+
+
+def build_images(catalog: Catalog, request: BuildRequest, reporter: BuildReporter) -> list[Outcome]:
+    """Build or reuse the requested images and their ancestors, in DAG order."""
+    selected = catalog.select(list(request.images))
+    if request.engine == "docker":
+        return build_catalog(catalog, selected, request.options, reporter)
+    not_packer = [i.ref for i in selected if "packer" not in i.spec.targets]
+    if request.images and not_packer:
+        raise UserError(
+            f"--engine packer builds images that target packer; not: {', '.join(not_packer)}",
+            hint="add 'packer' to their targets, or build them with --engine docker",
+        )
+    return build_catalog_with_packer(catalog, selected, request.options, reporter)
