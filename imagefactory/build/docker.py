@@ -1,26 +1,39 @@
-"""The Docker engine and the registry, as the build needs them.
+"""The one Docker façade: every call imagefactory makes to the Docker engine goes through here.
 
-Queries (inspect, list, tag, push) go through python-on-whales; the build itself goes through
-``tools.run`` because it needs BuildKit options python-on-whales' legacy builder lacks
-(``--secret``, ``--progress``); registry lookups are in ``registry.py``. Every call uses the same Docker CLI
-(``tools.docker_cli()``: Debian's, which runs BuildKit without buildx) and the same
-DOCKER_CONFIG (the run's temporary credentials, when there are any).
+Queries (inspect, list, tag, push) go through python-on-whales; the build itself and container
+work (run, exec, logs, commit, rm) go through ``tools.run``, because the build needs BuildKit
+options python-on-whales' legacy builder lacks (``--secret``, ``--progress``); registry lookups
+are in ``imagefactory.registry``. Every call uses the same Docker CLI (``tools.docker_cli()``:
+Debian's, which runs BuildKit without buildx) and the same DOCKER_CONFIG (the run's temporary
+credentials, when there are any); programs that run ``docker`` themselves (Ansible's connection
+plugin, Packer's docker builder, testinfra) get both through :meth:`Engine.child_env`.
+
+Every failure is a :class:`~imagefactory.errors.ToolError` with the command, its exit code, the
+tail of its error output and a hint (a missing CLI is a ``UserError`` saying so).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
 import socket
+import sys
+import tempfile
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from imagefactory import tools
 from imagefactory.errors import ToolError, UserError
 from imagefactory.project.naming import CONTENT_LABEL
 
 LOOPBACK = "127.0.0.1"
+INSTALL_HINT = "install Debian's docker.io (scripts/setup.sh), or set IMAGEFACTORY_DOCKER"
 
 
 def daemon_address(docker_host: str) -> str:
@@ -62,7 +75,7 @@ class Engine:
     def __post_init__(self) -> None:
         from python_on_whales import DockerClient  # imported here: it costs every CLI start 50 ms
 
-        self.docker = DockerClient(client_call=[self.cli], config=self.config_dir)
+        self._docker = DockerClient(client_call=[self.cli], config=self.config_dir)
 
     @property
     def env(self) -> dict[str, str]:
@@ -71,19 +84,68 @@ class Engine:
             env["DOCKER_CONFIG"] = str(self.config_dir)
         return env
 
-    @property
+    @cached_property
     def address(self) -> str:
-        """Where ports published by this engine's containers can be reached."""
+        """Where ports published by this engine's containers can be reached (resolved once)."""
         return daemon_address(os.environ.get("DOCKER_HOST", ""))
+
+    @contextlib.contextmanager
+    def child_env(self) -> Iterator[dict[str, str]]:
+        """The environment for a program that runs ``docker`` from PATH itself (testinfra,
+        Ansible's connection plugin, Packer's docker builder): this engine's variables, and a
+        PATH on which ``docker`` is this engine's CLI (a private folder holding only that link
+        comes first), then this Python environment's programs (ansible-playbook), then PATH.
+        """
+        found = shutil.which(self.cli)
+        if found is None:
+            raise UserError(f"'{self.cli}' is not installed", hint=INSTALL_HINT)
+        with tempfile.TemporaryDirectory(prefix="imagefactory-docker-cli-") as folder:
+            (Path(folder) / "docker").symlink_to(Path(found).absolute())
+            path = [folder, str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+            yield {**self.env, "PATH": os.pathsep.join(p for p in path if p)}
+
+    def _run(
+        self,
+        args: Sequence[str | Path],
+        *,
+        hint: str | None = None,
+        check: bool = True,
+        timeout: float = 60,
+        stdin: bytes | None = None,
+        on_line: Callable[[str], None] | None = None,
+        separate_stderr: bool = False,
+    ) -> tools.Result:
+        """``docker ARGS`` with this engine's CLI and environment (a failure is a ToolError)."""
+        return tools.run(
+            [self.cli, *args],
+            env=self.env,
+            check=check,
+            timeout=timeout,
+            hint=hint,
+            stdin=stdin,
+            on_line=on_line,
+            separate_stderr=separate_stderr,
+        )
+
+    @contextlib.contextmanager
+    def _whales(self, hint: str) -> Iterator[None]:
+        """python-on-whales' failures as the project's errors."""
+        from python_on_whales import ClientNotFoundError
+        from python_on_whales.exceptions import DockerException
+
+        try:
+            yield
+        except DockerException as exc:
+            tail = tools.scrub(exc.stderr or exc.stdout or "").splitlines()[-tools.TAIL_LINES :]
+            raise ToolError(
+                [str(a) for a in exc.docker_command], exc.return_code, "\n".join(tail), hint=hint
+            ) from exc
+        except ClientNotFoundError as exc:
+            raise UserError(f"'{self.cli}' is not installed", hint=INSTALL_HINT) from exc
 
     def check(self) -> None:
         """Fail with one clear sentence when the daemon does not answer."""
-        result = tools.run(
-            [self.cli, "version", "--format", "{{.Server.Version}}"],
-            env=self.env,
-            check=False,
-            timeout=60,
-        )
+        result = self._run(["version", "--format", "{{.Server.Version}}"], check=False)
         if result.returncode != 0:
             first = next(
                 (line for line in result.output.splitlines() if "daemon" in line.lower()),
@@ -94,9 +156,13 @@ class Engine:
                 hint="start it (scripts/services.sh start) or point DOCKER_HOST at one",
             )
 
+    # ------------------------------------------------------------------------------- images
+
     def local_image(self, content_hash: str) -> BuiltImage | None:
         """The local image carrying this content hash label, if any."""
-        images = self.docker.image.list(filters={"label": f"{CONTENT_LABEL}={content_hash}"})
+        with self._whales("the engine could not list its images"):
+            label = f"{CONTENT_LABEL}={content_hash}"
+            images = self._docker.image.list(filters=[("label", label)])
         if not images:
             return None
         image = images[0]
@@ -115,7 +181,6 @@ class Engine:
     ) -> BuiltImage:
         iidfile = context / ".imagefactory-iid"
         argv: list[str | Path] = [
-            self.cli,
             "build",
             "--progress=plain",
             "--network=host",
@@ -129,38 +194,114 @@ class Engine:
         argv += [f"--secret=id={sid},src={path}" for sid, path in sorted(secrets.items())]
         argv += ["--no-cache"] if no_cache else []
         argv.append(context)
-        tools.run(
-            argv,
-            env=self.env,
-            timeout=3600,
-            on_line=on_line,
-            hint="the build log above shows the failing step",
+        self._run(
+            argv, timeout=3600, on_line=on_line, hint="the build log above shows the failing step"
         )
         image_id = iidfile.read_text().strip()
         iidfile.unlink()
         return self.image(image_id)
 
+    def build_config(self, tag: str, dockerfile: str) -> None:
+        """Build ``tag`` from a Dockerfile without a context (read from stdin): for a
+        metadata-only step on top of a local image."""
+        self._run(
+            ["build", "--quiet", "--tag", tag, "-"],
+            stdin=dockerfile.encode(),
+            timeout=300,
+            hint=f"the image configuration of {tag} could not be set",
+        )
+
     def image(self, reference: str) -> BuiltImage:
-        inspected = self.docker.image.inspect(reference)
+        with self._whales(f"the engine has no image {reference}"):
+            inspected = self._docker.image.inspect(reference)
         return BuiltImage(inspected.id, int(inspected.size or 0))
+
+    def image_config(self, reference: str, *, hint: str) -> tuple[dict[str, Any], int]:
+        """The config (``.Config`` of ``docker image inspect``) and size of ``reference``, pulled
+        first when the engine does not have it; ``hint`` says where it should come from."""
+        argv = ["image", "inspect", "--format", "{{json .Config}}\t{{.Size}}", reference]
+        result = self._run(argv, check=False)
+        if result.returncode != 0:
+            self._run(["pull", "--quiet", reference], timeout=1800, hint=hint)
+            result = self._run(argv, hint=hint)
+        config_json, size = result.output.strip().rsplit("\t", 1)
+        return json.loads(config_json) or {}, int(size)
+
+    def tag(self, source: str, tag: str) -> None:
+        with self._whales(f"the engine could not tag {source} as {tag}"):
+            self._docker.image.tag(source, tag)
 
     def push(self, tag: str) -> str:
         """Push ``tag``; return the manifest digest the registry now holds for it."""
-        from python_on_whales.exceptions import DockerException
-
         repository = tag.rsplit(":", 1)[0]
-        try:
-            self.docker.push(tag, quiet=True)
-            digests = self.docker.image.inspect(tag).repo_digests or []
-        except DockerException as exc:
-            raise ToolError(
-                exc.docker_command or ["docker", "push", tag],
-                exc.return_code,
-                tools.scrub(exc.stderr or ""),
-                hint="check the registry credentials",
-            ) from exc
+        with self._whales("check the registry credentials"):
+            self._docker.push(tag, quiet=True)
+            digests = self._docker.image.inspect(tag).repo_digests or []
         for entry in digests:
             name, _, digest = entry.partition("@")
             if name == repository:
                 return digest
         raise UserError(f"pushed {tag} but the engine reports no digest for {repository}")
+
+    def remove_image(self, reference: str) -> None:
+        """Remove ``reference`` if it exists (cleanup: a failure is not an error)."""
+        self._run(["rmi", reference], check=False)
+
+    # ------------------------------------------------------------------------------- containers
+
+    def start(
+        self,
+        reference: str,
+        name: str,
+        *,
+        hint: str,
+        labels: Mapping[str, str] | None = None,
+        publish: Sequence[int] = (),
+        network: str | None = None,
+        user: str | None = None,
+        entrypoint: str | None = None,
+        command: Sequence[str] = (),
+    ) -> None:
+        """Start container ``name`` of ``reference`` in the background; each port in
+        ``publish`` is published on a free port of this engine's :attr:`address`."""
+        argv = ["run", "--detach", "--name", name]
+        argv += [f"--label={k}={v}" for k, v in sorted((labels or {}).items())]
+        argv += [arg for port in publish for arg in ("--publish", f"{self.address}::{port}")]
+        argv += ["--network", network] if network else []
+        argv += ["--user", user] if user else []
+        argv += ["--entrypoint", entrypoint] if entrypoint else []
+        self._run([*argv, reference, *command], timeout=300, hint=hint)
+
+    def exec(
+        self, name: str, argv: Sequence[str], *, user: str | None = None, timeout: float = 30
+    ) -> tools.Result:
+        """Run ``argv`` in container ``name`` (no shell); its exit code, stdout and stderr."""
+        command = ["exec", *(["--user", user] if user else []), name, *argv]
+        return self._run(command, check=False, timeout=timeout, separate_stderr=True)
+
+    def state(self, name: str) -> tuple[str, str] | None:
+        """(status, exit code) of container ``name``; None when it cannot be inspected."""
+        result = self._run(
+            ["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name], check=False
+        )
+        status, _, code = result.output.strip().partition(" ")
+        return (status, code) if result.returncode == 0 and status else None
+
+    def logs(self, name: str, *, tail: int = 30) -> str:
+        return self._run(["logs", "--tail", str(tail), name], check=False).output
+
+    def port(self, name: str, port: int) -> int | None:
+        """The host port ``port``/tcp of container ``name`` is published on; None when there
+        is none (the container has stopped)."""
+        result = self._run(["port", name, f"{port}/tcp"], check=False)
+        lines = result.output.strip().splitlines() if result.returncode == 0 else []
+        return int(lines[0].rsplit(":", 1)[1]) if lines else None
+
+    def commit(self, name: str, tag: str) -> None:
+        self._run(
+            ["commit", name, tag], timeout=300, hint=f"the container {name} could not be committed"
+        )
+
+    def remove_container(self, name: str, *, volumes: bool = False) -> None:
+        """Remove container ``name``, running or not (cleanup: a failure is not an error)."""
+        self._run(["rm", "--force", *(["--volumes"] if volumes else []), name], check=False)

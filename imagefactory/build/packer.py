@@ -13,14 +13,11 @@ labels (Packer's commit sets only the labels of the spec).
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from pathlib import Path
 
 from imagefactory import tools
-from imagefactory.build.docker import Engine
-from imagefactory.build.provision import check_playbooks
+from imagefactory.build.provision import ansible_programs, check_playbooks
 from imagefactory.build.run import BuildOptions, BuildRun, execute
 from imagefactory.build.schedule import BuildReporter, Outcome, images_to_build
 from imagefactory.project.hashing import ContentInputs, content_inputs
@@ -50,37 +47,35 @@ class PackerRun(BuildRun):
         folder = work_dir(self.catalog) / "packer" / slug(image.ref)
         text = render_packer(self.catalog, image, self.pins, folder)
         template = write_packer_folder(self.catalog, image, text, folder)
-        tools.run(
-            [packer_cli(), "build", "-color=false", "-var", "pull=true", template.name],
-            cwd=template.parent,
-            env={**self.engine.env, **packer_env(self.engine, folder)},
-            timeout=PACKER_TIMEOUT,
-            on_line=lambda line: self.reporter.log(image.ref, line),
-            hint=f"packer build of {template} failed",
-        )
+        with self.engine.child_env() as env:  # its docker builder runs `docker` from PATH
+            tools.run(
+                [packer_cli(), "build", "-color=false", "-var", "pull=true", template.name],
+                cwd=template.parent,
+                env={**env, **packer_env(folder)},
+                timeout=PACKER_TIMEOUT,
+                on_line=lambda line: self.reporter.log(image.ref, line),
+                hint=f"packer build of {template} failed",
+            )
         digest = self.engine.push(tag)
-        inspected = self.engine.docker.image.inspect(tag)
+        built = self.engine.image(tag)
         self._record(
             image,
             inputs,
             tag,
             digest,
-            inspected.id,
-            int(inspected.size or 0),
+            built.image_id,
+            built.size_bytes,
             time.monotonic() - started,
         )
         return digest
 
 
-def packer_env(engine: Engine, folder: Path) -> dict[str, str]:
-    """Packer runs ``docker`` from PATH (the engine's CLI first) and ansible-playbook from this
-    environment; its own config and temporary files stay in the build folder."""
-    cli_dir = str(Path(engine.cli).parent) if os.sep in engine.cli else ""
-    path = [cli_dir, str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+def packer_env(folder: Path) -> dict[str, str]:
+    """Packer's own config and temporary files stay in the build folder (``docker`` and
+    ansible-playbook come from :meth:`Engine.child_env`'s PATH)."""
     config = folder / ".packer"
     config.mkdir(exist_ok=True)
     return {
-        "PATH": os.pathsep.join(p for p in path if p),
         "CHECKPOINT_DISABLE": "1",
         "PACKER_CONFIG_DIR": str(config),
     }
@@ -100,6 +95,7 @@ def build_catalog_with_packer(
     for image in images:
         if uses_packer(image) and image.spec.playbooks:
             check_playbooks(catalog, image)
+            ansible_programs("ansible-playbook")  # its provisioner runs ansible-playbook
         if uses_packer(image):
             folder = work_dir(catalog) / "packer" / slug(image.ref)
             render_packer(catalog, image, pins, folder)

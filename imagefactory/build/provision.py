@@ -5,15 +5,19 @@ For an image whose spec lists ``playbooks`` (paths relative to the project root)
 1. :func:`check_playbooks` reads each playbook and checks that it exists, parses, and that every
    role it names exists (``<playbook folder>/roles/`` or ``<project>/ansible/roles/``) — before
    any container starts;
-2. :func:`provision` starts a build container from the base image (as root, with a keep-alive
-   entrypoint), applies every playbook with ``ansible-runner`` over the Docker connection plugin
-   (``community.docker.docker``), then applies them again: the second run must report
-   ``changed=0`` (the idempotence check Molecule does);
+2. :func:`provision` checks that Ansible is installed (ansible-runner, ansible-playbook and the
+   community.docker collection come with the ``ansible`` extra), starts a build container from
+   the base image (as root, with a keep-alive entrypoint), applies every playbook with
+   ``ansible-runner`` over the Docker connection plugin (``community.docker.docker``), then
+   applies them again: the second run must report ``changed=0`` (the idempotence check Molecule
+   does);
 3. the container is committed as one layer with the image's metadata restored
    (:func:`imagefactory.render.packer.config_changes`: ENV, USER, WORKDIR, ENTRYPOINT, CMD,
    LABEL), and removed.
 
-External programs run through :func:`imagefactory.tools.run` only.
+Docker is driven through the engine (:class:`imagefactory.build.docker.Engine`: its CLI and its
+DOCKER_CONFIG, for the connection plugin too); ansible-runner runs through
+:func:`imagefactory.tools.run`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,7 @@ from typing import Any
 import yaml
 
 from imagefactory import tools
+from imagefactory.build.docker import Engine
 from imagefactory.errors import ToolError, UserError
 from imagefactory.render.dockerfile import ParentPin
 from imagefactory.render.packer import config_changes
@@ -47,6 +52,9 @@ INCLUDE_ROLE = {
     "ansible.builtin.import_role",
 }
 PLAYBOOK_TIMEOUT = 1800.0
+ANSIBLE_EXTRA = "pip install 'imagefactory[ansible]'"
+DOCKER_COLLECTION = Path("ansible_collections") / "community" / "docker"
+DEFAULT_COLLECTIONS_PATH = "~/.ansible/collections:/usr/share/ansible/collections"
 
 
 @dataclass(frozen=True)
@@ -129,18 +137,35 @@ def check_playbooks(catalog: Catalog, image: CatalogImage) -> list[Path]:
     return paths
 
 
+def ansible_programs(*names: str) -> list[str]:
+    """Where Ansible's programs ``names`` are (this Python environment first, then PATH); a
+    UserError naming the ``ansible`` extra when one of them or the community.docker collection
+    (the Docker connection plugin) is not installed."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    found = {name: shutil.which(name, path=path) for name in names}
+    missing = [name for name, where in found.items() if where is None]
+    if not any((root / DOCKER_COLLECTION).is_dir() for root in _collection_roots()):
+        missing.append("the community.docker collection")
+    if missing:
+        raise UserError(
+            f"provisioning with Ansible playbooks needs {', '.join(missing)}, "
+            f"which {'is' if len(missing) == 1 else 'are'} not installed",
+            hint=f"install imagefactory's ansible extra: {ANSIBLE_EXTRA}",
+        )
+    return [where for where in found.values() if where is not None]
+
+
+def _collection_roots() -> Iterator[Path]:
+    """Where Ansible finds collections: this Python's import path, then its collection paths."""
+    yield from (Path(entry) for entry in sys.path if entry)
+    paths = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or DEFAULT_COLLECTIONS_PATH
+    yield from (Path(entry).expanduser() for entry in paths.split(os.pathsep) if entry)
+
+
 def ansible_runner() -> str:
-    """``ansible-runner`` of this Python environment, else the one on PATH."""
-    local = Path(sys.executable).parent / "ansible-runner"
-    return str(local) if local.exists() else "ansible-runner"
-
-
-def _tool_path() -> str:
-    """PATH for Ansible: this environment's tools, then the Docker CLI imagefactory uses (the
-    connection plugin runs ``docker`` from PATH; /usr/local/bin may hold another CLI)."""
-    docker_dir = str(Path(tools.docker_cli()).parent) if os.sep in tools.docker_cli() else ""
-    parts = [str(Path(sys.executable).parent), docker_dir, os.environ.get("PATH", "")]
-    return os.pathsep.join(p for p in parts if p)
+    """``ansible-runner`` of this Python environment, else the one on PATH (and ansible-playbook
+    and the community.docker collection, which it needs)."""
+    return ansible_programs("ansible-runner", "ansible-playbook")[0]
 
 
 def run_playbook(
@@ -148,11 +173,14 @@ def run_playbook(
     playbook: Path,
     container: str,
     *,
+    engine: Engine | None = None,
     extra_vars: dict[str, Any] | None = None,
     timeout: float = PLAYBOOK_TIMEOUT,
     on_line: Callable[[str], None] | None = None,
 ) -> PlaybookRun:
-    """Apply ``playbook`` to the running ``container`` with ansible-runner; its recap."""
+    """Apply ``playbook`` to the running ``container`` of ``engine`` (by default the user's own
+    Docker login) with ansible-runner; its recap."""
+    runner = ansible_runner()
     private = Path(tempfile.mkdtemp(prefix="imagefactory-ansible-"))
     try:
         (private / "inventory").mkdir()
@@ -173,24 +201,27 @@ def run_playbook(
             encoding="utf-8",
         )
         (private / "env").mkdir()
-        env_vars = {
-            "ANSIBLE_ROLES_PATH": os.pathsep.join(str(p) for p in role_paths(catalog, playbook)),
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_RETRY_FILES_ENABLED": "0",
-            "ANSIBLE_GALAXY_SERVER_LIST": "",
-            "PATH": _tool_path(),
-        }
-        (private / "env" / "envvars").write_text(json.dumps(env_vars), encoding="utf-8")
         if extra_vars:
             (private / "env" / "extravars").write_text(json.dumps(extra_vars), encoding="utf-8")
         ident = "run"
-        result = tools.run(
-            [ansible_runner(), "run", private, "--playbook", playbook, "--ident", ident],
-            env={"PATH": env_vars["PATH"]},
-            timeout=timeout,
-            check=False,
-            on_line=on_line,
-        )
+        with (engine or Engine()).child_env() as docker_env:  # the plugin runs `docker`
+            env_vars = {
+                "ANSIBLE_ROLES_PATH": os.pathsep.join(
+                    str(p) for p in role_paths(catalog, playbook)
+                ),
+                "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_RETRY_FILES_ENABLED": "0",
+                "ANSIBLE_GALAXY_SERVER_LIST": "",
+                "PATH": docker_env["PATH"],
+            }
+            (private / "env" / "envvars").write_text(json.dumps(env_vars), encoding="utf-8")
+            result = tools.run(
+                [runner, "run", private, "--playbook", playbook, "--ident", ident],
+                env=docker_env,
+                timeout=timeout,
+                check=False,
+                on_line=on_line,
+            )
         recap = _recap(private / "artifacts" / ident, container, playbook.name)
         if result.returncode != 0 or recap.failed or recap.unreachable:
             raise ToolError(
@@ -243,40 +274,49 @@ def provision(
     content_hash: str,
     parent: ParentPin | None,
     *,
+    engine: Engine | None = None,
     check_idempotence: bool = True,
     extra_vars: dict[str, Any] | None = None,
     timeout: float = PLAYBOOK_TIMEOUT,
     on_line: Callable[[str], None] | None = None,
 ) -> list[PlaybookRun]:
-    """Apply the image's playbooks to a container of ``base`` and commit it as ``tag``.
+    """Apply the image's playbooks to a container of ``base`` and commit it as ``tag``, all on
+    ``engine`` (by default the user's own Docker login).
 
     Returns the recaps of the second (idempotence) run, or of the first when it is skipped.
     """
     playbooks = check_playbooks(catalog, image)
-    docker = tools.docker_cli()
+    ansible_runner()  # without Ansible: the UserError naming the extra, before any container
+    engine = engine or Engine()
     container = f"imagefactory-provision-{uuid.uuid4().hex[:12]}"
-    tools.run(
-        [
-            *(docker, "run", "--detach", "--name", container, "--user", "0:0"),
-            *("--network", "host", "--entrypoint", "sleep", base, "infinity"),
-        ],
-        timeout=120,
+    engine.start(
+        base,
+        container,
         hint=f"the base image {base} must exist locally and have 'sleep'",
+        user="0:0",
+        network="host",
+        entrypoint="sleep",
+        command=["infinity"],
     )
-    try:
-        runs = [
+
+    def apply_all() -> list[PlaybookRun]:
+        return [
             run_playbook(
-                catalog, p, container, extra_vars=extra_vars, timeout=timeout, on_line=on_line
+                catalog,
+                p,
+                container,
+                engine=engine,
+                extra_vars=extra_vars,
+                timeout=timeout,
+                on_line=on_line,
             )
             for p in playbooks
         ]
+
+    try:
+        runs = apply_all()
         if check_idempotence:
-            runs = [
-                run_playbook(
-                    catalog, p, container, extra_vars=extra_vars, timeout=timeout, on_line=on_line
-                )
-                for p in playbooks
-            ]
+            runs = apply_all()
             changed = [r for r in runs if r.changed]
             if changed:
                 raise UserError(
@@ -289,19 +329,16 @@ def provision(
         # docker commit cannot clear ENTRYPOINT/CMD (an empty --change is ignored), so the
         # image config is set by a metadata-only build on top of the committed layer.
         scratch = f"imagefactory-provision:{container.rsplit('-', 1)[-1]}"
-        tools.run([docker, "commit", container, scratch], timeout=300)
+        engine.commit(container, scratch)
         try:
-            dockerfile = "\n".join(
-                [f"FROM {scratch}", *config_changes(catalog, image, content_hash, parent), ""]
-            )
-            tools.run(
-                [docker, "build", "--quiet", "--tag", tag, "-"],
-                stdin=dockerfile.encode(),
-                env={"DOCKER_BUILDKIT": "1"},
-                timeout=300,
+            engine.build_config(
+                tag,
+                "\n".join(
+                    [f"FROM {scratch}", *config_changes(catalog, image, content_hash, parent), ""]
+                ),
             )
         finally:
-            tools.run([docker, "rmi", scratch], timeout=60, check=False)
+            engine.remove_image(scratch)
         return runs
     finally:
-        tools.run([docker, "rm", "--force", container], timeout=60, check=False)
+        engine.remove_container(container)

@@ -183,7 +183,7 @@ class BuildRun:
             local = self.engine.local_image(inputs.content_hash)
             if local is None:
                 return None
-            self.engine.docker.image.tag(local.image_id, tag)
+            self.engine.tag(local.image_id, tag)
             digest = self.engine.push(tag)
             where = "reused the local image, pushed"
         self._record(image, inputs, tag, digest, None)
@@ -225,6 +225,7 @@ class BuildRun:
                 tag,
                 inputs.content_hash,
                 pin,
+                engine=self.engine,
                 on_line=lambda line: self.reporter.log(image.ref, line),
             )
             built = self.engine.image(tag)

@@ -1,9 +1,10 @@
 """The declarative checks of ``tests:`` in image.yaml, each giving expected vs actual on failure.
 
 Metadata, size and non-root checks read the image config (no container: they work on an image
-without a shell). Packages, files and users go through testinfra's ``docker://`` backend;
-commands run through ``docker exec`` as the image user, with the image environment and an
-explicit argv; services probe the ports published on the engine's address.
+without a shell). Packages, files and users go through testinfra's ``docker://`` backend, its
+commands run by the engine's ``docker exec``; commands run through ``docker exec`` as the image
+user, with the image environment and an explicit argv; services probe the ports published on
+the engine's address.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import testinfra
+import testinfra.host
+from testinfra.backend.docker import DockerBackend
 
 from imagefactory.errors import ToolError
 from imagefactory.imagetest.container import Container
@@ -32,6 +34,7 @@ from imagefactory.spec.models import (
 )
 
 Probe = Callable[..., tuple[bool, str, str]]  # → passed, expected, actual
+TESTINFRA_TIMEOUT = 300.0  # one command of a package, file or user check
 
 
 def timed(kind: str, name: str, probe: Probe, *args: Any) -> CheckResult:
@@ -168,10 +171,32 @@ def _pip(host: Any, venv: str, name: str, wanted: bool) -> tuple[bool, str, str]
     )
 
 
+class EngineBackend(DockerBackend):  # type: ignore[misc]  # testinfra has no type information
+    """testinfra's ``docker://`` backend, its commands run by the engine's ``docker exec`` (its
+    own runs whatever ``docker`` is on PATH, in this process's environment)."""
+
+    def __init__(self, container: Container) -> None:
+        super().__init__(container.name)
+        self.container = container
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> Any:
+        cmd = self.get_command(command, *args)
+        result = self.container.exec(["/bin/sh", "-c", cmd], timeout=TESTINFRA_TIMEOUT)
+        return self.result(result.returncode, self.encode(cmd), result.output, result.stderr)
+
+
+def testinfra_host(container: Container) -> Any:
+    """A testinfra host bound to ``container`` through the engine."""
+    backend = EngineBackend(container)
+    host = testinfra.host.Host(backend)
+    backend.set_host(host)
+    return host
+
+
 def container_checks(
     tests: ImageTests, container: Container, user: str, venv: str
 ) -> Iterator[CheckResult]:
-    host = testinfra.get_host(f"docker://{container.name}")
+    host = testinfra_host(container)
     for name in tests.packages.installed:
         yield timed("packages", f"{name} installed", _package, host, name, True)
     for name in tests.packages.absent:

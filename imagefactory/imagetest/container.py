@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from imagefactory import tools
-from imagefactory.build.docker import Engine
+from imagefactory.build.docker import LOOPBACK, Engine
 
 TEST_LABEL = "org.imagefactory.test"
 
@@ -23,7 +23,7 @@ TEST_LABEL = "org.imagefactory.test"
 class Container:
     name: str
     engine: Engine
-    address: str = "127.0.0.1"  # where the published ports are reachable
+    address: str = LOOPBACK  # where the published ports are reachable
     ports: dict[int, int] = field(default_factory=dict)  # container port → published port
     # (a service port is missing when the container stopped before it could be published)
 
@@ -31,37 +31,19 @@ class Container:
         self, argv: list[str], *, user: str | None = None, timeout: float = 30
     ) -> tools.Result:
         """Run ``argv`` in the container (no shell), as ``user``, with the image's environment."""
-        command = [self.engine.cli, "exec", *(["--user", user] if user else []), self.name, *argv]
-        return tools.run(
-            command, env=self.engine.env, check=False, timeout=timeout, separate_stderr=True
-        )
+        return self.engine.exec(self.name, argv, user=user, timeout=timeout)
 
     def stopped(self) -> str:
         """Why the container is not running ("" while it runs): its exit code and last output."""
-        state = tools.run(
-            [
-                self.engine.cli,
-                "inspect",
-                "--format",
-                "{{.State.Status}} {{.State.ExitCode}}",
-                self.name,
-            ],
-            env=self.engine.env,
-            check=False,
-            timeout=30,
-        ).output.split()
-        if not state or state[0] == "running":
+        state = self.engine.state(self.name)
+        if state is None or state[0] == "running":
             return ""
-        return f"the container stopped (exit code {state[-1]}); its last output: {self.logs()[-300:]!r}"
+        return (
+            f"the container stopped (exit code {state[1]}); its last output: {self.logs()[-300:]!r}"
+        )
 
     def logs(self) -> str:
-        result = tools.run(
-            [self.engine.cli, "logs", "--tail", "30", self.name],
-            env=self.engine.env,
-            check=False,
-            timeout=30,
-        )
-        return result.output
+        return self.engine.logs(self.name)
 
 
 @contextlib.contextmanager
@@ -69,20 +51,22 @@ def running_container(
     engine: Engine, reference: str, service_ports: list[int]
 ) -> Iterator[Container]:
     name = f"imagefactory-test-{uuid.uuid4().hex[:12]}"
-    argv: list[str] = [engine.cli, "run", "--detach", "--name", name, "--label", f"{TEST_LABEL}=1"]
-    address = engine.address if service_ports else "127.0.0.1"
-    if service_ports:
-        argv += [arg for port in service_ports for arg in ("--publish", f"{address}::{port}")]
-        argv.append(reference)
-    else:
-        argv += ["--network", "none", "--entrypoint", "sleep", reference, "infinity"]
+    hint = "the image must be pullable from the build registry (run imagefactory build)"
+    labels = {TEST_LABEL: "1"}
+    address = engine.address if service_ports else LOOPBACK
     try:
-        tools.run(
-            argv,
-            env=engine.env,
-            timeout=300,
-            hint="the image must be pullable from the build registry (run imagefactory build)",
-        )
+        if service_ports:
+            engine.start(reference, name, hint=hint, labels=labels, publish=service_ports)
+        else:
+            engine.start(
+                reference,
+                name,
+                hint=hint,
+                labels=labels,
+                network="none",
+                entrypoint="sleep",
+                command=["infinity"],
+            )
         yield Container(
             name,
             engine,
@@ -90,22 +74,8 @@ def running_container(
             {
                 port: host_port
                 for port in service_ports
-                if (host_port := _host_port(engine, name, port)) is not None
+                if (host_port := engine.port(name, port)) is not None
             },
         )
     finally:
-        tools.run(
-            [engine.cli, "rm", "--force", "--volumes", name],
-            env=engine.env,
-            check=False,
-            timeout=60,
-        )
-
-
-def _host_port(engine: Engine, name: str, port: int) -> int | None:
-    """The published port, or None when there is none (the container has stopped)."""
-    result = tools.run(
-        [engine.cli, "port", name, f"{port}/tcp"], env=engine.env, check=False, timeout=30
-    )
-    lines = result.output.strip().splitlines() if result.returncode == 0 else []
-    return int(lines[0].rsplit(":", 1)[1]) if lines else None
+        engine.remove_container(name, volumes=True)

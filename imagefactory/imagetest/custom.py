@@ -28,26 +28,27 @@ def run_custom_tests(folder: Path, container: Container) -> list[CheckResult]:
         ini = Path(scratch) / "pytest.ini"
         ini.write_text("[pytest]\n")  # the image's tests, not the surrounding project's settings
         report = Path(scratch) / "report.xml"
-        result = tools.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-c",
-                ini,
-                "--rootdir",
-                folder / CUSTOM_TESTS_DIR,
-                "-p",
-                "no:cacheprovider",
-                f"--hosts=docker://{container.name}",
-                f"--junitxml={report}",
-                "-q",
-                *files,
-            ],
-            env=container.engine.env,
-            check=False,
-            timeout=1800,
-        )
+        with container.engine.child_env() as env:  # testinfra runs the engine's `docker`
+            result = tools.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-c",
+                    ini,
+                    "--rootdir",
+                    folder / CUSTOM_TESTS_DIR,
+                    "-p",
+                    "no:cacheprovider",
+                    f"--hosts=docker://{container.name}",
+                    f"--junitxml={report}",
+                    "-q",
+                    *files,
+                ],
+                env=env,
+                check=False,
+                timeout=1800,
+            )
         if not report.exists():
             return [
                 CheckResult(

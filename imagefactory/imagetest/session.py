@@ -10,12 +10,9 @@ that digest).
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from imagefactory import tools
 from imagefactory.build.docker import Engine
 from imagefactory.errors import UserError
 from imagefactory.imagetest.checks import (
@@ -108,7 +105,9 @@ def suites(image: CatalogImage) -> list[Suite]:
 def test_image(engine: Engine, image: CatalogImage, record: ImageRecord) -> ImageReport:
     assert record.repository is not None and record.digest is not None
     reference = f"{record.repository}@{record.digest}"
-    config, size = _image_config(engine, reference)
+    config, size = engine.image_config(
+        reference, hint="the built image must be in the build registry"
+    )
     results: list[CheckResult] = []
     all_suites = suites(image)
     for suite in all_suites:
@@ -149,29 +148,6 @@ def _named(suite: Suite, results: Iterable[CheckResult]) -> list[CheckResult]:
             )
         )
     return named
-
-
-def _image_config(engine: Engine, reference: str) -> tuple[dict[str, Any], int]:
-    result = tools.run(
-        [engine.cli, "image", "inspect", "--format", "{{json .Config}}\t{{.Size}}", reference],
-        env=engine.env,
-        check=False,
-        timeout=60,
-    )
-    if result.returncode != 0:
-        tools.run(
-            [engine.cli, "pull", "--quiet", reference],
-            env=engine.env,
-            timeout=1800,
-            hint="the built image must be in the build registry",
-        )
-        result = tools.run(
-            [engine.cli, "image", "inspect", "--format", "{{json .Config}}\t{{.Size}}", reference],
-            env=engine.env,
-            timeout=60,
-        )
-    config_json, size = result.output.strip().rsplit("\t", 1)
-    return json.loads(config_json) or {}, int(size)
 
 
 def _record(
