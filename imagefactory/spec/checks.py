@@ -21,6 +21,7 @@ SECRET_WORDS = frozenset(
 )  # fmt: skip
 SECRET_SUFFIXES = ("TOKEN", "PASSWORD", "SECRET", "APIKEY")
 
+
 def looks_secret(name: str) -> bool:
     parts = [p for p in re.split(r"[_\-]", name.upper()) if p]
     return any(p in SECRET_WORDS or p.endswith(SECRET_SUFFIXES) for p in parts)

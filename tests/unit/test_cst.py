@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagefactory.errors import SpecError, SpecIssue, UserError
+from imagefactory.spec.cst.fields import go_expansions
 from imagefactory.spec.cst.gomode import ModeProblem, parse_go_mode
 from imagefactory.spec.cst.goregex import RegexProblem, combine_regexes, exact_regex, go_regex
-from imagefactory.spec.cst.fields import go_expansions
 from imagefactory.spec.cst.reader import load_cst, read_cst
 from imagefactory.spec.models import CommandCheck, FileCheck, ImageTests
 
