@@ -35,11 +35,10 @@ from imagefactory.spec.catalog import Catalog
 Kind = Literal["dockerfile", "packer", "terraform", "pipeline"]
 #: Where each kind writes when no folder is named, relative to the project root (a pipeline
 #: without a file is printed).
-DEFAULT_OUT: dict[Kind, Path | None] = {
+DEFAULT_OUT: dict[Kind, Path] = {
     "dockerfile": Path("rendered"),
     "packer": Path("rendered/packer"),
     "terraform": Path("terraform/environments"),
-    "pipeline": None,
 }
 
 
@@ -62,7 +61,7 @@ class RenderRequest:
     @property
     def shown_out(self) -> Path | None:
         """The output as the user would name it again."""
-        return DEFAULT_OUT[self.kind] if self.out is None else self.out
+        return DEFAULT_OUT.get(self.kind) if self.out is None else self.out
 
 
 @dataclass(frozen=True)
@@ -98,15 +97,16 @@ def render_outputs(catalog: Catalog, request: RenderRequest) -> RenderReport:
     """Render what ``request`` asks for, write it or (``check``) compare it with what is there."""
     out = request.shown_out
     target = None if out is None else (out if out.is_absolute() else catalog.root / out)
-    if request.kind == "pipeline":
+    if target is None or request.kind == "pipeline":  # only a pipeline has no default file
         return _pipeline(catalog, request, target)
-    assert target is not None  # every kind but a pipeline has a default folder
+    words = [] if request.kind == "dockerfile" else [request.kind]
+    command = shlex.join(["imagefactory", "render", *words])
     if request.kind == "terraform":
-        return _terraform(catalog, request, target)
-    return _images(catalog, request, target)
+        return _terraform(catalog, request, target, command)
+    return _images(catalog, request, target, command)
 
 
-def _images(catalog: Catalog, request: RenderRequest, target: Path) -> RenderReport:
+def _images(catalog: Catalog, request: RenderRequest, target: Path, command: str) -> RenderReport:
     selected = catalog.select(list(request.images))
     skipped: list[str] = []
     if request.kind == "packer":
@@ -122,7 +122,6 @@ def _images(catalog: Catalog, request: RenderRequest, target: Path) -> RenderRep
         rendered = render_images(catalog, selected, pins, folder)
         return [Output(r.ref, r.folder / "Dockerfile") for r in rendered]
 
-    command = _render_command(request)
     if not request.check:
         return RenderReport(request, target, tuple(write(target)), command, skipped=tuple(skipped))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -134,8 +133,9 @@ def _images(catalog: Catalog, request: RenderRequest, target: Path) -> RenderRep
     return RenderReport(request, target, outputs, command, stale, tuple(skipped))
 
 
-def _terraform(catalog: Catalog, request: RenderRequest, target: Path) -> RenderReport:
-    command = _render_command(request)
+def _terraform(
+    catalog: Catalog, request: RenderRequest, target: Path, command: str
+) -> RenderReport:
     if not request.check:
         written = tuple(
             Output(w.environment, w.path, w.repositories) for w in write_tfvars(catalog, target)
@@ -170,11 +170,6 @@ def _pipeline(catalog: Catalog, request: RenderRequest, target: Path | None) -> 
     current = target.read_text(encoding="utf-8") if target.is_file() else None
     stale = {} if current == text else {target.name: [MISSING if current is None else target.name]}
     return RenderReport(request, target, (output,), command, stale, jobs=jobs)
-
-
-def _render_command(request: RenderRequest) -> str:
-    words = ["imagefactory", "render"] + ([] if request.kind == "dockerfile" else [request.kind])
-    return shlex.join(words)
 
 
 def _repository_root(start: Path) -> Path:

@@ -15,6 +15,7 @@ from imagefactory.project.hashing import content_inputs
 from imagefactory.project.paths import slug
 from imagefactory.render.catalog import Pins, render_images
 from imagefactory.render.dockerfile import render_dockerfile
+from imagefactory.render.outputs import RenderRequest, render_outputs
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.loader import load_catalog
 
@@ -180,3 +181,18 @@ def test_hadolint_finds_no_problem_in_any_example_dockerfile(
             check=False,
         )
         assert result.returncode == 0, f"{ref}:\n{result.stdout}{result.stderr}"
+
+
+def test_one_entry_writes_or_checks_and_reports_what(pinned_catalog_dir: Path) -> None:
+    catalog = load_catalog(pinned_catalog_dir)
+    check = RenderRequest("dockerfile", ("app/rag-api",), check=True)
+    before = render_outputs(catalog, check)
+    assert before.stale == {"app/rag-api": ["(missing)"]}
+    assert [p.name for p in pinned_catalog_dir.iterdir() if p.name.startswith(".")] == []
+    assert not (pinned_catalog_dir / "rendered").exists()  # a check writes nothing
+    written = render_outputs(catalog, RenderRequest("dockerfile", ("app/rag-api",)))
+    dockerfile = pinned_catalog_dir / "rendered" / "app_rag-api" / "Dockerfile"
+    assert [(o.name, o.path) for o in written.outputs] == [("app/rag-api", dockerfile)]
+    after = render_outputs(catalog, check)
+    assert after.stale == {} and after.outputs == written.outputs
+    assert after.command == "imagefactory render"
