@@ -6,7 +6,7 @@ What is measured, for the app image (app/rag-api, the example catalog's top imag
   (127.0.0.1:5000, plain HTTP, htpasswd), so blobs can be mounted instead of uploaded;
 * **A → B**: dev on registry A → preprod on registry B, a second ``docker-registry`` started
   here on a free loopback port with TLS from a CA made for the run and htpasswd
-  (tests/integration/tls_registry.py); ``build.ca_bundle`` is the host bundle plus that CA.
+  (tests/integration/helpers/tls_registry.py); ``build.ca_bundle`` is the host bundle plus that CA.
 
 Each side writes the same five tags (``X.Y.Z``, ``git-<sha>``, ``X.Y``, ``X``, ``latest``) into a
 fresh repository every repetition, so every run really copies. The plain side is
@@ -57,8 +57,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from tests.integration.conftest import Registry, registry_cleanup  # noqa: E402
-from tests.integration.tls_registry import (  # noqa: E402  (the repository is not installed)
+from tests.integration.helpers.registry import Registry, registry_cleanup  # noqa: E402
+from tests.integration.helpers.tls_registry import (  # noqa: E402  (the repository is not installed)
     HOST_BUNDLE,
     make_ca_and_server_cert,
     running_registry,

@@ -2,7 +2,7 @@
 
 * Registry A: the authenticated plain-HTTP registry of ``scripts/services.sh`` on 127.0.0.1:5000
   holds **dev**, in namespaces under ``it-<session>/`` (removed with the session's images).
-* Registry B (fixture ``registry_b``, tests/integration/tls_registry.py): Debian's
+* Registry B (fixture ``registry_b``, tests/integration/helpers/tls_registry.py): Debian's
   ``docker-registry`` on a free loopback port, htpasswd, TLS from a CA generated for the session.
   It holds **preprod** and **prod** (``tls_verify: true``, its own credential variables).
   ``build.ca_bundle`` points at the host bundle plus that CA: the project's one CA setting is
