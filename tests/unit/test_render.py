@@ -13,11 +13,13 @@ import pytest
 from imagefactory.errors import UserError
 from imagefactory.project.hashing import content_inputs
 from imagefactory.project.paths import slug
+from imagefactory.render import catalog as render_catalog
 from imagefactory.render.catalog import Pins, render_images
 from imagefactory.render.dockerfile import render_dockerfile
 from imagefactory.render.outputs import RenderRequest, render_outputs
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.loader import load_catalog
+from imagefactory.spec.models import ProjectSpec, Registry
 
 from .conftest import Edit
 
@@ -196,3 +198,18 @@ def test_one_entry_writes_or_checks_and_reports_what(pinned_catalog_dir: Path) -
     after = render_outputs(catalog, check)
     assert after.stale == {} and after.outputs == written.outputs
     assert after.command == "imagefactory render"
+
+
+def test_a_render_resolves_the_build_registry_once(
+    pinned_catalog_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolved: list[object] = []
+    real = render_catalog.build_registry
+
+    def counted(project: ProjectSpec) -> Registry:
+        resolved.append(project)
+        return real(project)
+
+    monkeypatch.setattr(render_catalog, "build_registry", counted)
+    report = render_outputs(load_catalog(pinned_catalog_dir), RenderRequest("dockerfile"))
+    assert len(report.outputs) == 4 and len(resolved) == 1  # three images have catalog parents
