@@ -98,7 +98,7 @@ class Engine:
         """
         found = shutil.which(self.cli)
         if found is None:
-            raise UserError(f"'{self.cli}' is not installed", hint=INSTALL_HINT)
+            raise self._not_installed()
         with tempfile.TemporaryDirectory(prefix="imagefactory-docker-cli-") as folder:
             (Path(folder) / "docker").symlink_to(Path(found).absolute())
             path = [folder, str(Path(sys.executable).parent), os.environ.get("PATH", "")]
@@ -141,7 +141,10 @@ class Engine:
                 [str(a) for a in exc.docker_command], exc.return_code, "\n".join(tail), hint=hint
             ) from exc
         except ClientNotFoundError as exc:
-            raise UserError(f"'{self.cli}' is not installed", hint=INSTALL_HINT) from exc
+            raise self._not_installed() from exc
+
+    def _not_installed(self) -> UserError:
+        return UserError(f"'{self.cli}' is not installed", hint=INSTALL_HINT)
 
     def check(self) -> None:
         """Fail with one clear sentence when the daemon does not answer."""
