@@ -33,7 +33,8 @@ def open_catalog(ctx: typer.Context, json_output: bool) -> tuple[Session, Catalo
     return session, load_catalog(root)
 
 
-def _shown(path: Path, root: Path) -> str:
+def shown(path: Path, root: Path) -> str:
+    """``path`` as a user reads it: relative to the project root when it is inside."""
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
@@ -60,7 +61,7 @@ def validate(ctx: typer.Context, json_output: JsonOption = False) -> None:
                         "image": i.ref,
                         "version": i.spec.version,
                         "parent": describe_parent(i.parent),
-                        "file": _shown(i.file, catalog.root),
+                        "file": shown(i.file, catalog.root),
                     }
                     for i in images
                 ],

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import semver
 import typer
 
 from imagefactory.cli.app import app
-from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
+from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog, shown
 from imagefactory.errors import UserError
 from imagefactory.project.hashing import content_inputs
 from imagefactory.project.paths import state_file
@@ -176,15 +175,11 @@ def bump(
     new = bumped(old, part)
     if not dry_run:
         old = set_version(file, new)
-    shown = _shown(file, catalog.root)
+    where = shown(file, catalog.root)
     if json_output:
         session.output.data(
-            {"ok": True, "image": name, "file": shown, "old": old, "new": new, "dry_run": dry_run}
+            {"ok": True, "image": name, "file": where, "old": old, "new": new, "dry_run": dry_run}
         )
         return
-    change = f"{name}: {old} → {new} ({shown})"
+    change = f"{name}: {old} → {new} ({where})"
     session.output.text(f"{change}: dry run, nothing written" if dry_run else change)
-
-
-def _shown(path: Path, root: Path) -> str:
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
