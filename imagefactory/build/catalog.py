@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from imagefactory.build.packer import build_catalog_with_packer
-from imagefactory.build.run import BuildOptions, build_catalog
+from imagefactory.build.packer import PackerRun, check_packer_build
+from imagefactory.build.run import BuildOptions, BuildRun, execute
 from imagefactory.build.schedule import BuildReporter, Outcome, images_to_build
 from imagefactory.errors import UserError
 from imagefactory.project.plan import PlanEntry, plan_images
+from imagefactory.registry.client import registry_session
 from imagefactory.spec.catalog import Catalog
 
 Builder = Literal["docker", "packer"]
@@ -38,12 +39,16 @@ def build_plan(catalog: Catalog, request: BuildRequest) -> list[PlanEntry]:
 def build_images(catalog: Catalog, request: BuildRequest, reporter: BuildReporter) -> list[Outcome]:
     """Build or reuse the requested images and their ancestors, in DAG order."""
     selected = catalog.select(list(request.images))
-    if request.engine == "docker":
-        return build_catalog(catalog, selected, request.options, reporter)
-    not_packer = [i.ref for i in selected if "packer" not in i.spec.targets]
-    if request.images and not_packer:
-        raise UserError(
-            f"--engine packer builds images that target packer; not: {', '.join(not_packer)}",
-            hint="add 'packer' to their targets, or build them with --engine docker",
-        )
-    return build_catalog_with_packer(catalog, selected, request.options, reporter)
+    images = images_to_build(catalog, selected)
+    run_type = BuildRun
+    if request.engine == "packer":
+        not_packer = [i.ref for i in selected if "packer" not in i.spec.targets]
+        if request.images and not_packer:
+            raise UserError(
+                f"--engine packer builds images that target packer; not: {', '.join(not_packer)}",
+                hint="add 'packer' to their targets, or build them with --engine docker",
+            )
+        check_packer_build(catalog, images)
+        run_type = PackerRun
+    with registry_session(catalog, []) as client:
+        return execute(run_type(catalog, client, request.options, reporter), images)

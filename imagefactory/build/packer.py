@@ -18,11 +18,9 @@ from pathlib import Path
 
 from imagefactory import tools
 from imagefactory.build.provision import ansible_programs, check_playbooks
-from imagefactory.build.run import BuildOptions, BuildRun, execute
-from imagefactory.build.schedule import BuildReporter, Outcome, images_to_build
+from imagefactory.build.run import BuildRun
 from imagefactory.project.hashing import ContentInputs, content_inputs
 from imagefactory.project.paths import slug, work_dir
-from imagefactory.registry.client import registry_session
 from imagefactory.render.catalog import Pins
 from imagefactory.render.packer import render_packer, write_packer_folder
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -81,14 +79,9 @@ def packer_env(folder: Path) -> dict[str, str]:
     }
 
 
-def build_catalog_with_packer(
-    catalog: Catalog,
-    selected: list[CatalogImage],
-    options: BuildOptions,
-    reporter: BuildReporter,
-) -> list[Outcome]:
-    """:func:`imagefactory.build.run.build_catalog`, with Packer for images that target packer."""
-    images = images_to_build(catalog, selected)
+def check_packer_build(catalog: Catalog, images: list[CatalogImage]) -> None:
+    """Refuse, before anything runs, what :class:`PackerRun` could not build: no packer, a
+    playbook naming a missing role, a template that does not render."""
     packer_cli()  # without packer: the UserError saying how to install it, before any work
     # Every template renders (settings, secrets, healthcheck, playbooks) before anything runs.
     pins = Pins(catalog.project, content_inputs(catalog), {})
@@ -99,5 +92,3 @@ def build_catalog_with_packer(
         if uses_packer(image):
             folder = work_dir(catalog) / "packer" / slug(image.ref)
             render_packer(catalog, image, pins, folder)
-    with registry_session(catalog, []) as client:
-        return execute(PackerRun(catalog, client, options, reporter), images)

@@ -32,7 +32,7 @@ from imagefactory import git, tools
 from imagefactory.build.bootstrap import rootfs_tar
 from imagefactory.build.docker import Engine
 from imagefactory.build.provision import provision
-from imagefactory.build.schedule import BuildReporter, Outcome, images_to_build, run_in_dag_order
+from imagefactory.build.schedule import BuildReporter, Outcome, run_in_dag_order
 from imagefactory.errors import (
     EXIT_INTERNAL,
     EXIT_USER_ERROR,
@@ -45,7 +45,7 @@ from imagefactory.project.naming import content_tag, repository
 from imagefactory.project.paths import slug, state_file, work_dir
 from imagefactory.project.plan import rebuild_reasons
 from imagefactory.project.state import ImageRecord, load_state, save_state, with_record
-from imagefactory.registry.client import RegistryClient, registry_session
+from imagefactory.registry.client import RegistryClient
 from imagefactory.render.catalog import Pins
 from imagefactory.render.dockerfile import render_dockerfile, write_build_context
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -76,17 +76,6 @@ class BuildFailed(ImageFactoryError):
         if skipped:
             lines.append(f"  not built because a parent failed: {', '.join(skipped)}")
         super().__init__("\n".join(lines), hint=failed[0].error.hint if failed[0].error else None)
-
-
-def build_catalog(
-    catalog: Catalog,
-    selected: list[CatalogImage],
-    options: BuildOptions,
-    reporter: BuildReporter,
-) -> list[Outcome]:
-    images = images_to_build(catalog, selected)
-    with registry_session(catalog, []) as client:
-        return execute(BuildRun(catalog, client, options, reporter), images)
 
 
 def execute(run: BuildRun, images: list[CatalogImage]) -> list[Outcome]:
