@@ -74,9 +74,11 @@ def run(
     hint: str | None = None,
     on_line: Callable[[str], None] | None = None,
     separate_stderr: bool = False,
+    exact_output: bool = False,
 ) -> Result:
     """Run ``argv``; stdout and stderr are merged unless ``separate_stderr``. ``on_line`` sees
-    each output line as it comes.
+    each output line as it comes. The output's lines are joined with newlines, without a last
+    one; with ``exact_output`` it is the text exactly as written (a file's content read back).
 
     ``env`` entries are added to the current environment. The whole output is kept in the
     result; a failure shows its last lines.
@@ -121,7 +123,8 @@ def run(
             ) from exc
         for reader in readers:
             reader.join()
-    result = Result(command, returncode, "\n".join(lines), "\n".join(errors))
+    join = "".join if exact_output else _joined
+    result = Result(command, returncode, join(lines), join(errors))
     if check and returncode != 0:
         raise ToolError(command, returncode, _tail(lines + errors), hint=hint)
     return result
@@ -140,13 +143,18 @@ def _pump(
     assert stream is not None
     try:
         for raw in stream:
-            line = scrub(raw.decode("utf-8", "replace").rstrip("\n"))
+            line = scrub(raw.decode("utf-8", "replace"))
             lines.append(line)
             if on_line is not None:
-                on_line(line)
+                on_line(line.rstrip("\n"))
     except (OSError, ValueError):
         return  # the pipe was closed under us (the process was killed on Ctrl-C or a timeout)
 
 
+def _joined(lines: list[str]) -> str:
+    """Output lines as text: one newline between lines, none at the end."""
+    return "\n".join(line.rstrip("\n") for line in lines)
+
+
 def _tail(lines: list[str]) -> str:
-    return "\n".join(lines[-TAIL_LINES:])
+    return _joined(lines[-TAIL_LINES:])

@@ -114,6 +114,7 @@ class Engine:
         stdin: bytes | None = None,
         on_line: Callable[[str], None] | None = None,
         separate_stderr: bool = False,
+        exact_output: bool = False,
     ) -> tools.Result:
         """``docker ARGS`` with this engine's CLI and environment (a failure is a ToolError)."""
         return tools.run(
@@ -125,6 +126,7 @@ class Engine:
             stdin=stdin,
             on_line=on_line,
             separate_stderr=separate_stderr,
+            exact_output=exact_output,
         )
 
     @contextlib.contextmanager
@@ -276,11 +278,20 @@ class Engine:
         self._run([*argv, reference, *command], timeout=300, hint=hint)
 
     def exec(
-        self, name: str, argv: Sequence[str], *, user: str | None = None, timeout: float = 30
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        user: str | None = None,
+        timeout: float = 30,
+        exact_output: bool = False,
     ) -> tools.Result:
-        """Run ``argv`` in container ``name`` (no shell); its exit code, stdout and stderr."""
+        """Run ``argv`` in container ``name`` (no shell); its exit code, stdout and stderr
+        (``exact_output``: as written, final newline included)."""
         command = ["exec", *(["--user", user] if user else []), name, *argv]
-        return self._run(command, check=False, timeout=timeout, separate_stderr=True)
+        return self._run(
+            command, check=False, timeout=timeout, separate_stderr=True, exact_output=exact_output
+        )
 
     def state(self, name: str) -> tuple[str, str] | None:
         """(status, exit code) of container ``name``; None when it cannot be inspected."""

@@ -181,7 +181,11 @@ class EngineBackend(DockerBackend):  # type: ignore[misc]  # testinfra has no ty
 
     def run(self, command: str, *args: str, **kwargs: Any) -> Any:
         cmd = self.get_command(command, *args)
-        result = self.container.exec(["/bin/sh", "-c", cmd], timeout=TESTINFRA_TIMEOUT)
+        # exactly as written: a file's content keeps its last newline, as testinfra's own
+        # backend gives it
+        result = self.container.exec(
+            ["/bin/sh", "-c", cmd], timeout=TESTINFRA_TIMEOUT, exact_output=True
+        )
         return self.result(result.returncode, self.encode(cmd), result.output, result.stderr)
 
 

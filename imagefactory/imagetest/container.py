@@ -28,10 +28,17 @@ class Container:
     # (a service port is missing when the container stopped before it could be published)
 
     def exec(
-        self, argv: list[str], *, user: str | None = None, timeout: float = 30
+        self,
+        argv: list[str],
+        *,
+        user: str | None = None,
+        timeout: float = 30,
+        exact_output: bool = False,
     ) -> tools.Result:
         """Run ``argv`` in the container (no shell), as ``user``, with the image's environment."""
-        return self.engine.exec(self.name, argv, user=user, timeout=timeout)
+        return self.engine.exec(
+            self.name, argv, user=user, timeout=timeout, exact_output=exact_output
+        )
 
     def stopped(self) -> str:
         """Why the container is not running ("" while it runs): its exit code and last output."""

@@ -185,3 +185,18 @@ def test_custom_tests_run_the_engines_cli_with_its_config(
         ["exec", "imagefactory-test-x", "/bin/sh", "-c", "echo hello"]
     ]
     assert on_path_elsewhere.calls() == []
+
+
+def test_file_content_keeps_its_last_newline(engine: Engine, tmp_path: Path) -> None:
+    """Read through the engine, a file's content is the file exactly: ``ends\\Z`` (Go's ``ends$``
+    in a structure test) does not match ``ends\\n``, as with testinfra's own backend."""
+    marker = tmp_path / "marker.txt"
+    marker.write_text("it ends\n")
+    tests = ImageTests(
+        files=[
+            FileCheck(path=str(marker), contains=r"it ends\n\Z"),
+            FileCheck(path=str(marker), contains=r"it ends\Z"),
+        ]
+    )
+    results = list(container_checks(tests, Container("imagefactory-test-x", engine), "root", ""))
+    assert [r.passed for r in results] == [True, False]
