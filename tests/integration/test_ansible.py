@@ -20,7 +20,7 @@ import pytest
 from imagefactory.build.provision import provision, run_playbook
 from imagefactory.errors import ToolError, UserError
 from imagefactory.project.hashing import content_inputs
-from imagefactory.render.catalog import parent_pin
+from imagefactory.render.catalog import Pins
 from imagefactory.spec.loader import load_catalog
 
 from .helpers.example import ExampleBuild, cli_json, edit_text, git_commit, imagefactory
@@ -57,7 +57,7 @@ def test_playbook_is_applied_committed_and_idempotent(
             base,
             tag,
             inputs[REF].content_hash,
-            parent_pin(catalog, image, inputs, digests),
+            Pins(catalog.project, inputs, digests).parent(image),
             timeout=300,
         )
         assert [(r.playbook, r.changed, r.failed) for r in runs] == [("runtime.yml", 0, 0)]
