@@ -11,8 +11,8 @@ from typer.testing import CliRunner, Result
 
 import imagefactory.cli  # noqa: F401  (registers the commands on the app)
 from imagefactory.cli.app import app
-from imagefactory.cli.version import Part, assigned_versions, bumped
 from imagefactory.project.state import ImageRecord, State, save_state
+from imagefactory.release.versions import Part, assigned_versions, bumped
 
 from .conftest import Edit
 
