@@ -13,9 +13,6 @@ from imagefactory.cli.output import Output
 from imagefactory.imagetest.junit import write_junit
 from imagefactory.imagetest.results import ImageReport
 from imagefactory.imagetest.session import TestsFailed, test_images
-from imagefactory.project.paths import state_file
-from imagefactory.project.state import load_state
-from imagefactory.spec.catalog import Catalog
 
 
 @app.command(
@@ -46,9 +43,6 @@ def test_command(
     session, catalog = open_catalog(ctx, json_output)
     if not images and not all_images:
         raise typer.BadParameter("name images to test, or pass --all", param_hint="IMAGE")
-    selected = catalog.select(images or [])
-    if all_images and not images:
-        selected = [i for i in selected if i.ref in _built(catalog)]
     reports: list[ImageReport] = []
 
     def show(report: ImageReport) -> None:
@@ -57,7 +51,7 @@ def test_command(
             _table(session.output, report)
 
     try:
-        test_images(catalog, selected, show)
+        test_images(catalog, images or [], show)
     except TestsFailed as failed:
         if json_output:  # one document: the reports and the verdict, not a second error document
             session.output.data(
@@ -77,10 +71,6 @@ def test_command(
         session.output.data({"ok": True, "images": [_as_dict(r) for r in reports]})
         return
     session.output.text(f"{len(reports)} images passed their tests")
-
-
-def _built(catalog: Catalog) -> set[str]:
-    return {ref for ref, record in load_state(state_file(catalog)).images.items() if record.digest}
 
 
 def _table(output: Output, report: ImageReport) -> None:

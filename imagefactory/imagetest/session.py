@@ -75,9 +75,14 @@ class Suite:
 
 
 def test_images(
-    catalog: Catalog, selected: list[CatalogImage], on_report: Callable[[ImageReport], None]
+    catalog: Catalog, images: list[str], on_report: Callable[[ImageReport], None]
 ) -> list[ImageReport]:
+    """Test the digest each build recorded, of ``images`` (refs or names), or of every image
+    the state file records a build of when ``images`` is empty."""
     state = load_state(state_file(catalog))
+    selected = catalog.select(images)
+    if not images:
+        selected = [i for i in selected if (r := state.images.get(i.ref)) and r.digest]
     records = built_records(catalog, selected, state)
     registry = build_registry(catalog.project)
     reports = []
