@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -39,12 +38,24 @@ from typing import Any
 import pytest
 import yaml
 
-from .helpers.example import SESSION_LABEL, ExampleBuild, cli_json, edit_text, imagefactory
+from .helpers.example import (
+    ExampleBuild,
+    cli_json,
+    copy_built_example,
+    edit_text,
+    imagefactory,
+)
+from .helpers.imagetest import (
+    checks_of,
+    first_json,
+    json_documents,
+    one_check,
+    session_containers,
+)
 from .helpers.services import docker
 
 pytestmark = pytest.mark.integration
 
-TEST_LABEL = "org.imagefactory.test"  # imagefactory.imagetest.container.TEST_LABEL
 EXAMPLE = ("base/debian12", "runtime/llm:cpu", "app/rag-api")
 RUN_TIMEOUT = 300  # one `imagefactory test` run: three images, a uvicorn start, service waits
 APP_SPEC = Path("images/app/rag-api/image.yaml")
@@ -61,43 +72,10 @@ ENTRYPOINT = ["python", "-m", "uvicorn", "rag_api.main:app", "--host", "0.0.0.0"
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def private_copy(build: ExampleBuild, target: Path) -> Path:
-    """The same private copy as conftest's function-scoped ``example_copy``, for the module-scoped
-    runs below: same images, state, git history and namespace; the rootfs cache shared."""
-    shutil.copytree(
-        build.root,
-        target,
-        symlinks=True,
-        ignore=lambda folder, names: (
-            ["build", "cache"] if Path(folder) == build.root / ".imagefactory" else []
-        ),
-    )
-    cache = build.root / ".imagefactory" / "cache"
-    cache.mkdir(exist_ok=True)
-    (target / ".imagefactory" / "cache").symlink_to(cache, target_is_directory=True)
-    return target
-
-
 def state_images(root: Path) -> dict[str, dict[str, Any]]:
     images = json.loads((root / ".imagefactory" / "state.json").read_text())["images"]
     assert isinstance(images, dict)
     return images
-
-
-def session_containers(session: str) -> list[str]:
-    """Test containers of this session's images, running or not: ``name image status``."""
-    out = docker(
-        "ps",
-        "-a",
-        "--filter",
-        f"label={TEST_LABEL}",
-        "--filter",
-        f"label={SESSION_LABEL}={session}",
-        "--format",
-        "{{.Names}} {{.Image}} {{.Status}}",
-        timeout=30,
-    ).stdout
-    return out.splitlines()
 
 
 def remove_containers(lines: list[str]) -> None:
@@ -105,39 +83,6 @@ def remove_containers(lines: list[str]) -> None:
     names = [line.split()[0] for line in lines]
     if names:
         docker("rm", "--force", *names, check=False, timeout=60)
-
-
-def json_documents(text: str) -> list[dict[str, Any]]:
-    """Every JSON document of ``text`` (a failing ``--json`` run prints two; see the xfail)."""
-    decoder, documents, position = json.JSONDecoder(), [], 0
-    while text[position:].strip():
-        position += len(text[position:]) - len(text[position:].lstrip())
-        document, position = decoder.raw_decode(text, position)
-        assert isinstance(document, dict), document
-        documents.append(document)
-    return documents
-
-
-def first_json(text: str) -> dict[str, Any]:
-    """The report of a ``--json`` run."""
-    return json_documents(text)[0]
-
-
-def checks_of(document: dict[str, Any], ref: str) -> list[dict[str, Any]]:
-    images = {image["image"]: image for image in document["images"]}
-    assert ref in images, f"{ref} not in the report: {sorted(images)}"
-    checks = images[ref]["checks"]
-    assert isinstance(checks, list)
-    return checks
-
-
-def one_check(checks: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    found = [c for c in checks if c["kind"] == kind and c["name"] == name]
-    assert len(found) == 1, (
-        f"expected exactly one {kind} check named {name!r}, found {len(found)}; "
-        f"{kind} checks: {[c['name'] for c in checks if c['kind'] == kind]}"
-    )
-    return found[0]
 
 
 def why(check: dict[str, Any]) -> str:
@@ -191,7 +136,7 @@ class Run:
 
 @pytest.fixture(scope="module")
 def shared_copy(example_build: ExampleBuild, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return private_copy(example_build, tmp_path_factory.mktemp("imagetest") / "catalog")
+    return copy_built_example(example_build, tmp_path_factory.mktemp("imagetest") / "catalog")
 
 
 @pytest.fixture(scope="module")

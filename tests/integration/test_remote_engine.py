@@ -21,9 +21,9 @@ import yaml
 
 from .helpers.bridge import bridge_gateway
 from .helpers.example import ExampleBuild, imagefactory
+from .helpers.imagetest import checks_of, first_json, one_check, session_containers
 from .helpers.services import docker
 from .helpers.tcp_forward import forwarding, unix_socket
-from .test_imagetest import checks_of, first_json, one_check, session_containers
 
 pytestmark = pytest.mark.integration
 
