@@ -7,7 +7,7 @@ from pathlib import Path
 
 from imagefactory.gitops import repo
 from imagefactory.gitops.manifests import applications, overlay_file
-from imagefactory.gitops.update import read_pins
+from imagefactory.gitops.update import read_overlay, read_pins
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import load_state
 from imagefactory.spec.catalog import Catalog
@@ -48,11 +48,11 @@ def _compare(catalog: Catalog, settings: GitopsSettings, env: str, checkout: Pat
         record = state.images.get(image.ref)
         held = record.environments.get(env) if record else None
         want = held.digest if held else None
-        path = checkout / overlay_file(settings, image, env)
-        if not path.is_file():
+        text = read_overlay(checkout, overlay_file(settings, image, env))
+        if text is None:
             rows.append(Drift(image.ref, None, want, "no-overlay"))
             continue
-        pinned = read_pins(path.read_text(encoding="utf-8")).get(image.spec.name)
+        pinned = read_pins(text).get(image.spec.name)
         if pinned == want:
             status = "in-sync" if want else "not-in-state"
         elif want is None:

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagefactory import git
+from imagefactory.atomic import write_atomically
 from imagefactory.errors import UserError
 from imagefactory.gitops import repo
 from imagefactory.gitops.manifests import app_name, application, is_application, overlay_file
-from imagefactory.gitops.update import check_digest, read_pins, set_pin
+from imagefactory.gitops.update import check_digest, read_overlay, read_pins, set_pin
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import EnvironmentRecord, load_state
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -134,18 +135,17 @@ class _Pin:
     def apply(self, workdir: Path) -> OverlayEdit:
         """Pin the digest in the environment's overlay of ``workdir``; say what it held."""
         relative = overlay_file(self.settings, self.image, self.env)
-        path = workdir / relative
-        if not path.is_file():
+        text = read_overlay(workdir, relative)
+        if text is None:
             raise UserError(
                 f"the GitOps repository has no {relative}",
                 hint="generate the layout with: imagefactory gitops init DIR, and commit it",
             )
-        text = path.read_bytes().decode("utf-8")  # bytes: CRLF line endings stay as they are
         previous = read_pins(text).get(self.image.spec.name)
         edited = set_pin(text, self.image.spec.name, self.digest, where=relative)
         if edited == text:
             return OverlayEdit(previous, None)
-        path.write_bytes(edited.encode("utf-8"))
+        write_atomically(workdir / relative, edited.encode("utf-8"), mode=0o644, root=workdir)
         return OverlayEdit(previous, self._message(previous))
 
     def _message(self, previous: str | None) -> str:

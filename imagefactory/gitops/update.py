@@ -9,10 +9,12 @@ result is parsed again and must differ from the original in that one pin alone.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from imagefactory.atomic import read_inside
 from imagefactory.errors import UserError
 
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -25,6 +27,21 @@ def check_digest(digest: str) -> str:
             hint="write sha256: followed by 64 lowercase hex digits",
         )
     return digest
+
+
+def read_overlay(checkout: Path, relative: str) -> str | None:
+    """The text of the file ``relative`` in ``checkout``, None when there is none. Read as bytes
+    (CRLF line endings stay as they are), never through a symlink, never outside ``checkout``."""
+    data = read_inside(checkout, relative)
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{relative} is not UTF-8 text (byte {exc.start})",
+            hint="regenerate the overlay with: imagefactory gitops init",
+        ) from exc
 
 
 def read_pins(text: str) -> dict[str, str | None]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagefactory import tools
+from imagefactory.atomic import read_regular
 from imagefactory.errors import ToolError
 from imagefactory.project.naming import build_registry
 from imagefactory.project.paths import ca_bundle_path
@@ -188,9 +189,10 @@ def cert_dir(ca_bundle: Path | None) -> Iterator[Path | None]:
     if ca_bundle is None:
         yield None
         return
+    bundle = read_regular(ca_bundle, what="build.ca_bundle")  # a FIFO or a device: refused
     folder = Path(tempfile.mkdtemp(prefix="imagefactory-certs-"))
     try:
-        shutil.copyfile(ca_bundle, folder / "ca.crt")
+        (folder / "ca.crt").write_bytes(bundle)
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
