@@ -4,6 +4,13 @@ Commands are argv lists, never shell strings. A failure raises :class:`ToolError
 command, its exit code, the tail of its output and a hint. Values registered with
 :func:`redact` (registry passwords, secret values) are masked in every message and log line
 that passes through here.
+
+A child gets an environment built for it, not all of ours: the inherited environment less every
+variable whose value is a redacted secret and every variable named by :func:`secret_names`
+(those the project names for registry credentials and build secrets), plus what the caller
+passes in ``env``. A child that needs a secret variable gets it only that way, explicitly.
+Secret values never go on an argv (``ps`` shows it to every user): they reach a child through
+its environment or a file in the run's private folder (``imagefactory.scratch``).
 """
 
 from __future__ import annotations
@@ -25,12 +32,28 @@ DEFAULT_DOCKER = "/usr/bin/docker"
 TAIL_LINES = 30
 
 _redacted: set[str] = set()
+_secret_names: set[str] = set()
 
 
 def redact(secret: str) -> None:
     """Never show ``secret`` in messages or logs that pass through this module."""
     if len(secret) >= 4:
         _redacted.add(secret)
+
+
+def secret_names(*names: str) -> None:
+    """The variables ``names`` hold secrets: no child inherits them (see the module's rule)."""
+    _secret_names.update(names)
+
+
+def _environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child: ours without secrets, then ``env`` (passed as it is)."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in _secret_names and value not in _redacted
+    }
+    return {**inherited, **(env or {})}
 
 
 def scrub(text: str) -> str:
@@ -80,11 +103,12 @@ def run(
     each output line as it comes. The output's lines are joined with newlines, without a last
     one; with ``exact_output`` it is the text exactly as written (a file's content read back).
 
-    ``env`` entries are added to the current environment. The whole output is kept in the
-    result; a failure shows its last lines.
+    The child gets our environment without the secrets (the module's rule), with
+    ``env``'s entries added. The whole output is kept in the result; a failure shows its last
+    lines.
     """
     command = [str(a) for a in argv]
-    full_env = {**os.environ, **(env or {})}
+    full_env = _environment(env)
     lines: list[str] = []
     errors: list[str] = []
     try:

@@ -108,6 +108,7 @@ class Engine:
         self,
         args: Sequence[str | Path],
         *,
+        env: Mapping[str, str] | None = None,
         hint: str | None = None,
         check: bool = True,
         timeout: float = 60,
@@ -116,10 +117,11 @@ class Engine:
         separate_stderr: bool = False,
         exact_output: bool = False,
     ) -> tools.Result:
-        """``docker ARGS`` with this engine's CLI and environment (a failure is a ToolError)."""
+        """``docker ARGS`` with this engine's CLI and environment, and ``env`` (a failure is a
+        ToolError)."""
         return tools.run(
             [self.cli, *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             check=check,
             timeout=timeout,
             hint=hint,
@@ -184,6 +186,11 @@ class Engine:
         no_cache: bool,
         on_line: Callable[[str], None] | None = None,
     ) -> BuiltImage:
+        """Build ``context`` as ``tag``. Only the names of ``build_args`` are on the argv (which
+        ``ps`` shows to every user): the CLI reads a ``--build-arg NAME`` without a value from
+        its environment, where the values are. (A CLI that reaches a ``tcp://`` daemon through
+        HTTP also reads HTTP_PROXY and HTTPS_PROXY there: NO_PROXY should then name the daemon.)
+        ``secrets`` are files the CLI reads and hands to BuildKit."""
         iidfile = context / ".imagefactory-iid"
         argv: list[str | Path] = [
             "build",
@@ -195,12 +202,16 @@ class Engine:
             tag,
         ]
         argv += [f"--label={k}={v}" for k, v in sorted(labels.items())]
-        argv += [f"--build-arg={k}={v}" for k, v in sorted(build_args.items())]
+        argv += [f"--build-arg={name}" for name in sorted(build_args)]
         argv += [f"--secret=id={sid},src={path}" for sid, path in sorted(secrets.items())]
         argv += ["--no-cache"] if no_cache else []
         argv.append(context)
         self._run(
-            argv, timeout=3600, on_line=on_line, hint="the build log above shows the failing step"
+            argv,
+            env=build_args,
+            timeout=3600,
+            on_line=on_line,
+            hint="the build log above shows the failing step",
         )
         image_id = iidfile.read_text().strip()
         iidfile.unlink()

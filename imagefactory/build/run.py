@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +26,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from imagefactory import git, tools
+from imagefactory import git, scratch, tools
 from imagefactory.build.bootstrap import rootfs_tar
 from imagefactory.build.docker import Engine
 from imagefactory.build.provision import provision
@@ -97,6 +95,7 @@ class BuildRun:
         options: BuildOptions,
         reporter: BuildReporter,
     ) -> None:
+        tools.secret_names(*_secret_variables(catalog))  # before any child starts
         self.catalog = catalog
         self.client = client
         self.options = options
@@ -296,11 +295,16 @@ def _step_of(error: ImageFactoryError) -> str:
     return error.message.splitlines()[0][:160]
 
 
+def _secret_variables(catalog: Catalog) -> list[str]:
+    """The variables the catalog's build secrets read: no child inherits them."""
+    return [s.env for image in catalog.images.values() for s in image.spec.secrets if s.env]
+
+
 @contextmanager
 def _secret_files(root: Path, secrets: list[BuildSecret]) -> Iterator[dict[str, Path]]:
-    """Secret values as files BuildKit can mount: env values go to a private temp dir."""
-    folder = Path(tempfile.mkdtemp(prefix="imagefactory-secrets-"))
-    try:
+    """Secret values as files BuildKit can mount: env values go to a folder in the run's
+    private folder (``scratch``: 0700, on tmpfs where there is one), removed afterwards."""
+    with scratch.private_folder("secrets-") as folder:
         files: dict[str, Path] = {}
         for secret in secrets:
             if secret.env is not None:
@@ -324,8 +328,6 @@ def _secret_files(root: Path, secrets: list[BuildSecret]) -> Iterator[dict[str, 
                 elif secret.required:
                     raise UserError(f"build secret '{secret.id}' reads {path}, which is not a file")
         yield files
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _revision_labels(root: Path) -> dict[str, str]:

@@ -2,8 +2,10 @@
 
 Usernames and passwords come from the environment variables the project file names for each
 registry. They are written only into that temporary config (mode 0600, never on a command
-line), registered with ``tools.redact`` so no message shows them, and never stored in state or
-logs. Without those variables the user's own Docker config is used as it is.
+line, in the run's private folder: ``imagefactory.scratch``), registered with ``tools.redact``
+so no message shows them, and never stored in state or logs; the variables are declared secret
+(``tools.secret_names``), so no child process inherits them. Without those variables the
+user's own Docker config is used as it is.
 """
 
 from __future__ import annotations
@@ -11,13 +13,11 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from imagefactory import tools
+from imagefactory import scratch, tools
 from imagefactory.ci_env import in_gitlab_ci
 from imagefactory.errors import UserError
 from imagefactory.spec.models import Registry
@@ -28,6 +28,7 @@ def login_entry(registry: Registry) -> tuple[str, str] | None:
     if registry.username_env is None and registry.password_env is None:
         return None
     names = [n for n in (registry.username_env, registry.password_env) if n]
+    tools.secret_names(*names)
     missing = [n for n in names if not os.environ.get(n)]
     if missing or len(names) != 2:
         hint = (
@@ -61,11 +62,8 @@ def docker_config(registries: Iterable[Registry]) -> Iterator[Path | None]:
     if not auths:
         yield None
         return
-    folder = Path(tempfile.mkdtemp(prefix="imagefactory-docker-"))
-    try:
+    with scratch.private_folder("docker-") as folder:
         config = folder / "config.json"
         config.touch(mode=0o600)
         config.write_text(json.dumps({"auths": auths}), encoding="utf-8")
         yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)

@@ -1,16 +1,20 @@
 """Registry credentials from the variables the project file names: a private temporary Docker
-config, redacted from every message, gone afterwards; a missing variable is a clear error that
-knows about GitLab's protected variables."""
+config in the run's private folder, redacted from every message, gone afterwards, the variables
+inherited by no child; a missing variable is a clear error that knows about GitLab's protected
+variables."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import stat
+import sys
+from pathlib import Path
 
 import pytest
 
-from imagefactory import tools
+from imagefactory import scratch, tools
 from imagefactory.errors import UserError
 from imagefactory.registry.credentials import docker_config, login_entry
 from imagefactory.spec.models import Registry
@@ -38,6 +42,33 @@ def test_a_temporary_private_config_that_is_removed(monkeypatch: pytest.MonkeyPa
         assert PASSWORD not in tools.scrub(f"login with {PASSWORD} as {token}")
         assert token not in tools.scrub(f"login with {PASSWORD} as {token}")
     assert not folder.exists()
+
+
+def test_the_config_is_in_the_runs_private_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On tmpfs where there is one, in a folder only this user can enter, that a later run
+    finds (and removes, if this one is killed) by its name."""
+    monkeypatch.setattr(scratch, "SHM", tmp_path)
+    monkeypatch.setattr(scratch, "_folder", None)
+    monkeypatch.setenv("TEST_REG_USER", "ci-bot")
+    monkeypatch.setenv("TEST_REG_PASSWORD", PASSWORD)
+    with docker_config([REGISTRY]) as folder:
+        assert folder is not None
+        run = folder.parent
+        assert run.parent == tmp_path
+        assert run.name.startswith(f"imagefactory-run-{os.getpid()}-")
+        assert stat.S_IMODE(run.stat().st_mode) == stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_no_child_inherits_the_credential_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_REG_USER", "ci-bot")
+    monkeypatch.setenv("TEST_REG_PASSWORD", PASSWORD)
+    with docker_config([REGISTRY]):
+        names = [sys.executable, "-c", "import os; print(' '.join(sorted(os.environ)))"]
+        inherited = tools.run(names).output.split()
+    assert "PATH" in inherited
+    assert {"TEST_REG_USER", "TEST_REG_PASSWORD"}.isdisjoint(inherited)
 
 
 def test_no_variables_named_means_the_users_own_login() -> None:

@@ -221,3 +221,48 @@ def test_children_that_run_docker_find_the_engines_cli_and_config(
         tools.run(["docker", "ps"], env=env)
     assert recording.calls() == [(str(engine.config_dir), ["ps"])]
     assert elsewhere.calls() == []
+
+
+# --------------------------------------------------------------------------- build
+
+
+#: Records its proxy variables and arguments; ``build`` writes the image id, ``image inspect``
+#: answers for it.
+BUILDING = """\
+#!/bin/sh
+{{ printf 'HTTP_PROXY=%s no_proxy=%s\\n' "${{HTTP_PROXY-}}" "${{no_proxy-}}"
+   printf '%s\\n' "$@"; echo --; }} >> {log}
+case "$1" in
+  build) while [ $# -gt 0 ]; do [ "$1" = --iidfile ] && echo sha256:{image} > "$2"; shift; done ;;
+  image) echo '[{{"Id": "sha256:{image}", "Size": 5}}]' ;;
+esac
+"""
+
+
+def test_build_args_reach_the_build_without_being_on_its_argv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ps`` shows every argv to every user: a proxy setting (and whatever it carries) goes
+    to the CLI in its environment, which a ``--build-arg NAME`` without a value reads."""
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    log = tmp_path / "calls.log"
+    cli = tmp_path / "fake-docker"
+    cli.write_text(BUILDING.format(log=log, image="b" * 64))
+    cli.chmod(0o755)
+    context = tmp_path / "context"
+    context.mkdir()
+    proxy = "http://proxy.example:3128"
+    built = Engine(cli=str(cli)).build(
+        context,
+        "example/app:1",
+        labels={},
+        build_args={"HTTP_PROXY": proxy, "no_proxy": "localhost"},
+        secrets={},
+        no_cache=False,
+    )
+    assert built.image_id == "sha256:" + "b" * 64
+    environment, *argv = log.read_text().split("--\n")[0].splitlines()
+    assert environment == f"HTTP_PROXY={proxy} no_proxy=localhost"
+    assert "--build-arg=HTTP_PROXY" in argv
+    assert "--build-arg=no_proxy" in argv
+    assert not [arg for arg in argv if "proxy.example" in arg or "localhost" in arg]
