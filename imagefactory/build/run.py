@@ -224,7 +224,8 @@ class BuildRun:
         return digest
 
     def _proxy_args(self) -> dict[str, str]:
-        """Docker's predefined proxy args: used by RUN steps, never stored in the image."""
+        """Docker's predefined proxy args: used by RUN steps, never stored in the image, and
+        on no argv (:meth:`Engine.build` hands the values to the CLI in its environment)."""
         proxy = self.catalog.project.build.proxy
         args = {}
         for name, value in (
