@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -17,8 +16,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from imagefactory.project.naming import CONTENT_LABEL, REF_LABEL
-from imagefactory.render.environment import render_template
+from imagefactory.render.environment import dockerfile_token, render_template, shell_word
 from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.walk import copy_into
 
 STANDARD_TEMPLATE = "dockerfile/Dockerfile.j2"
 OVERRIDE_TEMPLATE = "Dockerfile.j2"
@@ -84,15 +84,21 @@ def dockerfile_context(
     spec = image.spec
     build = catalog.project.build
     has_ca = build.ca_bundle is not None
+    # RUN fragments: ids and names are tokens (no shell or flag metacharacter), values shell words
     mounts = [f"--mount=type=bind,source={CA_FILE},target={CA_TARGET}"] if has_ca else []
     mounts += [
-        f"--mount=type=secret,id={s.id},required={'true' if s.required else 'false'}"
+        f"--mount=type=secret,id={dockerfile_token(s.id)},"
+        f"required={'true' if s.required else 'false'}"
         for s in spec.secrets
     ]
-    exports = [f'{s.as_env}="$(cat {SECRETS_DIR}/{s.id})"' for s in spec.secrets if s.as_env]
+    exports = [
+        f'{dockerfile_token(s.as_env)}="$(cat {shell_word(f"{SECRETS_DIR}/{s.id}")})"'
+        for s in spec.secrets
+        if s.as_env
+    ]
     pip_exports = [
         *([f"PIP_CERT={CA_TARGET}"] if has_ca else []),
-        *([f"PIP_INDEX_URL={shlex.quote(build.mirrors.pypi)}"] if build.mirrors.pypi else []),
+        *([f"PIP_INDEX_URL={shell_word(build.mirrors.pypi)}"] if build.mirrors.pypi else []),
         *exports,
     ]
     return {
@@ -165,10 +171,7 @@ def write_build_context(
         for entry in file_entries(image):
             target = staging / entry.context_path
             target.parent.mkdir(parents=True)
-            if entry.is_dir:
-                shutil.copytree(entry.source, target, symlinks=True)
-            else:
-                shutil.copy2(entry.source, target)
+            copy_into(entry.source, target)  # bounded; FIFOs, sockets, devices refused
         if rootfs is not None:
             os.link(rootfs, staging / ROOTFS_FILE)
         if folder.exists():

@@ -1,35 +1,153 @@
-"""The one Jinja environment every renderer uses: strict, deterministic, with a few filters.
+"""The one Jinja environment every renderer uses: sandboxed, strict, deterministic, with the
+escaping filters of each output context.
 
 Templates are looked up first in imagefactory's standard templates (``templates/``), then in the
 project root, so an image folder's ``Dockerfile.j2`` can ``{% extends "dockerfile/Dockerfile.j2" %}``
-and override blocks of the standard template without replacing the whole file.
+and override blocks of the standard template without replacing the whole file. An override is
+catalog input, so untrusted: every template renders in Jinja's immutable sandbox with only the
+filters and globals below, and a template that reaches for anything else is a ``UserError``.
+
+Every value reaches a template through one of the filters, each escaping for one context:
+
+* ``sh``: a POSIX shell word (RUN lines, Packer shell steps).
+* ``dockerfile_value``: an ENV, ARG or LABEL value, double-quoted for BuildKit's word lexer
+  (``frontend/dockerfile/shell/lex.go``): ``\\``, ``"`` and ``$`` are escaped, so ``$VAR`` and
+  ``${VAR}`` stay as written.
+* ``dockerfile_word``: a WORKDIR or USER argument: as it is when it holds no special character,
+  else quoted like a value.
+* ``dockerfile_token``: what BuildKit splits at whitespace or never unquotes (FROM, EXPOSE, flag
+  values, ENV/ARG/LABEL keys): only plain characters, anything else is refused.
+* ``dockerfile_args``: COPY arguments: plain tokens, else the JSON form, whose strings BuildKit
+  still expands (so ``\\``, quotes and ``$`` are escaped inside them).
+* ``json``: a JSON value (the exec form of CMD, ENTRYPOINT, HEALTHCHECK, which BuildKit does not
+  expand; YAML flow values).
+* ``dq``: a JSON string (YAML double-quoted scalars).
+* ``comment``: text after a ``#``: line breaks and control characters are written as escapes.
+
+A Dockerfile instruction is one line (a line break ends it, whatever the quoting), so a value with
+a line break is refused everywhere but in the JSON forms, which write it as ``\\n``.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 import shlex
+import traceback
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import jinja2
+import jinja2.exceptions
+import jinja2.sandbox
 
 from imagefactory.errors import UserError
 from imagefactory.project.paths import templates_dir
 
+# No quote, escape, "$", "=", "," or whitespace: BuildKit reads these back as written.
+_TOKEN = re.compile(r"[A-Za-z0-9_./:@+-]+")
+_LINE_BREAK = re.compile(r"[\n\r\x00]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_BUILTIN_FILTERS = ("join",)  # the Jinja filters the standard templates use
+_BUILTIN_TESTS = ("none", "defined")
+
+
+def _one_line(value: object, context: str) -> str:
+    text = str(value)
+    if _LINE_BREAK.search(text):
+        raise UserError(
+            f"{text!r} cannot be written as {context}: it holds a line break or NUL",
+            hint="a Dockerfile instruction is one line; write the value on one line",
+        )
+    return text
+
+
+def shell_word(value: object) -> str:
+    """``value`` as one POSIX shell word, on one line."""
+    return shlex.quote(_one_line(value, "a shell word"))
+
+
+def dockerfile_value(value: object) -> str:
+    """An ENV/ARG/LABEL value that BuildKit reads back exactly (no variable is expanded)."""
+    text = _one_line(value, "a Dockerfile value")
+    return '"' + re.sub(r'([\\"$])', r"\\\1", text) + '"'
+
+
+def dockerfile_token(value: object) -> str:
+    """A FROM/EXPOSE argument, a flag value or a key: plain characters only."""
+    text = str(value)
+    if not _TOKEN.fullmatch(text):
+        raise UserError(
+            f"{text!r} cannot be written into a Dockerfile here: only letters, digits and . _ / : @ + -",
+            hint="Dockerfile keys, flag values, FROM and EXPOSE arguments cannot be quoted",
+        )
+    return text
+
+
+def dockerfile_word(value: object) -> str:
+    """A WORKDIR/USER argument: plain when it can be, else quoted like a value."""
+    text = str(value)
+    return text if _TOKEN.fullmatch(text) else dockerfile_value(text)
+
+
+def dockerfile_args(values: Iterable[object]) -> str:
+    """COPY/ADD sources and destination: plain tokens, else the (variable-escaped) JSON form."""
+    texts = [str(v) for v in values]
+    if all(_TOKEN.fullmatch(t) for t in texts):
+        return " ".join(texts)
+    return json.dumps([re.sub(r"""([\\"'$])""", r"\\\1", t) for t in texts])
+
+
+def comment(value: object) -> str:
+    """Text for a comment line: line breaks and control characters as JSON escapes."""
+    return _CONTROL.sub(lambda m: json.dumps(m.group())[1:-1], str(value))
+
+
+class _ConfinedLoader(jinja2.FileSystemLoader):
+    """A file-system loader that does not follow a symlink out of its search path."""
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        resolved = Path(filename).resolve()
+        if not any(resolved.is_relative_to(Path(p).resolve()) for p in self.searchpath):
+            raise UserError(
+                f"template '{template}' is a link to {resolved}, outside {', '.join(self.searchpath)}",
+                hint="a template override must be a file inside the project",
+            )
+        return source, filename, uptodate
+
 
 @functools.lru_cache(maxsize=8)
 def environment(project_root: Path) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([templates_dir(), project_root]),
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
+        loader=_ConfinedLoader([templates_dir(), project_root]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,  # we render Dockerfiles, HCL and YAML, never HTML
     )
-    env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False)
-    env.filters["dq"] = lambda value: json.dumps(str(value), ensure_ascii=False)
-    env.filters["sh"] = lambda value: shlex.quote(str(value))
+    env.globals.clear()  # range, dict, cycler, joiner, namespace, lipsum: none is needed
+    env.filters = {name: env.filters[name] for name in _BUILTIN_FILTERS}
+    env.tests = {name: env.tests[name] for name in _BUILTIN_TESTS}
+    env.filters.update(
+        json=lambda value: json.dumps(value, ensure_ascii=False),
+        dq=lambda value: json.dumps(str(value), ensure_ascii=False),
+        sh=shell_word,
+        dockerfile_value=dockerfile_value,
+        dockerfile_word=dockerfile_word,
+        dockerfile_token=dockerfile_token,
+        dockerfile_args=dockerfile_args,
+        comment=comment,
+    )
     return env
+
+
+def _template_line(exc: BaseException) -> str:
+    """``file:line`` of the innermost template frame of ``exc``'s traceback, if any."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".j2")]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
 def render_template(project_root: Path, name: str, context: dict[str, object]) -> str:
@@ -45,8 +163,19 @@ def render_template(project_root: Path, name: str, context: dict[str, object]) -
         raise UserError(
             f"{exc.filename or exc.name}:{exc.lineno}: template syntax error: {exc.message}"
         ) from exc
+    except jinja2.exceptions.SecurityError as exc:
+        raise UserError(
+            f"{_template_line(exc) or name}: refused by the template sandbox: {exc}",
+            hint="a template may use the values and filters of the standard one, no Python",
+        ) from exc
     except jinja2.UndefinedError as exc:
         raise UserError(
-            f"template '{name}' uses an undefined value: {exc.message}",
+            f"{_template_line(exc) or name}: template '{name}' uses an undefined value: "
+            f"{exc.message}",
             hint="an override template may only use the values the standard one uses",
         ) from exc
+    except UserError as exc:
+        where = _template_line(exc)
+        if not where:
+            raise
+        raise UserError(f"{where}: {exc.message}", hint=exc.hint) from exc

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -36,7 +35,13 @@ from imagefactory.render.dockerfile import (
     image_labels,
     write_build_context,
 )
-from imagefactory.render.environment import render_template
+from imagefactory.render.environment import (
+    dockerfile_token,
+    dockerfile_value,
+    dockerfile_word,
+    render_template,
+    shell_word,
+)
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.packer import load_settings
 from imagefactory.spec.parents import BootstrapParent
@@ -72,23 +77,27 @@ def config_changes(
     with another entrypoint; these put back what the Dockerfile path would give the image.
     """
     spec = image.spec
-    changes = [f"ENV {name}={json.dumps(value)}" for name, value in spec.env.items()]
-    changes.append(f"WORKDIR {_lineage_value(catalog, image, 'workdir') or '/'}")
-    changes += [f"EXPOSE {port}" for port in spec.ports]
+    changes = [
+        f"ENV {dockerfile_token(name)}={dockerfile_value(value)}"
+        for name, value in spec.env.items()
+    ]
+    changes.append(f"WORKDIR {dockerfile_word(_lineage_value(catalog, image, 'workdir') or '/')}")
+    changes += [f"EXPOSE {dockerfile_token(port)}" for port in spec.ports]
     entrypoint = _lineage_value(catalog, image, "entrypoint")
     cmd = _lineage_value(catalog, image, "cmd")
     changes.append(f"ENTRYPOINT {json.dumps(entrypoint or [])}")
     changes.append(f"CMD {json.dumps(cmd or [])}")
     changes += [
-        f"LABEL {name}={json.dumps(value)}"
+        f"LABEL {dockerfile_token(name)}={dockerfile_value(value)}"
         for name, value in image_labels(image, content_hash, parent).items()
     ]
-    changes.append(f"USER {catalog.numeric_user(image.ref)}")
+    changes.append(f"USER {dockerfile_word(catalog.numeric_user(image.ref))}")
     return changes
 
 
 def _shell_steps(catalog: Catalog, image: CatalogImage) -> list[dict[str, Any]]:
-    """The Dockerfile's RUN/COPY steps as Packer provisioners, in the same order."""
+    """The Dockerfile's RUN/COPY steps as Packer provisioners, in the same order: every value
+    in a command is a shell word, every command an HCL string."""
     spec = image.spec
     build = catalog.project.build
     has_ca = build.ca_bundle is not None
@@ -102,15 +111,16 @@ def _shell_steps(catalog: Catalog, image: CatalogImage) -> list[dict[str, Any]]:
         quoted = '"${path.root}/' + hcl(source)[1:]
         steps.append({"kind": "file", "source": quoted, "destination": hcl(dest)})
 
+    q = shell_word
     for account in spec.create_users:
-        gid = account.gid or account.uid
-        home = f"--home-dir {account.home} --create-home" if account.home else "--no-create-home"
+        gid, name = q(account.gid or account.uid), q(account.name)
+        home = f"--home-dir {q(account.home)} --create-home" if account.home else "--no-create-home"
         command = (
-            f"groupadd --system --gid {gid} {account.name} && useradd --system --uid "
-            f"{account.uid} --gid {gid} --shell {account.shell} {home} {account.name}"
+            f"groupadd --system --gid {gid} {name} && useradd --system --uid "
+            f"{q(account.uid)} --gid {gid} --shell {q(account.shell)} {home} {name}"
         )
         if account.home:
-            command += f" && chmod 0750 {account.home}"
+            command += f" && chmod 0750 {q(account.home)}"
         shell(f"user {account.name}", command)
     needs_ca = has_ca and bool(spec.packages or spec.pip)
     if needs_ca:
@@ -121,7 +131,8 @@ def _shell_steps(catalog: Catalog, image: CatalogImage) -> list[dict[str, Any]]:
         shell(
             "packages",
             f"apt-get update{apt_options}",
-            f"apt-get install -y --no-install-recommends{apt_options} {' '.join(spec.packages)}",
+            f"apt-get install -y --no-install-recommends{apt_options} "
+            + " ".join(q(p) for p in spec.packages),
             "apt-get clean",
             "rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/log/apt/* "
             "/var/log/dpkg.log",
@@ -129,30 +140,32 @@ def _shell_steps(catalog: Catalog, image: CatalogImage) -> list[dict[str, Any]]:
     if spec.pip:
         exports = [
             *([f"PIP_CERT={CA_TARGET}"] if has_ca else []),
-            *([f"PIP_INDEX_URL={shlex.quote(build.mirrors.pypi)}"] if build.mirrors.pypi else []),
+            *([f"PIP_INDEX_URL={q(build.mirrors.pypi)}"] if build.mirrors.pypi else []),
         ]
         prefix = "".join(f"export {e} && " for e in exports)
+        venv = spec.venv
         shell(
             "pip",
-            f"{prefix}{{ test -x {spec.venv}/bin/python || python3 -m venv {spec.venv}; }} && "
-            f"{spec.venv}/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile "
-            + " ".join(shlex.quote(r) for r in spec.pip),
+            f"{prefix}{{ test -x {q(f'{venv}/bin/python')} || python3 -m venv {q(venv)}; }} && "
+            f"{q(f'{venv}/bin/pip')} install --no-cache-dir --disable-pip-version-check "
+            "--no-compile " + " ".join(q(r) for r in spec.pip),
         )
     if needs_ca:
         shell("remove CA bundle", f"rm -f {CA_TARGET}")
     for entry in file_entries(image):
         parent_dir = entry.dest if entry.is_dir else str(PurePosixPath(entry.dest).parent)
-        shell(f"folder for {entry.dest}", f"mkdir -p {shlex.quote(parent_dir)}")
+        shell(f"folder for {entry.dest}", f"mkdir -p {q(parent_dir)}")
         suffix = "/" if entry.is_dir else ""
         upload(f"{entry.context_path}{suffix}", entry.dest)
-        commands = [f"chown -R {entry.owner} {shlex.quote(entry.dest)}"]
+        dest = q(entry.dest)
+        commands = [f"chown -R {q(entry.owner)} {dest}"]
         if entry.mode and entry.is_dir:
             commands.append(
-                f"find {entry.dest} -type f -exec chmod {entry.mode} {{}} + && "
-                f"find {entry.dest} -type d -exec chmod 0755 {{}} +"
+                f"find {dest} -type f -exec chmod {q(entry.mode)} {{}} + && "
+                f"find {dest} -type d -exec chmod 0755 {{}} +"
             )
         elif entry.mode:
-            commands.append(f"chmod {entry.mode} {shlex.quote(entry.dest)}")
+            commands.append(f"chmod {q(entry.mode)} {dest}")
         shell(f"owner and mode of {entry.dest}", *commands)
     return steps
 
@@ -194,8 +207,10 @@ def packer_context(
     return {
         "source": image.file.relative_to(catalog.root).as_posix(),
         "ref": image.ref,
+        "ref_literal": hcl(image.ref),
         "version": spec.version,
         "content_hash": content_hash,
+        "content_hash_literal": hcl(content_hash),
         "parent_image": hcl(parent.reference),
         "project_root": hcl(Path(project_root).as_posix()),
         "changes": [hcl(c) for c in changes if c not in UNSETTABLE],
@@ -203,7 +218,7 @@ def packer_context(
         "build_args": {name: hcl(f"{name}={value}") for name, value in spec.build_args.items()},
         "steps": _shell_steps(catalog, image),
         # fragments of quoted HCL strings: shell-quoted paths below the project root
-        "playbooks": [hcl(shlex.quote(p))[1:-1] for p in spec.playbooks],
+        "playbooks": [hcl(shell_word(p))[1:-1] for p in spec.playbooks],
         "repository": hcl(repository(pins.registry, spec.name)),
         "tag": hcl(content_tag(content_hash)),
         "sources": [DOCKER_SOURCE, *vm_sources],

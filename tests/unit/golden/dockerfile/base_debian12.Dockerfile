@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/base/debian12/image.yaml; edit that file, not this one.
-# image: base/debian12 1.0.0  content: sha256:bde92e7fe68a5cd7a9ad10524f9754277e4f4def90427707e4a1bea6a9561c05
+# image: base/debian12 1.0.0  content: sha256:0ce9575fa66a14a2e6317e6b95dc1ad88b17ccbb35c00f533bb07c321c8d1187
 FROM scratch
 ADD rootfs.tar /
 
@@ -19,7 +19,7 @@ ENV TZ="UTC" \
 WORKDIR /home/app
 
 LABEL com.example-bank.image.tier="base" \
-      org.imagefactory.content-hash="sha256:bde92e7fe68a5cd7a9ad10524f9754277e4f4def90427707e4a1bea6a9561c05" \
+      org.imagefactory.content-hash="sha256:0ce9575fa66a14a2e6317e6b95dc1ad88b17ccbb35c00f533bb07c321c8d1187" \
       org.imagefactory.ref="base/debian12" \
       org.opencontainers.image.base.digest="" \
       org.opencontainers.image.base.name="scratch" \
