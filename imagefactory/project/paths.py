@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from imagefactory.errors import ImageFactoryError
-from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.catalog import Catalog, ref_slug
 
 #: The standard templates (dockerfile/, packer/, gitops/) that ship inside the package.
 _TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -36,7 +35,7 @@ def work_dir(catalog: Catalog) -> Path:
 
 def slug(ref: str) -> str:
     """A folder name for an image ref: ``runtime/llm:cpu`` → ``runtime_llm_cpu``."""
-    return re.sub(r"[^a-z0-9._-]+", "_", ref)
+    return ref_slug(ref)
 
 
 def ca_bundle_path(catalog: Catalog) -> Path | None:

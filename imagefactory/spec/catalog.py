@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,12 @@ from imagefactory.spec.graph import build_order
 from imagefactory.spec.issues import near_miss
 from imagefactory.spec.models import ImageSpec, ProjectSpec
 from imagefactory.spec.parents import CatalogParent, Parent
+
+
+def ref_slug(ref: str) -> str:
+    """A folder name for an image ref: ``runtime/llm:cpu`` → ``runtime_llm_cpu``. Two refs can
+    share one (``a/b`` and ``a_b``): the loader refuses such a catalog."""
+    return re.sub(r"[^a-z0-9._-]+", "_", ref)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Checks a schema cannot express: paths that must stay inside a folder, secrets passed as
-build args, playbooks that must exist, external parents that must be pinned by digest, and the
-project's cross-references (environments → registries, the CA bundle)."""
+build args or env, playbooks that must exist, external parents that must be pinned by digest,
+and the project's cross-references (environments → registries, the CA bundle, the state and
+catalog folders, credentials in mirror and proxy URLs)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,29 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from imagefactory.errors import SpecIssue
+from imagefactory.spec.grammar import has_credentials
 from imagefactory.spec.issues import format_key_path
 from imagefactory.spec.models import ImageDocument, ImageLayer, ProjectSpec
 from imagefactory.spec.parents import DIGEST_PATTERN, ExternalParent, parse_from
 from imagefactory.spec.yamldoc import KeyPath, YamlDocument
 
 SECRET_WORDS = frozenset(
-    {"TOKEN", "PASSWORD", "PASSWD", "PASS", "SECRET", "KEY", "APIKEY", "CREDENTIAL", "CREDENTIALS",
-     "AUTH", "PAT", "PRIVATE", "CERTKEY"}
+    {"TOKEN", "PASSWORD", "PASSWD", "PASS", "PWD", "PASSPHRASE", "SECRET", "KEY", "APIKEY",
+     "CREDENTIAL", "CREDS", "CRED", "AUTH", "PAT", "PRIVATE", "CERTKEY", "JWT", "NETRC",
+     "SESSION", "COOKIE", "BEARER", "OAUTH", "HTPASSWD"}
 )  # fmt: skip
-SECRET_SUFFIXES = ("TOKEN", "PASSWORD", "SECRET", "APIKEY")
+SECRET_SUFFIXES = ("TOKEN", "PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "APIKEY", "PWD")
+#: Where a URL in a setting may not carry credentials: they would reach RUN lines or argv.
+URL_SETTINGS = (("mirrors", "debian"), ("mirrors", "debian_security"), ("mirrors", "pypi"),
+                ("proxy", "http"), ("proxy", "https"))  # fmt: skip
 
 
 def looks_secret(name: str) -> bool:
-    parts = [p for p in re.split(r"[_\-]", name.upper()) if p]
-    return any(p in SECRET_WORDS or p.endswith(SECRET_SUFFIXES) for p in parts)
+    """``DB_PWD``, ``apiKey``, ``GITHUB_TOKENS``: split on ``_``, ``-`` and camelCase; plurals count."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    parts = [p for p in re.split(r"[_\-]", spaced.upper()) if p]
+    words = [*parts, *(p.removesuffix("S") for p in parts)]
+    return any(p in SECRET_WORDS or p.endswith(SECRET_SUFFIXES) for p in words)
 
 
 @dataclass
@@ -83,19 +92,35 @@ def check_project(project: ProjectSpec, doc: YamlDocument, root: Path) -> list[S
             f"CA bundle {root / project.build.ca_bundle} is not a file",
             "a PEM file, absolute or relative to the project root",
         )
+    for key, relative in (("catalog", project.catalog), ("state", project.state)):
+        if not _inside(root, relative):
+            issues.add(
+                (key,),
+                f"'{relative}' resolves outside the project (through a symlink)",
+                "catalog and state are folders and files inside the project; replace the symlink",
+            )
+    for section, key in URL_SETTINGS:
+        value = getattr(getattr(project.build, section), key)
+        if value is not None and has_credentials(value):
+            issues.add(
+                ("build", section, key),
+                f"the {section} URL carries credentials (user-info before '@')",
+                "they would reach RUN lines, argv and the image history; write the URL without "
+                "them and give the login as a build secret (a netrc secret: id: netrc, file: …)",
+            )
     _check_layer(issues, ("defaults",), project.defaults, root)
     return issues.found
 
 
+def _inside(root: Path, relative: str) -> bool:
+    try:
+        return (root / relative).resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: not a place inside the project either
+        return False
+
+
 def _check_layer(issues: _Issues, prefix: KeyPath, layer: ImageLayer, root: Path) -> None:
-    for name in layer.build_args:
-        if looks_secret(name):
-            issues.add(
-                (*prefix, "build_args", name),
-                f"build arg '{name}' looks like a secret; build args stay in the image history",
-                f"declare it under 'secrets' (id: {name.lower().replace('_', '-')}, env: {name}) "
-                "and read it with RUN --mount=type=secret",
-            )
+    _check_secret_names(issues, prefix, layer)
     for index, playbook in enumerate(layer.playbooks):
         problem = source_problem(root, playbook)
         if problem:
@@ -113,18 +138,61 @@ def _check_layer(issues: _Issues, prefix: KeyPath, layer: ImageLayer, root: Path
     if layer.parent is not None:
         parent = parse_from(layer.parent)
         if isinstance(parent, ExternalParent):
-            if parent.digest is None:
+            if not REFERENCE_PATTERN.fullmatch(parent.reference):
+                issues.add(
+                    (*prefix, "from"),
+                    f"'{parent.reference}' is not an image reference"
+                    if parent.reference
+                    else f"'{layer.parent}' names a digest but no image",
+                    "an external parent is REGISTRY/PATH[:TAG]@sha256:<digest>, e.g. "
+                    "docker.io/library/debian@sha256:<64 hex digits>",
+                )
+            elif parent.digest is None:
                 issues.add(
                     (*prefix, "from"),
                     f"external parent '{parent.reference}' is not pinned by digest",
                     f"write it as {parent.reference}@sha256:<digest> so builds are reproducible",
                 )
-            elif not DIGEST_PATTERN.match(parent.digest):
+            elif not DIGEST_PATTERN.fullmatch(parent.digest):
                 issues.add(
                     (*prefix, "from"),
                     f"'{parent.digest}' is not a sha256 digest",
                     "a digest is 'sha256:' followed by 64 lowercase hex digits",
                 )
+
+
+def _check_secret_names(issues: _Issues, prefix: KeyPath, layer: ImageLayer) -> None:
+    """Build args stay in the image history and env in its config: neither may hold a secret."""
+    for section, values, where in (
+        ("build_args", layer.build_args, "build args stay in the image history"),
+        ("env", layer.env, "env is stored in the image config (docker inspect shows it)"),
+    ):
+        kind = "build arg" if section == "build_args" else "env"
+        for name, value in values.items():
+            secret_id = name.lower().replace("_", "-")
+            if looks_secret(name):
+                issues.add(
+                    (*prefix, section, name),
+                    f"{kind} '{name}' looks like a secret; {where}",
+                    f"declare it under 'secrets' (id: {secret_id}, env: {name}, as_env: {name}) "
+                    "and read it with RUN --mount=type=secret",
+                )
+            elif has_credentials(value):
+                issues.add(
+                    (*prefix, section, name),
+                    f"{kind} '{name}' holds a URL with credentials (user-info before '@'); {where}",
+                    f"write the URL without them and give the login as a build secret "
+                    f"(id: {secret_id}, as_env: {name}, or a netrc secret)",
+                )
+
+
+#: distribution/reference: [HOST[:PORT]/]PATH[:TAG]; the digest is checked on its own.
+REFERENCE_PATTERN = re.compile(
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+)
 
 
 def is_file(path: Path) -> bool:

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from imagefactory.errors import SpecError, SpecIssue, UserError
+from imagefactory.spec import grammar
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.issues import format_key_path, issues_from_validation
 from imagefactory.spec.models import EnvName, Identifier, NonEmpty
@@ -23,7 +32,33 @@ Quantity = Annotated[
 Namespace = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
 ]
-RelativePath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*$")]
+#: A folder inside the deployment repository: relative, no '.' or '..', no '//'.
+RelativePath = Annotated[str, AfterValidator(grammar.relative_path)]
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _check_gitlab_url(value: str) -> str:
+    """The token travels to this URL: https, or http to this machine only (tests)."""
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is None or not host or parts.scheme not in ("https", "http") or parts.username:
+        raise grammar.refuse(
+            f"{grammar.shown(value)} is not a GitLab URL",
+            "https://HOST[:PORT], without user-info: the token is read from token_env",
+        )
+    if parts.scheme == "http" and host not in LOOPBACK:
+        raise grammar.refuse(
+            f"{grammar.shown(value)} is plain http: the GitLab token would travel in clear",
+            "use https://; plain http is allowed only for loopback (127.0.0.1, localhost, ::1), "
+            "for tests",
+        )
+    return value
+
+
+GitlabUrl = Annotated[NonEmpty, AfterValidator(_check_gitlab_url)]
 
 
 class _Frozen(BaseModel):
@@ -57,7 +92,7 @@ class ArgoSettings(_Frozen):
 
 
 class GitlabSettings(_Frozen):
-    url: NonEmpty
+    url: GitlabUrl
     project: NonEmpty = Field(description="path with namespace, e.g. platform/deployments")
     token_env: EnvName = "GITLAB_TOKEN"
 

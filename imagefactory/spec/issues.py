@@ -68,7 +68,8 @@ def _describe(error: Any, loc: KeyPath, model: type[BaseModel]) -> tuple[str, st
     message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if kind.endswith("_type") or kind in {"literal_error", "string_pattern_mismatch"}:
         message = f"{message[0].lower()}{message[1:]}; got {_short(error.get('input'))}"
-    return message, _hint_for(kind)
+    hint = (error.get("ctx") or {}).get("hint")  # grammar errors carry their own (grammar.py)
+    return message, hint if isinstance(hint, str) else _hint_for(kind)
 
 
 def _hint_for(kind: str) -> str | None:

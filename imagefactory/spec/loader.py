@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from imagefactory.errors import SpecError, SpecIssue, UserError
-from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.catalog import Catalog, CatalogImage, ref_slug
 from imagefactory.spec.checks import check_document, check_project, is_file
 from imagefactory.spec.graph import find_cycle
 from imagefactory.spec.issues import format_key_path, issues_from_validation, near_miss
@@ -96,6 +96,7 @@ def load_catalog(root: Path) -> Catalog:
     images = {image.ref: image for item in loaded for image in _expand(item, defaults)}
     issues += _check_parents(images, loaded, broken)
     issues += _check_merged(images)
+    issues += _check_folders(images, {item.yaml.path: item.yaml for item in loaded})
     cycle = find_cycle({ref: img.parent_ref for ref, img in images.items()})
     if cycle:
         first = images[cycle[0]]
@@ -302,6 +303,32 @@ def _check_merged(images: dict[str, CatalogImage]) -> list[SpecIssue]:
                     "twice (by the defaults, the image or a variant)",
                     None,
                     "each build secret id must be unique in an image",
+                )
+            )
+    return issues
+
+
+def _check_folders(
+    images: dict[str, CatalogImage], docs: dict[Path, YamlDocument]
+) -> list[SpecIssue]:
+    """Every image renders and builds in a folder named for its ref: two refs, one folder."""
+    by_folder: dict[str, list[CatalogImage]] = {}
+    for image in images.values():
+        by_folder.setdefault(ref_slug(image.ref), []).append(image)
+    issues = []
+    for folder, sharing in by_folder.items():
+        if len(sharing) < 2:
+            continue
+        refs = " and ".join(f"'{image.ref}'" for image in sharing)
+        for image in sharing:
+            issues.append(
+                SpecIssue(
+                    image.file,
+                    "name",
+                    f"{refs} share the output folder '{folder}' (render and build would mix them)",
+                    docs[image.file].line_of(("name",)),
+                    "rename one of the images (or variant values) so that their refs differ "
+                    "in more than '/', ':' and '_'",
                 )
             )
     return issues

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from imagefactory.spec import grammar
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -37,12 +39,27 @@ VARIANT_VALUE_PATTERN = r"^[a-z0-9]+(?:[._][a-z0-9]+)*$"
 DURATION_PATTERN = r"^[0-9]+(?:ms|s|m|h)$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
+#: Text that reaches a template or an argv: one line, no control characters.
+Text = Annotated[str, AfterValidator(grammar.single_line)]
+#: Env and label values, scripts in exec form: tab and newline are kept, other controls refused.
+MultiLine = Annotated[str, AfterValidator(grammar.multi_line)]
+NonEmpty = Annotated[Text, StringConstraints(min_length=1)]
 ImageName = Annotated[str, StringConstraints(pattern=IMAGE_NAME_PATTERN, max_length=200)]
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN, max_length=64)]
 VariantValue = Annotated[str, StringConstraints(pattern=VARIANT_VALUE_PATTERN, max_length=64)]
 Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN)]
 EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)]
-NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+DebianPackage = Annotated[str, AfterValidator(grammar.debian_package)]
+DebianPackageName = Annotated[str, AfterValidator(grammar.debian_package_name)]
+PosixName = Annotated[str, AfterValidator(grammar.posix_name)]
+Account = Annotated[str, AfterValidator(grammar.account)]
+LabelKey = Annotated[str, AfterValidator(grammar.label_key)]
+AbsolutePath = Annotated[str, AfterValidator(grammar.absolute_path)]
+ProjectPath = Annotated[str, AfterValidator(grammar.relative_path)]
+SourcePath = Annotated[NonEmpty, AfterValidator(grammar.source_path)]
+Regex = Annotated[MultiLine, AfterValidator(grammar.regex)]
+Url = Annotated[str, AfterValidator(grammar.url)]
+ExecForm = list[MultiLine]
 
 
 def _check_semver(value: str) -> str:
@@ -61,17 +78,18 @@ def _check_mode(value: str) -> str:
     return value.zfill(4)[-4:]
 
 
-def _check_owner(value: str) -> str:
-    if not re.fullmatch(r"[a-z_0-9][a-z0-9_-]*(?::[a-z_0-9][a-z0-9_-]*)?", value):
-        raise ValueError(f"'{value}' is not USER or USER:GROUP (names or numeric ids)")
-    return value
-
-
 def _check_requirement(value: str) -> str:
     try:
-        Requirement(value)
+        requirement = Requirement(value)
     except InvalidRequirement as exc:
-        raise ValueError(f"'{value}' is not a pip requirement (e.g. 'fastapi==0.115.0')") from exc
+        raise ValueError(
+            f"{grammar.shown(value)} is not a pip requirement (e.g. 'fastapi==0.115.0')"
+        ) from exc
+    if requirement.url and grammar.has_credentials(requirement.url):
+        raise grammar.refuse(
+            f"{grammar.shown(value)} carries credentials in its URL",
+            "they would stay in the image history; use a netrc build secret (secrets: id: netrc)",
+        )
     return value
 
 
@@ -91,15 +109,7 @@ def _number_to_str(value: Any) -> Any:
 
 SemVer = Annotated[str, BeforeValidator(_number_to_str), AfterValidator(_check_semver)]
 FileMode = Annotated[str, BeforeValidator(_quoted_mode), AfterValidator(_check_mode)]
-Owner = Annotated[str, AfterValidator(_check_owner)]
-PipRequirement = Annotated[str, AfterValidator(_check_requirement)]
-
-
-def _check_port(value: str) -> str:
-    number, _, protocol = value.partition("/")
-    if not (number.isdigit() and 1 <= int(number) <= 65535) or protocol not in ("", "tcp", "udp"):
-        raise ValueError(f"'{value}' is not a port: 1-65535, optionally /tcp or /udp")
-    return value
+PipRequirement = Annotated[Text, AfterValidator(_check_requirement)]
 
 
 def _scalar_text(value: Any) -> Any:
@@ -115,9 +125,10 @@ def _text_values(value: Any) -> Any:
     return {k: _scalar_text(v) for k, v in value.items()} if isinstance(value, dict) else value
 
 
-Port = Annotated[str, BeforeValidator(_number_to_str), AfterValidator(_check_port)]
-EnvMap = Annotated[dict[EnvName, str], BeforeValidator(_text_values)]
-LabelMap = Annotated[dict[NonEmpty, str], BeforeValidator(_text_values)]
+Port = Annotated[str, BeforeValidator(_number_to_str), AfterValidator(grammar.port)]
+EnvMap = Annotated[dict[EnvName, MultiLine], BeforeValidator(_text_values)]
+BuildArgMap = Annotated[dict[EnvName, Text], BeforeValidator(_text_values)]
+LabelMap = Annotated[dict[LabelKey, MultiLine], BeforeValidator(_text_values)]
 
 
 # --------------------------------------------------------------------------- project file
@@ -144,21 +155,21 @@ class Environment(Frozen):
 
 
 class Proxy(Frozen):
-    http: str | None = None
-    https: str | None = None
-    no_proxy: str | None = None
+    http: Url | None = None
+    https: Url | None = None
+    no_proxy: Text | None = None
 
 
 class Mirrors(Frozen):
-    debian: str = "http://deb.debian.org/debian"
-    debian_security: str = "http://deb.debian.org/debian-security"
-    pypi: str | None = None
+    debian: Url = "http://deb.debian.org/debian"
+    debian_security: Url = "http://deb.debian.org/debian-security"
+    pypi: Url | None = None
 
 
 class BuildSettings(Frozen):
     """How images are built on every host: trust, proxy, package mirrors, reproducibility."""
 
-    ca_bundle: str | None = None
+    ca_bundle: NonEmpty | None = None
     proxy: Proxy = Proxy()
     mirrors: Mirrors = Mirrors()
     source_date_epoch: int = Field(default=1700000000, ge=0)
@@ -168,8 +179,8 @@ class ProjectSpec(Frozen):
     """``imagefactory.yaml``: what the whole catalog shares."""
 
     project: Identifier
-    catalog: NonEmpty = "images"
-    state: NonEmpty = ".imagefactory/state.json"
+    catalog: ProjectPath = "images"
+    state: ProjectPath = ".imagefactory/state.json"
     registries: dict[Identifier, Registry] = Field(default_factory=dict)
     environments: list[Environment] = Field(default_factory=list)
     build: BuildSettings = BuildSettings()
@@ -193,34 +204,27 @@ class Bootstrap(Frozen):
 
     suite: Identifier = "bookworm"
     variant: Literal["essential", "apt", "required", "minbase", "important", "standard"] = "minbase"
-    packages: list[NonEmpty] = Field(default_factory=list)
+    packages: list[DebianPackage] = Field(default_factory=list)
     components: list[Identifier] = Field(default_factory=lambda: ["main"])
 
 
 class FileCopy(Frozen):
     """Copy ``src`` (inside the image folder) to ``dest`` in the image."""
 
-    src: NonEmpty
-    dest: NonEmpty
+    src: SourcePath
+    dest: AbsolutePath
     mode: FileMode | None = None
-    owner: Owner = "root:root"
-
-    @field_validator("dest")
-    @classmethod
-    def _absolute_dest(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"'{value}' must be an absolute path in the image")
-        return value
+    owner: Account = "root:root"
 
 
 class UserAccount(Frozen):
     """A system account the image creates."""
 
-    name: Identifier
+    name: PosixName
     uid: int = Field(ge=1, le=2**31 - 2)
     gid: int | None = Field(default=None, ge=1, le=2**31 - 2)
-    home: NonEmpty | None = None
-    shell: NonEmpty = "/usr/sbin/nologin"
+    home: AbsolutePath | None = None
+    shell: AbsolutePath = "/usr/sbin/nologin"
 
 
 class BuildSecret(Frozen):
@@ -242,7 +246,7 @@ class BuildSecret(Frozen):
 
 
 class Healthcheck(Frozen):
-    cmd: list[NonEmpty] = Field(min_length=1)
+    cmd: list[Annotated[MultiLine, StringConstraints(min_length=1)]] = Field(min_length=1)
     interval: Duration = "30s"
     timeout: Duration = "5s"
     start_period: Duration = "10s"
@@ -257,6 +261,11 @@ class PackageChecks(Frozen):
     absent: list[NonEmpty] = Field(default_factory=list)
 
 
+class DebianPackageChecks(PackageChecks):
+    installed: list[DebianPackageName] = Field(default_factory=list)
+    absent: list[DebianPackageName] = Field(default_factory=list)
+
+
 class FileCheck(Frozen):
     path: NonEmpty
     exists: bool = True
@@ -264,34 +273,34 @@ class FileCheck(Frozen):
     mode: FileMode | None = None
     owner: NonEmpty | None = None
     group: NonEmpty | None = None
-    contains: str | None = Field(default=None, description="a regular expression")
+    contains: Regex | None = Field(default=None, description="a regular expression")
     executable: bool | None = None
 
 
 class UserCheck(Frozen):
-    name: Identifier
+    name: PosixName
     uid: int | None = None
     gid: int | None = None
-    home: str | None = None
-    shell: str | None = None
+    home: Text | None = None
+    shell: Text | None = None
 
 
 class CommandCheck(Frozen):
     name: NonEmpty
-    run: list[NonEmpty] = Field(min_length=1)
+    run: list[Annotated[MultiLine, StringConstraints(min_length=1)]] = Field(min_length=1)
     exit_code: int = 0
-    stdout: str | None = None
-    stderr: str | None = None
+    stdout: Regex | None = None
+    stderr: Regex | None = None
     timeout: Duration = "30s"
 
 
 class MetadataCheck(Frozen):
     env: EnvMap = Field(default_factory=dict)
-    labels: LabelMap = Field(default_factory=dict, description="values are regexes")
-    entrypoint: list[str] | None = None
-    cmd: list[str] | None = None
-    workdir: str | None = None
-    user: str | None = None
+    labels: dict[NonEmpty, Regex] = Field(default_factory=dict, description="values are regexes")
+    entrypoint: ExecForm | None = None
+    cmd: ExecForm | None = None
+    workdir: Text | None = None
+    user: Text | None = None
     exposed_ports: list[Port] = Field(default_factory=list)
     unexposed_ports: list[Port] = Field(default_factory=list)
 
@@ -314,7 +323,7 @@ class SizeBudget(Frozen):
 
 
 class ImageTests(Frozen):
-    packages: PackageChecks = PackageChecks()
+    packages: DebianPackageChecks = DebianPackageChecks()
     pip: PackageChecks = PackageChecks()
     files: list[FileCheck] = Field(default_factory=list)
     users: list[UserCheck] = Field(default_factory=list)
@@ -330,19 +339,19 @@ class ImageLayer(Frozen):
 
     parent: NonEmpty | None = Field(default=None, alias="from")
     bootstrap: Bootstrap | None = None
-    packages: list[NonEmpty] = Field(default_factory=list)
+    packages: list[DebianPackage] = Field(default_factory=list)
     pip: list[PipRequirement] = Field(default_factory=list)
-    venv: NonEmpty = "/opt/venv"
+    venv: AbsolutePath = "/opt/venv"
     files: list[FileCopy] = Field(default_factory=list)
     create_users: list[UserAccount] = Field(default_factory=list)
     env: EnvMap = Field(default_factory=dict)
-    user: NonEmpty | None = None
-    workdir: NonEmpty | None = None
+    user: Account | None = None
+    workdir: AbsolutePath | None = None
     ports: list[Port] = Field(default_factory=list)
-    entrypoint: list[str] | None = None
-    cmd: list[str] | None = None
+    entrypoint: ExecForm | None = None
+    cmd: ExecForm | None = None
     labels: LabelMap = Field(default_factory=dict)
-    build_args: EnvMap = Field(default_factory=dict)
+    build_args: BuildArgMap = Field(default_factory=dict)
     secrets: list[BuildSecret] = Field(default_factory=list)
     healthcheck: Healthcheck | None = None
     playbooks: list[NonEmpty] = Field(default_factory=list)
@@ -358,7 +367,7 @@ class ImageDocument(ImageLayer):
 
     name: ImageName
     version: SemVer
-    description: str = ""
+    description: Text = ""
     variants: dict[Identifier, dict[VariantValue, ImageLayer]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -390,7 +399,7 @@ class ImageSpec(ImageLayer):
 
     name: ImageName
     version: SemVer
-    description: str = ""
+    description: Text = ""
     variant: dict[Identifier, VariantValue] = Field(default_factory=dict)
 
     @property

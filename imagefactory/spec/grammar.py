@@ -1,0 +1,184 @@
+"""The grammars of the strings an author writes: what may reach a Dockerfile, a shell or a path.
+
+Every check here refuses rather than repairs, with the expected form and a hint (carried in the
+error's context, see ``issues.py``). Values are shown with ``repr`` so that a newline or an
+escape sequence in them is visible, not acted on. The renderer escapes on output as well: a
+value these grammars let through still cannot become an instruction.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
+from pydantic_core import PydanticCustomError
+
+#: C0 controls, DEL, C1 controls and the Unicode line and paragraph separators.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: The same, less tab and newline: what a multi-line value (env, label, script) may hold.
+CONTROL_BUT_TAB_NEWLINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+#: Debian policy 5.6.1 (name), 5.6.12 (version); an architecture qualifier as apt takes it.
+DEBIAN_NAME = r"[a-z0-9][a-z0-9+.-]+"
+DEBIAN_ARCH = r"[a-z0-9][a-z0-9-]*"
+DEBIAN_VERSION = r"(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*"
+#: A POSIX (shadow useradd) account name, less the trailing '$' of Samba machine accounts:
+#: '$' is expanded by Docker and by the shell.
+POSIX_NAME = r"[a-z_][a-z0-9_-]{0,31}"
+#: USER / --chown: a name or a numeric id, optionally ':' and a group name or id.
+ACCOUNT = rf"(?:{POSIX_NAME}|[0-9]+)(?::(?:{POSIX_NAME}|[0-9]+))?"
+#: Docker's label key rule: lowercase alphanumerics separated by single '.' or '-'.
+LABEL_KEY = r"[a-z0-9]+(?:[.-][a-z0-9]+)*"
+#: Characters of one path segment: letters, digits and a few punctuation marks no shell or
+#: Dockerfile reads specially.
+PATH_SEGMENT = r"[A-Za-z0-9._+@%,:=-]+"
+PORT = r"([1-9][0-9]{0,4})(?:/(tcp|udp))?"
+
+PATH_HINT = "letters, digits and . _ - + @ % , : = between single '/'; no spaces, '.' or '..'"
+
+
+def refuse(message: str, hint: str) -> PydanticCustomError:
+    """A validation error whose hint ``issues.py`` shows on its own line."""
+    return PydanticCustomError("grammar", "{message}", {"message": message, "hint": hint})
+
+
+def shown(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def single_line(value: str) -> str:
+    if CONTROL.search(value):
+        raise refuse(
+            f"{shown(value)} contains a control character (newline, tab, escape …)",
+            "write it on one line, without control characters",
+        )
+    return value
+
+
+def multi_line(value: str) -> str:
+    if CONTROL_BUT_TAB_NEWLINE.search(value):
+        raise refuse(
+            f"{shown(value)} contains a control character other than tab or newline",
+            "remove it (carriage returns, NUL and escape sequences are never kept)",
+        )
+    return value
+
+
+def debian_package(value: str) -> str:
+    if not re.fullmatch(rf"{DEBIAN_NAME}(?::{DEBIAN_ARCH})?(?:={DEBIAN_VERSION})?", value):
+        raise refuse(
+            f"{shown(value)} is not a Debian package: NAME[:ARCH][=VERSION]",
+            "names are lowercase letters, digits and + . - (at least 2), e.g. curl=7.88.1-10+deb12u8",
+        )
+    return value
+
+
+def debian_package_name(value: str) -> str:
+    if not re.fullmatch(rf"{DEBIAN_NAME}(?::{DEBIAN_ARCH})?", value):
+        raise refuse(
+            f"{shown(value)} is not a Debian package name: NAME[:ARCH]",
+            "names are lowercase letters, digits and + . - (at least 2), e.g. libgomp1",
+        )
+    return value
+
+
+def posix_name(value: str) -> str:
+    if not re.fullmatch(POSIX_NAME, value):
+        raise refuse(
+            f"{shown(value)} is not a user or group name",
+            "a lowercase letter or '_', then lowercase letters, digits, '_' or '-'; at most 32",
+        )
+    return value
+
+
+def account(value: str) -> str:
+    if not re.fullmatch(ACCOUNT, value):
+        raise refuse(
+            f"{shown(value)} is not USER or USER:GROUP",
+            "user and group names (app, www-data) or numeric ids (10001:10001)",
+        )
+    return value
+
+
+def label_key(value: str) -> str:
+    if not re.fullmatch(LABEL_KEY, value) or len(value) > 255:
+        raise refuse(
+            f"{shown(value)} is not a label key",
+            "reverse-DNS style: lowercase letters and digits separated by single '.' or '-' "
+            "(com.example.team)",
+        )
+    return value
+
+
+def absolute_path(value: str) -> str:
+    segments = value.split("/")[1:]
+    valid = value == "/" or (
+        value.startswith("/")
+        and all(re.fullmatch(PATH_SEGMENT, s) and s not in (".", "..") for s in segments)
+    )
+    if not valid or len(value) > 4096:
+        raise refuse(f"{shown(value)} is not an absolute, normalised path in the image", PATH_HINT)
+    return value
+
+
+def relative_path(value: str) -> str:
+    segments = value.split("/")
+    if not all(re.fullmatch(PATH_SEGMENT, s) and s not in (".", "..") for s in segments):
+        raise refuse(
+            f"{shown(value)} is not a relative path that stays inside its folder",
+            f"relative to the folder it lives in; {PATH_HINT}",
+        )
+    return value
+
+
+def source_path(value: str) -> str:
+    """``files[].src``: relative; its name ends up in the Dockerfile's COPY line."""
+    pure = PurePosixPath(value)
+    if pure.is_absolute() or ".." in pure.parts:
+        return value  # checks.py says why, relative to the image folder
+    return relative_path(value)
+
+
+def port(value: str) -> str:
+    match = re.fullmatch(PORT, value)
+    if match is None or int(match.group(1)) > 65535:
+        raise refuse(
+            f"{shown(value)} is not a port",
+            '1-65535 in ASCII digits, optionally /tcp or /udp (8080, "9090/udp")',
+        )
+    return value
+
+
+def regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise refuse(
+            f"{shown(value)} is not a regular expression: {exc}",
+            "Python 're' syntax; escape . * + ? ( ) [ ] { } | \\ with '\\' to match them as text",
+        ) from exc
+    return value
+
+
+def url(value: str) -> str:
+    """A mirror or proxy URL: http(s), a host, and no control characters or spaces."""
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid or re.search(r"\s", value) or CONTROL.search(value):
+        raise refuse(
+            f"{shown(value)} is not an http(s) URL",
+            "http://HOST[:PORT]/PATH or https://…, without spaces",
+        )
+    return value
+
+
+def has_credentials(value: str) -> bool:
+    """A URL with user-info (``https://user:pass@host``, ``https://token@host``) in it."""
+    with_password = r"://[^/?#@\s:]*:[^/?#@\s]*@"
+    web_user = r"https?://[^/?#@\s]+@"
+    return re.search(f"{with_password}|{web_user}", value, re.IGNORECASE) is not None
