@@ -2,7 +2,10 @@
 
 PyYAML's safe loader builds the data; a walk over the composed node tree records, for every key
 path, the 1-based line where it appears. Duplicate keys — which PyYAML silently lets the last one
-win — are reported as issues, because in a catalog they are always a mistake.
+win — are reported as issues, because in a catalog they are always a mistake. So are values that
+are not plain data (strings, numbers, booleans, null, lists, mappings): a ``!!set`` has no order
+(a new content hash every run), an unquoted date reads as a timestamp where text is meant, and
+``!!binary`` or ``!!python/…`` tags have no place in a catalog.
 """
 
 from __future__ import annotations
@@ -20,6 +23,20 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: No catalog file needs more values than this; past it, aliases are being used as a bomb.
 MAX_VALUES = 20_000
+
+_CORE = "tag:yaml.org,2002:"
+#: The tags of plain data; ``merge`` is the ``<<`` key.
+PLAIN_TAGS = frozenset(
+    _CORE + name for name in ("str", "int", "float", "bool", "null", "seq", "map", "merge")
+)
+#: What to write instead of a tag that is not plain data.
+_INSTEAD = {
+    "set": "write a list ('- item' lines or [a, b]): a set has no order",
+    "omap": "write a mapping of 'key: value' lines",
+    "pairs": "write a mapping of 'key: value' lines",
+    "timestamp": 'quote it ("2024-01-31"): catalog values are text, not dates',
+    "binary": "write the value as text",
+}
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,8 @@ def _parse(text: str, doc: YamlDocument) -> Any:
             )
         doc.lines[()] = node.start_mark.line + 1
         _record_lines(node, (), doc)
+        if any(p.fatal for p in doc.problems):
+            return None  # a tag that is not plain data: never construct it
         return loader.construct_document(node)
     finally:
         loader.dispose()
@@ -123,7 +142,23 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
     return sizes[id(node)]
 
 
+def _check_tag(node: yaml.Node, path: KeyPath, doc: YamlDocument) -> None:
+    if node.tag in PLAIN_TAGS:
+        return
+    name = node.tag.removeprefix(_CORE)
+    shown = f"!!{name}" if node.tag.startswith(_CORE) else node.tag
+    if name == "timestamp":
+        message = f"{node.value!r} reads as a YAML timestamp, not as text"
+    else:
+        message = f"the YAML tag '{shown}' is not plain data"
+    hint = _INSTEAD.get(
+        name, "remove the tag: catalog files hold text, numbers, booleans, lists and mappings"
+    )
+    doc.problems.append(YamlProblem(path, node.start_mark.line + 1, message, hint))
+
+
 def _record_lines(node: yaml.Node, path: KeyPath, doc: YamlDocument) -> None:
+    _check_tag(node, path, doc)
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -131,6 +166,7 @@ def _record_lines(node: yaml.Node, path: KeyPath, doc: YamlDocument) -> None:
                 continue
             key = str(key_node.value)
             key_path = (*path, key)
+            _check_tag(key_node, key_path, doc)
             line = key_node.start_mark.line + 1
             if key in seen and key != "<<":
                 doc.problems.append(
