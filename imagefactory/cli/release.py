@@ -159,10 +159,26 @@ def promote_command(
 def status_command(
     ctx: typer.Context, images: ImagesArgument = None, json_output: JsonOption = False
 ) -> None:
-    """Per image, the version and digest each environment holds, and whether that digest is tested."""
+    """Per image, the version and digest each environment holds, and whether that digest is tested;
+    then every push or promotion that was interrupted (its intent logged, not its done record)."""
     session, catalog = open_catalog(ctx, json_output)
-    table = status(catalog, catalog.select(images or []))
+    found = status(catalog, catalog.select(images or []))
     envs = [env.name for env in catalog.project.environments]
+    incomplete = [
+        {
+            "image": i.image,
+            "env": i.target,
+            "action": i.action,
+            "version": i.version,
+            "digest": i.digest,
+            "tags": i.tags,
+            "audit_id": i.id,
+            "at": i.at,
+            "who": i.who,
+            "complete_with": i.command(),
+        }
+        for i in found.incomplete
+    ]
     if json_output:
         session.output.data(
             {
@@ -172,8 +188,9 @@ def status_command(
                         p.env: {"version": p.version, "digest": p.digest, "tested": p.tested}
                         for p in row
                     }
-                    for ref, row in table.items()
+                    for ref, row in found.placements.items()
                 },
+                "incomplete": incomplete,
             }
         )
         return
@@ -185,6 +202,15 @@ def status_command(
                 for p in row
             ),
         ]
-        for ref, row in table.items()
+        for ref, row in found.placements.items()
     ]
     session.output.table(None, ["image", *envs], rows)
+    if found.incomplete:
+        session.output.table(
+            "incomplete: intent logged, never done (interrupted, or still running)",
+            ["image", "env", "action", "version", "tags", "audit id", "since", "complete with"],
+            [
+                [i.image, i.target, i.action, i.version, ", ".join(i.tags), i.id, i.at, i.command()]
+                for i in found.incomplete
+            ],
+        )

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from imagefactory import tools
-from imagefactory.errors import ImageFactoryError
+from imagefactory.errors import ImageFactoryError, UserError
 from imagefactory.spec.models import Registry
 
 MANIFEST_TYPES = (
@@ -62,6 +62,10 @@ class RegistryRequestError(ImageFactoryError):
         super().__init__(
             f"{method} {url} failed: {status} {tools.scrub(body)[:500]}".rstrip(), hint=hint
         )
+
+
+class RegistryAuthError(RegistryRequestError, UserError):
+    """The registry refused the credentials it was sent (401, 403): the user's to fix (exit 1)."""
 
 
 class _RedirectWithoutCredentials(urllib.request.HTTPRedirectHandler):
@@ -203,8 +207,19 @@ class RegistryHTTP:
             self._tokens[ANY_SCOPE if basic else scope] = authorization
         if answer.status >= 300 and answer.status not in missing:
             text = answer.body.decode(errors="replace")
+            if answer.status in (401, 403) and "Authorization" in headers:
+                raise RegistryAuthError(method, answer.url, answer.status, text, self._refused())
             raise RegistryRequestError(method, answer.url, answer.status, text)
         return answer
+
+    def _refused(self) -> str:
+        """The hint for credentials the registry refused: where they come from."""
+        names = [n for n in (self.registry.username_env, self.registry.password_env) if n]
+        where = "/".join(names) if names else f"your docker login for {self.registry.url}"
+        return (
+            f"check {where}: the registry refused these credentials (a wrong or expired "
+            "password, or no pull/push right on that repository)"
+        )
 
     def _authorization(self, answer: Answer, scope: str) -> str:
         challenge = answer.headers.get("WWW-Authenticate", "")
@@ -228,6 +243,8 @@ class RegistryHTTP:
             if exc.code == 401 and self.basic is None:
                 raise NoCredentials(self.registry.url) from exc
             text = exc.read().decode(errors="replace")
+            if exc.code in (401, 403) and self.basic is not None:
+                raise RegistryAuthError("GET", url, exc.code, text, self._refused()) from exc
             raise RegistryRequestError("GET", url, exc.code, text) from exc
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise RegistryRequestError("GET", url, "no answer", str(exc)) from exc

@@ -3,5 +3,6 @@ digest, each recorded in state and the audit log.
 
 ``push`` and ``promote`` do the two steps (``promote`` also pins the GitOps repository);
 ``versioning`` decides versions and tags, ``tags`` writes and verifies them, ``record`` writes
-state and the audit record (``audit``), ``environments`` looks up the chain, ``status`` reports.
+the audit intent, state and the done record (``audit``), ``resume`` completes a step that was
+interrupted in between, ``environments`` looks up the chain, ``status`` reports.
 """

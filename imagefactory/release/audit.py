@@ -1,21 +1,35 @@
-"""The append-only audit log: one JSON line per push or promotion, never rewritten.
+"""The append-only audit log: JSON lines, never rewritten, written ahead of every push and
+promotion.
 
-Each record says who, when, what (image, version, digest), from where to where, the git
-revision, the CI pipeline and job when run in CI, the approver, and whether ``--force`` was
-used. Appends take an exclusive lock and write one whole line with O_APPEND, so concurrent
-writers never interleave or tear a line.
+Each record says who, when, what (image, version, digest), from where to where, the tags and
+registries, the git revision, the CI pipeline and job when run in CI, the approver, and whether
+``--force`` was used. A push or promotion appends its ``intent`` before it writes the first tag,
+and a ``done`` record with the same id once state is saved; a ``failed`` one (with the error)
+when writing its tags failed and the error was reported. An intent with neither was interrupted
+(a crash, a kill, a full disk): ``status`` lists it and the next run of the same step completes
+it. Lines written before the write-ahead log have no ``phase``: they are ``done`` records.
+
+Appends take an exclusive lock and write one whole line with O_APPEND, so concurrent writers
+never interleave or tear a line.
 """
 
 from __future__ import annotations
 
 import datetime
+import errno
 import fcntl
 import getpass
 import json
 import os
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
+
+from imagefactory.errors import UserError
+
+INTENT, DONE, FAILED = "intent", "done", "failed"
+_RESTORE = "restore it from the last CI artifact; it is append-only, never edit it"
 
 
 @dataclass(frozen=True)
@@ -35,11 +49,31 @@ class AuditRecord:
     ci_job_url: str | None
     approver: str | None
     forced: bool = False
+    phase: str = DONE  # intent | done | failed
+    registries: list[str] = field(default_factory=list)  # the target's, by name
+    content_hash: str | None = None  # a push: the content its version is given to
+    error: str | None = None  # a failed record: what went wrong
+
+    def command(self) -> str:
+        """The command that runs this step again (and so completes it when interrupted)."""
+        if self.action == "push":
+            return f"imagefactory push {self.image}"
+        return f"imagefactory promote {self.image} --to {self.target}"
 
 
 def actor() -> str:
     """Who acts: the CI user when in GitLab CI, else the local account."""
     return os.environ.get("GITLAB_USER_LOGIN") or os.environ.get("USER") or getpass.getuser()
+
+
+def _stamp() -> dict[str, Any]:
+    """When, who, and the CI job (when in CI): what every line says of its own writing."""
+    return {
+        "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "who": actor(),
+        "ci_pipeline_url": os.environ.get("CI_PIPELINE_URL"),
+        "ci_job_url": os.environ.get("CI_JOB_URL"),
+    }
 
 
 def new_record(
@@ -54,13 +88,13 @@ def new_record(
     git_revision: str | None,
     approver: str | None,
     forced: bool = False,
+    registries: list[str] | None = None,
+    content_hash: str | None = None,
 ) -> AuditRecord:
-    """A record stamped with a fresh id, the time, the actor and the CI job (when in CI)."""
+    """An intent stamped with a fresh id, the time, the actor and the CI job (when in CI)."""
     return AuditRecord(
         id=uuid.uuid4().hex[:16],
-        at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         action=action,
-        who=actor(),
         image=image,
         version=version,
         digest=digest,
@@ -68,28 +102,73 @@ def new_record(
         target=target,
         tags=tags,
         git_revision=git_revision,
-        ci_pipeline_url=os.environ.get("CI_PIPELINE_URL"),
-        ci_job_url=os.environ.get("CI_JOB_URL"),
         approver=approver,
         forced=forced,
+        phase=INTENT,
+        registries=registries or [],
+        content_hash=content_hash,
+        **_stamp(),
     )
 
 
+def follow_up(intent: AuditRecord, phase: str, error: str | None = None) -> AuditRecord:
+    """The ``done`` or ``failed`` record of ``intent``: its id and fields, stamped now, by
+    whoever writes it (the run itself, or the later one that completes it)."""
+    return replace(intent, phase=phase, error=error, **_stamp())
+
+
 def append(path: Path, record: AuditRecord) -> None:
+    """Append one whole line, or none: a short write (a full disk) is cut back off and raised."""
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(asdict(record), sort_keys=True) + "\n").encode()
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
-        os.write(descriptor, line)
+        end = os.lseek(descriptor, 0, os.SEEK_END)
+        if os.write(descriptor, line) != len(line):
+            os.ftruncate(descriptor, end)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
 
 
-def read(path: Path) -> list[dict[str, object]]:
-    if not path.exists():
-        return []
-    return [
-        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
+def read(path: Path) -> list[dict[str, Any]]:
+    """Every line, as written (intents, done and failed records alike)."""
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read the audit log {path}: {exc}", hint=_RESTORE) from exc
+    if not all(isinstance(line, dict) and isinstance(line.get("id"), str) for line in lines):
+        raise UserError(
+            f"the audit log {path} has a line that is not an audit record", hint=_RESTORE
+        )
+    return lines
+
+
+def phase(line: dict[str, Any]) -> str:
+    return str(line.get("phase", DONE))
+
+
+def completed(path: Path) -> list[dict[str, Any]]:
+    """The ``done`` records: one per push or promotion recorded in state."""
+    return [line for line in read(path) if phase(line) == DONE]
+
+
+def interrupted(path: Path) -> list[AuditRecord]:
+    """The intents with neither a ``done`` nor a ``failed`` record, oldest first."""
+    lines = read(path)
+    closed = {line["id"] for line in lines if phase(line) != INTENT}
+    names = {f.name for f in fields(AuditRecord)}
+    try:
+        return [
+            AuditRecord(**{k: v for k, v in line.items() if k in names})
+            for line in lines
+            if phase(line) == INTENT and line["id"] not in closed
+        ]
+    except TypeError as exc:
+        raise UserError(
+            f"the audit log {path} has an intent that lacks a field: {exc}",
+            hint=_RESTORE,
+        ) from exc

@@ -8,10 +8,6 @@ the image there.
 
 from __future__ import annotations
 
-import fcntl
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import semver
@@ -20,12 +16,19 @@ from imagefactory.ci_env import in_gitlab_ci
 from imagefactory.errors import UserError
 from imagefactory.gitops.pin import PinResult, pin_after_promotion
 from imagefactory.project.naming import repository
-from imagefactory.project.paths import slug, state_file, work_dir
+from imagefactory.project.paths import state_file
 from imagefactory.project.state import EnvironmentRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import audit
 from imagefactory.release.environments import environment, registries_of, sibling_suffixes
-from imagefactory.release.record import Release, Step, nothing_to_do, record_release
+from imagefactory.release.record import (
+    Release,
+    Step,
+    nothing_to_do,
+    one_at_a_time,
+    record_release,
+)
+from imagefactory.release.resume import interrupted, resume
 from imagefactory.release.tags import TagChange, action_for, write_tags
 from imagefactory.release.versioning import plan_tags, tag_versions, variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -76,7 +79,7 @@ def _copy(
         )
     source_env = catalog.project.environments[position - 1]
     approver = _approver(target_env, approve)
-    with _promotion_lock(catalog, image.ref):
+    with one_at_a_time(catalog, "promote", image.ref):
         state = load_state(state_file(catalog))
         record = state.images.get(image.ref)
         held = record.environments.get(source_env.name) if record else None
@@ -90,6 +93,10 @@ def _copy(
         version_tag = f"{held.version}{variant_suffix(image.spec.variant)}"
         targets = registries_of(catalog, target_env)
         with registry_session(catalog, [source_registry, *(r for _, r in targets)]) as client:
+            pending = interrupted(catalog, image.ref, to_env)
+            if pending is not None:
+                copied = (source_registry, f"{source_repo}@{pending.digest}")
+                return resume(catalog, client, image, pending, record, copied, dry_run=dry_run)
             digest = client.digest(source_registry, f"{source_repo}:{version_tag}")
             if digest is None:
                 raise UserError(
@@ -107,9 +114,15 @@ def _copy(
             )
             if dry_run or nothing_to_do(release, record.environments.get(to_env)):
                 return release
-            write_tags(client, catalog, source_registry, f"{source_repo}@{digest}", changes)
-        step = Step.promotion(source_env.name, to_env, approver=approver)
-        return record_release(catalog, step, release, record)
+            step = Step.promotion(source_env.name, to_env, approver=approver)
+            source = f"{source_repo}@{digest}"
+            return record_release(
+                catalog,
+                step,
+                release,
+                record,
+                lambda: write_tags(client, catalog, source_registry, source, changes),
+            )
 
 
 def _approver(env: Environment, approve: bool) -> str | None:
@@ -154,22 +167,3 @@ def _promotion_changes(
                 )
             changes.append(change)
     return changes
-
-
-@contextmanager
-def _promotion_lock(catalog: Catalog, ref: str) -> Iterator[None]:
-    """One promotion of an image at a time; a second one fails at once instead of racing."""
-    folder = work_dir(catalog) / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(folder / f"promote-{slug(ref)}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise UserError(
-                f"another promotion of {ref} is in progress",
-                hint="wait for it to finish, then check: imagefactory status",
-            ) from exc
-        yield
-    finally:
-        os.close(descriptor)

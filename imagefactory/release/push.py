@@ -21,7 +21,14 @@ from imagefactory.project.plan import built_records
 from imagefactory.project.state import ImageRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release.environments import environment, registries_of, sibling_suffixes
-from imagefactory.release.record import Release, Step, nothing_to_do, record_release
+from imagefactory.release.record import (
+    Release,
+    Step,
+    nothing_to_do,
+    one_at_a_time,
+    record_release,
+)
+from imagefactory.release.resume import interrupted, resume
 from imagefactory.release.tags import TagChange, action_for, write_tags
 from imagefactory.release.versioning import choose_version, plan_tags, tag_versions, variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -85,7 +92,18 @@ class _PushRun:
     force: bool
 
     def push(self, image: CatalogImage, record: ImageRecord) -> Release:
-        """Version, tag, write and record one built image (or, dry, plan it)."""
+        """Version, tag, write and record one built image (or, dry, plan it); or complete its
+        push that was interrupted, when the audit log holds one."""
+        with one_at_a_time(self.catalog, "push", image.ref):
+            pending = interrupted(self.catalog, image.ref, self.env.name)
+            if pending is not None:
+                source = (self.build, f"{record.repository}@{pending.digest}")
+                return resume(
+                    self.catalog, self.client, image, pending, record, source, dry_run=self.dry_run
+                )
+            return self._push(image, record)
+
+    def _push(self, image: CatalogImage, record: ImageRecord) -> Release:
         assert record.digest is not None and record.repository is not None
         suffix = variant_suffix(image.spec.variant)
         existing = {
@@ -131,10 +149,13 @@ class _PushRun:
         if self.dry_run or nothing_to_do(release, record.environments.get(self.env.name)):
             return release
         source = f"{record.repository}@{record.digest}"
-        write_tags(self.client, self.catalog, self.build, source, changes)
         forced = self.force and any(c.moves_immutable for c in changes)
         return record_release(
-            self.catalog, Step.push(self.env.name, forced=forced), release, record
+            self.catalog,
+            Step.push(self.env.name, forced=forced),
+            release,
+            record,
+            lambda: write_tags(self.client, self.catalog, self.build, source, changes),
         )
 
     def _assigned_in_registry(

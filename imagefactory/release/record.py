@@ -1,13 +1,23 @@
-"""What a push or promotion leaves behind: the image's state record for the environment (and,
-for a push, the version given to the content) and one audit record."""
+"""What a push or promotion leaves behind, written ahead: an intent in the audit log before the
+first tag, then the image's state record for the environment (and, for a push, the version
+given to the content), then the done record. A failure while writing tags closes the intent as
+failed; a crash, a kill or a failed write of state or audit leaves it open for the next run
+(``resume``). One push, and one promotion, of an image at a time."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 from imagefactory import git
-from imagefactory.project.paths import audit_log, state_file
+from imagefactory.errors import ImageFactoryError, UserError
+from imagefactory.project.paths import audit_log, slug, state_file, work_dir
 from imagefactory.project.state import (
     EnvironmentRecord,
     ImageRecord,
@@ -16,8 +26,11 @@ from imagefactory.project.state import (
     with_record,
 )
 from imagefactory.release import audit
+from imagefactory.release.audit import AuditRecord
 from imagefactory.release.tags import TagChange
 from imagefactory.spec.catalog import Catalog
+
+NOTHING_WRITTEN = "nothing was written to the registries"
 
 
 @dataclass(frozen=True)
@@ -61,44 +74,120 @@ def nothing_to_do(release: Release, held: EnvironmentRecord | None) -> bool:
     )
 
 
-def record_release(catalog: Catalog, step: Step, release: Release, record: ImageRecord) -> Release:
-    """Record ``release`` (written to the registries) in state and the audit log; ``record`` is
-    the image's state record it started from (state may have gained one meanwhile). A push also
-    gives the release's version to the image's content. The release, with its audit id."""
-    tags = sorted({c.tag for c in release.changes})
-    entry = audit.new_record(
+def record_release(
+    catalog: Catalog, step: Step, release: Release, record: ImageRecord, write: Callable[[], None]
+) -> Release:
+    """Write ``release``'s tags (``write``) and record it: the intent first, then state, then
+    done. ``record`` is the image's state record it started from (state may have gained one
+    meanwhile). The release, with its audit id."""
+    intent = audit.new_record(
         action=step.action,
         image=release.ref,
         version=release.version,
         digest=release.digest,
         source=step.source,
         target=step.target,
-        tags=tags,
+        tags=sorted({c.tag for c in release.changes}),
         git_revision=git.revision(catalog.root),
         approver=step.approver,
         forced=step.forced,
+        registries=sorted({c.registry for c in release.changes}),
+        content_hash=record.content_hash if step.action == "push" else None,
+    )
+    path = audit_log(catalog)
+    try:
+        audit.append(path, intent)
+    except OSError as exc:
+        raise _unwritable(path, exc, NOTHING_WRITTEN) from exc
+    with failure_recorded(catalog, intent):
+        write()
+    finish(catalog, intent, record)
+    return replace(release, audit_id=intent.id)
+
+
+@contextmanager
+def failure_recorded(catalog: Catalog, intent: AuditRecord) -> Iterator[None]:
+    """An error raised while the tags of ``intent`` are written is reported: it closes the
+    intent with a failed record (the next run plans afresh). If even that cannot be written, the
+    intent stays open: ``status`` lists it and the next run completes it."""
+    try:
+        yield
+    except ImageFactoryError as exc:
+        with suppress(OSError):
+            audit.append(audit_log(catalog), audit.follow_up(intent, audit.FAILED, exc.message))
+        raise
+
+
+def finish(catalog: Catalog, intent: AuditRecord, record: ImageRecord) -> None:
+    """Record ``intent``, whose tags are written and verified, in state; then append its done
+    record. Either failing leaves the intent open, and says how to complete it."""
+    then = (
+        f"the tags are written and verified, and the audit log holds the intent {intent.id}: "
+        f"then run `{intent.command()}` again to complete it (imagefactory status lists it)"
     )
     path = state_file(catalog)
-    with locked_state(path) as save:
-        state = load_state(path)
-        current = state.images.get(release.ref, record)
-        held = EnvironmentRecord(
-            version=release.version,
-            digest=release.digest,
-            tags=tags,
-            registries=sorted({c.registry for c in release.changes}),
-            at=entry.at,
-            audit_id=entry.id,
-        )
-        versions = {**current.versions}
-        if step.action == "push":
-            versions[release.version] = current.content_hash
-        updated = current.model_copy(
-            update={
-                "versions": versions,
-                "environments": {**current.environments, step.target: held},
-            }
-        )
-        save(with_record(state, release.ref, updated))
-    audit.append(audit_log(catalog), entry)
-    return replace(release, audit_id=entry.id)
+    try:
+        with locked_state(path) as save:
+            state = load_state(path)
+            current = state.images.get(intent.image, record)
+            held = EnvironmentRecord(
+                version=intent.version,
+                digest=intent.digest,
+                tags=intent.tags,
+                registries=intent.registries,
+                at=intent.at,
+                audit_id=intent.id,
+            )
+            versions = {**current.versions}
+            if intent.action == "push":
+                versions[intent.version] = intent.content_hash or current.content_hash
+            updated = current.model_copy(
+                update={
+                    "versions": versions,
+                    "environments": {**current.environments, intent.target: held},
+                }
+            )
+            save(with_record(state, intent.image, updated))
+        path = audit_log(catalog)
+        audit.append(path, audit.follow_up(intent, audit.DONE))
+    except OSError as exc:
+        raise _unwritable(path, exc, then) from exc
+    except UserError as exc:  # a state file that cannot be read
+        raise UserError(exc.message, hint=f"{exc.hint}; {then}") from exc
+
+
+@contextmanager
+def one_at_a_time(catalog: Catalog, action: str, ref: str) -> Iterator[None]:
+    """One push (or one promotion) of an image at a time; a second one fails at once instead
+    of racing, and an open intent met under the lock is never one still being written."""
+    folder = work_dir(catalog) / "locks"
+    lock = folder / f"{action}-{slug(ref)}.lock"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _unwritable(lock, exc, NOTHING_WRITTEN) from exc
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            name = "promotion" if action == "promote" else action
+            raise UserError(
+                f"another {name} of {ref} is in progress",
+                hint="wait for it to finish, then check: imagefactory status",
+            ) from exc
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _unwritable(path: Path, exc: OSError, then: str) -> UserError:
+    """A full disk, a read-only or unwritable folder: the user's to fix, not a bug."""
+    folder = path.parent
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = f"free space on the disk that holds {folder}"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        fix = f"make {folder} writable, or point `state:` in imagefactory.yaml to a writable place"
+    else:
+        fix = f"check {folder}"
+    return UserError(f"cannot write {path}: {exc.strerror or exc}", hint=f"{fix}; {then}")

@@ -1,6 +1,6 @@
 """What a push and a promotion leave in state and the audit log (``record.record_release`` with
-its ``Step``): only a push gives its version to the content; the audit record names the step;
-a record state gained meanwhile is the one updated."""
+its ``Step``): only a push gives its version to the content; the audit records (an intent, then
+done) name the step; a record state gained meanwhile is the one updated."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ def built() -> ImageRecord:
     return ImageRecord(content_hash=CONTENT, inputs={}, version="0.3.0", digest=DIGEST)
 
 
+def nothing() -> None:
+    """The tags are written elsewhere (tests/unit/test_write_tags.py)."""
+
+
 def release(version: str = "0.3.1") -> Release:
     changes = (
         TagChange("dev", "r/app/rag-api", version, "create", None, True),
@@ -40,7 +44,7 @@ def release(version: str = "0.3.1") -> Release:
 
 
 def test_a_push_gives_its_version_to_the_content(catalog: Catalog) -> None:
-    recorded = record_release(catalog, Step.push("dev", forced=False), release(), built())
+    recorded = record_release(catalog, Step.push("dev", forced=False), release(), built(), nothing)
 
     record = load_state(state_file(catalog)).images[REF]
     assert record.versions == {"0.3.1": CONTENT}
@@ -51,8 +55,10 @@ def test_a_push_gives_its_version_to_the_content(catalog: Catalog) -> None:
         ["0.3.1", "latest"],
         ["dev"],
     )
-    [entry] = audit.read(audit_log(catalog))
-    assert entry["id"] == held.audit_id == recorded.audit_id
+    intent, entry = audit.read(audit_log(catalog))
+    assert (intent["phase"], entry["phase"]) == ("intent", "done")
+    assert entry["id"] == intent["id"] == held.audit_id == recorded.audit_id
+    assert (entry["registries"], entry["content_hash"]) == (["dev"], CONTENT)
     assert (entry["action"], entry["source"], entry["target"]) == ("push", "build", "dev")
     assert (entry["forced"], entry["approver"]) == (False, None)
     assert recorded == replace(release(), audit_id=entry["id"])
@@ -61,14 +67,14 @@ def test_a_push_gives_its_version_to_the_content(catalog: Catalog) -> None:
 def test_a_promotion_gives_no_version_and_names_its_source_and_approver(
     catalog: Catalog,
 ) -> None:
-    record_release(catalog, Step.push("dev", forced=True), release(), built())
+    record_release(catalog, Step.push("dev", forced=True), release(), built(), nothing)
     step = Step.promotion("dev", "preprod", approver="ada")
-    record_release(catalog, step, release(), built())
+    record_release(catalog, step, release(), built(), nothing)
 
     record = load_state(state_file(catalog)).images[REF]
     assert record.versions == {"0.3.1": CONTENT}  # the push's, nothing added
     assert set(record.environments) == {"dev", "preprod"}
-    pushed, promoted = audit.read(audit_log(catalog))
+    pushed, promoted = audit.completed(audit_log(catalog))
     assert (pushed["action"], pushed["forced"]) == ("push", True)
     assert (promoted["action"], promoted["source"], promoted["target"]) == (
         "promote",
@@ -76,6 +82,7 @@ def test_a_promotion_gives_no_version_and_names_its_source_and_approver(
         "preprod",
     )
     assert (promoted["approver"], promoted["forced"]) == ("ada", False)
+    assert promoted["content_hash"] is None  # a promotion gives no version to content
 
 
 def test_the_record_in_state_wins_over_the_one_the_release_started_from(
@@ -85,7 +92,7 @@ def test_the_record_in_state_wins_over_the_one_the_release_started_from(
     meanwhile = built().model_copy(update={"versions": {"0.3.0": "sha256:" + "e" * 64}})
     save_state(path, with_record(load_state(path), REF, meanwhile))
 
-    record_release(catalog, Step.push("dev", forced=False), release(), built())
+    record_release(catalog, Step.push("dev", forced=False), release(), built(), nothing)
 
     versions = load_state(path).images[REF].versions
     assert versions == {"0.3.0": "sha256:" + "e" * 64, "0.3.1": CONTENT}

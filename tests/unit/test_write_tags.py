@@ -26,9 +26,10 @@ IMMUTABLE = re.compile(r"\d+\.\d+\.\d+|git-.+")
 
 @dataclass
 class MemoryRegistry:
-    """Tags by "repository:tag"; calls logged as (what, reference)."""
+    """Tags by "repository:tag"; calls logged as (what, reference). Also what push and
+    promote read (tag lists, labels): tests/unit/test_write_ahead.py runs them against it."""
 
-    tags: dict[str, str] = field(default_factory=dict)
+    held: dict[str, str] = field(default_factory=dict)  # tag reference → digest
     calls: list[tuple[str, str]] = field(default_factory=list)
     # a tag another writer puts in at the moment its digest is first looked up
     intruder: tuple[str, str] | None = None
@@ -36,18 +37,24 @@ class MemoryRegistry:
     def digest(self, registry: Registry, reference: str) -> str | None:
         self.calls.append(("digest", reference))
         if self.intruder is not None and reference == self.intruder[0]:
-            self.tags[reference] = self.intruder[1]
-        return self.tags.get(reference)
+            self.held[reference] = self.intruder[1]
+        return self.held.get(reference)
+
+    def tags(self, registry: Registry, repository: str) -> list[str]:
+        return sorted(t for r, _, t in (ref.rpartition(":") for ref in self.held) if r == repository)
+
+    def label(self, registry: Registry, reference: str, name: str) -> str | None:
+        return None  # no content-hash labels: versions come from state
 
     def copy(self, source: Registry, source_ref: str, target: Registry, target_ref: str) -> None:
         self.calls.append(("copy", target_ref))
-        self.tags[target_ref] = source_ref.rpartition("@")[2]
+        self.held[target_ref] = source_ref.rpartition("@")[2]
 
     def tag(self, registry: Registry, repository: str, digest: str, tag: str) -> None:
         self.calls.append(("tag", f"{repository}:{tag}"))
-        held = set(self.tags.values())
+        held = set(self.held.values())
         assert digest in held, "a tag is put only on a manifest the registry holds"
-        self.tags[f"{repository}:{tag}"] = digest
+        self.held[f"{repository}:{tag}"] = digest
 
 
 @pytest.fixture
@@ -75,14 +82,14 @@ def write(catalog: Catalog, memory: MemoryRegistry, source: str, todo: list[TagC
 
 
 def test_a_push_into_the_build_repository_only_puts_tags(catalog: Catalog) -> None:
-    memory = MemoryRegistry(tags={f"{DEV}:content-1": DIGEST})
+    memory = MemoryRegistry(held={f"{DEV}:content-1": DIGEST})
     write(catalog, memory, f"{DEV}@{DIGEST}", changes(DEV, "0.3.0", "git-abc", "latest"))
     assert [what for what, _ in memory.calls if what in ("copy", "tag")] == ["tag"] * 3
-    assert memory.tags[f"{DEV}:0.3.0"] == memory.tags[f"{DEV}:latest"] == DIGEST
+    assert memory.held[f"{DEV}:0.3.0"] == memory.held[f"{DEV}:latest"] == DIGEST
 
 
 def test_a_promotion_copies_once_to_the_git_tag_then_puts_the_others(catalog: Catalog) -> None:
-    memory = MemoryRegistry(tags={f"{DEV}:0.3.0": DIGEST})
+    memory = MemoryRegistry(held={f"{DEV}:0.3.0": DIGEST})
     todo = changes(PREPROD, "0.3.0", "git-abc", "0.3", "latest")
     write(catalog, memory, f"{DEV}@{DIGEST}", todo)
     writes = [(what, ref) for what, ref in memory.calls if what in ("copy", "tag")]
@@ -95,7 +102,7 @@ def test_a_promotion_copies_once_to_the_git_tag_then_puts_the_others(catalog: Ca
 
 
 def test_a_repository_that_already_holds_the_digest_needs_no_copy(catalog: Catalog) -> None:
-    memory = MemoryRegistry(tags={f"{DEV}:0.3.0": DIGEST, f"{PREPROD}:0.3.0": DIGEST})
+    memory = MemoryRegistry(held={f"{DEV}:0.3.0": DIGEST, f"{PREPROD}:0.3.0": DIGEST})
     todo = [*changes(PREPROD, "0.3.0", action="keep"), *changes(PREPROD, "latest", action="move")]
     write(catalog, memory, f"{DEV}@{DIGEST}", todo)
     assert [(w, r) for w, r in memory.calls if w in ("copy", "tag")] == [
@@ -106,22 +113,22 @@ def test_a_repository_that_already_holds_the_digest_needs_no_copy(catalog: Catal
 def test_an_immutable_tag_taken_meanwhile_is_refused_before_it_is_written(
     catalog: Catalog,
 ) -> None:
-    memory = MemoryRegistry(tags={f"{DEV}:content-1": DIGEST}, intruder=(f"{DEV}:0.3.1", OTHER))
+    memory = MemoryRegistry(held={f"{DEV}:content-1": DIGEST}, intruder=(f"{DEV}:0.3.1", OTHER))
     todo = changes(DEV, "0.3.1", "git-abc", "latest")
     with pytest.raises(UserError, match="was written by someone else meanwhile") as caught:
         write(catalog, memory, f"{DEV}@{DIGEST}", todo)
     assert OTHER in caught.value.message
-    assert memory.tags[f"{DEV}:0.3.1"] == OTHER  # theirs stays
-    assert f"{DEV}:latest" not in memory.tags  # nothing after the refusal
+    assert memory.held[f"{DEV}:0.3.1"] == OTHER  # theirs stays
+    assert f"{DEV}:latest" not in memory.held  # nothing after the refusal
     assert "choose the next version" in (caught.value.hint or "")
 
 
 def test_a_tag_moved_after_it_was_written_fails_the_verification(catalog: Catalog) -> None:
-    memory = MemoryRegistry(tags={f"{DEV}:content-1": DIGEST})
+    memory = MemoryRegistry(held={f"{DEV}:content-1": DIGEST})
 
     def moved_latest(registry: Registry, reference: str) -> str | None:
         memory.calls.append(("digest", reference))
-        return OTHER if reference.endswith(":latest") else memory.tags.get(reference)
+        return OTHER if reference.endswith(":latest") else memory.held.get(reference)
 
     memory.digest = moved_latest  # type: ignore[method-assign]
     with pytest.raises(UserError, match=f"digest mismatch after copy: {DEV}:latest is {OTHER}"):

@@ -1,0 +1,344 @@
+"""The write-ahead audit log of push and promote, through the CLI, against the in-memory registry
+of test_write_tags: an intent before the first tag, done after state; a crash, a kill or a full
+disk in between leaves an intent that ``status`` lists and the next run of the same step
+completes (its missing tags written, the same audit id); a failure while writing tags closes
+it as failed. A full disk, a read-only folder and refused credentials are user errors (exit 1).
+
+Faults are injected where no real one can be made here: the tests run as root, which writes
+through any permission bits, so a read-only folder is an OSError(EROFS) raised where the audit
+log is opened; a full disk is an OSError(ENOSPC) raised by the state save.
+"""
+
+from __future__ import annotations
+
+import errno
+import http.server
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from imagefactory.cli.app import app  # the package registers every command on it
+from imagefactory.errors import UserError
+from imagefactory.project import state as state_module
+from imagefactory.project.hashing import content_inputs
+from imagefactory.project.paths import audit_log, state_file
+from imagefactory.project.state import (
+    EnvironmentRecord,
+    ImageRecord,
+    State,
+    load_state,
+    save_state,
+)
+from imagefactory.registry.http import RegistryHTTP
+from imagefactory.release import promote, push
+from imagefactory.spec.loader import load_catalog
+from imagefactory.spec.models import Registry
+from tests.fakes.http_server import serving
+
+from .test_write_tags import DEV, DIGEST, OTHER, MemoryRegistry
+
+REF = "app/rag-api"
+PROD = "127.0.0.1:5000/bank-ai-lab/prod/app/rag-api"
+PREPROD = "127.0.0.1:5000/bank-ai-lab/preprod/app/rag-api"
+PUSHED = ["0", "0.3", "0.3.0", "latest"]  # outside git: no git- tag
+runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None, "TERM": "dumb"})
+
+
+class Killed(BaseException):
+    """The process dies here: no handler of imagefactory's runs, only finally blocks."""
+
+
+def run(root: Path, *args: str) -> Result:
+    result = runner.invoke(app, ["-C", str(root), *args])
+    assert not isinstance(result.exception, Killed | AssertionError), result.output
+    return result
+
+
+@pytest.fixture
+def memory(monkeypatch: pytest.MonkeyPatch) -> MemoryRegistry:
+    """The registries of push and promote, in memory."""
+    registry = MemoryRegistry()
+
+    @contextmanager
+    def session(*_: object) -> Iterator[MemoryRegistry]:
+        yield registry
+
+    monkeypatch.setattr(push, "registry_session", session)
+    monkeypatch.setattr(promote, "registry_session", session)
+    return registry
+
+
+@pytest.fixture
+def built(pinned_catalog_dir: Path, memory: MemoryRegistry) -> Path:
+    """The example catalog with app/rag-api built (in state and in the build repository)."""
+    catalog = load_catalog(pinned_catalog_dir)
+    content = content_inputs(catalog)[REF].content_hash
+    record = ImageRecord(
+        content_hash=content, inputs={}, version="0.3.0", digest=DIGEST, repository=DEV
+    )
+    save_state(state_file(catalog), State(images={REF: record}))
+    memory.held[f"{DEV}:content-1"] = DIGEST
+    return pinned_catalog_dir
+
+
+@pytest.fixture
+def in_preprod(built: Path, memory: MemoryRegistry) -> Path:
+    """app/rag-api tested and promoted up to preprod: next, prod."""
+    path = state_file(load_catalog(built))
+    record = load_state(path).images[REF]
+    held = {
+        env: EnvironmentRecord(
+            version="0.3.0", digest=DIGEST, tags=PUSHED, registries=[env], at="then"
+        )
+        for env in ("dev", "preprod")
+    }
+    tests = state_module.TestRecord(digest=DIGEST, passed=True, at="then")
+    save_state(
+        path, State(images={REF: record.model_copy(update={"environments": held, "tests": tests})})
+    )
+    memory.held.update({f"{PREPROD}:{tag}": DIGEST for tag in PUSHED})
+    return built
+
+
+def lines(root: Path) -> list[dict[str, Any]]:
+    path = root / ".imagefactory" / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def held_in(root: Path, env: str) -> EnvironmentRecord | None:
+    record = load_state(state_file(load_catalog(root))).images[REF]
+    return record.environments.get(env)
+
+
+def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_space(path: Path, state: State) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(state_module, "save_state", no_space)
+
+
+def writes(memory: MemoryRegistry) -> list[tuple[str, str]]:
+    return [(what, ref) for what, ref in memory.calls if what in ("copy", "tag")]
+
+
+def test_a_push_logs_its_intent_before_the_first_tag_and_done_after_state(
+    built: Path, memory: MemoryRegistry
+) -> None:
+    seen: list[tuple[list[dict[str, Any]], EnvironmentRecord | None]] = []
+    real_tag = memory.tag
+
+    def first_write_sees(registry: Registry, repository: str, digest: str, tag: str) -> None:
+        if not seen:
+            seen.append((lines(built), held_in(built, "dev")))
+        real_tag(registry, repository, digest, tag)
+
+    memory.tag = first_write_sees  # type: ignore[method-assign]
+
+    result = run(built, "push", REF, "--json")
+
+    assert result.exit_code == 0, result.output
+    [(before, state_before)] = seen
+    [intent] = before  # logged ahead of the first tag, state not yet written
+    assert state_before is None
+    assert (intent["phase"], intent["action"], intent["target"]) == ("intent", "push", "dev")
+    assert (intent["image"], intent["version"], intent["digest"]) == (REF, "0.3.0", DIGEST)
+    assert (intent["tags"], intent["registries"]) == (PUSHED, ["dev"])
+    first, done = lines(built)
+    assert first == intent
+    assert (done["phase"], done["id"]) == ("done", intent["id"])
+    held = held_in(built, "dev")
+    assert held is not None and held.audit_id == intent["id"]
+    assert json.loads(result.stdout)["images"][0]["audit_id"] == intent["id"]
+    assert json.loads(run(built, "status", "--json").stdout)["incomplete"] == []
+
+
+def test_a_full_disk_after_prod_tags_is_a_user_error_and_the_next_promotion_completes_it(
+    in_preprod: Path, memory: MemoryRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's case: promote wrote the prod tags, then state could not be saved."""
+    with monkeypatch.context() as patch:
+        full_disk(patch)
+        result = run(in_preprod, "promote", REF, "--to", "prod", "--approve")
+
+    assert result.exit_code == 1, result.output
+    assert "No space left on device" in result.stderr and "internal error" not in result.stderr
+    assert "free space" in result.stderr
+    assert f"imagefactory promote {REF} --to prod" in result.stderr  # how to complete it
+    assert {t: memory.held.get(f"{PROD}:{t}") for t in PUSHED} == dict.fromkeys(PUSHED, DIGEST)
+    [intent] = [line for line in lines(in_preprod) if line["target"] == "prod"]
+    assert intent["phase"] == "intent" and held_in(in_preprod, "prod") is None
+
+    document = json.loads(run(in_preprod, "status", "--json").stdout)
+    [pending] = document["incomplete"]
+    assert pending == {
+        "image": REF,
+        "env": "prod",
+        "action": "promote",
+        "version": "0.3.0",
+        "digest": DIGEST,
+        "tags": PUSHED,
+        "audit_id": intent["id"],
+        "at": intent["at"],
+        "who": intent["who"],
+        "complete_with": f"imagefactory promote {REF} --to prod",
+    }
+    table = run(in_preprod, "status").stdout
+    assert "incomplete" in table and intent["id"] in table
+
+    memory.calls.clear()
+    result = run(in_preprod, "promote", REF, "--to", "prod", "--approve", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert writes(memory) == []  # every tag was verified there, none written again
+    assert json.loads(result.stdout)["audit_id"] == intent["id"]
+    done = lines(in_preprod)[-1]
+    assert (done["phase"], done["id"], done["approver"]) == (
+        "done",
+        intent["id"],
+        intent["approver"],
+    )
+    held = held_in(in_preprod, "prod")
+    assert held is not None and (held.audit_id, held.digest) == (intent["id"], DIGEST)
+    assert json.loads(run(in_preprod, "status", "--json").stdout)["incomplete"] == []
+
+
+def test_a_push_killed_between_two_tags_is_completed_by_the_next_push(
+    built: Path, memory: MemoryRegistry
+) -> None:
+    real_tag = memory.tag
+
+    def killed_after_two(registry: Registry, repository: str, digest: str, tag: str) -> None:
+        if len(writes(memory)) == 2:
+            raise Killed
+        real_tag(registry, repository, digest, tag)
+
+    memory.tag = killed_after_two  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        runner.invoke(app, ["-C", str(built), "push", REF], catch_exceptions=False)
+    memory.tag = real_tag  # type: ignore[method-assign]
+
+    [intent] = lines(built)
+    assert intent["phase"] == "intent" and held_in(built, "dev") is None
+    [pending] = json.loads(run(built, "status", "--json").stdout)["incomplete"]
+    assert (pending["audit_id"], pending["env"], pending["action"]) == (intent["id"], "dev", "push")
+    written = {ref for _, ref in writes(memory)}
+    assert len(written) == 2
+
+    memory.calls.clear()
+    result = run(built, "push", REF, "--json")
+
+    assert result.exit_code == 0, result.output
+    missing = {f"{DEV}:{t}" for t in PUSHED} - written
+    assert {ref for _, ref in writes(memory)} == missing  # only what was missing
+    assert {t: memory.held[f"{DEV}:{t}"] for t in PUSHED} == dict.fromkeys(PUSHED, DIGEST)
+    assert [(line["phase"], line["id"]) for line in lines(built)] == [
+        ("intent", intent["id"]),
+        ("done", intent["id"]),
+    ]
+    [entry] = json.loads(result.stdout)["images"]
+    assert entry["audit_id"] == intent["id"] and "interrupted" in entry["reason"]
+    record = load_state(state_file(load_catalog(built))).images[REF]
+    assert record.versions == {"0.3.0": intent["content_hash"]}
+
+
+def test_a_failure_while_writing_tags_closes_the_intent_as_failed(
+    built: Path, memory: MemoryRegistry
+) -> None:
+    memory.intruder = (f"{DEV}:0.3.0", OTHER)  # another push takes 0.3.0 meanwhile
+
+    result = run(built, "push", REF)
+
+    assert result.exit_code == 1, result.output
+    assert "was written by someone else meanwhile" in result.stderr
+    intent, failed = lines(built)
+    assert (intent["phase"], failed["phase"], failed["id"]) == ("intent", "failed", intent["id"])
+    assert "someone else" in failed["error"]
+    assert json.loads(run(built, "status", "--json").stdout)["incomplete"] == []
+
+
+def test_an_intent_that_can_no_longer_be_completed_is_closed_as_failed(
+    built: Path, memory: MemoryRegistry
+) -> None:
+    real_tag = memory.tag
+
+    def killed_first(registry: Registry, repository: str, digest: str, tag: str) -> None:
+        raise Killed
+
+    memory.tag = killed_first  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        runner.invoke(app, ["-C", str(built), "push", REF], catch_exceptions=False)
+    memory.tag = real_tag  # type: ignore[method-assign]
+    memory.held[f"{DEV}:0.3.0"] = OTHER  # meanwhile someone put other content there
+
+    result = run(built, "push", REF)
+
+    assert result.exit_code == 1, result.output
+    assert "cannot be completed" in result.stderr and OTHER in result.stderr
+    assert [line["phase"] for line in lines(built)] == ["intent", "failed"]
+    assert memory.held[f"{DEV}:0.3.0"] == OTHER
+
+
+def test_a_read_only_state_folder_is_a_user_error_before_any_tag(
+    built: Path, memory: MemoryRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = audit_log(load_catalog(built))
+    real_open = os.open
+
+    def read_only(path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
+        if Path(path) == log:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.setattr(os, "open", read_only)
+    result = run(built, "push", REF)
+
+    assert result.exit_code == 1, result.output
+    assert "Read-only file system" in result.stderr and "internal error" not in result.stderr
+    assert "writable" in result.stderr and "nothing was written" in result.stderr
+    assert writes(memory) == []
+    assert held_in(built, "dev") is None
+
+
+def test_a_full_disk_on_push_is_a_user_error(
+    built: Path, memory: MemoryRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full_disk(monkeypatch)
+
+    result = run(built, "push", REF, "--json")
+
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.stdout)
+    assert document["ok"] is False and "No space left on device" in document["error"]
+    assert "imagefactory status lists it" in document["hint"]
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """A registry that wants Basic credentials and refuses every one it is sent."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="r"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_refused_credentials_are_a_user_error_that_names_their_variables() -> None:
+    with serving(_Refusing) as address:
+        registry = Registry(
+            url=address, tls_verify=False, username_env="REG_USER", password_env="REG_PASSWORD"
+        )
+        with pytest.raises(UserError) as caught:
+            RegistryHTTP(registry, "dXNlcjp3cm9uZw==").tags("team/app")
+
+    assert caught.value.exit_code == 1
+    assert "401" in caught.value.message
+    assert "check REG_USER/REG_PASSWORD" in (caught.value.hint or "")
