@@ -403,3 +403,15 @@ def test_diff_reads_a_local_checkout(setup: tuple[Path, Path], tmp_path: Path) -
     result = cli("-C", root, "gitops", "diff", "--env", "prod", "--repo-dir", checkout, "--json")
     assert json.loads(result.stdout)["images"][0]["status"] == "not-in-state"
     assert cli("-C", root, "gitops", "diff", "--env", "qa").exit_code == 1
+
+
+def test_an_overlay_that_is_not_utf8_is_a_clear_error(
+    setup: tuple[Path, Path], tmp_path: Path
+) -> None:
+    root, remote = setup
+    checkout = tmp_path / "checkout"
+    git("clone", "--quiet", remote, checkout)
+    (checkout / OVERLAY.format(env="dev")).write_bytes(b"images: [\xff]\n")
+    result = cli("-C", root, "gitops", "diff", "--env", "dev", "--repo-dir", checkout)
+    assert result.exit_code == 1
+    assert f"{OVERLAY.format(env='dev')} is not UTF-8 text (byte 9)" in result.stderr
