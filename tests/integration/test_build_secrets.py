@@ -34,6 +34,8 @@ from typing import Any
 import pytest
 import yaml
 
+from imagefactory import scratch
+
 from .helpers.example import SESSION_LABEL, ExampleBuild, cli_json, imagefactory
 from .helpers.registry import Registry
 from .helpers.services import OutputLines, docker, unique
@@ -71,6 +73,12 @@ class SecretsBuild:
     @property
     def image(self) -> str:
         return str(self.record["image_id"])
+
+
+def run_folders(pid: int, temp: Path) -> list[Path]:
+    """The private folders of the CLI process ``pid`` (``imagefactory.scratch``): on /dev/shm,
+    else in its TMPDIR ``temp``."""
+    return [f for base in [*scratch.bases(), temp] for f in base.glob(f"{scratch.PREFIX}{pid}-*")]
 
 
 def leaks(text: str | bytes, values: dict[str, str]) -> list[str]:
@@ -260,8 +268,9 @@ def test_secrets_absent_from_log_state_and_build_context(secrets_build: SecretsB
     context = all_files(work / "build")
     assert any(path.name == "Dockerfile" for path in context)
     assert leaks_in_files(context, secrets_build.values) == []
-    # The env secret's value went to a temporary file for BuildKit (in the CLI's TMPDIR, with
-    # the temporary DOCKER_CONFIG that holds the registry credentials): both are gone.
+    # The env secret's value went to a temporary file for BuildKit (in the run's private
+    # folder, with the temporary DOCKER_CONFIG that holds the registry credentials): both are
+    # gone, and nothing went to the CLI's TMPDIR.
     assert secrets_build.temp_left == []
 
 
@@ -299,7 +308,7 @@ def test_terminated_build_leaves_no_secret_or_credential_files(
 ) -> None:
     """SIGTERM (a CI job cancelled or timed out, ``docker stop``, a pod evicted) while a build
     step runs: the temporary files holding the env secret's value and the registry credentials
-    (a DOCKER_CONFIG) must not stay behind in TMPDIR."""
+    (a DOCKER_CONFIG), in the run's private folder, must not stay behind."""
     root = tmp_path / "catalog"
     shutil.copytree(secrets_build.root, root, ignore=shutil.ignore_patterns("build", "state.json"))
     temp = tmp_path / "tmp"
@@ -317,7 +326,7 @@ def test_terminated_build_leaves_no_secret_or_credential_files(
     try:
         if not output.wait_for(timeout=300):
             pytest.fail(f"no build step ran (exit {process.poll()}):\n{output.text[-4000:]}")
-        during = sorted(p.name for p in temp.iterdir())
+        during = sorted(p.name for f in run_folders(process.pid, temp) for p in f.iterdir())
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
     finally:
@@ -325,11 +334,14 @@ def test_terminated_build_leaves_no_secret_or_credential_files(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
         output.thread.join(timeout=10)
-    left = all_files(temp)
+    runs = run_folders(process.pid, temp)
+    left = all_files(temp) + [p for f in runs for p in all_files(f)]
     found = leaks_in_files(left, secrets_build.values)
-    names = [p.relative_to(temp).as_posix() for p in left]
-    shutil.rmtree(temp)  # whatever the outcome: it may hold the registry credentials
-    if not any(name.startswith("imagefactory-secrets-") for name in during):
+    names = [p.as_posix() for p in [*runs, *temp.iterdir()]]
+    shutil.rmtree(temp)  # whatever the outcome: they may hold the registry credentials
+    for folder in runs:
+        shutil.rmtree(folder, ignore_errors=True)  # in temp, it went with it
+    if not any(name.startswith("secrets-") for name in during):
         pytest.fail(f"no secret files while the build ran: {during}")
     assert found == []
     assert names == []
