@@ -9,6 +9,7 @@ value these grammars let through still cannot become an instruction.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
@@ -66,71 +67,56 @@ def multi_line(value: str) -> str:
     return value
 
 
-def debian_package(value: str) -> str:
-    if not re.fullmatch(rf"{DEBIAN_NAME}(?::{DEBIAN_ARCH})?(?:={DEBIAN_VERSION})?", value):
-        raise refuse(
-            f"{shown(value)} is not a Debian package: NAME[:ARCH][=VERSION]",
-            "names are lowercase letters, digits and + . - (at least 2), e.g. curl=7.88.1-10+deb12u8",
-        )
-    return value
+def _grammar(pattern: str, expected: str, hint: str) -> Callable[[str], str]:
+    """A validator that takes a value matching ``pattern`` whole and refuses any other."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise refuse(f"{shown(value)} is not {expected}", hint)
+        return value
+
+    return check
 
 
-def debian_package_name(value: str) -> str:
-    if not re.fullmatch(rf"{DEBIAN_NAME}(?::{DEBIAN_ARCH})?", value):
-        raise refuse(
-            f"{shown(value)} is not a Debian package name: NAME[:ARCH]",
-            "names are lowercase letters, digits and + . - (at least 2), e.g. libgomp1",
-        )
-    return value
-
-
-def posix_name(value: str) -> str:
-    if not re.fullmatch(POSIX_NAME, value):
-        raise refuse(
-            f"{shown(value)} is not a user or group name",
-            "a lowercase letter or '_', then lowercase letters, digits, '_' or '-'; at most 32",
-        )
-    return value
-
-
-def account(value: str) -> str:
-    if not re.fullmatch(ACCOUNT, value):
-        raise refuse(
-            f"{shown(value)} is not USER or USER:GROUP",
-            "user and group names (app, www-data) or numeric ids (10001:10001)",
-        )
-    return value
-
-
-def label_key(value: str) -> str:
-    if not re.fullmatch(LABEL_KEY, value) or len(value) > 255:
-        raise refuse(
-            f"{shown(value)} is not a label key",
-            "reverse-DNS style: lowercase letters and digits separated by single '.' or '-' "
-            "(com.example.team)",
-        )
-    return value
-
-
-def absolute_path(value: str) -> str:
-    segments = value.split("/")[1:]
-    valid = value == "/" or (
-        value.startswith("/")
-        and all(re.fullmatch(PATH_SEGMENT, s) and s not in (".", "..") for s in segments)
-    )
-    if not valid or len(value) > 4096:
-        raise refuse(f"{shown(value)} is not an absolute, normalised path in the image", PATH_HINT)
-    return value
-
-
-def relative_path(value: str) -> str:
-    segments = value.split("/")
-    if not all(re.fullmatch(PATH_SEGMENT, s) and s not in (".", "..") for s in segments):
-        raise refuse(
-            f"{shown(value)} is not a relative path that stays inside its folder",
-            f"relative to the folder it lives in; {PATH_HINT}",
-        )
-    return value
+_DEBIAN_HINT = "names are lowercase letters, digits and + . - (at least 2)"
+debian_package = _grammar(
+    rf"{DEBIAN_NAME}(?::{DEBIAN_ARCH})?(?:={DEBIAN_VERSION})?",
+    "a Debian package: NAME[:ARCH][=VERSION]",
+    f"{_DEBIAN_HINT}, e.g. curl=7.88.1-10+deb12u8",
+)
+debian_package_name = _grammar(
+    rf"{DEBIAN_NAME}(?::{DEBIAN_ARCH})?",
+    "a Debian package name: NAME[:ARCH]",
+    f"{_DEBIAN_HINT}, e.g. libgomp1",
+)
+posix_name = _grammar(
+    POSIX_NAME,
+    "a user or group name",
+    "a lowercase letter or '_', then lowercase letters, digits, '_' or '-'; at most 32",
+)
+account = _grammar(
+    ACCOUNT,
+    "USER or USER:GROUP",
+    "user and group names (app, www-data) or numeric ids (10001:10001)",
+)
+label_key = _grammar(
+    rf"(?=.{{1,255}}\Z){LABEL_KEY}",
+    "a label key",
+    "reverse-DNS style: lowercase letters and digits separated by single '.' or '-' "
+    "(com.example.team)",
+)
+_SEGMENTS = rf"(?!\.\.?(?:/|\Z)){PATH_SEGMENT}(?:/(?!\.\.?(?:/|\Z)){PATH_SEGMENT})*"
+absolute_path = _grammar(
+    rf"(?=.{{1,4096}}\Z)/(?:{_SEGMENTS})?",
+    "an absolute, normalised path in the image",
+    PATH_HINT,
+)
+relative_path = _grammar(
+    _SEGMENTS,
+    "a relative path that stays inside its folder",
+    f"relative to the folder it lives in; {PATH_HINT}",
+)
 
 
 def source_path(value: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.errors import SpecError, UserError
+from imagefactory.errors import SpecError, SpecIssue, UserError
 from imagefactory.spec.gitops import load_settings
 from imagefactory.spec.loader import load_catalog
 
@@ -30,14 +30,18 @@ def test_the_example_loads(root: Path) -> None:
         settings.environment("qa")
 
 
-def _errors(root: Path, old: str, new: str) -> str:
+def _issues(root: Path, old: str, new: str) -> list[SpecIssue]:
     path = root / "gitops.yaml"
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new, 1))
     with pytest.raises(SpecError) as caught:
         load_settings(load_catalog(root))
-    return str(caught.value)
+    return caught.value.issues
+
+
+def _errors(root: Path, old: str, new: str) -> str:
+    return str(SpecError(_issues(root, old, new)))
 
 
 def test_an_unknown_key_names_file_line_and_a_hint(root: Path) -> None:
@@ -85,3 +89,27 @@ def test_invalid_yaml_is_a_spec_error(root: Path) -> None:
     (root / "gitops.yaml").write_text("repo_url: [unclosed\n")
     with pytest.raises(SpecError, match="invalid YAML"):
         load_settings(load_catalog(root))
+
+
+# --------------------------------------------------------------------------- hostile values (issue 13)
+
+GITLAB_URL = "  url: https://gitlab.example-bank.internal\n"
+
+
+@pytest.mark.parametrize("value", ["../elsewhere", "apps/../../x", "./apps", "apps//x", "/apps"])
+def test_the_path_stays_inside_the_repository(root: Path, value: str) -> None:
+    [issue] = _issues(root, "path: apps", f"path: {value}")
+    assert issue.key_path == "path" and issue.line is not None and issue.hint
+
+
+def test_the_gitlab_url_must_be_https(root: Path) -> None:
+    [issue] = _issues(root, GITLAB_URL, "  url: http://gitlab.example-bank.internal\n")
+    assert issue.key_path == "gitlab.url"
+    assert "127.0.0.1" in (issue.hint or "")
+
+
+def test_plain_http_to_loopback_is_allowed_for_tests(root: Path) -> None:
+    path = root / "gitops.yaml"
+    path.write_text(path.read_text().replace(GITLAB_URL, "  url: http://127.0.0.1:8929\n"))
+    settings = load_settings(load_catalog(root))
+    assert settings.gitlab is not None and settings.gitlab.url == "http://127.0.0.1:8929"

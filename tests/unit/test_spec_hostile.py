@@ -8,17 +8,15 @@ the image history. The renderer escapes on output as well; these tests hold the 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from imagefactory.errors import SpecError, SpecIssue
 from imagefactory.spec.checks import looks_secret
-from imagefactory.spec.gitops import load_settings
 from imagefactory.spec.loader import load_catalog
 
-from .conftest import REPO, Edit
+from .conftest import Edit
 
 APP = "images/app/rag-api/image.yaml"
 BASE = "images/base/debian12/image.yaml"
@@ -313,39 +311,3 @@ def test_a_url_with_credentials_in_a_value(catalog_dir: Path, edit: Edit, sectio
     lines = "  PIP_INDEX_URL: https://me:pw@nexus.corp/simple\n"
     edit(APP, "env:\n", f"env:\n{lines}" if section == "env" else f"build_args:\n{lines}env:\n")
     assert "credentials" in refused(catalog_dir, f"{section}.PIP_INDEX_URL").message
-
-
-# --------------------------------------------------------------------------- gitops.yaml
-
-
-def _gitops_issues(root: Path, old: str, new: str) -> list[SpecIssue]:
-    shutil.copy(REPO / "gitops.yaml", root / "gitops.yaml")
-    path = root / "gitops.yaml"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new, 1))
-    with pytest.raises(SpecError) as caught:
-        load_settings(load_catalog(root))
-    return caught.value.issues
-
-
-@pytest.mark.parametrize("value", ["../elsewhere", "apps/../../x", "./apps", "apps//x", "/apps"])
-def test_gitops_path_stays_inside_the_repository(catalog_dir: Path, value: str) -> None:
-    [issue] = _gitops_issues(catalog_dir, "path: apps", f"path: {value}")
-    assert issue.key_path == "path" and issue.line is not None and issue.hint
-
-
-def test_gitlab_url_must_be_https(catalog_dir: Path) -> None:
-    old = "  url: https://gitlab.example-bank.internal\n"
-    [issue] = _gitops_issues(catalog_dir, old, "  url: http://gitlab.example-bank.internal\n")
-    assert issue.key_path == "gitlab.url"
-    assert "127.0.0.1" in (issue.hint or "")
-
-
-def test_gitlab_url_over_loopback_http_is_allowed(catalog_dir: Path) -> None:
-    shutil.copy(REPO / "gitops.yaml", catalog_dir / "gitops.yaml")
-    path = catalog_dir / "gitops.yaml"
-    old = "  url: https://gitlab.example-bank.internal\n"
-    path.write_text(path.read_text().replace(old, "  url: http://127.0.0.1:8929\n"))
-    settings = load_settings(load_catalog(catalog_dir))
-    assert settings.gitlab is not None and settings.gitlab.url == "http://127.0.0.1:8929"

@@ -60,3 +60,30 @@ def test_key_paths_quote_keys_that_would_read_ambiguously() -> None:
     assert format_key_path((".",)) == '["."]'
     assert format_key_path(("env", " X")) == 'env[" X"]'
     assert format_key_path(("env", "")) == 'env[""]'
+
+
+def test_values_that_are_not_plain_data_are_problems_with_key_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(
+        "name: x\npackages: !!set {curl: null}\ndescription: 2024-01-31\n"
+        "files:\n  - !!binary aGk=\nlabels: !!omap [{a: b}]\n"
+    )
+    doc = read_yaml(path)
+    assert doc.data is None  # never constructed
+    found = {(p.key_path, p.line): p.hint or "" for p in doc.problems}
+    assert set(found) == {
+        (("packages",), 2),
+        (("description",), 3),
+        (("files", 0), 5),
+        (("labels",), 6),
+    }
+    assert "write a list" in found[("packages",), 2]
+    assert "quote it" in found[("description",), 3]
+
+
+def test_quoted_dates_and_merge_keys_are_plain_data(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text('base: &b {x: 1}\nother:\n  <<: *b\n  when: "2024-01-31"\n  n: !!str 5\n')
+    doc = read_yaml(path)
+    assert doc.problems == []
+    assert doc.data["other"] == {"x": 1, "when": "2024-01-31", "n": "5"}
