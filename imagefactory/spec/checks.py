@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from imagefactory.errors import SpecIssue
-from imagefactory.spec.grammar import has_credentials
+from imagefactory.spec.grammar import CONTROL, has_credentials, shown
 from imagefactory.spec.issues import format_key_path
 from imagefactory.spec.models import ImageDocument, ImageLayer, ProjectSpec
 from imagefactory.spec.parents import DIGEST_PATTERN, ExternalParent, parse_from
@@ -222,7 +222,9 @@ def _source_problem(folder: Path, src: str) -> str | None:
         return f"'{src}' does not exist in the image folder"
     base = folder.resolve()
     for path in [target, *(sorted(target.rglob("*")) if target.is_dir() else [])]:
+        relative = path.relative_to(folder).as_posix()
+        if CONTROL.search(path.name):
+            return f"{shown(relative)} has a control character (a newline, tab …) in its name"
         if not path.resolve().is_relative_to(base):
-            shown = path.relative_to(folder)
-            return f"'{shown}' is a symlink pointing outside the image folder"
+            return f"'{relative}' is a symlink pointing outside the image folder"
     return None

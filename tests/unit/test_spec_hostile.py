@@ -159,6 +159,13 @@ def test_a_file_name_with_a_space_is_refused(catalog_dir: Path, edit: Edit) -> N
     refused(catalog_dir, "files[0].src")
 
 
+@pytest.mark.parametrize("name", ["evil\nRUN id", "tab\there", "esc\x1b[31m"])
+def test_a_file_name_with_a_control_character_is_refused(catalog_dir: Path, name: str) -> None:
+    (catalog_dir / "images/app/rag-api/app/rag_api" / name).write_text("x")
+    issue = refused(catalog_dir, "files[0].src")
+    assert "control character" in issue.message
+
+
 @pytest.mark.parametrize(
     ("old", "new", "key"),
     [
