@@ -21,14 +21,17 @@ import fcntl
 import getpass
 import json
 import os
+import stat
 import uuid
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from imagefactory.atomic import read_regular
 from imagefactory.errors import UserError
 
 INTENT, DONE, FAILED = "intent", "done", "failed"
+READ_LIMIT = 1024 * 1024 * 1024  # about a million records: decades of releases
 _RESTORE = "restore it from the last CI artifact; it is append-only, never edit it"
 
 
@@ -118,11 +121,15 @@ def follow_up(intent: AuditRecord, phase: str, error: str | None = None) -> Audi
 
 
 def append(path: Path, record: AuditRecord) -> None:
-    """Append one whole line, or none: a short write (a full disk) is cut back off and raised."""
+    """Append one whole line, or none: a short write (a full disk) is cut back off and raised.
+    Only to a regular file: a symlink, a FIFO or a device there is refused (an OSError)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(asdict(record), sort_keys=True) + "\n").encode()
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK
+    descriptor = os.open(path, flags, 0o644)
     try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         end = os.lseek(descriptor, 0, os.SEEK_END)
         if os.write(descriptor, line) != len(line):
@@ -135,10 +142,12 @@ def append(path: Path, record: AuditRecord) -> None:
 
 def read(path: Path) -> list[dict[str, Any]]:
     """Every line, as written (intents, done and failed records alike)."""
+    if not path.exists():
+        return []
+    data = read_regular(path, what="the audit log", limit=READ_LIMIT)
     try:
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
-        lines = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except (OSError, ValueError) as exc:
+        lines = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+    except ValueError as exc:
         raise UserError(f"cannot read the audit log {path}: {exc}", hint=_RESTORE) from exc
     if not all(isinstance(line, dict) and isinstance(line.get("id"), str) for line in lines):
         raise UserError(

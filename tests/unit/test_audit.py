@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from imagefactory.errors import UserError
 from imagefactory.release import audit
 
 # What a record held before the write-ahead log (no phase, registries, content hash, error).
@@ -106,3 +107,17 @@ def test_a_short_write_leaves_no_half_line(tmp_path: Path, monkeypatch: pytest.M
     assert path.read_bytes() == before
     audit.append(path, record("third"))
     assert [line["image"] for line in audit.read(path)] == ["first", "third"]
+
+
+def test_only_a_regular_file_is_appended_to_or_read(tmp_path: Path) -> None:
+    """A FIFO there neither blocks the append nor the read; a symlink is not written through."""
+    fifo, target, link = tmp_path / "fifo.jsonl", tmp_path / "elsewhere", tmp_path / "link.jsonl"
+    os.mkfifo(fifo)
+    target.write_text("")
+    link.symlink_to(target)
+    for path in (fifo, link):
+        with pytest.raises(OSError):
+            audit.append(path, record("app"))
+    assert target.read_text() == ""
+    with pytest.raises(UserError, match="is not a regular file"):
+        audit.read(fifo)
