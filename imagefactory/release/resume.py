@@ -45,7 +45,7 @@ def resume(
 ) -> Release:
     """Complete ``intent`` (or, dry, plan it), copying from ``source`` (the registry and the
     ``repository@digest`` the step copies from)."""
-    reason = f"completes the {intent.action} interrupted at {intent.at} (audit record {intent.id})"
+    reason = f"completes the {intent.action} interrupted at {intent.at}, audit record {intent.id}"
     if dry_run:
         return Release(
             intent.image,
