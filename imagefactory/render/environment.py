@@ -161,7 +161,9 @@ def render_template(project_root: Path, name: str, context: dict[str, object]) -
         ) from exc
     except jinja2.TemplateSyntaxError as exc:
         raise UserError(
-            f"{exc.filename or exc.name}:{exc.lineno}: template syntax error: {exc.message}"
+            f"{exc.filename or exc.name}:{exc.lineno}: template syntax error: {exc.message}",
+            hint="filters a template may use: "
+            + ", ".join(sorted(environment(project_root).filters)),
         ) from exc
     except jinja2.exceptions.SecurityError as exc:
         raise UserError(
