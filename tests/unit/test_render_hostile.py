@@ -83,12 +83,14 @@ def key_values(instruction: str) -> dict[str, str]:
 
 
 def run_words(text: str) -> list[list[str]]:
-    """The shell words of every RUN line (flags included), quotes removed."""
-    return [
-        list(shlex.shlex(i.removeprefix("RUN "), posix=True, punctuation_chars=True))
-        for i in instructions(text)
-        if i.startswith("RUN ")
-    ]
+    """The shell words and operators (``&&``, ``;``, ``(``...) of every RUN line, quotes removed."""
+
+    def words(command: str) -> list[str]:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        return list(lexer)
+
+    return [words(i.removeprefix("RUN ")) for i in instructions(text) if i.startswith("RUN ")]
 
 
 def copy_args(instruction: str) -> list[str]:
@@ -229,7 +231,8 @@ def test_a_file_name_or_dest_stays_one_copy_argument(catalog: Catalog, payload: 
 @pytest.mark.parametrize("payload", PAYLOADS)
 @pytest.mark.parametrize("field", ["env", "labels"])
 def test_env_and_label_values_read_back_exactly(catalog: Catalog, field: str, payload: str) -> None:
-    text = render_or_refuse(with_spec(catalog, **{field: {"HOSTILE": payload}}))
+    update: dict[str, Any] = {field: {"HOSTILE": payload}}
+    text = render_or_refuse(with_spec(catalog, **update))
     if text is None:
         assert "\n" in payload
         return
@@ -242,7 +245,8 @@ def test_env_and_label_values_read_back_exactly(catalog: Catalog, field: str, pa
 @pytest.mark.parametrize("field", ["env", "labels", "build_args"])
 def test_a_hostile_key_is_refused(catalog: Catalog, field: str, payload: str) -> None:
     with pytest.raises(UserError, match="cannot be written"):
-        render(with_spec(catalog, **{field: {payload: "v"}}))
+        update: dict[str, Any] = {field: {payload: "v"}}
+        render(with_spec(catalog, **update))
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
