@@ -24,7 +24,7 @@ from imagefactory.errors import UserError
 from imagefactory.project.hashing import content_inputs
 from imagefactory.render.catalog import Pins
 from imagefactory.render.dockerfile import file_entries, render_dockerfile
-from imagefactory.render.packer import config_changes
+from imagefactory.render.packer import config_changes, packer_context
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import BuildSecret, FileCopy, UserAccount
@@ -82,15 +82,17 @@ def key_values(instruction: str) -> dict[str, str]:
     return {key: unquote(value) for key, value in pairs}
 
 
+def shell_words(command: str) -> list[str]:
+    """The words and operators (``&&``, ``;``, ``(``...) of a shell command, quotes removed."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    return list(lexer)
+
+
 def run_words(text: str) -> list[list[str]]:
-    """The shell words and operators (``&&``, ``;``, ``(``...) of every RUN line, quotes removed."""
+    """The shell words of every RUN line."""
 
-    def words(command: str) -> list[str]:
-        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        return list(lexer)
-
-    return [words(i.removeprefix("RUN ")) for i in instructions(text) if i.startswith("RUN ")]
+    return [shell_words(i.removeprefix("RUN ")) for i in instructions(text) if i.startswith("RUN ")]
 
 
 def copy_args(instruction: str) -> list[str]:
@@ -269,6 +271,29 @@ def test_a_hostile_secret_id_or_variable_is_refused(catalog: Catalog, field: str
     hostile = secret.model_copy(update={field: "tok,target=/etc\nRUN cat /run/secrets/tok"})
     with pytest.raises(UserError, match="cannot be written"):
         render(with_spec(catalog, ref="runtime/llm:cpu", secrets=[hostile]), "runtime/llm:cpu")
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_a_packer_shell_step_value_stays_one_shell_word(
+    catalog: Catalog, payload: str, tmp_path: Path
+) -> None:
+    ref = "runtime/llm:cpu"
+    changed = with_spec(catalog, ref=ref, packages=[payload], create_users=[account(shell=payload)])
+    try:
+        pins = Pins(changed.project, content_inputs(changed), DIGESTS)
+        steps = packer_context(changed, changed.images[ref], pins, tmp_path)["steps"]
+    except UserError as exc:
+        assert "\n" in payload and "cannot be written" in exc.message
+        return
+    commands = [
+        json.loads(c.replace("$${", "${").replace("%%{", "%{"))  # an HCL string literal
+        for step in steps
+        if step["kind"] == "shell"
+        for c in step["inline"]
+    ]
+    users, install = commands[0], next(c for c in commands if "apt-get install" in c)
+    assert shell_words(users).count(payload) == 1 and shell_words(install)[-1] == payload
+    assert shell_words(users).count("&&") == 1
 
 
 def test_packer_config_changes_escape_like_the_dockerfile(catalog: Catalog) -> None:
