@@ -21,7 +21,8 @@ Every value reaches a template through one of the filters, each escaping for one
   still expands (so ``\\``, quotes and ``$`` are escaped inside them).
 * ``json``: a JSON value (the exec form of CMD, ENTRYPOINT, HEALTHCHECK, which BuildKit does not
   expand; YAML flow values).
-* ``dq``: a JSON string (YAML double-quoted scalars).
+* ``dq``: a YAML double-quoted scalar (a JSON string, YAML's line breaks and non-printables
+  escaped).
 * ``comment``: text after a ``#``: line breaks and control characters are written as escapes.
 
 A Dockerfile instruction is one line (a line break ends it, whatever the quoting), so a value with
@@ -48,13 +49,26 @@ from imagefactory.project.paths import templates_dir
 # No quote, escape, "$", "=", "," or whitespace: BuildKit reads these back as written.
 _TOKEN = re.compile(r"[A-Za-z0-9_./:@+-]+")
 _LINE_BREAK = re.compile(r"[\n\r\x00]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
+# What a YAML double-quoted scalar does not keep as written: C1 controls and DEL (not printable),
+# U+0085/U+2028/U+2029 (line breaks, folded to a space), BOM, non-characters, lone surrogates.
+_YAML_UNSAFE = re.compile(r"[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
 _BUILTIN_FILTERS = ("join",)  # the Jinja filters the standard templates use
 _BUILTIN_TESTS = ("none", "defined")
 
 
-def _one_line(value: object, context: str) -> str:
+def _text(value: object) -> str:
     text = str(value)
+    if re.search(r"[\ud800-\udfff]", text):
+        raise UserError(
+            f"{text!r} cannot be written into a UTF-8 file: it holds a lone surrogate",
+            hint="write the character itself, not half of a \\uD8xx\\uDCxx pair",
+        )
+    return text
+
+
+def _one_line(value: object, context: str) -> str:
+    text = _text(value)
     if _LINE_BREAK.search(text):
         raise UserError(
             f"{text!r} cannot be written as {context}: it holds a line break or NUL",
@@ -93,10 +107,17 @@ def dockerfile_word(value: object) -> str:
 
 def dockerfile_args(values: Iterable[object]) -> str:
     """COPY/ADD sources and destination: plain tokens, else the (variable-escaped) JSON form."""
-    texts = [str(v) for v in values]
+    texts = [_text(v) for v in values]
     if all(_TOKEN.fullmatch(t) for t in texts):
         return " ".join(texts)
     return json.dumps([re.sub(r"""([\\"'$])""", r"\\\1", t) for t in texts])
+
+
+def yaml_string(value: object) -> str:
+    """A YAML double-quoted scalar that reads back as ``value``: JSON, with the characters YAML
+    would fold or refuse written as ``\\u`` escapes."""
+    text = json.dumps(str(value), ensure_ascii=False)
+    return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def comment(value: object) -> str:
@@ -133,7 +154,7 @@ def environment(project_root: Path) -> jinja2.Environment:
     env.tests = {name: env.tests[name] for name in _BUILTIN_TESTS}
     env.filters.update(
         json=lambda value: json.dumps(value, ensure_ascii=False),
-        dq=lambda value: json.dumps(str(value), ensure_ascii=False),
+        dq=yaml_string,
         sh=shell_word,
         dockerfile_value=dockerfile_value,
         dockerfile_word=dockerfile_word,

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,7 @@ from imagefactory.errors import UserError
 from imagefactory.project.hashing import content_inputs
 from imagefactory.render.catalog import Pins
 from imagefactory.render.dockerfile import file_entries, render_dockerfile
+from imagefactory.render.environment import environment
 from imagefactory.render.packer import config_changes, packer_context
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.loader import load_catalog
@@ -387,3 +389,20 @@ def test_any_metacharacters_give_exactly_the_spec_instructions(
     assert key_values(env_line)["HOSTILE"] == env_value
     [label_line] = [i for i in instructions(text) if i.startswith("LABEL ")]
     assert key_values(label_line)["org.example.hostile"] == label_value
+
+
+def test_a_line_break_in_a_commented_path_stays_in_the_comment(catalog: Catalog) -> None:
+    def moved(folder: str) -> Catalog:
+        image = dataclasses.replace(catalog.images[REF], file=catalog.root / folder / "image.yaml")
+        return dataclasses.replace(catalog, images={**catalog.images, REF: image})
+
+    text = render(moved("images/x\nRUN touch /pwned"))
+    assert kinds(text) == kinds(render(moved("images/x")))
+    assert "# Rendered by imagefactory from images/x\\nRUN touch /pwned/image.yaml;" in text
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text())
+def test_a_yaml_string_reads_back_as_written(value: str) -> None:
+    dq = environment(Path("/nonexistent")).filters["dq"]
+    assert yaml.safe_load(f"key: {dq(value)}\n") == {"key": value}
