@@ -541,9 +541,10 @@ def mutate(data: st.DataObject, doc: dict[Any, Any], project: bool) -> None:
         )
         target[key] = data.draw(VALUES, label="value")
     elif kind == "from":
+        variants = doc.get("variants")  # an earlier mutation may have retyped it
         overlays = [doc] + [
             overlay
-            for values in (doc.get("variants") or {}).values()
+            for values in (variants.values() if isinstance(variants, dict) else [])
             if isinstance(values, dict)
             for overlay in values.values()
             if isinstance(overlay, dict)
