@@ -16,7 +16,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from imagefactory.project.naming import CONTENT_LABEL, REF_LABEL
-from imagefactory.render.environment import dockerfile_token, render_template, shell_word
+from imagefactory.render.environment import (
+    dockerfile_token,
+    render_template,
+    shell_name,
+    shell_word,
+)
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.walk import copy_into
 
@@ -84,7 +89,7 @@ def dockerfile_context(
     spec = image.spec
     build = catalog.project.build
     has_ca = build.ca_bundle is not None
-    # RUN fragments: ids and names are tokens (no shell or flag metacharacter), values shell words
+    # RUN fragments: ids are tokens (no shell or flag metacharacter), names checked, values words
     mounts = [f"--mount=type=bind,source={CA_FILE},target={CA_TARGET}"] if has_ca else []
     mounts += [
         f"--mount=type=secret,id={dockerfile_token(s.id)},"
@@ -92,7 +97,7 @@ def dockerfile_context(
         for s in spec.secrets
     ]
     exports = [
-        f'{dockerfile_token(s.as_env)}="$(cat {shell_word(f"{SECRETS_DIR}/{s.id}")})"'
+        f'{shell_name(s.as_env)}="$(cat {shell_word(f"{SECRETS_DIR}/{s.id}")})"'
         for s in spec.secrets
         if s.as_env
     ]

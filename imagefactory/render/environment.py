@@ -82,6 +82,17 @@ def shell_word(value: object) -> str:
     return shlex.quote(_one_line(value, "a shell word"))
 
 
+def shell_name(value: object) -> str:
+    """A shell variable name (``export NAME=``, ``NAME=value command``): never quoted, so checked."""
+    text = str(value)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        raise UserError(
+            f"{text!r} cannot be written as a shell variable name",
+            hint="a variable name is letters, digits and _, not starting with a digit",
+        )
+    return text
+
+
 def dockerfile_value(value: object) -> str:
     """An ENV/ARG/LABEL value that BuildKit reads back exactly (no variable is expanded)."""
     text = _one_line(value, "a Dockerfile value")

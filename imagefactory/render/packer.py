@@ -40,6 +40,7 @@ from imagefactory.render.environment import (
     dockerfile_value,
     dockerfile_word,
     render_template,
+    shell_name,
     shell_word,
 )
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -215,7 +216,10 @@ def packer_context(
         "project_root": hcl(Path(project_root).as_posix()),
         "changes": [hcl(c) for c in changes if c not in UNSETTABLE],
         "run_command": [hcl(a) for a in run_command],
-        "build_args": {name: hcl(f"{name}={value}") for name, value in spec.build_args.items()},
+        # Packer single-quotes each value on the shell line, not the name
+        "build_args": {
+            name: hcl(f"{shell_name(name)}={value}") for name, value in spec.build_args.items()
+        },
         "steps": _shell_steps(catalog, image),
         # fragments of quoted HCL strings: shell-quoted paths below the project root
         "playbooks": [hcl(shell_word(p))[1:-1] for p in spec.playbooks],

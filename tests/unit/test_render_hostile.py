@@ -273,6 +273,9 @@ def test_a_hostile_secret_id_or_variable_is_refused(catalog: Catalog, field: str
     hostile = secret.model_copy(update={field: "tok,target=/etc\nRUN cat /run/secrets/tok"})
     with pytest.raises(UserError, match="cannot be written"):
         render(with_spec(catalog, ref="runtime/llm:cpu", secrets=[hostile]), "runtime/llm:cpu")
+    spaced = secret.model_copy(update={field: "tok $(touch /pwned)"})
+    with pytest.raises(UserError, match="cannot be written"):
+        render(with_spec(catalog, ref="runtime/llm:cpu", secrets=[spaced]), "runtime/llm:cpu")
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
@@ -296,6 +299,16 @@ def test_a_packer_shell_step_value_stays_one_shell_word(
     users, install = commands[0], next(c for c in commands if "apt-get install" in c)
     assert shell_words(users).count(payload) == 1 and shell_words(install)[-1] == payload
     assert shell_words(users).count("&&") == 1
+
+
+@pytest.mark.parametrize("name", ["X;touch /pwned;Y", "/tmp/x", "A B"])
+def test_a_packer_build_arg_name_is_a_shell_variable_name(
+    catalog: Catalog, name: str, tmp_path: Path
+) -> None:
+    changed = with_spec(catalog, ref="runtime/llm:cpu", build_args={name: "v"})
+    pins = Pins(changed.project, content_inputs(changed), DIGESTS)
+    with pytest.raises(UserError, match="shell variable name"):
+        packer_context(changed, changed.images["runtime/llm:cpu"], pins, tmp_path)
 
 
 def test_packer_config_changes_escape_like_the_dockerfile(catalog: Catalog) -> None:
