@@ -93,7 +93,7 @@ def check_project(project: ProjectSpec, doc: YamlDocument, root: Path) -> list[S
             "a PEM file, absolute or relative to the project root",
         )
     for key, relative in (("catalog", project.catalog), ("state", project.state)):
-        if not _inside(root, relative):
+        if not inside(root, relative):
             issues.add(
                 (key,),
                 f"'{relative}' resolves outside the project (through a symlink)",
@@ -112,7 +112,8 @@ def check_project(project: ProjectSpec, doc: YamlDocument, root: Path) -> list[S
     return issues.found
 
 
-def _inside(root: Path, relative: str) -> bool:
+def inside(root: Path, relative: str) -> bool:
+    """``root / relative`` resolves inside ``root`` (symlinks followed)."""
     try:
         return (root / relative).resolve().is_relative_to(root.resolve())
     except (OSError, RuntimeError):  # a symlink loop: not a place inside the project either

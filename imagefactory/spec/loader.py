@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
 
 from imagefactory.errors import SpecError, SpecIssue, UserError
 from imagefactory.spec.catalog import Catalog, CatalogImage, ref_slug
-from imagefactory.spec.checks import check_document, check_project, is_file
+from imagefactory.spec.checks import check_document, check_project, inside, is_file
+from imagefactory.spec.grammar import relative_path
 from imagefactory.spec.graph import find_cycle
 from imagefactory.spec.issues import format_key_path, issues_from_validation, near_miss
 from imagefactory.spec.merge import merge_layer
@@ -63,10 +65,12 @@ def load_catalog(root: Path) -> Catalog:
     project = _validate(ProjectSpec, project_yaml, issues) or _salvage(ProjectSpec, project_yaml)
     if project is not None:
         issues += check_project(project, project_yaml, root)
-    catalog_dir = root / (project.catalog if project else _raw_catalog_dir(project_yaml.data))
+    catalog = project.catalog if project else _raw_catalog_dir(project_yaml.data)
+    catalog_dir = root / catalog
 
-    files = _image_files(catalog_dir)
-    if not files:
+    confined = inside(root, catalog)  # if not, check_project says so; nothing outside is read
+    files = _image_files(catalog_dir) if confined else []
+    if confined and not files:
         issues.append(
             SpecIssue(
                 project_yaml.path,
@@ -128,8 +132,12 @@ def _image_files(catalog_dir: Path) -> list[Path]:
 
 
 def _raw_catalog_dir(data: Any) -> str:
+    """``catalog`` of a project file that did not validate, if it is a valid path at all."""
     value = data.get("catalog") if isinstance(data, dict) else None
-    return value if isinstance(value, str) and value else "images"
+    try:
+        return relative_path(value) if isinstance(value, str) else "images"
+    except PydanticCustomError:
+        return "images"
 
 
 def _yaml_issues(doc: YamlDocument) -> list[SpecIssue]:

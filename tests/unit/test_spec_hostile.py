@@ -8,6 +8,7 @@ the image history. The renderer escapes on output as well; these tests hold the 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -276,12 +277,26 @@ def test_project_settings_stay_inside_and_hold_no_credentials(
     assert [i.key_path for i in issues_of(catalog_dir) if i.key_path == key] == [key]
 
 
-def test_state_through_a_symlink_outside_the_project(catalog_dir: Path, edit: Edit) -> None:
-    outside = catalog_dir.parent / "elsewhere"
-    outside.mkdir()
+def test_state_through_a_symlink_outside_the_project(
+    catalog_dir: Path, edit: Edit, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    outside = tmp_path_factory.mktemp("elsewhere")
     (catalog_dir / "link").symlink_to(outside)
     edit(PROJECT, "state: .imagefactory/state.json", "state: link/state.json")
     assert "outside the project" in refused(catalog_dir, "state").message
+
+
+def test_a_catalog_linked_outside_the_project_is_not_read(
+    catalog_dir: Path, edit: Edit, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    outside = tmp_path_factory.mktemp("elsewhere") / "images"
+    shutil.copytree(catalog_dir / "images", outside)
+    (outside / "base/debian12/image.yaml").write_text("name: [broken\n")
+    (catalog_dir / "link").symlink_to(outside)
+    edit(PROJECT, "catalog: images", "catalog: link")
+    issues = issues_of(catalog_dir)
+    assert [i.key_path for i in issues] == ["catalog"], issues
+    assert "outside the project" in issues[0].message
 
 
 # --------------------------------------------------------------------------- secrets
