@@ -9,6 +9,7 @@ value these grammars let through still cannot become an instruction.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
@@ -139,8 +140,10 @@ def port(value: str) -> str:
 
 def regex(value: str) -> str:
     try:
-        re.compile(value)
-    except re.error as exc:
+        with warnings.catch_warnings():  # "possible nested set" is advice, not an error
+            warnings.simplefilter("ignore", FutureWarning)
+            re.compile(value)
+    except (re.error, RecursionError, OverflowError) as exc:  # nesting, repeat counts too large
         raise refuse(
             f"{shown(value)} is not a regular expression: {exc}",
             "Python 're' syntax; escape . * + ? ( ) [ ] { } | \\ with '\\' to match them as text",

@@ -179,6 +179,14 @@ def test_test_regexes_compile(catalog_dir: Path, edit: Edit, old: str, new: str,
     assert "not a regular expression" in refused(catalog_dir, key).message
 
 
+@pytest.mark.parametrize("pattern", ["(" * 5000 + ")" * 5000, "a{99999999999999999999}"])
+def test_a_regex_too_deep_or_too_large_is_refused_not_a_crash(
+    catalog_dir: Path, edit: Edit, pattern: str
+) -> None:
+    edit(RUNTIME, 'stdout: "CPU|GPU"', f'stdout: "{pattern}"')
+    assert "not a regular expression" in refused(catalog_dir, "tests.commands[0].stdout").message
+
+
 def test_file_check_and_label_regexes_compile(catalog_dir: Path, edit: Edit) -> None:
     utc = "    - path: /usr/share/zoneinfo/UTC\n"
     edit(BASE, utc, f"{utc}      contains: '*x'\n")
