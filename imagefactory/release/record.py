@@ -140,7 +140,8 @@ def finish(catalog: Catalog, intent: AuditRecord, record: ImageRecord) -> None:
             )
             versions = {**current.versions}
             if intent.action == "push":
-                versions[intent.version] = intent.content_hash or current.content_hash
+                assert intent.content_hash is not None  # every push intent names its content
+                versions[intent.version] = intent.content_hash
             updated = current.model_copy(
                 update={
                     "versions": versions,

@@ -44,7 +44,7 @@ def write_tags(
     needs no copy. Every other tag gets the manifest put again under it, a request each, right
     after checking that an immutable tag planned as new is still free: two pushes that chose the
     same version at once leave it to the first (the window is one request, not a copy). At the
-    end every written tag must still name the digest; otherwise nothing is recorded.
+    end every written tag must still name the digest; otherwise nothing is recorded in state.
     """
     repository_of_source, _, digest = source.rpartition("@")
     holding = {(c.registry, c.repository) for c in changes if c.action == "keep"}
@@ -60,7 +60,8 @@ def write_tags(
                 raise UserError(
                     f"{change.repository}:{change.tag} was written by someone else meanwhile "
                     f"({taken})",
-                    hint="nothing was recorded; run it again: it will choose the next version",
+                    hint="nothing was recorded in state (the audit log marks the step failed); "
+                    "run it again: it will choose the next version",
                 )
         if (change.registry, change.repository) in holding:
             client.tag(target, change.repository, digest, change.tag)
@@ -81,5 +82,5 @@ def verify_tags(
             raise UserError(
                 f"digest mismatch after copy: {reference} is {there}, expected {digest}",
                 hint="another writer moved that tag meanwhile, or the registry rewrote the "
-                "manifest; nothing was recorded",
+                "manifest; nothing was recorded in state (the audit log marks the step failed)",
             )
