@@ -149,12 +149,12 @@ def finish(catalog: Catalog, intent: AuditRecord, record: ImageRecord) -> None:
                 }
             )
             save(with_record(state, intent.image, updated))
-        path = audit_log(catalog)
+        path = audit_log(catalog)  # from here on, the file a failure is about
         audit.append(path, audit.follow_up(intent, audit.DONE))
     except OSError as exc:
         raise _unwritable(path, exc, then) from exc
     except UserError as exc:  # a state file that cannot be read
-        raise UserError(exc.message, hint=f"{exc.hint}; {then}") from exc
+        raise UserError(exc.message, hint="; ".join(filter(None, [exc.hint, then]))) from exc
 
 
 @contextmanager
