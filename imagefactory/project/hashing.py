@@ -20,13 +20,14 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from imagefactory.project.paths import templates_dir
 from imagefactory.project.recipe import RECIPE_VERSION
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.parents import CatalogParent, ExternalParent
+from imagefactory.spec.walk import walk_tree
 
 HASH_SCHEME = "imagefactory/content/v1"
 TEMPLATE_SUFFIX = ".j2"
@@ -72,12 +73,11 @@ def hash_tree(path: Path) -> str:
     if path.is_file():  # a symlink to a file is copied as the file: hash what it points to
         return _digest([_file_entry(path)])
     entries = []
-    for item in sorted(path.rglob("*")):
-        relative = item.relative_to(path).as_posix()
-        if item.is_symlink():
-            entries.append(f"link {relative} -> {item.readlink().as_posix()}")
-        elif item.is_file():
-            entries.append(f"{relative} {_file_entry(item)}")
+    for item in walk_tree(path) if path.is_dir() else []:  # symlinks in it are not followed
+        if item.kind == "symlink":
+            entries.append(f"link {item.relative} -> {PurePath(item.link).as_posix()}")
+        elif item.kind == "file":
+            entries.append(f"{item.relative} {_file_entry(item.path)}")
     return _digest(entries)
 
 
