@@ -22,10 +22,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from imagefactory.atomic import write_atomically
+from imagefactory.atomic import read_regular, write_atomically
 from imagefactory.errors import UserError
 
 STATE_SCHEMA = 1
+#: The most bytes of state read (a FIFO or a device is refused, not read): thousands of images.
+MAX_STATE_BYTES = 64 * 1024 * 1024
 
 
 class TestRecord(BaseModel):
@@ -81,11 +83,12 @@ class State(BaseModel):
 
 
 def load_state(path: Path) -> State:
-    """The state at ``path``; an empty state when the file does not exist yet."""
+    """The state at ``path``; an empty state when the file does not exist yet. UserError when
+    it is not a regular file (a FIFO, a device), is larger than MAX_STATE_BYTES, or is broken."""
     if not path.exists():
         return State()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular(path, what="the state file", limit=MAX_STATE_BYTES).decode())
         if not isinstance(data, dict):
             raise ValueError("the top level is not an object")
         data["schema_version"] = data.pop("schema", None)

@@ -3,16 +3,19 @@ builder settings (``image.yaml`` cannot name a ``vm`` target)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from imagefactory.errors import UserError
+from imagefactory.errors import SpecError, SpecIssue
+from imagefactory.spec.issues import format_key_path, issues_from_validation
 from imagefactory.spec.models import Frozen
+from imagefactory.spec.yamldoc import read_yaml
 
 SETTINGS_FILE = "packer.yaml"
+HINT = "see docs/packer.md for the keys of packer.yaml"
 
 
 class QemuSettings(Frozen):
@@ -70,21 +73,27 @@ class PackerSettings(Frozen):
 
 
 def load_settings(folder: Path) -> PackerSettings:
-    """The image's ``packer.yaml`` (docker only when there is none); UserError when invalid."""
+    """The image's ``packer.yaml`` (docker only when there is none). SpecError when invalid:
+    read as every catalog file is (regular files only, size, alias and depth limits), each
+    problem with its line and key."""
     path = folder / SETTINGS_FILE
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):  # a FIFO or a dangling link: read_yaml says so
         return PackerSettings()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML: {exc}") from exc
+    doc = read_yaml(path)
+    issues = [
+        SpecIssue(path, format_key_path(p.key_path), p.message, p.line, p.hint)
+        for p in doc.problems
+    ]
+    data = {} if doc.data is None else doc.data
+    if issues or not isinstance(data, dict):
+        raise SpecError(issues or [SpecIssue(path, "", "the file is not a mapping", 1, HINT)])
     try:
         return PackerSettings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise UserError(
-            f"{path}: invalid Packer settings: {problems}",
-            hint="see docs/packer.md for the keys of packer.yaml",
+        found = issues_from_validation(exc, doc, PackerSettings)
+        raise SpecError(
+            [
+                replace(i, message=f"invalid Packer settings: {i.message}", hint=i.hint or HINT)
+                for i in found
+            ]
         ) from exc

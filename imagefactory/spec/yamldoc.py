@@ -16,6 +16,9 @@ from typing import Any
 
 import yaml
 
+from imagefactory.atomic import read_regular
+from imagefactory.errors import UserError
+
 KeyPath = tuple[str | int, ...]
 
 #: libyaml's parser when PyYAML was built with it (several times faster), else the pure-Python one.
@@ -37,6 +40,9 @@ _INSTEAD = {
     "timestamp": 'quote it ("2024-01-31"): catalog values are text, not dates',
     "binary": "write the value as text",
 }
+#: No catalog file needs more bytes than this; past it, it is not one (``/dev/zero`` is refused
+#: before this: only regular files are read).
+MAX_YAML_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -74,9 +80,12 @@ class YamlDocument:
 def read_yaml(path: Path) -> YamlDocument:
     """Parse ``path``; never raises for bad content — problems are collected on the document."""
     doc = YamlDocument(path=path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    try:  # never blocks: a FIFO, a device or a socket is refused before it is read
+        text = read_regular(path, what="the file", limit=MAX_YAML_BYTES).decode("utf-8")
+    except UserError as exc:
+        doc.problems.append(YamlProblem((), None, exc.message, exc.hint))
+        return doc
+    except UnicodeDecodeError as exc:
         doc.problems.append(YamlProblem((), None, f"cannot read the file: {exc}"))
         return doc
     try:

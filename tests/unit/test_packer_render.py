@@ -208,7 +208,7 @@ def test_vm_target_without_builder_settings_is_refused(packer_catalog: Path) -> 
         load_settings(catalog.images["runtime/llm:cpu"].folder)
     result = run_cli("-C", packer_catalog, "render", "packer", "runtime/llm:cpu")
     assert result.exit_code == 1
-    assert "packer.yaml: invalid Packer settings" in result.output
+    assert "packer.yaml:1: invalid Packer settings" in result.output
     assert not (packer_catalog / "rendered/packer").exists()  # nothing written
 
 
@@ -216,7 +216,10 @@ def test_unknown_packer_setting_is_refused(packer_catalog: Path) -> None:
     (packer_catalog / "images/runtime/llm/packer.yaml").write_text(
         VM_SETTINGS.replace("instance_type:", "instance_typ:")
     )
-    with pytest.raises(UserError, match=r"amazon_ebs\.instance_typ: Extra inputs"):
+    with pytest.raises(
+        UserError,
+        match=r"amazon_ebs\.instance_typ: invalid Packer settings: unknown key 'instance_typ'",
+    ):
         load_settings(load_catalog(packer_catalog).images["runtime/llm:cpu"].folder)
 
 

@@ -65,7 +65,9 @@ def test_every_companion_problem_is_reported_in_one_run(broken: Path) -> None:
         "unknown key 'replica'"
     ) in result.stderr
     assert "hint: did you mean 'replicas'?" in result.stderr
-    assert f"{broken / PACKER}: invalid Packer settings: targets.1: " in result.stderr
+    assert f"{broken / PACKER}:1: targets[1]: invalid Packer settings: input should be" in (
+        result.stderr
+    )
     assert "hint: see docs/packer.md" in result.stderr
     assert f"{cst}:{line_of(cst, '    mustExist:')}: fileExistenceTests[2].mustExist" in (
         result.stderr
@@ -90,8 +92,8 @@ def test_companion_problems_in_json(broken: Path) -> None:
     assert gitops["key"] == "environments.preprod.replica"
     assert gitops["line"] == line_of(broken / GITOPS, "    replica:")
     packer = issues[str(broken / PACKER)]
-    assert (packer["key"], packer["line"]) == ("", None)
-    assert packer["message"].startswith("invalid Packer settings: targets.1: ")
+    assert (packer["key"], packer["line"]) == ("targets[1]", 1)
+    assert packer["message"].startswith("invalid Packer settings: input should be 'vm'")
     assert issues[str(broken / CST)]["key"] == "fileExistenceTests[2].mustExist"
     assert issues[str(broken / NEW_CST)]["key"] == "schemaVersion"
     assert "Traceback" not in result.output
@@ -110,5 +112,5 @@ def test_packer_yaml_that_is_not_yaml(full_catalog: Path) -> None:
     (full_catalog / PACKER).write_text("targets: [vm\n")
     result = run("-C", full_catalog, "validate")
     assert result.exit_code == 1
-    assert f"{full_catalog.resolve() / PACKER}: not valid YAML: " in result.stderr
+    assert f"{full_catalog.resolve() / PACKER}:2: invalid YAML: " in result.stderr
     assert "Traceback" not in result.output
