@@ -43,16 +43,19 @@ class _HandledGroup(TyperGroup):
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as exc:
             session = ctx.obj if isinstance(ctx.obj, Session) else Session()
-            session.output.error(
+            internal = ImageFactoryError(
                 f"internal error: {type(exc).__name__}: {exc}",
-                "this is a bug in imagefactory; rerun with -v and report the traceback",
+                hint="this is a bug in imagefactory; rerun with -v and report the traceback",
             )
-            if session.verbose:
-                traceback.print_exc()
+            if session.output.json:  # the document for machines, and the line for the job log
+                session.output.error(internal.message, internal.hint)
+            _report(session, internal, exc)
             raise typer.Exit(EXIT_INTERNAL) from exc
 
 
-def _report(session: Session, exc: ImageFactoryError) -> None:
+def _report(session: Session, exc: ImageFactoryError, cause: BaseException | None = None) -> None:
+    """The error as one JSON document on stdout with --json, else as text on stderr; with -v,
+    the traceback of ``cause`` (an internal error) or of ``exc`` on stderr."""
     if session.output.json:
         issues = exc.issues if isinstance(exc, SpecError) else []
         session.output.data(
@@ -75,7 +78,7 @@ def _report(session: Session, exc: ImageFactoryError) -> None:
     else:
         session.output.error(exc.message, exc.hint)
     if session.verbose:
-        traceback.print_exception(exc, file=sys.stderr)
+        traceback.print_exception(cause or exc, file=sys.stderr)
 
 
 def _print_version(value: bool) -> None:
