@@ -44,6 +44,7 @@ import yaml
 from imagefactory.errors import UserError
 from imagefactory.project.naming import build_registry
 from imagefactory.project.paths import slug
+from imagefactory.render.blockyaml import BlockYaml
 from imagefactory.render.gitlab_rules import (
     RepoPlace,
     change_paths,
@@ -140,7 +141,7 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
     jobs[VALIDATE_JOB] = _job(
         "validate", options, engine=False, script=[_command(options, "validate")]
     )
-    paths = {image.ref: change_paths(catalog, image, _place(options)) for image in images}
+    paths = change_paths(catalog, _place(options))
     for image in images:
         needs = [_need(VALIDATE_JOB, artifacts=False)]
         if image.parent_ref is not None:
@@ -216,14 +217,21 @@ def render_pipeline(catalog: Catalog, options: PipelineOptions) -> str:
     """The pipeline as YAML text: a header comment, then one block per top-level key."""
     data = pipeline(catalog, options)
     blocks = [_header(catalog, options)]
-    blocks += [_dump({key: value}) for key, value in data.items()]
+    blocks += BlockYaml(_dump).each(data)  # PyYAML's bytes; each distinct scalar written once
     return "\n".join(blocks)
 
 
 def job_names(text: str) -> list[str]:
-    """The jobs of a rendered pipeline, in file order."""
-    document = yaml.safe_load(text)
-    return [key for key in document if key != "stages"]
+    """The jobs of a rendered pipeline, in file order: its top-level keys, each read from its own
+    line (a rendered pipeline starts them at column 0 and indents everything else), so a
+    pipeline of megabytes is not parsed whole."""
+    keys = [
+        key
+        for line in text.splitlines()
+        if line[:1] not in ("", " ", "#", "-")
+        for key in yaml.load(line, Loader=_LOADER)
+    ]
+    return [key for key in keys if key != "stages"]
 
 
 # --------------------------------------------------------------------------- jobs
@@ -339,6 +347,10 @@ def _header(catalog: Catalog, options: PipelineOptions) -> str:
             "  must still be privileged and share /certs/client (writable by uid 1000).",
         ]
     return "".join(f"# {line}\n" for line in lines)
+
+
+#: libyaml's parser when PyYAML has it (job names are read back from the rendered text).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Dumper(yaml.SafeDumper):

@@ -26,26 +26,38 @@ class RepoPlace:
     templates: str | None = None
 
 
-def change_paths(catalog: Catalog, image: CatalogImage, where: RepoPlace) -> list[str]:
-    """Repository paths whose change changes the image (or may: over-triggering is safe).
+def change_paths(catalog: Catalog, where: RepoPlace) -> dict[str, list[str]]:
+    """For every image, the repository paths whose change changes it (or may: over-triggering
+    is safe).
 
     The image's folder and its ancestors' folders (image.yaml, copied files, template
     overrides, tests), the playbooks they apply, the standard templates when the repository
-    holds them, a CA bundle kept in the repository, and the project file."""
-    found: list[str] = []
-    for member in catalog.lineage(image.ref):
-        folder = _relative(catalog, member.folder)
-        found.append(_recursive(in_repo(where, folder)))  # files: the loader refuses '..'
-        for playbook in member.spec.playbooks:  # the same inputs the content hash reads
-            for path in playbook_inputs(catalog.root / posixpath.normpath(playbook)):
-                found += _file_or_tree(in_repo(where, _relative(catalog, path)))
+    holds them, a CA bundle kept in the repository, and the project file. Each image's own
+    paths are found once, then joined along each lineage (a deep chain is not walked again per
+    descendant)."""
+    own = {ref: _own_paths(catalog, image, where) for ref, image in catalog.images.items()}
+    shared: list[str] = []
     if where.templates is not None:
-        found.append(_recursive(posixpath.join(where.templates, "dockerfile")))
+        shared.append(_recursive(posixpath.join(where.templates, "dockerfile")))
     bundle = catalog.project.build.ca_bundle
     if bundle is not None and not Path(bundle).is_absolute():
-        found.append(in_repo(where, posixpath.normpath(bundle)))
-    found.append(in_repo(where, _relative(catalog, catalog.project_file)))
-    return list(dict.fromkeys(found))
+        shared.append(in_repo(where, posixpath.normpath(bundle)))
+    shared.append(in_repo(where, _relative(catalog, catalog.project_file)))
+    return {
+        ref: list(dict.fromkeys([*(p for m in catalog.lineage(ref) for p in own[m.ref]), *shared]))
+        for ref in catalog.images
+    }
+
+
+def _own_paths(catalog: Catalog, image: CatalogImage, where: RepoPlace) -> list[str]:
+    """The image's folder and the inputs of the playbooks it applies."""
+    found = [
+        _recursive(in_repo(where, _relative(catalog, image.folder)))
+    ]  # the loader refuses '..'
+    for playbook in image.spec.playbooks:  # the same inputs the content hash reads
+        for path in playbook_inputs(catalog.root / posixpath.normpath(playbook)):
+            found += _file_or_tree(in_repo(where, _relative(catalog, path)))
+    return found
 
 
 def _relative(catalog: Catalog, path: Path) -> str:
