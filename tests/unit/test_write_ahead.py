@@ -127,6 +127,21 @@ def writes(memory: MemoryRegistry) -> list[tuple[str, str]]:
     return [(what, ref) for what, ref in memory.calls if what in ("copy", "tag")]
 
 
+def push_killed(root: Path, memory: MemoryRegistry, *, after: int) -> None:
+    """A push whose process dies after ``after`` tag writes."""
+    real_tag = memory.tag
+
+    def dying(registry: Registry, repository: str, digest: str, tag: str) -> None:
+        if len(writes(memory)) == after:
+            raise Killed
+        real_tag(registry, repository, digest, tag)
+
+    memory.tag = dying  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        runner.invoke(app, ["-C", str(root), "push", REF], catch_exceptions=False)
+    memory.tag = real_tag  # type: ignore[method-assign]
+
+
 def test_a_push_logs_its_intent_before_the_first_tag_and_done_after_state(
     built: Path, memory: MemoryRegistry
 ) -> None:
@@ -211,17 +226,7 @@ def test_a_full_disk_after_prod_tags_is_a_user_error_and_the_next_promotion_comp
 def test_a_push_killed_between_two_tags_is_completed_by_the_next_push(
     built: Path, memory: MemoryRegistry
 ) -> None:
-    real_tag = memory.tag
-
-    def killed_after_two(registry: Registry, repository: str, digest: str, tag: str) -> None:
-        if len(writes(memory)) == 2:
-            raise Killed
-        real_tag(registry, repository, digest, tag)
-
-    memory.tag = killed_after_two  # type: ignore[method-assign]
-    with pytest.raises(Killed):
-        runner.invoke(app, ["-C", str(built), "push", REF], catch_exceptions=False)
-    memory.tag = real_tag  # type: ignore[method-assign]
+    push_killed(built, memory, after=2)
 
     [intent] = lines(built)
     assert intent["phase"] == "intent" and held_in(built, "dev") is None
@@ -265,15 +270,7 @@ def test_a_failure_while_writing_tags_closes_the_intent_as_failed(
 def test_an_intent_that_can_no_longer_be_completed_is_closed_as_failed(
     built: Path, memory: MemoryRegistry
 ) -> None:
-    real_tag = memory.tag
-
-    def killed_first(registry: Registry, repository: str, digest: str, tag: str) -> None:
-        raise Killed
-
-    memory.tag = killed_first  # type: ignore[method-assign]
-    with pytest.raises(Killed):
-        runner.invoke(app, ["-C", str(built), "push", REF], catch_exceptions=False)
-    memory.tag = real_tag  # type: ignore[method-assign]
+    push_killed(built, memory, after=0)
     memory.held[f"{DEV}:0.3.0"] = OTHER  # meanwhile someone put other content there
 
     result = run(built, "push", REF)
