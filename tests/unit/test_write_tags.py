@@ -41,7 +41,9 @@ class MemoryRegistry:
         return self.held.get(reference)
 
     def tags(self, registry: Registry, repository: str) -> list[str]:
-        return sorted(t for r, _, t in (ref.rpartition(":") for ref in self.held) if r == repository)
+        return sorted(
+            t for r, _, t in (ref.rpartition(":") for ref in self.held) if r == repository
+        )
 
     def label(self, registry: Registry, reference: str, name: str) -> str | None:
         return None  # no content-hash labels: versions come from state
