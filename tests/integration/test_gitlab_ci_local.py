@@ -241,8 +241,14 @@ def test_state_travels_along_the_chain_of_artifacts(pipeline_run: PipelineRun) -
     assert promoted["environments"]["preprod"]["digest"] == digest
     assert promoted["environments"]["dev"] == pushed["environments"]["dev"]
     audit = pipeline_run.artifact(f"promote:preprod:{APP}", ".imagefactory/audit.jsonl")
-    actions = [json.loads(line)["action"] for line in audit.read_text().splitlines()]
-    assert actions == ["push", "promote"]  # the push job's audit log came along too
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    # the push job's audit log came along too; each step written ahead: intent, then done
+    assert [(r["action"], r["phase"]) for r in records] == [
+        ("push", "intent"),
+        ("push", "done"),
+        ("promote", "intent"),
+        ("promote", "done"),
+    ]
     junit = pipeline_run.artifact(f"test:{APP}", "junit-app_rag-api.xml").read_text()
     assert "<testsuite" in junit and 'name="app/rag-api"' in junit
 
