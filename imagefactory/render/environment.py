@@ -9,7 +9,9 @@ filters and globals below, and a template that reaches for anything else is a ``
 
 Every value reaches a template through one of the filters, each escaping for one context:
 
-* ``sh``: a POSIX shell word (RUN lines, Packer shell steps).
+* ``sh``: a POSIX shell word (RUN lines, Packer shell steps); :func:`shell_name` checks the
+  variable names a shell line assigns. ``dockerfile.py`` builds its RUN fragments (mounts,
+  exports) with the same functions.
 * ``dockerfile_value``: an ENV, ARG or LABEL value, double-quoted for BuildKit's word lexer
   (``frontend/dockerfile/shell/lex.go``): ``\\``, ``"`` and ``$`` are escaped, so ``$VAR`` and
   ``${VAR}`` stay as written.

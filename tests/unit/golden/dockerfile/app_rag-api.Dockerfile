@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/app/rag-api/image.yaml; edit that file, not this one.
-# image: app/rag-api 0.3.0  content: sha256:8e264c7c75376c09387bef8957b56fc0644d75150a16ad0c6c9e10495c29fefb
+# image: app/rag-api 0.3.0  content: sha256:7b63fae62ea7e8b0f0474d4f26682ff496a294039b9dcf1a6d3d71acad1ec734
 FROM 127.0.0.1:5000/bank-ai-lab/dev/runtime/llm@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc
 
 USER 0:0
@@ -25,7 +25,7 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
 ENTRYPOINT ["python", "-m", "uvicorn", "rag_api.main:app", "--host", "0.0.0.0", "--port", "8080"]
 
 LABEL com.example-bank.image.tier="app" \
-      org.imagefactory.content-hash="sha256:8e264c7c75376c09387bef8957b56fc0644d75150a16ad0c6c9e10495c29fefb" \
+      org.imagefactory.content-hash="sha256:7b63fae62ea7e8b0f0474d4f26682ff496a294039b9dcf1a6d3d71acad1ec734" \
       org.imagefactory.ref="app/rag-api" \
       org.opencontainers.image.base.digest="sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc" \
       org.opencontainers.image.base.name="runtime/llm" \

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/base/debian12/image.yaml; edit that file, not this one.
-# image: base/debian12 1.0.0  content: sha256:0ce9575fa66a14a2e6317e6b95dc1ad88b17ccbb35c00f533bb07c321c8d1187
+# image: base/debian12 1.0.0  content: sha256:e19e2b4a330b251f91449d6f3913cd80c9a46a7b886c78bdede259ca28c90bb2
 FROM scratch
 ADD rootfs.tar /
 
@@ -19,7 +19,7 @@ ENV TZ="UTC" \
 WORKDIR /home/app
 
 LABEL com.example-bank.image.tier="base" \
-      org.imagefactory.content-hash="sha256:0ce9575fa66a14a2e6317e6b95dc1ad88b17ccbb35c00f533bb07c321c8d1187" \
+      org.imagefactory.content-hash="sha256:e19e2b4a330b251f91449d6f3913cd80c9a46a7b886c78bdede259ca28c90bb2" \
       org.imagefactory.ref="base/debian12" \
       org.opencontainers.image.base.digest="" \
       org.opencontainers.image.base.name="scratch" \

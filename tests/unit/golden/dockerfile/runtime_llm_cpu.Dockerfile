@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/runtime/llm/image.yaml; edit that file, not this one.
-# image: runtime/llm:cpu 1.0.0  content: sha256:cee58bb7361a260cb2d4e6bc672e2e5ca994d7f68562634543111ec8e7a5b90d
+# image: runtime/llm:cpu 1.0.0  content: sha256:a17317d717b896481d2e10d74cf85dd0af91c1599b2bb8d9c0ab9e6680470e51
 FROM 127.0.0.1:5000/bank-ai-lab/dev/base/debian12@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 USER 0:0
@@ -29,7 +29,7 @@ ENV TZ="UTC" \
 
 LABEL com.example-bank.accelerator="cpu" \
       com.example-bank.image.tier="runtime" \
-      org.imagefactory.content-hash="sha256:cee58bb7361a260cb2d4e6bc672e2e5ca994d7f68562634543111ec8e7a5b90d" \
+      org.imagefactory.content-hash="sha256:a17317d717b896481d2e10d74cf85dd0af91c1599b2bb8d9c0ab9e6680470e51" \
       org.imagefactory.ref="runtime/llm:cpu" \
       org.opencontainers.image.base.digest="sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" \
       org.opencontainers.image.base.name="base/debian12" \
