@@ -8,7 +8,9 @@ the image history. The renderer escapes on output as well; these tests hold the 
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -158,6 +160,23 @@ def test_a_file_name_with_a_space_is_refused(catalog_dir: Path, edit: Edit) -> N
     (catalog_dir / "images/app/rag-api/my app").mkdir()
     edit(APP, "  - src: app/rag_api", "  - src: my app")
     refused(catalog_dir, "files[0].src")
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda d: os.mkfifo(d / "pipe"), "FIFO"),
+        (lambda d: (d / "loop").symlink_to("loop"), "symlink loop"),
+        (lambda d: (d / "gone").symlink_to("nowhere"), "dangling symlink"),
+        (lambda d: (d / "root").symlink_to("/"), "pointing outside"),
+    ],
+    ids=["fifo", "loop", "dangling", "root"],
+)
+def test_what_cannot_be_copied_fails_validate_not_render(
+    catalog_dir: Path, make: Callable[[Path], object], expected: str
+) -> None:
+    make(catalog_dir / "images/app/rag-api/app/rag_api")
+    assert expected in refused(catalog_dir, "files[0].src").message
 
 
 @pytest.mark.parametrize("name", ["evil\nRUN id", "tab\there", "esc\x1b[31m"])
