@@ -430,7 +430,9 @@ def test_validate_prints_external_parents_verbatim(catalog_dir: Path, edit: Edit
         assert "registry.example.com/x[/y]" in result.stdout
 
 
-def test_validate_json_with_an_absolute_catalog_outside_the_root(tmp_path: Path) -> None:
+def test_validate_json_refuses_an_absolute_catalog_outside_the_root(tmp_path: Path) -> None:
+    """A catalog folder outside the project is never read (issue 13: a setting reads only its
+    documented place): one JSON document with the issue on the project file's ``catalog``."""
     shared = copy_example_catalog(tmp_path)
     project = tmp_path / "project"
     project.mkdir()
@@ -438,10 +440,13 @@ def test_validate_json_with_an_absolute_catalog_outside_the_root(tmp_path: Path)
     (project / "imagefactory.yaml").write_text(
         text.replace("catalog: images", f"catalog: {shared.resolve() / 'images'}")
     )
-    assert run("-C", project, "validate").exit_code == 0
+    assert run("-C", project, "validate").exit_code == 1
     result = run("-C", project, "validate", "--json")
-    assert result.exit_code == 0, result.output
-    assert len(json.loads(result.stdout)["images"]) == 4
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.stdout)
+    assert document["ok"] is False
+    assert {i["key"] for i in document["issues"]} == {"catalog"}
+    assert "not a relative path that stays inside its folder" in result.stdout
 
 
 def test_validate_with_an_impossible_date(catalog_dir: Path, edit: Edit) -> None:

@@ -27,9 +27,9 @@ def test_maps_merge_key_by_key_and_the_overlay_wins() -> None:
 
 def test_lists_append_without_duplicates_in_order() -> None:
     merged = merge_layer(
-        spec(packages=["a", "b"], ports=[80]), layer(packages=["b", "c"], ports=["443/tcp"])
+        spec(packages=["aa", "bb"], ports=[80]), layer(packages=["bb", "cc"], ports=["443/tcp"])
     )
-    assert merged.packages == ["a", "b", "c"]
+    assert merged.packages == ["aa", "bb", "cc"]
     assert merged.ports == ["80", "443/tcp"]
 
 
@@ -49,19 +49,19 @@ def test_scalars_replace() -> None:
 
 def test_nested_sections_merge_recursively() -> None:
     base = spec(
-        tests={"packages": {"installed": ["a"]}, "metadata": {"env": {"A": "1"}}, "non_root": True}
+        tests={"packages": {"installed": ["aa"]}, "metadata": {"env": {"A": "1"}}, "non_root": True}
     )
     overlay = layer(
-        tests={"packages": {"installed": ["b"], "absent": ["c"]}, "metadata": {"env": {"B": "2"}}}
+        tests={"packages": {"installed": ["bb"], "absent": ["cc"]}, "metadata": {"env": {"B": "2"}}}
     )
     merged = merge_layer(base, overlay).tests
-    assert merged.packages.installed == ["a", "b"]
-    assert merged.packages.absent == ["c"]
+    assert merged.packages.installed == ["aa", "bb"]
+    assert merged.packages.absent == ["cc"]
     assert merged.metadata.env == {"A": "1", "B": "2"}
     assert merged.non_root is True
 
 
 def test_inputs_are_left_untouched() -> None:
-    base = spec(env={"A": "1"}, packages=["a"])
-    merge_layer(base, layer(env={"B": "2"}, packages=["b"]))
-    assert base.env == {"A": "1"} and base.packages == ["a"]
+    base = spec(env={"A": "1"}, packages=["aa"])
+    merge_layer(base, layer(env={"B": "2"}, packages=["bb"]))
+    assert base.env == {"A": "1"} and base.packages == ["aa"]
