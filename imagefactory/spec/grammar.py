@@ -18,8 +18,11 @@ from pydantic_core import PydanticCustomError
 
 #: C0 controls, DEL, C1 controls and the Unicode line and paragraph separators.
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-#: The same, less tab and newline: what a multi-line value (env, label, script) may hold.
+#: The same, less tab and newline: what a multi-line value (an exec-form argument, a regex) may hold.
 CONTROL_BUT_TAB_NEWLINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+#: The same, less tab: what an ENV or LABEL value may hold (a Dockerfile instruction ends at a
+#: line break whatever the quoting, so Docker cannot store one there).
+CONTROL_BUT_TAB = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 #: Debian policy 5.6.1 (name), 5.6.12 (version); an architecture qualifier as apt takes it.
 DEBIAN_NAME = r"[a-z0-9][a-z0-9+.-]+"
@@ -64,6 +67,17 @@ def multi_line(value: str) -> str:
         raise refuse(
             f"{shown(value)} contains a control character other than tab or newline",
             "remove it (carriage returns, NUL and escape sequences are never kept)",
+        )
+    return value
+
+
+def config_value(value: str) -> str:
+    """An ENV or LABEL value: any text on one line (tabs kept; ``$`` kept as written)."""
+    if CONTROL_BUT_TAB.search(value):
+        raise refuse(
+            f"{shown(value)} contains a line break or a control character",
+            "an ENV or LABEL value is one line: a Dockerfile instruction ends at a line break, "
+            "so Docker cannot store one there",
         )
     return value
 

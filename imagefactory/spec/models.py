@@ -43,6 +43,7 @@ ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Text = Annotated[str, AfterValidator(grammar.single_line)]
 #: Env and label values, scripts in exec form: tab and newline are kept, other controls refused.
 MultiLine = Annotated[str, AfterValidator(grammar.multi_line)]
+ConfigValue = Annotated[str, AfterValidator(grammar.config_value)]
 NonEmpty = Annotated[Text, StringConstraints(min_length=1)]
 ImageName = Annotated[str, StringConstraints(pattern=IMAGE_NAME_PATTERN, max_length=200)]
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN, max_length=64)]
@@ -126,9 +127,9 @@ def _text_values(value: Any) -> Any:
 
 
 Port = Annotated[str, BeforeValidator(_number_to_str), AfterValidator(grammar.port)]
-EnvMap = Annotated[dict[EnvName, MultiLine], BeforeValidator(_text_values)]
+EnvMap = Annotated[dict[EnvName, ConfigValue], BeforeValidator(_text_values)]
 BuildArgMap = Annotated[dict[EnvName, Text], BeforeValidator(_text_values)]
-LabelMap = Annotated[dict[LabelKey, MultiLine], BeforeValidator(_text_values)]
+LabelMap = Annotated[dict[LabelKey, ConfigValue], BeforeValidator(_text_values)]
 
 
 # --------------------------------------------------------------------------- project file

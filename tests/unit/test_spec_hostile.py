@@ -138,12 +138,20 @@ def test_app_fields_have_a_grammar(
     refused(catalog_dir, key)
 
 
-def test_env_and_label_values_keep_dollars_and_newlines(catalog_dir: Path, edit: Edit) -> None:
+def test_env_values_keep_dollars_and_tabs(catalog_dir: Path, edit: Edit) -> None:
     edit(
-        APP, '  RAG_API_PORT: "8080"', '  RAG_API_PORT: "8080"\n  NOTE: "price $5 and ${HOME}\\nok"'
+        APP, '  RAG_API_PORT: "8080"', '  RAG_API_PORT: "8080"\n  NOTE: "price $5 and ${HOME}\\tok"'
     )
     spec = load_catalog(catalog_dir).images["app/rag-api"].spec
-    assert spec.env["NOTE"] == "price $5 and ${HOME}\nok"
+    assert spec.env["NOTE"] == "price $5 and ${HOME}\tok"
+
+
+def test_a_line_break_in_an_env_value_is_refused_at_validate(catalog_dir: Path, edit: Edit) -> None:
+    """Docker cannot store a line break in an ENV or LABEL value (an instruction ends there);
+    validate says so, where it is written, before render refuses it."""
+    edit(APP, '  RAG_API_PORT: "8080"', '  RAG_API_PORT: "8080"\n  NOTE: "one\\ntwo"')
+    issue = refused(catalog_dir, "env.NOTE")
+    assert "line break" in issue.message and "ENV or LABEL" in (issue.hint or "")
 
 
 def test_good_values_still_load(catalog_dir: Path, edit: Edit) -> None:
