@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -164,6 +165,32 @@ def test_a_dangling_symlink_as_source_stops_render_with_a_user_error(catalog_dir
     result = cli("-C", catalog_dir, "render", "dockerfile", "app/rag-api")
     assert result.returncode == 1, result.stderr
     assert "is not a regular file or folder" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("loop", "'app/rag_api/loop' is a symlink loop"),
+        ("/", "'app/rag_api' is a symlink pointing outside the image folder"),
+        ("pipe", "rag_api/pipe is a FIFO, not a regular file"),
+        ("gone", "'app/rag_api/gone' is a dangling symlink (to 'nowhere')"),
+    ],
+)
+def test_validate_refuses_what_cannot_be_copied(
+    catalog_dir: Path, name: str, expected: str
+) -> None:
+    path = catalog_dir / SOURCE / name
+    if name == "pipe":
+        os.mkfifo(path)
+    elif name == "/":  # the source itself: validate used to walk the whole filesystem
+        shutil.rmtree(catalog_dir / SOURCE)
+        (catalog_dir / SOURCE).symlink_to("/")
+    else:
+        path.symlink_to({"loop": "loop", "gone": "nowhere"}[name])
+    result = cli("-C", catalog_dir, "validate")
+    assert result.returncode == 1, result.stderr
+    assert f"{catalog_dir / APP / 'image.yaml'}:12: files[0].src: " in result.stderr
+    assert expected in result.stderr
 
 
 @pytest.mark.parametrize(
