@@ -11,14 +11,17 @@ before) into a temporary folder and times, ``--repeat`` times (median, min, max)
   ``CSafeDumper`` (the cheapest way to write that YAML at all, anchors aside);
 * ``imagefactory ci generate --out …`` as a subprocess (start-up included).
 
-Needs no daemon or network. Run from the repository root::
+Needs no daemon or network. Run from the repository root (another checkout's copy of this
+script times that checkout)::
 
     .venv/bin/python bench/ci_bench.py --repeat 5
+    .venv/bin/python bench/ci_bench.py --repeat 1 --depths 200
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -39,7 +42,8 @@ from imagefactory.render.gitlab_ci import (  # noqa: E402
 from imagefactory.spec.loader import load_catalog  # noqa: E402
 
 DEPTHS = (50, 100, 200)
-CLI = REPO / ".venv" / "bin" / "imagefactory"
+#: The CLI of the tree this script sits in (``PYTHONPATH``), so an older checkout can be timed.
+CLI = [sys.executable, "-m", "imagefactory"]
 PROJECT = """\
 project: chain
 catalog: images
@@ -85,7 +89,8 @@ def measure(depth: int, repeat: int) -> list[str]:
         text = render_pipeline(load_catalog(root), options)
         catalog = load_catalog(root)
         data = pipeline(catalog, options)
-        generate = [str(CLI), "-C", str(root), "ci", "generate", "--out", "pipeline.yml"]
+        generate = [*CLI, "-C", str(root), "ci", "generate", "--out", "pipeline.yml"]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
         lines = [
             row(
                 f"{depth} deep: load_catalog + render_pipeline",
@@ -97,7 +102,10 @@ def measure(depth: int, repeat: int) -> list[str]:
             ),
             row(
                 f"{depth} deep: `imagefactory ci generate --out` (subprocess)",
-                timed(lambda: subprocess.run(generate, check=True, capture_output=True), repeat),
+                timed(
+                    lambda: subprocess.run(generate, check=True, capture_output=True, env=env),
+                    repeat,
+                ),
             ),
         ]
         lines.append(f"| {depth} deep: output | {len(text) / 1e6:.2f} MB | | |")
