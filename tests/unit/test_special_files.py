@@ -164,7 +164,7 @@ def test_a_dangling_symlink_as_source_stops_render_with_a_user_error(catalog_dir
     source.symlink_to("gone")
     result = cli("-C", catalog_dir, "render", "dockerfile", "app/rag-api")
     assert result.returncode == 1, result.stderr
-    assert "is not a regular file or folder" in result.stderr
+    assert "'app/rag_api' is a dangling symlink (to 'gone')" in result.stderr
 
 
 @pytest.mark.parametrize(
