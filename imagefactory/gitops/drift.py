@@ -11,7 +11,7 @@ from imagefactory.gitops.update import read_overlay, read_pins
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import load_state
 from imagefactory.spec.catalog import Catalog
-from imagefactory.spec.gitops import GitopsSettings, load_settings, remote_url
+from imagefactory.spec.gitops import GitopsSettings, remote_url
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Drift:
 def drift(catalog: Catalog, env: str, checkout: Path | None = None) -> list[Drift]:
     """Per application, what the GitOps repository pins in ``env`` and what state says ``env``
     holds: read in ``checkout``, else in a fresh clone of gitops.yaml's ``repo_url``."""
-    settings = load_settings(catalog)
+    settings = repo.settings_for_run(catalog)
     settings.environment(env)
     if checkout is not None:
         return _compare(catalog, settings, env, checkout)

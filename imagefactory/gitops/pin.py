@@ -16,7 +16,7 @@ from imagefactory.gitops.update import check_digest, read_overlay, read_pins, se
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import EnvironmentRecord, load_state
 from imagefactory.spec.catalog import Catalog, CatalogImage
-from imagefactory.spec.gitops import GITOPS_FILE, GitopsSettings, load_settings, remote_url
+from imagefactory.spec.gitops import GITOPS_FILE, GitopsSettings, remote_url
 
 if TYPE_CHECKING:
     from imagefactory.gitops import mr
@@ -74,7 +74,7 @@ def pin_digest(
     pushed with bounded fetch/rebase/retry. Merge-request mode: the branch
     ``imagefactory/<env>/<app>`` and one open MR for it. Raises UserError on bad input.
     """
-    settings = settings or load_settings(catalog)
+    settings = settings or repo.settings_for_run(catalog)
     check_digest(digest)
     _known_environment(catalog, env)
     env_settings = settings.environment(env)
@@ -104,7 +104,7 @@ def pin_after_promotion(
     fails (the promotion itself stays recorded; rerun ``imagefactory gitops update``)."""
     if not (catalog.root / GITOPS_FILE).is_file():
         return None
-    settings = load_settings(catalog)
+    settings = repo.settings_for_run(catalog)
     image = catalog.images.get(ref)
     if image is None or not is_application(image) or env not in settings.environments:
         return None

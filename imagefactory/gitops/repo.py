@@ -16,8 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from imagefactory import git
+from imagefactory import git, tools
 from imagefactory.errors import ToolError, UserError
+from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.gitops import GitopsSettings, load_settings
+
+
+def settings_for_run(catalog: Catalog) -> GitopsSettings:
+    """gitops.yaml for a command that clones and pushes: the variable of its GitLab token is
+    declared secret first, so that no child process (git among them) inherits the token."""
+    settings = load_settings(catalog)
+    if settings.gitlab is not None:
+        tools.secret_names(settings.gitlab.token_env)
+    return settings
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -17,11 +18,12 @@ import pytest
 
 from imagefactory import scratch, tools
 from imagefactory.build.run import BuildOptions, BuildRun, _secret_files
+from imagefactory.gitops.repo import settings_for_run
 from imagefactory.registry.client import RegistryClient
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import BuildSecret
 
-from .conftest import Edit
+from .conftest import REPO, Edit
 from .test_build_scheduling import Recorder
 
 ENVIRONMENT = [sys.executable, "-c", "import json, os; print(json.dumps(dict(os.environ)))"]
@@ -139,3 +141,14 @@ def test_without_a_writable_shm_the_folder_is_in_the_temp_dir(
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     assert scratch.run_folder().parent == tmp_path / "tmp"
+
+
+def test_the_gitlab_token_reaches_no_child_of_a_gitops_run(
+    catalog_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Declared when a GitOps command reads its settings: before the first ``git clone``, not
+    only once the merge-request client has read the token."""
+    shutil.copy(REPO / "gitops.yaml", catalog_dir / "gitops.yaml")
+    monkeypatch.setenv("GITLAB_TOKEN", "glpat-" + "9e1d04c2b7")
+    settings_for_run(load_catalog(catalog_dir))
+    assert "GITLAB_TOKEN" not in child_environment()
