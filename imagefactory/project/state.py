@@ -13,6 +13,7 @@ Records keep any further fields later commands add (digest, size, test resultsâ€
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -116,7 +117,24 @@ def save_state(path: Path, state: State) -> None:
             for ref, record in sorted(state.images.items())
         },
     }
-    write_atomically(path, (json.dumps(document, indent=2) + "\n").encode())
+    try:
+        write_atomically(path, (json.dumps(document, indent=2) + "\n").encode())
+    except OSError as exc:
+        raise unwritable(path, exc) from exc
+
+
+def unwritable(path: Path, exc: OSError, then: str | None = None) -> UserError:
+    """A full disk, a read-only or unwritable folder while writing ``path``: the user's to fix,
+    not a bug. ``then`` says what was (not) written before, for the hint."""
+    folder = path.parent
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = f"free space on the disk that holds {folder}"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        fix = f"make {folder} writable, or point `state:` in imagefactory.yaml to a writable place"
+    else:
+        fix = f"check {folder}"
+    hint = fix if then is None else f"{fix}; {then}"
+    return UserError(f"cannot write {path}: {exc.strerror or exc}", hint=hint)
 
 
 def with_record(state: State, ref: str, record: ImageRecord) -> State:
@@ -127,8 +145,13 @@ def with_record(state: State, ref: str, record: ImageRecord) -> State:
 def locked_state(path: Path) -> Iterator[Callable[[State], None]]:
     """Read-modify-write of the state by several processes at once, without lost updates:
     an exclusive lock on ``<state>.lock`` is held while the caller loads, changes and saves."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(
+            path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644
+        )
+    except OSError as exc:
+        raise unwritable(path, exc) from exc
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield lambda state: save_state(path, state)

@@ -6,13 +6,11 @@ failed; a crash, a kill or a failed write of state or audit leaves it open for t
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Literal
 
 from imagefactory import git
@@ -23,6 +21,7 @@ from imagefactory.project.state import (
     ImageRecord,
     load_state,
     locked_state,
+    unwritable,
     with_record,
 )
 from imagefactory.release import audit
@@ -98,7 +97,7 @@ def record_release(
     try:
         audit.append(path, intent)
     except OSError as exc:
-        raise _unwritable(path, exc, NOTHING_WRITTEN) from exc
+        raise unwritable(path, exc, NOTHING_WRITTEN) from exc
     with failure_recorded(catalog, intent):
         write()
     finish(catalog, intent, record)
@@ -152,7 +151,7 @@ def finish(catalog: Catalog, intent: AuditRecord, record: ImageRecord) -> None:
         path = audit_log(catalog)  # from here on, the file a failure is about
         audit.append(path, audit.follow_up(intent, audit.DONE))
     except OSError as exc:
-        raise _unwritable(path, exc, then) from exc
+        raise unwritable(path, exc, then) from exc
     except UserError as exc:  # a state file that cannot be read
         raise UserError(exc.message, hint="; ".join(filter(None, [exc.hint, then]))) from exc
 
@@ -167,7 +166,7 @@ def one_at_a_time(catalog: Catalog, action: str, ref: str) -> Iterator[None]:
         folder.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise _unwritable(lock, exc, NOTHING_WRITTEN) from exc
+        raise unwritable(lock, exc, NOTHING_WRITTEN) from exc
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -180,15 +179,3 @@ def one_at_a_time(catalog: Catalog, action: str, ref: str) -> Iterator[None]:
         yield
     finally:
         os.close(descriptor)
-
-
-def _unwritable(path: Path, exc: OSError, then: str) -> UserError:
-    """A full disk, a read-only or unwritable folder: the user's to fix, not a bug."""
-    folder = path.parent
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        fix = f"free space on the disk that holds {folder}"
-    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        fix = f"make {folder} writable, or point `state:` in imagefactory.yaml to a writable place"
-    else:
-        fix = f"check {folder}"
-    return UserError(f"cannot write {path}: {exc.strerror or exc}", hint=f"{fix}; {then}")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 import pytest
 
+from imagefactory.errors import UserError
 from imagefactory.project.state import ImageRecord, State, load_state, save_state, with_record
 
 
@@ -36,10 +38,12 @@ def test_a_write_that_dies_leaves_the_previous_state(
     before = path.read_bytes()
 
     def crash(fd: int) -> None:
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", crash)
-    with pytest.raises(OSError, match="disk full"):
+    # a full disk is the user's to fix (exit 1 with a hint), not an internal error
+    with pytest.raises(UserError, match="No space left on device") as caught:
         save_state(path, with_record(State(), "a", record("new")))
+    assert caught.value.hint is not None and caught.value.hint.startswith("free space")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
