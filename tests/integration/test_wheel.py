@@ -24,6 +24,8 @@ import pytest
 
 import imagefactory
 
+from .helpers.services import run
+
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -47,27 +49,6 @@ class Installed:
     @property
     def python(self) -> Path:
         return self.venv / "bin" / "python"
-
-
-def run(argv: list[str | Path], *, cwd: Path, env: Mapping[str, str], timeout: float = 120) -> str:
-    """Run ``argv``; its stdout, or AssertionError with its output."""
-    try:
-        proc = subprocess.run(
-            [str(a) for a in argv],
-            cwd=cwd,
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"ran longer than {timeout}s: {argv}") from exc
-    assert proc.returncode == 0, (
-        f"exit {proc.returncode}: {argv}\n--- stdout ---\n{proc.stdout[-3000:]}"
-        f"\n--- stderr ---\n{proc.stderr[-3000:]}"
-    )
-    return proc.stdout
 
 
 def copy_checkout(target: Path) -> None:
@@ -144,15 +125,17 @@ def test_base_install_is_whole_without_ansible(installed: Installed) -> None:
         "import importlib.util as u, imagefactory; "
         "print(imagefactory.__file__, [m for m in ('ansible', 'ansible_runner') if u.find_spec(m)])"
     )
-    out = run([installed.python, "-c", probe], cwd=installed.workdir, env=installed.env)
+    out = run([installed.python, "-c", probe], cwd=installed.workdir, env=installed.env).stdout
     location, _, ansible_found = out.strip().partition(" ")
     assert Path(location).is_relative_to(installed.venv), location
     assert ansible_found == "[]"
 
 
 def test_version_matches_the_editable_install(installed: Installed) -> None:
-    wheel = run([installed.imagefactory, "--version"], cwd=installed.workdir, env=installed.env)
-    editable = run([EDITABLE, "--version"], cwd=installed.workdir, env=installed.env)
+    wheel = run(
+        [installed.imagefactory, "--version"], cwd=installed.workdir, env=installed.env
+    ).stdout
+    editable = run([EDITABLE, "--version"], cwd=installed.workdir, env=installed.env).stdout
     assert wheel == editable == f"imagefactory {imagefactory.__version__}\n"
 
 
@@ -170,7 +153,7 @@ def test_render_writes_the_editable_installs_dockerfiles(installed: Installed) -
 def test_plan_gives_the_editable_installs_content_hashes(installed: Installed) -> None:
     def hashes(cli: Path) -> dict[str, Any]:
         document = json.loads(
-            run([cli, "plan", "--json"], cwd=installed.workdir, env=installed.env)
+            run([cli, "plan", "--json"], cwd=installed.workdir, env=installed.env).stdout
         )
         return {entry["image"]: entry["content_hash"] for entry in document["plan"]}
 

@@ -46,9 +46,10 @@ def tail(text: str, lines: int = 25) -> str:
 
 
 def run(
-    argv: Sequence[str],
+    argv: Sequence[str | Path],
     *,
     env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
     input_text: str | None = None,
     timeout: float = 120,
     check: bool = True,
@@ -57,9 +58,11 @@ def run(
 
     Never pass secrets in ``argv``: use ``input_text`` (stdin) or files.
     """
+    argv = [str(a) for a in argv]
     try:
         proc = subprocess.run(
-            list(argv),
+            argv,
+            cwd=cwd,
             env=dict(env) if env is not None else None,
             input=input_text,
             capture_output=True,
