@@ -53,33 +53,34 @@ def shown(value: str) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def single_line(value: str) -> str:
-    if CONTROL.search(value):
-        raise refuse(
-            f"{shown(value)} contains a control character (newline, tab, escape …)",
-            "write it on one line, without control characters",
-        )
-    return value
+def _no_control(controls: re.Pattern[str], found: str, hint: str) -> Callable[[str], str]:
+    """A validator that refuses a value in which ``controls`` finds a character."""
+
+    def check(value: str) -> str:
+        if controls.search(value):
+            raise refuse(f"{shown(value)} contains {found}", hint)
+        return value
+
+    return check
 
 
-def multi_line(value: str) -> str:
-    if CONTROL_BUT_TAB_NEWLINE.search(value):
-        raise refuse(
-            f"{shown(value)} contains a control character other than tab or newline",
-            "remove it (carriage returns, NUL and escape sequences are never kept)",
-        )
-    return value
-
-
-def config_value(value: str) -> str:
-    """An ENV or LABEL value: any text on one line (tabs kept; ``$`` kept as written)."""
-    if CONTROL_BUT_TAB.search(value):
-        raise refuse(
-            f"{shown(value)} contains a line break or a control character",
-            "an ENV or LABEL value is one line: a Dockerfile instruction ends at a line break, "
-            "so Docker cannot store one there",
-        )
-    return value
+single_line = _no_control(
+    CONTROL,
+    "a control character (newline, tab, escape …)",
+    "write it on one line, without control characters",
+)
+multi_line = _no_control(
+    CONTROL_BUT_TAB_NEWLINE,
+    "a control character other than tab or newline",
+    "remove it (carriage returns, NUL and escape sequences are never kept)",
+)
+#: An ENV or LABEL value: any text on one line (tabs kept; ``$`` kept as written).
+config_value = _no_control(
+    CONTROL_BUT_TAB,
+    "a line break or a control character",
+    "an ENV or LABEL value is one line: a Dockerfile instruction ends at a line break, "
+    "so Docker cannot store one there",
+)
 
 
 def _grammar(pattern: str, expected: str, hint: str) -> Callable[[str], str]:
