@@ -3,7 +3,6 @@ recorded and as the next push would give it; a bump of image.yaml that keeps the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -50,10 +49,7 @@ class VersionStatus:
 
 def assigned_versions(record: ImageRecord | None) -> dict[str, str]:
     """The record's ``versions`` (version → the content hash it was given for); {} if none."""
-    raw = record.model_dump().get("versions") if record is not None else None
-    if not isinstance(raw, Mapping):
-        return {}
-    return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
+    return dict(record.versions) if record is not None else {}
 
 
 def version_status(
