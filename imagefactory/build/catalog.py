@@ -12,6 +12,7 @@ from imagefactory.build.packer import PackerRun, check_packer_build
 from imagefactory.build.run import BuildOptions, BuildRun, execute
 from imagefactory.build.schedule import BuildReporter, Outcome, images_to_build
 from imagefactory.errors import UserError
+from imagefactory.project.hashing import content_inputs
 from imagefactory.project.plan import PlanEntry, plan_images
 from imagefactory.registry.client import registry_session
 from imagefactory.spec.catalog import Catalog
@@ -41,6 +42,7 @@ def build_images(catalog: Catalog, request: BuildRequest, reporter: BuildReporte
     selected = catalog.select(list(request.images))
     images = images_to_build(catalog, selected)
     run_type = BuildRun
+    inputs = None  # the run hashes the catalog itself
     if request.engine == "packer":
         not_packer = [i.ref for i in selected if "packer" not in i.spec.targets]
         if request.images and not_packer:
@@ -48,7 +50,8 @@ def build_images(catalog: Catalog, request: BuildRequest, reporter: BuildReporte
                 f"--engine packer builds images that target packer; not: {', '.join(not_packer)}",
                 hint="add 'packer' to their targets, or build them with --engine docker",
             )
-        check_packer_build(catalog, images)
+        inputs = content_inputs(catalog)  # hashed once: for the check, then for the run
+        check_packer_build(catalog, images, inputs)
         run_type = PackerRun
     with registry_session(catalog, []) as client:
-        return execute(run_type(catalog, client, request.options, reporter), images)
+        return execute(run_type(catalog, client, request.options, reporter, inputs), images)

@@ -14,12 +14,13 @@ labels (Packer's commit sets only the labels of the spec).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from imagefactory import tools
 from imagefactory.build.provision import ansible_programs, check_playbooks
 from imagefactory.build.run import BuildRun
-from imagefactory.project.hashing import ContentInputs, content_inputs
+from imagefactory.project.hashing import ContentInputs
 from imagefactory.project.paths import slug, work_dir
 from imagefactory.render.catalog import Pins
 from imagefactory.render.packer import render_packer, write_packer_folder
@@ -79,16 +80,16 @@ def packer_env(folder: Path) -> dict[str, str]:
     }
 
 
-def check_packer_build(catalog: Catalog, images: list[CatalogImage]) -> None:
+def check_packer_build(
+    catalog: Catalog, images: list[CatalogImage], inputs: Mapping[str, ContentInputs]
+) -> None:
     """Refuse, before anything runs, what :class:`PackerRun` could not build: no packer, a
     playbook naming a missing role, a template that does not render."""
     packer_cli()  # without packer: the UserError saying how to install it, before any work
     # Every template renders (settings, secrets, healthcheck, playbooks) before anything runs.
-    pins = Pins(catalog.project, content_inputs(catalog), {})
-    for image in images:
-        if uses_packer(image) and image.spec.playbooks:
+    pins = Pins(catalog.project, inputs, {})
+    for image in filter(uses_packer, images):
+        if image.spec.playbooks:
             check_playbooks(catalog, image)
             ansible_programs("ansible-playbook")  # its provisioner runs ansible-playbook
-        if uses_packer(image):
-            folder = work_dir(catalog) / "packer" / slug(image.ref)
-            render_packer(catalog, image, pins, folder)
+        render_packer(catalog, image, pins, work_dir(catalog) / "packer" / slug(image.ref))

@@ -94,13 +94,15 @@ class BuildRun:
         client: RegistryClient,
         options: BuildOptions,
         reporter: BuildReporter,
+        inputs: dict[str, ContentInputs] | None = None,
     ) -> None:
+        """``inputs``: the catalog's content inputs when the caller has them already."""
         tools.secret_names(*_secret_variables(catalog))  # before any child starts
         self.catalog = catalog
         self.client = client
         self.options = options
         self.reporter = reporter
-        self.inputs = content_inputs(catalog)
+        self.inputs = content_inputs(catalog) if inputs is None else inputs
         self.state_path = state_file(catalog)
         self.state = load_state(self.state_path)
         self.digests: dict[str, str] = {}
