@@ -15,7 +15,7 @@ from imagefactory.spec.grammar import CONTROL, has_credentials, shown
 from imagefactory.spec.issues import format_key_path
 from imagefactory.spec.models import ImageDocument, ImageLayer, ProjectSpec
 from imagefactory.spec.parents import DIGEST_PATTERN, ExternalParent, parse_from
-from imagefactory.spec.walk import copy_problem, walk_tree
+from imagefactory.spec.walk import copied_entries
 from imagefactory.spec.yamldoc import KeyPath, YamlDocument
 
 SECRET_WORDS = frozenset(
@@ -222,12 +222,8 @@ def _source_problem(folder: Path, src: str) -> str | None:
     target = folder / pure
     if not target.exists() and not target.is_symlink():
         return f"'{src}' does not exist in the image folder"
-    return copy_problem(folder, target) or _name_problem(folder, target)
-
-
-def _name_problem(folder: Path, target: Path) -> str | None:
-    """A name below ``target`` with a control character: one that copy_problem found copyable."""
-    top = target.relative_to(folder).as_posix()
-    below = [f"{top}/{e.relative}" for e in walk_tree(target)] if target.is_dir() else []
-    bad = next((name for name in [top, *below] if CONTROL.search(name)), None)
+    problem, entries = copied_entries(folder, target)
+    if problem:
+        return problem
+    bad = next((e.relative for e in entries if CONTROL.search(e.relative)), None)  # copyable
     return None if bad is None else f"{shown(bad)} has a control character in its name"

@@ -94,6 +94,13 @@ def copy_problem(folder: Path, target: Path) -> str | None:
     """Why ``target`` (a path below the image folder ``folder`` that the spec copies) cannot be
     copied, or None: a FIFO, socket or device in it, a symlink in it that dangles, loops or leads
     out of ``folder``, or more entries or levels than the bounds. Never walks out of ``folder``."""
+    problem, _ = copied_entries(folder, target)
+    return problem
+
+
+def copied_entries(folder: Path, target: Path) -> tuple[str | None, list[TreeEntry]]:
+    """:func:`copy_problem`'s answer and the entries it walked: ``target`` and, for a folder,
+    everything below it, relative to ``folder`` (empty when there is a problem)."""
     base = folder.resolve()
     try:
         top = entry_of(target, target.relative_to(folder).as_posix())
@@ -101,19 +108,19 @@ def copy_problem(folder: Path, target: Path) -> str | None:
         if top.kind == "symlink":
             problem = _link_problem(top, base)
             if problem:
-                return problem
+                return problem, []
         if target.is_dir():  # a symlink at the top is followed, as the copy follows it
             entries += [
                 TreeEntry(e.path, f"{top.relative}/{e.relative}", e.kind, e.link)
                 for e in walk_tree(target)
             ]
     except UserError as exc:
-        return exc.message
+        return exc.message, []
     for entry in entries[1:]:
         problem = _link_problem(entry, base) if entry.kind == "symlink" else None
         if problem:
-            return problem
-    return None
+            return problem, []
+    return None, entries
 
 
 def _link_problem(entry: TreeEntry, base: Path) -> str | None:
