@@ -163,12 +163,12 @@ def _pipeline(catalog: Catalog, request: RenderRequest, target: Path | None) -> 
     jobs = tuple(job_names(text))
     if target is None:
         return RenderReport(request, None, (), command, text=text, jobs=jobs)
-    output = Output(target.name, target)
+    output, data = Output(target.name, target), text.encode()
     if not request.check:
-        write_atomically(target, text.encode(), mode=0o644)
+        write_atomically(target, data, mode=0o644)
         return RenderReport(request, target, (output,), command, jobs=jobs)
-    current = target.read_text(encoding="utf-8") if target.is_file() else None
-    stale = {} if current == text else {target.name: [MISSING if current is None else target.name]}
+    current = target.read_bytes() if target.is_file() else None  # bytes: not UTF-8 is stale
+    stale = {} if current == data else {target.name: [MISSING if current is None else target.name]}
     return RenderReport(request, target, (output,), command, stale, jobs=jobs)
 
 

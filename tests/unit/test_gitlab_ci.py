@@ -633,6 +633,13 @@ def test_check_fails_for_another_builder(catalog_dir: Path) -> None:
     assert run("-C", catalog_dir, *args).exit_code == 1
 
 
+def test_check_of_a_file_that_is_not_utf8(catalog_dir: Path) -> None:
+    (catalog_dir / "pipeline.yml").write_bytes(b"\xff\xfe not a pipeline\n")
+    result = run("-C", catalog_dir, "ci", "generate", "--out", "pipeline.yml", "--check")
+    assert result.exit_code == 1  # stale, not a decoding traceback
+    assert "is stale" in result.stderr
+
+
 def test_check_of_a_missing_file(catalog_dir: Path) -> None:
     result = run("-C", catalog_dir, "ci", "generate", "--out", "nope.yml", "--check", "--json")
     assert result.exit_code == 1
