@@ -149,15 +149,16 @@ def _promotion_changes(
 ) -> list[TagChange]:
     suffix = variant_suffix(image.spec.variant)
     version = semver.Version.parse(held.version)
+    others = sibling_suffixes(catalog, image)
+    git_tags = tuple(t for t in held.tags if t.startswith("git-"))
     changes = []
     for name, registry in targets:
         repo = repository(registry, image.spec.name)
         existing = client.tags(registry, repo)
-        versions = tag_versions(existing, suffix, sibling_suffixes(catalog, image))
-        git_tags = tuple(t for t in held.tags if t.startswith("git-"))
-        plan = plan_tags(version, suffix, versions, None)
-        for tag in (*plan.immutable, *git_tags, *plan.aliases):
-            immutable = tag in (*plan.immutable, *git_tags)
+        plan = plan_tags(version, suffix, tag_versions(existing, suffix, others), None)
+        immutable_tags = (*plan.immutable, *git_tags)
+        for tag in (*immutable_tags, *plan.aliases):
+            immutable = tag in immutable_tags
             previous = client.digest(registry, f"{repo}:{tag}") if tag in existing else None
             change = TagChange(name, repo, tag, action_for(previous, digest), previous, immutable)
             if change.moves_immutable:
