@@ -39,7 +39,6 @@ from imagefactory.errors import (
     UserError,
 )
 from imagefactory.project.hashing import ContentInputs, content_inputs
-from imagefactory.project.naming import content_tag, repository
 from imagefactory.project.paths import slug, state_file, work_dir
 from imagefactory.project.plan import rebuild_reasons
 from imagefactory.project.state import ImageRecord, load_state, save_state, with_record
@@ -118,7 +117,7 @@ class BuildRun:
         return Engine(self.client.config_dir)
 
     def tag_of(self, image: CatalogImage) -> str:
-        return f"{repository(self.registry, image.spec.name)}:{content_tag(self.inputs[image.ref].content_hash)}"
+        return self.pins.tagged(image.spec.name, image.ref)
 
     def look_up_registry(self, images: list[CatalogImage]) -> None:
         """Ask the registry about every content tag at once: a no-op build is one round trip."""

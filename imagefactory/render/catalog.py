@@ -44,6 +44,11 @@ class Pins:
     def content_hash(self, image: CatalogImage) -> str:
         return self.inputs[image.ref].content_hash
 
+    def tagged(self, name: str, ref: str) -> str:
+        """Catalog image ``ref`` (named ``name``) in the build registry by its content tag: what a
+        build pushes and what a child's FROM names until a digest is known."""
+        return f"{repository(self.registry, name)}:{content_tag(self.inputs[ref].content_hash)}"
+
     def parent(self, image: CatalogImage) -> ParentPin | None:
         """FROM for ``image``: its parent's digest when known, else its content tag. None for a
         bootstrapped rootfs."""
@@ -56,8 +61,7 @@ class Pins:
         digest = self.digests.get(parent.ref)
         if digest is not None:
             return ParentPin(f"{repo}@{digest}", parent.name, digest)
-        tag = content_tag(self.inputs[parent.ref].content_hash)
-        return ParentPin(f"{repo}:{tag}", parent.name, None)
+        return ParentPin(self.tagged(parent.name, parent.ref), parent.name, None)
 
 
 @dataclass(frozen=True)
