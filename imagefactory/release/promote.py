@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import semver
 
+from imagefactory import git
 from imagefactory.ci_env import in_gitlab_ci
 from imagefactory.errors import UserError
 from imagefactory.gitops.pin import PinResult, pin_after_promotion
@@ -122,6 +123,7 @@ def _copy(
                 release,
                 record,
                 lambda: write_tags(client, catalog, source_registry, source, changes),
+                revision=git.revision(catalog.root),
             )
 
 

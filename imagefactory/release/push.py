@@ -156,6 +156,7 @@ class _PushRun:
             release,
             record,
             lambda: write_tags(self.client, self.catalog, self.build, source, changes),
+            revision=self.revision,
         )
 
     def _assigned_in_registry(

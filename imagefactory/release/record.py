@@ -13,7 +13,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from imagefactory import git
 from imagefactory.errors import ImageFactoryError, UserError
 from imagefactory.project.paths import audit_log, slug, state_file, work_dir
 from imagefactory.project.state import (
@@ -74,11 +73,18 @@ def nothing_to_do(release: Release, held: EnvironmentRecord | None) -> bool:
 
 
 def record_release(
-    catalog: Catalog, step: Step, release: Release, record: ImageRecord, write: Callable[[], None]
+    catalog: Catalog,
+    step: Step,
+    release: Release,
+    record: ImageRecord,
+    write: Callable[[], None],
+    *,
+    revision: str | None,
 ) -> Release:
     """Write ``release``'s tags (``write``) and record it: the intent first, then state, then
     done. ``record`` is the image's state record it started from (state may have gained one
-    meanwhile). The release, with its audit id."""
+    meanwhile); ``revision`` the commit the catalog is at (``git.revision``, read once per
+    command). The release, with its audit id."""
     intent = audit.new_record(
         action=step.action,
         image=release.ref,
@@ -87,7 +93,7 @@ def record_release(
         source=step.source,
         target=step.target,
         tags=sorted({c.tag for c in release.changes}),
-        git_revision=git.revision(catalog.root),
+        git_revision=revision,
         approver=step.approver,
         forced=step.forced,
         registries=sorted({c.registry for c in release.changes}),

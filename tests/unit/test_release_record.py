@@ -44,7 +44,9 @@ def release(version: str = "0.3.1") -> Release:
 
 
 def test_a_push_gives_its_version_to_the_content(catalog: Catalog) -> None:
-    recorded = record_release(catalog, Step.push("dev", forced=False), release(), built(), nothing)
+    recorded = record_release(
+        catalog, Step.push("dev", forced=False), release(), built(), nothing, revision=None
+    )
 
     record = load_state(state_file(catalog)).images[REF]
     assert record.versions == {"0.3.1": CONTENT}
@@ -67,9 +69,11 @@ def test_a_push_gives_its_version_to_the_content(catalog: Catalog) -> None:
 def test_a_promotion_gives_no_version_and_names_its_source_and_approver(
     catalog: Catalog,
 ) -> None:
-    record_release(catalog, Step.push("dev", forced=True), release(), built(), nothing)
+    record_release(
+        catalog, Step.push("dev", forced=True), release(), built(), nothing, revision=None
+    )
     step = Step.promotion("dev", "preprod", approver="ada")
-    record_release(catalog, step, release(), built(), nothing)
+    record_release(catalog, step, release(), built(), nothing, revision=None)
 
     record = load_state(state_file(catalog)).images[REF]
     assert record.versions == {"0.3.1": CONTENT}  # the push's, nothing added
@@ -92,7 +96,9 @@ def test_the_record_in_state_wins_over_the_one_the_release_started_from(
     meanwhile = built().model_copy(update={"versions": {"0.3.0": "sha256:" + "e" * 64}})
     save_state(path, with_record(load_state(path), REF, meanwhile))
 
-    record_release(catalog, Step.push("dev", forced=False), release(), built(), nothing)
+    record_release(
+        catalog, Step.push("dev", forced=False), release(), built(), nothing, revision=None
+    )
 
     versions = load_state(path).images[REF].versions
     assert versions == {"0.3.0": "sha256:" + "e" * 64, "0.3.1": CONTENT}
