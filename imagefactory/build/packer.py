@@ -23,20 +23,14 @@ from imagefactory.build.run import BuildRun
 from imagefactory.project.hashing import ContentInputs
 from imagefactory.project.paths import slug, work_dir
 from imagefactory.render.catalog import Pins
-from imagefactory.render.packer import render_packer, write_packer_folder
+from imagefactory.render.packer import render_packer, uses_packer, write_packer_folder
 from imagefactory.spec.catalog import Catalog, CatalogImage
-from imagefactory.spec.parents import BootstrapParent
 
 PACKER_TIMEOUT = 3600.0
 
 
 def packer_cli() -> str:
     return tools.require("packer", hint="install Debian's packer (scripts/setup.sh)")
-
-
-def uses_packer(image: CatalogImage) -> bool:
-    """Built by Packer: targets packer and has a parent image (bootstrapped ones use Docker)."""
-    return "packer" in image.spec.targets and not isinstance(image.parent, BootstrapParent)
 
 
 class PackerRun(BuildRun):

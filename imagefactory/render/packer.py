@@ -265,6 +265,11 @@ def write_packer_folder(catalog: Catalog, image: CatalogImage, text: str, folder
     return write_build_context(catalog, image, text, folder, main_file=name) / name
 
 
+def uses_packer(image: CatalogImage) -> bool:
+    """Built by Packer: targets packer and has a parent image (bootstrapped ones use Docker)."""
+    return "packer" in image.spec.targets and not isinstance(image.parent, BootstrapParent)
+
+
 def packer_images(
     catalog: Catalog, images: list[CatalogImage]
 ) -> tuple[list[CatalogImage], list[CatalogImage]]:
@@ -274,10 +279,7 @@ def packer_images(
     if images:
         return images, []
     targeted = [i for i in catalog.images.values() if "packer" in i.spec.targets]
-    return (
-        [i for i in targeted if not isinstance(i.parent, BootstrapParent)],
-        [i for i in targeted if isinstance(i.parent, BootstrapParent)],
-    )
+    return [i for i in targeted if uses_packer(i)], [i for i in targeted if not uses_packer(i)]
 
 
 def render_packer_images(
