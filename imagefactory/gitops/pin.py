@@ -79,11 +79,13 @@ def pin_digest(
     _known_environment(catalog, env)
     env_settings = settings.environment(env)
     image = application(catalog, ref)
-    held = _state_record(catalog, image, env)
-    if version is None:
-        version = held.version if held and held.digest == digest else image.spec.version
-    if audit_id is None and held is not None and held.digest == digest:
-        audit_id = held.audit_id
+    if version is None or audit_id is None:  # promote names both: no second read of state
+        held = _state_record(catalog, image, env)
+        pinned = held if held is not None and held.digest == digest else None
+        if version is None:
+            version = pinned.version if pinned else image.spec.version
+        if audit_id is None and pinned is not None:
+            audit_id = pinned.audit_id
     pin = _Pin(settings, image, env, digest, version, audit_id)
     with repo.clone(remote_url(catalog.root, settings.repo_url), settings.branch) as workdir:
         if env_settings.mode == "push":
