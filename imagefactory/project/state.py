@@ -32,7 +32,7 @@ MAX_STATE_BYTES = 64 * 1024 * 1024
 
 
 class TestRecord(BaseModel):
-    """A passed test run, valid only for the digest it names."""
+    """One test run of a digest (passed or failed), valid only for the digest it names."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -40,6 +40,19 @@ class TestRecord(BaseModel):
     passed: bool
     at: str
     checks: int = 0
+
+
+class YankRecord(BaseModel):
+    """A version marked bad: never promoted again, never the target of an alias."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    version: str
+    digest: str
+    reason: str
+    by: str
+    at: str
+    audit_id: str | None = None
 
 
 class EnvironmentRecord(BaseModel):
@@ -69,11 +82,29 @@ class ImageRecord(BaseModel):
     digest: str | None = None
     size_bytes: int | None = None
     previous_size_bytes: int | None = None  # the size of the build before, for growth budgets
-    tests: TestRecord | None = None
+    tests: TestRecord | None = None  # written before per-digest records: read by test_of only
+    test_runs: dict[str, TestRecord] = {}  # digest → its latest test run (passed or failed)
+    yanked: dict[str, YankRecord] = {}  # version → why it was marked bad
     versions: dict[str, str] = {}  # every version given to this image → the content hash it named
     environments: dict[str, EnvironmentRecord] = {}
     build_seconds: float | None = None
     built_at: str | None = None
+
+
+    def test_of(self, digest: str) -> TestRecord | None:
+        """The latest test run of ``digest``, None when it was never tested."""
+        if digest in self.test_runs:
+            return self.test_runs[digest]
+        if self.tests is not None and self.tests.digest == digest:
+            return self.tests
+        return None
+
+    def with_test(self, run: TestRecord) -> ImageRecord:
+        """This record with ``run`` as the latest test of its digest (other digests keep
+        theirs: testing a new build never erases the record of one running elsewhere)."""
+        legacy = self.tests if self.tests is not None and self.tests.digest != run.digest else None
+        runs = {**({legacy.digest: legacy} if legacy else {}), **self.test_runs, run.digest: run}
+        return self.model_copy(update={"tests": None, "test_runs": runs})
 
 
 class State(BaseModel):

@@ -152,7 +152,14 @@ class Environment(Frozen):
 
     name: Identifier
     registries: list[Identifier] = Field(min_length=1)
-    approval: bool = False
+    approval: bool = False  # a promotion into it needs an approver (in CI: its protected job)
+    four_eyes: bool = False  # the approver must not be whoever pushed the digest
+
+
+class ReleaseSettings(Frozen):
+    """``release:`` in imagefactory.yaml: what the release gate demands."""
+
+    require_tests: bool = True  # push only a digest with a passing test record (--force: audited)
 
 
 class Proxy(Frozen):
@@ -185,6 +192,7 @@ class ProjectSpec(Frozen):
     registries: dict[Identifier, Registry] = Field(default_factory=dict)
     environments: list[Environment] = Field(default_factory=list)
     build: BuildSettings = BuildSettings()
+    release: ReleaseSettings = ReleaseSettings()
     defaults: ImageLayer = Field(default_factory=lambda: ImageLayer())
 
     @field_validator("defaults")

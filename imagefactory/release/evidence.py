@@ -1,0 +1,58 @@
+"""What the release gate reads to decide: the evidence about a digest, behind one interface.
+
+Today the evidence is the state file (test runs per digest, yanks) and the audit log (who pushed
+a digest). The supply-chain work replaces it with signed attestations read from the registry:
+only ``evidence_for`` changes, the gate and its callers do not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from imagefactory.project.paths import audit_log, state_file
+from imagefactory.project.state import State, TestRecord, YankRecord, load_state
+from imagefactory.release import audit
+from imagefactory.spec.catalog import Catalog
+
+
+class Evidence(Protocol):
+    """What is known about the digests of a catalog's images, from wherever it is kept."""
+
+    def test_of(self, ref: str, digest: str) -> TestRecord | None:
+        """The latest test run of ``digest`` of image ``ref``; None: never tested."""
+
+    def yank_of(self, ref: str, version: str) -> YankRecord | None:
+        """Why version ``version`` of ``ref`` was marked bad; None: it was not."""
+
+    def pusher_of(self, ref: str, digest: str) -> str | None:
+        """Who pushed ``digest`` of ``ref`` into the first environment; None: nobody did."""
+
+
+@dataclass(frozen=True)
+class LocalEvidence:
+    """Evidence from this checkout's state file and audit log."""
+
+    state: State
+    pushes: dict[tuple[str, str], str]  # (ref, digest) → who pushed it last
+
+    def test_of(self, ref: str, digest: str) -> TestRecord | None:
+        record = self.state.images.get(ref)
+        return record.test_of(digest) if record else None
+
+    def yank_of(self, ref: str, version: str) -> YankRecord | None:
+        record = self.state.images.get(ref)
+        return record.yanked.get(version) if record else None
+
+    def pusher_of(self, ref: str, digest: str) -> str | None:
+        return self.pushes.get((ref, digest))
+
+
+def evidence_for(catalog: Catalog) -> Evidence:
+    """The evidence for ``catalog``'s images, as of now."""
+    pushes = {
+        (str(line["image"]), str(line["digest"])): str(line.get("who"))
+        for line in audit.completed(audit_log(catalog))
+        if line.get("action") == "push"
+    }
+    return LocalEvidence(load_state(state_file(catalog)), pushes)
