@@ -11,8 +11,9 @@ from imagefactory.cli.app import app
 from imagefactory.cli.catalog import JsonOption, open_catalog
 from imagefactory.errors import UserError
 from imagefactory.gitops.drift import drift
-from imagefactory.gitops.pin import parse_reference, pin_digest
+from imagefactory.gitops.pin import parse_reference
 from imagefactory.gitops.scaffold import write_layout
+from imagefactory.release.deploy import deploy
 
 gitops_app = typer.Typer(
     name="gitops",
@@ -59,7 +60,8 @@ def init(
 
 @gitops_app.command(
     "update",
-    epilog="Example: imagefactory gitops update --env preprod app/rag-api@sha256:4f2a…",
+    epilog="Examples:\n\n  imagefactory gitops update --env preprod app/rag-api@sha256:4f2a…\n\n"
+    "  imagefactory gitops update --env prod app/rag-api@sha256:4f2a… --approve",
 )
 def update(
     ctx: typer.Context,
@@ -67,28 +69,43 @@ def update(
         str, typer.Argument(metavar="IMAGE@sha256:…", help="An application image and its digest.")
     ],
     env: EnvOption,
-    audit_id: Annotated[
-        str | None, typer.Option("--audit-id", help="The audit record of the promotion.")
+    approve: Annotated[
+        bool,
+        typer.Option(
+            "--approve",
+            help="Approve the pin, for an environment that needs approval (recorded in the "
+            "audit log).",
+        ),
+    ] = False,
+    approver: Annotated[
+        str | None,
+        typer.Option("--approver", help="Who approves, with --approve (default: this account)."),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Pin IMAGE's digest in ENV's overlay: edit only its images: entry, commit and push (or open
-    or update a merge request, as gitops.yaml says for ENV). Nothing changes when it is pinned."""
+    """Pin IMAGE's digest in ENV's overlay, through the release gate: ENV's registry must hold
+    the digest under a version tag (the version the commit names), it must have passed its
+    tests, its version must not be yanked, and ENV's approval rule must be met. Writes an audit
+    record, then edits only the overlay's images: entry, commits and pushes (or opens or updates
+    a merge request, as gitops.yaml says for ENV). Nothing changes when it is pinned."""
     session, catalog = open_catalog(ctx, json_output)
     image, digest = parse_reference(reference)
-    result = pin_digest(catalog, image, env, digest, audit_id=audit_id)
+    deployment = deploy(catalog, image, env, digest, approve=approve, approver=approver)
+    result = deployment.pin
     if json_output:
-        session.output.data({"ok": True, **result.as_dict()})
+        session.output.data({"ok": True, **deployment.as_dict()})
         return
+    what = f"{result.image} {deployment.version} in {env}"
     if result.action == "unchanged":
-        session.output.text(f"{result.image} in {env} already pins {digest}: nothing to do")
+        session.output.text(f"{what} already pins {digest}: nothing to do")
     elif result.merge_request is not None:
         session.output.text(
-            f"{result.image} in {env}: merge request !{result.merge_request.iid} "
+            f"{what}: merge request !{result.merge_request.iid} "
             f"{result.merge_request.action}: {result.merge_request.url}"
         )
     else:
-        session.output.text(f"{result.image} in {env}: pinned {digest} ({result.commit})")
+        session.output.text(f"{what}: pinned {digest} ({result.commit})")
+    session.output.text(f"audit record {deployment.audit_id}")
 
 
 @gitops_app.command("diff", epilog="Example: imagefactory gitops diff --env prod --json")
@@ -104,10 +121,12 @@ def diff(
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when anything differs.")] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """What the GitOps repository pins in ENV vs what state says ENV holds (drift report)."""
+    """What the GitOps repository pins in ENV vs what state says ENV holds (drift report). An
+    image never pinned in ENV is not-deployed, one whose pin this checkout's state does not know
+    is not-in-state: neither is drift."""
     session, catalog = open_catalog(ctx, json_output)
     rows = drift(catalog, env, checkout)
-    differs = [r for r in rows if r.status != "in-sync"]
+    differs = [r for r in rows if r.drifted]
     if json_output:
         session.output.data({"ok": True, "env": env, "images": [r.as_dict() for r in rows]})
     else:
@@ -117,4 +136,7 @@ def diff(
             [[r.image, r.pinned or "-", r.state or "-", r.status] for r in rows],
         )
     if check and differs:
-        raise UserError(f"{len(differs)} image(s) in {env} differ from state")
+        raise UserError(
+            f"{len(differs)} image(s) in {env} pin another digest than state says {env} holds",
+            hint=f"pin what {env} holds: imagefactory gitops update --env {env} IMAGE@DIGEST",
+        )

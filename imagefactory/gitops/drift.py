@@ -16,10 +16,24 @@ from imagefactory.spec.gitops import GitopsSettings, remote_url
 
 @dataclass(frozen=True)
 class Drift:
+    """One application in one environment: what the GitOps repository pins and what state says
+    the environment holds.
+
+    ``status``: ``in-sync`` (both name the same digest); ``drift`` (they name different
+    digests: the only status ``gitops diff --check`` fails on); ``not-deployed`` (the overlay
+    pins no digest, or there is no overlay: the image was never pinned there, whatever state
+    holds); ``not-in-state`` (the overlay pins a digest this checkout's state knows nothing of:
+    state is a cache, so it is not drift either).
+    """
+
     image: str
     pinned: str | None
     state: str | None
-    status: str  # in-sync | drift | not-pinned | not-in-state | no-overlay
+    status: str  # in-sync | drift | not-deployed | not-in-state
+
+    @property
+    def drifted(self) -> bool:
+        return self.status == "drift"
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -27,6 +41,7 @@ class Drift:
             "pinned": self.pinned,
             "state": self.state,
             "status": self.status,
+            "drift": self.drifted,
         }
 
 
@@ -49,17 +64,14 @@ def _compare(catalog: Catalog, settings: GitopsSettings, env: str, checkout: Pat
         held = record.environments.get(env) if record else None
         want = held.digest if held else None
         text = read_overlay(checkout, overlay_file(settings, image, env))
-        if text is None:
-            rows.append(Drift(image.ref, None, want, "no-overlay"))
-            continue
-        pinned = read_pins(text).get(image.spec.name)
-        if pinned == want:
-            status = "in-sync" if want else "not-in-state"
-        elif want is None:
-            status = "not-in-state"
-        elif pinned is None:
-            status = "not-pinned"
-        else:
-            status = "drift"
-        rows.append(Drift(image.ref, pinned, want, status))
+        pinned = read_pins(text).get(image.spec.name) if text is not None else None
+        rows.append(Drift(image.ref, pinned, want, _status(pinned, want)))
     return rows
+
+
+def _status(pinned: str | None, want: str | None) -> str:
+    if pinned is None:
+        return "not-deployed"
+    if want is None:
+        return "not-in-state"
+    return "in-sync" if pinned == want else "drift"

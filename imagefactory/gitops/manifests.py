@@ -20,6 +20,7 @@ from imagefactory.project.paths import templates_dir
 from imagefactory.render.environment import render_template
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.gitops import GitopsSettings, Resources
+from imagefactory.spec.models import UserAccount
 
 APP_KIND = "app"
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
@@ -107,18 +108,45 @@ def _probe(image: CatalogImage, ports: list[Port]) -> Probe | None:
 
 
 def _user(catalog: Catalog, image: CatalogImage) -> tuple[int, int]:
-    user, _, group = catalog.numeric_user(image.ref).partition(":")
-    if not user.isdigit() or not (group or user).isdigit():
-        raise UserError(
-            f"{image.ref} runs as '{user}', which Kubernetes cannot check is non-root",
-            hint="create the user with a uid in create_users",
-        )
-    if int(user) == 0:
+    """The uid and gid the image runs as, for the Deployment's ``securityContext``: numeric ids
+    as written, names resolved through ``create_users`` of the image and its catalog parents
+    (the nearest one that creates the name wins; a group name is the group ``useradd`` gives
+    that user). Root, and a name no ``create_users`` gives an id, are refused with a hint."""
+    written = catalog.effective_user(image.ref) or "root"
+    user, _, group = written.partition(":")
+    accounts: dict[str, UserAccount] = {}
+    for ancestor in reversed(catalog.lineage(image.ref)):  # the nearest definition last: it wins
+        accounts.update((a.name, a) for a in ancestor.spec.create_users)
+    uid = _account_id(image, written, user, accounts, "user")
+    if uid == 0:
         raise UserError(
             f"{image.ref} runs as root; its Deployment would need runAsNonRoot: false",
             hint="set user: to a non-root account created with create_users",
         )
-    return int(user), int(group or user)
+    if group:
+        return uid, _account_id(image, written, group, accounts, "group")
+    named = accounts.get(user) or next((a for a in accounts.values() if a.uid == uid), None)
+    return uid, (named.gid or named.uid) if named else uid
+
+
+def _account_id(
+    image: CatalogImage, written: str, name: str, accounts: Mapping[str, UserAccount], kind: str
+) -> int:
+    if name.isdigit():
+        return int(name)
+    if name == "root":
+        return 0
+    account = accounts.get(name)
+    if account is None:
+        known = ", ".join(sorted(accounts)) or "none"
+        raise UserError(
+            f"{image.ref} runs as '{written}', but no create_users of it or of its catalog "
+            f"parents gives the {kind} '{name}' an id, so its Deployment cannot set "
+            f"runAs{'User' if kind == 'user' else 'Group'}",
+            hint=f"add {{name: {name}, uid: …}} to create_users (accounts created there: "
+            f"{known}), or write user: as UID:GID, the ids the parent image gives '{name}'",
+        )
+    return account.uid if kind == "user" else account.gid or account.uid
 
 
 def render_repository(

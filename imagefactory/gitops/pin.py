@@ -1,5 +1,6 @@
-"""Pin a promoted digest in the GitOps repository: the function ``promote`` calls, and what
-``imagefactory gitops update`` runs."""
+"""Pin a released digest in the GitOps repository: what ``promote`` calls after a promotion,
+``push`` after a push, and ``imagefactory gitops update`` once the release gate let it through
+(``release.deploy``)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ from imagefactory.errors import UserError
 from imagefactory.gitops import repo
 from imagefactory.gitops.manifests import app_name, application, is_application, overlay_file
 from imagefactory.gitops.update import check_digest, read_overlay, read_pins, set_pin
-from imagefactory.project.paths import state_file
-from imagefactory.project.state import EnvironmentRecord, load_state
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.gitops import GITOPS_FILE, GitopsSettings, remote_url
 
@@ -64,11 +63,13 @@ def pin_digest(
     env: str,
     digest: str,
     *,
-    version: str | None = None,
-    audit_id: str | None = None,
+    version: str,
+    audit_id: str | None,
     settings: GitopsSettings | None = None,
 ) -> PinResult:
-    """Pin ``digest`` for the application ``ref`` in environment ``env`` of the GitOps repo.
+    """Pin ``digest`` (version ``version``, recorded as audit record ``audit_id``) for the
+    application ``ref`` in environment ``env`` of the GitOps repo. No gate: the callers
+    (``release.deploy``, push and promote) decided it may go there, and name its version.
 
     Push mode: one commit on the configured branch (none when it already pins the digest),
     pushed with bounded fetch/rebase/retry. Merge-request mode: the branch
@@ -79,13 +80,6 @@ def pin_digest(
     _known_environment(catalog, env)
     env_settings = settings.environment(env)
     image = application(catalog, ref)
-    if version is None or audit_id is None:  # promote names both: no second read of state
-        held = _state_record(catalog, image, env)
-        pinned = held if held is not None and held.digest == digest else None
-        if version is None:
-            version = pinned.version if pinned else image.spec.version
-        if audit_id is None and pinned is not None:
-            audit_id = pinned.audit_id
     pin = _Pin(settings, image, env, digest, version, audit_id)
     with repo.clone(remote_url(catalog.root, settings.repo_url), settings.branch) as workdir:
         if env_settings.mode == "push":
@@ -100,10 +94,11 @@ def pin_digest(
 def pin_after_promotion(
     catalog: Catalog, ref: str, env: str, digest: str, *, version: str, audit_id: str | None
 ) -> PinResult | None:
-    """The hook ``promote`` calls once a promotion is recorded: pin the digest in the GitOps
-    repository. None (nothing done) when the catalog has no gitops.yaml, the image is not an
-    application, or gitops.yaml does not deploy ``env``. Raises UserError when the write-back
-    fails (the promotion itself stays recorded; rerun ``imagefactory gitops update``)."""
+    """The hook a release calls once it is recorded (``promote``, and ``push`` through
+    ``release.deploy.pin_after_push``): pin the digest in the GitOps repository. None (nothing
+    done) when the catalog has no gitops.yaml, the image is not an application, or gitops.yaml
+    does not deploy ``env``. Raises UserError when the write-back fails (the release itself
+    stays recorded; rerun ``imagefactory gitops update``)."""
     if not (catalog.root / GITOPS_FILE).is_file():
         return None
     settings = repo.settings_for_run(catalog)
@@ -227,8 +222,3 @@ def _known_environment(catalog: Catalog, env: str) -> None:
     names = [e.name for e in catalog.project.environments]
     if env not in names:
         raise UserError(f"no environment '{env}'", hint="environments: " + ", ".join(names))
-
-
-def _state_record(catalog: Catalog, image: CatalogImage, env: str) -> EnvironmentRecord | None:
-    record = load_state(state_file(catalog)).images.get(image.ref)
-    return record.environments.get(env) if record else None

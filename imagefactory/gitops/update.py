@@ -18,13 +18,21 @@ from imagefactory.atomic import read_inside
 from imagefactory.errors import UserError
 
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+NULL_DIGEST = "sha256:" + "0" * 64
 
 
 def check_digest(digest: str) -> str:
+    """``digest`` when it is an image digest; else a UserError. The all-zero digest names no
+    content (it is a placeholder), so it is refused too."""
     if not DIGEST_PATTERN.fullmatch(digest):
         raise UserError(
             f"'{digest}' is not an image digest",
             hint="write sha256: followed by 64 lowercase hex digits",
+        )
+    if digest == NULL_DIGEST:
+        raise UserError(
+            f"'{digest}' is the all-zero placeholder, not the digest of an image",
+            hint="take the digest from the registry: imagefactory status IMAGE --json",
         )
     return digest
 

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import kubernetes_validate
@@ -136,3 +137,80 @@ def test_an_image_running_as_root_is_refused(catalog_dir: Path, edit: Edit) -> N
     catalog = load_catalog(catalog_dir)
     with pytest.raises(UserError, match="runs as root"):
         render_repository(catalog, load_settings(catalog), {})
+
+
+def _deployment(catalog: Catalog) -> dict[str, Any]:
+    files = render_repository(catalog, load_settings(catalog), {})
+    document = yaml.safe_load(files["apps/rag-api/base/deployment.yaml"])
+    assert isinstance(document, dict)
+    return document
+
+
+@pytest.mark.parametrize(
+    ("user", "ids"),
+    [
+        ("app", (10001, 10001)),
+        ("app:app", (10001, 10001)),  # a group name: the group useradd gives the user
+        ("app:10002", (10001, 10002)),
+        ("10001:app", (10001, 10001)),
+        ("10001", (10001, 10001)),  # a numeric id of an account: its group
+        ("12345", (12345, 12345)),
+    ],
+)
+def test_users_by_name_resolve_through_create_users_of_the_parents(
+    catalog_dir: Path, edit: Edit, user: str, ids: tuple[int, int]
+) -> None:
+    """``app`` is created (uid 10001) by base/debian12, two parents up from app/rag-api."""
+    shutil.copy(REPO / "gitops.yaml", catalog_dir / "gitops.yaml")
+    edit("images/app/rag-api/image.yaml", "user: app\n", f'user: "{user}"\n')
+    context = _deployment(load_catalog(catalog_dir))["spec"]["template"]["spec"]["securityContext"]
+    assert (context["runAsUser"], context["runAsGroup"]) == ids
+    assert context["runAsNonRoot"] is True
+
+
+def test_the_nearest_create_users_gives_the_id(catalog_dir: Path, edit: Edit) -> None:
+    shutil.copy(REPO / "gitops.yaml", catalog_dir / "gitops.yaml")
+    edit(
+        "images/app/rag-api/image.yaml",
+        "user: app\n",
+        "user: app\ncreate_users:\n  - {name: app, uid: 20001, gid: 20002}\n",
+    )
+    context = _deployment(load_catalog(catalog_dir))["spec"]["template"]["spec"]["securityContext"]
+    assert (context["runAsUser"], context["runAsGroup"]) == (20001, 20002)
+
+
+@pytest.mark.parametrize(
+    ("user", "kind", "name"), [("svc", "user", "svc"), ("app:staff", "group", "staff")]
+)
+def test_a_name_no_create_users_gives_an_id_has_a_hint_that_fits(
+    catalog_dir: Path, edit: Edit, user: str, kind: str, name: str
+) -> None:
+    shutil.copy(REPO / "gitops.yaml", catalog_dir / "gitops.yaml")
+    edit("images/app/rag-api/image.yaml", "user: app\n", f"user: {user}\n")
+    catalog = load_catalog(catalog_dir)
+    with pytest.raises(UserError) as caught:
+        render_repository(catalog, load_settings(catalog), {})
+    assert f"gives the {kind} '{name}' an id" in caught.value.message
+    assert caught.value.hint is not None
+    assert f"add {{name: {name}, uid: …}} to create_users (accounts created there: app)" in (
+        caught.value.hint
+    )
+    assert "UID:GID" in caught.value.hint
+
+
+def test_hostile_scalars_stay_one_value(catalog: Catalog) -> None:
+    """A digest or a replica count that is not what its type says (state is a file anyone with
+    the checkout can edit; settings can be built around validation) stays one scalar: it never
+    adds a key or a document to the manifests."""
+    hostile = 'sha256:x"\nkind: Secret\n---\nevil: "1'
+    settings = load_settings(catalog)
+    dev = settings.environments["dev"].model_copy(update={"replicas": "1\nkind: Secret"})
+    settings = settings.model_copy(update={"environments": {**settings.environments, "dev": dev}})
+    files = render_repository(catalog, settings, {("app/rag-api", "dev"): hostile})
+    [overlay] = list(yaml.safe_load_all(files["apps/rag-api/overlays/dev/kustomization.yaml"]))
+    assert overlay["kind"] == "Kustomization"
+    assert overlay["images"][0]["digest"] == hostile
+    assert overlay["replicas"] == [{"name": "rag-api", "count": "1\nkind: Secret"}]
+    [deployment] = list(yaml.safe_load_all(files["apps/rag-api/base/deployment.yaml"]))
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 10001
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"] == "TCP"

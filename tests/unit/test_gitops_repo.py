@@ -23,7 +23,7 @@ from imagefactory import git as git_wrapper
 from imagefactory.cli import app
 from imagefactory.errors import UserError
 from imagefactory.gitops import repo
-from imagefactory.gitops.pin import pin_after_promotion
+from imagefactory.gitops.pin import PinResult, pin_after_promotion, pin_digest
 from imagefactory.spec.loader import load_catalog
 
 from .conftest import REPO
@@ -88,6 +88,20 @@ def make_remote(root: Path, where: Path) -> Path:
     return remote
 
 
+def pin(
+    root: Path,
+    env: str,
+    digest: str,
+    *,
+    ref: str = "app/rag-api",
+    version: str = "0.3.0",
+    audit_id: str | None = "a-1",
+) -> PinResult:
+    """The pin ``gitops update`` makes once the release gate let it through (the gate and the
+    registry are tests/unit/test_deploy.py's and tests/integration/test_gitops.py's)."""
+    return pin_digest(load_catalog(root), ref, env, digest, version=version, audit_id=audit_id)
+
+
 def show(remote: Path, path: str, rev: str = "main") -> str:
     return git("--git-dir", remote, "show", f"{rev}:{path}")
 
@@ -105,21 +119,8 @@ def setup(catalog_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
 def test_update_pins_only_that_overlay_and_pushes_one_commit(setup: tuple[Path, Path]) -> None:
     root, remote = setup
     before = show(remote, OVERLAY.format(env="dev"))
-    result = cli(
-        "-C",
-        root,
-        "gitops",
-        "update",
-        "--env",
-        "dev",
-        f"app/rag-api@{DIGEST}",
-        "--audit-id",
-        "a-123",
-        "--json",
-    )
-    assert result.exit_code == 0, result.output
-    document = json.loads(result.stdout)
-    assert document["action"] == "pushed" and document["previous"] is None
+    result = pin(root, "dev", DIGEST, version="0.2.9", audit_id="a-123")
+    assert result.action == "pushed" and result.previous is None
     after = show(remote, OVERLAY.format(env="dev"))
     changed = [
         (b, a) for b, a in zip(before.splitlines(), after.splitlines(), strict=True) if b != a
@@ -134,10 +135,11 @@ def test_update_pins_only_that_overlay_and_pushes_one_commit(setup: tuple[Path, 
     files = git("--git-dir", remote, "show", "--name-only", "--format=", "main").split()
     assert files == [OVERLAY.format(env="dev")]
     message = git("--git-dir", remote, "log", "-1", "--format=%B", "main")
-    assert message.splitlines()[0] == f"dev: pin app/rag-api 0.3.0 {DIGEST[:19]} [skip ci]"
+    # the version the caller read from the registry, not image.yaml's 0.3.0
+    assert message.splitlines()[0] == f"dev: pin app/rag-api 0.2.9 {DIGEST[:19]} [skip ci]"
     for line in (
         "image: app/rag-api",
-        "version: 0.3.0",
+        "version: 0.2.9",
         f"digest: {DIGEST}",
         "from: (none)",
         f"to: {DIGEST}",
@@ -148,15 +150,11 @@ def test_update_pins_only_that_overlay_and_pushes_one_commit(setup: tuple[Path, 
 
 def test_nothing_is_committed_when_the_pin_is_already_there(setup: tuple[Path, Path]) -> None:
     root, remote = setup
-    assert (
-        cli("-C", root, "gitops", "update", "--env", "dev", f"app/rag-api@{DIGEST}").exit_code == 0
-    )
+    assert pin(root, "dev", DIGEST).action == "pushed"
     head = commits(remote)
-    result = cli("-C", root, "gitops", "update", "--env", "dev", f"app/rag-api@{DIGEST}")
-    assert result.exit_code == 0 and "nothing to do" in result.stdout
+    assert pin(root, "dev", DIGEST).action == "unchanged"
     assert commits(remote) == head
-    result = cli("-C", root, "gitops", "update", "--env", "dev", f"app/rag-api@{OTHER}", "--json")
-    assert json.loads(result.stdout)["previous"] == DIGEST
+    assert pin(root, "dev", OTHER).previous == DIGEST
     assert "from: " + DIGEST in git("--git-dir", remote, "log", "-1", "--format=%B", "main")
 
 
@@ -164,9 +162,7 @@ def test_skip_ci_can_be_turned_off(setup: tuple[Path, Path]) -> None:
     root, remote = setup
     path = root / "gitops.yaml"
     path.write_text(path.read_text().replace("skip_ci: true", "skip_ci: false"))
-    assert (
-        cli("-C", root, "gitops", "update", "--env", "dev", f"app/rag-api@{DIGEST}").exit_code == 0
-    )
+    assert pin(root, "dev", DIGEST).commit is not None
     assert "[skip ci]" not in git("--git-dir", remote, "log", "-1", "--format=%B", "main")
 
 
@@ -280,6 +276,8 @@ def test_retries_are_bounded(setup: tuple[Path, Path], tmp_path: Path) -> None:
         (["--env", "dev", f"runtime/llm:cpu@{DIGEST}"], "runtime/llm:cpu is not an application"),
         (["--env", "dev", f"app/nope@{DIGEST}"], "no image 'app/nope' in the catalog"),
         (["--env", "dev", "app/rag-api@sha256:1234"], "is not an image digest"),
+        (["--env", "dev", f"app/rag-api@sha256:{'0' * 64}"], "is the all-zero placeholder"),
+        (["--env", "dev", "--approver", "ann", f"app/rag-api@{DIGEST}"], "goes with --approve"),
         (["--env", "dev", "app/rag-api"], "is not IMAGE@sha256"),
     ],
 )
@@ -303,9 +301,8 @@ def test_an_unreachable_remote_is_a_clear_error(
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     write_settings(catalog_dir, tmp_path / "missing.git")
-    result = cli("-C", catalog_dir, "gitops", "update", "--env", "dev", f"app/rag-api@{DIGEST}")
-    assert result.exit_code == 1
-    assert "cannot clone branch 'main' of the GitOps repository" in result.stderr
+    with pytest.raises(UserError, match="cannot clone branch 'main' of the GitOps repository"):
+        pin(catalog_dir, "dev", DIGEST)
     assert list(temp.iterdir()) == []  # the clone folder is gone
 
 
@@ -332,29 +329,31 @@ def _state(root: Path, env: str, digest: str) -> None:
 
 def test_diff_reports_drift_between_gitops_and_state(setup: tuple[Path, Path]) -> None:
     root, _ = setup
-    result = cli("-C", root, "gitops", "diff", "--env", "dev", "--json")
+
+    def check(*extra: str) -> Result:
+        return cli("-C", root, "gitops", "diff", "--env", "dev", "--check", *extra)
+
+    never = {"image": "app/rag-api", "pinned": None, "state": None}
+    result = check("--json")
+    assert result.exit_code == 0, result.output  # never deployed: not drift
     assert json.loads(result.stdout)["images"] == [
-        {"image": "app/rag-api", "pinned": None, "state": None, "status": "not-in-state"}
+        {**never, "status": "not-deployed", "drift": False}
     ]
     _state(root, "dev", DIGEST)
-    assert cli("-C", root, "gitops", "diff", "--env", "dev", "--check").exit_code == 1
-    result = cli("-C", root, "gitops", "update", "--env", "dev", f"app/rag-api@{DIGEST}")
-    assert result.exit_code == 0
-    result = cli("-C", root, "gitops", "diff", "--env", "dev", "--check", "--json")
+    result = check()  # state holds it, the overlay pins nothing yet: still not drift
+    assert result.exit_code == 0 and "not-deployed" in result.stdout
+    pin(root, "dev", DIGEST)
+    result = check("--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["images"][0]["status"] == "in-sync"
     _state(root, "dev", OTHER)
-    result = cli("-C", root, "gitops", "diff", "--env", "dev")
-    assert result.exit_code == 0 and "drift" in result.stdout
-
-
-def test_update_takes_the_audit_record_from_state(setup: tuple[Path, Path]) -> None:
-    root, remote = setup
-    _state(root, "dev", DIGEST)
-    assert (
-        cli("-C", root, "gitops", "update", "--env", "dev", f"app/rag-api@{DIGEST}").exit_code == 0
-    )
-    assert "audit: a-9" in git("--git-dir", remote, "log", "-1", "--format=%B", "main")
+    result = check()
+    assert result.exit_code == 1 and "drift" in result.stdout
+    assert "1 image(s) in dev pin another digest than state says dev holds" in result.stderr
+    (root / ".imagefactory/state.json").unlink()  # a checkout without this state: not drift
+    result = check("--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["images"][0]["status"] == "not-in-state"
 
 
 def test_init_keeps_existing_overlays_unless_forced(catalog_dir: Path, tmp_path: Path) -> None:
@@ -401,7 +400,7 @@ def test_diff_reads_a_local_checkout(setup: tuple[Path, Path], tmp_path: Path) -
     checkout = tmp_path / "checkout"
     git("clone", "--quiet", remote, checkout)
     result = cli("-C", root, "gitops", "diff", "--env", "prod", "--repo-dir", checkout, "--json")
-    assert json.loads(result.stdout)["images"][0]["status"] == "not-in-state"
+    assert json.loads(result.stdout)["images"][0]["status"] == "not-deployed"
     assert cli("-C", root, "gitops", "diff", "--env", "qa").exit_code == 1
 
 

@@ -1,0 +1,187 @@
+"""Deploy a released digest through the GitOps repository: ``imagefactory gitops update``
+behind the release gate, and the pin a release makes once it is recorded.
+
+``gitops update`` pins only a digest the environment's registry holds under a version tag
+(``X.Y.Z<suffix>``), with the version read from that tag (never from image.yaml or state), and
+only through ``gate.require``: a passing test run of exactly that digest, a version not yanked,
+the environment's approval rule. The pin is written ahead in the audit log (action ``pin``): the
+intent before the GitOps repository is touched, then a done (or failed) record; the commit
+names the intent's id. A refusal writes nothing: no audit record, no clone, no commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from imagefactory import git
+from imagefactory.errors import UserError
+from imagefactory.gitops import repo
+from imagefactory.gitops.manifests import application
+from imagefactory.gitops.pin import PinResult, pin_after_promotion, pin_digest
+from imagefactory.gitops.update import check_digest
+from imagefactory.project.naming import repository
+from imagefactory.project.paths import audit_log
+from imagefactory.project.state import unwritable
+from imagefactory.registry.client import registry_session
+from imagefactory.release import audit, gate
+from imagefactory.release.environments import environment, registries_of, sibling_suffixes
+from imagefactory.release.evidence import evidence_for
+from imagefactory.release.record import Release, failure_recorded
+from imagefactory.release.versioning import tag_versions, variant_suffix
+from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.models import Environment
+
+NOTHING_PINNED = "nothing was pinned"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One ``gitops update`` that passed the gate: what was pinned, as which version, approved
+    by whom, under which audit record."""
+
+    pin: PinResult
+    version: str
+    tag: str  # the version tag of the environment's registry that names the digest
+    approver: str | None
+    audit_id: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            **self.pin.as_dict(),
+            "version": self.version,
+            "tag": self.tag,
+            "approver": self.approver,
+            "audit_id": self.audit_id,
+        }
+
+
+@dataclass(frozen=True)
+class _Held:
+    """Where the environment holds the digest: its first registry (the one the overlay's
+    ``newName`` pulls from), by name, and the version tag naming the digest there."""
+
+    registry: str
+    version: str
+    tag: str
+
+
+def approver_for(env: Environment, approve: bool, approver: str | None) -> str | None:
+    """Who approves a pin into ``env``: with ``--approve``, ``--approver`` or else this account;
+    None without ``--approve`` or when ``env`` needs no approval (the gate refuses a pin into
+    an environment that needs one and has none)."""
+    if approver is not None and not approve:
+        raise UserError(
+            "--approver names who approves, so it goes with --approve",
+            hint=f"add --approve (recorded in the audit log as {approver}'s approval)",
+        )
+    if not approve or not env.approval:
+        return None
+    return approver or audit.actor()
+
+
+def deploy(
+    catalog: Catalog, ref: str, env_name: str, digest: str, *, approve: bool, approver: str | None
+) -> Deployment:
+    """Pin ``digest`` of the application ``ref`` in ``env_name``'s overlay, once the release
+    gate let it through (``approve``, ``approver``: ``--approve``, ``--approver``; see
+    ``approver_for``). Raises ``gate.Refused`` or UserError, having written nothing, when it
+    may not go there."""
+    check_digest(digest)
+    _, env = environment(catalog, env_name)
+    approver = approver_for(env, approve, approver)
+    settings = repo.settings_for_run(catalog)
+    settings.environment(env_name)
+    image = application(catalog, ref)
+    held = _held(catalog, image, env, digest)
+    candidate = gate.Candidate(image.ref, held.version, digest, env)
+    gate.require(evidence_for(catalog), candidate, approver=approver)
+    intent = audit.new_record(
+        action="pin",
+        image=image.ref,
+        version=held.version,
+        digest=digest,
+        source=env_name,
+        target=env_name,
+        tags=[held.tag],
+        git_revision=git.revision(catalog.root),
+        approver=approver,
+        registries=[held.registry],
+    )
+    path = audit_log(catalog)
+    try:
+        audit.append(path, intent)
+    except OSError as exc:
+        raise unwritable(path, exc, NOTHING_PINNED) from exc
+    with failure_recorded(catalog, intent):
+        pin = pin_digest(
+            catalog,
+            image.ref,
+            env_name,
+            digest,
+            version=held.version,
+            audit_id=intent.id,
+            settings=settings,
+        )
+    try:
+        audit.append(path, audit.follow_up(intent, audit.DONE))
+    except OSError as exc:
+        then = f"the pin is made, and the audit log holds its intent {intent.id} without its done record"
+        raise unwritable(path, exc, then) from exc
+    return Deployment(pin, held.version, held.tag, approver, intent.id)
+
+
+def _held(catalog: Catalog, image: CatalogImage, env: Environment, digest: str) -> _Held:
+    """The highest version tag under which ``env``'s first registry holds ``digest`` of
+    ``image``; a UserError when it holds the digest under none."""
+    name, registry = registries_of(catalog, env)[0]
+    repo_name = repository(registry, image.spec.name)
+    suffix = variant_suffix(image.spec.variant)
+    with registry_session(catalog, [registry]) as client:
+        if client.digest(registry, f"{repo_name}@{digest}") is None:
+            raise UserError(
+                f"{env.name}'s registry ({name}) does not hold {repo_name}@{digest}",
+                hint=f"only a digest pushed or promoted to {env.name} is pinned there: "
+                f"imagefactory status {image.ref} lists what each environment holds",
+            )
+        versions = tag_versions(
+            client.tags(registry, repo_name), suffix, sibling_suffixes(catalog, image)
+        )
+        for version in reversed(versions):
+            tag = f"{version}{suffix}"
+            if client.digest(registry, f"{repo_name}:{tag}") == digest:
+                return _Held(name, str(version), tag)
+    raise UserError(
+        f"{repo_name}@{digest} is in {env.name}'s registry ({name}) under no version tag "
+        f"(X.Y.Z{suffix})",
+        hint="a digest gets its version when it is pushed or promoted: imagefactory push, "
+        "imagefactory promote",
+    )
+
+
+def pin_release(
+    catalog: Catalog, release: Release, env_name: str, *, done: Literal["pushed", "promoted"]
+) -> PinResult | None:
+    """Pin a recorded release (a push into the first environment, a promotion into the next)
+    in ``env_name``'s overlay when gitops.yaml deploys the image there; None when it does not,
+    or when nothing was recorded (a dry run, nothing to do). The release already passed the
+    gate. A pin that fails is a UserError that says the release itself is recorded, and how to
+    pin it again."""
+    if release.audit_id is None:
+        return None
+    try:
+        return pin_after_promotion(
+            catalog,
+            release.ref,
+            env_name,
+            release.digest,
+            version=release.version,
+            audit_id=release.audit_id,
+        )
+    except UserError as exc:
+        raise UserError(
+            f"{release.ref} {release.version} was {done} to {env_name} (audit record "
+            f"{release.audit_id}), but pinning it in the GitOps repo failed: {exc.message}",
+            hint=f"fix that, then: imagefactory gitops update --env {env_name} "
+            f"{release.ref}@{release.digest}",
+        ) from exc
