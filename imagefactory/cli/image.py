@@ -37,8 +37,10 @@ def test_command(
     """Test the images of the current state: declarative checks from image.yaml, files in
     structure-tests/ (container-structure-test format) and tests/test_*.py (pytest-testinfra).
 
-    Starts at most one container per image, always removed. A pass is recorded in state against
-    the digest; any failure exits 1.
+    Starts at most one container per image, always removed. Every selected image is tested: one
+    whose container does not start fails its "container" check (exit code and last output) and
+    the others still run. Each run, passed or failed, is recorded in state against its digest
+    (the runs of other digests stay); any failure exits 1.
     """
     session, catalog = open_catalog(ctx, json_output)
     if not images and not all_images:

@@ -4,19 +4,34 @@ With service checks the container runs the image's real entrypoint (as productio
 service ports published only on the engine's address (127.0.0.1 for a local engine, the
 service's address under Docker-in-Docker); otherwise it idles (``sleep infinity``) so checks can
 ``docker exec`` into it. Removal happens in ``finally``: on success, failure, timeout and Ctrl-C.
+
+A container that does not start (``docker run`` fails: a missing entrypoint binary, a bad user)
+or stops at once raises :class:`ContainerFailed`, saying how (its exit code and last output):
+an idle container is looked at once after its start, one running the image's entrypoint a few
+times over a second (bounded: a service that dies later fails its service checks instead).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from imagefactory import tools
 from imagefactory.build.docker import LOOPBACK, Engine
+from imagefactory.errors import ImageFactoryError, ToolError
 
 TEST_LABEL = "org.imagefactory.test"
+#: How often, 0.1 s apart, a container running the image's entrypoint is looked at after its
+#: start; an idle one (``sleep infinity``) is looked at once.
+ENTRYPOINT_POLLS = 10
+POLL_SECONDS = 0.1
+
+
+class ContainerFailed(ImageFactoryError):
+    """The test container did not start, or stopped at once (the message says how)."""
 
 
 @dataclass(frozen=True)
@@ -45,9 +60,17 @@ class Container:
         state = self.engine.state(self.name)
         if state is None or state[0] == "running":
             return ""
-        return (
-            f"the container stopped (exit code {state[1]}); its last output: {self.logs()[-300:]!r}"
-        )
+        return f"the container stopped (exit code {state[1]}); {self._last_output()}"
+
+    def did_not_start(self, failure: ToolError) -> str:
+        """Why ``docker run`` could not start it: the engine's words, the exit code, the log."""
+        state = self.engine.state(self.name)
+        code = state[1] if state is not None else failure.returncode
+        said = " ".join(failure.output_tail.split())[-600:] or "no output"
+        return f"the container did not start (exit code {code}): {said}; {self._last_output()}"
+
+    def _last_output(self) -> str:
+        return f"its last output: {self.logs()[-300:]!r}"
 
     def logs(self) -> str:
         return self.engine.logs(self.name)
@@ -57,23 +80,30 @@ class Container:
 def running_container(
     engine: Engine, reference: str, service_ports: list[int]
 ) -> Iterator[Container]:
+    """The test container of ``reference``, removed afterwards; ContainerFailed when it does not
+    start or stops at once."""
     name = f"imagefactory-test-{uuid.uuid4().hex[:12]}"
-    hint = "the image must be pullable from the build registry (run imagefactory build)"
+    hint = "the container did not start: the engine's error says why (entrypoint, command, user)"
     labels = {TEST_LABEL: "1"}
     address = engine.address if service_ports else LOOPBACK
+    started = Container(name, engine, address)
     try:
-        if service_ports:
-            engine.start(reference, name, hint=hint, labels=labels, publish=service_ports)
-        else:
-            engine.start(
-                reference,
-                name,
-                hint=hint,
-                labels=labels,
-                network="none",
-                entrypoint="sleep",
-                command=["infinity"],
-            )
+        try:
+            if service_ports:
+                engine.start(reference, name, hint=hint, labels=labels, publish=service_ports)
+            else:
+                engine.start(
+                    reference,
+                    name,
+                    hint=hint,
+                    labels=labels,
+                    network="none",
+                    entrypoint="sleep",
+                    command=["infinity"],
+                )
+        except ToolError as exc:
+            raise ContainerFailed(started.did_not_start(exc)) from exc
+        _keeps_running(started, ENTRYPOINT_POLLS if service_ports else 1)
         yield Container(
             name,
             engine,
@@ -86,3 +116,13 @@ def running_container(
         )
     finally:
         engine.remove_container(name, volumes=True)
+
+
+def _keeps_running(container: Container, polls: int) -> None:
+    """ContainerFailed when ``container`` stops within ``polls`` looks, POLL_SECONDS apart."""
+    for look in range(polls):
+        why = container.stopped()
+        if why:
+            raise ContainerFailed(why)
+        if look + 1 < polls:
+            time.sleep(POLL_SECONDS)

@@ -2,19 +2,30 @@
 
 Per image: the image config checks (metadata, size, non-root) need no container; everything
 else runs in at most one container, always removed. Container-structure-test files and custom
-testinfra tests run in the same container and land in the same report. A pass is recorded in
-state against the digest; a failure records nothing as passed (and withdraws an earlier pass of
-that digest).
+testinfra tests run in the same container and land in the same report.
+
+Testing is total: every selected image is tested, and what stops one image (its config cannot
+be read, its container does not start or stops at once, a check that fails to run) is a failed
+check of that image's report; only an engine that cannot be reached, or a catalog that cannot be
+read, refuses the whole run. Every run is recorded in state against its digest, passed or
+failed (``ImageRecord.with_test``): a failed rerun withdraws that digest's pass, never another's.
+
+The registry credentials (a Docker config in the run's private folder) exist only while the
+images are pulled: they are gone before any container starts, so no custom test (run on this
+host as pytest) can read them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
+from imagefactory import scratch
 from imagefactory.build.docker import Engine
-from imagefactory.errors import UserError
+from imagefactory.errors import ImageFactoryError, UserError
 from imagefactory.imagetest.checks import (
     container_checks,
     metadata_checks,
@@ -22,7 +33,7 @@ from imagefactory.imagetest.checks import (
     service_checks,
     size_checks,
 )
-from imagefactory.imagetest.container import running_container
+from imagefactory.imagetest.container import ContainerFailed, running_container
 from imagefactory.imagetest.custom import custom_test_files, run_custom_tests
 from imagefactory.imagetest.results import CheckResult, ImageReport
 from imagefactory.project.naming import build_registry
@@ -30,16 +41,18 @@ from imagefactory.project.paths import state_file
 from imagefactory.project.plan import built_records
 from imagefactory.project.state import (
     ImageRecord,
-    State,
     TestRecord,
     load_state,
-    save_state,
+    locked_state,
     with_record,
 )
 from imagefactory.registry.credentials import docker_config
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.cst.reader import CST_DIR, read_cst, structure_test_files
 from imagefactory.spec.models import ImageTests
+
+#: The image config and size of a pulled image, or the failed check saying why it could not be read.
+Pulled = tuple[dict[str, Any], int] | CheckResult
 
 
 class TestsFailed(UserError):
@@ -49,7 +62,11 @@ class TestsFailed(UserError):
         lines = [f"{len(failed)} of {len(reports)} images failed their tests:"]
         for report in failed:
             lines += [f"  {report.ref}: {r.name}: {r.why}" for r in report.failures]
-        super().__init__("\n".join(lines), hint="nothing was recorded as passed for these digests")
+        super().__init__(
+            "\n".join(lines),
+            hint="the failed runs are recorded against these digests (a pass of another digest "
+            "stays); fix the image, rebuild it and test again",
+        )
 
 
 @dataclass(frozen=True)
@@ -78,25 +95,52 @@ def test_images(
     catalog: Catalog, images: list[str], on_report: Callable[[ImageReport], None]
 ) -> list[ImageReport]:
     """Test the digest each build recorded, of ``images`` (refs or names), or of every image
-    the state file records a build of when ``images`` is empty."""
+    the state file records a build of when ``images`` is empty. TestsFailed when any failed."""
     state = load_state(state_file(catalog))
     selected = catalog.select(images)
     if not images:
         selected = [i for i in selected if (r := state.images.get(i.ref)) and r.digest]
-    records = built_records(catalog, selected, state)
-    registry = build_registry(catalog.project)
-    reports = []
-    with docker_config([registry]) as config_dir:
+    # a broken structure-test file refuses the run before anything runs
+    planned = [
+        (image, record, suites(image)) for image, record in built_records(catalog, selected, state)
+    ]
+    with docker_config([build_registry(catalog.project)]) as config_dir:
         engine = Engine(config_dir)
         engine.check()
-        for image, record in records:
-            report = test_image(engine, image, record)
-            state = _record(catalog, state, image.ref, record, report)
+        pulled = [_pull(engine, record) for _, record, _ in planned]
+    reports = []
+    with _engine_without_credentials(config_dir is not None) as engine:
+        for (image, record, image_suites), image_config in zip(planned, pulled, strict=True):
+            report = test_image(engine, image, record, image_suites, image_config)
+            record_test(catalog, image.ref, report)
             on_report(report)
             reports.append(report)
     if not all(r.passed for r in reports):
         raise TestsFailed(reports)
     return reports
+
+
+def _pull(engine: Engine, record: ImageRecord) -> Pulled:
+    """The config and size of the built image (pulled when the engine lacks it), or the failed
+    check that says why they could not be read."""
+    reference = _reference(record)
+    try:
+        return engine.image_config(reference, hint="the built image must be in the build registry")
+    except (ImageFactoryError, ValueError) as exc:  # ValueError: a config that is not JSON
+        return CheckResult(
+            "image", "image config", False, 0.0, f"the image config of {reference}", str(exc)
+        )
+
+
+@contextlib.contextmanager
+def _engine_without_credentials(had_credentials: bool) -> Iterator[Engine]:
+    """The engine the checks use once the credentials are gone: with an empty Docker config
+    where the pull had one (so the CLI reaches the same engine), else with the user's own."""
+    if not had_credentials:
+        yield Engine()
+        return
+    with scratch.private_folder("docker-") as empty:
+        yield Engine(empty)
 
 
 def suites(image: CatalogImage) -> list[Suite]:
@@ -107,69 +151,84 @@ def suites(image: CatalogImage) -> list[Suite]:
     return found
 
 
-def test_image(engine: Engine, image: CatalogImage, record: ImageRecord) -> ImageReport:
-    assert record.repository is not None and record.digest is not None
-    reference = f"{record.repository}@{record.digest}"
-    config, size = engine.image_config(
-        reference, hint="the built image must be in the build registry"
-    )
+def test_image(
+    engine: Engine,
+    image: CatalogImage,
+    record: ImageRecord,
+    image_suites: list[Suite],
+    pulled: Pulled,
+) -> ImageReport:
+    """The report of one image: every check that ran, and a failed check for what stopped the
+    others (an unreadable config, a container that did not start, a check that could not run)."""
+    reference = _reference(record)
+    assert record.digest is not None
+    if isinstance(pulled, CheckResult):
+        return ImageReport(image.ref, reference, record.digest, (pulled,))
+    config, size = pulled
     results: list[CheckResult] = []
-    all_suites = suites(image)
-    for suite in all_suites:
-        results += _named(suite, metadata_checks(suite.tests.metadata, config))
+    for suite in image_suites:
+        results.extend(_named(suite, metadata_checks(suite.tests.metadata, config)))
         if suite.tests.non_root:
-            results += _named(suite, [non_root_check(config)])
-        results += _named(suite, size_checks(suite.tests, size, record.previous_size_bytes))
-    if any(s.needs_container() for s in all_suites) or custom_test_files(image.folder):
-        ports = sorted({service.port for suite in all_suites for service in suite.tests.services})
+            results.extend(_named(suite, [non_root_check(config)]))
+        results.extend(_named(suite, size_checks(suite.tests, size, record.previous_size_bytes)))
+    if any(s.needs_container() for s in image_suites) or custom_test_files(image.folder):
+        ports = sorted({service.port for s in image_suites for service in s.tests.services})
         user = config.get("User") or "root"
-        with running_container(engine, reference, ports) as container:
-            for suite in all_suites:
-                results += _named(
-                    suite, container_checks(suite.tests, container, user, image.spec.venv)
-                )
-                results += _named(suite, service_checks(suite.tests, container))
-            results += run_custom_tests(image.folder, container)
+        try:
+            with running_container(engine, reference, ports) as container:
+                for suite in image_suites:
+                    results.extend(
+                        _named(
+                            suite, container_checks(suite.tests, container, user, image.spec.venv)
+                        )
+                    )
+                    results.extend(_named(suite, service_checks(suite.tests, container)))
+                results.extend(run_custom_tests(image.folder, container))
+        except ImageFactoryError as exc:  # the checks not yet run cannot run: say why
+            results.append(_stopped(exc))
     return ImageReport(image.ref, reference, record.digest, tuple(results))
 
 
-def _named(suite: Suite, results: Iterable[CheckResult]) -> list[CheckResult]:
-    """Checks from a structure-test file say where they come from, by the names it gives them."""
+def _stopped(exc: ImageFactoryError) -> CheckResult:
+    if isinstance(exc, ContainerFailed):
+        name, expected = "starts", "the container to start and keep running"
+    else:
+        name, expected = "checks", "the checks in the container to run to the end"
+    return CheckResult("container", name, False, 0.0, expected, exc.message)
+
+
+def _reference(record: ImageRecord) -> str:
+    assert record.repository is not None and record.digest is not None
+    return f"{record.repository}@{record.digest}"
+
+
+def _named(suite: Suite, results: Iterable[CheckResult]) -> Iterator[CheckResult]:
+    """Checks from a structure-test file say where they come from, by the names it gives them.
+    (One at a time: what ran before a check that raised stays in the report.)"""
     if suite.label == "image.yaml":
-        return list(results)
+        yield from results
+        return
     file_names = iter(suite.file_names)
-    named = []
     for r in results:
         name = next(file_names, r.name) if r.kind == "files" else r.name
-        named.append(
-            CheckResult(
-                r.kind,
-                f"{suite.label}: {name}",
-                r.passed,
-                r.seconds,
-                r.expected,
-                r.actual,
-                r.skipped,
-            )
+        yield CheckResult(
+            r.kind, f"{suite.label}: {name}", r.passed, r.seconds, r.expected, r.actual, r.skipped
         )
-    return named
 
 
-def _record(
-    catalog: Catalog, state: State, ref: str, record: ImageRecord, report: ImageReport
-) -> State:
-    if report.passed:
-        passed = TestRecord(
-            digest=report.digest,
-            passed=True,
-            checks=len(report.results),
-            at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        )
-        updated = record.model_copy(update={"tests": passed})
-    elif record.tests is not None and record.tests.digest == report.digest:
-        updated = record.model_copy(update={"tests": None})  # an earlier pass no longer holds
-    else:
-        return state
-    state = with_record(state, ref, updated)
-    save_state(state_file(catalog), state)
-    return state
+def record_test(catalog: Catalog, ref: str, report: ImageReport) -> None:
+    """Record ``report`` as the latest test run of its digest, under the state lock and on the
+    record as it is now (another command may have changed it since this run began); the runs
+    of other digests stay. Nothing is recorded for an image whose record is gone."""
+    run = TestRecord(
+        digest=report.digest,
+        passed=report.passed,
+        checks=len(report.results),
+        at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    )
+    path = state_file(catalog)
+    with locked_state(path, root=catalog.root) as save:
+        state = load_state(path)
+        current = state.images.get(ref)
+        if current is not None:
+            save(with_record(state, ref, current.with_test(run)))

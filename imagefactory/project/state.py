@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from imagefactory.atomic import read_regular, write_atomically
+from imagefactory.atomic import inside, read_regular, write_atomically
 from imagefactory.errors import UserError
 
 STATE_SCHEMA = 1
@@ -90,7 +90,6 @@ class ImageRecord(BaseModel):
     build_seconds: float | None = None
     built_at: str | None = None
 
-
     def test_of(self, digest: str) -> TestRecord | None:
         """The latest test run of ``digest``, None when it was never tested."""
         if digest in self.test_runs:
@@ -139,8 +138,11 @@ def load_state(path: Path) -> State:
     return state
 
 
-def save_state(path: Path, state: State) -> None:
-    """Write ``state`` whole or not at all: a temp file in the same folder, fsync, rename."""
+def save_state(path: Path, state: State, *, root: Path | None = None) -> None:
+    """Write ``state`` whole or not at all: a temp file in the same folder, fsync, rename.
+
+    Never through a symlink: a symlinked state file is refused (UserError), and given ``root``
+    (the catalog's root) so is a state file outside it or below a symlinked folder."""
     document = {
         "schema": state.schema_version,
         "images": {
@@ -149,7 +151,7 @@ def save_state(path: Path, state: State) -> None:
         },
     }
     try:
-        write_atomically(path, (json.dumps(document, indent=2) + "\n").encode())
+        write_atomically(path, (json.dumps(document, indent=2) + "\n").encode(), root=root)
     except OSError as exc:
         raise unwritable(path, exc) from exc
 
@@ -173,18 +175,21 @@ def with_record(state: State, ref: str, record: ImageRecord) -> State:
 
 
 @contextmanager
-def locked_state(path: Path) -> Iterator[Callable[[State], None]]:
+def locked_state(path: Path, *, root: Path | None = None) -> Iterator[Callable[[State], None]]:
     """Read-modify-write of the state by several processes at once, without lost updates:
-    an exclusive lock on ``<state>.lock`` is held while the caller loads, changes and saves."""
+    an exclusive lock on ``<state>.lock`` is held while the caller loads, changes and saves.
+    Given ``root`` (the catalog's root), the lock and the state stay inside it, below no
+    symlinked folder (UserError), as for :func:`save_state`."""
+    lock = path.with_name(path.name + ".lock")
+    if root is not None:
+        inside(root, lock)  # before a folder is made: never through a symlinked one
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(
-            path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644
-        )
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
         raise unwritable(path, exc) from exc
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield lambda state: save_state(path, state)
+        yield lambda state: save_state(path, state, root=root)
     finally:
         os.close(descriptor)

@@ -190,6 +190,29 @@ def test_testcases_failures_and_skips() -> None:
     assert skip.tag == "skipped" and skip.attrib == {"message": "no service ports"}
 
 
+def test_an_image_whose_container_did_not_start_is_a_counted_failure() -> None:
+    """A run that went on past an image whose container did not start: that image's suite holds
+    its config checks and the failed container check, and the totals count it (the aborted run
+    of issue 14 wrote 8 tests and 0 failures)."""
+    why = (
+        "the container did not start (exit code 127): exec: /no/such/binary: no such file; "
+        "its last output: ''"
+    )
+    broken = report(
+        "app/broken",
+        CheckResult("metadata", "user", True),
+        CheckResult("container", "starts", False, 0.0, "the container to start", why),
+    )
+    root = parse(junit_text([API, broken, BASE]))
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("7", "2", "0")
+    suite = next(s for s in root.iter("testsuite") if s.get("name") == "app/broken")
+    assert (suite.get("tests"), suite.get("failures")) == ("2", "1")
+    failure = suite.find("testcase[@classname='app/broken.container']/failure")
+    assert failure is not None and failure.get("type") == "container"
+    assert failure.text is not None and "exit code 127" in failure.text
+    assert "check: container / starts" in failure.text
+
+
 def test_failure_without_expected_uses_the_reason() -> None:
     result = CheckResult("testinfra", "test_x", False, 0.1, "", "AssertionError: boom")
     text = junit_text([report("a", result)])

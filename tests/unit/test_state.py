@@ -1,4 +1,5 @@
-"""The state file is written whole or not at all."""
+"""The state file is written whole or not at all, never through a symlink; test runs are
+recorded per digest."""
 
 from __future__ import annotations
 
@@ -9,7 +10,19 @@ from pathlib import Path
 import pytest
 
 from imagefactory.errors import UserError
-from imagefactory.project.state import ImageRecord, State, load_state, save_state, with_record
+from imagefactory.imagetest.results import CheckResult, ImageReport
+from imagefactory.imagetest.session import record_test
+from imagefactory.project import state as state_model
+from imagefactory.project.paths import state_file
+from imagefactory.project.state import (
+    ImageRecord,
+    State,
+    load_state,
+    locked_state,
+    save_state,
+    with_record,
+)
+from imagefactory.spec.loader import load_catalog
 
 
 def record(content_hash: str) -> ImageRecord:
@@ -47,3 +60,100 @@ def test_a_write_that_dies_leaves_the_previous_state(
     assert caught.value.hint is not None and caught.value.hint.startswith("free space")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+# --- test runs, one per digest ---------------------------------------------------------------
+
+REF = "app/rag-api"
+DIGEST_A, DIGEST_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+
+
+def report_of(digest: str, *results: CheckResult) -> ImageReport:
+    return ImageReport(REF, f"registry.example.com/{REF}@{digest}", digest, results)
+
+
+PASS = CheckResult("files", "/etc/passwd", True)
+FAIL = CheckResult("container", "starts", False, 0.0, "the container to start", "exit code 127")
+
+
+def test_a_test_run_is_recorded_per_digest_and_never_erases_another_digests(
+    catalog_dir: Path,
+) -> None:
+    """Regression: a test of a new digest replaced the one test record of the image, so the pass
+    of the digest running in prod was gone (and its promotion refused)."""
+    catalog = load_catalog(catalog_dir)
+    path = state_file(catalog)
+    save_state(path, with_record(State(), REF, record("h").model_copy(update={"digest": DIGEST_A})))
+    record_test(catalog, REF, report_of(DIGEST_A, PASS, PASS))
+    # the image is rebuilt meanwhile (another command writes its record): B is now the digest
+    rebuilt = load_state(path).images[REF].model_copy(update={"digest": DIGEST_B, "size_bytes": 7})
+    save_state(path, with_record(load_state(path), REF, rebuilt))
+    record_test(catalog, REF, report_of(DIGEST_B, PASS, FAIL))
+
+    after = load_state(path).images[REF]
+    assert after.digest == DIGEST_B and after.size_bytes == 7, "the rebuild's record was kept"
+    a, b = after.test_of(DIGEST_A), after.test_of(DIGEST_B)
+    assert a is not None and a.passed is True and a.checks == 2
+    assert b is not None and b.passed is False and b.checks == 2
+    # a failed rerun of A withdraws A's pass, and only A's
+    record_test(catalog, REF, report_of(DIGEST_A, FAIL))
+    after = load_state(path).images[REF]
+    assert (after.test_of(DIGEST_A) or a).passed is False
+    assert after.test_of(DIGEST_B) == b
+
+
+def test_a_legacy_pass_of_another_digest_survives_a_new_run(catalog_dir: Path) -> None:
+    catalog = load_catalog(catalog_dir)
+    path = state_file(catalog)
+    legacy = state_model.TestRecord(
+        digest=DIGEST_A, passed=True, at="2026-01-01T00:00:00+00:00", checks=3
+    )
+    old = record("h").model_copy(update={"digest": DIGEST_B, "tests": legacy})
+    save_state(path, with_record(State(), REF, old))
+    record_test(catalog, REF, report_of(DIGEST_B, PASS))
+    after = load_state(path).images[REF]
+    assert after.test_of(DIGEST_A) == legacy
+    assert after.test_of(DIGEST_B) is not None
+    assert "tests" not in path.read_text(), "the legacy field is folded into test_runs"
+
+
+def test_no_record_is_made_for_an_image_whose_record_is_gone(catalog_dir: Path) -> None:
+    catalog = load_catalog(catalog_dir)
+    path = state_file(catalog)
+    save_state(path, State())
+    record_test(catalog, REF, report_of(DIGEST_A, PASS))
+    assert load_state(path) == State()
+
+
+# --- never through a symlink ------------------------------------------------------------------
+
+
+def test_the_state_is_not_written_below_a_symlinked_folder(tmp_path: Path) -> None:
+    """Regression: a committed ``.imagefactory`` symlink (here to another folder of the project)
+    was followed by save_state and locked_state: the state and its lock landed there."""
+    root = tmp_path / "project"
+    (root / "elsewhere").mkdir(parents=True)
+    (root / ".imagefactory").symlink_to("elsewhere")
+    path = root / ".imagefactory" / "state.json"
+    with pytest.raises(UserError, match=r"\.imagefactory is a symlink"):
+        save_state(path, State(), root=root)
+    with (
+        pytest.raises(UserError, match=r"\.imagefactory is a symlink"),
+        locked_state(path, root=root),
+    ):
+        pass
+    deeper = root / ".imagefactory" / "sub" / "state.json"
+    with pytest.raises(UserError, match="is a symlink"), locked_state(deeper, root=root):
+        pass
+    assert list((root / "elsewhere").iterdir()) == [], "nothing was written through the link"
+    with pytest.raises(UserError, match="is outside"):
+        save_state(tmp_path / "state.json", State(), root=root)
+
+
+def test_a_state_write_under_the_lock_stays_inside_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    path = root / ".imagefactory" / "state.json"
+    with locked_state(path, root=root) as save:
+        save(with_record(State(), REF, record("h")))
+    assert load_state(path).images[REF].content_hash == "h"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["state.json", "state.json.lock"]
