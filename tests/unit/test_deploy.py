@@ -1,0 +1,116 @@
+"""release.deploy without a registry: who approves a pin, what is refused before the registry
+is asked (and so writes nothing), and the pin a recorded push or promotion makes in the GitOps
+repository (a real bare git remote on disk). The registry side of ``gitops update`` (the digest
+held under a version tag, the gate's refusals, the audit record) is
+tests/integration/test_gitops.py's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagefactory.errors import UserError
+from imagefactory.project.paths import audit_log
+from imagefactory.release.deploy import approver_for, deploy, pin_release
+from imagefactory.release.environments import environment
+from imagefactory.release.record import Release
+from imagefactory.spec.loader import load_catalog
+
+from .test_gitops_repo import DIGEST, OVERLAY, commits, git, make_remote, show, write_settings
+
+
+@pytest.fixture
+def setup(catalog_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
+    write_settings(catalog_dir, tmp_path / "deployments.git")
+    return catalog_dir, make_remote(catalog_dir, tmp_path)
+
+
+def test_who_approves_a_pin(catalog_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITLAB_USER_LOGIN", raising=False)
+    monkeypatch.setenv("USER", "ann")
+    catalog = load_catalog(catalog_dir)
+    prod, dev = environment(catalog, "prod")[1], environment(catalog, "dev")[1]
+    assert approver_for(prod, True, None) == "ann"
+    assert approver_for(prod, True, "bob") == "bob"
+    assert approver_for(prod, False, None) is None  # the gate refuses it: prod needs approval
+    assert approver_for(dev, True, "bob") is None  # dev needs none: nobody is recorded
+    with pytest.raises(UserError, match="goes with --approve"):
+        approver_for(prod, False, "bob")
+
+
+@pytest.mark.parametrize(
+    ("ref", "env", "digest", "message"),
+    [
+        ("app/rag-api", "dev", "sha256:" + "0" * 64, "is the all-zero placeholder"),
+        ("app/rag-api", "dev", "sha256:12", "is not an image digest"),
+        ("app/rag-api", "qa", DIGEST, "no environment 'qa'"),
+        ("runtime/llm:cpu", "dev", DIGEST, "runtime/llm:cpu is not an application"),
+    ],
+)
+def test_what_is_refused_before_the_registry_is_asked_writes_nothing(
+    setup: tuple[Path, Path], ref: str, env: str, digest: str, message: str
+) -> None:
+    root, remote = setup
+    head = commits(remote)
+    catalog = load_catalog(root)
+    with pytest.raises(UserError, match=message):
+        deploy(catalog, ref, env, digest, approve=False, approver=None)
+    assert not audit_log(catalog).exists()
+    assert commits(remote) == head
+
+
+def test_an_environment_gitops_yaml_does_not_deploy_is_refused(
+    setup: tuple[Path, Path],
+) -> None:
+    root, _ = setup
+    path = root / "gitops.yaml"
+    text = path.read_text()
+    start, end = text.index("  preprod:\n"), text.index("  prod:\n")
+    path.write_text(text[:start] + text[end:])
+    with pytest.raises(UserError, match=r"no environment 'preprod' in gitops\.yaml"):
+        deploy(load_catalog(root), "app/rag-api", "preprod", DIGEST, approve=False, approver=None)
+
+
+def _release(audit_id: str | None, ref: str = "app/rag-api") -> Release:
+    return Release(ref, "0.3.1", DIGEST, "as written in image.yaml", (), audit_id=audit_id)
+
+
+def test_a_push_pins_its_digest_in_the_first_environment(setup: tuple[Path, Path]) -> None:
+    root, remote = setup
+    result = pin_release(load_catalog(root), _release("a-42"), "dev", done="pushed")
+    assert result is not None and result.action == "pushed" and result.previous is None
+    assert f"digest: {DIGEST}" in show(remote, OVERLAY.format(env="dev"))
+    message = git("--git-dir", remote, "log", "-1", "--format=%B", "main").splitlines()
+    assert message[0] == f"dev: pin app/rag-api 0.3.1 {DIGEST[:19]} [skip ci]"
+    assert "audit: a-42" in message and "version: 0.3.1" in message
+
+
+def test_nothing_is_pinned_when_nothing_was_recorded_or_nothing_is_deployed(
+    setup: tuple[Path, Path],
+) -> None:
+    root, remote = setup
+    head = commits(remote)
+    catalog = load_catalog(root)
+    assert pin_release(catalog, _release(None), "dev", done="pushed") is None  # a dry run
+    not_an_app = _release("a-1", ref="runtime/llm:cpu")
+    assert pin_release(catalog, not_an_app, "dev", done="pushed") is None
+    (root / "gitops.yaml").unlink()
+    assert pin_release(load_catalog(root), _release("a-1"), "dev", done="pushed") is None
+    assert commits(remote) == head
+
+
+def test_a_pin_that_fails_says_the_release_is_recorded_and_how_to_pin_again(
+    catalog_dir: Path, tmp_path: Path
+) -> None:
+    write_settings(catalog_dir, tmp_path / "missing.git")
+    with pytest.raises(UserError) as caught:
+        pin_release(load_catalog(catalog_dir), _release("a-42"), "dev", done="pushed")
+    assert caught.value.message.startswith(
+        "app/rag-api 0.3.1 was pushed to dev (audit record a-42), but pinning it in the GitOps "
+        "repo failed: cannot clone branch 'main'"
+    )
+    assert (
+        caught.value.hint
+        == f"fix that, then: imagefactory gitops update --env dev app/rag-api@{DIGEST}"
+    )
