@@ -68,15 +68,16 @@ def push(
         bool,
         typer.Option(
             "--force",
-            help="Overwrite an existing X.Y.Z that holds "
-            "another digest (written to the audit log).",
+            help="Push a digest without a passing test run of its own, or overwrite an existing "
+            "X.Y.Z that holds another digest (the audit log records which).",
         ),
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Give each built image its semver version and push it, by digest, to every registry of the
-    first environment: X.Y.Z and git-<sha> (immutable), X.Y, X and latest (moved only when this is
-    the highest version of that line). Verifies the digest in each registry.
+    first environment: X.Y.Z and git-<sha> of the commit that built it (immutable), X.Y, X and
+    latest (moved only when this is the highest version of that line). Only a digest that passed
+    its tests (release.require_tests). Verifies the digest in each registry.
     """
     session, catalog = open_catalog(ctx, json_output)
     if not images and not all_images:
@@ -98,7 +99,8 @@ def push(
 @app.command(
     name="promote",
     epilog="Examples:\n\n  imagefactory promote app/rag-api --to preprod"
-    "\n\n  imagefactory promote app/rag-api --to prod --approve",
+    "\n\n  imagefactory promote app/rag-api --to prod --approve"
+    "\n\n  imagefactory promote app/rag-api --to prod --approve --approver 'Jane Doe'",
 )
 def promote_command(
     ctx: typer.Context,
@@ -115,16 +117,27 @@ def promote_command(
         bool,
         typer.Option(
             "--approve",
-            help="Approve a promotion into an environment that needs approval (outside CI).",
+            help="Approve a promotion into an environment that needs approval (outside CI; in "
+            "GitLab CI only the environment's protected deployment job approves).",
         ),
     ] = False,
+    approver: Annotated[
+        str | None,
+        typer.Option(
+            "--approver",
+            metavar="NAME",
+            help="Who approves (with --approve; default: git config user.name <user.email>). "
+            "Recorded in the audit log.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be copied; touch nothing.")
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Copy the digest the previous environment holds into this one — never a rebuild, never a
-    skipped environment, only a digest that passed its tests — verify it, and append an audit record.
+    skipped environment, only a digest that passed its tests and is not yanked, approved where the
+    environment needs it — verify it, and append an audit record naming the approver.
     """
     session, catalog = open_catalog(ctx, json_output)
     matches = catalog.select([image])
@@ -133,7 +146,9 @@ def promote_command(
             f"'{image}' has variants; name one: {', '.join(m.ref for m in matches)}",
             param_hint="IMAGE",
         )
-    promotion = promote(catalog, matches[0], to, approve=approve, dry_run=dry_run)
+    promotion = promote(
+        catalog, matches[0], to, approve=approve, approver=approver, dry_run=dry_run
+    )
     release, pin = promotion.release, promotion.gitops
     if json_output:
         session.output.data(

@@ -2,12 +2,15 @@
 promotion.
 
 Each record says who, when, what (image, version, digest), from where to where, the tags and
-registries, the git revision, the CI pipeline and job when run in CI, the approver, and whether
-``--force`` was used. A push or promotion appends its ``intent`` before it writes the first tag,
-and a ``done`` record with the same id once state is saved; a ``failed`` one (with the error)
-when writing its tags failed and the error was reported. An intent with neither was interrupted
-(a crash, a kill, a full disk): ``status`` lists it and the next run of the same step completes
-it. Lines written before the write-ahead log have no ``phase``: they are ``done`` records.
+registries, the git revision, the CI pipeline and job when run in CI, the person acting as
+approvals name people (``identity``), the approver, and whether ``--force`` let it through and
+what it overrode (``overrides``: ``untested``, a digest without a passing test run of its own;
+``immutable-tag``, an X.Y.Z or git- tag moved). A push or promotion appends its ``intent``
+before it writes the first tag, and a ``done`` record with the same id once state is saved; a
+``failed`` one (with the error) when writing its tags failed and the error was reported. An
+intent with neither was interrupted (a crash, a kill, a full disk): ``status`` lists it and the
+next run of the same step completes it. Lines written before the write-ahead log have no
+``phase``: they are ``done`` records.
 
 Appends take an exclusive lock and write one whole line with O_APPEND, so concurrent writers
 never interleave or tear a line.
@@ -28,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from imagefactory.atomic import read_regular
+from imagefactory.ci_env import login
 from imagefactory.errors import UserError
 
 INTENT, DONE, FAILED = "intent", "done", "failed"
+UNTESTED, IMMUTABLE_TAG = "untested", "immutable-tag"  # what --force let a push past
 READ_LIMIT = 1024 * 1024 * 1024  # about a million records: decades of releases
 _RESTORE = "restore it from the last CI artifact; it is append-only, never edit it"
 
@@ -51,22 +56,26 @@ class AuditRecord:
     ci_pipeline_url: str | None
     ci_job_url: str | None
     approver: str | None
-    forced: bool = False
+    forced: bool = False  # --force let it through; ``overrides`` says past what
     phase: str = DONE  # intent | done | failed
     registries: list[str] = field(default_factory=list)  # the target's, by name
     content_hash: str | None = None  # a push: the content its version is given to
     error: str | None = None  # a failed record: what went wrong
+    identity: str | None = None  # who acts, as approvals name people (gate.identity)
+    overrides: list[str] = field(default_factory=list)  # UNTESTED, IMMUTABLE_TAG
 
     def command(self) -> str:
         """The command that runs this step again (and so completes it when interrupted)."""
         if self.action == "push":
             return f"imagefactory push {self.image}"
+        if self.action in ("yank", "unyank"):  # an interrupted one completes with its reason
+            return f"imagefactory {self.action} {self.image} {self.version}"
         return f"imagefactory promote {self.image} --to {self.target}"
 
 
 def actor() -> str:
     """Who acts: the CI user when in GitLab CI, else the local account."""
-    return os.environ.get("GITLAB_USER_LOGIN") or os.environ.get("USER") or getpass.getuser()
+    return login() or os.environ.get("USER") or getpass.getuser()
 
 
 def _stamp() -> dict[str, Any]:
@@ -91,8 +100,10 @@ def new_record(
     git_revision: str | None,
     approver: str | None,
     forced: bool = False,
+    overrides: list[str] | None = None,
     registries: list[str] | None = None,
     content_hash: str | None = None,
+    identity: str | None = None,
 ) -> AuditRecord:
     """An intent stamped with a fresh id, the time, the actor and the CI job (when in CI)."""
     return AuditRecord(
@@ -107,9 +118,11 @@ def new_record(
         git_revision=git_revision,
         approver=approver,
         forced=forced,
+        overrides=overrides or [],
         phase=INTENT,
         registries=registries or [],
         content_hash=content_hash,
+        identity=identity,
         **_stamp(),
     )
 

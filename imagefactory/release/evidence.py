@@ -26,7 +26,8 @@ class Evidence(Protocol):
         """Why version ``version`` of ``ref`` was marked bad; None: it was not."""
 
     def pusher_of(self, ref: str, digest: str) -> str | None:
-        """Who pushed ``digest`` of ``ref`` into the first environment; None: nobody did."""
+        """Who pushed ``digest`` of ``ref`` into the first environment (last), as approvals
+        name people (``gate.identity``); None: nobody did."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class LocalEvidence:
     """Evidence from this checkout's state file and audit log."""
 
     state: State
-    pushes: dict[tuple[str, str], str]  # (ref, digest) → who pushed it last
+    pushes: dict[tuple[str, str], str]  # (ref, digest) → who pushed it last (its identity)
 
     def test_of(self, ref: str, digest: str) -> TestRecord | None:
         record = self.state.images.get(ref)
@@ -51,7 +52,7 @@ class LocalEvidence:
 def evidence_for(catalog: Catalog) -> Evidence:
     """The evidence for ``catalog``'s images, as of now."""
     pushes = {
-        (str(line["image"]), str(line["digest"])): str(line.get("who"))
+        (str(line["image"]), str(line["digest"])): str(line.get("identity") or line.get("who"))
         for line in audit.completed(audit_log(catalog))
         if line.get("action") == "push"
     }

@@ -7,15 +7,24 @@ not yanked, and the target environment's approval rule is met (an approver; with
 one who is not who pushed it). That the digest is where it should be (the build registry for a
 push, the source environment for a promotion, the target for a pin) is read from the registry by
 the caller, who holds the session.
+
+Who approves (``approver``): outside CI, whoever passes ``--approve``, named by ``--approver`` or
+else by the catalog repository's git identity (``identity``); in GitLab CI only a job deploying to
+the target's protected environment (``ci_env.deployment_approver``), whose user approves.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from imagefactory import ci_env, git
 from imagefactory.errors import UserError
+from imagefactory.release import audit
 from imagefactory.release.evidence import Evidence
 from imagefactory.spec.models import Environment
+
+_MAX_NAME = 200  # an approver's name, as the audit log keeps it
 
 
 @dataclass(frozen=True)
@@ -32,15 +41,23 @@ class Refused(UserError):
     """The gate said no; nothing was written."""
 
 
+def tested(evidence: Evidence, candidate: Candidate) -> bool:
+    """Whether the latest test run of exactly ``candidate``'s digest passed."""
+    run = evidence.test_of(candidate.ref, candidate.digest)
+    return run is not None and run.passed
+
+
 def require(
     evidence: Evidence,
     candidate: Candidate,
     *,
     approver: str | None,
     tests_required: bool = True,
+    approval: bool = True,
 ) -> None:
     """Raise ``Refused`` unless ``candidate`` may enter its environment, approved by
-    ``approver`` (None: nobody approved)."""
+    ``approver`` (None: nobody approved). ``approval``: False for a push, which no approval
+    rule guards (an environment's ``approval`` is about promotions into it)."""
     what = f"{candidate.ref} {candidate.version} ({candidate.digest})"
     yank = evidence.yank_of(candidate.ref, candidate.version)
     if yank is not None:
@@ -49,27 +66,83 @@ def require(
             hint=f"release a fixed version, or: imagefactory unyank {candidate.ref} "
             f"{candidate.version}",
         )
-    if tests_required:
+    if tests_required and not tested(evidence, candidate):
         run = evidence.test_of(candidate.ref, candidate.digest)
-        if run is None or not run.passed:
-            state = "failed its tests" if run is not None else "has no test record"
+        state = "failed its tests" if run is not None else "has no test record"
+        raise Refused(
+            f"{what} {state}",
+            hint=f"run: imagefactory test {candidate.ref} (the gate needs a pass of this "
+            "exact digest)",
+        )
+    if not (approval and candidate.env.approval):
+        return
+    env = candidate.env.name
+    if approver is None:
+        if ci_env.in_gitlab_ci():
             raise Refused(
-                f"{what} {state}",
-                hint=f"run: imagefactory test {candidate.ref} (the gate needs a pass of this "
-                "exact digest)",
+                f"{env} needs an approval for {what}: in GitLab CI only a job deploying to the "
+                f"protected environment {env} approves (CI=true alone, or --approve, does not)",
+                hint=f"run the pipeline's manual promote job into {env} on a protected branch or "
+                f"tag: GitLab sets CI_ENVIRONMENT_NAME={env}, CI_COMMIT_REF_PROTECTED=true and "
+                "GITLAB_USER_LOGIN (the approver) for it",
             )
-    if candidate.env.approval:
-        if approver is None:
-            raise Refused(
-                f"{candidate.env.name} needs an approval for {what}",
-                hint="pass --approve (recorded in the audit log), or run the environment's "
-                "protected deployment job in CI",
+        raise Refused(
+            f"{env} needs an approval for {what}",
+            hint="pass --approve (you, as git config names you, or --approver NAME; recorded in "
+            "the audit log), or run the environment's protected deployment job in CI",
+        )
+    pusher = evidence.pusher_of(candidate.ref, candidate.digest)
+    if candidate.env.four_eyes and pusher is not None and pusher == approver:
+        raise Refused(
+            f"{approver} pushed {what} and cannot approve it into {env} (four eyes)",
+            hint="another person approves it: imagefactory promote … --approve "
+            "--approver NAME, run by them",
+        )
+
+
+def identity(root: Path) -> str:
+    """The person acting, as approvals name people: in GitLab CI the job's user
+    (``GITLAB_USER_LOGIN``); else the git identity of the catalog's repository at ``root``
+    (``user.name <user.email>``), else the account."""
+    if ci_env.in_gitlab_ci():
+        return ci_env.login() or audit.actor()
+    name, email = (_git_config(root, key) for key in ("user.name", "user.email"))
+    if name and email:
+        return f"{name} <{email}>"
+    return name or email or audit.actor()
+
+
+def approver(env: Environment, root: Path, *, approve: bool, named: str | None) -> str | None:
+    """Who approves a promotion into ``env`` (None: nobody, or it needs no approval; ``require``
+    then decides). Outside CI: with ``approve``, ``named`` (``--approver``) or else
+    ``identity``. In GitLab CI: only the user of a job deploying to ``env``'s protected
+    environment; ``--approve`` counts for nothing there and ``--approver`` is refused."""
+    if ci_env.in_gitlab_ci():
+        if named is not None:
+            raise UserError(
+                "--approver names an approver outside CI only",
+                hint="in GitLab CI the approver is the user who runs the environment's protected "
+                "deployment job (GITLAB_USER_LOGIN)",
             )
-        pusher = evidence.pusher_of(candidate.ref, candidate.digest)
-        if candidate.env.four_eyes and pusher is not None and pusher == approver:
-            raise Refused(
-                f"{approver} pushed {what} and cannot approve it into {candidate.env.name} "
-                "(four eyes)",
-                hint="another person approves it: imagefactory promote … --approve "
-                "--approver NAME, run by them",
+        return ci_env.deployment_approver(env.name) if env.approval else None
+    if named is not None:
+        named = named.strip()
+        if not named or len(named) > _MAX_NAME or not named.isprintable():
+            raise UserError(
+                f"--approver must be a name of 1 to {_MAX_NAME} printable characters",
+                hint="e.g. --approver 'Jane Doe <jane.doe@example.com>'",
             )
+        if not approve:
+            raise UserError(
+                "--approver names who approves, so it goes with --approve",
+                hint=f"add --approve (recorded in the audit log as {named}'s approval)",
+            )
+    if not env.approval or not approve:
+        return None
+    return named or identity(root)
+
+
+def _git_config(root: Path, key: str) -> str | None:
+    result = git.run(root, "config", "--get", key, check=False, separate_stderr=True)
+    value = result.output.strip()
+    return value if result.returncode == 0 and value.isprintable() and value else None

@@ -1,9 +1,10 @@
 """Promote an image into the next environment, and pin it in the GitOps repository.
 
-``promote`` takes the digest the previous environment holds, refuses it unless it passed its
-tests, copies it (never a rebuild, never a skipped environment), verifies it again, records it
-in state and the audit log, and then pins it in the GitOps repository when gitops.yaml deploys
-the image there.
+``promote`` takes the digest the previous environment holds, lets it through the release gate
+(``gate.require``: a passing test run of exactly that digest, a version not yanked, the target's
+approval rule: an approver, with ``four_eyes`` not who pushed it), copies it (never a rebuild,
+never a skipped environment), verifies it again, records it in state and the audit log, and then
+pins it in the GitOps repository when gitops.yaml deploys the image there.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ from dataclasses import dataclass
 import semver
 
 from imagefactory import git
-from imagefactory.ci_env import in_gitlab_ci
 from imagefactory.errors import UserError
 from imagefactory.gitops.pin import PinResult, pin_after_promotion
 from imagefactory.project.naming import repository
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import EnvironmentRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
-from imagefactory.release import audit
+from imagefactory.release import gate
 from imagefactory.release.environments import environment, registries_of, sibling_suffixes
+from imagefactory.release.evidence import evidence_for
 from imagefactory.release.record import (
     Release,
     Step,
@@ -30,10 +31,10 @@ from imagefactory.release.record import (
     record_release,
 )
 from imagefactory.release.resume import interrupted, resume
-from imagefactory.release.tags import TagChange, action_for, write_tags
+from imagefactory.release.tags import TagChange, plan_changes, write_tags
 from imagefactory.release.versioning import plan_tags, tag_versions, variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
-from imagefactory.spec.models import Environment, Registry
+from imagefactory.spec.models import Registry
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,19 @@ class Promotion:
 
 
 def promote(
-    catalog: Catalog, image: CatalogImage, to_env: str, *, approve: bool, dry_run: bool
+    catalog: Catalog,
+    image: CatalogImage,
+    to_env: str,
+    *,
+    approve: bool,
+    dry_run: bool,
+    approver: str | None = None,
 ) -> Promotion:
-    """Promote ``image`` into ``to_env`` and pin it there in the GitOps repository. A pin that
-    fails is a UserError that says the promotion itself is recorded, and how to pin again."""
-    release = _copy(catalog, image, to_env, approve=approve, dry_run=dry_run)
+    """Promote ``image`` into ``to_env`` and pin it there in the GitOps repository, approved
+    (where ``to_env`` needs it) with ``approve`` by ``approver`` (None: as git config names
+    whoever runs it; see ``gate.approver``). A pin that fails is a UserError that says the
+    promotion itself is recorded, and how to pin again."""
+    release = _copy(catalog, image, to_env, approve=approve, approver=approver, dry_run=dry_run)
     if release.audit_id is None:  # a dry run, or nothing to do
         return Promotion(release, None)
     try:
@@ -70,7 +79,13 @@ def promote(
 
 
 def _copy(
-    catalog: Catalog, image: CatalogImage, to_env: str, *, approve: bool, dry_run: bool
+    catalog: Catalog,
+    image: CatalogImage,
+    to_env: str,
+    *,
+    approve: bool,
+    approver: str | None,
+    dry_run: bool,
 ) -> Release:
     position, target_env = environment(catalog, to_env)
     if position == 0:
@@ -79,7 +94,7 @@ def _copy(
             hint=f"imagefactory push {image.ref}",
         )
     source_env = catalog.project.environments[position - 1]
-    approver = _approver(target_env, approve)
+    approved_by = gate.approver(target_env, catalog.root, approve=approve, named=approver)
     with one_at_a_time(catalog, "promote", image.ref):
         state = load_state(state_file(catalog))
         record = state.images.get(image.ref)
@@ -104,18 +119,23 @@ def _copy(
                     f"{source_repo}:{version_tag} is gone from {source_env.name} ({source_name})",
                     hint="push or promote it there again",
                 )
-            if record.tests is None or record.tests.digest != digest or not record.tests.passed:
-                raise UserError(
-                    f"{image.ref} {held.version} ({digest}) has no passed test record",
-                    hint=f"run: imagefactory test {image.ref} (promotion needs the exact digest tested)",
-                )
+            gate.require(
+                evidence_for(catalog),
+                gate.Candidate(image.ref, held.version, digest, target_env),
+                approver=approved_by,
+            )
             changes = _promotion_changes(catalog, client, image, targets, held, digest)
             release = Release(
                 image.ref, held.version, digest, f"{source_env.name} → {to_env}", tuple(changes)
             )
             if dry_run or nothing_to_do(release, record.environments.get(to_env)):
                 return release
-            step = Step.promotion(source_env.name, to_env, approver=approver)
+            step = Step.promotion(
+                source_env.name,
+                to_env,
+                identity=gate.identity(catalog.root),
+                approver=approved_by,
+            )
             source = f"{source_repo}@{digest}"
             return record_release(
                 catalog,
@@ -125,20 +145,6 @@ def _copy(
                 lambda: write_tags(client, catalog, source_registry, source, changes),
                 revision=git.revision(catalog.root),
             )
-
-
-def _approver(env: Environment, approve: bool) -> str | None:
-    if not env.approval:
-        return None
-    if in_gitlab_ci():
-        return audit.actor()  # the protected manual job is the approval; its runner is the approver
-    if not approve:
-        raise UserError(
-            f"promotion to {env.name} needs an approval",
-            hint="pass --approve to approve it yourself (recorded in the audit log), "
-            "or run the protected manual job in CI",
-        )
-    return audit.actor()
 
 
 def _promotion_changes(
@@ -153,20 +159,20 @@ def _promotion_changes(
     version = semver.Version.parse(held.version)
     others = sibling_suffixes(catalog, image)
     git_tags = tuple(t for t in held.tags if t.startswith("git-"))
-    changes = []
+    changes: list[TagChange] = []
     for name, registry in targets:
         repo = repository(registry, image.spec.name)
         existing = client.tags(registry, repo)
         plan = plan_tags(version, suffix, tag_versions(existing, suffix, others), None)
-        immutable_tags = (*plan.immutable, *git_tags)
-        for tag in (*immutable_tags, *plan.aliases):
-            immutable = tag in immutable_tags
-            previous = client.digest(registry, f"{repo}:{tag}") if tag in existing else None
-            change = TagChange(name, repo, tag, action_for(previous, digest), previous, immutable)
-            if change.moves_immutable:
-                raise UserError(
-                    f"{repo}:{tag} already holds another digest ({previous})",
-                    hint="an immutable tag is never moved by a promotion",
-                )
-            changes.append(change)
+        immutable = (*plan.immutable, *git_tags)
+        changes += plan_changes(
+            client,
+            (name, registry),
+            repo,
+            (*immutable, *plan.aliases),
+            immutable,
+            digest,
+            existing=existing,
+            hint="an immutable tag is never moved by a promotion",
+        )
     return changes

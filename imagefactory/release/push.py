@@ -1,26 +1,38 @@
 """Push built images into the first environment.
 
 ``push`` gives an image its version (``versioning.choose_version``: never an X.Y.Z reused for
-other content), copies the built digest to every registry of the first environment under its
-immutable tags (``X.Y.Z<suffix>``, ``git-<sha><suffix>``) and the aliases that may move,
-verifies the digest there, and records the release in state and the audit log.
+other content), lets it through the release gate (``gate.require``: a passing test run of
+exactly the built digest, unless ``release.require_tests`` is off or ``--force``, which the
+audit log records; a version not yanked), copies the built digest to every registry of the
+first environment under its immutable tags (``X.Y.Z<suffix>``, ``git-<sha><suffix>``) and the
+aliases that may move, verifies the digest there, and records the release in state and the
+audit log.
+
+``git-<sha>`` names the commit that built the digest: the ``org.opencontainers.image.revision``
+label of the built image, read from the build registry (not the checkout's HEAD, which may have
+moved since). A build from an uncommitted tree (``<sha>-dirty``) gets no git- tag; in GitLab CI
+its push is refused, and so is a push from an uncommitted tree.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import semver
 
 from imagefactory import git
+from imagefactory.ci_env import in_gitlab_ci
 from imagefactory.errors import UserError
 from imagefactory.project.naming import CONTENT_LABEL, build_registry, repository
 from imagefactory.project.paths import state_file
 from imagefactory.project.plan import built_records
 from imagefactory.project.state import ImageRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
+from imagefactory.release import audit, gate
 from imagefactory.release.environments import environment, registries_of, sibling_suffixes
+from imagefactory.release.evidence import Evidence, evidence_for
 from imagefactory.release.record import (
     Release,
     Step,
@@ -29,10 +41,15 @@ from imagefactory.release.record import (
     record_release,
 )
 from imagefactory.release.resume import interrupted, resume
-from imagefactory.release.tags import TagChange, action_for, write_tags
+from imagefactory.release.tags import plan_changes, write_tags
 from imagefactory.release.versioning import choose_version, plan_tags, tag_versions, variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Environment, Registry
+
+REVISION_LABEL = "org.opencontainers.image.revision"  # the build's commit (``<sha>-dirty``)
+_DIRTY = "-dirty"
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_COMMIT_FIRST = "commit the change, then build, test and push that commit"
 
 
 def push_images(
@@ -56,6 +73,12 @@ def push_images(
             "reached by promotion",
             hint=f"imagefactory promote IMAGE --to {env_name}",
         )
+    if in_gitlab_ci() and _uncommitted(catalog):
+        raise UserError(
+            f"the checkout at {catalog.root} has uncommitted changes: a CI push releases only "
+            "committed builds",
+            hint=_COMMIT_FIRST,
+        )
     state = load_state(state_file(catalog))
     records = built_records(catalog, images, state)
     targets = tuple(registries_of(catalog, env))
@@ -68,6 +91,8 @@ def push_images(
             targets,
             build_registry(catalog.project),
             git.revision(catalog.root),
+            evidence_for(catalog),
+            gate.identity(catalog.root),
             dry_run,
             force,
         )
@@ -87,7 +112,9 @@ class _PushRun:
     env: Environment
     targets: tuple[tuple[str, Registry], ...]  # the environment's registries, by name
     build: Registry  # where the built images are
-    revision: str | None  # the commit the catalog is at (its git- tag), None outside git
+    revision: str | None  # the commit the catalog is at (for the audit log), None outside git
+    evidence: Evidence  # what the gate reads
+    identity: str  # who pushes, as approvals name people
     dry_run: bool
     force: bool
 
@@ -119,45 +146,64 @@ class _PushRun:
         choice = choose_version(
             image.spec.version, record.content_hash, assigned, {str(v) for v in versions}
         )
-        short_sha = self.revision[:8] if self.revision else None
-        plan = plan_tags(choice.version, suffix, versions, short_sha)
+        candidate = gate.Candidate(image.ref, str(choice.version), record.digest, self.env)
+        required = self.catalog.project.release.require_tests
+        untested = required and not gate.tested(self.evidence, candidate)
+        gate.require(
+            self.evidence,
+            candidate,
+            approver=None,
+            tests_required=required and not self.force,
+            approval=False,
+        )
+        plan = plan_tags(choice.version, suffix, versions, self._built_commit(image, record))
         changes = []
         for name, registry in self.targets:
-            repo = repository(registry, image.spec.name)
-            for tag in (*plan.immutable, *plan.aliases):
-                previous = (
-                    self.client.digest(registry, f"{repo}:{tag}") if tag in existing[name] else None
-                )
-                change = TagChange(
-                    name,
-                    repo,
-                    tag,
-                    action_for(previous, record.digest),
-                    previous,
-                    tag in plan.immutable,
-                )
-                if change.moves_immutable and not self.force:
-                    raise UserError(
-                        f"{repo}:{tag} already exists with another digest ({previous})",
-                        hint="an immutable tag is never moved; bump the version, or pass --force "
-                        "(recorded in the audit log)",
-                    )
-                changes.append(change)
+            changes += plan_changes(
+                self.client,
+                (name, registry),
+                repository(registry, image.spec.name),
+                (*plan.immutable, *plan.aliases),
+                plan.immutable,
+                record.digest,
+                existing=existing[name],
+                hint="an immutable tag is never moved; bump the version, or pass --force "
+                "(recorded in the audit log)",
+                force=self.force,
+            )
         release = Release(
             image.ref, str(choice.version), record.digest, choice.reason, tuple(changes)
         )
         if self.dry_run or nothing_to_do(release, record.environments.get(self.env.name)):
             return release
         source = f"{record.repository}@{record.digest}"
-        forced = self.force and any(c.moves_immutable for c in changes)
+        overrides = (
+            *((audit.UNTESTED,) if untested else ()),
+            *((audit.IMMUTABLE_TAG,) if any(c.moves_immutable for c in changes) else ()),
+        )
         return record_release(
             self.catalog,
-            Step.push(self.env.name, forced=forced),
+            Step.push(self.env.name, identity=self.identity, overrides=overrides),
             release,
             record,
             lambda: write_tags(self.client, self.catalog, self.build, source, changes),
             revision=self.revision,
         )
+
+    def _built_commit(self, image: CatalogImage, record: ImageRecord) -> str | None:
+        """The commit that built ``record``'s digest, as its revision label names it; None
+        (no git- tag) for a build outside git or from an uncommitted tree, which in CI is
+        refused."""
+        label = self.client.label(
+            self.build, f"{record.repository}@{record.digest}", REVISION_LABEL
+        )
+        if label is not None and label.endswith(_DIRTY) and in_gitlab_ci():
+            raise UserError(
+                f"{image.ref} ({record.digest}) was built from an uncommitted tree ({label}): "
+                "a CI push releases only committed builds",
+                hint=_COMMIT_FIRST,
+            )
+        return label if label is not None and _SHA.fullmatch(label) else None
 
     def _assigned_in_registry(
         self, image: CatalogImage, versions: list[semver.Version], content_hash: str
@@ -177,3 +223,11 @@ class _PushRun:
             if label == content_hash:
                 return {str(version): content_hash}
         return {}
+
+
+def _uncommitted(catalog: Catalog) -> bool:
+    """Whether the catalog's checkout has changes git would commit (False outside git)."""
+    result = git.run(
+        catalog.root, "status", "--porcelain", "--", ".", check=False, separate_stderr=True
+    )
+    return result.returncode == 0 and bool(result.output.strip())

@@ -51,16 +51,23 @@ class Step:
     action: Literal["push", "promote"]
     source: str  # "build" for a push, else the environment promoted from
     target: str  # the environment
-    forced: bool = False  # a push that moved an immutable tag (--force)
+    identity: str | None = None  # who acts, as approvals name people (gate.identity)
+    overrides: tuple[str, ...] = ()  # what --force let a push past (audit.UNTESTED, IMMUTABLE_TAG)
     approver: str | None = None  # who approved a promotion into an environment that needs it
 
-    @classmethod
-    def push(cls, target: str, *, forced: bool) -> Step:
-        return cls("push", "build", target, forced=forced)
+    @property
+    def forced(self) -> bool:
+        return bool(self.overrides)
 
     @classmethod
-    def promotion(cls, source: str, target: str, *, approver: str | None) -> Step:
-        return cls("promote", source, target, approver=approver)
+    def push(cls, target: str, *, identity: str | None, overrides: tuple[str, ...] = ()) -> Step:
+        return cls("push", "build", target, identity=identity, overrides=overrides)
+
+    @classmethod
+    def promotion(
+        cls, source: str, target: str, *, identity: str | None, approver: str | None
+    ) -> Step:
+        return cls("promote", source, target, identity=identity, approver=approver)
 
 
 def nothing_to_do(release: Release, held: EnvironmentRecord | None) -> bool:
@@ -96,6 +103,8 @@ def record_release(
         git_revision=revision,
         approver=step.approver,
         forced=step.forced,
+        overrides=list(step.overrides),
+        identity=step.identity,
         registries=sorted({c.registry for c in release.changes}),
         content_hash=record.content_hash if step.action == "push" else None,
     )

@@ -17,7 +17,7 @@ from imagefactory.registry.client import RegistryClient
 from imagefactory.release import audit
 from imagefactory.release.audit import AuditRecord
 from imagefactory.release.record import Release, failure_recorded, finish
-from imagefactory.release.tags import TagChange, action_for, write_tags
+from imagefactory.release.tags import TagChange, plan_changes, write_tags
 from imagefactory.release.versioning import variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Registry
@@ -69,7 +69,7 @@ def _plan(
     """What each tag of the intent needs now, read from the registries."""
     suffix = variant_suffix(image.spec.variant)
     immutable = {f"{intent.version}{suffix}", *(t for t in intent.tags if t.startswith("git-"))}
-    changes = []
+    changes: list[TagChange] = []
     for name in intent.registries:
         registry = catalog.project.registries.get(name)
         if registry is None:
@@ -78,17 +78,14 @@ def _plan(
                 "imagefactory.yaml no longer has",
                 hint=_CLOSED,
             )
-        repo = repository(registry, image.spec.name)
-        for tag in intent.tags:
-            previous = client.digest(registry, f"{repo}:{tag}")
-            change = TagChange(
-                name, repo, tag, action_for(previous, intent.digest), previous, tag in immutable
-            )
-            if change.moves_immutable:
-                raise UserError(
-                    f"the interrupted {intent.action} {intent.id} cannot be completed: "
-                    f"{repo}:{tag} now holds another digest ({previous})",
-                    hint=_CLOSED,
-                )
-            changes.append(change)
+        changes += plan_changes(
+            client,
+            (name, registry),
+            repository(registry, image.spec.name),
+            intent.tags,
+            immutable,
+            intent.digest,
+            existing=None,
+            hint=f"the interrupted {intent.action} {intent.id} cannot be completed; {_CLOSED}",
+        )
     return changes

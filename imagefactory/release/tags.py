@@ -1,8 +1,11 @@
-"""Tags in registries: the change a push or promotion plans for each tag, writing the planned
-changes so that every tag holds the released digest, and verifying that they do."""
+"""Tags in registries: the change a push, a promotion or the completion of an interrupted one
+plans for each tag (``plan_changes``: the one place that refuses to move an immutable tag),
+writing the planned changes so that every tag holds the released digest, and verifying that
+they do."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from imagefactory.errors import UserError
@@ -28,6 +31,38 @@ class TagChange:
 def action_for(previous: str | None, digest: str) -> str:
     """What a tag that names ``previous`` now needs to name ``digest``."""
     return "create" if previous is None else ("keep" if previous == digest else "move")
+
+
+def plan_changes(
+    client: RegistryClient,
+    target: tuple[str, Registry],
+    repository: str,
+    tags: Iterable[str],
+    immutable: Collection[str],
+    digest: str,
+    *,
+    existing: Collection[str] | None,
+    hint: str,
+    force: bool = False,
+) -> list[TagChange]:
+    """What each of ``tags`` in ``repository`` of ``target`` (its name and registry) needs so
+    that it names ``digest``. ``existing``: the repository's tags, when the caller listed them
+    (a tag not among them is not looked up); None: look each one up. A tag of ``immutable`` that
+    holds another digest is refused (a UserError with ``hint``) unless ``force``."""
+    name, registry = target
+    changes = []
+    for tag in tags:
+        known = existing is None or tag in existing
+        previous = client.digest(registry, f"{repository}:{tag}") if known else None
+        change = TagChange(
+            name, repository, tag, action_for(previous, digest), previous, tag in immutable
+        )
+        if change.moves_immutable and not force:
+            raise UserError(
+                f"{repository}:{tag} already exists with another digest ({previous})", hint=hint
+            )
+        changes.append(change)
+    return changes
 
 
 def write_tags(

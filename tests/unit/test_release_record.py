@@ -45,7 +45,7 @@ def release(version: str = "0.3.1") -> Release:
 
 def test_a_push_gives_its_version_to_the_content(catalog: Catalog) -> None:
     recorded = record_release(
-        catalog, Step.push("dev", forced=False), release(), built(), nothing, revision=None
+        catalog, Step.push("dev", identity=None), release(), built(), nothing, revision=None
     )
 
     record = load_state(state_file(catalog)).images[REF]
@@ -69,10 +69,9 @@ def test_a_push_gives_its_version_to_the_content(catalog: Catalog) -> None:
 def test_a_promotion_gives_no_version_and_names_its_source_and_approver(
     catalog: Catalog,
 ) -> None:
-    record_release(
-        catalog, Step.push("dev", forced=True), release(), built(), nothing, revision=None
-    )
-    step = Step.promotion("dev", "preprod", approver="ada")
+    forced = Step.push("dev", identity="Bob <bob@x>", overrides=(audit.IMMUTABLE_TAG,))
+    record_release(catalog, forced, release(), built(), nothing, revision=None)
+    step = Step.promotion("dev", "preprod", identity="Ada <ada@x>", approver="ada")
     record_release(catalog, step, release(), built(), nothing, revision=None)
 
     record = load_state(state_file(catalog)).images[REF]
@@ -80,12 +79,14 @@ def test_a_promotion_gives_no_version_and_names_its_source_and_approver(
     assert set(record.environments) == {"dev", "preprod"}
     pushed, promoted = audit.completed(audit_log(catalog))
     assert (pushed["action"], pushed["forced"]) == ("push", True)
+    assert (pushed["overrides"], pushed["identity"]) == (["immutable-tag"], "Bob <bob@x>")
     assert (promoted["action"], promoted["source"], promoted["target"]) == (
         "promote",
         "dev",
         "preprod",
     )
-    assert (promoted["approver"], promoted["forced"]) == ("ada", False)
+    assert (promoted["approver"], promoted["forced"], promoted["overrides"]) == ("ada", False, [])
+    assert promoted["identity"] == "Ada <ada@x>"
     assert promoted["content_hash"] is None  # a promotion gives no version to content
 
 
@@ -97,7 +98,7 @@ def test_the_record_in_state_wins_over_the_one_the_release_started_from(
     save_state(path, with_record(load_state(path), REF, meanwhile))
 
     record_release(
-        catalog, Step.push("dev", forced=False), release(), built(), nothing, revision=None
+        catalog, Step.push("dev", identity=None), release(), built(), nothing, revision=None
     )
 
     versions = load_state(path).images[REF].versions

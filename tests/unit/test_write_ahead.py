@@ -76,12 +76,13 @@ def memory(monkeypatch: pytest.MonkeyPatch) -> MemoryRegistry:
 
 @pytest.fixture
 def built(pinned_catalog_dir: Path, memory: MemoryRegistry) -> Path:
-    """The example catalog with app/rag-api built (in state and in the build repository)."""
+    """The example catalog with app/rag-api built and tested (in state and in the build
+    repository)."""
     catalog = load_catalog(pinned_catalog_dir)
     content = content_inputs(catalog)[REF].content_hash
     record = ImageRecord(
         content_hash=content, inputs={}, version="0.3.0", digest=DIGEST, repository=DEV
-    )
+    ).with_test(state_module.TestRecord(digest=DIGEST, passed=True, at="then"))
     save_state(state_file(catalog), State(images={REF: record}))
     memory.held[f"{DEV}:content-1"] = DIGEST
     return pinned_catalog_dir
@@ -98,10 +99,7 @@ def in_preprod(built: Path, memory: MemoryRegistry) -> Path:
         )
         for env in ("dev", "preprod")
     }
-    tests = state_module.TestRecord(digest=DIGEST, passed=True, at="then")
-    save_state(
-        path, State(images={REF: record.model_copy(update={"environments": held, "tests": tests})})
-    )
+    save_state(path, State(images={REF: record.model_copy(update={"environments": held})}))
     memory.held.update({f"{PREPROD}:{tag}": DIGEST for tag in PUSHED})
     return built
 
@@ -117,7 +115,7 @@ def held_in(root: Path, env: str) -> EnvironmentRecord | None:
 
 
 def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_space(path: Path, state: State) -> None:
+    def no_space(path: Path, state: State, **_: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(state_module, "save_state", no_space)
