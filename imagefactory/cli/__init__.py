@@ -12,6 +12,7 @@ from imagefactory.cli import gitops as _gitops  # noqa: F401
 from imagefactory.cli import image as _image  # noqa: F401
 from imagefactory.cli import release as _release  # noqa: F401
 from imagefactory.cli import version as _version  # noqa: F401
+from imagefactory.cli import yank as _yank  # noqa: F401
 from imagefactory.cli.app import app
 
 

@@ -1,12 +1,13 @@
 """What each environment holds, per image, according to state (after pushes and promotions),
-and the pushes and promotions that were interrupted after their intent was logged."""
+the versions that are yanked, and the pushes, promotions and yanks that were interrupted after
+their intent was logged."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from imagefactory.project.paths import audit_log, state_file
-from imagefactory.project.state import load_state
+from imagefactory.project.state import YankRecord, load_state
 from imagefactory.release import audit
 from imagefactory.release.audit import AuditRecord
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -17,32 +18,46 @@ class Placement:
     env: str
     version: str | None
     digest: str | None
-    tested: bool
+    tested: bool  # the digest has a passing test run of its own
+    yanked: YankRecord | None = None  # its version is yanked: still deployed until promoted over
 
 
 @dataclass(frozen=True)
 class Status:
     placements: dict[str, list[Placement]]  # per image, one per environment in chain order
+    yanked: dict[str, list[YankRecord]]  # per image, its yanked versions, in the order yanked
     incomplete: list[AuditRecord]  # open intents (a push or promotion still running shows too)
+
+    def holding(self, ref: str, version: str) -> list[str]:
+        """The environments that hold ``version`` of ``ref`` (GitOps deploys it there)."""
+        return [p.env for p in self.placements.get(ref, []) if p.version == version]
 
 
 def status(catalog: Catalog, images: list[CatalogImage]) -> Status:
     """Per image, what each environment holds according to state (after pushes and
-    promotions); and the intents of those images that have no done or failed record."""
+    promotions) and which versions are yanked; and the intents of those images that have no
+    done or failed record."""
     state = load_state(state_file(catalog))
     table = {}
+    yanked = {}
     for image in images:
         record = state.images.get(image.ref)
         row = []
         for env in catalog.project.environments:
             held = record.environments.get(env.name) if record else None
-            tested = bool(record and record.tests and held and record.tests.digest == held.digest)
+            if record is None or held is None:
+                row.append(Placement(env.name, None, None, False))
+                continue
+            run = record.test_of(held.digest)
+            tested = run is not None and run.passed
             row.append(
                 Placement(
-                    env.name, held.version if held else None, held.digest if held else None, tested
+                    env.name, held.version, held.digest, tested, record.yanked.get(held.version)
                 )
             )
         table[image.ref] = row
+        if record is not None and record.yanked:
+            yanked[image.ref] = sorted(record.yanked.values(), key=lambda y: y.at)
     refs = {image.ref for image in images}
     pending = [i for i in audit.interrupted(audit_log(catalog)) if i.image in refs]
-    return Status(table, pending)
+    return Status(table, yanked, pending)

@@ -1,0 +1,347 @@
+"""Yank and unyank: mark a version of an image bad (or good again), and move its aliases.
+
+``yank`` records why a version is bad (in state, which the release gate reads: a yanked version
+is never pushed or promoted again) and moves ``X.Y``, ``X`` and ``latest`` (with the image's
+variant suffix) back to the highest good release of their line, in every registry of every
+environment that holds the image. ``unyank`` removes the mark and runs the same computation, so
+the aliases move forward again.
+
+The ``X.Y.Z`` tag of a yanked version stays (immutable, evidence). An alias whose line has no
+good version left is left where it is (a registry of the distribution API can only delete a
+manifest, with every tag on it) and reported. GitOps pins do not change: a deployed yanked
+digest stays deployed until a good version is promoted over it.
+
+Written ahead like push and promote: an intent in the audit log (with the reason) before the
+first alias moves, then state, then the done record. An intent left open (a crash, a kill, a
+full disk) is completed by the next yank or unyank of that image.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, replace
+
+import semver
+
+from imagefactory import git
+from imagefactory.errors import UserError
+from imagefactory.project.naming import build_registry, content_tag, repository
+from imagefactory.project.paths import audit_log, state_file
+from imagefactory.project.state import (
+    ImageRecord,
+    YankRecord,
+    load_state,
+    locked_state,
+    unwritable,
+    with_record,
+)
+from imagefactory.registry.client import RegistryClient, registry_session
+from imagefactory.release import aliases, audit
+from imagefactory.release.audit import AuditRecord
+from imagefactory.release.environments import registries_of
+from imagefactory.release.record import NOTHING_WRITTEN, failure_recorded, one_at_a_time
+from imagefactory.release.versioning import variant_suffix
+from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.grammar import CONTROL
+
+YANK, UNYANK = "yank", "unyank"
+#: The audit record's source and target: every environment (never an environment's name, so a
+#: push or a promotion never mistakes an open yank for its own interrupted step).
+EVERY_ENVIRONMENT = "*"
+MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class YankIntent(AuditRecord):
+    """The audit record of a yank or unyank: an ``AuditRecord`` that also says why."""
+
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class YankResult:
+    """One yank or unyank (or, with --dry-run, what it would do)."""
+
+    action: str  # yank | unyank
+    ref: str
+    version: str
+    digest: str
+    reason: str | None
+    changes: tuple[aliases.AliasChange, ...]
+    deployed: tuple[str, ...]  # environments that hold this version: it stays deployed there
+    completed: tuple[str, ...]  # interrupted yanks and unyanks of the image this run completed
+    audit_id: str | None = None  # set once it is recorded; None: a dry run, or nothing to do
+
+    @property
+    def left(self) -> list[str]:
+        """The aliases that keep naming a yanked digest: their line has no good version."""
+        return sorted({c.reference for c in self.changes if c.action == aliases.LEFT})
+
+
+# --- yank and unyank ----------------------------------------------------------------------
+
+
+def yank(
+    catalog: Catalog, image: CatalogImage, version: str, reason: str | None, *, dry_run: bool
+) -> YankResult:
+    """Mark ``version`` of ``image`` bad for ``reason`` and move its aliases back to the highest
+    good version everywhere. ``reason`` may be left out only to complete an interrupted yank of
+    that version (its reason is in the audit log)."""
+    return _run(catalog, image, YANK, version, reason, dry_run=dry_run)
+
+
+def unyank(
+    catalog: Catalog, image: CatalogImage, version: str, reason: str | None, *, dry_run: bool
+) -> YankResult:
+    """Mark ``version`` of ``image`` good again and move its aliases to the highest good version
+    everywhere (forward onto it, where it is the highest)."""
+    return _run(catalog, image, UNYANK, version, reason, dry_run=dry_run)
+
+
+def _run(
+    catalog: Catalog,
+    image: CatalogImage,
+    action: str,
+    version: str,
+    reason: str | None,
+    *,
+    dry_run: bool,
+) -> YankResult:
+    version = _version(version)
+    reason = _reason(reason)
+    with ExitStack() as locks:  # no push or promotion moves an alias of the image meanwhile
+        for step in ("push", "promote", YANK):
+            locks.enter_context(one_at_a_time(catalog, step, image.ref))
+        pending = [] if dry_run else _interrupted(catalog, image.ref)
+        if reason is None and action == YANK and not any(p.version == version for p in pending):
+            raise UserError(
+                f"a yank needs a reason: why is {image.ref} {version} bad?",
+                hint=f"imagefactory yank {image.ref} {version} --reason 'CVE-… in libfoo'",
+            )
+        targets = [
+            r for env in catalog.project.environments for _, r in registries_of(catalog, env)
+        ]
+        with registry_session(catalog, targets) as client:
+            done = [_apply(catalog, client, image, intent, dry_run=False) for intent in pending]
+            completed = tuple(p.id for p in pending)
+            if pending and (pending[-1].action, pending[-1].version) == (action, version):
+                return replace(done[-1], completed=completed)  # it completes this very step
+            record = _record_of(catalog, image.ref)
+            if action == UNYANK and version not in record.yanked:
+                raise UserError(
+                    f"{image.ref} {version} is not yanked",
+                    hint=f"yanked versions: {', '.join(sorted(record.yanked)) or 'none'}",
+                )
+            places = aliases.repositories(catalog, client, image)
+            digest = _digest_of(catalog, client, image, record, places, version)
+            intent = _intent(catalog, action, image.ref, version, digest, reason, record)
+            result = _apply(catalog, client, image, intent, dry_run=dry_run, places=places)
+    return replace(result, completed=completed)
+
+
+def _version(text: str) -> str:
+    try:
+        version = semver.Version.parse(text)
+    except (ValueError, TypeError) as exc:
+        raise UserError(
+            f"'{text}' is not a version (MAJOR.MINOR.PATCH, as the registry's X.Y.Z tags name it)",
+            hint="imagefactory status lists the versions each environment holds",
+        ) from exc
+    return str(version.replace(build=None))
+
+
+def _reason(text: str | None) -> str | None:
+    if text is None or not text.strip():
+        return None
+    if CONTROL.search(text) or len(text) > MAX_REASON:
+        raise UserError(
+            f"the reason must be one line of at most {MAX_REASON} characters, without control "
+            "characters",
+            hint="name the problem and where it is tracked, e.g. --reason 'CVE-2026-1234, INC-42'",
+        )
+    return text.strip()
+
+
+def _record_of(catalog: Catalog, ref: str) -> ImageRecord:
+    record = load_state(state_file(catalog)).images.get(ref)
+    if record is None:
+        raise UserError(
+            f"the state file has no record of {ref}, so it cannot record a yank of it",
+            hint=f"build it in this checkout first (imagefactory build {ref}), or restore the "
+            "state file from the last CI artifact",
+        )
+    return record
+
+
+def _interrupted(catalog: Catalog, ref: str) -> list[YankIntent]:
+    """The open yank and unyank intents of ``ref``, oldest first, with their reasons."""
+    path = audit_log(catalog)
+    open_ = [i for i in audit.interrupted(path) if i.image == ref and i.action in (YANK, UNYANK)]
+    if not open_:
+        return []
+    reasons = {
+        line["id"]: line.get("reason")
+        for line in audit.read(path)
+        if audit.phase(line) == audit.INTENT
+    }
+    return [
+        YankIntent(**asdict(i), reason=_reason(str(reasons[i.id])) if reasons[i.id] else None)
+        for i in open_
+    ]
+
+
+def _intent(
+    catalog: Catalog,
+    action: str,
+    ref: str,
+    version: str,
+    digest: str,
+    reason: str | None,
+    record: ImageRecord,
+) -> YankIntent:
+    """The audit record of this step; a yank of a version already yanked keeps its reason."""
+    held = record.yanked.get(version)
+    if action == YANK and held is not None:
+        reason = held.reason
+    stamped = audit.new_record(
+        action=action,
+        image=ref,
+        version=version,
+        digest=digest,
+        source=EVERY_ENVIRONMENT,
+        target=EVERY_ENVIRONMENT,
+        tags=[],
+        git_revision=git.revision(catalog.root),
+        approver=None,
+    )
+    return YankIntent(**asdict(stamped), reason=reason)
+
+
+def _digest_of(
+    catalog: Catalog,
+    client: RegistryClient,
+    image: CatalogImage,
+    record: ImageRecord,
+    places: list[aliases.Repository],
+    version: str,
+) -> str:
+    """The digest of ``version``: its X.Y.Z tag in the first registry that holds it, else the
+    content state gave that version, by its content tag in the build registry."""
+    tag = f"{version}{variant_suffix(image.spec.variant)}"
+    for place in places:
+        if tag in place.tags:
+            digest = client.digest(place.registry, f"{place.repository}:{tag}")
+            if digest is not None:
+                return digest
+    content = record.versions.get(version)
+    if content is not None:
+        build = build_registry(catalog.project)
+        found = client.digest(build, f"{repository(build, image.spec.name)}:{content_tag(content)}")
+        if found is not None:
+            return found
+    known = sorted(
+        {
+            *record.versions,
+            *(str(v) for p in places for v in aliases.versions_in(catalog, image, p)),
+        }
+    )
+    raise UserError(
+        f"{image.ref} has no version {version} in state or in any registry of its environments",
+        hint=f"its versions: {', '.join(known[-10:]) or 'none yet'}",
+    )
+
+
+def _apply(
+    catalog: Catalog,
+    client: RegistryClient,
+    image: CatalogImage,
+    intent: YankIntent,
+    *,
+    dry_run: bool,
+    places: list[aliases.Repository] | None = None,
+) -> YankResult:
+    """Plan the aliases with ``intent`` applied to the yanked versions in state, and (unless a
+    dry run, or nothing changes) write them ahead: the intent, the aliases, state, done. With
+    ``places`` None, ``intent`` is an interrupted one, already in the audit log: it is
+    completed (and closed, even when nothing is left to change)."""
+    logged = places is None
+    record = _record_of(catalog, intent.image)
+    yanked = set(record.yanked)
+    if intent.action == YANK:
+        yanked.add(intent.version)
+    else:
+        yanked.discard(intent.version)
+    changes = aliases.plan(
+        catalog, client, image, places or aliases.repositories(catalog, client, image), yanked
+    )
+    moved = [c for c in changes if c.action in ("create", "move")]
+    already = (intent.version in record.yanked) == (intent.action == YANK)
+    result = YankResult(
+        intent.action,
+        intent.image,
+        intent.version,
+        intent.digest,
+        intent.reason,
+        tuple(changes),
+        tuple(e for e, held in record.environments.items() if held.version == intent.version),
+        (),
+    )
+    if dry_run or (already and not moved and not logged):
+        return result
+    if not logged:
+        intent = replace(
+            intent,
+            tags=sorted({c.tag for c in moved}),
+            registries=sorted({c.registry for c in moved}),
+        )
+        path = audit_log(catalog)
+        try:
+            audit.append(path, intent)
+        except OSError as exc:
+            raise unwritable(path, exc, NOTHING_WRITTEN) from exc
+    with failure_recorded(catalog, intent):
+        aliases.write(catalog, client, moved)
+    _finish(catalog, intent, record, result.left)
+    return replace(result, audit_id=intent.id)
+
+
+def _finish(catalog: Catalog, intent: YankIntent, record: ImageRecord, left: list[str]) -> None:
+    """Record ``intent``, whose aliases are written and verified, in state (the yank, with the
+    aliases left on its digest; or its removal); then append its done record."""
+    then = (
+        f"the aliases are moved and verified, and the audit log holds the intent {intent.id}: "
+        f"run `{intent.command()}` to complete it (imagefactory status lists it)"
+    )
+    path = state_file(catalog)
+    try:
+        with locked_state(path) as save:
+            state = load_state(path)
+            current = state.images.get(intent.image, record)
+            yanked = dict(current.yanked)
+            if intent.action == UNYANK:
+                yanked.pop(intent.version, None)
+            else:
+                held = yanked.get(intent.version)
+                fields = {
+                    "version": intent.version,
+                    "digest": intent.digest,
+                    "reason": intent.reason or "",
+                    "by": intent.who,
+                    "at": intent.at,
+                    "audit_id": intent.id,
+                }
+                kept = held.model_dump() if held is not None else fields
+                yanked[intent.version] = YankRecord.model_validate({**kept, "aliases_left": left})
+            save(with_record(state, intent.image, current.model_copy(update={"yanked": yanked})))
+        path = audit_log(catalog)  # from here on, the file a failure is about
+        audit.append(path, audit.follow_up(intent, audit.DONE))
+    except OSError as exc:
+        raise unwritable(path, exc, then) from exc
+    except UserError as exc:  # a state file that cannot be read
+        raise UserError(exc.message, hint="; ".join(filter(None, [exc.hint, then]))) from exc
+
+
+def aliases_left(yank_record: YankRecord) -> list[str]:
+    """The aliases a yank left on its digest (their line had no good version), as recorded."""
+    left = (yank_record.model_extra or {}).get("aliases_left", [])
+    return [str(alias) for alias in left] if isinstance(left, list) else []
