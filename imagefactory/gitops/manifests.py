@@ -21,6 +21,7 @@ from imagefactory.render.environment import render_template
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.gitops import GitopsSettings, Resources
 from imagefactory.spec.models import UserAccount
+from imagefactory.spec.parents import ExternalParent
 
 APP_KIND = "app"
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
@@ -112,7 +113,7 @@ def _user(catalog: Catalog, image: CatalogImage) -> tuple[int, int]:
     as written, names resolved through ``create_users`` of the image and its catalog parents
     (the nearest one that creates the name wins; a group name is the group ``useradd`` gives
     that user). Root, and a name no ``create_users`` gives an id, are refused with a hint."""
-    written = catalog.effective_user(image.ref) or "root"
+    written = image.spec.user or _no_user(catalog, image)
     user, _, group = written.partition(":")
     accounts: dict[str, UserAccount] = {}
     for ancestor in reversed(catalog.lineage(image.ref)):  # the nearest definition last: it wins
@@ -127,6 +128,20 @@ def _user(catalog: Catalog, image: CatalogImage) -> tuple[int, int]:
         return uid, _account_id(image, written, group, accounts, "group")
     named = accounts.get(user) or next((a for a in accounts.values() if a.uid == uid), None)
     return uid, (named.gid or named.uid) if named else uid
+
+
+def _no_user(catalog: Catalog, image: CatalogImage) -> str:
+    """What an image without ``user`` in its chain runs as: root on a bootstrap, and on an
+    external parent whatever that image's config says, which only a build reads."""
+    root = catalog.lineage(image.ref)[-1]
+    if isinstance(root.parent, ExternalParent):
+        raise UserError(
+            f"{image.ref} runs as the user of its external parent's image config, which "
+            "gitops cannot read, so its Deployment cannot set runAsUser",
+            hint=f"write user: (a name created with create_users, or UID:GID) in {root.ref}'s "
+            "image.yaml",
+        )
+    return "root"
 
 
 def _account_id(

@@ -1,7 +1,15 @@
-"""GitOps write-back end to end: 10 concurrent ``imagefactory gitops update`` processes against
-one bare git remote on disk, and merge-request mode against a local fake of GitLab's REST API.
+"""GitOps end to end.
 
-Needs git and a free port on 127.0.0.1 only (no Docker, no registry)."""
+The write-back (no Docker, no registry: git and a free port on 127.0.0.1): 10 concurrent pins
+against one bare git remote on disk, and merge-request mode against a local fake of GitLab's
+REST API. The pins are the ones ``gitops update``, push and promote make once the release gate
+let a digest through (``gitops.pin.pin_digest``).
+
+``gitops update`` through the release gate, against the real registry and engine: the example
+catalog, tested and pushed to dev; an untested digest, the all-zero digest and a digest the
+environment does not hold are refused with nothing written; a tested one is pinned under the
+version its registry tag names, with an audit record. Also: drift for an image never deployed
+to an environment, and users by name in the Deployment's securityContext."""
 
 from __future__ import annotations
 
@@ -13,28 +21,41 @@ import gitlab
 import gitlab.exceptions
 import pytest
 
+from imagefactory.errors import UserError
 from tests.fakes.gitlab_api import FakeGitlab, serve
 from tests.unit.conftest import copy_example_catalog
 from tests.unit.test_gitops_repo import (
     GIT_ENV,
-    cli,
     commits,
     git,
     make_remote,
+    pin,
     show,
     write_settings,
 )
 
 pytestmark = pytest.mark.integration
 
-IMAGEFACTORY = Path(sys.executable).parent / "imagefactory"
+# One pin in a process of its own: what a gitops update, push or promotion does once gated.
+PIN = """
+import sys
+from pathlib import Path
+from imagefactory.errors import UserError
+from imagefactory.gitops.pin import pin_digest
+from imagefactory.spec.loader import load_catalog
+root, ref, digest = sys.argv[1:]
+try:
+    pin_digest(load_catalog(Path(root)), ref, "preprod", digest, version="1.0.0", audit_id="a-1")
+except UserError as exc:
+    sys.exit(f"{exc.message} ({exc.hint})")
+"""
 TOKEN = "fake-gitlab-token-0123456789"
 DIGEST = "sha256:" + "d" * 64
 OTHER = "sha256:" + "e" * 64
 
 
 def _digest(n: int) -> str:
-    return "sha256:" + f"{n:02d}" * 32
+    return "sha256:" + f"{n + 1:02d}" * 32  # never the all-zero placeholder
 
 
 def test_ten_concurrent_promotions_to_one_environment_lose_nothing(tmp_path: Path) -> None:
@@ -51,16 +72,7 @@ def test_ten_concurrent_promotions_to_one_environment_lose_nothing(tmp_path: Pat
     remote = make_remote(root, tmp_path)
     processes = [
         subprocess.Popen(
-            [
-                IMAGEFACTORY,
-                "-C",
-                root,
-                "gitops",
-                "update",
-                "--env",
-                "preprod",
-                f"app/svc-{n}@{_digest(n)}",
-            ],
+            [sys.executable, "-c", PIN, root, f"app/svc-{n}", _digest(n)],
             env=GIT_ENV,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -97,9 +109,9 @@ def test_merge_request_mode_opens_then_updates_one_mr(
     with serve(FakeGitlab(token=TOKEN, project_path="platform/deployments")) as fake:
         root, remote = _mr_setup(tmp_path, fake)
         main_before = commits(remote)
-        result = cli("-C", root, "gitops", "update", "--env", "prod", f"app/rag-api@{DIGEST}")
-        assert result.exit_code == 0, result.output
-        assert "merge request !1 created" in result.stdout
+        result = pin(root, "prod", DIGEST)
+        assert result.merge_request is not None and result.merge_request.action == "created"
+        assert result.merge_request.iid == 1
         branch = "imagefactory/prod/rag-api"
         assert f"digest: {DIGEST}" in show(
             remote, "apps/rag-api/overlays/prod/kustomization.yaml", branch
@@ -117,9 +129,8 @@ def test_merge_request_mode_opens_then_updates_one_mr(
             or fake.requests[0].path == "/api/v4/projects/platform/deployments"
         )
 
-        result = cli("-C", root, "gitops", "update", "--env", "prod", f"app/rag-api@{OTHER}")
-        assert result.exit_code == 0, result.output
-        assert "merge request !1 updated" in result.stdout
+        result = pin(root, "prod", OTHER)
+        assert result.merge_request is not None and result.merge_request.action == "updated"
         assert len(fake.calls("POST")) == 1  # never a duplicate
         [put] = fake.calls("PUT")
         assert put.path == "/api/v4/projects/42/merge_requests/1"
@@ -137,13 +148,10 @@ def test_the_same_pin_again_pushes_nothing_new_and_keeps_one_mr(
     with serve(FakeGitlab(token=TOKEN, project_path="platform/deployments")) as fake:
         root, remote = _mr_setup(tmp_path, fake)
         branch = "imagefactory/prod/rag-api"
-        assert (
-            cli("-C", root, "gitops", "update", "--env", "prod", f"app/rag-api@{DIGEST}").exit_code
-            == 0
-        )
+        pin(root, "prod", DIGEST)
         first = commits(remote, branch)
-        result = cli("-C", root, "gitops", "update", "--env", "prod", f"app/rag-api@{DIGEST}")
-        assert result.exit_code == 0 and "merge request !1 updated" in result.stdout
+        result = pin(root, "prod", DIGEST)
+        assert result.merge_request is not None and result.merge_request.action == "updated"
         assert commits(remote, branch) == first  # the branch already held this change
         assert len(fake.merge_requests) == 1 and len(fake.calls("POST")) == 1
 
@@ -179,9 +187,9 @@ def test_a_409_from_a_concurrent_run_updates_the_mr_it_opened(
             return [] if len(seen) == 1 else real_list(self, **kwargs)  # type: ignore[arg-type]
 
         monkeypatch.setattr(ProjectMergeRequestManager, "list", racing_list)
-        result = cli("-C", root, "gitops", "update", "--env", "prod", f"app/rag-api@{DIGEST}")
-        assert result.exit_code == 0, result.output
-        assert "merge request !1 updated" in result.stdout
+        result = pin(root, "prod", DIGEST)
+        assert result.merge_request is not None and result.merge_request.action == "updated"
+        assert result.merge_request.iid == 1
         assert len(fake.calls("POST")) == 1  # the create that got 409
         assert len(fake.merge_requests) == 1
         assert fake.merge_requests[0]["title"].startswith("prod: pin app/rag-api")
@@ -196,14 +204,9 @@ def test_no_merge_request_when_the_target_already_pins_the_digest(
         path = root / "gitops.yaml"
         text = path.read_text()
         path.write_text(text.replace("mode: merge_request", "mode: push"))
-        assert (
-            cli("-C", root, "gitops", "update", "--env", "prod", f"app/rag-api@{DIGEST}").exit_code
-            == 0
-        )
+        assert pin(root, "prod", DIGEST).action == "pushed"
         path.write_text(text)  # prod back to merge-request mode
-        result = cli("-C", root, "gitops", "update", "--env", "prod", f"app/rag-api@{DIGEST}")
-        assert result.exit_code == 0, result.output
-        assert "nothing to do" in result.stdout
+        assert pin(root, "prod", DIGEST).action == "unchanged"
         assert fake.merge_requests == [] and fake.calls("POST") == []
         assert "imagefactory/prod/rag-api" not in git("--git-dir", remote, "branch", "--list")
 
@@ -214,14 +217,14 @@ def test_a_wrong_token_is_a_clear_error_and_pushes_nothing(
     monkeypatch.setenv("GITLAB_TOKEN", "fake-wrong-token")
     with serve(FakeGitlab(token=TOKEN, project_path="platform/deployments")) as fake:
         root, remote = _mr_setup(tmp_path, fake)
-        result = cli("-C", root, "gitops", "update", "--env", "prod", f"app/rag-api@{DIGEST}")
-        assert result.exit_code == 1
-        assert "GitLab refused the token in $GITLAB_TOKEN (401)" in result.stderr
-        assert "fake-wrong-token" not in result.output
+        with pytest.raises(UserError) as refused:
+            pin(root, "prod", DIGEST)
+        assert "GitLab refused the token in $GITLAB_TOKEN (401)" in str(refused.value)
+        assert "fake-wrong-token" not in str(refused.value)
         assert git("--git-dir", remote, "branch", "--list").split() == ["*", "main"]
         monkeypatch.delenv("GITLAB_TOKEN")
-        result = cli("-C", root, "gitops", "update", "--env", "prod", f"app/rag-api@{DIGEST}")
-        assert result.exit_code == 1 and "needs a GitLab token in $GITLAB_TOKEN" in result.stderr
+        with pytest.raises(UserError, match=r"needs a GitLab token in \$GITLAB_TOKEN"):
+            pin(root, "prod", DIGEST)
         assert fake.merge_requests == []
 
 

@@ -214,3 +214,22 @@ def test_hostile_scalars_stay_one_value(catalog: Catalog) -> None:
     [deployment] = list(yaml.safe_load_all(files["apps/rag-api/base/deployment.yaml"]))
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 10001
     assert deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"] == "TCP"
+
+
+def test_an_image_on_an_external_parent_without_a_user_says_where_to_write_it(
+    catalog_dir: Path,
+) -> None:
+    shutil.copy(REPO / "gitops.yaml", catalog_dir / "gitops.yaml")
+    folder = catalog_dir / "images/app/ext"
+    folder.mkdir(parents=True)
+    (folder / "image.yaml").write_text(
+        "name: app/ext\nversion: 1.0.0\n"
+        f"from: registry.example/team/base:1@sha256:{'a' * 64}\nports: [8080]\n"
+    )
+    catalog = load_catalog(catalog_dir)
+    with pytest.raises(UserError) as caught:
+        render_repository(catalog, load_settings(catalog), {})
+    assert caught.value.message.startswith("app/ext runs as the user of its external parent's")
+    assert caught.value.hint == (
+        "write user: (a name created with create_users, or UID:GID) in app/ext's image.yaml"
+    )
