@@ -3,10 +3,12 @@
 ``write_atomically`` replaces a file whole or not at all (a temp file in the same folder, fsync,
 rename). It never replaces a symlink, and given a ``root`` (a clone, a checkout, a project) the
 file must lie inside it with no symlink on the way: the folders below ``root`` are opened one by
-one without following links (O_NOFOLLOW), and the temp file is made in the folder so opened.
-``inside`` checks a path the same way before it is used; ``read_inside`` reads a file under a
-root by the same rules. ``read_regular`` reads a file a setting names (a CA bundle): a FIFO would block and a
-device never ends, so only regular files are read, up to ``READ_LIMIT`` bytes.
+one without following links (O_NOFOLLOW), and the temp file is made, and renamed into place,
+relative to the folder so opened (a folder swapped for a symlink meanwhile cannot redirect it).
+``inside`` checks a path the same way before it is used (it refuses symlinks; the spec's
+``resolves_inside`` follows them); ``read_inside`` reads a file under a root by the same rules.
+``read_regular`` reads a file a setting names (a CA bundle): a FIFO would block and a device
+never ends, so only regular files are read, up to ``READ_LIMIT`` bytes.
 """
 
 from __future__ import annotations
@@ -62,7 +64,9 @@ def write_atomically(
                 if mode is not None:
                     os.fchmod(stream.fileno(), mode)
                 os.fsync(stream.fileno())
-            path.with_name(temp).replace(path)  # the folders were just checked, link-free
+            # relative to the folder opened link-free: a folder swapped for a symlink since
+            # cannot redirect the rename
+            os.replace(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp, dir_fd=folder)

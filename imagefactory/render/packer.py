@@ -221,8 +221,11 @@ def packer_context(
             name: hcl(f"{shell_name(name)}={value}") for name, value in spec.build_args.items()
         },
         "steps": _shell_steps(catalog, image),
-        # fragments of quoted HCL strings: shell-quoted paths below the project root
-        "playbooks": [hcl(shell_word(p))[1:-1] for p in spec.playbooks],
+        # fragments of quoted HCL strings below the project root: a shell word on the
+        # shell-local line, the path itself as the ansible provisioner's playbook_file
+        "playbooks": [
+            {"shell": hcl(shell_word(p))[1:-1], "path": hcl(p)[1:-1]} for p in spec.playbooks
+        ],
         "repository": hcl(repository(pins.registry, spec.name)),
         "tag": hcl(content_tag(content_hash)),
         "sources": [DOCKER_SOURCE, *vm_sources],

@@ -94,7 +94,7 @@ def check_project(project: ProjectSpec, doc: YamlDocument, root: Path) -> list[S
             "a PEM file, absolute or relative to the project root",
         )
     for key, relative in (("catalog", project.catalog), ("state", project.state)):
-        if not inside(root, relative):
+        if not resolves_inside(root, relative):
             issues.add(
                 (key,),
                 f"'{relative}' resolves outside the project (through a symlink)",
@@ -113,7 +113,7 @@ def check_project(project: ProjectSpec, doc: YamlDocument, root: Path) -> list[S
     return issues.found
 
 
-def inside(root: Path, relative: str) -> bool:
+def resolves_inside(root: Path, relative: str) -> bool:
     """``root / relative`` resolves inside ``root`` (symlinks followed)."""
     try:
         return (root / relative).resolve().is_relative_to(root.resolve())

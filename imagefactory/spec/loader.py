@@ -19,9 +19,10 @@ from pydantic_core import PydanticCustomError
 
 from imagefactory.errors import SpecError, SpecIssue, UserError
 from imagefactory.spec.catalog import Catalog, CatalogImage, ref_slug
-from imagefactory.spec.checks import check_document, check_project, inside, is_file
+from imagefactory.spec.checks import check_document, check_project, is_file, resolves_inside
 from imagefactory.spec.grammar import relative_path
 from imagefactory.spec.graph import find_cycle
+from imagefactory.spec.inheritance import inherit, user_issues
 from imagefactory.spec.issues import format_key_path, issues_from_validation, near_miss
 from imagefactory.spec.merge import merge_layer
 from imagefactory.spec.models import ImageDocument, ImageLayer, ImageSpec, ProjectSpec
@@ -68,7 +69,9 @@ def load_catalog(root: Path) -> Catalog:
     catalog = project.catalog if project else _raw_catalog_dir(project_yaml.data)
     catalog_dir = root / catalog
 
-    confined = inside(root, catalog)  # if not, check_project says so; nothing outside is read
+    confined = resolves_inside(
+        root, catalog
+    )  # if not, check_project says so; nothing outside is read
     files = _image_files(catalog_dir) if confined else []
     if confined and not files:
         issues.append(
@@ -99,8 +102,10 @@ def load_catalog(root: Path) -> Catalog:
     defaults = project.defaults if project else ImageLayer()
     images = {image.ref: image for item in loaded for image in _expand(item, defaults)}
     issues += _check_parents(images, loaded, broken)
+    docs = {item.yaml.path: item.yaml for item in loaded}
     issues += _check_merged(images)
-    issues += _check_folders(images, {item.yaml.path: item.yaml for item in loaded})
+    issues += user_issues(images, docs)
+    issues += _check_folders(images, docs)
     cycle = find_cycle({ref: img.parent_ref for ref, img in images.items()})
     if cycle:
         first = images[cycle[0]]
@@ -120,7 +125,7 @@ def load_catalog(root: Path) -> Catalog:
         root=root,
         project_file=project_yaml.path,
         project=project,
-        images=dict(sorted(images.items())),
+        images=dict(sorted(inherit(images).items())),
     )
 
 

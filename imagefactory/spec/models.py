@@ -350,11 +350,11 @@ class ImageLayer(Frozen):
     bootstrap: Bootstrap | None = None
     packages: list[DebianPackage] = Field(default_factory=list)
     pip: list[PipRequirement] = Field(default_factory=list)
-    venv: AbsolutePath = "/opt/venv"
+    venv: AbsolutePath = "/opt/venv"  # when no layer sets it: the catalog parent's (inheritance.py)
     files: list[FileCopy] = Field(default_factory=list)
     create_users: list[UserAccount] = Field(default_factory=list)
     env: EnvMap = Field(default_factory=dict)
-    user: Account | None = None
+    user: Account | None = None  # None: the catalog parent's (inheritance.py)
     workdir: AbsolutePath | None = None
     ports: list[Port] = Field(default_factory=list)
     entrypoint: ExecForm | None = None
@@ -404,7 +404,8 @@ class ImageDocument(ImageLayer):
 
 
 class ImageSpec(ImageLayer):
-    """One concrete image: a document with its variant chosen and project defaults merged."""
+    """One concrete image: a document with its variant chosen and project defaults merged, and
+    ``venv`` and ``user`` inherited from its catalog parent where it sets none (inheritance.py)."""
 
     name: ImageName
     version: SemVer

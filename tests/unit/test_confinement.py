@@ -188,6 +188,30 @@ def test_writes_below_a_root_refuse_symlinked_folders_but_the_root_may_be_one(
         write_atomically(root / "file/c.txt", b"2", root=root)
 
 
+def test_a_folder_swapped_for_a_symlink_mid_write_cannot_redirect_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rename is relative to the folder opened link-free, not to its path: swapping that
+    folder for a symlink (to a place holding a copy of the temp file) after the checks lands
+    the file in the folder that was checked, and nothing outside the root is written."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "sub").mkdir(parents=True)
+    outside.mkdir()
+    fsync = os.fsync
+
+    def swap_then_fsync(handle: int) -> None:
+        fsync(handle)
+        (temp,) = (root / "sub").glob(".*.tmp")
+        (outside / temp.name).write_bytes(b"attacker")
+        (root / "sub").rename(root / "moved")
+        (root / "sub").symlink_to(outside)
+
+    monkeypatch.setattr(os, "fsync", swap_then_fsync)
+    write_atomically(root / "sub" / "state.json", b"mine", root=root)
+    assert not (outside / "state.json").exists()
+    assert (root / "moved" / "state.json").read_bytes() == b"mine"
+
+
 def test_special_files_are_never_read(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # opening it for reading would block until a writer comes

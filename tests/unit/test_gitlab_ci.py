@@ -71,7 +71,7 @@ environments:
   - {name: prod, registries: [prod], approval: true}
 """
 
-BOOTSTRAP = "bootstrap: {suite: bookworm, variant: minbase}\n"
+BOOTSTRAP = "bootstrap: {suite: bookworm, variant: minbase}\nuser: root\n"
 
 
 def write_catalog(root: Path, images: dict[str, str], project: str = PROJECT) -> Path:

@@ -167,6 +167,38 @@ def test_packer_validate_passes_for_every_rendered_template(packer_catalog: Path
         assert result.returncode == 0, f"{template}:\n{result.stdout}\n{result.stderr}"
 
 
+@pytest.mark.skipif(
+    shutil.which("packer") is None, reason="packer is not installed (scripts/setup.sh)"
+)
+def test_a_hostile_playbook_name_is_an_hcl_path_for_ansible_and_a_shell_word_for_shell_local(
+    packer_catalog: Path, edit: Edit
+) -> None:
+    """The ansible provisioner's playbook_file is an HCL string, not a shell line: the path
+    must arrive as written (packer validate checks that the file is there)."""
+    name = 'ansible/it\'s ${x} "q" $(id).yml'
+    (packer_catalog / name).write_text((packer_catalog / "ansible/runtime.yml").read_text())
+    edit(
+        "images/runtime/llm/image.yaml",
+        "playbooks: [ansible/runtime.yml]",
+        f"playbooks: ['{name}']".replace("it's", "it''s"),
+    )
+    catalog = load_catalog(packer_catalog)
+    assert catalog.images["runtime/llm:cpu"].spec.playbooks == [name]
+    pins = Pins(catalog.project, content_inputs(catalog), DIGESTS)
+    (template,) = render_packer_images(
+        catalog, [catalog.images["runtime/llm:cpu"]], pins, packer_catalog / "rendered"
+    )
+    text = template.read_text()
+    assert (
+        'playbook_file   = "${path.root}/${var.project_root}/ansible/it\'s $${x} \\"q\\" $(id).yml"'
+        in text
+    )
+    # the shell-local line still quotes it as one shell word ('it'"'"'s …', JSON-escaped)
+    assert "'/'ansible/it'\\\"'\\\"'s $${x} \\\"q\\\" $(id).yml'\"]" in text
+    result = packer_validate(template)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+
+
 def test_render_packer_cli_writes_templates_and_check_detects_staleness(
     packer_catalog: Path,
 ) -> None:
