@@ -15,6 +15,11 @@ Two runs are shared by several tests (module-scoped, on one copy, in this order)
   ``test app/rag-api app/root-probe --json --junit`` run must exit 1, report every check with
   its expected vs actual, and withdraw the pass the first run recorded for the app's digest.
 
+A catalog of its own, FROM the tiny busybox base (builds in seconds), has one good image and one
+whose container cannot start: ``test --all`` tests both (exit 1, the failure in JUnit and JSON),
+its custom test cannot read the registry login, and a rebuilt image's new digest is tested
+without erasing the pass of the one before.
+
 Containers are found by two labels: ``org.imagefactory.test`` (set by the test run) and
 ``org.imagefactory.test-session=<session>`` (inherited from the session's images), so that
 other test sessions on the same engine do not disturb the leftover checks. Only 127.0.0.1.
@@ -22,6 +27,7 @@ other test sessions on the same engine do not disturb the leftover checks. Only 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -31,12 +37,14 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from imagefactory.project.state import load_state
 
 from .helpers.example import (
     ExampleBuild,
@@ -52,6 +60,7 @@ from .helpers.imagetest import (
     one_check,
     session_containers,
 )
+from .helpers.registry import REGISTRY_USER, Registry
 from .helpers.services import docker
 
 pytestmark = pytest.mark.integration
@@ -76,6 +85,22 @@ def state_images(root: Path) -> dict[str, dict[str, Any]]:
     images = json.loads((root / ".imagefactory" / "state.json").read_text())["images"]
     assert isinstance(images, dict)
     return images
+
+
+TEST_FIELDS = ("tests", "test_runs")  # what a test run writes into an image's record
+
+
+def run_of(record: dict[str, Any], digest: str | None = None) -> dict[str, Any] | None:
+    """The recorded test run of ``digest`` (the record's own digest by default), or None."""
+    runs = record.get("test_runs") or {}
+    found = runs.get(digest or record["digest"])
+    assert found is None or isinstance(found, dict)
+    return found
+
+
+def build_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """A record without what test runs wrote."""
+    return {k: v for k, v in record.items() if k not in TEST_FIELDS}
 
 
 def remove_containers(lines: list[str]) -> None:
@@ -215,18 +240,20 @@ def test_a_pass_is_recorded_against_the_built_digest(
     document = cli_json(passing.proc)
     counts = {i["image"]: len(i["checks"]) for i in document["images"]}
     for ref in EXAMPLE:
-        assert "tests" not in passing.state_before[ref], f"{ref}: a pass before any test run"
+        before = passing.state_before[ref]
+        assert not any(k in before for k in TEST_FIELDS), f"{ref}: a test run before any"
         record = passing.state_after[ref]
         built = example_build.records[ref]
         assert record["digest"] == built["digest"], f"{ref}: the test run changed the digest"
         assert record["content_hash"] == built["content_hash"]
-        tests = record["tests"]
+        assert "tests" not in record, "runs are recorded per digest, in test_runs"
+        tests = run_of(record)
+        assert tests is not None, ref
         assert tests["digest"] == built["digest"], ref
         assert tests["passed"] is True, ref
         assert tests["checks"] == counts[ref], ref
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", tests["at"]), tests["at"]
-        unchanged = {k: v for k, v in record.items() if k != "tests"}
-        assert unchanged == built, f"{ref}: the test run changed more than its test record"
+        assert build_fields(record) == built, f"{ref}: the test run changed more than its runs"
 
 
 def test_junit_has_one_testsuite_per_image_in_gitlab_shape(passing: Run) -> None:
@@ -681,18 +708,17 @@ def test_timeouts_fail_within_their_budget(kinds: KindsRun) -> None:
     assert kinds.seconds < RUN_TIMEOUT / 2, kinds.seconds
 
 
-def test_a_failure_records_nothing_as_passed(kinds: KindsRun) -> None:
+def test_a_failure_is_recorded_as_failed(kinds: KindsRun) -> None:
     before, after = kinds.state_before, kinds.state_after
-    earlier = before["app/rag-api"].get("tests") or {}
-    assert earlier.get("digest") == before["app/rag-api"]["digest"], "no earlier pass to keep"
-    assert "tests" not in before["app/root-probe"]
-    assert "tests" not in after["app/root-probe"], after["app/root-probe"].get("tests")
-    tests = after["app/rag-api"].get("tests") or {}
-    assert tests.get("at") in (None, before["app/rag-api"]["tests"]["at"]), "a new pass recorded"
-    for ref in ("app/rag-api", "app/root-probe"):  # the build's fields stay as they were
-        assert {k: v for k, v in after[ref].items() if k != "tests"} == {
-            k: v for k, v in before[ref].items() if k != "tests"
-        }, ref
+    assert run_of(before["app/rag-api"]) is not None, "no earlier run to replace"
+    assert run_of(before["app/root-probe"]) is None
+    counts = {i["image"]: len(i["checks"]) for i in first_json(kinds.proc.stdout)["images"]}
+    for ref in ("app/rag-api", "app/root-probe"):
+        run = run_of(after[ref])
+        assert run is not None and run["passed"] is False, (ref, run)
+        assert run["checks"] == counts[ref], ref
+        # the build's fields stay as they were
+        assert build_fields(after[ref]) == build_fields(before[ref]), ref
     for ref in ("base/debian12", "runtime/llm:cpu"):  # not tested in this run: untouched
         assert after[ref] == before[ref]
 
@@ -701,14 +727,14 @@ def test_a_failure_withdraws_the_earlier_pass_of_that_digest(kinds: KindsRun) ->
     """Regression: up to 06c08e9 session._record() popped 'tests' from the record's extras, then
     rebuilt the record from record.model_dump(), which still held it: the stale pass stayed."""
     app_before, app_after = kinds.state_before["app/rag-api"], kinds.state_after["app/rag-api"]
-    assert app_before["tests"] == {
-        "digest": app_before["digest"],
-        "passed": True,
-        "at": app_before["tests"]["at"],
-        "checks": app_before["tests"]["checks"],
-    }, "precondition: the first run's pass is in state before the failing run"
+    earlier = run_of(app_before)
+    assert earlier is not None and earlier["passed"] is True, (
+        "precondition: the first run's pass is in state before the failing run"
+    )
     assert app_after["digest"] == app_before["digest"]
     assert "tests" not in app_after, app_after.get("tests")
+    later = run_of(app_after)
+    assert later is not None and later["passed"] is False, later
 
 
 def test_junit_of_a_failing_run(kinds: KindsRun) -> None:
@@ -857,7 +883,7 @@ def test_interrupt_removes_the_container(
     remove_containers(leftovers)
     assert leftovers == []
     state = state_images(example_copy)["app/rag-api"]
-    assert "tests" not in state, "an interrupted run recorded a pass"
+    assert run_of(state) is None and "tests" not in state, "an interrupted run recorded a run"
     # no child of the run outlives it for long (one may first see its container vanish)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and any(map(still_running, running)):
@@ -953,8 +979,8 @@ def test_a_bad_structure_test_file(example_build: ExampleBuild, example_copy: Pa
 def test_a_service_whose_entrypoint_exits_fails_its_check_with_the_reason(
     example_build: ExampleBuild, example_copy: Path
 ) -> None:
-    """The entrypoint exits at once: no port is ever published. The service check fails with the
-    exit code and the output; the other images' checks still run and report."""
+    """The entrypoint exits at once: the container check fails with the exit code and the output
+    (the service checks cannot run); the other images' checks still run and report."""
     quits = '["python", "-c", "import sys; print(\'cannot start: no model\'); sys.exit(3)"]'
     edit_text(
         example_copy / APP_SPEC,
@@ -973,10 +999,256 @@ def test_a_service_whose_entrypoint_exits_fails_its_check_with_the_reason(
     document = first_json(proc.stdout)
     passed = {i["image"]: i["passed"] for i in document["images"]}
     assert passed == {"base/debian12": True, "app/rag-api": False}
-    check = one_check(checks_of(document, "app/rag-api"), "services", "health endpoint answers")
+    app = checks_of(document, "app/rag-api")
+    check = one_check(app, "container", "starts")
     assert check["passed"] is False
-    assert check["expected"] == "8080/tcp published on 127.0.0.1"
+    assert check["expected"] == "the container to start and keep running"
     assert check["actual"].startswith("the container stopped (exit code 3)"), check["actual"]
+    assert [c for c in app if c["kind"] == "services"] == [], "checks ran in a stopped container"
     assert "cannot start: no model" in check["actual"]
     no_traceback(proc)
     assert session_containers(example_build.session) == []
+
+
+# --- a catalog of its own, FROM the tiny busybox base: `test` is total, runs per digest --------
+
+TINY_GOOD, TINY_BROKEN = "tiny/good", "tiny/broken"
+PROBE_OUT = "IF_TEST_PROBE_OUT"  # where the good image's custom test writes what it could read
+# busybox has no `sleep` applet linked: the idle test container needs one (an exec-form RUN:
+# the standard template's SHELL is bash, which busybox lacks)
+WITH_SLEEP = (
+    '{% extends "dockerfile/Dockerfile.j2" %}\n'
+    '{% block extra %}\nRUN ["/bin/busybox", "ln", "-s", "busybox", "/bin/sleep"]\n{% endblock %}\n'
+)
+# Run on this host by pytest as the user who runs imagefactory: what could it read of the run's
+# private folders (``imagefactory.scratch``) and of the Docker config it is handed?
+CREDENTIAL_PROBE = """\
+import json
+import os
+from pathlib import Path
+
+from imagefactory import scratch
+
+
+def test_reads_what_it_can(host):
+    assert host.run("echo probe").stdout.strip() == "probe"
+    folders = [f for base in scratch.bases() for f in base.glob(scratch.PREFIX + "*")]
+    if os.environ.get("DOCKER_CONFIG"):
+        folders.append(Path(os.environ["DOCKER_CONFIG"]))
+    found = {}
+    for folder in folders:
+        for path in [folder, *folder.rglob("*")]:
+            if path.is_file():
+                try:
+                    found[str(path)] = path.read_text(errors="replace")
+                except OSError as exc:
+                    found[str(path)] = f"unreadable: {exc}"
+    Path(os.environ["IF_TEST_PROBE_OUT"]).write_text(
+        json.dumps({"docker_config": os.environ.get("DOCKER_CONFIG"), "files": found})
+    )
+"""
+
+
+@dataclass(frozen=True)
+class TinyBase:
+    reference: str  # in the registry, pinned by digest: the catalog's external parent
+    session: str
+    registry: str  # its host: 127.0.0.1:PORT
+
+
+@pytest.fixture(scope="module")
+def tiny_pushed(
+    tiny_base: str, docker_config: Path, registry: Registry, test_session_id: str
+) -> TinyBase:
+    """The tiny busybox base pushed to the registry of the session's namespace (removed with it
+    at the session's end): an external parent pinned by digest."""
+    target = f"{registry.host}/it-{test_session_id}/imagetest/tiny-base:1"
+    docker("tag", tiny_base, target)
+    docker("push", "--quiet", target, docker_config=docker_config, timeout=120)
+    digests = json.loads(
+        docker("image", "inspect", "--format", "{{json .RepoDigests}}", target).stdout
+    )
+    pinned = next(d for d in digests if d.startswith(target.rsplit(":", 1)[0] + "@"))
+    docker("rmi", target, check=False)
+    return TinyBase(pinned, test_session_id, registry.host)
+
+
+def write_tiny_catalog(root: Path, base: TinyBase, stage: str = "a") -> None:
+    """``tiny/good`` (a command, a metadata check and the credential probe as its custom test)
+    and ``tiny/broken`` (its entrypoint a binary that does not exist, a service check: the
+    container cannot start)."""
+    project = {
+        "project": "it-imagetest",
+        "registries": {
+            "dev": {
+                "url": base.registry,
+                "namespace": f"it-{base.session}/imagetest",
+                "username_env": "IMAGEFACTORY_REGISTRY_USER",
+                "password_env": "IMAGEFACTORY_REGISTRY_PASSWORD",
+                "tls_verify": False,
+            }
+        },
+        "environments": [{"name": "dev", "registries": ["dev"]}],
+        "defaults": {"labels": {"org.imagefactory.test-session": base.session}},
+    }
+    good = {
+        "name": TINY_GOOD,
+        "version": "1.0.0",
+        "from": base.reference,
+        "user": "0:0",
+        "env": {"STAGE": stage},
+        "tests": {
+            "commands": [{"name": "echo", "run": ["echo", "hi"], "stdout": r"\Ahi\Z"}],
+            "metadata": {"env": {"STAGE": stage}},
+        },
+    }
+    broken = {
+        "name": TINY_BROKEN,
+        "version": "1.0.0",
+        "from": base.reference,
+        "user": "0:0",
+        "entrypoint": ["/no/such/binary"],
+        "tests": {
+            "metadata": {"entrypoint": ["/no/such/binary"]},
+            "services": [{"name": "listens", "port": 8080, "timeout": "5s"}],
+        },
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "imagefactory.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+    for spec in (good, broken):
+        folder = root / "images" / str(spec["name"])
+        (folder / "tests").mkdir(parents=True, exist_ok=True)
+        (folder / "image.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        (folder / "Dockerfile.j2").write_text(WITH_SLEEP)
+    (root / "images" / TINY_GOOD / "tests" / "test_probe.py").write_text(CREDENTIAL_PROBE)
+
+
+def build_tiny(root: Path, env: dict[str, str], *refs: str) -> None:
+    proc = imagefactory(root, "build", *refs, "--json", env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    root: Path
+    proc: subprocess.CompletedProcess[str]
+    junit: Path
+    probe: dict[str, Any]
+    password: str = field(repr=False)
+    leftovers: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(
+    tiny_pushed: TinyBase,
+    registry: Registry,
+    registry_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[TinyRun]:
+    root = tmp_path_factory.mktemp("tiny") / "catalog"
+    write_tiny_catalog(root, tiny_pushed)
+    build_tiny(root, registry_env, "--all")
+    out = root.parent / "probe.json"
+    junit = root / "report.xml"
+    env = {**registry_env, PROBE_OUT: str(out)}
+    proc = imagefactory(
+        root, "test", "--all", "--junit", str(junit), "--json", env=env, timeout=RUN_TIMEOUT
+    )
+    probe = json.loads(out.read_text()) if out.exists() else {}
+    leftovers = session_containers(tiny_pushed.session)
+    yield TinyRun(root, proc, junit, probe, registry.password, leftovers)
+    remove_containers(leftovers)
+
+
+def test_test_all_tests_every_image_past_one_whose_container_cannot_start(
+    tiny_run: TinyRun,
+) -> None:
+    """Regression (issue 14, finding 5): the run stopped at the image whose container did not
+    start, with exit 3 and the hint "the image must be pullable"; the other images went untested
+    and the JUnit file counted no failure."""
+    proc = tiny_run.proc
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    no_traceback(proc)
+    assert "pullable" not in proc.stdout + proc.stderr
+    document = cli_json(proc)
+    assert document["ok"] is False
+    assert {i["image"]: i["passed"] for i in document["images"]} == {
+        TINY_GOOD: True,
+        TINY_BROKEN: False,
+    }
+    good = checks_of(document, TINY_GOOD)
+    assert one_check(good, "commands", "echo")["passed"] is True
+    assert one_check(good, "testinfra", "test_probe::test_reads_what_it_can")["passed"] is True
+    broken = checks_of(document, TINY_BROKEN)
+    assert one_check(broken, "metadata", "entrypoint")["passed"] is True  # config checks ran
+    start = one_check(broken, "container", "starts")
+    assert (
+        start["passed"] is False and start["expected"] == "the container to start and keep running"
+    )
+    assert re.match(r"the container did not start \(exit code 12[0-9]\): ", start["actual"]), start
+    assert "/no/such/binary" in start["actual"] and "its last output: " in start["actual"]
+    assert [c["kind"] for c in broken] == ["metadata", "container"], "the service check did not run"
+    assert f"{TINY_BROKEN}: starts: expected the container to start" in document["error"]
+    assert tiny_run.leftovers == []
+
+
+def test_the_junit_file_counts_the_container_that_did_not_start(tiny_run: TinyRun) -> None:
+    document = cli_json(tiny_run.proc)
+    root = parse_junit(tiny_run.junit)
+    suites = suite_by_name(root)
+    assert sorted(suites) == [TINY_BROKEN, TINY_GOOD]
+    total = sum(len(i["checks"]) for i in document["images"])
+    assert (root.get("tests"), root.get("failures")) == (str(total), "1")
+    assert (suites[TINY_GOOD].get("failures"), suites[TINY_BROKEN].get("failures")) == ("0", "1")
+    failure = suites[TINY_BROKEN].find("testcase[@classname='tiny/broken.container']/failure")
+    assert failure is not None and failure.get("type") == "container"
+    assert "the container did not start (exit code" in (failure.text or "")
+
+
+def test_every_run_is_recorded_against_its_digest(tiny_run: TinyRun) -> None:
+    state = load_state(tiny_run.root / ".imagefactory" / "state.json")
+    for ref, passed in ((TINY_GOOD, True), (TINY_BROKEN, False)):
+        record = state.images[ref]
+        assert record.digest is not None
+        run = record.test_of(record.digest)
+        assert run is not None and run.passed is passed, (ref, run)
+        assert run.checks == len(checks_of(cli_json(tiny_run.proc), ref))
+
+
+def test_custom_tests_cannot_read_the_registry_credentials(tiny_run: TinyRun) -> None:
+    """Regression (issue 13 leftover): the custom tests ran with DOCKER_CONFIG set to the run's
+    private folder, whose config.json held the registry login."""
+    assert tiny_run.probe, "the custom test did not run"
+    auth = base64.b64encode(f"{REGISTRY_USER}:{tiny_run.password}".encode()).decode()
+    files = tiny_run.probe["files"]
+    # only paths in the messages: the password must never be printed
+    leaked = [p for p, text in files.items() if tiny_run.password in text or auth in text]
+    assert leaked == [], "these files hold the registry login"
+    assert [p for p, text in files.items() if '"auths"' in text] == []
+
+
+def test_a_pass_of_one_digest_survives_the_test_of_the_next(
+    tiny_pushed: TinyBase, registry_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Regression (issue 14, finding 4): testing a new digest replaced the image's one test
+    record, so the pass of the digest running in prod was gone until it was tested again."""
+    root = tmp_path / "catalog"
+    write_tiny_catalog(root, tiny_pushed, stage="a")
+    build_tiny(root, registry_env, TINY_GOOD)
+    state_path = root / ".imagefactory" / "state.json"
+    env = {**registry_env, PROBE_OUT: str(tmp_path / "probe.json")}
+    first = imagefactory(root, "test", TINY_GOOD, env=env, timeout=RUN_TIMEOUT)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    digest_a = load_state(state_path).images[TINY_GOOD].digest
+    assert digest_a is not None
+
+    write_tiny_catalog(root, tiny_pushed, stage="b")  # new content: a new digest
+    build_tiny(root, registry_env, TINY_GOOD)
+    second = imagefactory(root, "test", TINY_GOOD, env=env, timeout=RUN_TIMEOUT)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+
+    record = load_state(state_path).images[TINY_GOOD]
+    assert record.digest is not None and record.digest != digest_a
+    a, b = record.test_of(digest_a), record.test_of(record.digest)
+    assert a is not None and a.passed is True, "the pass of the earlier digest was erased"
+    assert b is not None and b.passed is True and b.digest == record.digest
