@@ -73,13 +73,17 @@ def update(
         bool,
         typer.Option(
             "--approve",
-            help="Approve the pin, for an environment that needs approval (recorded in the "
-            "audit log).",
+            help="Approve the pin into an environment that needs approval, outside CI "
+            "(recorded in the audit log; in GitLab CI only the protected deployment job "
+            "approves).",
         ),
     ] = False,
     approver: Annotated[
         str | None,
-        typer.Option("--approver", help="Who approves, with --approve (default: this account)."),
+        typer.Option(
+            "--approver",
+            help="Who approves, with --approve (default: the git identity, user.name <user.email>).",
+        ),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -118,7 +122,10 @@ def diff(
             "--repo-dir", help="Read this checkout instead of cloning repo_url.", file_okay=False
         ),
     ] = None,
-    check: Annotated[bool, typer.Option("--check", help="Exit 1 when anything differs.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Exit 1 when an image pins another digest than state holds."),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """What the GitOps repository pins in ENV vs what state says ENV holds (drift report). An

@@ -66,36 +66,22 @@ class _Held:
     tag: str
 
 
-def approver_for(env: Environment, approve: bool, approver: str | None) -> str | None:
-    """Who approves a pin into ``env``: with ``--approve``, ``--approver`` or else this account;
-    None without ``--approve`` or when ``env`` needs no approval (the gate refuses a pin into
-    an environment that needs one and has none)."""
-    if approver is not None and not approve:
-        raise UserError(
-            "--approver names who approves, so it goes with --approve",
-            hint=f"add --approve (recorded in the audit log as {approver}'s approval)",
-        )
-    if not approve or not env.approval:
-        return None
-    return approver or audit.actor()
-
-
 def deploy(
     catalog: Catalog, ref: str, env_name: str, digest: str, *, approve: bool, approver: str | None
 ) -> Deployment:
     """Pin ``digest`` of the application ``ref`` in ``env_name``'s overlay, once the release
-    gate let it through (``approve``, ``approver``: ``--approve``, ``--approver``; see
-    ``approver_for``). Raises ``gate.Refused`` or UserError, having written nothing, when it
-    may not go there."""
+    gate let it through (``approve``, ``approver``: ``--approve`` and ``--approver``, read by
+    ``gate.approver`` as for a promotion). Raises ``gate.Refused`` or UserError, having written
+    nothing, when it may not go there."""
     check_digest(digest)
     _, env = environment(catalog, env_name)
-    approver = approver_for(env, approve, approver)
+    approved_by = gate.approver(env, catalog.root, approve=approve, named=approver)
     settings = repo.settings_for_run(catalog)
     settings.environment(env_name)
     image = application(catalog, ref)
     held = _held(catalog, image, env, digest)
     candidate = gate.Candidate(image.ref, held.version, digest, env)
-    gate.require(evidence_for(catalog), candidate, approver=approver)
+    gate.require(evidence_for(catalog), candidate, approver=approved_by)
     intent = audit.new_record(
         action="pin",
         image=image.ref,
@@ -105,7 +91,7 @@ def deploy(
         target=env_name,
         tags=[held.tag],
         git_revision=git.revision(catalog.root),
-        approver=approver,
+        approver=approved_by,
         registries=[held.registry],
     )
     path = audit_log(catalog)
@@ -128,7 +114,7 @@ def deploy(
     except OSError as exc:
         then = f"the pin is made, and the audit log holds its intent {intent.id} without its done record"
         raise unwritable(path, exc, then) from exc
-    return Deployment(pin, held.version, held.tag, approver, intent.id)
+    return Deployment(pin, held.version, held.tag, approved_by, intent.id)
 
 
 def _held(catalog: Catalog, image: CatalogImage, env: Environment, digest: str) -> _Held:

@@ -1,4 +1,4 @@
-"""release.deploy without a registry: who approves a pin, what is refused before the registry
+"""release.deploy without a registry: what is refused before the registry
 is asked (and so writes nothing), and the pin a recorded push or promotion makes in the GitOps
 repository (a real bare git remote on disk). The registry side of ``gitops update`` (the digest
 held under a version tag, the gate's refusals, the audit record) is
@@ -12,8 +12,7 @@ import pytest
 
 from imagefactory.errors import UserError
 from imagefactory.project.paths import audit_log
-from imagefactory.release.deploy import approver_for, deploy, pin_release
-from imagefactory.release.environments import environment
+from imagefactory.release.deploy import deploy, pin_release
 from imagefactory.release.record import Release
 from imagefactory.spec.loader import load_catalog
 
@@ -24,19 +23,6 @@ from .test_gitops_repo import DIGEST, OVERLAY, commits, git, make_remote, show, 
 def setup(catalog_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
     write_settings(catalog_dir, tmp_path / "deployments.git")
     return catalog_dir, make_remote(catalog_dir, tmp_path)
-
-
-def test_who_approves_a_pin(catalog_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GITLAB_USER_LOGIN", raising=False)
-    monkeypatch.setenv("USER", "ann")
-    catalog = load_catalog(catalog_dir)
-    prod, dev = environment(catalog, "prod")[1], environment(catalog, "dev")[1]
-    assert approver_for(prod, True, None) == "ann"
-    assert approver_for(prod, True, "bob") == "bob"
-    assert approver_for(prod, False, None) is None  # the gate refuses it: prod needs approval
-    assert approver_for(dev, True, "bob") is None  # dev needs none: nobody is recorded
-    with pytest.raises(UserError, match="goes with --approve"):
-        approver_for(prod, False, "bob")
 
 
 @pytest.mark.parametrize(
