@@ -2,13 +2,15 @@
 
 Its callers: the GitOps write-back (clone, commit, push, rebase), and the commit a checkout is
 at (:func:`head`), which push and promote write to the audit log and the build writes to the
-OCI revision labels. Commands run through ``imagefactory.tools.run`` with a commit identity
-(the environment's, else imagefactory's) and never wait for a password on a terminal.
+OCI revision labels (``<sha>-dirty`` when the tree differs from it: :func:`dirty`). Commands
+run through ``imagefactory.tools.run`` with a commit identity (the environment's, else
+imagefactory's) and never wait for a password on a terminal.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,3 +74,31 @@ def revision(root: Path) -> str | None:
     """The sha of :func:`head`, or None."""
     commit = head(root)
     return commit.sha if commit else None
+
+
+def dirty(root: Path, *, ignore: Sequence[Path] = ()) -> bool:
+    """Whether the files under ``root`` differ from the commit the checkout is at: a tracked
+    file changed (staged or not), deleted, or a file git does not ignore added. Paths in
+    ``ignore`` (imagefactory's own work folder, say) do not count; nor do changes outside
+    ``root``. Reads without taking git's optional index lock (a read-only checkout is fine)."""
+    top = root.resolve()
+    inside = [path.resolve() for path in ignore]
+    excluded = [
+        f":(exclude,literal){path.relative_to(top).as_posix()}"
+        for path in inside
+        if path.is_relative_to(top) and path != top
+    ]
+    result = run(
+        root,
+        "--no-optional-locks",
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=normal",
+        "--",
+        ".",
+        *excluded,
+        hint=f"git could not read the state of the checkout at {root}",
+        separate_stderr=True,
+    )
+    return bool(result.output.strip("\0\n"))

@@ -1,12 +1,14 @@
 """The one Docker façade: every call imagefactory makes to the Docker engine goes through here.
 
-Queries (inspect, list, tag, push) go through python-on-whales; the build itself and container
-work (run, exec, logs, commit, rm) go through ``tools.run``, because the build needs BuildKit
-options python-on-whales' legacy builder lacks (``--secret``, ``--progress``); registry lookups
-are in ``imagefactory.registry``. Every call uses the same Docker CLI (``tools.docker_cli()``:
-Debian's, which runs BuildKit without buildx) and the same DOCKER_CONFIG (the run's temporary
-credentials, when there are any); programs that run ``docker`` themselves (Ansible's connection
-plugin, Packer's docker builder, testinfra) get both through :meth:`Engine.child_env`.
+Every call (queries such as inspect, list, tag and push; the build, which needs BuildKit options
+such as ``--secret`` and ``--progress``; container work: run, exec, logs, commit, rm) runs the
+Docker CLI through ``tools.run``: an argv, a timeout, secrets redacted from its output, and the
+environment ``tools`` builds for a child (no variable that holds a registry password or a build
+secret). Registry lookups are in ``imagefactory.registry``. Every call uses the same Docker CLI
+(``tools.docker_cli()``: Debian's, which runs BuildKit without buildx) and the same
+DOCKER_CONFIG (the run's temporary credentials, when there are any); programs that run
+``docker`` themselves (Ansible's connection plugin, Packer's docker builder, testinfra) get both
+through :meth:`Engine.child_env`.
 
 Every failure is a :class:`~imagefactory.errors.ToolError` with the command, its exit code, the
 tail of its error output and a hint (a missing CLI is a ``UserError`` saying so).
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from imagefactory import tools
-from imagefactory.errors import ToolError, UserError
+from imagefactory.errors import UserError
 from imagefactory.project.naming import CONTENT_LABEL
 
 LOOPBACK = "127.0.0.1"
@@ -72,11 +74,6 @@ class Engine:
     config_dir: Path | None = None
     cli: str = field(default_factory=tools.docker_cli)
 
-    def __post_init__(self) -> None:
-        from python_on_whales import DockerClient  # imported here: it costs every CLI start 50 ms
-
-        self._docker = DockerClient(client_call=[self.cli], config=self.config_dir)
-
     @property
     def env(self) -> dict[str, str]:
         env = {"DOCKER_BUILDKIT": "1"}
@@ -118,7 +115,9 @@ class Engine:
         exact_output: bool = False,
     ) -> tools.Result:
         """``docker ARGS`` with this engine's CLI and environment, and ``env`` (a failure is a
-        ToolError)."""
+        ToolError; a CLI that is not installed, the UserError saying how to get one)."""
+        if shutil.which(self.cli) is None:
+            raise self._not_installed()
         return tools.run(
             [self.cli, *args],
             env={**self.env, **(env or {})},
@@ -130,22 +129,6 @@ class Engine:
             separate_stderr=separate_stderr,
             exact_output=exact_output,
         )
-
-    @contextlib.contextmanager
-    def _whales(self, hint: str) -> Iterator[None]:
-        """python-on-whales' failures as the project's errors."""
-        from python_on_whales import ClientNotFoundError
-        from python_on_whales.exceptions import DockerException
-
-        try:
-            yield
-        except DockerException as exc:
-            tail = tools.scrub(exc.stderr or exc.stdout or "").splitlines()[-tools.TAIL_LINES :]
-            raise ToolError(
-                [str(a) for a in exc.docker_command], exc.return_code, "\n".join(tail), hint=hint
-            ) from exc
-        except ClientNotFoundError as exc:
-            raise self._not_installed() from exc
 
     def _not_installed(self) -> UserError:
         return UserError(f"'{self.cli}' is not installed", hint=INSTALL_HINT)
@@ -167,13 +150,19 @@ class Engine:
 
     def local_image(self, content_hash: str) -> BuiltImage | None:
         """The local image carrying this content hash label, if any."""
-        with self._whales("the engine could not list its images"):
-            label = f"{CONTENT_LABEL}={content_hash}"
-            images = self._docker.image.list(filters=[("label", label)])
-        if not images:
-            return None
-        image = images[0]
-        return BuiltImage(image.id, int(image.size or 0))
+        listed = self._run(
+            [
+                "image",
+                "ls",
+                "--quiet",
+                "--no-trunc",
+                "--filter",
+                f"label={CONTENT_LABEL}={content_hash}",
+            ],
+            hint="the engine could not list its images",
+        )
+        found = listed.output.split()
+        return self.image(found[0]) if found else None
 
     def build(
         self,
@@ -228,9 +217,14 @@ class Engine:
         )
 
     def image(self, reference: str) -> BuiltImage:
-        with self._whales(f"the engine has no image {reference}"):
-            inspected = self._docker.image.inspect(reference)
-        return BuiltImage(inspected.id, int(inspected.size or 0))
+        inspected = self._inspect(reference, "{{.Id}}\t{{.Size}}")
+        image_id, _, size = inspected.partition("\t")
+        return BuiltImage(image_id, int(size or 0))
+
+    def _inspect(self, reference: str, template: str) -> str:
+        """``docker image inspect --format TEMPLATE REFERENCE`` (a reference, never a flag)."""
+        argv = ["image", "inspect", "--format", template, "--", reference]
+        return self._run(argv, hint=f"the engine has no image {reference}").output.strip()
 
     def image_config(self, reference: str, *, hint: str) -> tuple[dict[str, Any], int]:
         """The config (``.Config`` of ``docker image inspect``) and size of ``reference``, pulled
@@ -244,16 +238,16 @@ class Engine:
         return json.loads(config_json) or {}, int(size)
 
     def tag(self, source: str, tag: str) -> None:
-        with self._whales(f"the engine could not tag {source} as {tag}"):
-            self._docker.image.tag(source, tag)
+        self._run(["tag", "--", source, tag], hint=f"the engine could not tag {source} as {tag}")
 
     def push(self, tag: str) -> str:
         """Push ``tag``; return the manifest digest the registry now holds for it."""
         repository = tag.rsplit(":", 1)[0]
-        with self._whales("check the registry credentials"):
-            self._docker.push(tag, quiet=True)
-            digests = self._docker.image.inspect(tag).repo_digests or []
-        for entry in digests:
+        self._run(
+            ["push", "--quiet", "--", tag], timeout=3600, hint="check the registry credentials"
+        )
+        digests = json.loads(self._inspect(tag, "{{json .RepoDigests}}") or "null") or []
+        for entry in map(str, digests):
             name, _, digest = entry.partition("@")
             if name == repository:
                 return digest

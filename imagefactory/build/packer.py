@@ -13,12 +13,12 @@ labels (Packer's commit sets only the labels of the spec).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from imagefactory import tools
 from imagefactory.build.provision import ansible_programs, check_playbooks
+from imagefactory.build.publish import Published
 from imagefactory.build.run import BuildRun
 from imagefactory.project.hashing import ContentInputs
 from imagefactory.project.paths import slug, work_dir
@@ -34,12 +34,15 @@ def packer_cli() -> str:
 
 
 class PackerRun(BuildRun):
-    def _build(self, image: CatalogImage, inputs: ContentInputs, tag: str, started: float) -> str:
+    def _build(
+        self, image: CatalogImage, inputs: ContentInputs, tag: str, started: float
+    ) -> Published:
         if not uses_packer(image):
             return super()._build(image, inputs, tag, started)
-        folder = work_dir(self.catalog) / "packer" / slug(image.ref)
-        text = render_packer(self.catalog, image, self.pins, folder)
-        template = write_packer_folder(self.catalog, image, text, folder)
+        catalog, image = self.as_built(image)
+        folder = work_dir(catalog) / "packer" / slug(image.ref)
+        text = render_packer(catalog, image, self.pins, folder)
+        template = write_packer_folder(catalog, image, text, folder)
         with self.engine.child_env() as env:  # its docker builder runs `docker` from PATH
             tools.run(
                 [packer_cli(), "build", "-color=false", "-var", "pull=true", template.name],
@@ -49,18 +52,7 @@ class PackerRun(BuildRun):
                 on_line=lambda line: self.reporter.log(image.ref, line),
                 hint=f"packer build of {template} failed",
             )
-        digest = self.engine.push(tag)
-        built = self.engine.image(tag)
-        self._record(
-            image,
-            inputs,
-            tag,
-            digest,
-            built.image_id,
-            built.size_bytes,
-            time.monotonic() - started,
-        )
-        return digest
+        return self._finish(image, inputs, tag, started)
 
 
 def packer_env(folder: Path) -> dict[str, str]:

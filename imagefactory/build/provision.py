@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from imagefactory import tools
 from imagefactory.build.docker import Engine
 from imagefactory.errors import ToolError, UserError
@@ -42,6 +40,7 @@ from imagefactory.render.dockerfile import ParentPin
 from imagefactory.render.packer import config_changes
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.issues import near_miss
+from imagefactory.spec.yamldoc import read_yaml
 
 PROJECT_ROLES = Path("ansible") / "roles"
 TASK_KEYS = ("tasks", "pre_tasks", "post_tasks", "handlers", "block", "rescue", "always")
@@ -76,10 +75,14 @@ def role_paths(catalog: Catalog, playbook: Path) -> list[Path]:
 
 def playbook_roles(path: Path) -> list[str]:
     """Every role a playbook names: ``roles:`` of each play and include/import_role tasks."""
-    try:
-        plays = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"playbook {path} cannot be read: {exc}") from exc
+    document = read_yaml(path)  # bounded: size, aliases, plain data only (an Ansible !vault too)
+    problem = next((p for p in document.problems if p.fatal), None)
+    if problem is not None:
+        line = f" (line {problem.line})" if problem.line else ""
+        raise UserError(
+            f"playbook {path} cannot be read{line}: {problem.message}", hint=problem.hint
+        )
+    plays = document.data
     if not isinstance(plays, list):
         raise UserError(f"playbook {path} is not a list of plays")
     roles: list[str] = []

@@ -7,14 +7,23 @@ parallel up to ``jobs``):
    first environment); if that tag exists there, or an image with the hash label exists
    locally, the image is reused, not rebuilt (``--no-cache`` forces a build);
 2. otherwise its Dockerfile is rendered FROM the exact digest its parent got in this run and
-   built with BuildKit (secrets mounted, proxy as build args only), then pushed to that tag;
-3. the state file records it at once (atomically), so an interrupted build keeps what finished.
+   built with BuildKit (secrets mounted, proxy as build args only), then published under that
+   tag, which is write-once (:mod:`imagefactory.build.publish`): when the tag holds another
+   digest already, that one stays, and the build is reported as not reproducible;
+3. the state file records the digest the tag holds at once (atomically), so an interrupted
+   build keeps what finished.
+
+An image whose chain starts at an external image and writes no ``user`` runs as the user that
+image's config names, read when it is built; when that is root, its build is refused
+(:mod:`imagefactory.build.users`). The OCI revision label names the commit, ``<sha>-dirty``
+when the catalog's files differ from it.
 
 A failed image stops its descendants; independent images still build. The run then fails.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import threading
@@ -30,7 +39,9 @@ from imagefactory import git, scratch, tools
 from imagefactory.build.bootstrap import rootfs_tar
 from imagefactory.build.docker import Engine
 from imagefactory.build.provision import provision
+from imagefactory.build.publish import Published, publish
 from imagefactory.build.schedule import BuildReporter, Outcome, run_in_dag_order
+from imagefactory.build.users import parent_user, unwritten_user_parent
 from imagefactory.errors import (
     EXIT_INTERNAL,
     EXIT_USER_ERROR,
@@ -106,9 +117,10 @@ class BuildRun:
         self.state = load_state(self.state_path)
         self.digests: dict[str, str] = {}
         self.lock = threading.Lock()
+        self.users: dict[str, str] = {}  # ref → the user its external parent names (_read_user)
         self.pins = Pins(catalog.project, self.inputs, self.digests)
         self.registry = self.pins.registry  # resolved once per run
-        self.revision_labels = _revision_labels(catalog.root)
+        self.revision_labels = _revision_labels(catalog.root, work_dir(catalog))
         self.known_remote: dict[str, str | None] = {}
 
     @cached_property
@@ -141,10 +153,15 @@ class BuildRun:
                     return Outcome(
                         image.ref, "reused", time.monotonic() - started, reused[0], reused[1]
                     )
+            self._read_user(image)
             self.reporter.started(image.ref, self._why(image.ref, inputs))
-            digest = self._build(image, inputs, tag, started)
+            published = self._build(image, inputs, tag, started)
             return Outcome(
-                image.ref, "built", time.monotonic() - started, digest, "built and pushed"
+                image.ref,
+                "built" if published.reproducible else "unreproducible",
+                time.monotonic() - started,
+                published.digest,
+                published.detail,
             )
         except ImageFactoryError as exc:
             return Outcome(
@@ -173,14 +190,75 @@ class BuildRun:
             if local is None:
                 return None
             self.engine.tag(local.image_id, tag)
-            digest = self.engine.push(tag)
-            where = "reused the local image, pushed"
+            published = self._publish(tag)
+            digest = published.digest
+            where = "reused the local image, pushed" if published.reproducible else published.detail
         self._record(image, inputs, tag, digest, None)
         return digest, where
 
-    def _build(self, image: CatalogImage, inputs: ContentInputs, tag: str, started: float) -> str:
+    def _read_user(self, image: CatalogImage) -> None:
+        """For an image whose chain starts at an external image and writes no ``user``: the
+        user that image's config names, which the image then ends with (root: refused)."""
+        parent = unwritten_user_parent(self.catalog, image)
+        if parent is None:
+            return
+        try:
+            config, _ = self.engine.image_config(
+                f"{parent.reference}@{parent.digest}", hint="it is the image's external parent"
+            )
+        except ToolError:
+            configured = None  # not pullable: the build would fail on it too; this says more
+        else:
+            configured = str(config.get("User") or "")
+        user = parent_user(self.catalog, image, parent, configured)
+        with self.lock:
+            self.users[image.ref] = user
+
+    def as_built(self, image: CatalogImage) -> tuple[Catalog, CatalogImage]:
+        """The catalog and ``image`` as this run renders it: the user its external parent names
+        written in when its chain writes none (:meth:`_read_user`), else as loaded."""
+        user = self.users.get(image.ref)
+        if user is None:
+            return self.catalog, image
+        written = dataclasses.replace(image, spec=image.spec.model_copy(update={"user": user}))
+        images = {**self.catalog.images, image.ref: written}
+        return dataclasses.replace(self.catalog, images=images), written
+
+    def _publish(self, tag: str) -> Published:
+        """Push the local ``tag`` to the build registry under its write-once content tag."""
+        return publish(self.engine, self.client, self.registry, tag, tag)
+
+    def _finish(
+        self,
+        image: CatalogImage,
+        inputs: ContentInputs,
+        tag: str,
+        started: float,
+    ) -> Published:
+        """Publish the built local ``tag`` and record what the content tag holds: this build
+        (its image id, size and time) or, not reproducible, the registry's image."""
+        published = self._publish(tag)
+        if not published.reproducible:
+            self._record(image, inputs, tag, published.digest, None)
+            return published
+        built = self.engine.image(tag)
+        self._record(
+            image,
+            inputs,
+            tag,
+            published.digest,
+            built.image_id,
+            built.size_bytes,
+            time.monotonic() - started,
+        )
+        return published
+
+    def _build(
+        self, image: CatalogImage, inputs: ContentInputs, tag: str, started: float
+    ) -> Published:
+        catalog, image = self.as_built(image)
         pin = self.pins.parent(image)
-        dockerfile = render_dockerfile(self.catalog, image, inputs.content_hash, pin)
+        dockerfile = render_dockerfile(catalog, image, inputs.content_hash, pin)
         rootfs = None
         if isinstance(image.parent, BootstrapParent):
             rootfs = rootfs_tar(
@@ -190,14 +268,14 @@ class BuildRun:
                 on_line=lambda line: self.reporter.log(image.ref, line),
             )
         context = write_build_context(
-            self.catalog,
+            catalog,
             image,
             dockerfile,
             work_dir(self.catalog) / "build" / slug(image.ref),
             rootfs=rootfs,
         )
         with _secret_files(self.catalog.root, image.spec.secrets) as secrets:
-            built = self.engine.build(
+            self.engine.build(
                 context,
                 tag,
                 labels=self.revision_labels,
@@ -208,7 +286,7 @@ class BuildRun:
             )
         if image.spec.playbooks:  # applied to the built image, committed with its metadata
             provision(
-                self.catalog,
+                catalog,
                 image,
                 tag,
                 tag,
@@ -217,12 +295,7 @@ class BuildRun:
                 engine=self.engine,
                 on_line=lambda line: self.reporter.log(image.ref, line),
             )
-            built = self.engine.image(tag)
-        digest = self.engine.push(tag)
-        self._record(
-            image, inputs, tag, digest, built.image_id, built.size_bytes, time.monotonic() - started
-        )
-        return digest
+        return self._finish(image, inputs, tag, started)
 
     def _proxy_args(self) -> dict[str, str]:
         """Docker's predefined proxy args: used by RUN steps, never stored in the image, and
@@ -332,12 +405,15 @@ def _secret_files(root: Path, secrets: list[BuildSecret]) -> Iterator[dict[str, 
         yield files
 
 
-def _revision_labels(root: Path) -> dict[str, str]:
-    """OCI revision and created labels from git (the commit, and its time: reproducible)."""
+def _revision_labels(root: Path, work: Path) -> dict[str, str]:
+    """OCI revision and created labels from git (the commit, and its time: reproducible). A
+    catalog whose files differ from the commit (imagefactory's ``work`` folder aside) is not
+    that commit: its revision is ``<sha>-dirty``."""
     commit = git.head(root)
     if commit is None:
         return {}
+    dirty = git.dirty(root, ignore=[work])
     return {
-        "org.opencontainers.image.revision": commit.sha,
+        "org.opencontainers.image.revision": f"{commit.sha}-dirty" if dirty else commit.sha,
         "org.opencontainers.image.created": commit.committed,
     }

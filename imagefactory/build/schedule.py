@@ -15,7 +15,9 @@ from typing import Literal, Protocol
 from imagefactory.errors import ImageFactoryError
 from imagefactory.spec.catalog import Catalog, CatalogImage
 
-Status = Literal["built", "reused", "failed", "skipped"]
+#: ``unreproducible``: built, but its content tag held another digest already, which is kept
+#: (the outcome's digest) and recorded; its detail names both.
+Status = Literal["built", "reused", "unreproducible", "failed", "skipped"]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from imagefactory import tools
 from imagefactory.atomic import read_regular
-from imagefactory.errors import ToolError
+from imagefactory.errors import ToolError, UserError
 from imagefactory.project.naming import build_registry
 from imagefactory.project.paths import ca_bundle_path
 from imagefactory.registry.credentials import docker_config
@@ -162,6 +162,27 @@ class RegistryClient:
             self._api(registry).retag(repository.removeprefix(f"{registry.url}/"), digest, tag)
         except NoCredentials:
             self.copy(registry, f"{repository}@{digest}", registry, f"{repository}:{tag}")
+
+    def tag_once(self, registry: Registry, repository: str, digest: str, tag: str) -> str:
+        """Give ``repository@digest`` (already in that repository) the tag ``tag`` unless the
+        tag exists: a write-once tag is never moved. The digest ``tag`` holds afterwards, read
+        back from the registry: ``digest``, or the one another writer put there first."""
+        reference = f"{repository}:{tag}"
+        try:
+            held = self._api(registry).tag_once(
+                repository.removeprefix(f"{registry.url}/"), digest, tag
+            )
+        except NoCredentials:
+            held = self._inspect_digest(registry, reference)
+            if held is None:
+                self.copy(registry, f"{repository}@{digest}", registry, reference)
+                held = self._inspect_digest(registry, reference)
+        if held is None:
+            raise UserError(
+                f"{registry.url} does not hold {reference} right after it was written",
+                hint="the registry lost a tag it accepted: check its storage",
+            )
+        return held
 
     def _api(self, registry: Registry) -> RegistryHTTP:
         api = self._apis.get(registry.url)

@@ -160,7 +160,25 @@ class RegistryHTTP:
         """Put the manifest ``repository@digest`` under ``tag``; the registry's answer must
         name the same digest."""
         scope = f"repository:{repository}:pull,push"
-        body, content_type = self._manifest_bytes(repository, digest, scope)
+        self._put(repository, digest, tag, scope, self._manifest_bytes(repository, digest, scope))
+
+    def tag_once(self, repository: str, digest: str, tag: str) -> str | None:
+        """Put ``repository@digest`` under ``tag`` unless ``tag`` exists (a write-once tag);
+        the digest ``tag`` holds afterwards, read back: ``digest``, or what another writer put
+        there first. The manifest is read before the check, so one request lies between the
+        check and the write (the registry API has no conditional write)."""
+        scope = f"repository:{repository}:pull,push"
+        manifest = self._manifest_bytes(repository, digest, scope)
+        held = self.digest(repository, tag)
+        if held is None:
+            self._put(repository, digest, tag, scope, manifest)
+            held = self.digest(repository, tag)
+        return held
+
+    def _put(
+        self, repository: str, digest: str, tag: str, scope: str, manifest: tuple[bytes, str]
+    ) -> None:
+        body, content_type = manifest
         put = self._call(
             "PUT", f"/v2/{repository}/manifests/{tag}", scope, body=body, content_type=content_type
         )

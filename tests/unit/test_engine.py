@@ -113,8 +113,8 @@ def test_a_docker_host_without_a_host_is_refused() -> None:
 def test_every_docker_failure_is_a_tool_error(
     tmp_path: Path, call: Callable[[Engine], object]
 ) -> None:
-    """python-on-whales' DockerException and a failed ``docker`` command alike: the command,
-    its exit code, the tail of its error output and a hint — not an internal error."""
+    """Every call, queries (list, inspect, tag, push) as much as builds and containers: the
+    command, its exit code, the tail of its error output and a hint — not an internal error."""
     failing = fake_docker(tmp_path, FAILING)
     with pytest.raises(ToolError) as caught:
         call(Engine(tmp_path / "config", cli=str(failing.cli)))
@@ -234,7 +234,7 @@ BUILDING = """\
    printf '%s\\n' "$@"; echo --; }} >> {log}
 case "$1" in
   build) while [ $# -gt 0 ]; do [ "$1" = --iidfile ] && echo sha256:{image} > "$2"; shift; done ;;
-  image) echo '[{{"Id": "sha256:{image}", "Size": 5}}]' ;;
+  image) printf 'sha256:{image}\t5\n' ;;
 esac
 """
 
@@ -266,3 +266,48 @@ def test_build_args_reach_the_build_without_being_on_its_argv(
     assert "--build-arg=HTTP_PROXY" in argv
     assert "--build-arg=no_proxy" in argv
     assert not [arg for arg in argv if "proxy.example" in arg or "localhost" in arg]
+
+
+# --------------------------------------------------------------------------- environment
+
+
+#: Records whether it saw the two secret variables, then answers the queries: ``image ls`` one
+#: image id, ``image inspect`` its id and size, or the repository digests.
+QUERYING = """\
+#!/bin/sh
+printf '%s|%s|%s\\n' "${{IF_TEST_TOKEN-absent}}" "${{IF_TEST_LOGIN-absent}}" "$*" >> {log}
+case "$1 $2 $4" in
+  "image ls "*) echo sha256:{image} ;;
+  "image inspect "*RepoDigests*) echo '["example/app@sha256:{digest}"]' ;;
+  "image inspect "*) printf 'sha256:{image}\\t5\\n' ;;
+esac
+"""
+
+
+def test_queries_give_the_cli_no_secret_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A variable named as secret (a registry password's, a build secret's) and one whose value
+    is a redacted secret reach no docker process: not the build, not a list, tag or push."""
+    log = tmp_path / "calls.log"
+    cli = tmp_path / "fake-docker"
+    cli.write_text(QUERYING.format(log=log, image="a" * 64, digest="d" * 64))
+    cli.chmod(0o755)
+    monkeypatch.setenv("IF_TEST_TOKEN", "token-value-never-shown")
+    monkeypatch.setenv("IF_TEST_LOGIN", "login-value-never-shown")
+    tools.secret_names("IF_TEST_TOKEN")
+    tools.redact("login-value-never-shown")
+    engine = Engine(tmp_path / "config", cli=str(cli))
+
+    local = engine.local_image("sha256:" + "c" * 64)
+    engine.tag("sha256:" + "a" * 64, "example/app:1")
+    digest = engine.push("example/app:1")
+
+    assert local is not None and local.image_id == "sha256:" + "a" * 64
+    assert digest == "sha256:" + "d" * 64
+    calls = [line.split("|") for line in log.read_text().splitlines()]
+    assert [args.split(" ", 2)[:2] for _, _, args in calls] == [
+        ["image", "ls"], ["image", "inspect"], ["tag", "--"], ["push", "--quiet"],
+        ["image", "inspect"],
+    ]  # fmt: skip
+    assert {(token, login) for token, login, _ in calls} == {("absent", "absent")}

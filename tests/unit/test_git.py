@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,51 @@ def test_a_failure_is_a_tool_error_unless_it_is_asked_for(tmp_path: Path) -> Non
     assert caught.value.hint == "name a branch"
     result = git.run(repo, "rev-parse", "--verify", "no-such-branch", check=False)
     assert result.returncode != 0
+
+
+# --------------------------------------------------------------------------- a dirty tree
+
+
+def test_a_clean_checkout_is_not_dirty(tmp_path: Path) -> None:
+    repo = new_repository(tmp_path / "repo")
+    commit(repo)
+    (repo / ".git" / "info" / "exclude").write_text("ignored.txt\n")
+    (repo / "ignored.txt").write_text("git ignores it")
+    assert git.dirty(repo) is False
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda repo: (repo / "a.txt").write_text("changed"),
+        lambda repo: (repo / "a.txt").unlink(),
+        lambda repo: (repo / "new.txt").write_text("not added yet"),
+        lambda repo: (repo / "new.txt").write_text("added") or git.run(repo, "add", "new.txt"),
+    ],
+    ids=["changed", "deleted", "untracked", "staged"],
+)
+def test_a_change_under_the_root_makes_it_dirty(
+    tmp_path: Path, change: Callable[[Path], object]
+) -> None:
+    repo = new_repository(tmp_path / "repo")
+    commit(repo)
+    change(repo)
+    assert git.dirty(repo) is True
+
+
+def test_only_the_root_counts_and_ignored_folders_do_not(tmp_path: Path) -> None:
+    """A catalog in a folder of a larger repository: a change elsewhere is not its change, nor
+    is what imagefactory writes into its own work folder (a name with glob characters too)."""
+    repo = new_repository(tmp_path / "repo")
+    catalog = repo / "catalog"
+    catalog.mkdir()
+    commit(repo, "catalog/image.yaml")
+    (repo / "elsewhere.txt").write_text("another team's file")
+    work = catalog / ".imagefactory [*]"
+    work.mkdir()
+    (work / "state.json").write_text("{}")
+    assert git.dirty(catalog, ignore=[work]) is False
+    assert git.dirty(catalog) is True
+    assert git.dirty(repo, ignore=[work]) is True
+    (catalog / "image.yaml").write_text("edited")
+    assert git.dirty(catalog, ignore=[work]) is True

@@ -1,0 +1,67 @@
+"""Content tags are write-once: a build never moves ``content-<hash>`` to another digest.
+
+A build pushes its image under the content's staging tag (``staging-<hash>``, in the same
+repository: the layers and the manifest land, the digest is known), then gives that digest the
+content tag only if the tag does not exist yet, and reads the tag back
+(:meth:`RegistryClient.tag_once`). What the content tag holds afterwards is authoritative: the
+build's own digest, or one an earlier build of the same content (``--no-cache``, another clone,
+another runner) put there. A build that made another digest is not reproducible; it is reported
+with both digests, and the registry's image is the one recorded and built on.
+
+The registry API has no conditional write: two runners that both find the tag absent in the
+same moment can both write it. Pushing to the staging tag first leaves one request between the
+check and the write, and the read-back means each runner records what the registry holds then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from imagefactory.build.docker import Engine
+from imagefactory.project.naming import CONTENT_TAG_PREFIX
+from imagefactory.registry.client import RegistryClient
+from imagefactory.spec.models import Registry
+
+STAGING_TAG_PREFIX = "staging-"
+
+
+@dataclass(frozen=True)
+class Published:
+    """``digest``: what the content tag holds (recorded, built on); ``built``: what this build
+    pushed."""
+
+    digest: str
+    built: str
+
+    @property
+    def reproducible(self) -> bool:
+        return self.digest == self.built
+
+    @property
+    def detail(self) -> str:
+        if self.reproducible:
+            return "built and pushed"
+        return (
+            f"not reproducible: registry has {self.digest}, this build made {self.built}; "
+            "kept the registry's"
+        )
+
+
+def staging_tag(content_tag: str) -> str:
+    """``content-<hash>`` → ``staging-<hash>``: where a build of that content is pushed first."""
+    return STAGING_TAG_PREFIX + content_tag.removeprefix(CONTENT_TAG_PREFIX)
+
+
+def publish(
+    engine: Engine, client: RegistryClient, registry: Registry, source: str, tag: str
+) -> Published:
+    """Push the local image ``source`` and give it the content ``tag`` (``HOST/REPO:content-…``)
+    unless that tag holds an image already (see the module)."""
+    repository, _, name = tag.rpartition(":")
+    staging = f"{repository}:{staging_tag(name)}"
+    engine.tag(source, staging)
+    try:
+        built = engine.push(staging)
+    finally:
+        engine.remove_image(staging)  # the local name only: the image keeps its other tags
+    return Published(client.tag_once(registry, repository, built, name), built)
