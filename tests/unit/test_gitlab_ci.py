@@ -112,8 +112,12 @@ def variants(root: Path) -> Path:
         root,
         {
             "base/os": BOOTSTRAP,
-            "rt/python": runtime,
-            "apps/svc": "from: rt/python:py312-cuda\n",
+            "rt/python": runtime
+            + "secrets: [{id: pip-index, env: PIP_INDEX_TOKEN, as_env: PIP_INDEX_URL}]\n",
+            "apps/svc": "from: rt/python:py312-cuda\n"
+            "secrets:\n"
+            "  - {id: pip-index, env: PIP_INDEX_TOKEN, required: false}\n"
+            "  - {id: netrc, file: /etc/ci/netrc, required: false}\n",
         },
     )
 
@@ -367,6 +371,57 @@ def test_release_jobs_of_the_example(tmp_path: Path) -> None:
             "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH",
         ]
         assert job["interruptible"] is False
+
+
+def header(text: str) -> list[str]:
+    return [line[2:] for line in text.splitlines() if line.startswith("# ")]
+
+
+def test_the_header_names_every_variable_the_jobs_read_build_secrets_included(
+    tmp_path: Path,
+) -> None:
+    """Without its build secret's variable a build job fails (build/run.py reads the value from
+    the job's environment; as_env hands it to pip): the header must say to set it."""
+    root = example(tmp_path / "c")
+    runtime = root / "images/runtime/llm/image.yaml"
+    runtime.write_text(
+        runtime.read_text()
+        + "secrets:\n"
+        + "  - {id: pip-index, env: PIP_INDEX_SECRET, as_env: PIP_INDEX_URL}\n"
+        + "  - {id: netrc, file: /etc/ci/netrc, required: false}\n"
+    )
+    lines = header(render_pipeline(load_catalog(root), options()))
+    assert lines[3:8] == [
+        "CI/CD variables the jobs read (Settings → CI/CD → Variables):",
+        "  IMAGEFACTORY_CI_IMAGE: the job image (imagefactory, the Docker CLI, skopeo, mmdebstrap)",
+        "  IMAGEFACTORY_REGISTRY_PASSWORD, IMAGEFACTORY_REGISTRY_USER (masked): registry logins",
+        "  PIP_INDEX_SECRET (masked): build secret pip-index (runtime/llm:cpu, runtime/llm:cuda)",
+        "Files the build jobs read (build secrets by file; relative to the catalog):",
+    ]
+    assert (
+        lines[8]
+        == "  /etc/ci/netrc: build secret netrc (runtime/llm:cpu, runtime/llm:cuda), optional"
+    )
+    host = header(render_pipeline(load_catalog(root), options("host")))
+    assert (
+        "  PIP_INDEX_SECRET (masked): build secret pip-index (runtime/llm:cpu, runtime/llm:cuda)"
+        in host
+    )
+    assert not any("IMAGEFACTORY_CI_IMAGE" in line for line in host)  # no job image on a host
+
+
+def test_the_header_names_the_gitops_token_when_promotions_open_merge_requests(
+    tmp_path: Path,
+) -> None:
+    root = example(tmp_path / "c")
+    shutil.copy(REPO / "gitops.yaml", root / "gitops.yaml")
+    text = (root / "gitops.yaml").read_text()
+    assert "mode: merge_request" in text and "token_env: GITLAB_TOKEN" in text
+    lines = header(render_pipeline(load_catalog(root), options()))
+    assert "  GITLAB_TOKEN (masked): GitOps merge requests (promote jobs)" in lines
+    (root / "gitops.yaml").write_text(text.replace("mode: merge_request", "mode: push"))
+    lines = header(render_pipeline(load_catalog(root), options()))
+    assert not any("GITLAB_TOKEN" in line for line in lines)  # pushes need no GitLab token
 
 
 def test_auto_promotes_an_environment_on_the_default_branch(tmp_path: Path) -> None:
