@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
+from pydantic import BaseModel
 
 from imagefactory.errors import SpecError, SpecIssue, UserError
 from imagefactory.spec.loader import find_project_root, load_catalog
+from imagefactory.spec.models import ImageDocument, ProjectSpec
 from imagefactory.spec.parents import BootstrapParent, CatalogParent
 
-from .conftest import Edit
+from .conftest import REPO, Edit
 
 RUNTIME = "images/runtime/llm/image.yaml"
 APP = "images/app/rag-api/image.yaml"
@@ -298,3 +301,29 @@ def test_port_range_and_duplicate_secret_ids(catalog_dir: Path, edit: Edit) -> N
 def test_image_names_never_read_as_registry_hosts(catalog_dir: Path, edit: Edit) -> None:
     edit(APP, "name: app/rag-api", "name: app.v2/rag-api")
     assert only(issues_of(catalog_dir), "name").hint is not None
+
+
+def _keys(model: type[BaseModel], seen: set[type[BaseModel]]) -> set[str]:
+    """Every key a file of ``model`` may hold, nested models included (by their YAML names)."""
+    if model in seen:
+        return set()
+    seen.add(model)
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        keys.add(field.alias or name)
+        pending = [field.annotation]
+        while pending:
+            annotation = pending.pop()
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                keys |= _keys(annotation, seen)
+            pending += list(get_args(annotation))
+    return keys
+
+
+@pytest.mark.parametrize("model", [ProjectSpec, ImageDocument])
+def test_docs_catalog_lists_every_key(model: type[BaseModel]) -> None:
+    """docs/catalog.md has a table row for every key imagefactory.yaml and image.yaml take
+    (secrets[].as_env, release.require_tests and environments[].four_eyes were missing)."""
+    text = (REPO / "docs" / "catalog.md").read_text()
+    missing = sorted(key for key in _keys(model, set()) if f"| `{key}` |" not in text)
+    assert not missing, f"docs/catalog.md has no row for: {', '.join(missing)}"
