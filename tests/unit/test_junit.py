@@ -4,6 +4,7 @@ schema library)."""
 
 from __future__ import annotations
 
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -359,10 +360,10 @@ def test_write_junit_replaces_whole_or_not_at_all(
     write_junit([BASE], path)
     before = path.read_text()
 
-    def broken_replace(self: Path, target: Path) -> Path:
+    def broken_replace(*args: object, **kwargs: object) -> None:
         raise OSError("disk gone")
 
-    monkeypatch.setattr(Path, "replace", broken_replace)
+    monkeypatch.setattr(os, "replace", broken_replace)  # the rename that puts the file in place
     with pytest.raises(OSError, match="disk gone"):
         write_junit([API, BASE], path)
     assert path.read_text() == before
