@@ -36,7 +36,7 @@ from imagefactory.project.state import (
     with_record,
 )
 from imagefactory.registry.client import RegistryClient, registry_session
-from imagefactory.release import aliases, audit
+from imagefactory.release import aliases, audit, gate
 from imagefactory.release.audit import AuditRecord
 from imagefactory.release.environments import registries_of
 from imagefactory.release.record import NOTHING_WRITTEN, failure_recorded, one_at_a_time
@@ -213,6 +213,7 @@ def _intent(
         tags=[],
         git_revision=git.revision(catalog.root),
         approver=None,
+        identity=gate.identity(catalog.root),
     )
     return YankIntent(**asdict(stamped), reason=reason)
 
@@ -326,7 +327,7 @@ def _finish(catalog: Catalog, intent: YankIntent, record: ImageRecord, left: lis
                     "version": intent.version,
                     "digest": intent.digest,
                     "reason": intent.reason or "",
-                    "by": intent.who,
+                    "by": intent.identity or intent.who,
                     "at": intent.at,
                     "audit_id": intent.id,
                 }

@@ -1,0 +1,229 @@
+"""``imagefactory yank`` and ``unyank`` for real (issue 14, finding 3), against the registry of
+``scripts/services.sh``.
+
+A tiny catalog of its own (dev and preprod in that registry): one image, ``app/tiny``, FROM the 2 MB busybox base of
+``import_tiny_base`` pushed to the registry and named as an external parent pinned by digest
+(seconds to build, nothing pulled from outside). Versions 1.0.0 and 1.0.1 (another content) are
+built and pushed to dev through the CLI (``--force``: untested, recorded in the audit log), so
+``1``, ``1.0`` and ``latest`` follow 1.0.1 there; 1.0.0 was tested and promoted to preprod.
+Yanking 1.0.1 gives dev's aliases back to 1.0.0's digest (preprod's already name it), leaves
+the 1.0.1 tag, is in the audit log and state, shows in ``status``, and refuses the promotion of
+1.0.1; unyanking moves dev's aliases forward again.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .helpers.example import SESSION_LABEL, cli_json, edit_text, imagefactory, remove_session_images
+from .helpers.registry import Registry, registry_cleanup
+from .helpers.services import SKOPEO, docker, run, unique
+
+pytestmark = pytest.mark.integration
+
+IMAGE = "app/tiny"
+ALIASES = ("1", "1.0", "latest")
+REASON = "CVE-2026-0001 in busybox, INC-4711"
+CLI_TIMEOUT = 300  # a tiny build and a push: seconds; this bounds a hang
+
+
+@dataclass(frozen=True)
+class TinyRelease:
+    root: Path
+    env: dict[str, str]
+    authfile: Path
+    dev: str  # the dev repository of app/tiny
+    preprod: str
+    first: str  # the digest of 1.0.0
+    second: str  # the digest of 1.0.1
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return imagefactory(self.root, *args, env=self.env, timeout=CLI_TIMEOUT)
+
+    def digest(self, reference: str) -> str | None:
+        return digest_of(self.authfile, reference)
+
+    def aliases(self, repository: str) -> dict[str, str | None]:
+        return {alias: self.digest(f"{repository}:{alias}") for alias in ALIASES}
+
+
+def digest_of(authfile: Path, reference: str) -> str | None:
+    """What the registry says ``reference`` names (skopeo: the tests' own view)."""
+    proc = run(
+        [SKOPEO, "inspect", "--no-tags", "--format={{.Digest}}", "--tls-verify=false",
+         "--authfile", str(authfile), f"docker://{reference}"],
+        timeout=60, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        assert "manifest unknown" in proc.stderr.lower(), proc.stderr
+        return None
+    return proc.stdout.strip()
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    document = cli_json(proc)
+    assert proc.returncode == 0 and document["ok"] is True, proc.stderr[-3000:]
+    return document
+
+
+def audit_lines(root: Path) -> list[dict[str, Any]]:
+    text = (root / ".imagefactory" / "audit.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def write_catalog(root: Path, registry: Registry, session: str, parent: str) -> None:
+    namespace = f"it-{session}/yank"
+    stages = ("dev", "preprod")
+    project = {
+        "project": "it-yank",
+        "registries": {
+            stage: {
+                "url": registry.host,
+                "namespace": f"{namespace}/{stage}",
+                "username_env": "IMAGEFACTORY_REGISTRY_USER",
+                "password_env": "IMAGEFACTORY_REGISTRY_PASSWORD",
+                "tls_verify": False,
+            }
+            for stage in stages
+        },
+        "environments": [{"name": stage, "registries": [stage]} for stage in stages],
+        "defaults": {"labels": {SESSION_LABEL: session}},
+    }
+    image = {
+        "name": IMAGE,
+        "version": "1.0.0",
+        "from": parent,  # external: pinned by digest
+        "user": "root",
+        "env": {"TINY_RELEASE": "first"},
+    }
+    folder = root / "images" / IMAGE
+    folder.mkdir(parents=True)
+    (root / "imagefactory.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+    (folder / "image.yaml").write_text(yaml.safe_dump(image, sort_keys=False))
+
+
+def build_and_push(release_root: Path, env: dict[str, str]) -> dict[str, Any]:
+    build = imagefactory(release_root, "build", IMAGE, "--json", env=env, timeout=CLI_TIMEOUT)
+    ok(build)
+    push = imagefactory(
+        release_root, "push", IMAGE, "--force", "--json", env=env, timeout=CLI_TIMEOUT
+    )
+    [entry] = ok(push)["images"]
+    assert isinstance(entry, dict)
+    return entry
+
+
+@pytest.fixture(scope="module")
+def tiny_release(
+    registry: Registry,
+    registry_env: dict[str, str],
+    docker_config: Path,
+    tiny_base: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[TinyRelease]:
+    session = unique("yank")
+    namespace = f"it-{session}/yank"
+    base = f"{registry.host}/{namespace}/base:tiny"
+    root = tmp_path_factory.mktemp("yank") / "catalog"
+    env = {**registry_env, "COLUMNS": "250"}  # status's tables on one line each
+    try:
+        docker("tag", tiny_base, base)
+        docker("push", base, docker_config=docker_config, timeout=120)
+        docker("rmi", base, check=False)
+        authfile = docker_config / "config.json"
+        digest = digest_of(authfile, base)
+        assert digest is not None and digest.startswith("sha256:")
+        write_catalog(root, registry, session, f"{registry.host}/{namespace}/base@{digest}")
+
+        first = build_and_push(root, env)
+        ok(imagefactory(root, "test", IMAGE, "--json", env=env, timeout=CLI_TIMEOUT))
+        ok(imagefactory(root, "promote", IMAGE, "--to", "preprod", "--json", env=env))
+        edit_text(root / "images" / IMAGE / "image.yaml", "1.0.0", "1.0.1")
+        edit_text(root / "images" / IMAGE / "image.yaml", "first", "second")
+        second = build_and_push(root, env)
+
+        assert (first["version"], second["version"]) == ("1.0.0", "1.0.1")
+        assert first["digest"] != second["digest"]
+        yield TinyRelease(
+            root,
+            env,
+            authfile,
+            f"{registry.host}/{namespace}/dev/{IMAGE}",
+            f"{registry.host}/{namespace}/preprod/{IMAGE}",
+            first["digest"],
+            second["digest"],
+        )
+    finally:
+        remove_session_images(session)
+        registry_cleanup(registry, f"it-{session}")
+
+
+def test_yank_gives_the_aliases_back_to_the_good_version_and_unyank_moves_them_forward(
+    tiny_release: TinyRelease,
+) -> None:
+    release = tiny_release
+    assert release.aliases(release.dev) == dict.fromkeys(ALIASES, release.second)
+
+    document = ok(release.cli("yank", IMAGE, "1.0.1", "--reason", REASON, "--json"))
+
+    # latest, 1 and 1.0 name 1.0.0's digest again; the 1.0.1 tag stays (evidence)
+    assert release.aliases(release.dev) == dict.fromkeys(ALIASES, release.first)
+    assert release.digest(f"{release.dev}:1.0.1") == release.second
+    assert release.digest(f"{release.dev}:1.0.0") == release.first
+    assert (document["digest"], document["deployed_in"]) == (release.second, ["dev"])
+    planned = {
+        (*a["environments"], a["tag"], a["action"], a["version"]) for a in document["aliases"]
+    }
+    assert planned == {
+        (env, alias, action, "1.0.0")
+        for env, action in (("dev", "move"), ("preprod", "keep"))
+        for alias in ALIASES
+    }
+    assert release.aliases(release.preprod) == dict.fromkeys(ALIASES, release.first)
+    # written ahead in the audit log, with the reason
+    intent, done = audit_lines(release.root)[-2:]
+    assert (intent["action"], intent["phase"], intent["version"]) == ("yank", "intent", "1.0.1")
+    assert (intent["reason"], intent["digest"]) == (REASON, release.second)
+    assert sorted(intent["tags"]) == sorted(ALIASES)
+    assert (done["phase"], done["id"]) == ("done", document["audit_id"])
+    assert done["id"] == intent["id"]
+
+    status = ok(release.cli("status", IMAGE, "--json"))
+    assert status["images"][IMAGE]["dev"]["yanked"] is True
+    [yanked] = status["yanked"][IMAGE]
+    assert (yanked["version"], yanked["digest"], yanked["reason"]) == (
+        "1.0.1",
+        release.second,
+        REASON,
+    )
+    assert yanked["deployed_in"] == ["dev"] and status["incomplete"] == []
+    text = release.cli("status", IMAGE)
+    assert text.returncode == 0 and "YANKED" in text.stdout and REASON in text.stdout
+
+    # its promotion is refused by the gate, and nothing reaches preprod
+    refused = release.cli("promote", IMAGE, "--to", "preprod")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "yanked" in refused.stderr and REASON in refused.stderr
+    assert release.digest(f"{release.dev}:latest") == release.first
+    assert release.digest(f"{release.preprod}:1.0.1") is None
+    assert release.aliases(release.preprod) == dict.fromkeys(ALIASES, release.first)
+
+    again = ok(release.cli("yank", IMAGE, "1.0.1", "--reason", "twice", "--json"))
+    assert again["audit_id"] is None and again["reason"] == REASON  # nothing to do
+
+    back = ok(release.cli("unyank", IMAGE, "1.0.1", "--reason", "fixed upstream", "--json"))
+
+    assert release.aliases(release.dev) == dict.fromkeys(ALIASES, release.second)
+    assert release.aliases(release.preprod) == dict.fromkeys(ALIASES, release.first)
+    last = audit_lines(release.root)[-1]
+    assert (last["action"], last["phase"], last["id"]) == ("unyank", "done", back["audit_id"])
+    status = ok(release.cli("status", IMAGE, "--json"))
+    assert status["yanked"] == {} and status["images"][IMAGE]["dev"]["yanked"] is False
