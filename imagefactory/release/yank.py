@@ -122,7 +122,7 @@ def _run(
             r for env in catalog.project.environments for _, r in registries_of(catalog, env)
         ]
         with registry_session(catalog, targets) as client:
-            done = [_apply(catalog, client, image, intent, dry_run=False) for intent in pending]
+            done = [_apply(catalog, client, image, i, dry_run=False, logged=True) for i in pending]
             completed = tuple(p.id for p in pending)
             if pending and (pending[-1].action, pending[-1].version) == (action, version):
                 return replace(done[-1], completed=completed)  # it completes this very step
@@ -133,7 +133,11 @@ def _run(
                     hint=f"yanked versions: {', '.join(sorted(record.yanked)) or 'none'}",
                 )
             places = aliases.repositories(catalog, client, image)
-            digest = _digest_of(catalog, client, image, record, places, version)
+            digest = (
+                record.yanked[version].digest
+                if action == UNYANK
+                else _digest_of(catalog, client, image, record, places, version)
+            )
             intent = _intent(catalog, action, image.ref, version, digest, reason, record)
             result = _apply(catalog, client, image, intent, dry_run=dry_run, places=places)
     return replace(result, completed=completed)
@@ -260,12 +264,12 @@ def _apply(
     *,
     dry_run: bool,
     places: list[aliases.Repository] | None = None,
+    logged: bool = False,
 ) -> YankResult:
-    """Plan the aliases with ``intent`` applied to the yanked versions in state, and (unless a
-    dry run, or nothing changes) write them ahead: the intent, the aliases, state, done. With
-    ``places`` None, ``intent`` is an interrupted one, already in the audit log: it is
-    completed (and closed, even when nothing is left to change)."""
-    logged = places is None
+    """Plan the aliases with ``intent`` applied to the yanked versions in state (in ``places``;
+    None: read them), and (unless a dry run, or nothing changes) write them ahead: the intent,
+    the aliases, state, done. ``logged``: ``intent`` is an interrupted one, already in the audit
+    log; it is completed (and closed, even when nothing is left to change)."""
     record = _record_of(catalog, intent.image)
     yanked = set(record.yanked)
     if intent.action == YANK:

@@ -254,6 +254,24 @@ def test_an_alias_without_a_good_version_in_its_line_is_left_and_reported(
     assert status["images"][REF]["preprod"]["yanked"] is True
 
 
+def test_yanking_again_only_puts_back_an_alias_that_moved_onto_the_yanked_version(
+    released: Path, memory: MemoryRegistry
+) -> None:
+    assert run(released, "yank", REF, "1.0.1", "--reason", "first reason").exit_code == 0
+    nothing = json.loads(run(released, "yank", REF, "1.0.1", "--reason", "x", "--json").stdout)
+    assert nothing["audit_id"] is None and len(lines(released)) == 2  # nothing to do
+    memory.held[f"{DEV}:latest"] = BAD  # someone moved it back
+
+    result = run(released, "yank", REF, "1.0.1", "--reason", "second reason", "--json")
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    moved = [(a["tag"], a["action"]) for a in document["aliases"] if a["action"] != "keep"]
+    assert moved == [("latest", "move")] and memory.held[f"{DEV}:latest"] == GOOD
+    assert lines(released)[-2]["tags"] == ["latest"]
+    assert document["reason"] == record_of(released).yanked["1.0.1"].reason == "first reason"
+
+
 def test_an_interrupted_yank_is_listed_and_completed_by_the_command_status_gives(
     released: Path, memory: MemoryRegistry
 ) -> None:
