@@ -76,6 +76,7 @@ def test_the_venv_passes_down_a_chain_and_a_layer_that_sets_one_wins(tmp_path: P
             "rt/mid": "from: rt/py\n",
             "app/leaf": "from: rt/mid\npip: [uvicorn==0.34.3]\n",
             "app/own": "from: rt/py\nvenv: /opt/own\npip: [uvicorn==0.34.3]\n",
+            "app/default": "from: rt/py\nvenv: /opt/venv\n",  # written, so its own
             "app/by-variant": (
                 "from: rt/py\npip: [uvicorn==0.34.3]\n"
                 "variants:\n  v: {inherits: {}, own: {venv: /opt/variant}}\n"
@@ -86,6 +87,7 @@ def test_the_venv_passes_down_a_chain_and_a_layer_that_sets_one_wins(tmp_path: P
     assert venvs == {
         "app/by-variant:inherits": "/opt/py",
         "app/by-variant:own": "/opt/variant",
+        "app/default": "/opt/venv",
         "app/leaf": "/opt/py",
         "app/own": "/opt/own",
         "base/os": "/opt/venv",  # the first image of a chain: the default

@@ -65,3 +65,13 @@ def test_inputs_are_left_untouched() -> None:
     base = spec(env={"A": "1"}, packages=["aa"])
     merge_layer(base, layer(env={"B": "2"}, packages=["bb"]))
     assert base.env == {"A": "1"} and base.packages == ["aa"]
+
+
+def test_the_merged_spec_remembers_which_keys_a_layer_set() -> None:
+    """Inheritance reads it (spec/inheritance.py): a venv no layer sets is the parent's, even
+    when a layer writes the default value itself."""
+    base = ImageSpec.model_validate({"name": "x", "version": "1.0.0"})
+    unset = merge_layer(merge_layer(base, layer(packages=["curl"])), layer(env={"A": "1"}))
+    assert "venv" not in unset.model_fields_set and unset.venv == "/opt/venv"
+    written = merge_layer(unset, layer(venv="/opt/venv"))
+    assert "venv" in written.model_fields_set and written.venv == "/opt/venv"
