@@ -410,6 +410,17 @@ def test_the_header_names_every_variable_the_jobs_read_build_secrets_included(
     assert not any("IMAGEFACTORY_CI_IMAGE" in line for line in host)  # no job image on a host
 
 
+def test_a_hostile_secret_file_path_stays_in_the_header_comment(tmp_path: Path) -> None:
+    root = example(tmp_path / "c")
+    plain = yaml.safe_load(render_pipeline(load_catalog(root), options()))
+    runtime = root / "images/runtime/llm/image.yaml"
+    hostile = '/x: y" # ]]}} --- &a *a !!python/object:os.system'
+    runtime.write_text(runtime.read_text() + f"secrets: [{{id: s, file: '{hostile}'}}]\n")
+    text = render_pipeline(load_catalog(root), options())
+    assert f"#   {hostile}: build secret s (runtime/llm:cpu, runtime/llm:cuda)\n" in text
+    assert yaml.safe_load(text) == plain  # a comment, whatever it holds
+
+
 def test_the_header_names_the_gitops_token_when_promotions_open_merge_requests(
     tmp_path: Path,
 ) -> None:
