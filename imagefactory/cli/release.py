@@ -11,12 +11,12 @@ from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.cli.output import Output
 from imagefactory.release.promote import promote
 from imagefactory.release.push import push_images
-from imagefactory.release.record import Release
+from imagefactory.release.record import Shipped
 from imagefactory.release.status import status
-from imagefactory.release.yank import aliases_left
 
 
-def _show(output: Output, release: Release, dry_run: bool) -> None:
+def _show(output: Output, shipped: Shipped, dry_run: bool) -> None:
+    release = shipped.release
     verb = "would" if dry_run else "did"
     output.text(f"{release.ref} {release.version} ({release.reason}) {release.digest}")
     for change in release.changes:
@@ -26,9 +26,14 @@ def _show(output: Output, release: Release, dry_run: bool) -> None:
     kept = [c.tag for c in release.changes if c.action == "keep"]
     if kept:
         output.text(f"  unchanged: {', '.join(kept)}")
+    if release.audit_id:
+        output.text(f"  audit record {release.audit_id}")
+    if shipped.gitops is not None:
+        output.text(f"  gitops: {shipped.gitops.action}")
 
 
-def _as_dict(release: Release) -> dict[str, object]:
+def _as_dict(shipped: Shipped) -> dict[str, object]:
+    release = shipped.release
     return {
         "image": release.ref,
         "version": release.version,
@@ -45,6 +50,7 @@ def _as_dict(release: Release) -> dict[str, object]:
             }
             for c in release.changes
         ],
+        "gitops": shipped.gitops.as_dict() if shipped.gitops else None,
     }
 
 
@@ -147,25 +153,11 @@ def promote_command(
             f"'{image}' has variants; name one: {', '.join(m.ref for m in matches)}",
             param_hint="IMAGE",
         )
-    promotion = promote(
-        catalog, matches[0], to, approve=approve, approver=approver, dry_run=dry_run
-    )
-    release, pin = promotion.release, promotion.gitops
+    shipped = promote(catalog, matches[0], to, approve=approve, approver=approver, dry_run=dry_run)
     if json_output:
-        session.output.data(
-            {
-                "ok": True,
-                "dry_run": dry_run,
-                **_as_dict(release),
-                "gitops": pin.as_dict() if pin else None,
-            }
-        )
+        session.output.data({"ok": True, "dry_run": dry_run, **_as_dict(shipped)})
         return
-    _show(session.output, release, dry_run)
-    if release.audit_id:
-        session.output.text(f"  audit record {release.audit_id}")
-    if pin is not None:
-        session.output.text(f"  gitops: {pin.action}")
+    _show(session.output, shipped, dry_run)
 
 
 @app.command(
@@ -175,10 +167,8 @@ def promote_command(
 def status_command(
     ctx: typer.Context, images: ImagesArgument = None, json_output: JsonOption = False
 ) -> None:
-    """Per image, the version and digest each environment holds, whether that digest passed its
-    tests, and whether its version is yanked (a yanked digest stays deployed until a good version
-    is promoted over it); the yanked versions, with why; then every push, promotion or yank that
-    was interrupted (its intent logged, not its done record)."""
+    """Per image, the version and digest each environment holds, and whether that digest is tested;
+    then every push or promotion that was interrupted (its intent logged, not its done record)."""
     session, catalog = open_catalog(ctx, json_output)
     found = status(catalog, catalog.select(images or []))
     envs = [env.name for env in catalog.project.environments]
@@ -203,31 +193,10 @@ def status_command(
                 "ok": True,
                 "images": {
                     ref: {
-                        p.env: {
-                            "version": p.version,
-                            "digest": p.digest,
-                            "tested": p.tested,
-                            "yanked": p.yanked is not None,
-                        }
+                        p.env: {"version": p.version, "digest": p.digest, "tested": p.tested}
                         for p in row
                     }
                     for ref, row in found.placements.items()
-                },
-                "yanked": {
-                    ref: [
-                        {
-                            "version": y.version,
-                            "digest": y.digest,
-                            "reason": y.reason,
-                            "by": y.by,
-                            "at": y.at,
-                            "audit_id": y.audit_id,
-                            "deployed_in": found.holding(ref, y.version),
-                            "aliases_left": aliases_left(y),
-                        }
-                        for y in records
-                    ]
-                    for ref, records in found.yanked.items()
                 },
                 "incomplete": incomplete,
             }
@@ -237,35 +206,13 @@ def status_command(
         [
             ref,
             *(
-                f"{p.version} {p.digest[7:19]}{' ✓' if p.tested else ''}"
-                f"{' YANKED' if p.yanked else ''}"
-                if p.digest
-                else "-"
+                f"{p.version} {p.digest[7:19]}{' ✓' if p.tested else ''}" if p.digest else "-"
                 for p in row
             ),
         ]
         for ref, row in found.placements.items()
     ]
     session.output.table(None, ["image", *envs], rows)
-    if found.yanked:
-        session.output.table(
-            "yanked: never pushed or promoted again; deployed digests stay until promoted over",
-            ["image", "version", "digest", "reason", "by", "at", "deployed in", "aliases left"],
-            [
-                [
-                    ref,
-                    y.version,
-                    y.digest[7:19],
-                    y.reason,
-                    y.by,
-                    y.at,
-                    ", ".join(found.holding(ref, y.version)) or "-",
-                    ", ".join(aliases_left(y)) or "-",
-                ]
-                for ref, records in found.yanked.items()
-                for y in records
-            ],
-        )
     if found.incomplete:
         session.output.table(
             "incomplete: intent logged, never done (interrupted, or still running)",

@@ -9,22 +9,21 @@ pins it in the GitOps repository when gitops.yaml deploys the image there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import semver
 
 from imagefactory import git
 from imagefactory.errors import UserError
-from imagefactory.gitops.pin import PinResult, pin_after_promotion
 from imagefactory.project.naming import repository
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import EnvironmentRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import gate
+from imagefactory.release.deploy import pin_release
 from imagefactory.release.environments import environment, registries_of, sibling_suffixes
 from imagefactory.release.evidence import evidence_for
 from imagefactory.release.record import (
     Release,
+    Shipped,
     Step,
     nothing_to_do,
     one_at_a_time,
@@ -37,12 +36,6 @@ from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Registry
 
 
-@dataclass(frozen=True)
-class Promotion:
-    release: Release
-    gitops: PinResult | None  # the GitOps pin; None when nothing was recorded or deployed
-
-
 def promote(
     catalog: Catalog,
     image: CatalogImage,
@@ -51,31 +44,13 @@ def promote(
     approve: bool,
     dry_run: bool,
     approver: str | None = None,
-) -> Promotion:
+) -> Shipped:
     """Promote ``image`` into ``to_env`` and pin it there in the GitOps repository, approved
     (where ``to_env`` needs it) with ``approve`` by ``approver`` (None: as git config names
     whoever runs it; see ``gate.approver``). A pin that fails is a UserError that says the
     promotion itself is recorded, and how to pin again."""
     release = _copy(catalog, image, to_env, approve=approve, approver=approver, dry_run=dry_run)
-    if release.audit_id is None:  # a dry run, or nothing to do
-        return Promotion(release, None)
-    try:
-        pin = pin_after_promotion(
-            catalog,
-            release.ref,
-            to_env,
-            release.digest,
-            version=release.version,
-            audit_id=release.audit_id,
-        )
-    except UserError as exc:
-        raise UserError(
-            f"{release.ref} {release.version} was promoted to {to_env} (audit record "
-            f"{release.audit_id}), but pinning it in the GitOps repo failed: {exc.message}",
-            hint=f"fix that, then: imagefactory gitops update --env {to_env} "
-            f"{release.ref}@{release.digest}",
-        ) from exc
-    return Promotion(release, pin)
+    return Shipped(release, pin_release(catalog, release, to_env, done="promoted"))
 
 
 def _copy(

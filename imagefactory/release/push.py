@@ -26,15 +26,17 @@ from imagefactory import git
 from imagefactory.ci_env import in_gitlab_ci
 from imagefactory.errors import UserError
 from imagefactory.project.naming import CONTENT_LABEL, build_registry, repository
-from imagefactory.project.paths import state_file
+from imagefactory.project.paths import state_file, work_dir
 from imagefactory.project.plan import built_records
 from imagefactory.project.state import ImageRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import audit, gate
+from imagefactory.release.deploy import pin_release
 from imagefactory.release.environments import environment, registries_of, sibling_suffixes
 from imagefactory.release.evidence import Evidence, evidence_for
 from imagefactory.release.record import (
     Release,
+    Shipped,
     Step,
     nothing_to_do,
     one_at_a_time,
@@ -59,10 +61,12 @@ def push_images(
     *,
     dry_run: bool,
     force: bool,
-    on_release: Callable[[Release], None],
-) -> list[Release]:
+    on_release: Callable[[Shipped], None],
+) -> list[Shipped]:
     """Push each built image of ``images`` into ``env_name`` (None: the first environment, the
-    only one a push may go to); ``on_release`` sees each release as it is done."""
+    only one a push may go to) and pin it there in the GitOps repository when gitops.yaml
+    deploys it there; ``on_release`` sees each as it is done. A pin that fails is a UserError
+    that says the push itself is recorded, and how to pin again."""
     environments = catalog.project.environments
     if env_name is None:
         env_name = environments[0].name if environments else "dev"
@@ -73,7 +77,12 @@ def push_images(
             "reached by promotion",
             hint=f"imagefactory promote IMAGE --to {env_name}",
         )
-    if in_gitlab_ci() and _uncommitted(catalog):
+    revision = git.revision(catalog.root)
+    if (
+        in_gitlab_ci()
+        and revision is not None
+        and git.dirty(catalog.root, ignore=[work_dir(catalog)])
+    ):
         raise UserError(
             f"the checkout at {catalog.root} has uncommitted changes: a CI push releases only "
             "committed builds",
@@ -90,7 +99,7 @@ def push_images(
             env,
             targets,
             build_registry(catalog.project),
-            git.revision(catalog.root),
+            revision,
             evidence_for(catalog),
             gate.identity(catalog.root),
             dry_run,
@@ -98,8 +107,9 @@ def push_images(
         )
         for image, record in records:
             release = run.push(image, record)
-            on_release(release)
-            releases.append(release)
+            shipped = Shipped(release, pin_release(catalog, release, env.name, done="pushed"))
+            on_release(shipped)
+            releases.append(shipped)
     return releases
 
 
@@ -223,11 +233,3 @@ class _PushRun:
             if label == content_hash:
                 return {str(version): content_hash}
         return {}
-
-
-def _uncommitted(catalog: Catalog) -> bool:
-    """Whether the catalog's checkout has changes git would commit (False outside git)."""
-    result = git.run(
-        catalog.root, "status", "--porcelain", "--", ".", check=False, separate_stderr=True
-    )
-    return result.returncode == 0 and bool(result.output.strip())

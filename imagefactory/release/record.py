@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from imagefactory.errors import ImageFactoryError, UserError
+from imagefactory.gitops.pin import PinResult
 from imagefactory.project.paths import audit_log, slug, state_file, work_dir
 from imagefactory.project.state import (
     EnvironmentRecord,
@@ -41,6 +42,14 @@ class Release:
     reason: str
     changes: tuple[TagChange, ...]
     audit_id: str | None = None  # set once it is recorded
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A push or promotion and what it pinned in the GitOps repository."""
+
+    release: Release
+    gitops: PinResult | None  # None: nothing recorded, or gitops.yaml does not deploy it there
 
 
 @dataclass(frozen=True)
