@@ -21,7 +21,17 @@ from imagefactory.registry.client import cert_dir
 from imagefactory.spec.gitops import GitopsSettings, load_settings
 from imagefactory.spec.loader import load_catalog
 
-from .test_gitops_repo import DIGEST, OVERLAY, cli, commits, git, make_remote, show, write_settings
+from .test_gitops_repo import (
+    DIGEST,
+    OVERLAY,
+    cli,
+    commits,
+    git,
+    make_remote,
+    pin,
+    show,
+    write_settings,
+)
 
 DEV = OVERLAY.format(env="dev")
 
@@ -46,8 +56,12 @@ def commit_link(remote: Path, where: Path, relative: str, target: Path) -> None:
 
 
 def update_dev(root: Path) -> tuple[int, str]:
-    result = cli("-C", root, "gitops", "update", "--env", "dev", f"app/rag-api@{DIGEST}")
-    return result.exit_code, result.stderr
+    """The pin gitops update makes once the release gate let the digest through."""
+    try:
+        pin(root, "dev", DIGEST)
+    except UserError as exc:
+        return 1, str(exc)
+    return 0, ""
 
 
 def test_update_refuses_a_symlinked_kustomization(setup: tuple[Path, Path], tmp_path: Path) -> None:
@@ -108,7 +122,9 @@ def test_update_refuses_a_path_outside_the_clone(
     target.write_text(show(remote, DEV))
     before = target.read_text()
     with pytest.raises(UserError, match="is outside"):
-        pin_digest(catalog, "app/rag-api", "dev", DIGEST, settings=settings)
+        pin_digest(
+            catalog, "app/rag-api", "dev", DIGEST, version="0.3.0", audit_id=None, settings=settings
+        )
     assert target.read_text() == before
 
 
