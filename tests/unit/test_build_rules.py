@@ -1,6 +1,6 @@
 """The build's rules that need no engine: which digest a content tag keeps and how a build
-that made another one is reported (``build/publish.py``), and who an image on an external
-parent runs as when its chain writes no ``user`` (``build/users.py``)."""
+that made another one is reported (``build/publish.py``), who an image on an external parent
+runs as when its chain writes no ``user`` (``build/users.py``), and how playbooks are read."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from imagefactory.build.provision import playbook_roles
 from imagefactory.build.publish import Published, staging_tag
 from imagefactory.build.users import parent_user, runs_as_root, unwritten_user_parent
 from imagefactory.errors import UserError
@@ -114,3 +115,22 @@ def test_root_or_an_unknown_user_is_refused_with_user_root_as_the_way_out(
     assert says in message
     assert "\n" not in message
     assert "write 'user: root' in images/app/child/image.yaml" in (caught.value.hint or "")
+
+
+# --------------------------------------------------------------------------- playbooks
+
+
+def test_a_playbook_is_read_with_the_bounded_reader(tmp_path: Path) -> None:
+    """An alias bomb is refused before it expands (PyYAML's safe_load would build it)."""
+    lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [
+        f"{c}: &{c} [{', '.join(['*' + p] * 10)}]"
+        for p, c in zip("abcdefg", "bcdefgh", strict=True)
+    ]
+    bomb = tmp_path / "bomb.yml"
+    bomb.write_text(f"- hosts: all\n  vars:\n{''.join(f'    {line}' + chr(10) for line in lines)}")
+    with pytest.raises(UserError, match="expands to more than"):
+        playbook_roles(bomb)
+    plain = tmp_path / "plain.yml"
+    plain.write_text("- hosts: all\n  roles: [web, {role: db}]\n")
+    assert playbook_roles(plain) == ["web", "db"]

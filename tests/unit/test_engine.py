@@ -272,14 +272,18 @@ def test_build_args_reach_the_build_without_being_on_its_argv(
 
 
 #: Records whether it saw the two secret variables, then answers the queries: ``image ls`` one
-#: image id, ``image inspect`` its id and size, or the repository digests.
+#: image id, ``image inspect`` its id and size, or the repository digests (or, without a
+#: ``--format``, the whole inspect document).
 QUERYING = """\
 #!/bin/sh
 printf '%s|%s|%s\\n' "${{IF_TEST_TOKEN-absent}}" "${{IF_TEST_LOGIN-absent}}" "$*" >> {log}
-case "$1 $2 $4" in
-  "image ls "*) echo sha256:{image} ;;
-  "image inspect "*RepoDigests*) echo '["example/app@sha256:{digest}"]' ;;
-  "image inspect "*) printf 'sha256:{image}\\t5\\n' ;;
+if [ "$1" = --config ]; then shift 2; fi
+case "$1 $2 $3 $4" in
+  "image ls "* | "image list "*) echo sha256:{image} ;;
+  "image inspect --format "*RepoDigests*) echo '["example/app@sha256:{digest}"]' ;;
+  "image inspect --format "*) printf 'sha256:{image}\\t5\\n' ;;
+  "image inspect "*) echo '[{{"Id": "sha256:{image}", "Size": 5,
+    "RepoDigests": ["example/app@sha256:{digest}"]}}]' ;;
 esac
 """
 
@@ -303,11 +307,11 @@ def test_queries_give_the_cli_no_secret_variable(
     engine.tag("sha256:" + "a" * 64, "example/app:1")
     digest = engine.push("example/app:1")
 
+    calls = [line.split("|") for line in log.read_text().splitlines()]
+    assert {(token, login) for token, login, _ in calls} == {("absent", "absent")}
     assert local is not None and local.image_id == "sha256:" + "a" * 64
     assert digest == "sha256:" + "d" * 64
-    calls = [line.split("|") for line in log.read_text().splitlines()]
     assert [args.split(" ", 2)[:2] for _, _, args in calls] == [
         ["image", "ls"], ["image", "inspect"], ["tag", "--"], ["push", "--quiet"],
         ["image", "inspect"],
     ]  # fmt: skip
-    assert {(token, login) for token, login, _ in calls} == {("absent", "absent")}
