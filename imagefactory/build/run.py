@@ -23,7 +23,6 @@ A failed image stops its descendants; independent images still build. The run th
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import os
 import threading
@@ -41,7 +40,7 @@ from imagefactory.build.docker import Engine
 from imagefactory.build.provision import provision
 from imagefactory.build.publish import Published, publish
 from imagefactory.build.schedule import BuildReporter, Outcome, run_in_dag_order
-from imagefactory.build.users import parent_user, unwritten_user_parent
+from imagefactory.build.users import external_user, with_user
 from imagefactory.errors import (
     EXIT_INTERNAL,
     EXIT_USER_ERROR,
@@ -197,32 +196,15 @@ class BuildRun:
         return digest, where
 
     def _read_user(self, image: CatalogImage) -> None:
-        """For an image whose chain starts at an external image and writes no ``user``: the
-        user that image's config names, which the image then ends with (root: refused)."""
-        parent = unwritten_user_parent(self.catalog, image)
-        if parent is None:
-            return
-        try:
-            config, _ = self.engine.image_config(
-                f"{parent.reference}@{parent.digest}", hint="it is the image's external parent"
-            )
-        except ToolError:
-            configured = None  # not pullable: the build would fail on it too; this says more
-        else:
-            configured = str(config.get("User") or "")
-        user = parent_user(self.catalog, image, parent, configured)
-        with self.lock:
-            self.users[image.ref] = user
+        """The user an image whose chain writes none runs as (:func:`external_user`)."""
+        user = external_user(self.engine, self.catalog, image)
+        if user is not None:
+            with self.lock:
+                self.users[image.ref] = user
 
     def as_built(self, image: CatalogImage) -> tuple[Catalog, CatalogImage]:
-        """The catalog and ``image`` as this run renders it: the user its external parent names
-        written in when its chain writes none (:meth:`_read_user`), else as loaded."""
-        user = self.users.get(image.ref)
-        if user is None:
-            return self.catalog, image
-        written = dataclasses.replace(image, spec=image.spec.model_copy(update={"user": user}))
-        images = {**self.catalog.images, image.ref: written}
-        return dataclasses.replace(self.catalog, images=images), written
+        """The catalog and ``image`` as this run renders them (:func:`with_user`)."""
+        return with_user(self.catalog, image, self.users.get(image.ref))
 
     def _publish(self, tag: str) -> Published:
         """Push the local ``tag`` to the build registry under its write-once content tag."""

@@ -10,10 +10,12 @@ have it; no user, root or uid 0 is refused: ``user: root`` runs an image as root
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
-from imagefactory.errors import UserError
+from imagefactory.build.docker import Engine
+from imagefactory.errors import ToolError, UserError
 from imagefactory.spec import grammar
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.parents import ExternalParent
@@ -63,3 +65,34 @@ def parent_user(
         hint=f"write 'user: root' in {where} to run it as root on purpose, or name the user to "
         "run as (one of create_users, or one the parent image has)",
     )
+
+
+def external_user(engine: Engine, catalog: Catalog, image: CatalogImage) -> str | None:
+    """The user ``image`` runs as because its chain writes none: the one the config of the
+    external image the chain starts at names (read through ``engine``, which pulls it when it
+    must; :func:`parent_user` refuses root). None when the chain writes a user or starts
+    elsewhere."""
+    parent = unwritten_user_parent(catalog, image)
+    if parent is None:
+        return None
+    try:
+        config, _ = engine.image_config(
+            f"{parent.reference}@{parent.digest}", hint="it is the image's external parent"
+        )
+    except ToolError:
+        configured = None  # not pullable: its build would fail on it too; this says more
+    else:
+        configured = str(config.get("User") or "")
+    return parent_user(catalog, image, parent, configured)
+
+
+def with_user(
+    catalog: Catalog, image: CatalogImage, user: str | None
+) -> tuple[Catalog, CatalogImage]:
+    """``catalog`` and ``image`` with ``user`` (:func:`external_user`'s) written into the image's
+    spec, so that its render ends as that user; as they are for None."""
+    if user is None:
+        return catalog, image
+    written = dataclasses.replace(image, spec=image.spec.model_copy(update={"user": user}))
+    images = {**catalog.images, image.ref: written}
+    return dataclasses.replace(catalog, images=images), written

@@ -20,6 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
+from imagefactory.registry.client import RegistryClient
+from imagefactory.spec.models import Registry as RegistrySpec
+
 from .helpers.example import (
     SESSION_LABEL,
     cli_json,
@@ -241,3 +244,22 @@ def test_an_external_non_root_parent_gives_its_user(
     assert code == 0, progress[-4000:]
     assert document["images"][0]["status"] == "built"
     assert config_of(record_of(root)["image_id"])["User"] == "10001:10001"
+
+
+def test_the_first_writer_of_a_content_tag_keeps_it(
+    session: str, registry: Registry, tiny_base: str, bases: dict[str, str], docker_config: Path
+) -> None:
+    """Two runners built the same content into two digests and pushed each to the staging tag:
+    whoever writes the content tag first keeps it; the other's write leaves it and reads the
+    first one back (the registry client's write-once primitive, over the registry's HTTP API)."""
+    repository = f"{registry.host}/it-{session}/race/tiny"
+    first = pushed(tiny_base, f"{repository}:staging-first", docker_config)
+    second = pushed(bases["nonroot"], f"{repository}:staging-second", docker_config)
+    assert first != second
+    client = RegistryClient(config_dir=docker_config)
+    spec = RegistrySpec(url=registry.host, tls_verify=False)
+
+    assert client.tag_once(spec, repository, first, "content-race") == first
+    assert client.tag_once(spec, repository, second, "content-race") == first
+    assert client.tag_once(spec, repository, first, "content-race") == first
+    assert tag_digest(registry, repository, "content-race") == first

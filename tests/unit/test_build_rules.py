@@ -10,8 +10,9 @@ import pytest
 
 from imagefactory.build.provision import playbook_roles
 from imagefactory.build.publish import Published, staging_tag
-from imagefactory.build.users import parent_user, runs_as_root, unwritten_user_parent
+from imagefactory.build.users import parent_user, runs_as_root, unwritten_user_parent, with_user
 from imagefactory.errors import UserError
+from imagefactory.render.dockerfile import ParentPin, render_dockerfile
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.parents import ExternalParent
@@ -134,3 +135,15 @@ def test_a_playbook_is_read_with_the_bounded_reader(tmp_path: Path) -> None:
     plain = tmp_path / "plain.yml"
     plain.write_text("- hosts: all\n  roles: [web, {role: db}]\n")
     assert playbook_roles(plain) == ["web", "db"]
+
+
+def test_the_parents_user_is_what_the_render_ends_with(tmp_path: Path) -> None:
+    catalog = catalog_on_external(tmp_path)
+    loaded = catalog.images["app"]
+    pin = ParentPin(EXTERNAL, "registry.example.com/base/tiny", A)
+
+    as_built, image = with_user(catalog, loaded, "10001:10001")
+
+    assert render_dockerfile(as_built, image, A, pin).rstrip().endswith("\nUSER 10001:10001")
+    assert catalog.images["app"] is loaded  # the loaded catalog is left as it is
+    assert with_user(catalog, loaded, None) == (catalog, loaded)
