@@ -78,9 +78,6 @@ class YankResult:
         return sorted({c.reference for c in self.changes if c.action == aliases.LEFT})
 
 
-# --- yank and unyank ----------------------------------------------------------------------
-
-
 def yank(
     catalog: Catalog, image: CatalogImage, version: str, reason: str | None, *, dry_run: bool
 ) -> YankResult:
@@ -306,7 +303,10 @@ def _apply(
             raise unwritable(path, exc, NOTHING_WRITTEN) from exc
     with failure_recorded(catalog, intent):
         aliases.write(catalog, client, moved)
-    _finish(catalog, intent, record, result.left)
+    on_it = sorted(
+        c.reference for c in changes if c.action == aliases.LEFT and c.previous == intent.digest
+    )
+    _finish(catalog, intent, record, on_it)
     return replace(result, audit_id=intent.id)
 
 
