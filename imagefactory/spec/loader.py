@@ -69,9 +69,8 @@ def load_catalog(root: Path) -> Catalog:
     catalog = project.catalog if project else _raw_catalog_dir(project_yaml.data)
     catalog_dir = root / catalog
 
-    confined = resolves_inside(
-        root, catalog
-    )  # if not, check_project says so; nothing outside is read
+    # if not, check_project says so; nothing outside is read
+    confined = resolves_inside(root, catalog)
     files = _image_files(catalog_dir) if confined else []
     if confined and not files:
         issues.append(
