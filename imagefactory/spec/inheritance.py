@@ -17,8 +17,8 @@ into every :class:`ImageSpec` (a spec holds its effective values; its content ha
 Nobody runs as root without saying so: a bootstrapped image has no parent to take a user from,
 so it must set ``user`` (``user: root`` runs as root on purpose; :func:`user_issues`). Every
 image of a chain rooted there then has a user. A chain on an external image that sets no
-``user`` keeps ``None``: its build reads the external image's config and refuses it, naming
-the user to write (``build/users.py``).
+``user`` keeps ``None``: its build reads the external image's config, whose non-root user the
+image then runs as, and refuses root there unless ``user: root`` is written (``build/users.py``).
 """
 
 from __future__ import annotations
