@@ -13,6 +13,7 @@ from imagefactory.release.promote import promote
 from imagefactory.release.push import push_images
 from imagefactory.release.record import Shipped
 from imagefactory.release.status import status
+from imagefactory.release.yank import aliases_left
 
 
 def _show(output: Output, shipped: Shipped, dry_run: bool) -> None:
@@ -167,8 +168,10 @@ def promote_command(
 def status_command(
     ctx: typer.Context, images: ImagesArgument = None, json_output: JsonOption = False
 ) -> None:
-    """Per image, the version and digest each environment holds, and whether that digest is tested;
-    then every push or promotion that was interrupted (its intent logged, not its done record)."""
+    """Per image, the version and digest each environment holds, whether that digest passed its
+    tests, and whether its version is yanked (a yanked digest stays deployed until a good version
+    is promoted over it); the yanked versions, with why; then every push, promotion or yank that
+    was interrupted (its intent logged, not its done record)."""
     session, catalog = open_catalog(ctx, json_output)
     found = status(catalog, catalog.select(images or []))
     envs = [env.name for env in catalog.project.environments]
@@ -193,10 +196,31 @@ def status_command(
                 "ok": True,
                 "images": {
                     ref: {
-                        p.env: {"version": p.version, "digest": p.digest, "tested": p.tested}
+                        p.env: {
+                            "version": p.version,
+                            "digest": p.digest,
+                            "tested": p.tested,
+                            "yanked": p.yanked is not None,
+                        }
                         for p in row
                     }
                     for ref, row in found.placements.items()
+                },
+                "yanked": {
+                    ref: [
+                        {
+                            "version": y.version,
+                            "digest": y.digest,
+                            "reason": y.reason,
+                            "by": y.by,
+                            "at": y.at,
+                            "audit_id": y.audit_id,
+                            "deployed_in": found.holding(ref, y.version),
+                            "aliases_left": aliases_left(y),
+                        }
+                        for y in records
+                    ]
+                    for ref, records in found.yanked.items()
                 },
                 "incomplete": incomplete,
             }
@@ -206,13 +230,35 @@ def status_command(
         [
             ref,
             *(
-                f"{p.version} {p.digest[7:19]}{' ✓' if p.tested else ''}" if p.digest else "-"
+                f"{p.version} {p.digest[7:19]}{' ✓' if p.tested else ''}"
+                f"{' YANKED' if p.yanked else ''}"
+                if p.digest
+                else "-"
                 for p in row
             ),
         ]
         for ref, row in found.placements.items()
     ]
     session.output.table(None, ["image", *envs], rows)
+    if found.yanked:
+        session.output.table(
+            "yanked: never pushed or promoted again; deployed digests stay until promoted over",
+            ["image", "version", "digest", "reason", "by", "at", "deployed in", "aliases left"],
+            [
+                [
+                    ref,
+                    y.version,
+                    y.digest[7:19],
+                    y.reason,
+                    y.by,
+                    y.at,
+                    ", ".join(found.holding(ref, y.version)) or "-",
+                    ", ".join(aliases_left(y)) or "-",
+                ]
+                for ref, records in found.yanked.items()
+                for y in records
+            ],
+        )
     if found.incomplete:
         session.output.table(
             "incomplete: intent logged, never done (interrupted, or still running)",
