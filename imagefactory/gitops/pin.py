@@ -91,14 +91,13 @@ def pin_digest(
         return _merge_request(pin, workdir)
 
 
-def pin_after_promotion(
+def pin_if_deployed(
     catalog: Catalog, ref: str, env: str, digest: str, *, version: str, audit_id: str | None
 ) -> PinResult | None:
-    """The hook a release calls once it is recorded (``promote``, and ``push`` through
-    ``release.deploy.pin_after_push``): pin the digest in the GitOps repository. None (nothing
+    """The pin a recorded release makes (push and promote, through
+    ``release.deploy.pin_release``): pin the digest in the GitOps repository. None (nothing
     done) when the catalog has no gitops.yaml, the image is not an application, or gitops.yaml
-    does not deploy ``env``. Raises UserError when the write-back fails (the release itself
-    stays recorded; rerun ``imagefactory gitops update``)."""
+    does not deploy ``env``. Raises UserError when the write-back fails."""
     if not (catalog.root / GITOPS_FILE).is_file():
         return None
     settings = repo.settings_for_run(catalog)

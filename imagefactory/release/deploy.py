@@ -18,7 +18,7 @@ from imagefactory import git
 from imagefactory.errors import UserError
 from imagefactory.gitops import repo
 from imagefactory.gitops.manifests import application
-from imagefactory.gitops.pin import PinResult, pin_after_promotion, pin_digest
+from imagefactory.gitops.pin import PinResult, pin_digest, pin_if_deployed
 from imagefactory.gitops.update import check_digest
 from imagefactory.project.naming import repository
 from imagefactory.project.paths import audit_log
@@ -156,7 +156,7 @@ def pin_release(
     if release.audit_id is None:
         return None
     try:
-        return pin_after_promotion(
+        return pin_if_deployed(
             catalog,
             release.ref,
             env_name,

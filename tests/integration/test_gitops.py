@@ -288,8 +288,8 @@ def test_the_fake_answers_like_gitlab(tmp_path: Path) -> None:
 class Gated:
     """A copy of the built example catalog, its registries in namespaces of this module's own,
     with a GitOps remote laid out before anything was released; app/rag-api tested and pushed
-    to dev (as 0.3.0) while gitops.yaml was set aside (so that no pin on push hides what
-    ``gitops update`` does), and an untested digest put in dev's app repository as 0.2.0."""
+    to dev (as 0.3.0) while gitops.yaml was set aside (so that the pin on push does not
+    hide what ``gitops update`` does), and an untested digest put in dev's app repository as 0.2.0."""
 
     root: Path
     remote: Path
@@ -471,9 +471,6 @@ def test_drift_check_passes_for_an_image_never_deployed_there(gated: Gated) -> N
     ]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="until release/push.py calls release.deploy.pin_release after a push"
-)
 def test_a_push_pins_its_digest_in_the_dev_overlay(gated: Gated, tmp_path: Path) -> None:
     root = _copy(gated.root, tmp_path)
     _namespaces(root, gated.session, "gitops-push", ("dev",))

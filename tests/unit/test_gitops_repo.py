@@ -23,7 +23,7 @@ from imagefactory import git as git_wrapper
 from imagefactory.cli import app
 from imagefactory.errors import UserError
 from imagefactory.gitops import repo
-from imagefactory.gitops.pin import PinResult, pin_after_promotion, pin_digest
+from imagefactory.gitops.pin import PinResult, pin_digest, pin_if_deployed
 from imagefactory.spec.loader import load_catalog
 
 from .conftest import REPO
@@ -370,25 +370,23 @@ def test_init_keeps_existing_overlays_unless_forced(catalog_dir: Path, tmp_path:
     assert load_catalog(catalog_dir).project.project == "bank-ai-lab"
 
 
-def test_the_promote_hook_pins_applications_and_skips_the_rest(
+def test_the_release_hook_pins_applications_and_skips_the_rest(
     setup: tuple[Path, Path], tmp_path: Path
 ) -> None:
     root, remote = setup
     catalog = load_catalog(root)
     assert (
-        pin_after_promotion(
-            catalog, "runtime/llm:cpu", "dev", DIGEST, version="1.0.0", audit_id=None
-        )
+        pin_if_deployed(catalog, "runtime/llm:cpu", "dev", DIGEST, version="1.0.0", audit_id=None)
         is None
     )
-    result = pin_after_promotion(
+    result = pin_if_deployed(
         catalog, "app/rag-api", "preprod", DIGEST, version="0.3.0", audit_id="a-7"
     )
     assert result is not None and result.action == "pushed"
     assert "audit: a-7" in git("--git-dir", remote, "log", "-1", "--format=%B", "main")
     (root / "gitops.yaml").unlink()
     assert (
-        pin_after_promotion(
+        pin_if_deployed(
             load_catalog(root), "app/rag-api", "preprod", OTHER, version="0.3.0", audit_id=None
         )
         is None
