@@ -1,20 +1,28 @@
 """Content tags are write-once: a build never moves ``content-<hash>`` to another digest.
 
-A build pushes its image under the content's staging tag (``staging-<hash>``, in the same
-repository: the layers and the manifest land, the digest is known), then gives that digest the
-content tag only if the tag does not exist yet, and reads the tag back
+A build pushes its image under a staging tag of its own (``staging-<hash>-<nonce>``, in the
+same repository: the layers and the manifest land, the digest is known), then gives that digest
+the content tag only if the tag does not exist yet, and reads the tag back
 (:meth:`RegistryClient.tag_once`). What the content tag holds afterwards is authoritative: the
 build's own digest, or one an earlier build of the same content (``--no-cache``, another clone,
 another runner) put there. A build that made another digest is not reproducible; it is reported
 with both digests, and the registry's image is the one recorded and built on.
 
-The registry API has no conditional write: two runners that both find the tag absent in the
-same moment can both write it. Pushing to the staging tag first leaves one request between the
-check and the write, and the read-back means each runner records what the registry holds then.
+The staging tag is new for every build: a registry whose tags are all immutable (ECR's
+``IMMUTABLE``, as ``terraform/`` sets it) takes it too, and two builds on one engine never push
+each other's image. A cleanup policy may expire ``staging-*`` tags (an image that also holds a
+``content-*`` tag is kept by that rule first).
+
+The registry API has no conditional write: two runners that both find the content tag absent in
+the same moment can both write it (a registry with immutable tags refuses the second write, and
+the second runner reads the first one's digest back). Pushing to the staging tag first leaves
+one request between the check and the write, and the read-back means each runner records what
+the registry holds then.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from imagefactory.build.docker import Engine
@@ -47,9 +55,10 @@ class Published:
         )
 
 
-def staging_tag(content_tag: str) -> str:
-    """``content-<hash>`` → ``staging-<hash>``: where a build of that content is pushed first."""
-    return STAGING_TAG_PREFIX + content_tag.removeprefix(CONTENT_TAG_PREFIX)
+def staging_tag(content_tag: str, nonce: str) -> str:
+    """``content-<hash>`` → ``staging-<hash>-<nonce>``: where one build of that content is
+    pushed first."""
+    return f"{STAGING_TAG_PREFIX}{content_tag.removeprefix(CONTENT_TAG_PREFIX)}-{nonce}"
 
 
 def publish(
@@ -58,7 +67,7 @@ def publish(
     """Push the local image ``source`` and give it the content ``tag`` (``HOST/REPO:content-…``)
     unless that tag holds an image already (see the module)."""
     repository, _, name = tag.rpartition(":")
-    staging = f"{repository}:{staging_tag(name)}"
+    staging = f"{repository}:{staging_tag(name, uuid.uuid4().hex[:12])}"
     engine.tag(source, staging)
     try:
         built = engine.push(staging)

@@ -166,12 +166,19 @@ class RegistryHTTP:
         """Put ``repository@digest`` under ``tag`` unless ``tag`` exists (a write-once tag);
         the digest ``tag`` holds afterwards, read back: ``digest``, or what another writer put
         there first. The manifest is read before the check, so one request lies between the
-        check and the write (the registry API has no conditional write)."""
+        check and the write (the registry API has no conditional write; a registry with
+        immutable tags refuses a write that lost that race, and the winner is read back)."""
         scope = f"repository:{repository}:pull,push"
         manifest = self._manifest_bytes(repository, digest, scope)
         held = self.digest(repository, tag)
         if held is None:
-            self._put(repository, digest, tag, scope, manifest)
+            try:
+                self._put(repository, digest, tag, scope, manifest)
+            except RegistryAuthError:
+                raise
+            except RegistryRequestError:
+                if self.digest(repository, tag) is None:
+                    raise  # refused for another reason
             held = self.digest(repository, tag)
         return held
 

@@ -36,8 +36,11 @@ def test_another_digest_is_reported_with_both_and_the_registrys_kept() -> None:
     )
 
 
-def test_a_build_is_staged_under_its_contents_staging_tag() -> None:
-    assert staging_tag("content-0123456789abcdef01234567") == "staging-0123456789abcdef01234567"
+def test_a_build_is_staged_under_a_staging_tag_of_its_own() -> None:
+    assert (
+        staging_tag("content-0123456789abcdef01234567", "5e1f0a2b3c4d")
+        == "staging-0123456789abcdef01234567-5e1f0a2b3c4d"
+    )
 
 
 @pytest.mark.parametrize(
