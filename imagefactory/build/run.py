@@ -152,8 +152,8 @@ class BuildRun:
                     return Outcome(
                         image.ref, "reused", time.monotonic() - started, reused[0], reused[1]
                     )
-            self._read_user(image)
             self.reporter.started(image.ref, self._why(image.ref, inputs))
+            self._read_user(image)
             published = self._build(image, inputs, tag, started)
             return Outcome(
                 image.ref,
