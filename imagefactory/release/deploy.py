@@ -12,6 +12,7 @@ names the intent's id. A refusal writes nothing: no audit record, no clone, no c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from imagefactory import git
@@ -25,6 +26,7 @@ from imagefactory.project.paths import audit_log
 from imagefactory.project.state import unwritable
 from imagefactory.registry.client import registry_session
 from imagefactory.release import audit, gate
+from imagefactory.release.audit import AuditRecord
 from imagefactory.release.environments import environment, registries_of, sibling_suffixes
 from imagefactory.release.evidence import evidence_for
 from imagefactory.release.record import Release, failure_recorded
@@ -110,11 +112,34 @@ def deploy(
             settings=settings,
         )
     try:
-        audit.append(path, audit.follow_up(intent, audit.DONE))
+        for record in _closed_by(path, intent):
+            audit.append(path, record)
     except OSError as exc:
         then = f"the pin is made, and the audit log holds its intent {intent.id} without its done record"
         raise unwritable(path, exc, then) from exc
     return Deployment(pin, held.version, held.tag, approved_by, intent.id)
+
+
+def _closed_by(path: Path, intent: AuditRecord) -> list[AuditRecord]:
+    """The records a pin made under ``intent`` appends: its done record, and one for each pin
+    of that image into that environment left open before (a crash, a kill): done when it was
+    this very digest, failed (superseded) when it was another."""
+    earlier = [
+        i
+        for i in audit.interrupted(path)
+        if i.action == intent.action
+        and (i.image, i.target) == (intent.image, intent.target)
+        and i.id != intent.id
+    ]
+    return [
+        audit.follow_up(intent, audit.DONE),
+        *(
+            audit.follow_up(i, audit.DONE)
+            if i.digest == intent.digest
+            else audit.follow_up(i, audit.FAILED, f"superseded by the pin {intent.id}")
+            for i in earlier
+        ),
+    ]
 
 
 def _held(catalog: Catalog, image: CatalogImage, env: Environment, digest: str) -> _Held:

@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from imagefactory.errors import UserError
-from imagefactory.release.audit import DONE, INTENT, phase
+from imagefactory.release.audit import DONE, FAILED, INTENT, append, new_record, phase
 from tests.fakes.gitlab_api import FakeGitlab, serve
 from tests.unit.conftest import copy_example_catalog
 from tests.unit.test_gitops_repo import (
@@ -69,7 +69,7 @@ PIN = """
 import sys
 from pathlib import Path
 from imagefactory.errors import UserError
-from imagefactory.release.audit import DONE, INTENT, phase
+from imagefactory.release.audit import DONE, FAILED, INTENT, append, new_record, phase
 from imagefactory.gitops.pin import pin_digest
 from imagefactory.spec.loader import load_catalog
 root, ref, digest = sys.argv[1:]
@@ -402,7 +402,19 @@ def test_gitops_update_refuses_a_digest_the_environment_does_not_hold(
 def test_gitops_update_pins_a_tested_digest_under_the_registrys_version_and_audits_it(
     gated: Gated,
 ) -> None:
-    """image.yaml now says 0.9.0; the registry's tag naming the digest says 0.3.0."""
+    """image.yaml now says 0.9.0; the registry's tag naming the digest says 0.3.0. Two pins of
+    the image into dev were interrupted before (their intents are open): the one of this digest
+    is completed by this pin, the one of another digest is closed as superseded."""
+    log = gated.root / ".imagefactory" / "audit.jsonl"
+    interrupted = {
+        digest: new_record(
+            action="pin", image=APP, version="0.3.0", digest=digest, source="dev", target="dev",
+            tags=["0.3.0"], git_revision=None, approver=None, registries=["dev"],
+        )
+        for digest in (gated.digest, gated.untested)
+    }  # fmt: skip
+    for intent in interrupted.values():
+        append(log, intent)
     edit_text(gated.root / APP_SPEC, f"version: {APP_VERSION}", "version: 0.9.0")
     try:
         document = ok(_update(gated, gated.root, "dev", gated.digest, "--json"))
@@ -425,6 +437,14 @@ def test_gitops_update_pins_a_tested_digest_under_the_registrys_version_and_audi
             "pin", APP, "0.3.0", gated.digest,
         )  # fmt: skip
         assert (line["target"], line["tags"], line["registries"]) == ("dev", ["0.3.0"], ["dev"])
+    closed = {
+        d: [line for line in audit_of(gated.root) if line["id"] == i.id][1:]
+        for d, i in interrupted.items()
+    }
+    assert [phase(line) for line in closed[gated.digest]] == [DONE]
+    assert [(phase(line), line["error"]) for line in closed[gated.untested]] == [
+        (FAILED, f"superseded by the pin {document['audit_id']}")
+    ]
     again = ok(_update(gated, gated.root, "dev", gated.digest, "--json"))
     assert again["action"] == "unchanged"
 
