@@ -3,9 +3,9 @@ behind the release gate, and the pin a release makes once it is recorded.
 
 ``gitops update`` pins only a digest the environment's registry holds under a version tag
 (``X.Y.Z<suffix>``), with the version read from that tag (never from image.yaml or state), and
-only through ``gate.require``: a passing test run of exactly that digest (into the first
-environment only as push demands it: ``release.require_tests``), a version not yanked, the
-environment's approval rule. The pin is written ahead in the audit log (action ``pin``): the
+only through ``gate.require``: a passing test run of exactly that digest (always, whatever
+``release.require_tests`` lets a push do), a version not yanked, the environment's approval
+rule. The pin is written ahead in the audit log (action ``pin``): the
 intent before the GitOps repository is touched, then a done (or failed) record; the commit
 names the intent's id. A refusal writes nothing: no audit record, no clone, no commit.
 """
@@ -77,19 +77,14 @@ def deploy(
     ``gate.approver`` as for a promotion). Raises ``gate.Refused`` or UserError, having written
     nothing, when it may not go there."""
     check_digest(digest)
-    position, env = environment(catalog, env_name)
+    _, env = environment(catalog, env_name)
     approved_by = gate.approver(env, catalog.root, approve=approve, named=approver)
     settings = repo.settings_for_run(catalog)
     settings.environment(env_name)
     image = application(catalog, ref)
     held = _held(catalog, image, env, digest)
     candidate = gate.Candidate(image.ref, held.version, digest, env)
-    # the first environment takes what push may put there: untested only when
-    # release.require_tests is off; every later one only a tested digest, as promote does
-    tests_required = position > 0 or catalog.project.release.require_tests
-    gate.require(
-        evidence_for(catalog), candidate, approver=approved_by, tests_required=tests_required
-    )
+    gate.require(evidence_for(catalog), candidate, approver=approved_by)
     intent = audit.new_record(
         action="pin",
         image=image.ref,
