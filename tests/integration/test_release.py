@@ -326,12 +326,18 @@ def bundles(registry_b: TLSRegistry, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="session")
-def release_env(example_build: ExampleBuild, registry_b: TLSRegistry) -> dict[str, str]:
-    """The session's environment (registry A's variables), B's variables, no CI variables."""
+def release_env(
+    example_build: ExampleBuild, registry_b: TLSRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """The session's environment (registry A's variables), B's variables, no CI variables, no
+    git identity but the checkout's (none: an approver is named by the account)."""
     env = without_ci(example_build.env)
     env[B_USER_ENV] = registry_b.user
     env[B_PASSWORD_ENV] = registry_b.password
     env["USER"] = LOCAL_USER
+    no_global = tmp_path_factory.mktemp("git-config") / "gitconfig"
+    no_global.write_text("")
+    env.update(GIT_CONFIG_GLOBAL=str(no_global), GIT_CONFIG_NOSYSTEM="1")
     return env
 
 
@@ -390,7 +396,7 @@ def released(
     ok(imagefactory(root, "push", APP, "--json", env=release_env, timeout=CLI_TIMEOUT))
     set_bundle(root, bundles["trusted"])  # only now: the bundle is part of the content hash
     records = state_of(root)
-    assert records[APP]["tests"]["digest"] == records[APP]["digest"]
+    assert records[APP]["test_runs"][records[APP]["digest"]]["passed"] is True
     return Released(root, records[APP]["digest"], head_of(root), records[RUNTIME]["digest"])
 
 
@@ -429,10 +435,11 @@ class PushHistory:
     revisions: list[str]  # the git commit of each step: first, patch, major, backport
     runtime_tags: dict[str, str | None]
     after_first: Snapshot
-    before_dirty: Snapshot
-    dirty: subprocess.CompletedProcess[str]  # push of an uncommitted change
-    after_dirty: Snapshot
+    before_untested: Snapshot
+    untested: subprocess.CompletedProcess[str]  # push of the rebuilt app before its test
+    after_untested: Snapshot
     patched: dict[str, Any]  # the rebuilt app's state record
+    before_dry_run: Snapshot  # once it passed its tests
     dry_run: dict[str, Any]
     dry_run_text: subprocess.CompletedProcess[str]
     after_dry_run: Snapshot
@@ -451,9 +458,11 @@ def history(
     skopeo: Skopeo,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> PushHistory:
-    """A private copy, dev in a namespace of its own: push app + runtime; change the app without
-    bumping its version (push before committing: refused; commit, dry run, push); bump it to
-    1.0.0, build, push; go back to the 0.3 line with a fix, build, push (a backport)."""
+    """A private copy, dev in a namespace of its own: test and push app + runtime; change the
+    app without bumping its version, commit, build (push before testing: refused; test, dry run,
+    push); bump it to 1.0.0, build, test, push; go back to the 0.3 line with a fix, build, test,
+    push (a backport). Every change is committed before its build: the git- tag names the
+    commit that built a digest (a dirty build gets none: tests/integration/test_governance.py)."""
     root = copy_catalog(example_build.root, tmp_path_factory.mktemp("history") / "catalog")
     configure(root, example_build.session, dev="history", b_host=registry_b.host)
     env = release_env
@@ -465,6 +474,9 @@ def history(
     def build() -> None:
         ok(imagefactory(root, "build", APP, "--json", env=env, timeout=CLI_TIMEOUT))
 
+    def test(*refs: str) -> None:
+        ok(imagefactory(root, "test", *refs, "--json", env=env, timeout=CLI_TIMEOUT))
+
     def push(*extra: str) -> dict[str, Any]:
         [entry] = ok(imagefactory(root, "push", APP, "--json", *extra, env=env))["images"]
         assert isinstance(entry, dict)
@@ -472,6 +484,7 @@ def history(
 
     built = state_of(root)
     revisions = [head_of(root)]
+    test(APP, RUNTIME)
     first = {
         e["image"]: e
         for e in ok(imagefactory(root, "push", APP, RUNTIME, "--json", env=env))["images"]
@@ -480,12 +493,14 @@ def history(
     after_first = snapshot()
 
     edit_text(root / APP_MAIN, '"""', '"""patch: same version in image.yaml\n')
-    build()
-    before_dirty = snapshot()  # the build pushed its content tag into the same repository
-    dirty = imagefactory(root, "push", APP, env=env)
-    after_dirty = snapshot()
     revisions.append(git_commit(root, "app edit, same version"))
+    build()
+    before_untested = snapshot()  # the build pushed its content tag into the same repository
+    untested = imagefactory(root, "push", APP, env=env)
+    after_untested = snapshot()
+    test(APP)
     patched = state_of(root)[APP]
+    before_dry_run = snapshot()
     dry_run = push("--dry-run")
     dry_run_text = imagefactory(root, "push", APP, "--dry-run", env=env)
     after_dry_run = snapshot()
@@ -497,16 +512,18 @@ def history(
     assert "version: 1.0.0" in (root / APP_SPEC).read_text()
     revisions.append(git_commit(root, "app 1.0.0"))
     build()
+    test(APP)
     major = push()
 
     edit_text(root / APP_SPEC, "version: 1.0.0", f"version: {APP_VERSION}")
     edit_text(root / APP_MAIN, '"""', '"""backported fix\n')
     revisions.append(git_commit(root, "backport to 0.3"))
     build()
+    test(APP)
     backport = push()
     return PushHistory(
-        root, built, first, revisions, runtime_tags, after_first, before_dirty, dirty, after_dirty,
-        patched,
+        root, built, first, revisions, runtime_tags, after_first, before_untested, untested,
+        after_untested, patched, before_dry_run,
         dry_run, dry_run_text, after_dry_run, patch, after_patch, major, backport, snapshot(),
     )  # fmt: skip
 
@@ -541,15 +558,13 @@ def test_push_gives_every_tag_and_the_built_digest(history: PushHistory) -> None
                                           history.first[RUNTIME]["audit_id"]]  # fmt: skip
 
 
-def test_push_of_an_uncommitted_change_does_not_move_the_git_tag(history: PushHistory) -> None:
-    """git-<sha> already names the build of that commit: a rebuild from a changed working tree
-    must not take it over (refused, nothing changed)."""
-    stderr = refused(history.dirty, 1)
-    repository = repo_of(history.root, "dev")
-    assert f"{repository}:git-{history.revisions[0][:8]} already exists with another digest" in (
-        stderr
-    )
-    assert history.after_dirty == history.before_dirty
+def test_push_of_an_untested_rebuild_is_refused_and_changes_nothing(history: PushHistory) -> None:
+    """The rebuilt app was not tested: its digest has no test run of its own (the first
+    build's pass is another digest's), so push refuses it and nothing changes."""
+    stderr = refused(history.untested, 1)
+    assert f"{APP} 0.3.1 ({history.patched['digest']}) has no test record" in stderr
+    assert f"imagefactory test {APP}" in stderr
+    assert history.after_untested == history.before_untested
 
 
 def test_push_dry_run_lists_tags_and_touches_nothing(history: PushHistory) -> None:
@@ -569,7 +584,7 @@ def test_push_dry_run_lists_tags_and_touches_nothing(history: PushHistory) -> No
     repository = repo_of(history.root, "dev")
     for tag, action in actions.items():
         assert f"would {action} {repository}:{tag}" in text.stdout + text.stderr
-    assert history.after_dry_run == history.after_dirty  # registry, state and audit log
+    assert history.after_dry_run == history.before_dry_run  # registry, state and audit log
 
 
 def test_changed_content_gets_the_next_patch_and_moves_the_aliases(history: PushHistory) -> None:
@@ -609,6 +624,7 @@ def test_backport_moves_neither_latest_nor_the_higher_major(history: PushHistory
 def test_overwriting_a_version_needs_force_and_is_audited(
     push_copy: Path, release_env: dict[str, str], skopeo: Skopeo
 ) -> None:
+    ok(imagefactory(push_copy, "test", APP, "--json", env=release_env, timeout=CLI_TIMEOUT))
     ok(imagefactory(push_copy, "push", APP, "--json", env=release_env))
     built = state_of(push_copy)[APP]["digest"]
     repository = repo_of(push_copy, "dev")
@@ -635,6 +651,7 @@ def test_overwriting_a_version_needs_force_and_is_audited(
     assert skopeo.digest(f"{repository}:{APP_VERSION}") == built
     last = audit_of(push_copy)[-1]
     assert (last["action"], last["forced"], last["id"]) == ("push", True, entry["audit_id"])
+    assert last["overrides"] == ["immutable-tag"]  # the digest itself passed its tests
     assert phase(last) == DONE
     assert [r["forced"] for r in releases_of(push_copy)] == [False, True]
 
@@ -659,6 +676,8 @@ def test_two_pushes_of_different_content_at_once_never_share_a_version(
     edit_text(roots[1] / APP_MAIN, '"""', '"""the other pipeline\'s change\n')
     git_commit(roots[1], "another change")
     ok(imagefactory(roots[1], "build", APP, "--json", env=release_env, timeout=CLI_TIMEOUT))
+    for root in roots:  # each push needs its own digest tested
+        ok(imagefactory(root, "test", APP, "--json", env=release_env, timeout=CLI_TIMEOUT))
     repository = repo_of(roots[0], "dev").split("/", 1)[1]
     log = host_dir() / "registry.log"  # registry A's access log (scripts/services.sh)
     offset = log.stat().st_size
@@ -789,6 +808,7 @@ def test_promote_copies_the_tested_digest_into_registry_b(
 
 
 def test_promotion_audit_record(promoted: Promoted, released: Released) -> None:
+    """No git identity (release_env): the account names who acts."""
     document = ok(promoted.preprod)
     records = releases_of(promoted.root)
     promotions = [r for r in records if r["action"] == "promote"]
@@ -809,6 +829,8 @@ def test_promotion_audit_record(promoted: Promoted, released: Released) -> None:
         "ci_pipeline_url": None,
         "ci_job_url": None,
         "forced": False,
+        "overrides": [],
+        "identity": LOCAL_USER,
     }
     assert {k: record[k] for k in expected} == expected
     assert sorted(record["tags"]) == sorted(expected_tags(APP_VERSION, "", released.revision))
@@ -822,7 +844,7 @@ def test_promotion_audit_record(promoted: Promoted, released: Released) -> None:
 
 def test_prod_outside_ci_needs_approve(promoted: Promoted, released: Released) -> None:
     stderr = refused(promoted.prod_unapproved, 1)
-    assert "promotion to prod needs an approval" in stderr
+    assert f"prod needs an approval for {APP} {APP_VERSION} ({released.digest})" in stderr
     assert "--approve" in stderr
     document = ok(promoted.prod)
     assert document["digest"] == released.digest
@@ -844,7 +866,7 @@ def test_prod_holds_the_same_digest(promoted: Promoted, released: Released, skop
 def test_status_json_shows_each_environment(promoted: Promoted, released: Released) -> None:
     document = ok(promoted.status)
     app = document["images"][APP]
-    expected = {"version": APP_VERSION, "digest": released.digest, "tested": True}
+    expected = {"version": APP_VERSION, "digest": released.digest, "tested": True, "yanked": False}
     assert app == {"dev": expected, "preprod": expected, "prod": expected}
     runtime = document["images"][RUNTIME]
     assert {env: held["digest"] for env, held in runtime.items()} == dict.fromkeys(
@@ -852,9 +874,12 @@ def test_status_json_shows_each_environment(promoted: Promoted, released: Releas
     )
 
 
-def test_promotion_in_ci_records_the_job_and_needs_no_approve(
+def test_promotion_in_ci_is_approved_only_by_the_protected_deployment_job(
     promo_copy: Path, release_env: dict[str, str], released: Released, skopeo: Skopeo
 ) -> None:
+    """CI=true GITLAB_CI=true alone approve nothing (they did before); the job deploying to
+    the protected prod environment (CI_ENVIRONMENT_NAME=prod on a protected ref) does, and its
+    user is the approver."""
     env = {
         **release_env,
         "CI": "true",
@@ -865,8 +890,17 @@ def test_promotion_in_ci_records_the_job_and_needs_no_approve(
     }
     ok(imagefactory(promo_copy, "promote", APP, "--to", "preprod", "--json", env=env,
                     timeout=CLI_TIMEOUT))  # fmt: skip
+    audit_before = audit_text(promo_copy)
+    stderr = refused(
+        imagefactory(promo_copy, "promote", APP, "--to", "prod", env=env, timeout=CLI_TIMEOUT), 1
+    )
+    assert "CI_ENVIRONMENT_NAME=prod" in stderr and "CI_COMMIT_REF_PROTECTED=true" in stderr
+    assert audit_text(promo_copy) == audit_before
+    assert skopeo.tags(repo_of(promo_copy, "prod")) == set()
+
+    job = {**env, "CI_ENVIRONMENT_NAME": "prod", "CI_COMMIT_REF_PROTECTED": "true"}
     document = ok(
-        imagefactory(promo_copy, "promote", APP, "--to", "prod", "--json", env=env,
+        imagefactory(promo_copy, "promote", APP, "--to", "prod", "--json", env=job,
                      timeout=CLI_TIMEOUT)
     )  # fmt: skip
 
@@ -1046,7 +1080,9 @@ def test_promoting_an_untested_digest_is_refused(
     edit_text(promo_copy / APP_MAIN, '"""', '"""untested change\n')
     git_commit(promo_copy, "untested change")
     ok(imagefactory(promo_copy, "build", APP, "--json", env=release_env, timeout=CLI_TIMEOUT))
-    [pushed] = ok(imagefactory(promo_copy, "push", APP, "--json", env=release_env))["images"]
+    [pushed] = ok(imagefactory(promo_copy, "push", APP, "--force", "--json", env=release_env))[
+        "images"
+    ]  # --force: push lets an untested digest through only so (the audit log says so)
     assert pushed["digest"] != released.digest
     set_bundle(promo_copy, bundles["trusted"])
     state_before, audit_before = state_text(promo_copy), audit_text(promo_copy)
@@ -1055,19 +1091,19 @@ def test_promoting_an_untested_digest_is_refused(
         imagefactory(promo_copy, "promote", APP, "--to", "preprod", env=release_env), 1
     )
 
-    assert "has no passed test record" in stderr
-    assert pushed["digest"] in stderr
+    assert f"{APP} {pushed['version']} ({pushed['digest']}) has no test record" in stderr
     assert f"imagefactory test {APP}" in stderr
     assert (state_text(promo_copy), audit_text(promo_copy)) == (state_before, audit_before)
     assert skopeo.tags(repo_of(promo_copy, "preprod")) == set()
 
 
 def test_promoting_without_a_test_record_is_refused(
-    promo_copy: Path, release_env: dict[str, str], skopeo: Skopeo
+    promo_copy: Path, release_env: dict[str, str], released: Released, skopeo: Skopeo
 ) -> None:
     path = promo_copy / ".imagefactory" / "state.json"
     document = json.loads(path.read_text())
-    del document["images"][APP]["tests"]
+    document["images"][APP].pop("tests", None)  # the record from before per-digest runs
+    del document["images"][APP]["test_runs"]
     path.write_text(json.dumps(document, indent=2))
     state_before = state_text(promo_copy)
 
@@ -1075,7 +1111,7 @@ def test_promoting_without_a_test_record_is_refused(
         imagefactory(promo_copy, "promote", APP, "--to", "preprod", env=release_env), 1
     )
 
-    assert "has no passed test record" in stderr
+    assert f"{APP} {APP_VERSION} ({released.digest}) has no test record" in stderr
     assert state_text(promo_copy) == state_before
     assert skopeo.tags(repo_of(promo_copy, "preprod")) == set()
 
