@@ -51,7 +51,13 @@ from imagefactory.errors import (
 from imagefactory.project.hashing import ContentInputs, content_inputs
 from imagefactory.project.paths import slug, state_file, work_dir
 from imagefactory.project.plan import rebuild_reasons
-from imagefactory.project.state import ImageRecord, load_state, save_state, with_record
+from imagefactory.project.state import (
+    ImageRecord,
+    TestRecord,
+    load_state,
+    save_state,
+    with_record,
+)
 from imagefactory.registry.client import RegistryClient
 from imagefactory.render.catalog import Pins
 from imagefactory.render.dockerfile import render_dockerfile, write_build_context
@@ -311,9 +317,13 @@ class BuildRun:
         )
         fields: dict[str, object] = {
             **(kept.model_dump() if kept else {}),
-            # what was released stays on record whatever the new content is
+            # what was released, tested or yanked stays on record whatever the new content is:
+            # by version and by digest (a digest of the old content may run somewhere)
             "versions": previous.versions if previous else {},
             "environments": previous.environments if previous else {},
+            "yanked": previous.yanked if previous else {},
+            "tests": None,
+            "test_runs": _test_runs(previous),
             "content_hash": inputs.content_hash,
             "inputs": inputs.as_dict(),
             "version": image.spec.version,
@@ -339,6 +349,15 @@ class BuildRun:
             if self.state.images.get(image.ref) != record:  # a no-op build writes nothing
                 self.state = with_record(self.state, image.ref, record)
                 save_state(self.state_path, self.state)
+
+
+def _test_runs(previous: ImageRecord | None) -> dict[str, TestRecord]:
+    """Every digest's latest test run on ``previous`` (its one record of before per-digest runs
+    too, unless a newer run of that digest replaced it)."""
+    if previous is None:
+        return {}
+    legacy = {previous.tests.digest: previous.tests} if previous.tests is not None else {}
+    return {**legacy, **previous.test_runs}
 
 
 def _step_of(error: ImageFactoryError) -> str:
