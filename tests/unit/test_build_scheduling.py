@@ -41,7 +41,7 @@ def wide_catalog(root: Path) -> Path:
     """base → {a, b, c}; a → a1; each image bootstrapped or FROM a catalog parent."""
     (root / "imagefactory.yaml").write_text("project: p\n")
     specs = {
-        "base": "bootstrap: {}",
+        "base": "bootstrap: {}\nuser: root",
         "a": "from: base",
         "b": "from: base",
         "c": "from: base",
