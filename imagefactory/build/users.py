@@ -4,8 +4,8 @@ user that parent's image config names, read at build time; never root by default
 The loader gives every image of a chain its parent's ``user`` (``spec/inheritance.py``), and a
 bootstrapped image must write one; only a chain on an external image can have none. Its build
 reads the external image's config: a non-root ``User`` is the one the chain's images end with
-(``ParentPin.user``: the Dockerfile's last ``USER``, Packer's last change), as Docker would
-have it; no user, root or uid 0 is refused: ``user: root`` runs an image as root on purpose.
+(``with_user`` writes it into the image's spec: the Dockerfile's last ``USER``, Packer's last
+change), as Docker would have it; no user, root or uid 0 is refused: ``user: root`` runs an image as root on purpose.
 """
 
 from __future__ import annotations
