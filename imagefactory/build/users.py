@@ -5,7 +5,8 @@ The loader gives every image of a chain its parent's ``user`` (``spec/inheritanc
 bootstrapped image must write one; only a chain on an external image can have none. Its build
 reads the external image's config: a non-root ``User`` is the one the chain's images end with
 (``with_user`` writes it into the image's spec: the Dockerfile's last ``USER``, Packer's last
-change), as Docker would have it; no user, root or uid 0 is refused: ``user: root`` runs an image as root on purpose.
+change), as Docker would have it; no user, root or uid 0 is refused: ``user: root`` runs an
+image as root on purpose.
 """
 
 from __future__ import annotations
