@@ -27,8 +27,6 @@ echo "==> imagefactory build app/rag-api (and the ancestors it needs)"
 "$imagefactory" build app/rag-api
 echo "==> imagefactory test (the images just built; JUnit report in .imagefactory/junit.xml)"
 "$imagefactory" test base/debian12 runtime/llm:cpu app/rag-api --junit .imagefactory/junit.xml
-echo "==> imagefactory push (semver tags, by digest, to the dev registry)"
-"$imagefactory" push base/debian12 runtime/llm:cpu app/rag-api
 # The example's GitOps repository (gitops.yaml: repo_url) is a local bare repository: lay it out once.
 gitops_remote=.host/gitops.git
 if [[ ! -d $gitops_remote ]]; then
@@ -43,6 +41,8 @@ if [[ ! -d $gitops_remote ]]; then
     git -C "$checkout" push --quiet origin HEAD:main
     rm -rf "$checkout"
 fi
+echo "==> imagefactory push (semver tags, by digest, to the dev registry; pinned in dev's GitOps overlay)"
+"$imagefactory" push base/debian12 runtime/llm:cpu app/rag-api
 echo "==> imagefactory promote app/rag-api --to preprod (the tested digest, copied, not rebuilt; pinned in GitOps)"
 "$imagefactory" promote app/rag-api --to preprod
 echo "==> imagefactory status"
