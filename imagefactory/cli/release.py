@@ -13,7 +13,6 @@ from imagefactory.release.promote import promote
 from imagefactory.release.push import push_images
 from imagefactory.release.record import Shipped
 from imagefactory.release.status import status
-from imagefactory.release.yank import aliases_left
 
 
 def _show(output: Output, shipped: Shipped, dry_run: bool) -> None:
@@ -216,7 +215,7 @@ def status_command(
                             "at": y.at,
                             "audit_id": y.audit_id,
                             "deployed_in": found.holding(ref, y.version),
-                            "aliases_left": aliases_left(y),
+                            "aliases_left": y.aliases_left,
                         }
                         for y in records
                     ]
@@ -253,7 +252,7 @@ def status_command(
                     y.by,
                     y.at,
                     ", ".join(found.holding(ref, y.version)) or "-",
-                    ", ".join(aliases_left(y)) or "-",
+                    ", ".join(y.aliases_left) or "-",
                 ]
                 for ref, records in found.yanked.items()
                 for y in records

@@ -53,6 +53,7 @@ class YankRecord(BaseModel):
     by: str
     at: str
     audit_id: str | None = None
+    aliases_left: list[str] = []  # the aliases left on its digest: their line had no good version
 
 
 class EnvironmentRecord(BaseModel):

@@ -44,7 +44,7 @@ _RESTORE = "restore it from the last CI artifact; it is append-only, never edit 
 class AuditRecord:
     id: str
     at: str
-    action: str  # push | promote
+    action: str  # push | promote | pin (gitops update) | yank | unyank
     who: str
     image: str
     version: str
@@ -63,11 +63,14 @@ class AuditRecord:
     error: str | None = None  # a failed record: what went wrong
     identity: str | None = None  # who acts, as approvals name people (gate.identity)
     overrides: list[str] = field(default_factory=list)  # UNTESTED, IMMUTABLE_TAG
+    reason: str | None = None  # a yank or unyank: why
 
     def command(self) -> str:
         """The command that runs this step again (and so completes it when interrupted)."""
         if self.action == "push":
             return f"imagefactory push {self.image}"
+        if self.action == "pin":
+            return f"imagefactory gitops update --env {self.target} {self.image}@{self.digest}"
         if self.action in ("yank", "unyank"):  # an interrupted one completes with its reason
             return f"imagefactory {self.action} {self.image} {self.version}"
         return f"imagefactory promote {self.image} --to {self.target}"
@@ -104,6 +107,7 @@ def new_record(
     registries: list[str] | None = None,
     content_hash: str | None = None,
     identity: str | None = None,
+    reason: str | None = None,
 ) -> AuditRecord:
     """An intent stamped with a fresh id, the time, the actor and the CI job (when in CI)."""
     return AuditRecord(
@@ -123,6 +127,7 @@ def new_record(
         registries=registries or [],
         content_hash=content_hash,
         identity=identity,
+        reason=reason,
         **_stamp(),
     )
 

@@ -84,7 +84,7 @@ def _copy(
         version_tag = f"{held.version}{variant_suffix(image.spec.variant)}"
         targets = registries_of(catalog, target_env)
         with registry_session(catalog, [source_registry, *(r for _, r in targets)]) as client:
-            pending = interrupted(catalog, image.ref, to_env)
+            pending = interrupted(catalog, "promote", image.ref, to_env)
             if pending is not None:
                 copied = (source_registry, f"{source_repo}@{pending.digest}")
                 return resume(catalog, client, image, pending, record, copied, dry_run=dry_run)

@@ -132,7 +132,7 @@ class _PushRun:
         """Version, tag, write and record one built image (or, dry, plan it); or complete its
         push that was interrupted, when the audit log holds one."""
         with one_at_a_time(self.catalog, "push", image.ref):
-            pending = interrupted(self.catalog, image.ref, self.env.name)
+            pending = interrupted(self.catalog, "push", image.ref, self.env.name)
             if pending is not None:
                 source = (self.build, f"{record.repository}@{pending.digest}")
                 return resume(

@@ -124,7 +124,7 @@ def record_release(
         raise unwritable(path, exc, NOTHING_WRITTEN) from exc
     with failure_recorded(catalog, intent):
         write()
-    finish(catalog, intent, record)
+    finish(catalog, intent, record, update=released)
     return replace(release, audit_id=intent.id)
 
 
@@ -141,43 +141,54 @@ def failure_recorded(catalog: Catalog, intent: AuditRecord) -> Iterator[None]:
         raise
 
 
-def finish(catalog: Catalog, intent: AuditRecord, record: ImageRecord) -> None:
-    """Record ``intent``, whose tags are written and verified, in state; then append its done
-    record. Either failing leaves the intent open, and says how to complete it."""
+def finish(
+    catalog: Catalog,
+    intent: AuditRecord,
+    record: ImageRecord,
+    *,
+    update: Callable[[AuditRecord, ImageRecord], ImageRecord],
+    written: str = "the tags are written and verified",
+) -> None:
+    """Record ``intent``, whose changes are ``written`` (and verified), in state: ``update``
+    gives the image's record with it, from the one state holds now (``record``: the one the
+    step started from, when state has none); then append its done record. Either failing
+    leaves the intent open, and says how to complete it."""
     then = (
-        f"the tags are written and verified, and the audit log holds the intent {intent.id}: "
+        f"{written}, and the audit log holds the intent {intent.id}: "
         f"then run `{intent.command()}` again to complete it (imagefactory status lists it)"
     )
     path = state_file(catalog)
     try:
-        with locked_state(path) as save:
+        with locked_state(path, root=catalog.root) as save:
             state = load_state(path)
             current = state.images.get(intent.image, record)
-            held = EnvironmentRecord(
-                version=intent.version,
-                digest=intent.digest,
-                tags=intent.tags,
-                registries=intent.registries,
-                at=intent.at,
-                audit_id=intent.id,
-            )
-            versions = {**current.versions}
-            if intent.action == "push":
-                assert intent.content_hash is not None  # every push intent names its content
-                versions[intent.version] = intent.content_hash
-            updated = current.model_copy(
-                update={
-                    "versions": versions,
-                    "environments": {**current.environments, intent.target: held},
-                }
-            )
-            save(with_record(state, intent.image, updated))
+            save(with_record(state, intent.image, update(intent, current)))
         path = audit_log(catalog)  # from here on, the file a failure is about
         audit.append(path, audit.follow_up(intent, audit.DONE))
     except OSError as exc:
         raise unwritable(path, exc, then) from exc
     except UserError as exc:  # a state file that cannot be read
         raise UserError(exc.message, hint="; ".join(filter(None, [exc.hint, then]))) from exc
+
+
+def released(intent: AuditRecord, current: ImageRecord) -> ImageRecord:
+    """``current`` with the push or promotion ``intent`` recorded: what its environment holds
+    now (and, for a push, the version given to the content)."""
+    held = EnvironmentRecord(
+        version=intent.version,
+        digest=intent.digest,
+        tags=intent.tags,
+        registries=intent.registries,
+        at=intent.at,
+        audit_id=intent.id,
+    )
+    versions = {**current.versions}
+    if intent.action == "push":
+        assert intent.content_hash is not None  # every push intent names its content
+        versions[intent.version] = intent.content_hash
+    return current.model_copy(
+        update={"versions": versions, "environments": {**current.environments, intent.target: held}}
+    )
 
 
 @contextmanager

@@ -9,6 +9,8 @@ completed (an immutable tag of it now holds another digest) is closed as failed,
 
 from __future__ import annotations
 
+from typing import Literal
+
 from imagefactory.errors import UserError
 from imagefactory.project.naming import repository
 from imagefactory.project.paths import audit_log
@@ -16,7 +18,7 @@ from imagefactory.project.state import ImageRecord
 from imagefactory.registry.client import RegistryClient
 from imagefactory.release import audit
 from imagefactory.release.audit import AuditRecord
-from imagefactory.release.record import Release, failure_recorded, finish
+from imagefactory.release.record import Release, failure_recorded, finish, released
 from imagefactory.release.tags import TagChange, plan_changes, write_tags
 from imagefactory.release.versioning import variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -25,10 +27,16 @@ from imagefactory.spec.models import Registry
 _CLOSED = "unless --dry-run, this closes it as failed: run it again to plan it afresh"
 
 
-def interrupted(catalog: Catalog, ref: str, target: str) -> AuditRecord | None:
-    """The oldest open intent of ``ref`` into the environment ``target``, if any."""
+def interrupted(
+    catalog: Catalog, action: Literal["push", "promote"], ref: str, target: str
+) -> AuditRecord | None:
+    """The oldest open intent of ``action`` (a push or a promotion) of ``ref`` into the
+    environment ``target``, if any: only its own (a pin of ``gitops update`` into the same
+    environment, or a yank, left open is never taken for one)."""
     found = [
-        i for i in audit.interrupted(audit_log(catalog)) if (i.image, i.target) == (ref, target)
+        i
+        for i in audit.interrupted(audit_log(catalog))
+        if (i.action, i.image, i.target) == (action, ref, target)
     ]
     return found[0] if found else None
 
@@ -57,7 +65,7 @@ def resume(
     with failure_recorded(catalog, intent):
         changes = _plan(catalog, client, image, intent)
         write_tags(client, catalog, source[0], source[1], changes)
-    finish(catalog, intent, record)
+    finish(catalog, intent, record, update=released)
     return Release(
         intent.image, intent.version, intent.digest, reason, tuple(changes), audit_id=intent.id
     )

@@ -19,7 +19,8 @@ full disk) is completed by the next yank or unyank of that image.
 from __future__ import annotations
 
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
+from functools import partial
 
 import semver
 
@@ -27,19 +28,12 @@ from imagefactory import git
 from imagefactory.errors import UserError
 from imagefactory.project.naming import build_registry, content_tag, repository
 from imagefactory.project.paths import audit_log, state_file
-from imagefactory.project.state import (
-    ImageRecord,
-    YankRecord,
-    load_state,
-    locked_state,
-    unwritable,
-    with_record,
-)
+from imagefactory.project.state import ImageRecord, YankRecord, load_state, unwritable
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import aliases, audit, gate
 from imagefactory.release.audit import AuditRecord
 from imagefactory.release.environments import registries_of
-from imagefactory.release.record import NOTHING_WRITTEN, failure_recorded, one_at_a_time
+from imagefactory.release.record import NOTHING_WRITTEN, failure_recorded, finish, one_at_a_time
 from imagefactory.release.versioning import variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.grammar import CONTROL
@@ -49,13 +43,6 @@ YANK, UNYANK = "yank", "unyank"
 #: push or a promotion never mistakes an open yank for its own interrupted step).
 EVERY_ENVIRONMENT = "*"
 MAX_REASON = 500
-
-
-@dataclass(frozen=True)
-class YankIntent(AuditRecord):
-    """The audit record of a yank or unyank: an ``AuditRecord`` that also says why."""
-
-    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,20 +161,13 @@ def _record_of(catalog: Catalog, ref: str) -> ImageRecord:
     return record
 
 
-def _interrupted(catalog: Catalog, ref: str) -> list[YankIntent]:
-    """The open yank and unyank intents of ``ref``, oldest first, with their reasons."""
-    path = audit_log(catalog)
-    open_ = [i for i in audit.interrupted(path) if i.image == ref and i.action in (YANK, UNYANK)]
-    if not open_:
-        return []
-    reasons = {
-        line["id"]: line.get("reason")
-        for line in audit.read(path)
-        if audit.phase(line) == audit.INTENT
-    }
+def _interrupted(catalog: Catalog, ref: str) -> list[AuditRecord]:
+    """The open yank and unyank intents of ``ref``, oldest first, with their reasons (read
+    back as a reason given now would be)."""
     return [
-        YankIntent(**asdict(i), reason=_reason(str(reasons[i.id])) if reasons[i.id] else None)
-        for i in open_
+        replace(i, reason=_reason(i.reason))
+        for i in audit.interrupted(audit_log(catalog))
+        if i.image == ref and i.action in (YANK, UNYANK)
     ]
 
 
@@ -199,12 +179,12 @@ def _intent(
     digest: str,
     reason: str | None,
     record: ImageRecord,
-) -> YankIntent:
+) -> AuditRecord:
     """The audit record of this step; a yank of a version already yanked keeps its reason."""
     held = record.yanked.get(version)
     if action == YANK and held is not None:
         reason = held.reason
-    stamped = audit.new_record(
+    return audit.new_record(
         action=action,
         image=ref,
         version=version,
@@ -215,8 +195,8 @@ def _intent(
         git_revision=git.revision(catalog.root),
         approver=None,
         identity=gate.identity(catalog.root),
+        reason=reason,
     )
-    return YankIntent(**asdict(stamped), reason=reason)
 
 
 def _digest_of(
@@ -257,7 +237,7 @@ def _apply(
     catalog: Catalog,
     client: RegistryClient,
     image: CatalogImage,
-    intent: YankIntent,
+    intent: AuditRecord,
     *,
     dry_run: bool,
     places: list[aliases.Repository] | None = None,
@@ -306,47 +286,35 @@ def _apply(
     on_it = sorted(
         c.reference for c in changes if c.action == aliases.LEFT and c.previous == intent.digest
     )
-    _finish(catalog, intent, record, on_it)
+    finish(
+        catalog,
+        intent,
+        record,
+        update=partial(_yanked, on_it),
+        written="the aliases are moved and verified",
+    )
     return replace(result, audit_id=intent.id)
 
 
-def _finish(catalog: Catalog, intent: YankIntent, record: ImageRecord, left: list[str]) -> None:
-    """Record ``intent``, whose aliases are written and verified, in state (the yank, with the
-    aliases left on its digest; or its removal); then append its done record."""
-    then = (
-        f"the aliases are moved and verified, and the audit log holds the intent {intent.id}: "
-        f"run `{intent.command()}` to complete it (imagefactory status lists it)"
-    )
-    path = state_file(catalog)
-    try:
-        with locked_state(path) as save:
-            state = load_state(path)
-            current = state.images.get(intent.image, record)
-            yanked = dict(current.yanked)
-            if intent.action == UNYANK:
-                yanked.pop(intent.version, None)
-            else:
-                held = yanked.get(intent.version)
-                fields = {
-                    "version": intent.version,
-                    "digest": intent.digest,
-                    "reason": intent.reason or "",
-                    "by": intent.identity or intent.who,
-                    "at": intent.at,
-                    "audit_id": intent.id,
-                }
-                kept = held.model_dump() if held is not None else fields
-                yanked[intent.version] = YankRecord.model_validate({**kept, "aliases_left": left})
-            save(with_record(state, intent.image, current.model_copy(update={"yanked": yanked})))
-        path = audit_log(catalog)  # from here on, the file a failure is about
-        audit.append(path, audit.follow_up(intent, audit.DONE))
-    except OSError as exc:
-        raise unwritable(path, exc, then) from exc
-    except UserError as exc:  # a state file that cannot be read
-        raise UserError(exc.message, hint="; ".join(filter(None, [exc.hint, then]))) from exc
-
-
-def aliases_left(yank_record: YankRecord) -> list[str]:
-    """The aliases a yank left on its digest (their line had no good version), as recorded."""
-    left = (yank_record.model_extra or {}).get("aliases_left", [])
-    return [str(alias) for alias in left] if isinstance(left, list) else []
+def _yanked(left: list[str], intent: AuditRecord, current: ImageRecord) -> ImageRecord:
+    """``current`` with ``intent`` recorded: the yank, with the aliases ``left`` on its digest
+    (a version yanked again keeps its first record); or its removal."""
+    yanked = dict(current.yanked)
+    if intent.action == UNYANK:
+        yanked.pop(intent.version, None)
+    else:
+        held = yanked.get(intent.version)
+        yanked[intent.version] = (
+            held.model_copy(update={"aliases_left": left})
+            if held is not None
+            else YankRecord(
+                version=intent.version,
+                digest=intent.digest,
+                reason=intent.reason or "",
+                by=intent.identity or intent.who,
+                at=intent.at,
+                audit_id=intent.id,
+                aliases_left=left,
+            )
+        )
+    return current.model_copy(update={"yanked": yanked})
