@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -10,6 +11,7 @@ import typer
 
 from imagefactory.build.catalog import Builder, BuildRequest, build_images, build_plan
 from imagefactory.build.run import BuildOptions
+from imagefactory.build.schedule import Outcome
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.cli.progress import LiveProgress, PlainProgress
@@ -153,11 +155,23 @@ def build(
                         "status": o.status,
                         "seconds": round(o.seconds, 3),
                         "digest": o.digest,
+                        "detail": o.detail,  # unreproducible: the digest kept and the one discarded
                     }
                     for o in outcomes
                 ],
             }
         )
         return
-    built = sum(1 for o in outcomes if o.status == "built")
-    session.output.text(f"{built} built, {len(outcomes) - built} reused")
+    session.output.text(_summary(outcomes))
+
+
+def _summary(outcomes: list[Outcome]) -> str:
+    """``2 built, 1 reused``, and what was built but not used (a content tag that held another
+    digest already), one line each with both digests."""
+    counts = Counter(o.status for o in outcomes)
+    lines = [f"{counts['built']} built, {counts['reused']} reused"]
+    unreproducible = [o for o in outcomes if o.status == "unreproducible"]
+    if unreproducible:
+        lines[0] += f", {len(unreproducible)} not reproducible"
+        lines += [f"  {o.ref}: {o.detail}" for o in unreproducible]
+    return "\n".join(lines)

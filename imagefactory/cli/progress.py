@@ -20,6 +20,7 @@ STYLES = {
     "building": "cyan",
     "built": "green",
     "reused": "green",
+    "unreproducible": "yellow",
     "failed": "bold red",
     "skipped": "yellow",
 }

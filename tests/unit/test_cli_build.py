@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from typer.testing import CliRunner, Result
 
-import imagefactory.cli  # noqa: F401  (registers the commands)
+import imagefactory.cli
+import imagefactory.cli.build
+from imagefactory.build.schedule import Outcome, Status
 from imagefactory.cli import app
+from imagefactory.cli.progress import STYLES
 
 from .conftest import Edit
 
@@ -95,3 +99,53 @@ def test_build_without_environments_explains_the_build_registry(
     (pinned_catalog_dir / "imagefactory.yaml").write_text(text[:start] + text[end:])
     result = run("-C", pinned_catalog_dir, "build", "base/debian12")
     assert result.exit_code == 1 and "no environments" in result.stderr
+
+
+KEPT = "sha256:" + "a" * 64
+DISCARDED = "sha256:" + "b" * 64
+UNREPRODUCIBLE = Outcome(
+    "app/rag-api",
+    "unreproducible",
+    12.5,
+    KEPT,
+    f"not reproducible: registry has {KEPT}, this build made {DISCARDED}; kept the registry's",
+)
+
+
+@pytest.fixture
+def outcomes(monkeypatch: pytest.MonkeyPatch) -> list[Outcome]:
+    """What ``build_images`` returns (the build itself needs a daemon: tests/integration)."""
+    returned = [
+        Outcome("base/debian12", "reused", 0.1, "sha256:" + "c" * 64, "reused from the registry"),
+        Outcome("runtime/llm:cpu", "built", 30.0, "sha256:" + "d" * 64, "built and pushed"),
+        UNREPRODUCIBLE,
+    ]
+    monkeypatch.setattr(imagefactory.cli.build, "build_images", lambda *_: returned)
+    return returned
+
+
+def test_build_json_shows_the_discarded_digest_of_an_unreproducible_build(
+    pinned_catalog_dir: Path, outcomes: list[Outcome]
+) -> None:
+    result = run("-C", pinned_catalog_dir, "build", "app/rag-api", "--json")
+    assert result.exit_code == 0, result.output
+    entries = {e["image"]: e for e in json.loads(result.stdout)["images"]}
+    entry = entries["app/rag-api"]
+    assert entry["status"] == "unreproducible" and entry["digest"] == KEPT
+    assert DISCARDED in entry["detail"]
+    assert entries["base/debian12"]["detail"] == "reused from the registry"
+
+
+def test_build_summary_counts_an_unreproducible_build_apart(
+    pinned_catalog_dir: Path, outcomes: list[Outcome]
+) -> None:
+    result = run("-C", pinned_catalog_dir, "build", "app/rag-api")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "1 built, 1 reused, 1 not reproducible"  # was: 1 built, 2 reused
+    assert lines[1] == f"  app/rag-api: {UNREPRODUCIBLE.detail}"
+
+
+def test_progress_styles_every_status() -> None:
+    assert set(STYLES) >= {"queued", "building", *get_args(Status)}
+    assert STYLES["unreproducible"] == "yellow"
