@@ -36,7 +36,7 @@ from imagefactory.project.state import (
     save_state,
 )
 from imagefactory.registry.http import RegistryHTTP
-from imagefactory.release import promote, push
+from imagefactory.release import audit, promote, push
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Registry
 from tests.fakes.http_server import serving
@@ -169,6 +169,40 @@ def test_a_push_logs_its_intent_before_the_first_tag_and_done_after_state(
     assert held is not None and held.audit_id == intent["id"]
     assert json.loads(result.stdout)["images"][0]["audit_id"] == intent["id"]
     assert json.loads(run(built, "status", "--json").stdout)["incomplete"] == []
+
+
+def test_a_pin_left_open_is_not_taken_for_the_push_into_its_environment(
+    built: Path, memory: MemoryRegistry
+) -> None:
+    """A ``gitops update`` into dev that crashed leaves its pin intent open: the next push into
+    dev is a push of its own (it once "completed" the pin instead, and pushed nothing)."""
+    pin = audit.new_record(
+        action="pin",
+        image=REF,
+        version="0.2.0",
+        digest=OTHER,
+        source="dev",
+        target="dev",
+        tags=["0.2.0"],
+        git_revision=None,
+        approver=None,
+        registries=["dev"],
+    )
+    audit.append(audit_log(load_catalog(built)), pin)
+
+    result = run(built, "push", REF)
+
+    assert result.exit_code == 0, result.output
+    assert {t: memory.held.get(f"{DEV}:{t}") for t in PUSHED} == dict.fromkeys(PUSHED, DIGEST)
+    pushed = [(line["action"], line["phase"]) for line in lines(built) if line["id"] != pin.id]
+    assert pushed == [("push", "intent"), ("push", "done")]
+    held = held_in(built, "dev")
+    assert held is not None and held.digest == DIGEST
+    [pending] = json.loads(run(built, "status", "--json").stdout)["incomplete"]
+    assert (pending["audit_id"], pending["complete_with"]) == (
+        pin.id,
+        f"imagefactory gitops update --env dev {REF}@{OTHER}",
+    )
 
 
 def test_a_full_disk_after_prod_tags_is_a_user_error_and_the_next_promotion_completes_it(
