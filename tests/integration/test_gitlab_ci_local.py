@@ -13,7 +13,10 @@ the app, so ``rules:changes`` must put the app's jobs, and only those, into the 
 run with ``--shell-isolation``: each job works in its own copy of the tracked files and sees
 only the artifacts its ``needs`` bring, as on GitLab. The run builds the app, tests it, pushes it
 to dev and (the manual job, played) promotes it to preprod; the image must be in both registry
-namespaces under the digest the build recorded.
+namespaces under the digest the build recorded. gitlab-ci-local sets ``CI=true`` (and
+``GITLAB_CI``), so the push job runs the release gate as a CI job does: the test job's record
+of that digest must come with its artifacts, and its checkout (tracked files and ``.git``,
+with the ignored ``.imagefactory/`` work folder) and the build's revision label must be clean.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class PipelineRun:
     root: Path
     namespace: str  # "it-<session>/gitlab-ci-local"; environments below it
     listed: dict[str, str]  # job -> when, as gitlab-ci-local evaluated the rules
+    revision: str  # the commit the pipeline runs for
     output: str
     returncode: int
     seconds: float
@@ -164,6 +168,7 @@ def pipeline_run(
         f'  RAG_API_PORT: "8080"\n  RAG_API_BUILD: gitlab-ci-local-{example_build.session}\n',
     )
     git(root, "commit", "-q", "-am", "app: a new environment variable")
+    revision = git(root, "rev-parse", "HEAD")
     try:
         code, listing = run_bounded(
             [GITLAB_CI_LOCAL, "--list-json"], cwd=root, env=env, timeout=120
@@ -187,7 +192,7 @@ def pipeline_run(
             timeout=PIPELINE_TIMEOUT,
         )
         seconds = time.monotonic() - started
-        yield PipelineRun(root, namespace, listed, output, returncode, seconds)
+        yield PipelineRun(root, namespace, listed, revision, output, returncode, seconds)
     finally:
         registry_cleanup(registry, namespace)
 
@@ -232,9 +237,9 @@ def test_state_travels_along_the_chain_of_artifacts(pipeline_run: PipelineRun) -
     assert built["repository"].endswith(f"{pipeline_run.namespace}/dev/app/rag-api")
     tested = pipeline_run.state(f"test:{APP}")["images"][APP]
     assert tested["digest"] == digest
-    assert tested["tests"]["passed"] is True and tested["tests"]["digest"] == digest
+    assert tested["test_runs"][digest]["passed"] is True
     pushed = pipeline_run.state(f"push:{APP}")["images"][APP]
-    assert pushed["tests"]["digest"] == digest  # the test record came along
+    assert pushed["test_runs"][digest]["passed"] is True  # the test record came along
     assert pushed["environments"]["dev"]["digest"] == digest
     assert pushed["environments"]["dev"]["version"] == "0.3.0"
     promoted = pipeline_run.state(f"promote:preprod:{APP}")["images"][APP]
@@ -263,6 +268,15 @@ def test_the_image_lands_in_dev_and_preprod(pipeline_run: PipelineRun, registry:
         assert status == 200, (environment, status)
         there = {k.lower(): v for k, v in headers.items()}.get("docker-content-digest")
         assert there == digest, environment
+    # the build job's checkout was clean (revision label = the commit), so push tagged it
+    git_tag = f"git-{pipeline_run.revision[:8]}"
+    status, headers, _ = registry.request(
+        "HEAD",
+        f"/v2/{pipeline_run.namespace}/dev/app/rag-api/manifests/{git_tag}",
+        headers={"Accept": MANIFEST_TYPES},
+    )
+    assert status == 200, (git_tag, status)
+    assert {k.lower(): v for k, v in headers.items()}.get("docker-content-digest") == digest
     status, _, _ = registry.request(
         "HEAD",
         f"/v2/{pipeline_run.namespace}/prod/app/rag-api/manifests/0.3.0",
