@@ -1,6 +1,7 @@
 """The house rules, read off the source: each package imports only the layers below it, only
-``cli`` talks to the terminal (typer, rich), only the Docker façade imports python-on-whales, and
-only ``tools`` starts processes.
+``cli`` talks to the terminal (typer, rich), only ``tools`` starts processes (the Docker façade
+too runs the docker CLI through it), and the package imports exactly the distributions
+pyproject.toml declares: none missing, none declared for nothing.
 
 Every ``import`` statement counts, also those inside functions (they are how a module defers a
 cost, not how it escapes a rule).
@@ -9,12 +10,18 @@ cost, not how it escapes a rule).
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
-PACKAGE = Path(__file__).resolve().parents[2] / "imagefactory"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "imagefactory"
 
 #: Lowest first. A module may import its own package and any package of a lower layer. The
 #: ground modules (the package root) import each other freely but nothing above them.
@@ -35,7 +42,6 @@ LAYERS: tuple[frozenset[str], ...] = (
 OWNED = {
     "typer": "cli",
     "rich": "cli",
-    "python_on_whales": "build.docker",
     "subprocess": "tools",
     "pty": "tools",
     "multiprocessing": "tools",
@@ -189,10 +195,69 @@ def test_a_downward_or_sibling_edge_passes(name: str, source: str) -> None:
     ("name", "source"),
     [
         ("build.run", "import subprocess\n"),
-        ("imagetest.x", "from python_on_whales import docker\n"),
+        ("imagetest.x", "import pty\n"),
         ("release.x", "from rich.console import Console\n"),
         ("gitops.x", "import os\nos.system('git push')\n"),
     ],
 )
 def test_an_owned_import_elsewhere_fails(name: str, source: str) -> None:
     assert len(ownership_violations([Module(name, False, source)])) == 1
+
+
+def imported_distributions(modules: list[Module]) -> set[str]:
+    """The installed distributions (canonical names) whose modules ``modules`` import."""
+    provided = importlib.metadata.packages_distributions()
+    tops = {edge.imported.split(".")[0] for module in modules for edge in _imports(module)}
+    third_party = tops - set(sys.stdlib_module_names) - {"imagefactory", ""}
+    missing = sorted(top for top in third_party if top not in provided)
+    assert not missing, f"imported but installed by no distribution: {missing}"
+    return {canonicalize_name(d) for top in third_party for d in provided[top]}
+
+
+def _declared() -> tuple[set[str], set[str]]:
+    """pyproject.toml's run-time dependencies, and its optional ones but dev's (canonical)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    required = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
+    optional = {
+        canonicalize_name(Requirement(r).name)
+        for extra, requirements in project["optional-dependencies"].items()
+        if extra != "dev"
+        for r in requirements
+    }
+    return required, optional
+
+
+def _requirements_of(names: set[str]) -> set[str]:
+    """What the distributions ``names`` themselves require (pydantic brings pydantic-core)."""
+    return {
+        canonicalize_name(Requirement(r).name)
+        for name in names
+        for r in importlib.metadata.requires(name) or []
+        if "extra ==" not in r
+    }
+
+
+def undeclared_imports(modules: list[Module]) -> set[str]:
+    """Distributions ``modules`` import that pyproject.toml does not name (nor, as pydantic
+    names pydantic-core, a distribution it names)."""
+    required, optional = _declared()
+    allowed = required | optional | _requirements_of(required | optional)
+    return imported_distributions(modules) - allowed
+
+
+def test_every_imported_distribution_is_declared() -> None:
+    assert undeclared_imports(_modules()) == set()
+
+
+def test_every_required_dependency_is_imported() -> None:
+    """A run-time dependency no module imports is one every install pays for nothing (as
+    python-on-whales was, once the Docker façade ran the docker CLI through tools.run)."""
+    required, _ = _declared()
+    assert required - imported_distributions(_modules()) == set()
+
+
+def test_an_undeclared_import_is_found() -> None:
+    """The check itself: boto3 is installed (a dev dependency) but not the package's, also
+    when imported inside a function."""
+    module = Module("registry.x", False, "def f():\n    from boto3 import client\n")
+    assert undeclared_imports([module]) == {"boto3"}
