@@ -9,6 +9,8 @@ pins it in the GitOps repository when gitops.yaml deploys the image there.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import semver
 
 from imagefactory import git
@@ -18,6 +20,7 @@ from imagefactory.project.paths import state_file
 from imagefactory.project.state import EnvironmentRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import gate
+from imagefactory.release.aliases import good_versions
 from imagefactory.release.deploy import pin_release
 from imagefactory.release.environments import environment, registries_of, sibling_suffixes
 from imagefactory.release.evidence import evidence_for
@@ -99,7 +102,9 @@ def _copy(
                 gate.Candidate(image.ref, held.version, digest, target_env),
                 approver=approved_by,
             )
-            changes = _promotion_changes(catalog, client, image, targets, held, digest)
+            changes = _promotion_changes(
+                catalog, client, image, targets, held, digest, yanked=record.yanked
+            )
             release = Release(
                 image.ref, held.version, digest, f"{source_env.name} → {to_env}", tuple(changes)
             )
@@ -129,7 +134,11 @@ def _promotion_changes(
     targets: list[tuple[str, Registry]],
     held: EnvironmentRecord,
     digest: str,
+    *,
+    yanked: Collection[str],
 ) -> list[TagChange]:
+    """The tags of the promoted ``digest`` in each registry of the target: its immutable ones,
+    and the aliases it is the highest good version of (``yanked`` versions hold none)."""
     suffix = variant_suffix(image.spec.variant)
     version = semver.Version.parse(held.version)
     others = sibling_suffixes(catalog, image)
@@ -138,7 +147,8 @@ def _promotion_changes(
     for name, registry in targets:
         repo = repository(registry, image.spec.name)
         existing = client.tags(registry, repo)
-        plan = plan_tags(version, suffix, tag_versions(existing, suffix, others), None)
+        good = good_versions(tag_versions(existing, suffix, others), yanked)
+        plan = plan_tags(version, suffix, good, None)
         immutable = (*plan.immutable, *git_tags)
         changes += plan_changes(
             client,

@@ -31,6 +31,7 @@ from imagefactory.project.plan import built_records
 from imagefactory.project.state import ImageRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import audit, gate
+from imagefactory.release.aliases import good_versions
 from imagefactory.release.deploy import pin_release
 from imagefactory.release.environments import environment, registries_of, sibling_suffixes
 from imagefactory.release.evidence import Evidence, evidence_for
@@ -166,7 +167,12 @@ class _PushRun:
             tests_required=required and not self.force,
             approval=False,
         )
-        plan = plan_tags(choice.version, suffix, versions, self._built_commit(image, record))
+        plan = plan_tags(
+            choice.version,
+            suffix,
+            good_versions(versions, record.yanked),  # an alias never stays on a yanked one
+            self._built_commit(image, record),
+        )
         changes = []
         for name, registry in self.targets:
             changes += plan_changes(

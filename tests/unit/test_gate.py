@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,13 +23,13 @@ from imagefactory.project.state import (
     save_state,
 )
 from imagefactory.project.state import TestRecord as Run
-from imagefactory.registry.client import RegistryClient
 from imagefactory.release import audit, gate, promote, push
 from imagefactory.release.evidence import LocalEvidence, evidence_for
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Environment, Registry
 
-from .test_write_ahead import REF, lines, run
+from .helpers import lines, logged, run, serve
+from .test_write_ahead import REF
 from .test_write_tags import DEV, DIGEST, OTHER, MemoryRegistry
 
 PREPROD = "127.0.0.1:5000/bank-ai-lab/preprod/app/rag-api"
@@ -243,19 +241,7 @@ def test_in_ci_the_deployment_job_user_approves(
 def test_the_pusher_is_read_from_the_audit_log(catalog_dir: Path) -> None:
     catalog = load_catalog(catalog_dir)
     for digest, identity in ((DIGEST, "Bob <bob@x>"), (OTHER, None)):
-        intent = audit.new_record(
-            action="push",
-            image=REF,
-            version="0.3.0",
-            digest=digest,
-            source="build",
-            target="dev",
-            tags=[],
-            git_revision=None,
-            approver=None,
-            identity=identity,
-        )
-        audit.append(audit_log(catalog), intent)
+        intent = logged(catalog, "push", digest, source="build", target="dev", identity=identity)
         audit.append(audit_log(catalog), audit.follow_up(intent, audit.DONE))
     found = evidence_for(catalog)
     assert found.pusher_of(REF, DIGEST) == "Bob <bob@x>"
@@ -280,15 +266,7 @@ class LabelledRegistry(MemoryRegistry):
 
 @pytest.fixture
 def labelled(monkeypatch: pytest.MonkeyPatch) -> LabelledRegistry:
-    registry = LabelledRegistry(revisions={DIGEST: SHA})
-
-    @contextmanager
-    def session(*_: object) -> Iterator[RegistryClient]:
-        yield registry  # type: ignore[misc]  # the client's interface, in memory
-
-    monkeypatch.setattr(push, "registry_session", session)
-    monkeypatch.setattr(promote, "registry_session", session)
-    return registry
+    return serve(monkeypatch, LabelledRegistry(revisions={DIGEST: SHA}), push, promote)
 
 
 def build(root: Path, registry: LabelledRegistry, *, tested: bool) -> None:

@@ -15,13 +15,10 @@ import errno
 import http.server
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
 from imagefactory.cli.app import app  # the package registers every command on it
 from imagefactory.errors import UserError
@@ -36,42 +33,24 @@ from imagefactory.project.state import (
     save_state,
 )
 from imagefactory.registry.http import RegistryHTTP
-from imagefactory.release import audit, promote, push
+from imagefactory.release import promote, push
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Registry
 from tests.fakes.http_server import serving
 
+from .helpers import Killed, lines, logged, run, runner, serve
 from .test_write_tags import DEV, DIGEST, OTHER, MemoryRegistry
 
 REF = "app/rag-api"
 PROD = "127.0.0.1:5000/bank-ai-lab/prod/app/rag-api"
 PREPROD = "127.0.0.1:5000/bank-ai-lab/preprod/app/rag-api"
 PUSHED = ["0", "0.3", "0.3.0", "latest"]  # outside git: no git- tag
-runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None, "TERM": "dumb"})
-
-
-class Killed(BaseException):
-    """The process dies here: no handler of imagefactory's runs, only finally blocks."""
-
-
-def run(root: Path, *args: str) -> Result:
-    result = runner.invoke(app, ["-C", str(root), *args])
-    assert not isinstance(result.exception, Killed | AssertionError), result.output
-    return result
 
 
 @pytest.fixture
 def memory(monkeypatch: pytest.MonkeyPatch) -> MemoryRegistry:
     """The registries of push and promote, in memory."""
-    registry = MemoryRegistry()
-
-    @contextmanager
-    def session(*_: object) -> Iterator[MemoryRegistry]:
-        yield registry
-
-    monkeypatch.setattr(push, "registry_session", session)
-    monkeypatch.setattr(promote, "registry_session", session)
-    return registry
+    return serve(monkeypatch, MemoryRegistry(), push, promote)
 
 
 @pytest.fixture
@@ -102,11 +81,6 @@ def in_preprod(built: Path, memory: MemoryRegistry) -> Path:
     save_state(path, State(images={REF: record.model_copy(update={"environments": held})}))
     memory.held.update({f"{PREPROD}:{tag}": DIGEST for tag in PUSHED})
     return built
-
-
-def lines(root: Path) -> list[dict[str, Any]]:
-    path = root / ".imagefactory" / "audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def held_in(root: Path, env: str) -> EnvironmentRecord | None:
@@ -176,19 +150,7 @@ def test_a_pin_left_open_is_not_taken_for_the_push_into_its_environment(
 ) -> None:
     """A ``gitops update`` into dev that crashed leaves its pin intent open: the next push into
     dev is a push of its own (it once "completed" the pin instead, and pushed nothing)."""
-    pin = audit.new_record(
-        action="pin",
-        image=REF,
-        version="0.2.0",
-        digest=OTHER,
-        source="dev",
-        target="dev",
-        tags=["0.2.0"],
-        git_revision=None,
-        approver=None,
-        registries=["dev"],
-    )
-    audit.append(audit_log(load_catalog(built)), pin)
+    pin = logged(load_catalog(built), "pin", OTHER, source="dev", target="dev", version="0.2.0")
 
     result = run(built, "push", REF)
 

@@ -6,33 +6,23 @@ or missing arguments refused as user errors)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import semver
-from typer.testing import CliRunner, Result
 
-from imagefactory.cli.app import app  # the package registers every command on it
 from imagefactory.project import state as state_module
+from imagefactory.project.hashing import content_inputs
 from imagefactory.project.paths import state_file
-from imagefactory.project.state import (
-    EnvironmentRecord,
-    ImageRecord,
-    State,
-    YankRecord,
-    load_state,
-    save_state,
-)
-from imagefactory.release import gate
+from imagefactory.project.state import EnvironmentRecord, ImageRecord, State, save_state
+from imagefactory.release import gate, promote, push
 from imagefactory.release import yank as yank_module
 from imagefactory.release.aliases import alias_targets, good_versions
 from imagefactory.release.evidence import LocalEvidence
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Environment, Registry
 
+from .helpers import lines, run, serve
 from .test_write_tags import MemoryRegistry
 
 REF = "app/rag-api"
@@ -41,7 +31,6 @@ PREPROD = "127.0.0.1:5000/bank-ai-lab/preprod/app/rag-api"
 GOOD = "sha256:" + "a" * 64  # 1.0.0
 BAD = "sha256:" + "b" * 64  # 1.0.1
 ALIASES = ("1", "1.0", "latest")
-runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None, "TERM": "dumb"})
 
 
 def v(*texts: str) -> list[semver.Version]:
@@ -94,7 +83,9 @@ def test_yanking_every_version_leaves_no_alias_a_good_target() -> None:
 
 
 def test_the_gate_refuses_a_yanked_version_even_tested_and_approved() -> None:
-    yanked = YankRecord(version="1.0.1", digest=BAD, reason="CVE-1", by="sec", at="now")
+    yanked = state_module.YankRecord(
+        version="1.0.1", digest=BAD, reason="CVE-1", by="sec", at="now"
+    )
     record = ImageRecord(
         content_hash="sha256:" + "c" * 64,
         inputs={},
@@ -116,31 +107,14 @@ def test_the_gate_refuses_a_yanked_version_even_tested_and_approved() -> None:
 # --- the commands, against the in-memory registry ------------------------------------------
 
 
-def run(root: Path, *args: str) -> Result:
-    result = runner.invoke(app, ["-C", str(root), *args])
-    assert not isinstance(result.exception, AssertionError), result.output
-    return result
-
-
-def lines(root: Path) -> list[dict[str, Any]]:
-    path = root / ".imagefactory" / "audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
 def record_of(root: Path) -> ImageRecord:
-    return load_state(state_file(load_catalog(root))).images[REF]
+    return state_module.load_state(state_file(load_catalog(root))).images[REF]
 
 
 @pytest.fixture
 def memory(monkeypatch: pytest.MonkeyPatch) -> MemoryRegistry:
-    registry = MemoryRegistry()
-
-    @contextmanager
-    def session(*_: object) -> Iterator[MemoryRegistry]:
-        yield registry
-
-    monkeypatch.setattr(yank_module, "registry_session", session)
-    return registry
+    """The registries of yank, push and promote, in memory."""
+    return serve(monkeypatch, MemoryRegistry(), yank_module, push, promote)
 
 
 @pytest.fixture
@@ -340,3 +314,57 @@ def test_status_counts_the_test_run_of_the_digest_held_not_the_latest_one(
     placements = json.loads(run(released, "status", "--json").stdout)["images"][REF]
 
     assert (placements["dev"]["tested"], placements["preprod"]["tested"]) == (True, False)
+
+
+@pytest.fixture
+def yanked_ahead(catalog_dir: Path, memory: MemoryRegistry) -> Path:
+    """app/rag-api built (0.3.0, as image.yaml says) and tested as GOOD; dev and preprod hold
+    0.4.0, BAD, with the aliases of every line on it, yanked: none had a good version to go
+    back to."""
+    catalog = load_catalog(catalog_dir)
+    record = ImageRecord(
+        content_hash=content_inputs(catalog)[REF].content_hash,
+        inputs={},
+        version="0.3.0",
+        digest=GOOD,
+        repository=DEV,
+        versions={"0.4.0": "sha256:" + "4" * 64},
+        environments={
+            "dev": EnvironmentRecord(
+                version="0.4.0", digest=BAD, tags=["0.4.0"], registries=["dev"], at="t"
+            )
+        },
+    ).with_test(state_module.TestRecord(digest=GOOD, passed=True, at="t"))
+    save_state(state_file(catalog), State(images={REF: record}))
+    for repository in (DEV, PREPROD):
+        memory.held.update({f"{repository}:{t}": BAD for t in ("0.4.0", "0.4", "0", "latest")})
+    memory.held[f"{DEV}:content-1"] = GOOD  # the build, in the build repository
+    assert run(catalog_dir, "yank", REF, "0.4.0", "--reason", "CVE-9").exit_code == 0
+    return catalog_dir
+
+
+def test_after_a_yank_a_push_and_a_promotion_of_a_lower_good_version_take_the_aliases(
+    yanked_ahead: Path, memory: MemoryRegistry
+) -> None:
+    result = run(yanked_ahead, "push", REF, "--json")
+
+    assert result.exit_code == 0, result.output
+    aliases = {tag: memory.held[f"{DEV}:{tag}"] for tag in ("0.3", "0", "latest")}
+    assert aliases == dict.fromkeys(aliases, GOOD)  # 0.4.0 is yanked: 0.3.0 is the highest
+    assert memory.held[f"{DEV}:0.4"] == BAD  # no good version of its own line: left
+    [pushed] = json.loads(result.stdout)["images"]
+    assert pushed["version"] == "0.3.0"
+    assert {t["tag"]: t["action"] for t in pushed["tags"]} == {
+        "0.3.0": "create",
+        "0.3": "create",
+        "0": "move",
+        "latest": "move",
+    }
+
+    promoted = run(yanked_ahead, "promote", REF, "--to", "preprod")
+
+    assert promoted.exit_code == 0, promoted.output
+    assert {t: memory.held[f"{PREPROD}:{t}"] for t in ("0.3.0", "0.3", "0", "latest")} == (
+        dict.fromkeys(("0.3.0", "0.3", "0", "latest"), GOOD)
+    )
+    assert memory.held[f"{PREPROD}:0.4"] == BAD

@@ -1,0 +1,81 @@
+"""What the release tests share: the CLI run on a catalog, its audit log as written (and an
+intent left open in it), and the registries of push, promote and yank served from one registry
+in memory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TypeVar
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from imagefactory.cli.app import app  # the package registers every command on it
+from imagefactory.project.paths import audit_log
+from imagefactory.release import audit
+from imagefactory.release.audit import AuditRecord
+from imagefactory.spec.catalog import Catalog
+
+runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None, "TERM": "dumb"})
+Client = TypeVar("Client")
+
+
+class Killed(BaseException):
+    """The process dies here: no handler of imagefactory's runs, only finally blocks."""
+
+
+def run(root: Path, *args: str) -> Result:
+    """``imagefactory -C root ARGS``; a failed assertion or a kill inside is the test's own."""
+    result = runner.invoke(app, ["-C", str(root), *args])
+    assert not isinstance(result.exception, Killed | AssertionError), result.output
+    return result
+
+
+def lines(root: Path) -> list[dict[str, Any]]:
+    """Every line of the catalog's audit log, as written."""
+    path = root / ".imagefactory" / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def serve(monkeypatch: pytest.MonkeyPatch, client: Client, *modules: ModuleType) -> Client:
+    """Every registry session that ``modules`` (push, promote, yank…) open yields ``client``."""
+
+    @contextmanager
+    def session(*_: object) -> Iterator[Client]:
+        yield client
+
+    for module in modules:
+        monkeypatch.setattr(module, "registry_session", session)
+    return client
+
+
+def logged(
+    catalog: Catalog,
+    action: str,
+    digest: str,
+    *,
+    target: str,
+    source: str,
+    version: str = "0.3.0",
+    identity: str | None = None,
+) -> AuditRecord:
+    """The intent of ``action`` of app/rag-api's ``digest`` from ``source`` into ``target``,
+    appended to the catalog's audit log (and left open)."""
+    intent = audit.new_record(
+        action=action,
+        image="app/rag-api",
+        version=version,
+        digest=digest,
+        source=source,
+        target=target,
+        tags=[],
+        git_revision=None,
+        approver=None,
+        identity=identity,
+    )
+    audit.append(audit_log(catalog), intent)
+    return intent
