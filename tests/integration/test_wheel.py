@@ -9,11 +9,13 @@ leaks into the wheel. Needs the package index, not the host services.
 
 from __future__ import annotations
 
+import email.parser
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
 
 import imagefactory
 
@@ -119,11 +122,26 @@ def test_wheel_holds_the_package_files_and_nothing_else(installed: Installed) ->
     assert {n.split("/")[0] for n in package} == {"imagefactory"}  # no tests/, .venv/, images/
 
 
+def test_wheel_metadata_requires_what_pyproject_declares(installed: Installed) -> None:
+    """Requires-Dist is pyproject.toml's dependencies (python-on-whales is not among them: the
+    Docker façade runs the Docker CLI), each extra marked with its name."""
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        metadata = wheel.read(f"imagefactory-{imagefactory.__version__}.dist-info/METADATA")
+    requires = email.parser.BytesParser().parsebytes(metadata).get_all("Requires-Dist") or []
+    project = tomllib.loads((installed.source / "pyproject.toml").read_text())["project"]
+    base = {str(Requirement(r)) for r in requires if Requirement(r).marker is None}
+    assert base == {str(Requirement(r)) for r in project["dependencies"]}
+    assert not [r for r in requires if Requirement(r).name == "python-on-whales"]
+    extras = {str(Requirement(r).marker) for r in requires if Requirement(r).marker is not None}
+    assert extras == {f'extra == "{name}"' for name in project["optional-dependencies"]}
+
+
 def test_base_install_is_whole_without_ansible(installed: Installed) -> None:
     run([installed.python, "-m", "pip", "check"], cwd=installed.workdir, env=installed.env)
     probe = (
         "import importlib.util as u, imagefactory; "
-        "print(imagefactory.__file__, [m for m in ('ansible', 'ansible_runner') if u.find_spec(m)])"
+        "print(imagefactory.__file__, [m for m in ('ansible', 'ansible_runner', "
+        "'python_on_whales') if u.find_spec(m)])"
     )
     out = run([installed.python, "-c", probe], cwd=installed.workdir, env=installed.env).stdout
     location, _, ansible_found = out.strip().partition(" ")
