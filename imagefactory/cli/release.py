@@ -30,6 +30,8 @@ def _show(output: Output, shipped: Shipped, dry_run: bool) -> None:
         output.text(f"  audit record {release.audit_id}")
     if shipped.gitops is not None:
         output.text(f"  gitops: {shipped.gitops.action}")
+    if shipped.not_pinned is not None:
+        output.text(f"  not pinned in GitOps: {shipped.not_pinned}")
 
 
 def _as_dict(shipped: Shipped) -> dict[str, object]:
@@ -51,6 +53,7 @@ def _as_dict(shipped: Shipped) -> dict[str, object]:
             for c in release.changes
         ],
         "gitops": shipped.gitops.as_dict() if shipped.gitops else None,
+        "gitops_not_pinned": shipped.not_pinned,
     }
 
 

@@ -30,7 +30,7 @@ from imagefactory.release import audit, gate
 from imagefactory.release.audit import AuditRecord
 from imagefactory.release.environments import environment, registries_of, sibling_suffixes
 from imagefactory.release.evidence import evidence_for
-from imagefactory.release.record import Release, failure_recorded
+from imagefactory.release.record import Release, written_ahead
 from imagefactory.release.versioning import tag_versions, variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Environment
@@ -97,12 +97,7 @@ def deploy(
         approver=approved_by,
         registries=[held.registry],
     )
-    path = audit_log(catalog)
-    try:
-        audit.append(path, intent)
-    except OSError as exc:
-        raise unwritable(path, exc, NOTHING_PINNED) from exc
-    with failure_recorded(catalog, intent):
+    with written_ahead(catalog, intent, nothing=NOTHING_PINNED):
         pin = pin_digest(
             catalog,
             image.ref,
@@ -112,6 +107,7 @@ def deploy(
             audit_id=intent.id,
             settings=settings,
         )
+    path = audit_log(catalog)
     try:
         for record in _closed_by(path, intent):
             audit.append(path, record)

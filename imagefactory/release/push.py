@@ -6,7 +6,9 @@ exactly the built digest, unless ``release.require_tests`` is off or ``--force``
 audit log records; a version not yanked), copies the built digest to every registry of the
 first environment under its immutable tags (``X.Y.Z<suffix>``, ``git-<sha><suffix>``) and the
 aliases that may move, verifies the digest there, and records the release in state and the
-audit log.
+audit log. Where gitops.yaml deploys the image into that environment, a tested digest is then
+pinned in its overlay; an untested one (``--force``, or ``release.require_tests`` off) is not:
+``gitops update`` would refuse it too.
 
 ``git-<sha>`` names the commit that built the digest: the ``org.opencontainers.image.revision``
 label of the built image, read from the build registry (not the checkout's HEAD, which may have
@@ -53,6 +55,7 @@ REVISION_LABEL = "org.opencontainers.image.revision"  # the build's commit (``<s
 _DIRTY = "-dirty"
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _COMMIT_FIRST = "commit the change, then build, test and push that commit"
+UNTESTED_NOT_PINNED = "untested (gitops update needs a passing test)"
 
 
 def push_images(
@@ -107,8 +110,7 @@ def push_images(
             force,
         )
         for image, record in records:
-            release = run.push(image, record)
-            shipped = Shipped(release, pin_release(catalog, release, env.name, done="pushed"))
+            shipped = run.pinned(run.push(image, record))
             on_release(shipped)
             releases.append(shipped)
     return releases
@@ -140,6 +142,15 @@ class _PushRun:
                     self.catalog, self.client, image, pending, record, source, dry_run=self.dry_run
                 )
             return self._push(image, record)
+
+    def pinned(self, release: Release) -> Shipped:
+        """``release`` and its pin in the GitOps overlay: only a tested digest is pinned (as
+        ``gitops update`` would), so a forced push of an untested one is recorded, not
+        deployed."""
+        candidate = gate.Candidate(release.ref, release.version, release.digest, self.env)
+        if release.audit_id is not None and not gate.tested(self.evidence, candidate):
+            return Shipped(release, None, not_pinned=UNTESTED_NOT_PINNED)
+        return Shipped(release, pin_release(self.catalog, release, self.env.name, done="pushed"))
 
     def _push(self, image: CatalogImage, record: ImageRecord) -> Release:
         assert record.digest is not None and record.repository is not None

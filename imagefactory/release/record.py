@@ -46,10 +46,12 @@ class Release:
 
 @dataclass(frozen=True)
 class Shipped:
-    """A push or promotion and what it pinned in the GitOps repository."""
+    """A push or promotion and what it pinned in the GitOps repository (``gitops`` None:
+    nothing recorded, gitops.yaml does not deploy it there, or ``not_pinned`` says why not)."""
 
     release: Release
-    gitops: PinResult | None  # None: nothing recorded, or gitops.yaml does not deploy it there
+    gitops: PinResult | None
+    not_pinned: str | None = None  # why a recorded release was not pinned (an untested push)
 
 
 @dataclass(frozen=True)
@@ -117,15 +119,26 @@ def record_release(
         registries=sorted({c.registry for c in release.changes}),
         content_hash=record.content_hash if step.action == "push" else None,
     )
+    with written_ahead(catalog, intent):
+        write()
+    finish(catalog, intent, record, update=released)
+    return replace(release, audit_id=intent.id)
+
+
+@contextmanager
+def written_ahead(
+    catalog: Catalog, intent: AuditRecord, *, nothing: str = NOTHING_WRITTEN
+) -> Iterator[None]:
+    """Append ``intent`` to the audit log (failing that, a UserError whose hint says
+    ``nothing`` was written), then run the step's writes, their failure recorded
+    (``failure_recorded``)."""
     path = audit_log(catalog)
     try:
         audit.append(path, intent)
     except OSError as exc:
-        raise unwritable(path, exc, NOTHING_WRITTEN) from exc
+        raise unwritable(path, exc, nothing) from exc
     with failure_recorded(catalog, intent):
-        write()
-    finish(catalog, intent, record, update=released)
-    return replace(release, audit_id=intent.id)
+        yield
 
 
 @contextmanager

@@ -28,12 +28,12 @@ from imagefactory import git
 from imagefactory.errors import UserError
 from imagefactory.project.naming import build_registry, content_tag, repository
 from imagefactory.project.paths import audit_log, state_file
-from imagefactory.project.state import ImageRecord, YankRecord, load_state, unwritable
+from imagefactory.project.state import ImageRecord, YankRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import aliases, audit, gate
 from imagefactory.release.audit import AuditRecord
 from imagefactory.release.environments import registries_of
-from imagefactory.release.record import NOTHING_WRITTEN, failure_recorded, finish, one_at_a_time
+from imagefactory.release.record import failure_recorded, finish, one_at_a_time, written_ahead
 from imagefactory.release.versioning import variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.grammar import CONTROL
@@ -276,12 +276,7 @@ def _apply(
             tags=sorted({c.tag for c in moved}),
             registries=sorted({c.registry for c in moved}),
         )
-        path = audit_log(catalog)
-        try:
-            audit.append(path, intent)
-        except OSError as exc:
-            raise unwritable(path, exc, NOTHING_WRITTEN) from exc
-    with failure_recorded(catalog, intent):
+    with failure_recorded(catalog, intent) if logged else written_ahead(catalog, intent):
         aliases.write(catalog, client, moved)
     on_it = sorted(
         c.reference for c in changes if c.action == aliases.LEFT and c.previous == intent.digest

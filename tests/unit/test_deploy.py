@@ -6,17 +6,26 @@ tests/integration/test_gitops.py's."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from imagefactory.errors import UserError
-from imagefactory.project.paths import audit_log
+from imagefactory.project.hashing import content_inputs
+from imagefactory.project.paths import audit_log, state_file
+from imagefactory.project.state import ImageRecord, State, save_state
+from imagefactory.project.state import TestRecord as Run
+from imagefactory.release import push
 from imagefactory.release.deploy import deploy, pin_release
 from imagefactory.release.record import Release
 from imagefactory.spec.loader import load_catalog
 
+from .helpers import lines, run, serve
 from .test_gitops_repo import DIGEST, OVERLAY, commits, git, make_remote, show, write_settings
+from .test_write_tags import DEV, MemoryRegistry
+
+REF = "app/rag-api"
 
 
 @pytest.fixture
@@ -100,3 +109,44 @@ def test_a_pin_that_fails_says_the_release_is_recorded_and_how_to_pin_again(
         caught.value.hint
         == f"fix that, then: imagefactory gitops update --env dev app/rag-api@{DIGEST}"
     )
+
+
+@pytest.mark.parametrize("tested", [True, False])
+def test_a_push_pins_dev_only_a_tested_digest(
+    setup: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tested: bool
+) -> None:
+    """A forced push of an untested digest is recorded but not pinned: ``gitops update`` of
+    that digest would be refused (it needs a passing test), and so is the push's pin."""
+    root, remote = setup
+    head = commits(remote)
+    memory = serve(monkeypatch, MemoryRegistry(), push)
+    catalog = load_catalog(root)
+    record = ImageRecord(
+        content_hash=content_inputs(catalog)[REF].content_hash,
+        inputs={},
+        version="0.3.0",
+        digest=DIGEST,
+        repository=DEV,
+    )
+    if tested:
+        record = record.with_test(Run(digest=DIGEST, passed=True, at="then"))
+    save_state(state_file(catalog), State(images={REF: record}))
+    memory.held[f"{DEV}:content-1"] = DIGEST
+
+    result = run(root, "push", REF, *(() if tested else ("--force",)))
+
+    assert result.exit_code == 0, result.output
+    assert memory.held[f"{DEV}:0.3.0"] == DIGEST
+    intent, done = lines(root)
+    assert (done["phase"], done["action"]) == ("done", "push")
+    assert intent["overrides"] == ([] if tested else ["untested"])
+    if tested:
+        assert "gitops: pushed" in result.stdout
+        assert f"digest: {DIGEST}" in show(remote, OVERLAY.format(env="dev"))
+    else:
+        assert "not pinned in GitOps: untested (gitops update needs a passing test)" in (
+            result.stdout
+        )
+        assert commits(remote) == head
+        document = json.loads(run(root, "push", REF, "--force", "--json").stdout)
+        assert document["images"][0]["gitops_not_pinned"] is None  # nothing to do: no push
