@@ -189,7 +189,7 @@ def test_each_environment_validates(terraform: str, tree: Path, environment: str
     assert "The configuration is valid" in result.stdout
 
 
-def expected_policy(builds_to_keep: int, untagged_days: int) -> dict[str, Any]:
+def expected_policy(builds_to_keep: int, staging_days: int, untagged_days: int) -> dict[str, Any]:
     def protect(priority: int, pattern: str) -> dict[str, Any]:
         return {
             "rulePriority": priority,
@@ -217,6 +217,18 @@ def expected_policy(builds_to_keep: int, untagged_days: int) -> dict[str, Any]:
                     "tagPrefixList": ["content-"],
                     "countType": "imageCountMoreThan",
                     "countNumber": builds_to_keep,
+                },
+                "action": {"type": "expire"},
+            },
+            {
+                "rulePriority": 150,
+                "description": f"Expire images tagged only staging-* after {staging_days} days",
+                "selection": {
+                    "tagStatus": "tagged",
+                    "tagPrefixList": ["staging-"],
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": staging_days,
                 },
                 "action": {"type": "expire"},
             },
@@ -284,10 +296,11 @@ def test_apply_creates_the_repositories_and_destroy_removes_them(
             policy = json.loads(
                 ecr.get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"]
             )
-            assert policy == expected_policy(builds_to_keep=30, untagged_days=7)
+            assert policy == expected_policy(builds_to_keep=30, staging_days=1, untagged_days=7)
             # promoted images are always selected by a protecting rule first
             for released in (
                 ["1.4.2", "content-0f3a", "git-1a2b3c4"],
+                ["1.4.2", "content-0f3a", "staging-0f3a-5e6f7a8b9c0d"],
                 ["1.4.2-cuda", "1.4-cuda", "latest-cuda", "content-9e8d"],
                 ["2.0.0", "2.0", "2", "latest"],
                 ["git-1a2b3c4"],
@@ -296,8 +309,14 @@ def test_apply_creates_the_repositories_and_destroy_removes_them(
                 assert rule is not None and rule["description"].startswith("Keep released"), (
                     released
                 )
-            build_rule = first_rule_selecting(policy, ["content-0f3a"])
-            assert build_rule is not None and build_rule["rulePriority"] == 100
+            # a build keeps its staging tag: the content tag's rule takes the image first
+            for built in (["content-0f3a"], ["content-0f3a", "staging-0f3a-5e6f7a8b9c0d"]):
+                build_rule = first_rule_selecting(policy, built)
+                assert build_rule is not None and build_rule["rulePriority"] == 100, built
+            # what no content tag took (an unreproducible rebuild, an interrupted build)
+            staging_rule = first_rule_selecting(policy, ["staging-0f3a-1a2b3c4d5e6f"])
+            assert staging_rule is not None and staging_rule["rulePriority"] == 150
+            assert staging_rule["selection"]["countType"] == "sinceImagePushed"
             untagged_rule = first_rule_selecting(policy, [])
             assert untagged_rule is not None and untagged_rule["rulePriority"] == 200
         # a second apply finds nothing to change
@@ -318,6 +337,7 @@ def test_a_variable_that_fails_validation_is_a_clear_terraform_error(
                 "environment": "prod",
                 "repositories": {"Bank-AI-Lab/dev/App": {"image": "App"}},
                 "build_images_to_keep": 0,
+                "staging_expiry_days": 1.5,
             }
         )
     )
@@ -327,6 +347,7 @@ def test_a_variable_that_fails_validation_is_a_clear_terraform_error(
     assert "This is the dev configuration" in output
     assert "as ECR requires" in output
     assert "build_images_to_keep must be a whole number greater than 0" in output
+    assert "staging_expiry_days must be a whole number greater than 0" in output
     assert ecr_client(moto_server).describe_repositories()["repositories"] == []
 
 

@@ -6,6 +6,7 @@ module "repository" {
 
   name                 = each.key
   build_images_to_keep = var.build_images_to_keep
+  staging_expiry_days  = var.staging_expiry_days
   untagged_expiry_days = var.untagged_expiry_days
 
   tags = {

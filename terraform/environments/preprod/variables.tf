@@ -64,6 +64,17 @@ variable "build_images_to_keep" {
   }
 }
 
+variable "staging_expiry_days" {
+  description = "Days after which images tagged only staging-<hash>-<nonce> (a build's image no content tag took) expire."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.staging_expiry_days > 0 && floor(var.staging_expiry_days) == var.staging_expiry_days
+    error_message = "staging_expiry_days must be a whole number greater than 0."
+  }
+}
+
 variable "untagged_expiry_days" {
   description = "Days after which untagged images expire."
   type        = number

@@ -54,6 +54,28 @@ variable "build_images_to_keep" {
   }
 }
 
+variable "staging_tag_prefix" {
+  description = "Prefix of the staging tags a build pushes its image under before it writes the content tag (build/publish.py: STAGING_TAG_PREFIX)."
+  type        = string
+  default     = "staging-"
+
+  validation {
+    condition     = length(var.staging_tag_prefix) > 0
+    error_message = "staging_tag_prefix must not be empty."
+  }
+}
+
+variable "staging_expiry_days" {
+  description = "Images tagged only with a staging tag (an unreproducible rebuild, an interrupted build) expire this many days after their push."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.staging_expiry_days > 0 && floor(var.staging_expiry_days) == var.staging_expiry_days
+    error_message = "staging_expiry_days must be a whole number greater than 0."
+  }
+}
+
 variable "untagged_expiry_days" {
   description = "Untagged images (replaced build layers, dangling manifests) expire this many days after their push."
   type        = number
