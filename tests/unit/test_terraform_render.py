@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,8 +11,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import imagefactory.cli  # noqa: F401  (registers the commands)
+from imagefactory.build.publish import STAGING_TAG_PREFIX
 from imagefactory.cli import app
 from imagefactory.errors import UserError
+from imagefactory.project.naming import CONTENT_TAG_PREFIX
 from imagefactory.render.terraform import (
     TFVARS_FILE,
     stale_tfvars,
@@ -86,6 +89,23 @@ def test_the_committed_tfvars_are_rendered_from_the_example_catalog() -> None:
     assert stale_tfvars(load_catalog(REPO), REPO / "terraform" / "environments") == {}, (
         "run 'imagefactory render terraform' and commit terraform/environments"
     )
+
+
+def module_default(variable: str) -> str:
+    """The default of a string variable of terraform/modules/ecr-repository."""
+    text = (REPO / "terraform" / "modules" / "ecr-repository" / "variables.tf").read_text()
+    block = re.search(rf'^variable "{variable}" {{\n(.*?)^}}', text, re.MULTILINE | re.DOTALL)
+    assert block is not None, variable
+    default = re.search(r'^  default\s*=\s*"([^"]*)"$', block.group(1), re.MULTILINE)
+    assert default is not None, variable
+    return default.group(1)
+
+
+def test_the_lifecycle_policy_selects_the_tags_builds_push() -> None:
+    """The ECR lifecycle rules select images by the prefixes imagefactory tags them with: a
+    build's content tag (kept up to a count) and its staging tag (expired after days)."""
+    assert module_default("build_tag_prefix") == CONTENT_TAG_PREFIX
+    assert module_default("staging_tag_prefix") == STAGING_TAG_PREFIX
 
 
 def test_a_name_too_long_for_ecr_is_refused_before_anything_is_written(
