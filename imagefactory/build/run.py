@@ -49,13 +49,14 @@ from imagefactory.errors import (
     UserError,
 )
 from imagefactory.project.hashing import ContentInputs, content_inputs
+from imagefactory.project.naming import REVISION_LABEL
 from imagefactory.project.paths import slug, state_file, work_dir
 from imagefactory.project.plan import rebuild_reasons
 from imagefactory.project.state import (
     ImageRecord,
     TestRecord,
     load_state,
-    save_state,
+    locked_state,
     with_record,
 )
 from imagefactory.registry.client import RegistryClient
@@ -309,46 +310,50 @@ class BuildRun:
         size: int | None = None,
         seconds: float | None = None,
     ) -> None:
-        previous = self.state.images.get(image.ref)
-        kept = (
-            previous
-            if previous is not None and previous.content_hash == inputs.content_hash
-            else None
-        )
-        fields: dict[str, object] = {
-            **(kept.model_dump() if kept else {}),
-            # what was released, tested or yanked stays on record whatever the new content is:
-            # by version and by digest (a digest of the old content may run somewhere)
-            "versions": previous.versions if previous else {},
-            "environments": previous.environments if previous else {},
-            "yanked": previous.yanked if previous else {},
-            "tests": None,
-            "test_runs": _test_runs(previous),
-            "content_hash": inputs.content_hash,
-            "inputs": inputs.as_dict(),
-            "version": image.spec.version,
-            "name": image.spec.name,
-            "variant": image.spec.variant,
-            "repository": tag.rsplit(":", 1)[0],
-            "tag": tag.rsplit(":", 1)[1],
-            "digest": digest,
-            "previous_size_bytes": kept.previous_size_bytes
-            if kept
-            else (previous.size_bytes if previous else None),
-        }
-        if image_id is not None:  # built now, not reused
-            fields.update(
-                image_id=image_id,
-                size_bytes=size,
-                build_seconds=round(seconds or 0, 1),
-                built_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        """Record the build in state, under the state's lock and from the image's record as
+        state holds it now: what another command recorded meanwhile (a test run, a push, a
+        yank) is kept, never overwritten by the record this run started from."""
+        with self.lock, locked_state(self.state_path, root=self.catalog.root) as save:
+            self.state = load_state(self.state_path)
+            previous = self.state.images.get(image.ref)
+            kept = (
+                previous
+                if previous is not None and previous.content_hash == inputs.content_hash
+                else None
             )
-        record = ImageRecord.model_validate(fields)
-        with self.lock:
+            fields: dict[str, object] = {
+                **(kept.model_dump() if kept else {}),
+                # what was released, tested or yanked stays on record whatever the new content is:
+                # by version and by digest (a digest of the old content may run somewhere)
+                "versions": previous.versions if previous else {},
+                "environments": previous.environments if previous else {},
+                "yanked": previous.yanked if previous else {},
+                "tests": None,
+                "test_runs": _test_runs(previous),
+                "content_hash": inputs.content_hash,
+                "inputs": inputs.as_dict(),
+                "version": image.spec.version,
+                "name": image.spec.name,
+                "variant": image.spec.variant,
+                "repository": tag.rsplit(":", 1)[0],
+                "tag": tag.rsplit(":", 1)[1],
+                "digest": digest,
+                "previous_size_bytes": kept.previous_size_bytes
+                if kept
+                else (previous.size_bytes if previous else None),
+            }
+            if image_id is not None:  # built now, not reused
+                fields.update(
+                    image_id=image_id,
+                    size_bytes=size,
+                    build_seconds=round(seconds or 0, 1),
+                    built_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                )
+            record = ImageRecord.model_validate(fields)
             self.digests[image.ref] = digest
-            if self.state.images.get(image.ref) != record:  # a no-op build writes nothing
+            if previous != record:  # a no-op build writes nothing
                 self.state = with_record(self.state, image.ref, record)
-                save_state(self.state_path, self.state)
+                save(self.state)
 
 
 def _test_runs(previous: ImageRecord | None) -> dict[str, TestRecord]:
@@ -415,6 +420,6 @@ def _revision_labels(root: Path, work: Path) -> dict[str, str]:
         return {}
     dirty = git.dirty(root, ignore=[work])
     return {
-        "org.opencontainers.image.revision": f"{commit.sha}-dirty" if dirty else commit.sha,
+        REVISION_LABEL: f"{commit.sha}-dirty" if dirty else commit.sha,
         "org.opencontainers.image.created": commit.committed,
     }

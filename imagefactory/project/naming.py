@@ -7,6 +7,8 @@ from imagefactory.spec.models import ProjectSpec, Registry
 
 CONTENT_TAG_PREFIX = "content-"
 CONTENT_LABEL = "org.imagefactory.content-hash"
+#: The commit a build is of (``<sha>-dirty`` for an uncommitted tree): push names git- tags by it.
+REVISION_LABEL = "org.opencontainers.image.revision"
 REF_LABEL = "org.imagefactory.ref"
 
 

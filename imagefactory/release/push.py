@@ -27,7 +27,7 @@ import semver
 from imagefactory import git
 from imagefactory.ci_env import in_gitlab_ci
 from imagefactory.errors import UserError
-from imagefactory.project.naming import CONTENT_LABEL, build_registry, repository
+from imagefactory.project.naming import CONTENT_LABEL, REVISION_LABEL, build_registry, repository
 from imagefactory.project.paths import state_file, work_dir
 from imagefactory.project.plan import built_records
 from imagefactory.project.state import ImageRecord, load_state
@@ -51,7 +51,6 @@ from imagefactory.release.versioning import choose_version, plan_tags, tag_versi
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Environment, Registry
 
-REVISION_LABEL = "org.opencontainers.image.revision"  # the build's commit (``<sha>-dirty``)
 _DIRTY = "-dirty"
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _COMMIT_FIRST = "commit the change, then build, test and push that commit"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from imagefactory.errors import UserError
+from imagefactory.project.naming import REVISION_LABEL
 from imagefactory.project.paths import audit_log, state_file
 from imagefactory.project.state import (
     EnvironmentRecord,
@@ -259,7 +260,7 @@ class LabelledRegistry(MemoryRegistry):
     revisions: dict[str, str] = field(default_factory=dict)  # digest → revision label
 
     def label(self, registry: Registry, reference: str, name: str) -> str | None:
-        if name == push.REVISION_LABEL:
+        if name == REVISION_LABEL:
             return self.revisions.get(reference.rpartition("@")[2])
         return None
 

@@ -1,14 +1,16 @@
 """The state file is written whole or not at all, never through a symlink; test runs are
-recorded per digest."""
+recorded per digest; a build records itself over the state as it is then, not as it was."""
 
 from __future__ import annotations
 
 import errno
 import os
 from pathlib import Path
+from typing import cast
 
 import pytest
 
+from imagefactory.build.run import BuildOptions, BuildRun
 from imagefactory.errors import UserError
 from imagefactory.imagetest.results import CheckResult, ImageReport
 from imagefactory.imagetest.session import record_test
@@ -22,7 +24,11 @@ from imagefactory.project.state import (
     save_state,
     with_record,
 )
+from imagefactory.registry.client import RegistryClient
 from imagefactory.spec.loader import load_catalog
+
+from .test_build_scheduling import Recorder
+from .test_write_tags import DEV
 
 
 def record(content_hash: str) -> ImageRecord:
@@ -157,3 +163,22 @@ def test_a_state_write_under_the_lock_stays_inside_the_root(tmp_path: Path) -> N
         save(with_record(State(), REF, record("h")))
     assert load_state(path).images[REF].content_hash == "h"
     assert sorted(p.name for p in path.parent.iterdir()) == ["state.json", "state.json.lock"]
+
+
+def test_a_build_keeps_what_another_command_recorded_since_it_started(catalog_dir: Path) -> None:
+    """Regression: a build saved the whole state it had read when it started, so a test run
+    (or a push) recorded meanwhile by another command was lost."""
+    catalog = load_catalog(catalog_dir)
+    path = state_file(catalog)
+    save_state(path, with_record(State(), REF, record("h").model_copy(update={"digest": DIGEST_A})))
+    run = BuildRun(catalog, cast(RegistryClient, None), BuildOptions(), Recorder())
+    record_test(catalog, REF, report_of(DIGEST_A, PASS))  # meanwhile, by `imagefactory test`
+
+    image = catalog.images[REF]
+    tag = f"{DEV}:content-1"
+    run._record(image, run.inputs[REF], tag, DIGEST_B, "sha256:id", size=7, seconds=1.0)
+
+    after = load_state(path).images[REF]
+    assert (after.digest, after.size_bytes) == (DIGEST_B, 7)
+    kept = after.test_of(DIGEST_A)
+    assert kept is not None and kept.passed is True, "the test run recorded meanwhile was lost"
