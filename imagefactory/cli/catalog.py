@@ -11,7 +11,7 @@ from imagefactory.cli.app import Session, app
 from imagefactory.errors import SpecError
 from imagefactory.project.plan import plan_images
 from imagefactory.render.graph import FORMATS, render_graph
-from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.companions import companion_issues
 from imagefactory.spec.loader import find_project_root, load_catalog
 from imagefactory.spec.parents import describe_parent
@@ -24,6 +24,9 @@ ImagesArgument = Annotated[
         show_default=False,
     ),
 ]
+ImageArgument = Annotated[
+    str, typer.Argument(help="One image ref, e.g. app/rag-api or runtime/llm:cpu.")
+]
 
 
 def open_catalog(ctx: typer.Context, json_output: bool) -> tuple[Session, Catalog]:
@@ -31,6 +34,17 @@ def open_catalog(ctx: typer.Context, json_output: bool) -> tuple[Session, Catalo
     session.output.json = json_output
     root = session.project.resolve() if session.project else find_project_root(Path.cwd())
     return session, load_catalog(root)
+
+
+def one_image(catalog: Catalog, image: str) -> CatalogImage:
+    """The one image ``image`` names (a name with variants must name one of them)."""
+    matches = catalog.select([image])
+    if len(matches) != 1:
+        raise typer.BadParameter(
+            f"'{image}' has variants; name one: {', '.join(m.ref for m in matches)}",
+            param_hint="IMAGE",
+        )
+    return matches[0]
 
 
 def shown(path: Path, root: Path) -> str:

@@ -7,7 +7,13 @@ from typing import Annotated
 import typer
 
 from imagefactory.cli.app import app
-from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
+from imagefactory.cli.catalog import (
+    ImageArgument,
+    ImagesArgument,
+    JsonOption,
+    one_image,
+    open_catalog,
+)
 from imagefactory.cli.output import Output
 from imagefactory.release.promote import promote
 from imagefactory.release.push import push_images
@@ -114,9 +120,7 @@ def push(
 )
 def promote_command(
     ctx: typer.Context,
-    image: Annotated[
-        str, typer.Argument(help="One image ref, e.g. app/rag-api or runtime/llm:cpu.")
-    ],
+    image: ImageArgument,
     to: Annotated[
         str,
         typer.Option(
@@ -150,13 +154,9 @@ def promote_command(
     environment needs it — verify it, and append an audit record naming the approver.
     """
     session, catalog = open_catalog(ctx, json_output)
-    matches = catalog.select([image])
-    if len(matches) != 1:
-        raise typer.BadParameter(
-            f"'{image}' has variants; name one: {', '.join(m.ref for m in matches)}",
-            param_hint="IMAGE",
-        )
-    shipped = promote(catalog, matches[0], to, approve=approve, approver=approver, dry_run=dry_run)
+    shipped = promote(
+        catalog, one_image(catalog, image), to, approve=approve, approver=approver, dry_run=dry_run
+    )
     if json_output:
         session.output.data({"ok": True, "dry_run": dry_run, **_as_dict(shipped)})
         return

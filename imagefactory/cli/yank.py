@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
 from imagefactory.cli.app import app
-from imagefactory.cli.catalog import JsonOption, open_catalog
+from imagefactory.cli.catalog import ImageArgument, JsonOption, one_image, open_catalog
 from imagefactory.cli.output import Output
 from imagefactory.release.yank import YankResult, unyank, yank
-from imagefactory.spec.catalog import Catalog, CatalogImage
 
-ImageArgument = Annotated[
-    str, typer.Argument(help="One image ref, e.g. app/rag-api or runtime/llm:cpu.")
-]
 VersionArgument = Annotated[
     str, typer.Argument(help="The version, X.Y.Z as its tag names it (without the variant).")
 ]
@@ -27,14 +24,23 @@ PINS_NOTE = (
 )
 
 
-def _one(catalog: Catalog, image: str) -> CatalogImage:
-    matches = catalog.select([image])
-    if len(matches) != 1:
-        raise typer.BadParameter(
-            f"'{image}' has variants; name one: {', '.join(m.ref for m in matches)}",
-            param_hint="IMAGE",
-        )
-    return matches[0]
+def _run(
+    ctx: typer.Context,
+    step: Callable[..., YankResult],  # release.yank.yank or unyank
+    image: str,
+    version: str,
+    reason: str | None,
+    *,
+    dry_run: bool,
+    json_output: bool,
+) -> None:
+    """Run ``step`` (yank or unyank) of one image's version and show what it did."""
+    session, catalog = open_catalog(ctx, json_output)
+    result = step(catalog, one_image(catalog, image), version, reason, dry_run=dry_run)
+    if json_output:
+        session.output.data(_as_dict(result, dry_run))
+    else:
+        _show(session.output, result, dry_run)
 
 
 def _as_dict(result: YankResult, dry_run: bool) -> dict[str, object]:
@@ -118,12 +124,7 @@ def yank_command(
     stays; an alias whose line has no good version is left and reported. GitOps pins do not
     change. Recorded in state and the audit log; `imagefactory status` shows it.
     """
-    session, catalog = open_catalog(ctx, json_output)
-    result = yank(catalog, _one(catalog, image), version, reason, dry_run=dry_run)
-    if json_output:
-        session.output.data(_as_dict(result, dry_run))
-    else:
-        _show(session.output, result, dry_run)
+    _run(ctx, yank, image, version, reason, dry_run=dry_run, json_output=json_output)
 
 
 @app.command(
@@ -146,9 +147,4 @@ def unyank_command(
     good version of their line again (forward onto it where it is the highest). Recorded in state
     and the audit log.
     """
-    session, catalog = open_catalog(ctx, json_output)
-    result = unyank(catalog, _one(catalog, image), version, reason, dry_run=dry_run)
-    if json_output:
-        session.output.data(_as_dict(result, dry_run))
-    else:
-        _show(session.output, result, dry_run)
+    _run(ctx, unyank, image, version, reason, dry_run=dry_run, json_output=json_output)

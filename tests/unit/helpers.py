@@ -15,13 +15,19 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from imagefactory.cli.app import app  # the package registers every command on it
-from imagefactory.project.paths import audit_log
+from imagefactory.project.hashing import content_inputs
+from imagefactory.project.paths import audit_log, state_file
+from imagefactory.project.state import ImageRecord, State, TestRecord, save_state
 from imagefactory.release import audit
 from imagefactory.release.audit import AuditRecord
 from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.loader import load_catalog
+
+from .test_write_tags import DEV, MemoryRegistry
 
 runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None, "TERM": "dumb"})
 Client = TypeVar("Client")
+REF = "app/rag-api"
 
 
 class Killed(BaseException):
@@ -67,7 +73,7 @@ def logged(
     appended to the catalog's audit log (and left open)."""
     intent = audit.new_record(
         action=action,
-        image="app/rag-api",
+        image=REF,
         version=version,
         digest=digest,
         source=source,
@@ -79,3 +85,22 @@ def logged(
     )
     audit.append(audit_log(catalog), intent)
     return intent
+
+
+def build(root: Path, registry: MemoryRegistry, digest: str, *, tested: bool, **more: Any) -> None:
+    """app/rag-api built (0.3.0, as image.yaml says) as ``digest``, in state (with ``tested``,
+    a pass of it; ``more``: further fields of its record) and in ``registry``'s build
+    repository."""
+    catalog = load_catalog(root)
+    record = ImageRecord(
+        content_hash=content_inputs(catalog)[REF].content_hash,
+        inputs={},
+        version="0.3.0",
+        digest=digest,
+        repository=DEV,
+        **more,
+    )
+    if tested:
+        record = record.with_test(TestRecord(digest=digest, passed=True, at="then"))
+    save_state(state_file(catalog), State(images={REF: record}))
+    registry.held[f"{DEV}:content-1"] = digest

@@ -12,20 +12,15 @@ from pathlib import Path
 import pytest
 
 from imagefactory.errors import UserError
-from imagefactory.project.hashing import content_inputs
-from imagefactory.project.paths import audit_log, state_file
-from imagefactory.project.state import ImageRecord, State, save_state
-from imagefactory.project.state import TestRecord as Run
+from imagefactory.project.paths import audit_log
 from imagefactory.release import push
 from imagefactory.release.deploy import deploy, pin_release
 from imagefactory.release.record import Release
 from imagefactory.spec.loader import load_catalog
 
-from .helpers import lines, run, serve
+from .helpers import REF, build, lines, run, serve
 from .test_gitops_repo import DIGEST, OVERLAY, commits, git, make_remote, show, write_settings
 from .test_write_tags import DEV, MemoryRegistry
-
-REF = "app/rag-api"
 
 
 @pytest.fixture
@@ -120,18 +115,7 @@ def test_a_push_pins_dev_only_a_tested_digest(
     root, remote = setup
     head = commits(remote)
     memory = serve(monkeypatch, MemoryRegistry(), push)
-    catalog = load_catalog(root)
-    record = ImageRecord(
-        content_hash=content_inputs(catalog)[REF].content_hash,
-        inputs={},
-        version="0.3.0",
-        digest=DIGEST,
-        repository=DEV,
-    )
-    if tested:
-        record = record.with_test(Run(digest=DIGEST, passed=True, at="then"))
-    save_state(state_file(catalog), State(images={REF: record}))
-    memory.held[f"{DEV}:content-1"] = DIGEST
+    build(root, memory, DIGEST, tested=tested)
 
     result = run(root, "push", REF, *(() if tested else ("--force",)))
 

@@ -29,7 +29,7 @@ from imagefactory.release.evidence import LocalEvidence, evidence_for
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Environment, Registry
 
-from .helpers import lines, logged, run, serve
+from .helpers import build, lines, logged, run, serve
 from .test_write_ahead import REF
 from .test_write_tags import DEV, DIGEST, OTHER, MemoryRegistry
 
@@ -270,28 +270,10 @@ def labelled(monkeypatch: pytest.MonkeyPatch) -> LabelledRegistry:
     return serve(monkeypatch, LabelledRegistry(revisions={DIGEST: SHA}), push, promote)
 
 
-def build(root: Path, registry: LabelledRegistry, *, tested: bool) -> None:
-    """app/rag-api built as ``DIGEST`` (and, with ``tested``, passed its tests)."""
-    from imagefactory.project.hashing import content_inputs
-
-    catalog = load_catalog(root)
-    record = ImageRecord(
-        content_hash=content_inputs(catalog)[REF].content_hash,
-        inputs={},
-        version="0.3.0",
-        digest=DIGEST,
-        repository=DEV,
-    )
-    if tested:
-        record = record.with_test(passed())
-    save_state(state_file(catalog), State(images={REF: record}))
-    registry.held[f"{DEV}:content-1"] = DIGEST
-
-
 def test_push_of_an_untested_digest_is_refused_and_force_records_it(
     pinned_catalog_dir: Path, labelled: LabelledRegistry
 ) -> None:
-    build(pinned_catalog_dir, labelled, tested=False)
+    build(pinned_catalog_dir, labelled, DIGEST, tested=False)
 
     refused = run(pinned_catalog_dir, "push", REF)
 
@@ -311,7 +293,7 @@ def test_push_of_an_untested_digest_is_refused_and_force_records_it(
 def test_push_without_require_tests_records_no_force(
     pinned_catalog_dir: Path, labelled: LabelledRegistry
 ) -> None:
-    build(pinned_catalog_dir, labelled, tested=False)
+    build(pinned_catalog_dir, labelled, DIGEST, tested=False)
     path = pinned_catalog_dir / "imagefactory.yaml"
     path.write_text(path.read_text() + "\nrelease:\n  require_tests: false\n")
 
@@ -327,7 +309,7 @@ def test_the_git_tag_names_the_commit_in_the_build_label(
     pinned_catalog_dir: Path, labelled: LabelledRegistry
 ) -> None:
     """The catalog is outside git (no HEAD at all): the tag comes from the built image."""
-    build(pinned_catalog_dir, labelled, tested=True)
+    build(pinned_catalog_dir, labelled, DIGEST, tested=True)
 
     result = run(pinned_catalog_dir, "push", REF, "--json")
 
@@ -342,7 +324,7 @@ def test_a_dirty_or_unknown_build_revision_gets_no_git_tag(
     pinned_catalog_dir: Path, labelled: LabelledRegistry, label: str | None
 ) -> None:
     labelled.revisions = {DIGEST: label} if label is not None else {}
-    build(pinned_catalog_dir, labelled, tested=True)
+    build(pinned_catalog_dir, labelled, DIGEST, tested=True)
 
     result = run(pinned_catalog_dir, "push", REF, "--json")
 
@@ -355,7 +337,7 @@ def test_in_ci_a_dirty_build_is_not_pushed(
     pinned_catalog_dir: Path, labelled: LabelledRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     labelled.revisions = {DIGEST: f"{SHA}-dirty"}
-    build(pinned_catalog_dir, labelled, tested=True)
+    build(pinned_catalog_dir, labelled, DIGEST, tested=True)
     in_ci(monkeypatch, GITLAB_USER_LOGIN="jdoe")
 
     result = run(pinned_catalog_dir, "push", REF)
@@ -368,7 +350,7 @@ def test_in_ci_a_dirty_build_is_not_pushed(
 def test_in_ci_a_push_from_an_uncommitted_tree_is_refused(
     pinned_catalog_dir: Path, labelled: LabelledRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    build(pinned_catalog_dir, labelled, tested=True)
+    build(pinned_catalog_dir, labelled, DIGEST, tested=True)
     root = git_repo(pinned_catalog_dir, user_name="Ada", user_email="ada@x")
     (root / ".gitignore").write_text("/.imagefactory/\n")
     subprocess.run(["git", "-C", str(root), "add", "-A"], check=True, timeout=30)
@@ -384,7 +366,7 @@ def test_in_ci_a_push_from_an_uncommitted_tree_is_refused(
 
 
 def in_preprod(root: Path, registry: LabelledRegistry) -> None:
-    build(root, registry, tested=True)
+    build(root, registry, DIGEST, tested=True)
     path = state_file(load_catalog(root))
     record = load_state(path).images[REF]
     tags = ["0", "0.3", "0.3.0", "latest"]

@@ -23,11 +23,9 @@ import pytest
 from imagefactory.cli.app import app  # the package registers every command on it
 from imagefactory.errors import UserError
 from imagefactory.project import state as state_module
-from imagefactory.project.hashing import content_inputs
 from imagefactory.project.paths import audit_log, state_file
 from imagefactory.project.state import (
     EnvironmentRecord,
-    ImageRecord,
     State,
     load_state,
     save_state,
@@ -38,7 +36,7 @@ from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Registry
 from tests.fakes.http_server import serving
 
-from .helpers import Killed, lines, logged, run, runner, serve
+from .helpers import Killed, build, lines, logged, run, runner, serve
 from .test_write_tags import DEV, DIGEST, OTHER, MemoryRegistry
 
 REF = "app/rag-api"
@@ -57,13 +55,7 @@ def memory(monkeypatch: pytest.MonkeyPatch) -> MemoryRegistry:
 def built(pinned_catalog_dir: Path, memory: MemoryRegistry) -> Path:
     """The example catalog with app/rag-api built and tested (in state and in the build
     repository)."""
-    catalog = load_catalog(pinned_catalog_dir)
-    content = content_inputs(catalog)[REF].content_hash
-    record = ImageRecord(
-        content_hash=content, inputs={}, version="0.3.0", digest=DIGEST, repository=DEV
-    ).with_test(state_module.TestRecord(digest=DIGEST, passed=True, at="then"))
-    save_state(state_file(catalog), State(images={REF: record}))
-    memory.held[f"{DEV}:content-1"] = DIGEST
+    build(pinned_catalog_dir, memory, DIGEST, tested=True)
     return pinned_catalog_dir
 
 

@@ -12,7 +12,6 @@ import pytest
 import semver
 
 from imagefactory.project import state as state_module
-from imagefactory.project.hashing import content_inputs
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import EnvironmentRecord, ImageRecord, State, save_state
 from imagefactory.release import gate, promote, push
@@ -22,7 +21,7 @@ from imagefactory.release.evidence import LocalEvidence
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Environment, Registry
 
-from .helpers import lines, run, serve
+from .helpers import build, lines, run, serve
 from .test_write_tags import MemoryRegistry
 
 REF = "app/rag-api"
@@ -321,24 +320,13 @@ def yanked_ahead(catalog_dir: Path, memory: MemoryRegistry) -> Path:
     """app/rag-api built (0.3.0, as image.yaml says) and tested as GOOD; dev and preprod hold
     0.4.0, BAD, with the aliases of every line on it, yanked: none had a good version to go
     back to."""
-    catalog = load_catalog(catalog_dir)
-    record = ImageRecord(
-        content_hash=content_inputs(catalog)[REF].content_hash,
-        inputs={},
-        version="0.3.0",
-        digest=GOOD,
-        repository=DEV,
-        versions={"0.4.0": "sha256:" + "4" * 64},
-        environments={
-            "dev": EnvironmentRecord(
-                version="0.4.0", digest=BAD, tags=["0.4.0"], registries=["dev"], at="t"
-            )
-        },
-    ).with_test(state_module.TestRecord(digest=GOOD, passed=True, at="t"))
-    save_state(state_file(catalog), State(images={REF: record}))
+    held = EnvironmentRecord(
+        version="0.4.0", digest=BAD, tags=["0.4.0"], registries=["dev"], at="t"
+    )
+    versions = {"0.4.0": "sha256:" + "4" * 64}
+    build(catalog_dir, memory, GOOD, tested=True, versions=versions, environments={"dev": held})
     for repository in (DEV, PREPROD):
         memory.held.update({f"{repository}:{t}": BAD for t in ("0.4.0", "0.4", "0", "latest")})
-    memory.held[f"{DEV}:content-1"] = GOOD  # the build, in the build repository
     assert run(catalog_dir, "yank", REF, "0.4.0", "--reason", "CVE-9").exit_code == 0
     return catalog_dir
 
