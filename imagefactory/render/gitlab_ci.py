@@ -23,6 +23,10 @@ State travels along each image's own chain of jobs: build → test → push → 
 taking the artifacts of exactly one job (the one before it), so no two state files ever meet in
 one job. A build job takes no state at all: ``imagefactory build`` finds the image's ancestors
 in the build registry by their content tags (one registry lookup each) and records them itself.
+Every artifact lies in imagefactory's work folder (the state file, the audit log, the JUnit
+report), which a release leaves out when it asks whether the checkout is clean: the push job
+gets all of the test job's artifacts, and one outside that folder (an untracked
+``junit-*.xml`` at the root) would make the CI push refuse its checkout as uncommitted.
 
 ``rules:changes`` per image: its folder and its catalog ancestors' folders, the Ansible
 playbooks they apply, the standard Dockerfile templates when they live in the repository, a CA
@@ -158,7 +162,7 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
             interruptible=True,
         )
     for image in images:
-        junit = f"junit-{slug(image.ref)}.xml"
+        junit = _work_path(catalog, options, f"junit-{slug(image.ref)}.xml")
         jobs[f"test:{image.ref}"] = _job(
             "test",
             options,
@@ -173,7 +177,7 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
             },
             interruptible=True,
         )
-    release_paths = [_state_path(catalog, options), _audit_path(catalog, options)]
+    release_paths = [_state_path(catalog, options), _work_path(catalog, options, "audit.jsonl")]
     first = environments[0]  # check_options: there is one
     for image in images:
         needs = [_need(f"test:{image.ref}", artifacts=True)]
@@ -308,9 +312,10 @@ def _state_path(catalog: Catalog, options: PipelineOptions) -> str:
     return in_repo(_place(options), posixpath.normpath(catalog.project.state))
 
 
-def _audit_path(catalog: Catalog, options: PipelineOptions) -> str:
+def _work_path(catalog: Catalog, options: PipelineOptions, name: str) -> str:
+    """``name`` in imagefactory's work folder (the state file's), relative to the repository."""
     state = posixpath.normpath(catalog.project.state)
-    return in_repo(_place(options), posixpath.join(posixpath.dirname(state), "audit.jsonl"))
+    return in_repo(_place(options), posixpath.join(posixpath.dirname(state), name))
 
 
 # --------------------------------------------------------------------------- YAML

@@ -17,6 +17,9 @@ namespaces under the digest the build recorded. gitlab-ci-local sets ``CI=true``
 ``GITLAB_CI``), so the push job runs the release gate as a CI job does: the test job's record
 of that digest must come with its artifacts, and its checkout (tracked files and ``.git``,
 with the ignored ``.imagefactory/`` work folder) and the build's revision label must be clean.
+The catalog's .gitignore names only that folder (and gitlab-ci-local's own): every artifact
+the jobs pass on, the JUnit report too, must lie in the work folder, or the push job's checkout
+holds a file git does not ignore and the CI push refuses it.
 """
 
 from __future__ import annotations
@@ -148,7 +151,7 @@ def pipeline_run(
     for stage, settings in project["registries"].items():
         settings["namespace"] = f"{namespace}/{stage}"
     (root / "imagefactory.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
-    (root / ".gitignore").write_text("/.imagefactory/\n/.gitlab-ci-local/\n/junit-*.xml\n")
+    (root / ".gitignore").write_text("/.imagefactory/\n/.gitlab-ci-local/\n")
     env = job_environment(example_build)
     generated = imagefactory(
         root, "ci", "generate", "--builder", "host", "--out", ".gitlab-ci.yml", env=env
@@ -254,7 +257,7 @@ def test_state_travels_along_the_chain_of_artifacts(pipeline_run: PipelineRun) -
         ("promote", "intent"),
         ("promote", "done"),
     ]
-    junit = pipeline_run.artifact(f"test:{APP}", "junit-app_rag-api.xml").read_text()
+    junit = pipeline_run.artifact(f"test:{APP}", ".imagefactory/junit-app_rag-api.xml").read_text()
     assert "<testsuite" in junit and 'name="app/rag-api"' in junit
 
 

@@ -319,8 +319,32 @@ def test_variants_each_get_their_jobs(
     svc = jobs["build:apps/svc"]
     assert svc["needs"][1]["job"] == "build:rt/python:py312-cuda"
     assert jobs["test:rt/python:py312-cuda"]["artifacts"]["reports"]["junit"] == (
-        "junit-rt_python_py312-cuda.xml"
+        ".imagefactory/junit-rt_python_py312-cuda.xml"
     )
+
+
+def test_every_artifact_lies_in_the_work_folder(tmp_path: Path) -> None:
+    """The push job gets all of the test job's artifacts, and in CI it refuses a checkout with
+    a file git does not ignore (imagefactory's work folder aside): a JUnit report at the root
+    (``junit-<slug>.xml``, as before) made every CI push of a catalog without a gitignore rule
+    for it fail."""
+    catalog = load_catalog(example(tmp_path / "c"))
+    jobs = pipeline(catalog, options())
+    paths = [
+        path
+        for name, job in jobs.items()
+        if name != "stages"
+        for path in job.get("artifacts", {}).get("paths", [])
+    ]
+    assert paths and all(path.startswith(".imagefactory/") for path in paths), paths
+    test = jobs["test:app/rag-api"]
+    assert test["artifacts"]["paths"] == [
+        ".imagefactory/state.json",
+        ".imagefactory/junit-app_rag-api.xml",
+    ]
+    assert test["script"] == [
+        "imagefactory test app/rag-api --junit .imagefactory/junit-app_rag-api.xml"
+    ]
 
 
 def test_output_is_byte_identical(tmp_path: Path) -> None:
@@ -655,6 +679,11 @@ def test_a_catalog_in_a_subfolder_of_the_repository(tmp_path: Path) -> None:
     ]
     assert build["artifacts"]["paths"] == ["platform/catalog/.imagefactory/state.json"]
     assert jobs[VALIDATE_JOB]["script"] == ["imagefactory -C platform/catalog validate"]
+    # --junit is read from the job's folder (the repository root), as the artifact paths are
+    junit = "platform/catalog/.imagefactory/junit-base_minimal.xml"
+    test = jobs["test:base/minimal"]
+    assert test["script"] == [f"imagefactory -C platform/catalog test base/minimal --junit {junit}"]
+    assert test["artifacts"]["reports"]["junit"] == junit
 
 
 # --------------------------------------------------------------------------- CLI
