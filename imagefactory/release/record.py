@@ -2,7 +2,8 @@
 first tag, then the image's state record for the environment (and, for a push, the version
 given to the content), then the done record. A failure while writing tags closes the intent as
 failed; a crash, a kill or a failed write of state or audit leaves it open for the next run
-(``resume``). One push, and one promotion, of an image at a time."""
+(``resume``). One push, and one promotion, of an image at a time. A yank writes ahead through
+the same ``written_ahead`` and ``finish``; a pin of ``gitops update`` through ``written_ahead``."""
 
 from __future__ import annotations
 
