@@ -14,24 +14,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from .helpers.example import (
-    SESSION_LABEL,
-    cli_json,
     edit_text,
     git_commit,
-    imagefactory,
-    remove_session_images,
 )
-from .helpers.registry import Registry, registry_cleanup
-from .helpers.services import SKOPEO, docker, run, unique
+from .helpers.registry import Registry
+from .helpers.services import SKOPEO, run
+from .helpers.tiny import TinyCatalog, ok, project, tiny_parent, write_catalog
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +39,6 @@ REVIEWER = "Rita Reviewer <rita@example.invalid>"
 ACCOUNT = "governance-account"
 CI_LOGIN = "jdoe-ci"
 JOB_URL = "https://gitlab.example.invalid/platform/catalog/-/jobs/4711"
-CLI_TIMEOUT = 300  # a tiny build, test, push or promotion: seconds; this bounds a hang
 SLEEP = '#!/bin/sh\nexec /bin/busybox sleep "$@"\n'  # the test container idles with sleep
 
 
@@ -59,20 +54,12 @@ class Parent:
 
 
 @dataclass(frozen=True)
-class Tiny:
+class Tiny(TinyCatalog):
     """A built tiny catalog; ``built_at`` is the commit its build ran on."""
 
-    root: Path
-    env: dict[str, str]
-    authfile: Path
     dev: str  # the dev repository of app/tiny
     prod: str
     built_at: str
-
-    def cli(
-        self, *args: str, env: Mapping[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return imagefactory(self.root, *args, env=env or self.env, timeout=CLI_TIMEOUT)
 
     def tags(self, repository: str) -> set[str]:
         proc = run(
@@ -85,19 +72,6 @@ class Tiny:
             return set()
         return set(json.loads(proc.stdout).get("Tags") or [])
 
-    def digest(self, reference: str) -> str | None:
-        proc = run(
-            [SKOPEO, "inspect", "--no-tags", "--format={{.Digest}}", "--tls-verify=false",
-             "--authfile", str(self.authfile), f"docker://{reference}"],
-            timeout=60, check=False,
-        )  # fmt: skip
-        return proc.stdout.strip() if proc.returncode == 0 else None
-
-    def audit(self) -> list[dict[str, Any]]:
-        path = self.root / ".imagefactory" / "audit.jsonl"
-        text = path.read_text() if path.exists() else ""
-        return [json.loads(line) for line in text.splitlines()]
-
     def done(self) -> list[dict[str, Any]]:
         return [line for line in self.audit() if line.get("phase") == "done"]
 
@@ -106,14 +80,6 @@ class Tiny:
         [entry] = ok(self.cli("push", IMAGE, "--json"))["images"]
         assert isinstance(entry, dict)
         return entry
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    document = cli_json(proc)
-    assert proc.returncode == 0 and document.get("ok") is True, (
-        f"exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
-    )
-    return document
 
 
 def refused(proc: subprocess.CompletedProcess[str]) -> str:
@@ -135,8 +101,6 @@ def parent(
     tiny_base: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Parent]:
-    session = unique("governance")
-    base = f"{registry.host}/it-{session}/base:tiny"
     no_global = tmp_path_factory.mktemp("git-config") / "gitconfig"
     no_global.write_text("")
     env = {
@@ -145,23 +109,8 @@ def parent(
         if k not in ("CI", "GITLAB_CI", "GITLAB_USER_LOGIN") and not k.startswith("CI_")
     }
     env.update(GIT_CONFIG_GLOBAL=str(no_global), GIT_CONFIG_NOSYSTEM="1", USER=ACCOUNT)
-    authfile = docker_config / "config.json"
-    try:
-        docker("tag", tiny_base, base)
-        docker("push", base, docker_config=docker_config, timeout=120)
-        docker("rmi", base, check=False)
-        digest = run(
-            [SKOPEO, "inspect", "--no-tags", "--format={{.Digest}}", "--tls-verify=false",
-             "--authfile", str(authfile), f"docker://{base}"],
-            timeout=60,
-        ).stdout.strip()  # fmt: skip
-        assert digest.startswith("sha256:"), digest
-        yield Parent(
-            session, f"{registry.host}/it-{session}/base@{digest}", registry, env, authfile
-        )
-    finally:
-        remove_session_images(session)
-        registry_cleanup(registry, f"it-{session}")
+    with tiny_parent("governance", tiny_base, registry, docker_config) as (session, reference):
+        yield Parent(session, reference, registry, env, docker_config / "config.json")
 
 
 @pytest.fixture
@@ -171,25 +120,11 @@ def tiny(parent: Parent, tmp_path: Path, request: pytest.FixtureRequest) -> Tiny
     root = tmp_path / "catalog"
     name = request.node.name[5:45].replace("_", "-").strip("-")
     namespace = f"it-{parent.session}/{name}"
-    stages = ("dev", "prod")
-    project = {
-        "project": "it-governance",
-        "registries": {
-            stage: {
-                "url": parent.registry.host,
-                "namespace": f"{namespace}/{stage}",
-                "username_env": "IMAGEFACTORY_REGISTRY_USER",
-                "password_env": "IMAGEFACTORY_REGISTRY_PASSWORD",
-                "tls_verify": False,
-            }
-            for stage in stages
-        },
-        "environments": [
-            {"name": "dev", "registries": ["dev"]},
-            {"name": "prod", "registries": ["prod"], "approval": True, "four_eyes": True},
-        ],
-        "defaults": {"labels": {SESSION_LABEL: parent.session}},
-    }
+    environments = [
+        {"name": "dev", "registries": ["dev"]},
+        {"name": "prod", "registries": ["prod"], "approval": True, "four_eyes": True},
+    ]
+    settings = project("it-governance", parent.registry, namespace, parent.session, environments)
     image = {
         "name": IMAGE,
         "version": VERSION,
@@ -200,11 +135,9 @@ def tiny(parent: Parent, tmp_path: Path, request: pytest.FixtureRequest) -> Tiny
         "cmd": ["sleep", "3600"],
         "tests": {"commands": [{"name": "busybox answers", "run": ["echo", "hello"]}]},
     }
-    folder = root / "images" / IMAGE
-    (folder / "bin").mkdir(parents=True)
+    folder = write_catalog(root, settings, image)
+    (folder / "bin").mkdir()
     (folder / "bin" / "sleep").write_text(SLEEP)
-    (folder / "image.yaml").write_text(yaml.safe_dump(image, sort_keys=False))
-    (root / "imagefactory.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
     (root / ".gitignore").write_text("/.imagefactory/\n")
     git_commit(root, "tiny catalog")
     git(root, "config", "user.name", PUSHER.partition(" <")[0])

@@ -13,90 +13,37 @@ the 1.0.1 tag, is in the audit log and state, shows in ``status``, and refuses t
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from .helpers.example import SESSION_LABEL, cli_json, edit_text, imagefactory, remove_session_images
-from .helpers.registry import Registry, registry_cleanup
-from .helpers.services import SKOPEO, docker, run, unique
+from .helpers.example import edit_text, imagefactory
+from .helpers.registry import Registry
+from .helpers.tiny import CLI_TIMEOUT, TinyCatalog, ok, project, tiny_parent, write_catalog
 
 pytestmark = pytest.mark.integration
 
 IMAGE = "app/tiny"
 ALIASES = ("1", "1.0", "latest")
 REASON = "CVE-2026-0001 in busybox, INC-4711"
-CLI_TIMEOUT = 300  # a tiny build and a push: seconds; this bounds a hang
 
 
 @dataclass(frozen=True)
-class TinyRelease:
-    root: Path
-    env: dict[str, str]
-    authfile: Path
+class TinyRelease(TinyCatalog):
     dev: str  # the dev repository of app/tiny
     preprod: str
     first: str  # the digest of 1.0.0
     second: str  # the digest of 1.0.1
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return imagefactory(self.root, *args, env=self.env, timeout=CLI_TIMEOUT)
-
-    def digest(self, reference: str) -> str | None:
-        return digest_of(self.authfile, reference)
-
     def aliases(self, repository: str) -> dict[str, str | None]:
         return {alias: self.digest(f"{repository}:{alias}") for alias in ALIASES}
 
 
-def digest_of(authfile: Path, reference: str) -> str | None:
-    """What the registry says ``reference`` names (skopeo: the tests' own view)."""
-    proc = run(
-        [SKOPEO, "inspect", "--no-tags", "--format={{.Digest}}", "--tls-verify=false",
-         "--authfile", str(authfile), f"docker://{reference}"],
-        timeout=60, check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        assert "manifest unknown" in proc.stderr.lower(), proc.stderr
-        return None
-    return proc.stdout.strip()
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    document = cli_json(proc)
-    assert proc.returncode == 0 and document["ok"] is True, proc.stderr[-3000:]
-    return document
-
-
-def audit_lines(root: Path) -> list[dict[str, Any]]:
-    text = (root / ".imagefactory" / "audit.jsonl").read_text()
-    return [json.loads(line) for line in text.splitlines()]
-
-
-def write_catalog(root: Path, registry: Registry, session: str, parent: str) -> None:
-    namespace = f"it-{session}/yank"
-    stages = ("dev", "preprod")
-    project = {
-        "project": "it-yank",
-        "registries": {
-            stage: {
-                "url": registry.host,
-                "namespace": f"{namespace}/{stage}",
-                "username_env": "IMAGEFACTORY_REGISTRY_USER",
-                "password_env": "IMAGEFACTORY_REGISTRY_PASSWORD",
-                "tls_verify": False,
-            }
-            for stage in stages
-        },
-        "environments": [{"name": stage, "registries": [stage]} for stage in stages],
-        "defaults": {"labels": {SESSION_LABEL: session}},
-    }
+def write(root: Path, registry: Registry, session: str, parent: str) -> None:
+    stages = [{"name": stage, "registries": [stage]} for stage in ("dev", "preprod")]
     image = {
         "name": IMAGE,
         "version": "1.0.0",
@@ -104,10 +51,7 @@ def write_catalog(root: Path, registry: Registry, session: str, parent: str) -> 
         "user": "root",
         "env": {"TINY_RELEASE": "first"},
     }
-    folder = root / "images" / IMAGE
-    folder.mkdir(parents=True)
-    (root / "imagefactory.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
-    (folder / "image.yaml").write_text(yaml.safe_dump(image, sort_keys=False))
+    write_catalog(root, project("it-yank", registry, f"it-{session}/yank", session, stages), image)
 
 
 def build_and_push(release_root: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -129,20 +73,10 @@ def tiny_release(
     tiny_base: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TinyRelease]:
-    session = unique("yank")
-    namespace = f"it-{session}/yank"
-    base = f"{registry.host}/{namespace}/base:tiny"
     root = tmp_path_factory.mktemp("yank") / "catalog"
     env = {**registry_env, "COLUMNS": "250"}  # status's tables on one line each
-    try:
-        docker("tag", tiny_base, base)
-        docker("push", base, docker_config=docker_config, timeout=120)
-        docker("rmi", base, check=False)
-        authfile = docker_config / "config.json"
-        digest = digest_of(authfile, base)
-        assert digest is not None and digest.startswith("sha256:")
-        write_catalog(root, registry, session, f"{registry.host}/{namespace}/base@{digest}")
-
+    with tiny_parent("yank", tiny_base, registry, docker_config) as (session, parent):
+        write(root, registry, session, parent)
         first = build_and_push(root, env)
         ok(imagefactory(root, "test", IMAGE, "--json", env=env, timeout=CLI_TIMEOUT))
         ok(imagefactory(root, "promote", IMAGE, "--to", "preprod", "--json", env=env))
@@ -155,15 +89,12 @@ def tiny_release(
         yield TinyRelease(
             root,
             env,
-            authfile,
-            f"{registry.host}/{namespace}/dev/{IMAGE}",
-            f"{registry.host}/{namespace}/preprod/{IMAGE}",
+            docker_config / "config.json",
+            f"{registry.host}/it-{session}/yank/dev/{IMAGE}",
+            f"{registry.host}/it-{session}/yank/preprod/{IMAGE}",
             first["digest"],
             second["digest"],
         )
-    finally:
-        remove_session_images(session)
-        registry_cleanup(registry, f"it-{session}")
 
 
 def test_yank_gives_the_aliases_back_to_the_good_version_and_unyank_moves_them_forward(
@@ -189,7 +120,7 @@ def test_yank_gives_the_aliases_back_to_the_good_version_and_unyank_moves_them_f
     }
     assert release.aliases(release.preprod) == dict.fromkeys(ALIASES, release.first)
     # written ahead in the audit log, with the reason
-    intent, done = audit_lines(release.root)[-2:]
+    intent, done = release.audit()[-2:]
     assert (intent["action"], intent["phase"], intent["version"]) == ("yank", "intent", "1.0.1")
     assert (intent["reason"], intent["digest"]) == (REASON, release.second)
     assert sorted(intent["tags"]) == sorted(ALIASES)
@@ -223,7 +154,7 @@ def test_yank_gives_the_aliases_back_to_the_good_version_and_unyank_moves_them_f
 
     assert release.aliases(release.dev) == dict.fromkeys(ALIASES, release.second)
     assert release.aliases(release.preprod) == dict.fromkeys(ALIASES, release.first)
-    last = audit_lines(release.root)[-1]
+    last = release.audit()[-1]
     assert (last["action"], last["phase"], last["id"]) == ("unyank", "done", back["audit_id"])
     status = ok(release.cli("status", IMAGE, "--json"))
     assert status["yanked"] == {} and status["images"][IMAGE]["dev"]["yanked"] is False
