@@ -77,7 +77,7 @@ def pin_digest(
     """
     settings = settings or repo.settings_for_run(catalog)
     check_digest(digest)
-    _known_environment(catalog, env)
+    catalog.environment(env)
     env_settings = settings.environment(env)
     image = application(catalog, ref)
     pin = _Pin(settings, image, env, digest, version, audit_id)
@@ -215,9 +215,3 @@ def _branch_has_it(workdir: Path, branch: str) -> bool:
 def _remote_head(workdir: Path, branch: str) -> str:
     listed = git.run(workdir, "ls-remote", "origin", f"refs/heads/{branch}").output.split()
     return listed[0] if listed else repo.head(workdir)
-
-
-def _known_environment(catalog: Catalog, env: str) -> None:
-    names = [e.name for e in catalog.project.environments]
-    if env not in names:
-        raise UserError(f"no environment '{env}'", hint="environments: " + ", ".join(names))

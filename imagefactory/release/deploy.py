@@ -28,7 +28,7 @@ from imagefactory.project.state import unwritable
 from imagefactory.registry.client import registry_session
 from imagefactory.release import audit, gate
 from imagefactory.release.audit import AuditRecord
-from imagefactory.release.environments import environment, registries_of, sibling_suffixes
+from imagefactory.release.environments import registries_of, sibling_suffixes
 from imagefactory.release.evidence import evidence_for
 from imagefactory.release.record import Release, written_ahead
 from imagefactory.release.versioning import tag_versions, variant_suffix
@@ -77,7 +77,7 @@ def deploy(
     ``gate.approver`` as for a promotion). Raises ``gate.Refused`` or UserError, having written
     nothing, when it may not go there."""
     check_digest(digest)
-    _, env = environment(catalog, env_name)
+    _, env = catalog.environment(env_name)
     approved_by = gate.approver(env, catalog.root, approve=approve, named=approver)
     settings = repo.settings_for_run(catalog)
     settings.environment(env_name)

@@ -22,7 +22,7 @@ from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import gate
 from imagefactory.release.aliases import good_versions
 from imagefactory.release.deploy import pin_release
-from imagefactory.release.environments import environment, registries_of, sibling_suffixes
+from imagefactory.release.environments import registries_of, sibling_suffixes
 from imagefactory.release.evidence import evidence_for
 from imagefactory.release.record import (
     Release,
@@ -65,7 +65,7 @@ def _copy(
     approver: str | None,
     dry_run: bool,
 ) -> Release:
-    position, target_env = environment(catalog, to_env)
+    position, target_env = catalog.environment(to_env)
     if position == 0:
         raise UserError(
             f"{to_env} is the first environment: images reach it with push, not promote",

@@ -35,7 +35,7 @@ from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import audit, gate
 from imagefactory.release.aliases import good_versions
 from imagefactory.release.deploy import pin_release
-from imagefactory.release.environments import environment, registries_of, sibling_suffixes
+from imagefactory.release.environments import registries_of, sibling_suffixes
 from imagefactory.release.evidence import Evidence, evidence_for
 from imagefactory.release.record import (
     Release,
@@ -73,7 +73,7 @@ def push_images(
     environments = catalog.project.environments
     if env_name is None:
         env_name = environments[0].name if environments else "dev"
-    position, env = environment(catalog, env_name)
+    position, env = catalog.environment(env_name)
     if position != 0:
         raise UserError(
             f"push goes to the first environment ({environments[0].name}); {env_name} is "

@@ -10,7 +10,7 @@ from pathlib import Path
 from imagefactory.errors import UserError
 from imagefactory.spec.graph import build_order
 from imagefactory.spec.issues import near_miss
-from imagefactory.spec.models import ImageSpec, ProjectSpec
+from imagefactory.spec.models import Environment, ImageSpec, ProjectSpec
 from imagefactory.spec.parents import CatalogParent, Parent
 
 
@@ -76,6 +76,16 @@ class Catalog:
         accounts = [a for image in self.lineage(ref) for a in image.spec.create_users]
         account = next((a for a in accounts if a.name == user), None)
         return f"{account.uid}:{account.gid or account.uid}" if account else user
+
+    def environment(self, name: str) -> tuple[int, Environment]:
+        """The environment ``name`` and its position in the promotion order."""
+        names = [env.name for env in self.project.environments]
+        if name not in names:
+            raise UserError(
+                f"no environment '{name}'",
+                hint=f"environments in promotion order: {' → '.join(names)}",
+            )
+        return names.index(name), self.project.environments[names.index(name)]
 
     def select(self, patterns: Iterable[str]) -> list[CatalogImage]:
         """Images named by ``patterns`` (a ref, or a name meaning all its variants); all if none."""
