@@ -21,10 +21,10 @@ from imagefactory.build.provision import ansible_programs, check_playbooks
 from imagefactory.build.publish import Published
 from imagefactory.build.run import BuildRun
 from imagefactory.project.hashing import ContentInputs
-from imagefactory.project.paths import slug, work_dir
+from imagefactory.project.paths import work_dir
 from imagefactory.render.catalog import Pins
 from imagefactory.render.packer import render_packer, uses_packer, write_packer_folder
-from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.catalog import Catalog, CatalogImage, ref_slug
 
 PACKER_TIMEOUT = 3600.0
 
@@ -40,7 +40,7 @@ class PackerRun(BuildRun):
         if not uses_packer(image):
             return super()._build(image, inputs, tag, started)
         catalog, image = self.as_built(image)
-        folder = work_dir(catalog) / "packer" / slug(image.ref)
+        folder = work_dir(catalog) / "packer" / ref_slug(image.ref)
         text = render_packer(catalog, image, self.pins, folder)
         template = write_packer_folder(catalog, image, text, folder)
         with self.engine.child_env() as env:  # its docker builder runs `docker` from PATH
@@ -78,4 +78,4 @@ def check_packer_build(
         if image.spec.playbooks:
             check_playbooks(catalog, image)
             ansible_programs("ansible-playbook")  # its provisioner runs ansible-playbook
-        render_packer(catalog, image, pins, work_dir(catalog) / "packer" / slug(image.ref))
+        render_packer(catalog, image, pins, work_dir(catalog) / "packer" / ref_slug(image.ref))

@@ -50,7 +50,7 @@ from imagefactory.errors import (
 )
 from imagefactory.project.hashing import ContentInputs, content_inputs
 from imagefactory.project.naming import REVISION_LABEL
-from imagefactory.project.paths import slug, state_file, work_dir
+from imagefactory.project.paths import state_file, work_dir
 from imagefactory.project.plan import rebuild_reasons
 from imagefactory.project.state import (
     ImageRecord,
@@ -62,7 +62,7 @@ from imagefactory.project.state import (
 from imagefactory.registry.client import RegistryClient
 from imagefactory.render.catalog import Pins
 from imagefactory.render.dockerfile import render_dockerfile, write_build_context
-from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.catalog import Catalog, CatalogImage, ref_slug
 from imagefactory.spec.models import BuildSecret
 from imagefactory.spec.parents import BootstrapParent
 
@@ -260,7 +260,7 @@ class BuildRun:
             catalog,
             image,
             dockerfile,
-            work_dir(self.catalog) / "build" / slug(image.ref),
+            work_dir(self.catalog) / "build" / ref_slug(image.ref),
             rootfs=rootfs,
         )
         with _secret_files(self.catalog.root, image.spec.secrets) as secrets:

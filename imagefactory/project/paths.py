@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from imagefactory.errors import ImageFactoryError
-from imagefactory.spec.catalog import Catalog, ref_slug
+from imagefactory.spec.catalog import Catalog
 
 #: The standard templates (dockerfile/, packer/, gitops/) that ship inside the package.
 _TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -31,11 +31,6 @@ def state_file(catalog: Catalog) -> Path:
 def work_dir(catalog: Catalog) -> Path:
     """Where builds keep their contexts, logs and caches: the folder of the state file."""
     return state_file(catalog).parent
-
-
-def slug(ref: str) -> str:
-    """A folder name for an image ref: ``runtime/llm:cpu`` → ``runtime_llm_cpu``."""
-    return ref_slug(ref)
 
 
 def ca_bundle_path(catalog: Catalog) -> Path | None:

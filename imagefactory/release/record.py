@@ -16,7 +16,7 @@ from typing import Literal
 
 from imagefactory.errors import ImageFactoryError, UserError
 from imagefactory.gitops.pin import PinResult
-from imagefactory.project.paths import audit_log, slug, state_file, work_dir
+from imagefactory.project.paths import audit_log, state_file, work_dir
 from imagefactory.project.state import (
     EnvironmentRecord,
     ImageRecord,
@@ -28,7 +28,7 @@ from imagefactory.project.state import (
 from imagefactory.release import audit
 from imagefactory.release.audit import AuditRecord
 from imagefactory.release.tags import TagChange
-from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.catalog import Catalog, ref_slug
 
 NOTHING_WRITTEN = "nothing was written to the registries"
 
@@ -210,7 +210,7 @@ def one_at_a_time(catalog: Catalog, action: str, ref: str) -> Iterator[None]:
     """One push (or one promotion) of an image at a time; a second one fails at once instead
     of racing, and an open intent met under the lock is never one still being written."""
     folder = work_dir(catalog) / "locks"
-    lock = folder / f"{action}-{slug(ref)}.lock"
+    lock = folder / f"{action}-{ref_slug(ref)}.lock"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)

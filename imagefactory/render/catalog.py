@@ -10,7 +10,6 @@ from pathlib import Path
 
 from imagefactory.project.hashing import ContentInputs
 from imagefactory.project.naming import build_registry, content_tag, repository
-from imagefactory.project.paths import slug
 from imagefactory.project.state import State
 from imagefactory.render.dockerfile import (
     ROOTFS_FILE,
@@ -18,7 +17,7 @@ from imagefactory.render.dockerfile import (
     render_dockerfile,
     write_build_context,
 )
-from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.catalog import Catalog, CatalogImage, ref_slug
 from imagefactory.spec.models import ProjectSpec, Registry
 from imagefactory.spec.parents import CatalogParent, ExternalParent
 
@@ -76,7 +75,7 @@ def render_images(
     rendered = []
     for image in images:
         text = render_dockerfile(catalog, image, pins.content_hash(image), pins.parent(image))
-        folder = write_build_context(catalog, image, text, out_dir / slug(image.ref))
+        folder = write_build_context(catalog, image, text, out_dir / ref_slug(image.ref))
         rendered.append(Rendered(image.ref, folder))
     return rendered
 

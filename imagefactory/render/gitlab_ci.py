@@ -47,7 +47,6 @@ import yaml
 
 from imagefactory.errors import UserError
 from imagefactory.project.naming import build_registry
-from imagefactory.project.paths import slug
 from imagefactory.render.blockyaml import BlockYaml
 from imagefactory.render.gitlab_rules import (
     RepoPlace,
@@ -56,7 +55,7 @@ from imagefactory.render.gitlab_rules import (
     in_repo,
     release_rules,
 )
-from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.catalog import Catalog, ref_slug
 from imagefactory.spec.gitops import GITOPS_FILE, read_settings
 
 #: How build and test jobs reach an engine: a Docker-in-Docker service (``dind``), the same
@@ -162,7 +161,7 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
             interruptible=True,
         )
     for image in images:
-        junit = _work_path(catalog, options, f"junit-{slug(image.ref)}.xml")
+        junit = _work_path(catalog, options, f"junit-{ref_slug(image.ref)}.xml")
         jobs[f"test:{image.ref}"] = _job(
             "test",
             options,
@@ -192,7 +191,7 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
             script=[_command(options, "push", image.ref)],
             artifacts={"paths": list(release_paths)},
             environment={"name": first.name, "deployment_tier": _tier(0, len(environments))},
-            resource_group=f"push-{slug(image.ref)}",
+            resource_group=f"push-{ref_slug(image.ref)}",
             interruptible=False,
         )
     for position, env in enumerate(environments[1:], start=1):

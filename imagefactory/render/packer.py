@@ -25,7 +25,6 @@ from pydantic import BaseModel
 
 from imagefactory.errors import UserError
 from imagefactory.project.naming import content_tag, repository
-from imagefactory.project.paths import slug
 from imagefactory.render.catalog import Pins
 from imagefactory.render.dockerfile import (
     CA_FILE,
@@ -43,7 +42,7 @@ from imagefactory.render.environment import (
     shell_name,
     shell_word,
 )
-from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.catalog import Catalog, CatalogImage, ref_slug
 from imagefactory.spec.packer import load_settings
 from imagefactory.spec.parents import BootstrapParent
 
@@ -259,7 +258,7 @@ def render_packer(catalog: Catalog, image: CatalogImage, pins: Pins, out_folder:
 
 
 def template_file_name(ref: str) -> str:
-    return f"{slug(ref)}.pkr.hcl"
+    return f"{ref_slug(ref)}.pkr.hcl"
 
 
 def write_packer_folder(catalog: Catalog, image: CatalogImage, text: str, folder: Path) -> Path:
@@ -294,6 +293,6 @@ def render_packer_images(
     """
     texts = []
     for image in images:
-        folder = out_dir / slug(image.ref)
+        folder = out_dir / ref_slug(image.ref)
         texts.append((image, render_packer(catalog, image, pins, folder), folder))
     return [write_packer_folder(catalog, image, text, folder) for image, text, folder in texts]

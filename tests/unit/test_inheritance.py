@@ -10,11 +10,10 @@ import pytest
 
 from imagefactory.errors import SpecError
 from imagefactory.project.hashing import content_inputs
-from imagefactory.project.paths import slug
 from imagefactory.render.catalog import Pins
 from imagefactory.render.dockerfile import render_dockerfile
 from imagefactory.render.packer import render_packer
-from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.catalog import Catalog, ref_slug
 from imagefactory.spec.loader import load_catalog
 
 PROJECT = """\
@@ -161,7 +160,7 @@ def test_the_packer_path_installs_into_the_inherited_venv(tmp_path: Path) -> Non
     )
     pins = Pins(catalog.project, content_inputs(catalog), {"rt/py": "sha256:" + "c" * 64})
     image = catalog.images["app/svc"]
-    text = render_packer(catalog, image, pins, tmp_path / "out" / slug(image.ref))
+    text = render_packer(catalog, image, pins, tmp_path / "out" / ref_slug(image.ref))
     assert "/opt/py/bin/pip install" in text and "/opt/venv" not in text
 
 

