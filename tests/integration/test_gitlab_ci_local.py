@@ -13,13 +13,16 @@ the app, so ``rules:changes`` must put the app's jobs, and only those, into the 
 run with ``--shell-isolation``: each job works in its own copy of the tracked files and sees
 only the artifacts its ``needs`` bring, as on GitLab. The run builds the app, tests it, pushes it
 to dev and (the manual job, played) promotes it to preprod; the image must be in both registry
-namespaces under the digest the build recorded. gitlab-ci-local sets ``CI=true`` (and
-``GITLAB_CI``), so the push job runs the release gate as a CI job does: the test job's record
+namespaces under the digest the build recorded. gitlab-ci-local sets ``CI=true`` and
+``GITLAB_CI`` (to "false", which ``ci_env.in_gitlab_ci`` takes as set), so the release jobs run
+the gate as GitLab CI jobs do. The push job: the test job's record
 of that digest must come with its artifacts, and its checkout (tracked files and ``.git``,
 with the ignored ``.imagefactory/`` work folder) and the build's revision label must be clean.
 The catalog's .gitignore names only that folder (and gitlab-ci-local's own): every artifact
 the jobs pass on, the JUnit report too, must lie in the work folder, or the push job's checkout
-holds a file git does not ignore and the CI push refuses it.
+holds a file git does not ignore and the CI push refuses it. The prod job, played last:
+approved only on a protected ref (``CI_COMMIT_REF_PROTECTED``, false under gitlab-ci-local
+unless set), by the job's user.
 """
 
 from __future__ import annotations
@@ -47,6 +50,14 @@ from .helpers.services import run
 
 GITLAB_CI_LOCAL = "gitlab-ci-local"
 PIPELINE_TIMEOUT = 1200  # the app really builds (pip from PyPI); base and runtime are reused
+JOB_TIMEOUT = 300  # one release job: a copy between registry namespaces
+GITLAB_CI_LOCAL_OPTIONS = (
+    "--shell-isolation",
+    "--no-artifacts-to-source",
+    "--no-color",
+    "--variable",
+    "DOCKER_HOST=unix:///var/run/docker.sock",
+)
 APP = "app/rag-api"
 JOBS = [
     "catalog:validate",
@@ -77,6 +88,7 @@ class PipelineRun:
     namespace: str  # "it-<session>/gitlab-ci-local"; environments below it
     listed: dict[str, str]  # job -> when, as gitlab-ci-local evaluated the rules
     revision: str  # the commit the pipeline runs for
+    env: dict[str, str]  # what gitlab-ci-local runs with
     output: str
     returncode: int
     seconds: float
@@ -88,6 +100,19 @@ class PipelineRun:
         document = json.loads(self.artifact(job, ".imagefactory/state.json").read_text())
         assert isinstance(document, dict)
         return document
+
+    def play(self, job: str, *variables: str) -> tuple[int, str]:
+        """Run the one (manual) ``job`` again, on the artifacts of the jobs it needs from the
+        pipeline run; ``variables`` (``NAME=value``) on top of gitlab-ci-local's own."""
+        argv = [GITLAB_CI_LOCAL, *GITLAB_CI_LOCAL_OPTIONS, "--manual", job, job]
+        for variable in variables:
+            argv += ["--variable", variable]
+        return run_bounded(argv, cwd=self.root, env=self.env, timeout=JOB_TIMEOUT)
+
+
+def passed_jobs(output: str) -> list[str]:
+    """The jobs gitlab-ci-local's summary lists as PASS."""
+    return re.findall(r"^\s*PASS\s+(\S+)", output, flags=re.MULTILINE)
 
 
 def git(root: Path, *args: str) -> str:
@@ -180,22 +205,13 @@ def pipeline_run(
         listed = {job["name"]: job["when"] for job in json.loads(listing[listing.index("[") :])}
         started = time.monotonic()
         returncode, output = run_bounded(
-            [
-                GITLAB_CI_LOCAL,
-                "--shell-isolation",
-                "--no-artifacts-to-source",
-                "--no-color",
-                "--manual",
-                f"promote:preprod:{APP}",
-                "--variable",
-                "DOCKER_HOST=unix:///var/run/docker.sock",
-            ],
+            [GITLAB_CI_LOCAL, *GITLAB_CI_LOCAL_OPTIONS, "--manual", f"promote:preprod:{APP}"],
             cwd=root,
             env=env,
             timeout=PIPELINE_TIMEOUT,
         )
         seconds = time.monotonic() - started
-        yield PipelineRun(root, namespace, listed, revision, output, returncode, seconds)
+        yield PipelineRun(root, namespace, listed, revision, env, output, returncode, seconds)
     finally:
         registry_cleanup(registry, namespace)
 
@@ -220,7 +236,7 @@ def test_the_pipeline_runs_build_test_push_and_promote(
     record_property("gitlab_ci_local_seconds", round(pipeline_run.seconds, 1))
     print(f"\ngitlab-ci-local ran the pipeline in {pipeline_run.seconds:.1f}s")
     assert pipeline_run.returncode == 0, pipeline_run.output[-8000:]
-    passed = re.findall(r"^\s*PASS\s+(\S+)", pipeline_run.output, flags=re.MULTILINE)
+    passed = passed_jobs(pipeline_run.output)
     assert sorted(passed) == sorted(JOBS), pipeline_run.output[-4000:]
     assert f"promote:prod:{APP}" not in passed  # manual, not played
     assert pipeline_run.seconds < PIPELINE_TIMEOUT
@@ -296,3 +312,35 @@ def test_no_secret_in_logs_or_artifacts(pipeline_run: PipelineRun, registry: Reg
             assert registry.password not in path.read_text(errors="replace"), path
     generated = (pipeline_run.root / ".gitlab-ci.yml").read_text()
     assert "PASSWORD" not in generated.split("\n\n", 1)[1]  # only the header names the variable
+
+
+def test_prod_takes_only_its_protected_deployment_job_as_approval(
+    pipeline_run: PipelineRun, registry: Registry
+) -> None:
+    """The prod job of the generated pipeline (``environment: prod``, manual) approves only on
+    a protected ref: gitlab-ci-local runs it with CI_COMMIT_REF_PROTECTED=false, and the gate
+    refuses; the same job on a protected ref promotes, approved by its user. Last in the file:
+    it fills prod, which the tests above find empty."""
+    job = f"promote:prod:{APP}"
+    digest = pipeline_run.state(f"build:{APP}")["images"][APP]["digest"]
+    manifest = f"/v2/{pipeline_run.namespace}/prod/app/rag-api/manifests/0.3.0"
+    code, output = pipeline_run.play(job)
+    # a manual job may fail (allow_failure): gitlab-ci-local reports it WARN and exits 0
+    assert code == 0 and passed_jobs(output) == [], output[-4000:]
+    assert "only a job deploying to the protected environment prod approves" in output
+    status, _, _ = registry.request("HEAD", manifest, headers={"Accept": MANIFEST_TYPES})
+    assert status == 404
+    code, output = pipeline_run.play(
+        job, "CI_COMMIT_REF_PROTECTED=true", "GITLAB_USER_LOGIN=release-manager"
+    )
+    assert code == 0 and passed_jobs(output) == [job], output[-4000:]
+    status, headers, _ = registry.request("HEAD", manifest, headers={"Accept": MANIFEST_TYPES})
+    assert status == 200
+    assert {k.lower(): v for k, v in headers.items()}.get("docker-content-digest") == digest
+    audit = pipeline_run.artifact(job, ".imagefactory/audit.jsonl")
+    done = [json.loads(line) for line in audit.read_text().splitlines()][-1]
+    assert (done["action"], done["phase"], done["approver"]) == (
+        "promote",
+        "done",
+        "release-manager",
+    )
