@@ -21,7 +21,7 @@ from imagefactory.spec import grammar
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.parents import ExternalParent
 
-ROOT_NAMES = frozenset({"", "root", "0"})
+ROOT_NAMES = frozenset({"", "root"})
 ACCOUNT = re.compile(grammar.ACCOUNT)
 
 
@@ -37,8 +37,9 @@ def unwritten_user_parent(catalog: Catalog, image: CatalogImage) -> ExternalPare
 
 def runs_as_root(user: str) -> bool:
     """Whether an image config's ``User`` (``name``, ``uid``, ``user:group``; empty: root) is
-    root."""
-    return user.partition(":")[0].strip() in ROOT_NAMES
+    root: its user part is empty, ``root``, or uid 0 in any spelling (``0``, ``00``, ``000``)."""
+    name = user.partition(":")[0].strip()
+    return name in ROOT_NAMES or (name.isdigit() and int(name) == 0)
 
 
 def parent_user(

@@ -20,20 +20,21 @@ class Drift:
     the environment holds.
 
     ``status``: ``in-sync`` (both name the same digest); ``drift`` (they name different
-    digests: the only status ``gitops diff --check`` fails on); ``not-deployed`` (the overlay
-    pins no digest, or there is no overlay: the image was never pinned there, whatever state
-    holds); ``not-in-state`` (the overlay pins a digest this checkout's state knows nothing of:
-    state is a cache, so it is not drift either).
+    digests); ``unpinned`` (state says the environment holds a digest, and the overlay pins
+    none: its entry was removed, or it pins a tag; drift too); ``not-deployed`` (neither state
+    nor the overlay names a digest: the image was never released there); ``not-in-state`` (the
+    overlay pins a digest this checkout's state knows nothing of: state is a cache, so it is not
+    drift). ``gitops diff --check`` fails on ``drift`` and ``unpinned``.
     """
 
     image: str
     pinned: str | None
     state: str | None
-    status: str  # in-sync | drift | not-deployed | not-in-state
+    status: str  # in-sync | drift | unpinned | not-deployed | not-in-state
 
     @property
     def drifted(self) -> bool:
-        return self.status == "drift"
+        return self.status in ("drift", "unpinned")
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -71,7 +72,7 @@ def _compare(catalog: Catalog, settings: GitopsSettings, env: str, checkout: Pat
 
 def _status(pinned: str | None, want: str | None) -> str:
     if pinned is None:
-        return "not-deployed"
+        return "not-deployed" if want is None else "unpinned"
     if want is None:
         return "not-in-state"
     return "in-sync" if pinned == want else "drift"

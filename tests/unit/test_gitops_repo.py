@@ -340,8 +340,11 @@ def test_diff_reports_drift_between_gitops_and_state(setup: tuple[Path, Path]) -
         {**never, "status": "not-deployed", "drift": False}
     ]
     _state(root, "dev", DIGEST)
-    result = check()  # state holds it, the overlay pins nothing yet: still not drift
-    assert result.exit_code == 0 and "not-deployed" in result.stdout
+    assert check().exit_code == 1  # state holds it, the overlay pins no digest: drift
+    result = cli("-C", root, "gitops", "diff", "--env", "dev", "--json")
+    assert json.loads(result.stdout)["images"] == [
+        {**never, "state": DIGEST, "status": "unpinned", "drift": True}
+    ]
     pin(root, "dev", DIGEST)
     result = check("--json")
     assert result.exit_code == 0, result.output
@@ -400,6 +403,35 @@ def test_diff_reads_a_local_checkout(setup: tuple[Path, Path], tmp_path: Path) -
     result = cli("-C", root, "gitops", "diff", "--env", "prod", "--repo-dir", checkout, "--json")
     assert json.loads(result.stdout)["images"][0]["status"] == "not-deployed"
     assert cli("-C", root, "gitops", "diff", "--env", "qa").exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "images: []\n",  # the entry removed
+        "images:\n- name: rag-api\n  newName: x.example/rag-api\n  newTag: latest\n",
+    ],
+)
+def test_an_overlay_without_the_digest_state_holds_is_drift(
+    setup: tuple[Path, Path], tmp_path: Path, entry: str
+) -> None:
+    """Once pinned, an overlay whose entry is removed, or pins a tag, is drift (unpinned)."""
+    root, remote = setup
+    _state(root, "dev", DIGEST)
+    pin(root, "dev", DIGEST)
+    checkout = tmp_path / "checkout"
+    git("clone", "--quiet", remote, checkout)
+    (checkout / OVERLAY.format(env="dev")).write_text(entry)
+    args = ("-C", root, "gitops", "diff", "--env", "dev", "--repo-dir", checkout)
+    assert cli(*args, "--check").exit_code == 1
+    result = cli(*args, "--json")
+    [row] = json.loads(result.stdout)["images"]
+    assert (row["pinned"], row["state"], row["status"], row["drift"]) == (
+        None,
+        DIGEST,
+        "unpinned",
+        True,
+    )
 
 
 def test_an_overlay_that_is_not_utf8_is_a_clear_error(
