@@ -4,13 +4,16 @@ only through ``require``.
 A digest passes when it has a passing test run of exactly that digest (push: unless
 ``release.require_tests`` is off, or ``--force``, which the audit log records), its version is
 not yanked, and the target environment's approval rule is met (an approver; with ``four_eyes``,
-one who is not who pushed it). That the digest is where it should be (the build registry for a
+one who is not who pushed it: the push must be on record, and identities are compared by every
+name they hold, ``same_person``). That the digest is where it should be (the build registry for a
 push, the source environment for a promotion, the target for a pin) is read from the registry by
 the caller, who holds the session.
 
 Who approves (``approver``): outside CI, whoever passes ``--approve``, named by ``--approver`` or
 else by the catalog repository's git identity (``identity``); in GitLab CI only a job deploying to
 the target's protected environment (``ci_env.deployment_approver``), whose user approves.
+Outside CI the approver is a claim the audit log records, not a proof: the control is the
+protected CI job and each environment's own registry credentials.
 """
 
 from __future__ import annotations
@@ -91,13 +94,46 @@ def require(
             hint="pass --approve (you, as git config names you, or --approver NAME; recorded in "
             "the audit log), or run the environment's protected deployment job in CI",
         )
+    if not candidate.env.four_eyes:
+        return
     pusher = evidence.pusher_of(candidate.ref, candidate.digest)
-    if candidate.env.four_eyes and pusher is not None and pusher == approver:
+    if pusher is None:
         raise Refused(
-            f"{approver} pushed {what} and cannot approve it into {env} (four eyes)",
+            f"who pushed {what} is not known here: four eyes cannot be checked for {env}",
+            hint="its push record is in the audit log of the checkout that pushed it: restore "
+            ".imagefactory/audit.jsonl from the last CI artifact of that pipeline, or promote "
+            "in that pipeline",
+        )
+    if same_person(pusher, approver):
+        known_as = "" if pusher == approver else f" (as {pusher})"
+        raise Refused(
+            f"{approver} pushed {what}{known_as} and cannot approve it into {env} (four eyes)",
             hint="another person approves it: imagefactory promote … --approve "
             "--approver NAME, run by them",
         )
+
+
+def names_of(identity: str) -> frozenset[str]:
+    """The names ``identity`` is known by, normalised (case and spacing folded): a login
+    (``bob``), or a git identity ``Name <email>`` — its name, its email and the email's local
+    part, any of which a login or another identity of the same person may be."""
+    name, bracket, rest = identity.partition("<")
+    email = rest.partition(">")[0] if bracket else ""
+    if not bracket and "@" in name:
+        name, email = "", name
+    names = {_fold(name), _fold(email), _fold(email.partition("@")[0])}
+    return frozenset(n for n in names if n) or frozenset({_fold(identity)})
+
+
+def same_person(one: str, other: str) -> bool:
+    """Whether identities ``one`` and ``other`` name the same person: a CI push records the
+    login (``bob``), a local approval the git identity (``Bob <bob@x>``); a match of any of
+    their names counts (four eyes errs on refusing)."""
+    return not names_of(one).isdisjoint(names_of(other))
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split()).casefold()
 
 
 def identity(root: Path) -> str:

@@ -168,6 +168,39 @@ def test_four_eyes_refuses_the_pusher_and_accepts_another_approver() -> None:
     gate.require(pushed_by_bob, candidate(PROD_ENV), approver="Bob <bob@x>")  # no four eyes
 
 
+def test_four_eyes_refuses_when_who_pushed_it_is_not_known() -> None:
+    """A digest with no push record here (pushed from another clone, an artifact lost):
+    nobody can tell the approver is not its pusher."""
+    unknown = evidence(runs=(passed(),))
+    with pytest.raises(gate.Refused, match=r"who pushed .* is not known here") as refused:
+        gate.require(unknown, candidate(FOUR_EYES), approver="Ada <ada@x>")
+    assert "audit.jsonl" in (refused.value.hint or "")
+    gate.require(unknown, candidate(PROD_ENV), approver="Ada <ada@x>")  # no four eyes
+
+
+@pytest.mark.parametrize(
+    ("pusher", "approver"),
+    [
+        ("bob", "Bob <bob@x>"),  # a CI push (the login), a local approval (the git identity)
+        ("Bob <bob@x>", "bob"),
+        ("Robert Roe <bob@x>", "BOB@X"),
+        ("Robert Roe <rroe@x>", "rroe"),
+        ("Bob  Roe <b@x>", "bob roe"),
+    ],
+)
+def test_four_eyes_compares_every_name_of_an_identity(pusher: str, approver: str) -> None:
+    with pytest.raises(gate.Refused, match="four eyes"):
+        gate.require(
+            evidence(runs=(passed(),), pusher=pusher), candidate(FOUR_EYES), approver=approver
+        )
+
+
+def test_four_eyes_lets_another_person_with_another_login_approve() -> None:
+    pushed = evidence(runs=(passed(),), pusher="bob")
+    gate.require(pushed, candidate(FOUR_EYES), approver="Ada Lovelace <ada@x>")
+    gate.require(pushed, candidate(FOUR_EYES), approver="bobby")
+
+
 # --- who approves ------------------------------------------------------------------------------
 
 
