@@ -18,6 +18,23 @@ VersionArgument = Annotated[
 DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Show every alias that would move; touch nothing.")
 ]
+ApproveOption = Annotated[
+    bool,
+    typer.Option(
+        "--approve",
+        help="Approve moving the aliases in an environment that needs approval (outside CI; in "
+        "GitLab CI only the environment's protected deployment job approves).",
+    ),
+]
+ApproverOption = Annotated[
+    str | None,
+    typer.Option(
+        "--approver",
+        metavar="NAME",
+        help="Who approves (with --approve; default: git config user.name <user.email>). "
+        "Recorded in the audit log.",
+    ),
+]
 PINS_NOTE = (
     "GitOps pins are not changed: where it is deployed, the yanked digest stays deployed until "
     "a good version is promoted over it"
@@ -31,12 +48,22 @@ def _run(
     version: str,
     reason: str | None,
     *,
+    approve: bool,
+    approver: str | None,
     dry_run: bool,
     json_output: bool,
 ) -> None:
     """Run ``step`` (yank or unyank) of one image's version and show what it did."""
     session, catalog = open_catalog(ctx, json_output)
-    result = step(catalog, one_image(catalog, image), version, reason, dry_run=dry_run)
+    result = step(
+        catalog,
+        one_image(catalog, image),
+        version,
+        reason,
+        dry_run=dry_run,
+        approve=approve,
+        approver=approver,
+    )
     if json_output:
         session.output.data(_as_dict(result, dry_run))
     else:
@@ -53,6 +80,7 @@ def _as_dict(result: YankResult, dry_run: bool) -> dict[str, object]:
         "digest": result.digest,
         "reason": result.reason,
         "audit_id": result.audit_id,
+        "approver": result.approver,
         "completed_interrupted": list(result.completed),
         "deployed_in": list(result.deployed),
         "aliases_left": result.left,
@@ -90,6 +118,8 @@ def _show(output: Output, result: YankResult, dry_run: bool) -> None:
         output.text(
             f"  left on the yanked digest (no good version in their line): {', '.join(result.left)}"
         )
+    if result.approver:
+        output.text(f"  approved by {result.approver}")
     if result.audit_id:
         output.text(f"  audit record {result.audit_id}")
     elif not dry_run:
@@ -102,7 +132,8 @@ def _show(output: Output, result: YankResult, dry_run: bool) -> None:
     name="yank",
     epilog="Examples:\n\n"
     "  imagefactory yank app/rag-api 1.0.1 --reason 'CVE-2026-1234 in libfoo, INC-42'\n\n"
-    "  imagefactory yank runtime/llm:cpu 1.2.0 --reason 'crashes on start' --dry-run --json",
+    "  imagefactory yank runtime/llm:cpu 1.2.0 --reason 'crashes on start' --dry-run --json\n\n"
+    "  imagefactory yank app/rag-api 1.0.1 --reason 'CVE-2026-1234' --approve --approver 'Jane Doe'",
 )
 def yank_command(
     ctx: typer.Context,
@@ -116,21 +147,35 @@ def yank_command(
             "except to complete an interrupted yank of this version.",
         ),
     ] = None,
+    approve: ApproveOption = False,
+    approver: ApproverOption = None,
     dry_run: DryRunOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Mark a version bad: it is never pushed or promoted again, and X.Y, X and latest move back
-    to the highest good version of their line in every environment's registries. The X.Y.Z tag
-    stays; an alias whose line has no good version is left and reported. GitOps pins do not
-    change. Recorded in state and the audit log; `imagefactory status` shows it.
+    to the highest good version of their line in every environment's registries (approved where
+    an environment whose aliases move needs it). The X.Y.Z tag stays; an alias whose line has no
+    good version is left and reported. GitOps pins do not change. Recorded in state and the audit
+    log, with the approver; `imagefactory status` shows it.
     """
-    _run(ctx, yank, image, version, reason, dry_run=dry_run, json_output=json_output)
+    _run(
+        ctx,
+        yank,
+        image,
+        version,
+        reason,
+        approve=approve,
+        approver=approver,
+        dry_run=dry_run,
+        json_output=json_output,
+    )
 
 
 @app.command(
     name="unyank",
     epilog="Examples:\n\n  imagefactory unyank app/rag-api 1.0.1\n\n"
-    "  imagefactory unyank app/rag-api 1.0.1 --reason 'false positive, INC-42' --dry-run",
+    "  imagefactory unyank app/rag-api 1.0.1 --reason 'false positive, INC-42' --dry-run\n\n"
+    "  imagefactory unyank app/rag-api 1.0.1 --approve --approver 'Jane Doe'",
 )
 def unyank_command(
     ctx: typer.Context,
@@ -140,11 +185,24 @@ def unyank_command(
         str | None,
         typer.Option("--reason", help="Why it is good again (one line; in the audit log)."),
     ] = None,
+    approve: ApproveOption = False,
+    approver: ApproverOption = None,
     dry_run: DryRunOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Undo a yank: the version may be promoted again, and X.Y, X and latest move to the highest
-    good version of their line again (forward onto it where it is the highest). Recorded in state
-    and the audit log.
+    good version of their line again (forward onto it where it is the highest), through the
+    release gate wherever they move: a passing test run of the digest they move onto, and the
+    environment's approval rule (four eyes included). Recorded in state and the audit log.
     """
-    _run(ctx, unyank, image, version, reason, dry_run=dry_run, json_output=json_output)
+    _run(
+        ctx,
+        unyank,
+        image,
+        version,
+        reason,
+        approve=approve,
+        approver=approver,
+        dry_run=dry_run,
+        json_output=json_output,
+    )

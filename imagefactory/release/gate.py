@@ -79,23 +79,10 @@ def require(
         )
     if not (approval and candidate.env.approval):
         return
-    env = candidate.env.name
-    if approver is None:
-        if ci_env.in_gitlab_ci():
-            raise Refused(
-                f"{env} needs an approval for {what}: in GitLab CI only a job deploying to the "
-                f"protected environment {env} approves (CI=true alone, or --approve, does not)",
-                hint=f"run the pipeline's manual promote job into {env} on a protected branch or "
-                f"tag: GitLab sets CI_ENVIRONMENT_NAME={env}, CI_COMMIT_REF_PROTECTED=true and "
-                "GITLAB_USER_LOGIN (the approver) for it",
-            )
-        raise Refused(
-            f"{env} needs an approval for {what}",
-            hint="pass --approve (you, as git config names you, or --approver NAME; recorded in "
-            "the audit log), or run the environment's protected deployment job in CI",
-        )
+    approver = require_approver(candidate.env, what, approver)
     if not candidate.env.four_eyes:
         return
+    env = candidate.env.name
     pusher = evidence.pusher_of(candidate.ref, candidate.digest)
     if pusher is None:
         raise Refused(
@@ -111,6 +98,27 @@ def require(
             hint="another person approves it: imagefactory promote … --approve "
             "--approver NAME, run by them",
         )
+
+
+def require_approver(env: Environment, what: str, approver: str | None) -> str:
+    """``approver`` of ``what`` (a step into ``env``, which has ``approval``); ``Refused`` when
+    nobody approved it."""
+    name = env.name
+    if approver is None:
+        if ci_env.in_gitlab_ci():
+            raise Refused(
+                f"{name} needs an approval for {what}: in GitLab CI only a job deploying to the "
+                f"protected environment {name} approves (CI=true alone, or --approve, does not)",
+                hint=f"run the pipeline's manual promote job into {name} on a protected branch or "
+                f"tag: GitLab sets CI_ENVIRONMENT_NAME={name}, CI_COMMIT_REF_PROTECTED=true and "
+                "GITLAB_USER_LOGIN (the approver) for it",
+            )
+        raise Refused(
+            f"{name} needs an approval for {what}",
+            hint="pass --approve (you, as git config names you, or --approver NAME; recorded in "
+            "the audit log), or run the environment's protected deployment job in CI",
+        )
+    return approver
 
 
 def names_of(identity: str) -> frozenset[str]:

@@ -11,6 +11,13 @@ good version left is left where it is (a registry of the distribution API can on
 manifest, with every tag on it) and reported. GitOps pins do not change: a deployed yanked
 digest stays deployed until a good version is promoted over it.
 
+Moving an alias is a release step: every environment whose aliases move that has ``approval``
+needs an approver (``gate.approver``, as for a promotion: ``--approve``, or in CI only the
+environment's protected deployment job), recorded in the audit record; an unyank also passes
+the release gate (``gate.require``: a passing test run, four eyes) with every digest its aliases
+move onto, in every environment they move in. A version whose latest test run failed never
+gets its aliases back.
+
 Written ahead like push and promote: an intent in the audit log (with the reason) before the
 first alias moves, then state, then the done record. An intent left open (a crash, a kill, a
 full disk) is completed by the next yank or unyank of that image.
@@ -18,6 +25,7 @@ full disk) is completed by the next yank or unyank of that image.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from functools import partial
@@ -28,11 +36,12 @@ from imagefactory import git
 from imagefactory.errors import UserError
 from imagefactory.project.naming import build_registry, content_tag, repository
 from imagefactory.project.paths import audit_log, state_file
-from imagefactory.project.state import ImageRecord, YankRecord, load_state
+from imagefactory.project.state import ImageRecord, TestRecord, YankRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import aliases, audit, gate
 from imagefactory.release.audit import AuditRecord
 from imagefactory.release.environments import registries_of
+from imagefactory.release.evidence import Evidence, evidence_for
 from imagefactory.release.record import failure_recorded, finish, one_at_a_time, written_ahead
 from imagefactory.release.versioning import variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -58,6 +67,7 @@ class YankResult:
     deployed: tuple[str, ...]  # environments that hold this version: it stays deployed there
     completed: tuple[str, ...]  # interrupted yanks and unyanks of the image this run completed
     audit_id: str | None = None  # set once it is recorded; None: a dry run, or nothing to do
+    approver: str | None = None  # who approved it (None: no environment it moves needs one)
 
     @property
     def left(self) -> list[str]:
@@ -66,20 +76,40 @@ class YankResult:
 
 
 def yank(
-    catalog: Catalog, image: CatalogImage, version: str, reason: str | None, *, dry_run: bool
+    catalog: Catalog,
+    image: CatalogImage,
+    version: str,
+    reason: str | None,
+    *,
+    dry_run: bool,
+    approve: bool = False,
+    approver: str | None = None,
 ) -> YankResult:
     """Mark ``version`` of ``image`` bad for ``reason`` and move its aliases back to the highest
-    good version everywhere. ``reason`` may be left out only to complete an interrupted yank of
-    that version (its reason is in the audit log)."""
-    return _run(catalog, image, YANK, version, reason, dry_run=dry_run)
+    good version everywhere, approved (where an environment whose aliases move needs it) with
+    ``approve`` by ``approver`` (see ``gate.approver``). ``reason`` may be left out only to
+    complete an interrupted yank of that version (its reason is in the audit log)."""
+    return _run(
+        catalog, image, YANK, version, reason, dry_run=dry_run, approve=approve, named=approver
+    )
 
 
 def unyank(
-    catalog: Catalog, image: CatalogImage, version: str, reason: str | None, *, dry_run: bool
+    catalog: Catalog,
+    image: CatalogImage,
+    version: str,
+    reason: str | None,
+    *,
+    dry_run: bool,
+    approve: bool = False,
+    approver: str | None = None,
 ) -> YankResult:
     """Mark ``version`` of ``image`` good again and move its aliases to the highest good version
-    everywhere (forward onto it, where it is the highest)."""
-    return _run(catalog, image, UNYANK, version, reason, dry_run=dry_run)
+    everywhere (forward onto it, where it is the highest), through the release gate in every
+    environment they move in (a passing test run of the digest; approved as for ``yank``)."""
+    return _run(
+        catalog, image, UNYANK, version, reason, dry_run=dry_run, approve=approve, named=approver
+    )
 
 
 def _run(
@@ -90,9 +120,15 @@ def _run(
     reason: str | None,
     *,
     dry_run: bool,
+    approve: bool,
+    named: str | None,
 ) -> YankResult:
     version = _version(version)
     reason = _reason(reason)
+    approvers = {
+        env.name: gate.approver(env, catalog.root, approve=approve, named=named)
+        for env in catalog.project.environments
+    }
     with ExitStack() as locks:  # no push or promotion moves an alias of the image meanwhile
         for step in ("push", "promote", YANK):
             locks.enter_context(one_at_a_time(catalog, step, image.ref))
@@ -106,7 +142,10 @@ def _run(
             r for env in catalog.project.environments for _, r in registries_of(catalog, env)
         ]
         with registry_session(catalog, targets) as client:
-            done = [_apply(catalog, client, image, i, dry_run=False, logged=True) for i in pending]
+            done = [
+                _apply(catalog, client, image, i, approvers, dry_run=False, logged=True)
+                for i in pending
+            ]
             completed = tuple(p.id for p in pending)
             if pending and (pending[-1].action, pending[-1].version) == (action, version):
                 return replace(done[-1], completed=completed)  # it completes this very step
@@ -123,7 +162,9 @@ def _run(
                 else _digest_of(catalog, client, image, record, places, version)
             )
             intent = _intent(catalog, action, image.ref, version, digest, reason, record)
-            result = _apply(catalog, client, image, intent, dry_run=dry_run, places=places)
+            result = _apply(
+                catalog, client, image, intent, approvers, dry_run=dry_run, places=places
+            )
     return replace(result, completed=completed)
 
 
@@ -238,15 +279,17 @@ def _apply(
     client: RegistryClient,
     image: CatalogImage,
     intent: AuditRecord,
+    approvers: Mapping[str, str | None],
     *,
     dry_run: bool,
     places: list[aliases.Repository] | None = None,
     logged: bool = False,
 ) -> YankResult:
     """Plan the aliases with ``intent`` applied to the yanked versions in state (in ``places``;
-    None: read them), and (unless a dry run, or nothing changes) write them ahead: the intent,
-    the aliases, state, done. ``logged``: ``intent`` is an interrupted one, already in the audit
-    log; it is completed (and closed, even when nothing is left to change)."""
+    None: read them), let the moves through the gate (``approvers``: each environment's, as
+    ``gate.approver`` named them), and (unless a dry run, or nothing changes) write them ahead:
+    the intent, the aliases, state, done. ``logged``: ``intent`` is an interrupted one, already
+    in the audit log; it is completed (and closed, even when nothing is left to change)."""
     record = _record_of(catalog, intent.image)
     yanked = set(record.yanked)
     if intent.action == YANK:
@@ -257,6 +300,7 @@ def _apply(
         catalog, client, image, places or aliases.repositories(catalog, client, image), yanked
     )
     moved = [c for c in changes if c.action in ("create", "move")]
+    approved = _approved(catalog, intent, moved, approvers)
     already = (intent.version in record.yanked) == (intent.action == YANK)
     result = YankResult(
         intent.action,
@@ -267,6 +311,7 @@ def _apply(
         tuple(changes),
         tuple(e for e, held in record.environments.items() if held.version == intent.version),
         (),
+        approver=approved,
     )
     if dry_run or (already and not moved and not logged):
         return result
@@ -275,6 +320,7 @@ def _apply(
             intent,
             tags=sorted({c.tag for c in moved}),
             registries=sorted({c.registry for c in moved}),
+            approver=approved,
         )
     with failure_recorded(catalog, intent) if logged else written_ahead(catalog, intent):
         aliases.write(catalog, client, moved)
@@ -289,6 +335,53 @@ def _apply(
         written="the aliases are moved and verified",
     )
     return replace(result, audit_id=intent.id)
+
+
+def _approved(
+    catalog: Catalog,
+    intent: AuditRecord,
+    moved: list[aliases.AliasChange],
+    approvers: Mapping[str, str | None],
+) -> str | None:
+    """Who approved the aliases ``moved`` by ``intent`` (None: no environment they move in
+    needs an approval); ``gate.Refused`` unless each of those environments with ``approval``
+    has its approver, and (an unyank) each digest they move onto passes the gate there."""
+    unyanked = intent.action == UNYANK
+    evidence = _Unyanked(evidence_for(catalog), intent.image, intent.version) if unyanked else None
+    what = f"the {intent.action} of {intent.image} {intent.version}"
+    names = set()
+    for name in sorted({e for change in moved for e in change.environments}):
+        _, env = catalog.environment(name)
+        if evidence is not None:
+            for change in moved:
+                assert change.version is not None and change.digest is not None  # not left
+                if name in change.environments:
+                    candidate = gate.Candidate(intent.image, change.version, change.digest, env)
+                    gate.require(evidence, candidate, approver=approvers[name])
+        if env.approval:
+            names.add(gate.require_approver(env, what, approvers[name]))
+    return ", ".join(sorted(names)) or None
+
+
+@dataclass(frozen=True)
+class _Unyanked:
+    """``evidence`` as it is once ``version`` of ``ref`` is unyanked: what an unyank's moves
+    pass the gate on."""
+
+    evidence: Evidence
+    ref: str
+    version: str
+
+    def test_of(self, ref: str, digest: str) -> TestRecord | None:
+        return self.evidence.test_of(ref, digest)
+
+    def yank_of(self, ref: str, version: str) -> YankRecord | None:
+        if (ref, version) == (self.ref, self.version):
+            return None
+        return self.evidence.yank_of(ref, version)
+
+    def pusher_of(self, ref: str, digest: str) -> str | None:
+        return self.evidence.pusher_of(ref, digest)
 
 
 def _yanked(left: list[str], intent: AuditRecord, current: ImageRecord) -> ImageRecord:

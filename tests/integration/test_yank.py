@@ -8,7 +8,8 @@ built and pushed to dev through the CLI (``--force``: untested, recorded in the 
 ``1``, ``1.0`` and ``latest`` follow 1.0.1 there; 1.0.0 was tested and promoted to preprod.
 Yanking 1.0.1 gives dev's aliases back to 1.0.0's digest (preprod's already name it), leaves
 the 1.0.1 tag, is in the audit log and state, shows in ``status``, and refuses the promotion of
-1.0.1; unyanking moves dev's aliases forward again.
+1.0.1; unyanking is refused while 1.0.1 has no passing test run, and once it is tested moves
+dev's aliases forward again. Neither environment needs an approval: no --approve.
 """
 
 from __future__ import annotations
@@ -149,6 +150,13 @@ def test_yank_gives_the_aliases_back_to_the_good_version_and_unyank_moves_them_f
 
     again = ok(release.cli("yank", IMAGE, "1.0.1", "--reason", "twice", "--json"))
     assert again["audit_id"] is None and again["reason"] == REASON  # nothing to do
+
+    # 1.0.1 was pushed untested (--force): unyank gives its aliases back only once it passed
+    untested = release.cli("unyank", IMAGE, "1.0.1", "--reason", "fixed upstream")
+    assert untested.returncode == 1, untested.stdout + untested.stderr
+    assert f"{IMAGE} 1.0.1 ({release.second}) has no test record" in untested.stderr
+    assert release.aliases(release.dev) == dict.fromkeys(ALIASES, release.first)
+    ok(release.cli("test", IMAGE, "--json"))  # the checkout's build: 1.0.1's digest
 
     back = ok(release.cli("unyank", IMAGE, "1.0.1", "--reason", "fixed upstream", "--json"))
 

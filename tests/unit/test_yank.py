@@ -22,11 +22,13 @@ from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Environment, Registry
 
 from .helpers import build, lines, run, serve
+from .test_gate import CI_VARIABLES, in_ci
 from .test_write_tags import MemoryRegistry
 
 REF = "app/rag-api"
 DEV = "127.0.0.1:5000/bank-ai-lab/dev/app/rag-api"
 PREPROD = "127.0.0.1:5000/bank-ai-lab/preprod/app/rag-api"
+PROD = "127.0.0.1:5000/bank-ai-lab/prod/app/rag-api"
 GOOD = "sha256:" + "a" * 64  # 1.0.0
 BAD = "sha256:" + "b" * 64  # 1.0.1
 ALIASES = ("1", "1.0", "latest")
@@ -180,8 +182,15 @@ def test_yank_moves_the_aliases_back_records_it_ahead_and_status_shows_it(
     assert "YANKED" in text and "CVE-2026-1234 in libfoo" in text
 
 
+def record_run(root: Path, digest: str, *, passed: bool, at: str = "later") -> None:
+    """A test run of ``digest`` of app/rag-api in state (the latest of it)."""
+    record = record_of(root).with_test(state_module.TestRecord(digest=digest, passed=passed, at=at))
+    save_state(state_file(load_catalog(root)), State(images={REF: record}))
+
+
 def test_unyank_moves_the_aliases_forward_again(released: Path, memory: MemoryRegistry) -> None:
     assert run(released, "yank", REF, "1.0.1", "--reason", "suspected").exit_code == 0
+    record_run(released, BAD, passed=True)
 
     result = run(released, "unyank", REF, "1.0.1", "--reason", "false positive")
 
@@ -199,6 +208,121 @@ def test_unyank_moves_the_aliases_forward_again(released: Path, memory: MemoryRe
     assert lines(released)[2]["reason"] == "false positive"
     again = run(released, "unyank", REF, "1.0.1")
     assert again.exit_code == 1 and "1.0.1 is not yanked" in again.output
+
+
+@pytest.mark.parametrize(
+    ("passed", "refusal"), [(None, "has no test record"), (False, "failed its tests")]
+)
+def test_unyank_never_gives_the_aliases_back_to_a_digest_without_a_passing_test(
+    released: Path, memory: MemoryRegistry, passed: bool | None, refusal: str
+) -> None:
+    """Before: unyank moved dev's aliases back onto a digest whose latest test run failed."""
+    assert run(released, "yank", REF, "1.0.1", "--reason", "suspected").exit_code == 0
+    if passed is not None:
+        record_run(released, BAD, passed=True, at="first")
+        record_run(released, BAD, passed=passed, at="then")  # its latest run counts
+    before = lines(released)
+
+    result = run(released, "unyank", REF, "1.0.1", "--reason", "false positive")
+
+    assert result.exit_code == 1, result.output
+    assert f"{REF} 1.0.1 ({BAD}) {refusal}" in result.output
+    assert aliases_in(memory, DEV) == dict.fromkeys(ALIASES, GOOD)
+    assert lines(released) == before and "1.0.1" in record_of(released).yanked
+
+
+@pytest.fixture
+def in_prod(released: Path, memory: MemoryRegistry, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``released`` with 1.0.0 and then 1.0.1 in prod too (which needs an approval), its
+    aliases on 1.0.1; 1.0.1 passed its tests; no CI variable of the machine leaks in."""
+    for name in CI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    memory.held.update({f"{PROD}:1.0.0": GOOD, f"{PROD}:1.0.1": BAD})
+    memory.held.update({f"{PROD}:{alias}": BAD for alias in ALIASES})
+    record_run(released, BAD, passed=True)
+    return released
+
+
+def test_yank_and_unyank_move_prod_aliases_only_approved_and_record_the_approver(
+    in_prod: Path, memory: MemoryRegistry
+) -> None:
+    """Before: anyone with credentials moved prod's aliases, approved by nobody."""
+    refused = run(in_prod, "yank", REF, "1.0.1", "--reason", "CVE-9")
+
+    assert refused.exit_code == 1, refused.output
+    assert "prod needs an approval for the yank of app/rag-api 1.0.1" in refused.output
+    assert "--approve" in refused.output
+    assert aliases_in(memory, PROD) == dict.fromkeys(ALIASES, BAD)
+    assert lines(in_prod) == [] and record_of(in_prod).yanked == {}
+
+    approved = ("--approve", "--approver", "Ann Approver")
+    yanked = run(in_prod, "yank", REF, "1.0.1", "--reason", "CVE-9", *approved, "--json")
+
+    assert yanked.exit_code == 0, yanked.output
+    assert json.loads(yanked.stdout)["approver"] == "Ann Approver"
+    assert aliases_in(memory, PROD) == dict.fromkeys(ALIASES, GOOD)
+    assert [(line["phase"], line["approver"]) for line in lines(in_prod)] == [
+        ("intent", "Ann Approver"),
+        ("done", "Ann Approver"),
+    ]
+
+    refused = run(in_prod, "unyank", REF, "1.0.1")
+    assert refused.exit_code == 1 and "prod needs an approval" in refused.output
+    assert aliases_in(memory, PROD) == dict.fromkeys(ALIASES, GOOD) and len(lines(in_prod)) == 2
+
+    back = run(in_prod, "unyank", REF, "1.0.1", "--approve", "--approver", "Bea Boss", "--json")
+
+    assert back.exit_code == 0, back.output
+    assert aliases_in(memory, PROD) == dict.fromkeys(ALIASES, BAD)
+    assert [line["approver"] for line in lines(in_prod)[2:]] == ["Bea Boss", "Bea Boss"]
+
+
+def test_a_yank_that_moves_no_prod_alias_needs_no_approval(
+    in_prod: Path, memory: MemoryRegistry
+) -> None:
+    memory.held.update({f"{PROD}:{alias}": GOOD for alias in ALIASES})  # prod never had 1.0.1's
+
+    result = run(in_prod, "yank", REF, "1.0.1", "--reason", "CVE-9", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["approver"] is None
+    assert aliases_in(memory, DEV) == dict.fromkeys(ALIASES, GOOD)
+
+
+def test_in_ci_only_the_protected_deployment_job_of_prod_yanks_there(
+    in_prod: Path, memory: MemoryRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_ci(monkeypatch, GITLAB_USER_LOGIN="jdoe")  # CI=true alone approves nothing
+    refused = run(in_prod, "yank", REF, "1.0.1", "--reason", "CVE-9", "--approve")
+    assert refused.exit_code == 1, refused.output
+    assert "only a job deploying to the protected environment prod approves" in refused.output
+    assert aliases_in(memory, PROD) == dict.fromkeys(ALIASES, BAD)
+
+    in_ci(monkeypatch, CI_ENVIRONMENT_NAME="prod", CI_COMMIT_REF_PROTECTED="true")
+    result = run(in_prod, "yank", REF, "1.0.1", "--reason", "CVE-9")
+
+    assert result.exit_code == 0, result.output
+    assert aliases_in(memory, PROD) == dict.fromkeys(ALIASES, GOOD)
+    assert {line["approver"] for line in lines(in_prod)} == {"jdoe"}
+
+
+def test_unyank_into_a_four_eyes_environment_passes_the_gate_there(
+    in_prod: Path, memory: MemoryRegistry
+) -> None:
+    """Four eyes: nobody knows here who pushed 1.0.1 (no push record), so nobody approves it."""
+    path = in_prod / "imagefactory.yaml"
+    text = path.read_text()
+    path.write_text(
+        text.replace("    approval: true\n", "    approval: true\n    four_eyes: true\n")
+    )
+    approved = ("--approve", "--approver", "Ann Approver")
+    assert run(in_prod, "yank", REF, "1.0.1", "--reason", "CVE-9", *approved).exit_code == 0
+
+    refused = run(in_prod, "unyank", REF, "1.0.1", *approved)
+
+    assert refused.exit_code == 1, refused.output
+    assert "is not known here: four eyes cannot be checked for prod" in refused.output
+    assert aliases_in(memory, PROD) == dict.fromkeys(ALIASES, GOOD)
 
 
 def test_a_dry_run_plans_and_writes_nothing(released: Path, memory: MemoryRegistry) -> None:
