@@ -69,11 +69,20 @@ class AuditRecord:
         """The command that runs this step again (and so completes it when interrupted)."""
         if self.action == "push":
             return f"imagefactory push {self.image}"
-        if self.action == "pin":
-            return f"imagefactory gitops update --env {self.target} {self.image}@{self.digest}"
+        if self.action == "pin":  # its approver is set exactly where the environment needs one
+            return pin_command(
+                self.target, self.image, self.digest, approval=self.approver is not None
+            )
         if self.action in ("yank", "unyank"):  # an interrupted one completes with its reason
             return f"imagefactory {self.action} {self.image} {self.version}"
         return f"imagefactory promote {self.image} --to {self.target}"
+
+
+def pin_command(env: str, image: str, digest: str, *, approval: bool) -> str:
+    """The ``gitops update`` that pins ``digest`` of ``image`` in ``env``; with ``--approve``
+    where ``env`` needs an approval (``approval``), which it refuses without one."""
+    approve = " --approve" if approval else ""
+    return f"imagefactory gitops update --env {env} {image}@{digest}{approve}"
 
 
 def actor() -> str:

@@ -30,7 +30,7 @@ from imagefactory.release import audit, gate
 from imagefactory.release.audit import AuditRecord
 from imagefactory.release.environments import registries_of, sibling_suffixes
 from imagefactory.release.evidence import evidence_for
-from imagefactory.release.record import Release, written_ahead
+from imagefactory.release.record import Release, Shipped, written_ahead
 from imagefactory.release.versioning import tag_versions, variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Environment
@@ -169,16 +169,20 @@ def _held(catalog: Catalog, image: CatalogImage, env: Environment, digest: str) 
 
 def pin_release(
     catalog: Catalog, release: Release, env_name: str, *, done: Literal["pushed", "promoted"]
-) -> PinResult | None:
-    """Pin a recorded release (a push into the first environment, a promotion into the next)
-    in ``env_name``'s overlay when gitops.yaml deploys the image there; None when it does not,
-    or when nothing was recorded (a dry run, nothing to do). The release already passed the
-    gate. A pin that fails is a UserError that says the release itself is recorded, and how to
-    pin it again."""
+) -> Shipped:
+    """``release`` (a push into the first environment, a promotion into the next), pinned in
+    ``env_name``'s overlay when gitops.yaml deploys the image there; nothing is pinned when it
+    does not, when nothing was recorded (a dry run, nothing to do), or when the version is
+    yanked by now (the gate's evidence is read again right before the pin; ``not_pinned``
+    says so). The release already passed the gate; the caller holds its lock. A pin that fails
+    is a UserError that says the release itself is recorded, and how to pin it again."""
     if release.audit_id is None:
-        return None
+        return Shipped(release, None)
+    yank = evidence_for(catalog).yank_of(release.ref, release.version)
+    if yank is not None:
+        return Shipped(release, None, not_pinned=f"yanked since: {yank.reason} (by {yank.by})")
     try:
-        return pin_if_deployed(
+        pin = pin_if_deployed(
             catalog,
             release.ref,
             env_name,
@@ -187,9 +191,11 @@ def pin_release(
             audit_id=release.audit_id,
         )
     except UserError as exc:
+        _, env = catalog.environment(env_name)
         raise UserError(
             f"{release.ref} {release.version} was {done} to {env_name} (audit record "
             f"{release.audit_id}), but pinning it in the GitOps repo failed: {exc.message}",
-            hint=f"fix that, then: imagefactory gitops update --env {env_name} "
-            f"{release.ref}@{release.digest}",
+            hint="fix that, then: "
+            + audit.pin_command(env_name, release.ref, release.digest, approval=env.approval),
         ) from exc
+    return Shipped(release, pin)

@@ -4,7 +4,9 @@
 (``gate.require``: a passing test run of exactly that digest, a version not yanked, the target's
 approval rule: an approver, with ``four_eyes`` not who pushed it), copies it (never a rebuild,
 never a skipped environment), verifies it again, records it in state and the audit log, and then
-pins it in the GitOps repository when gitops.yaml deploys the image there.
+pins it in the GitOps repository when gitops.yaml deploys the image there: all under the image's
+promotion lock (``one_at_a_time``), which a yank of the image takes too, so no yank lands
+between the gate and the pin.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from imagefactory.release.resume import interrupted, resume
 from imagefactory.release.tags import TagChange, plan_changes, write_tags
 from imagefactory.release.versioning import plan_tags, tag_versions, variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
-from imagefactory.spec.models import Registry
+from imagefactory.spec.models import Environment, Registry
 
 
 def promote(
@@ -52,19 +54,6 @@ def promote(
     (where ``to_env`` needs it) with ``approve`` by ``approver`` (None: as git config names
     whoever runs it; see ``gate.approver``). A pin that fails is a UserError that says the
     promotion itself is recorded, and how to pin again."""
-    release = _copy(catalog, image, to_env, approve=approve, approver=approver, dry_run=dry_run)
-    return Shipped(release, pin_release(catalog, release, to_env, done="promoted"))
-
-
-def _copy(
-    catalog: Catalog,
-    image: CatalogImage,
-    to_env: str,
-    *,
-    approve: bool,
-    approver: str | None,
-    dry_run: bool,
-) -> Release:
     position, target_env = catalog.environment(to_env)
     if position == 0:
         raise UserError(
@@ -74,57 +63,74 @@ def _copy(
     source_env = catalog.project.environments[position - 1]
     approved_by = gate.approver(target_env, catalog.root, approve=approve, named=approver)
     with one_at_a_time(catalog, "promote", image.ref):
-        state = load_state(state_file(catalog))
-        record = state.images.get(image.ref)
-        held = record.environments.get(source_env.name) if record else None
-        if record is None or held is None:
+        release = _copy(catalog, image, source_env, target_env, approved_by, dry_run=dry_run)
+        return pin_release(catalog, release, to_env, done="promoted")
+
+
+def _copy(
+    catalog: Catalog,
+    image: CatalogImage,
+    source_env: Environment,
+    target_env: Environment,
+    approved_by: str | None,
+    *,
+    dry_run: bool,
+) -> Release:
+    """Copy what ``source_env`` holds of ``image`` into ``target_env`` through the gate, and
+    record it (or, dry, plan it); or complete the promotion that was interrupted there. The
+    caller holds the image's promotion lock."""
+    to_env = target_env.name
+    state = load_state(state_file(catalog))
+    record = state.images.get(image.ref)
+    held = record.environments.get(source_env.name) if record else None
+    if record is None or held is None:
+        raise UserError(
+            f"{image.ref} is not in {source_env.name}, so it cannot go to {to_env}",
+            hint=f"environments are never skipped: first get it into {source_env.name}",
+        )
+    source_name, source_registry = registries_of(catalog, source_env)[0]
+    source_repo = repository(source_registry, image.spec.name)
+    version_tag = f"{held.version}{variant_suffix(image.spec.variant)}"
+    targets = registries_of(catalog, target_env)
+    with registry_session(catalog, [source_registry, *(r for _, r in targets)]) as client:
+        pending = interrupted(catalog, "promote", image.ref, to_env)
+        if pending is not None:
+            copied = (source_registry, f"{source_repo}@{pending.digest}")
+            return resume(catalog, client, image, pending, record, copied, dry_run=dry_run)
+        digest = client.digest(source_registry, f"{source_repo}:{version_tag}")
+        if digest is None:
             raise UserError(
-                f"{image.ref} is not in {source_env.name}, so it cannot go to {to_env}",
-                hint=f"environments are never skipped: first get it into {source_env.name}",
+                f"{source_repo}:{version_tag} is gone from {source_env.name} ({source_name})",
+                hint="push or promote it there again",
             )
-        source_name, source_registry = registries_of(catalog, source_env)[0]
-        source_repo = repository(source_registry, image.spec.name)
-        version_tag = f"{held.version}{variant_suffix(image.spec.variant)}"
-        targets = registries_of(catalog, target_env)
-        with registry_session(catalog, [source_registry, *(r for _, r in targets)]) as client:
-            pending = interrupted(catalog, "promote", image.ref, to_env)
-            if pending is not None:
-                copied = (source_registry, f"{source_repo}@{pending.digest}")
-                return resume(catalog, client, image, pending, record, copied, dry_run=dry_run)
-            digest = client.digest(source_registry, f"{source_repo}:{version_tag}")
-            if digest is None:
-                raise UserError(
-                    f"{source_repo}:{version_tag} is gone from {source_env.name} ({source_name})",
-                    hint="push or promote it there again",
-                )
-            gate.require(
-                evidence_for(catalog),
-                gate.Candidate(image.ref, held.version, digest, target_env),
-                approver=approved_by,
-            )
-            changes = _promotion_changes(
-                catalog, client, image, targets, held, digest, yanked=record.yanked
-            )
-            release = Release(
-                image.ref, held.version, digest, f"{source_env.name} → {to_env}", tuple(changes)
-            )
-            if dry_run or nothing_to_do(release, record.environments.get(to_env)):
-                return release
-            step = Step.promotion(
-                source_env.name,
-                to_env,
-                identity=gate.identity(catalog.root),
-                approver=approved_by,
-            )
-            source = f"{source_repo}@{digest}"
-            return record_release(
-                catalog,
-                step,
-                release,
-                record,
-                lambda: write_tags(client, catalog, source_registry, source, changes),
-                revision=git.revision(catalog.root),
-            )
+        gate.require(
+            evidence_for(catalog),
+            gate.Candidate(image.ref, held.version, digest, target_env),
+            approver=approved_by,
+        )
+        changes = _promotion_changes(
+            catalog, client, image, targets, held, digest, yanked=record.yanked
+        )
+        release = Release(
+            image.ref, held.version, digest, f"{source_env.name} → {to_env}", tuple(changes)
+        )
+        if dry_run or nothing_to_do(release, record.environments.get(to_env)):
+            return release
+        step = Step.promotion(
+            source_env.name,
+            to_env,
+            identity=gate.identity(catalog.root),
+            approver=approved_by,
+        )
+        source = f"{source_repo}@{digest}"
+        return record_release(
+            catalog,
+            step,
+            release,
+            record,
+            lambda: write_tags(client, catalog, source_registry, source, changes),
+            revision=git.revision(catalog.root),
+        )
 
 
 def _promotion_changes(

@@ -8,7 +8,10 @@ first environment under its immutable tags (``X.Y.Z<suffix>``, ``git-<sha><suffi
 aliases that may move, verifies the digest there, and records the release in state and the
 audit log. Where gitops.yaml deploys the image into that environment, a tested digest is then
 pinned in its overlay; an untested one (``--force``, or ``release.require_tests`` off) is not:
-``gitops update`` would refuse it too.
+``gitops update`` would refuse it too. State, the gate's evidence, the push and its pin are all
+read and made under the image's push lock (``one_at_a_time``), which a yank of the image takes
+too: no yank lands between the gate and the pin, and two pushes of an image pin in the order
+they pushed.
 
 ``git-<sha>`` names the commit that built the digest: the ``org.opencontainers.image.revision``
 label of the built image, read from the build registry (not the checkout's HEAD, which may have
@@ -91,8 +94,9 @@ def push_images(
             "committed builds",
             hint=_COMMIT_FIRST,
         )
-    state = load_state(state_file(catalog))
-    records = built_records(catalog, images, state)
+    # refused before anything is pushed when one of them is not built; each is read again
+    # under its lock
+    built_records(catalog, images, load_state(state_file(catalog)))
     targets = tuple(registries_of(catalog, env))
     releases = []
     with registry_session(catalog, [r for _, r in targets]) as client:
@@ -103,13 +107,12 @@ def push_images(
             targets,
             build_registry(catalog.project),
             revision,
-            evidence_for(catalog),
             gate.identity(catalog.root),
             dry_run,
             force,
         )
-        for image, record in records:
-            shipped = run.pinned(run.push(image, record))
+        for image in images:
+            shipped = run.push(image)
             on_release(shipped)
             releases.append(shipped)
     return releases
@@ -125,33 +128,39 @@ class _PushRun:
     targets: tuple[tuple[str, Registry], ...]  # the environment's registries, by name
     build: Registry  # where the built images are
     revision: str | None  # the commit the catalog is at (for the audit log), None outside git
-    evidence: Evidence  # what the gate reads
     identity: str  # who pushes, as approvals name people
     dry_run: bool
     force: bool
 
-    def push(self, image: CatalogImage, record: ImageRecord) -> Release:
-        """Version, tag, write and record one built image (or, dry, plan it); or complete its
-        push that was interrupted, when the audit log holds one."""
+    def push(self, image: CatalogImage) -> Shipped:
+        """Version, tag, write, record and pin one built image (or, dry, plan it); or complete
+        its push that was interrupted, when the audit log holds one. State and evidence are
+        read under the lock, and the pin is made under it."""
         with one_at_a_time(self.catalog, "push", image.ref):
+            [(_, record)] = built_records(
+                self.catalog, [image], load_state(state_file(self.catalog))
+            )
+            evidence = evidence_for(self.catalog)
             pending = interrupted(self.catalog, "push", image.ref, self.env.name)
             if pending is not None:
                 source = (self.build, f"{record.repository}@{pending.digest}")
-                return resume(
+                release = resume(
                     self.catalog, self.client, image, pending, record, source, dry_run=self.dry_run
                 )
-            return self._push(image, record)
+            else:
+                release = self._push(image, record, evidence)
+            return self._pinned(release, evidence)
 
-    def pinned(self, release: Release) -> Shipped:
+    def _pinned(self, release: Release, evidence: Evidence) -> Shipped:
         """``release`` and its pin in the GitOps overlay: only a tested digest is pinned (as
         ``gitops update`` would), so a forced push of an untested one is recorded, not
         deployed."""
         candidate = gate.Candidate(release.ref, release.version, release.digest, self.env)
-        if release.audit_id is not None and not gate.tested(self.evidence, candidate):
+        if release.audit_id is not None and not gate.tested(evidence, candidate):
             return Shipped(release, None, not_pinned=UNTESTED_NOT_PINNED)
-        return Shipped(release, pin_release(self.catalog, release, self.env.name, done="pushed"))
+        return pin_release(self.catalog, release, self.env.name, done="pushed")
 
-    def _push(self, image: CatalogImage, record: ImageRecord) -> Release:
+    def _push(self, image: CatalogImage, record: ImageRecord, evidence: Evidence) -> Release:
         assert record.digest is not None and record.repository is not None
         suffix = variant_suffix(image.spec.variant)
         existing = {
@@ -169,9 +178,9 @@ class _PushRun:
         )
         candidate = gate.Candidate(image.ref, str(choice.version), record.digest, self.env)
         required = self.catalog.project.release.require_tests
-        untested = required and not gate.tested(self.evidence, candidate)
+        untested = required and not gate.tested(evidence, candidate)
         gate.require(
-            self.evidence,
+            evidence,
             candidate,
             approver=None,
             tests_required=required and not self.force,

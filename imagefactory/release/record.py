@@ -52,7 +52,7 @@ class Shipped:
 
     release: Release
     gitops: PinResult | None
-    not_pinned: str | None = None  # why a recorded release was not pinned (an untested push)
+    not_pinned: str | None = None  # why a recorded release was not pinned (untested, yanked)
 
 
 @dataclass(frozen=True)

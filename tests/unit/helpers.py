@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 from imagefactory.cli.app import app  # the package registers every command on it
 from imagefactory.project.hashing import content_inputs
 from imagefactory.project.paths import audit_log, state_file
-from imagefactory.project.state import ImageRecord, State, TestRecord, save_state
+from imagefactory.project.state import ImageRecord, State, TestRecord, load_state, save_state
 from imagefactory.release import audit
 from imagefactory.release.audit import AuditRecord
 from imagefactory.spec.catalog import Catalog
@@ -68,9 +68,10 @@ def logged(
     source: str,
     version: str = "0.3.0",
     identity: str | None = None,
+    approver: str | None = None,
 ) -> AuditRecord:
-    """The intent of ``action`` of app/rag-api's ``digest`` from ``source`` into ``target``,
-    appended to the catalog's audit log (and left open)."""
+    """The intent of ``action`` of app/rag-api's ``digest`` from ``source`` into ``target``
+    (approved by ``approver``), appended to the catalog's audit log (and left open)."""
     intent = audit.new_record(
         action=action,
         image=REF,
@@ -80,7 +81,7 @@ def logged(
         target=target,
         tags=[],
         git_revision=None,
-        approver=None,
+        approver=approver,
         identity=identity,
     )
     audit.append(audit_log(catalog), intent)
@@ -104,3 +105,10 @@ def build(root: Path, registry: MemoryRegistry, digest: str, *, tested: bool, **
         record = record.with_test(TestRecord(digest=digest, passed=True, at="then"))
     save_state(state_file(catalog), State(images={REF: record}))
     registry.held[f"{DEV}:content-1"] = digest
+
+
+def recorded(root: Path, **update: Any) -> None:
+    """app/rag-api's record in the catalog's state, with the fields ``update`` gives."""
+    path = state_file(load_catalog(root))
+    record = load_state(path).images[REF]
+    save_state(path, State(images={REF: record.model_copy(update=update)}))

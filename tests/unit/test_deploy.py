@@ -1,26 +1,33 @@
 """release.deploy without a registry: what is refused before the registry
 is asked (and so writes nothing), and the pin a recorded push or promotion makes in the GitOps
-repository (a real bare git remote on disk). The registry side of ``gitops update`` (the digest
-held under a version tag, the gate's refusals, the audit record) is
+repository (a real bare git remote on disk): under the push's (or promotion's) lock, which a
+yank takes too, and not for a version yanked by then. The registry side of ``gitops update`` (the
+digest held under a version tag, the gate's refusals, the audit record) is
 tests/integration/test_gitops.py's."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import Result
 
 from imagefactory.errors import UserError
-from imagefactory.project.paths import audit_log
-from imagefactory.release import push
+from imagefactory.gitops.pin import PinResult
+from imagefactory.project.paths import audit_log, state_file
+from imagefactory.project.state import EnvironmentRecord, YankRecord, load_state
+from imagefactory.release import deploy as deploy_module
+from imagefactory.release import promote, push
+from imagefactory.release import yank as yank_module
 from imagefactory.release.deploy import deploy, pin_release
 from imagefactory.release.record import Release
 from imagefactory.spec.loader import load_catalog
 
-from .helpers import REF, build, lines, run, serve
+from .helpers import REF, build, lines, recorded, run, serve
 from .test_gitops_repo import DIGEST, OVERLAY, commits, git, make_remote, show, write_settings
-from .test_write_tags import DEV, MemoryRegistry
+from .test_write_tags import DEV, PREPROD, MemoryRegistry
 
 
 @pytest.fixture
@@ -68,7 +75,7 @@ def _release(audit_id: str | None, ref: str = "app/rag-api") -> Release:
 
 def test_a_push_pins_its_digest_in_the_first_environment(setup: tuple[Path, Path]) -> None:
     root, remote = setup
-    result = pin_release(load_catalog(root), _release("a-42"), "dev", done="pushed")
+    result = pin_release(load_catalog(root), _release("a-42"), "dev", done="pushed").gitops
     assert result is not None and result.action == "pushed" and result.previous is None
     assert f"digest: {DIGEST}" in show(remote, OVERLAY.format(env="dev"))
     message = git("--git-dir", remote, "log", "-1", "--format=%B", "main").splitlines()
@@ -82,11 +89,11 @@ def test_nothing_is_pinned_when_nothing_was_recorded_or_nothing_is_deployed(
     root, remote = setup
     head = commits(remote)
     catalog = load_catalog(root)
-    assert pin_release(catalog, _release(None), "dev", done="pushed") is None  # a dry run
+    assert pin_release(catalog, _release(None), "dev", done="pushed").gitops is None  # dry run
     not_an_app = _release("a-1", ref="runtime/llm:cpu")
-    assert pin_release(catalog, not_an_app, "dev", done="pushed") is None
+    assert pin_release(catalog, not_an_app, "dev", done="pushed").gitops is None
     (root / "gitops.yaml").unlink()
-    assert pin_release(load_catalog(root), _release("a-1"), "dev", done="pushed") is None
+    assert pin_release(load_catalog(root), _release("a-1"), "dev", done="pushed").gitops is None
     assert commits(remote) == head
 
 
@@ -134,3 +141,93 @@ def test_a_push_pins_dev_only_a_tested_digest(
         assert commits(remote) == head
         document = json.loads(run(root, "push", REF, "--force", "--json").stdout)
         assert document["images"][0]["gitops_not_pinned"] is None  # nothing to do: no push
+
+
+@pytest.mark.parametrize(("env", "approve"), [("dev", ""), ("prod", " --approve")])
+def test_the_hint_of_a_failed_pin_is_a_gitops_update_the_environment_accepts(
+    catalog_dir: Path, tmp_path: Path, env: str, approve: str
+) -> None:
+    """``gitops update`` into prod is refused without --approve: the hint after a failed pin
+    there says it (one into dev does not)."""
+    write_settings(catalog_dir, tmp_path / "missing.git")
+    with pytest.raises(UserError) as caught:
+        pin_release(load_catalog(catalog_dir), _release("a-42"), env, done="promoted")
+    assert caught.value.hint == (
+        f"fix that, then: imagefactory gitops update --env {env} app/rag-api@{DIGEST}{approve}"
+    )
+
+
+def test_a_version_yanked_by_the_time_of_its_pin_is_not_pinned(
+    setup: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate's yank is read again right before the pin: a recorded release whose version
+    is yanked by then is not pinned (``gitops update`` would refuse it), and says why."""
+    root, remote = setup
+    head = commits(remote)
+    build(root, MemoryRegistry(), DIGEST, tested=True)
+    yank = YankRecord(version="0.3.1", digest=DIGEST, reason="CVE-2026-1234", by="Ann", at="now")
+    recorded(root, yanked={"0.3.1": yank})
+
+    shipped = pin_release(load_catalog(root), _release("a-42"), "dev", done="pushed")
+
+    assert shipped.gitops is None
+    assert shipped.not_pinned == "yanked since: CVE-2026-1234 (by Ann)"
+    assert commits(remote) == head
+
+
+def _yank_during_the_pin(monkeypatch: pytest.MonkeyPatch, root: Path) -> list[Result]:
+    """Each pin push and promote make runs ``imagefactory yank`` of app/rag-api 0.3.0 first
+    (another terminal, at that very moment); its results."""
+    real = deploy_module.pin_if_deployed
+    yanks = []
+
+    def yank_first(*args: Any, **kwargs: Any) -> PinResult | None:
+        yanks.append(run(root, "yank", REF, "0.3.0", "--reason", "CVE-2026-1234"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(deploy_module, "pin_if_deployed", yank_first)
+    return yanks
+
+
+def test_no_yank_lands_between_a_push_and_its_pin(
+    setup: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pin is made under the push's lock, which a yank takes too: a yank that would land
+    between the push and its pin (and leave a yanked digest pinned) waits for it instead."""
+    root, remote = setup
+    memory = serve(monkeypatch, MemoryRegistry(), push, yank_module)
+    build(root, memory, DIGEST, tested=True)
+    yanks = _yank_during_the_pin(monkeypatch, root)
+
+    result = run(root, "push", REF)
+
+    assert result.exit_code == 0, result.output
+    [yanked] = yanks
+    assert yanked.exit_code == 1, yanked.output
+    assert f"another push of {REF} is in progress" in yanked.stderr
+    assert f"digest: {DIGEST}" in show(remote, OVERLAY.format(env="dev"))
+    assert load_state(state_file(load_catalog(root))).images[REF].yanked == {}
+
+
+def test_no_yank_lands_between_a_promotion_and_its_pin(
+    setup: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, remote = setup
+    memory = serve(monkeypatch, MemoryRegistry(), promote, yank_module)
+    build(root, memory, DIGEST, tested=True)
+    pushed = ["0", "0.3", "0.3.0", "latest"]
+    memory.held.update({f"{DEV}:{tag}": DIGEST for tag in pushed})
+    dev = EnvironmentRecord(
+        version="0.3.0", digest=DIGEST, tags=pushed, registries=["dev"], at="then"
+    )
+    recorded(root, environments={"dev": dev})
+    yanks = _yank_during_the_pin(monkeypatch, root)
+
+    result = run(root, "promote", REF, "--to", "preprod")
+
+    assert result.exit_code == 0, result.output
+    assert memory.held[f"{PREPROD}:0.3.0"] == DIGEST
+    [yanked] = yanks
+    assert yanked.exit_code == 1, yanked.output
+    assert f"another promotion of {REF} is in progress" in yanked.stderr
+    assert f"digest: {DIGEST}" in show(remote, OVERLAY.format(env="preprod"))

@@ -1,8 +1,10 @@
 """The write-ahead audit log of push and promote, through the CLI, against the in-memory registry
 of test_write_tags: an intent before the first tag, done after state; a crash, a kill or a full
 disk in between leaves an intent that ``status`` lists and the next run of the same step
-completes (its missing tags written, the same audit id); a failure while writing tags closes
+completes (its missing tags written, the same audit id: its immutable tags, and the aliases its
+version still takes), unless its version was yanked since; a failure while writing tags closes
 it as failed. A full disk, a read-only folder and refused credentials are user errors (exit 1).
+A push reads state and the gate's evidence under its lock.
 
 Faults are injected where no real one can be made here: the tests run as root, which writes
 through any permission bits, so a read-only folder is an OSError(EROFS) raised where the audit
@@ -15,6 +17,8 @@ import errno
 import http.server
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +27,21 @@ import pytest
 from imagefactory.cli.app import app  # the package registers every command on it
 from imagefactory.errors import UserError
 from imagefactory.project import state as state_module
+from imagefactory.project.naming import content_tag
 from imagefactory.project.paths import audit_log, state_file
 from imagefactory.project.state import (
     EnvironmentRecord,
     State,
     load_state,
-    save_state,
 )
 from imagefactory.registry.http import RegistryHTTP
 from imagefactory.release import promote, push
+from imagefactory.release import yank as yank_module
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Registry
 from tests.fakes.http_server import serving
 
-from .helpers import Killed, build, lines, logged, run, runner, serve
+from .helpers import Killed, build, lines, logged, recorded, run, runner, serve
 from .test_write_tags import DEV, DIGEST, OTHER, MemoryRegistry
 
 REF = "app/rag-api"
@@ -47,8 +52,8 @@ PUSHED = ["0", "0.3", "0.3.0", "latest"]  # outside git: no git- tag
 
 @pytest.fixture
 def memory(monkeypatch: pytest.MonkeyPatch) -> MemoryRegistry:
-    """The registries of push and promote, in memory."""
-    return serve(monkeypatch, MemoryRegistry(), push, promote)
+    """The registries of push, promote and yank, in memory."""
+    return serve(monkeypatch, MemoryRegistry(), push, promote, yank_module)
 
 
 @pytest.fixture
@@ -62,15 +67,13 @@ def built(pinned_catalog_dir: Path, memory: MemoryRegistry) -> Path:
 @pytest.fixture
 def in_preprod(built: Path, memory: MemoryRegistry) -> Path:
     """app/rag-api tested and promoted up to preprod: next, prod."""
-    path = state_file(load_catalog(built))
-    record = load_state(path).images[REF]
     held = {
         env: EnvironmentRecord(
             version="0.3.0", digest=DIGEST, tags=PUSHED, registries=[env], at="then"
         )
         for env in ("dev", "preprod")
     }
-    save_state(path, State(images={REF: record.model_copy(update={"environments": held})}))
+    recorded(built, environments=held)
     memory.held.update({f"{PREPROD}:{tag}": DIGEST for tag in PUSHED})
     return built
 
@@ -91,19 +94,30 @@ def writes(memory: MemoryRegistry) -> list[tuple[str, str]]:
     return [(what, ref) for what, ref in memory.calls if what in ("copy", "tag")]
 
 
-def push_killed(root: Path, memory: MemoryRegistry, *, after: int) -> None:
-    """A push whose process dies after ``after`` tag writes."""
-    real_tag = memory.tag
+def killed(root: Path, memory: MemoryRegistry, *args: str, after: int) -> None:
+    """``imagefactory ARGS`` (a push, a promotion), its process dying after ``after`` writes
+    (a tag put, an image copied)."""
+    real_tag, real_copy = memory.tag, memory.copy
 
-    def dying(registry: Registry, repository: str, digest: str, tag: str) -> None:
+    def dying_tag(registry: Registry, repository: str, digest: str, tag: str) -> None:
         if len(writes(memory)) == after:
             raise Killed
         real_tag(registry, repository, digest, tag)
 
-    memory.tag = dying  # type: ignore[method-assign]
+    def dying_copy(source: Registry, source_ref: str, target: Registry, target_ref: str) -> None:
+        if len(writes(memory)) == after:
+            raise Killed
+        real_copy(source, source_ref, target, target_ref)
+
+    memory.tag, memory.copy = dying_tag, dying_copy  # type: ignore[method-assign]
     with pytest.raises(Killed):
-        runner.invoke(app, ["-C", str(root), "push", REF], catch_exceptions=False)
-    memory.tag = real_tag  # type: ignore[method-assign]
+        runner.invoke(app, ["-C", str(root), *args], catch_exceptions=False)
+    memory.tag, memory.copy = real_tag, real_copy  # type: ignore[method-assign]
+
+
+def push_killed(root: Path, memory: MemoryRegistry, *, after: int) -> None:
+    """A push whose process dies after ``after`` tag writes."""
+    killed(root, memory, "push", REF, after=after)
 
 
 def test_a_push_logs_its_intent_before_the_first_tag_and_done_after_state(
@@ -325,3 +339,112 @@ def test_refused_credentials_are_a_user_error_that_names_their_variables() -> No
     assert caught.value.exit_code == 1
     assert "401" in caught.value.message
     assert "check REG_USER/REG_PASSWORD" in (caught.value.hint or "")
+
+
+def test_an_interrupted_promotion_of_a_version_yanked_since_is_refused_and_closed(
+    in_preprod: Path, memory: MemoryRegistry
+) -> None:
+    """Completing an open promotion goes through the gate's yank: a version yanked since the
+    intent was logged is never shipped by its completion (it once reached prod, with latest)."""
+    memory.held.update({f"{DEV}:{tag}": DIGEST for tag in PUSHED})
+    killed(in_preprod, memory, "promote", REF, "--to", "prod", "--approve", after=0)
+    [intent] = [line for line in lines(in_preprod) if line["target"] == "prod"]
+    yanked = run(in_preprod, "yank", REF, "0.3.0", "--reason", "CVE-2026-1234")
+    assert yanked.exit_code == 0, yanked.output
+
+    dry = run(in_preprod, "promote", REF, "--to", "prod", "--dry-run")
+
+    assert dry.exit_code == 1, dry.output
+    assert "was yanked since: CVE-2026-1234" in dry.stderr
+    [pending] = json.loads(run(in_preprod, "status", "--json").stdout)["incomplete"]
+    assert pending["audit_id"] == intent["id"]  # a dry run closes nothing
+
+    memory.calls.clear()
+    result = run(in_preprod, "promote", REF, "--to", "prod")
+
+    assert result.exit_code == 1, result.output
+    assert "internal error" not in result.stderr
+    assert f"the interrupted promote {intent['id']}" in result.stderr
+    assert "was yanked since: CVE-2026-1234" in result.stderr
+    assert f"imagefactory unyank {REF} 0.3.0" in result.stderr
+    assert writes(memory) == []
+    assert not any(ref.startswith(PROD) for ref in memory.held)
+    assert held_in(in_preprod, "prod") is None
+    failed = lines(in_preprod)[-1]
+    assert (failed["phase"], failed["id"]) == ("failed", intent["id"])
+    assert "yanked since" in failed["error"]
+    assert json.loads(run(in_preprod, "status", "--json").stdout)["incomplete"] == []
+    again = run(in_preprod, "promote", REF, "--to", "prod", "--approve")
+    assert again.exit_code == 1 and "is yanked: CVE-2026-1234" in again.stderr  # the gate's own
+
+
+def test_a_resumed_push_leaves_the_aliases_of_a_newer_version_where_they_are(
+    built: Path, memory: MemoryRegistry
+) -> None:
+    """An interrupted push of 0.3.0 is completed after 0.4.0 reached dev: 0.3.0 and 0.3 are
+    written, but 0, and latest stay on 0.4.0 (the completion once moved them back)."""
+    push_killed(built, memory, after=0)
+    [intent] = lines(built)
+    assert intent["tags"] == PUSHED
+    newer = {f"{DEV}:{tag}": OTHER for tag in ("0.4.0", "0.4", "0", "latest")}
+    memory.held.update(newer)
+
+    result = run(built, "push", REF, "--json")
+
+    assert result.exit_code == 0, result.output
+    assert {ref: memory.held[ref] for ref in newer} == newer
+    assert {t: memory.held[f"{DEV}:{t}"] for t in ("0.3", "0.3.0")} == dict.fromkeys(
+        ("0.3", "0.3.0"), DIGEST
+    )
+    [entry] = json.loads(result.stdout)["images"]
+    assert entry["audit_id"] == intent["id"]
+    assert sorted(t["tag"] for t in entry["tags"]) == ["0.3", "0.3.0"]
+    done = lines(built)[-1]
+    assert (done["phase"], done["id"], done["tags"]) == ("done", intent["id"], ["0.3", "0.3.0"])
+    held = held_in(built, "dev")
+    assert held is not None and held.tags == ["0.3", "0.3.0"]  # what it holds, not all it meant
+
+
+def test_a_push_reads_the_gates_evidence_under_its_lock(
+    built: Path, memory: MemoryRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A yank of 0.3.0 that finishes while the push waits for its lock: the push sees it (it
+    once read state and evidence before the lock, and shipped the yanked version)."""
+    record = load_state(state_file(load_catalog(built))).images[REF]
+    recorded(built, versions={"0.3.0": record.content_hash})
+    memory.held[f"{DEV}:{content_tag(record.content_hash)}"] = DIGEST  # how yank finds 0.3.0
+    real = push.one_at_a_time
+    yanks = []
+
+    @contextmanager
+    def after_a_yank(*args: Any) -> Iterator[None]:
+        yanks.append(run(built, "yank", REF, "0.3.0", "--reason", "CVE-2026-1234"))
+        with real(*args):
+            yield
+
+    monkeypatch.setattr(push, "one_at_a_time", after_a_yank)
+    result = run(built, "push", REF)
+
+    [yanked] = yanks
+    assert yanked.exit_code == 0, yanked.output
+    assert result.exit_code == 1, result.output
+    assert f"{REF} 0.3.0 ({DIGEST}) is yanked: CVE-2026-1234" in result.stderr
+    assert not any(memory.held.get(f"{DEV}:{tag}") for tag in PUSHED)
+    assert held_in(built, "dev") is None
+
+
+def test_an_open_pin_into_an_environment_that_needs_approval_completes_with_approve(
+    built: Path, memory: MemoryRegistry
+) -> None:
+    """``gitops update`` into prod is refused without --approve: the command status gives to
+    complete an open pin there has it (one into dev has not)."""
+    catalog = load_catalog(built)
+    prod = logged(catalog, "pin", DIGEST, source="prod", target="prod", approver="Ann Approver")
+    dev = logged(catalog, "pin", OTHER, source="dev", target="dev")
+
+    document = json.loads(run(built, "status", "--json").stdout)
+
+    assert {i["audit_id"]: i["complete_with"] for i in document["incomplete"]} == {
+        prod.id: f"imagefactory gitops update --env prod {REF}@{DIGEST} --approve",
+        dev.id: f"imagefactory gitops update --env dev {REF}@{OTHER}",
+    }
