@@ -124,13 +124,18 @@ def diff(
     ] = None,
     check: Annotated[
         bool,
-        typer.Option("--check", help="Exit 1 when an image pins another digest than state holds."),
+        typer.Option(
+            "--check",
+            help="Exit 1 when an image pins another digest than state holds, or none where "
+            "state holds one.",
+        ),
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """What the GitOps repository pins in ENV vs what state says ENV holds (drift report). An
-    image never pinned in ENV is not-deployed, one whose pin this checkout's state does not know
-    is not-in-state: neither is drift."""
+    image neither side names a digest for is not-deployed, one whose pin this checkout's state does
+    not know is not-in-state: neither is drift. One state says ENV holds but the overlay pins no
+    digest for (entry removed, or a newTag:) is unpinned: that is drift."""
     session, catalog = open_catalog(ctx, json_output)
     rows = drift(catalog, env, checkout)
     differs = [r for r in rows if r.drifted]
@@ -144,6 +149,7 @@ def diff(
         )
     if check and differs:
         raise UserError(
-            f"{len(differs)} image(s) in {env} pin another digest than state says {env} holds",
+            f"{len(differs)} image(s) in {env} pin no digest or another digest than state says "
+            f"{env} holds",
             hint=f"pin what {env} holds: imagefactory gitops update --env {env} IMAGE@DIGEST",
         )

@@ -25,9 +25,10 @@ class Evidence(Protocol):
     def yank_of(self, ref: str, version: str) -> YankRecord | None:
         """Why version ``version`` of ``ref`` was marked bad; None: it was not."""
 
-    def pusher_of(self, ref: str, digest: str) -> str | None:
-        """Who pushed ``digest`` of ``ref`` into the first environment (last), as approvals
-        name people (``gate.identity``); None: nobody did."""
+    def pusher_of(self, ref: str, digest: str) -> tuple[str, ...]:
+        """Who pushed ``digest`` of ``ref`` into the first environment (last): every name the
+        push record gives them (its identity, as approvals name people (``gate.identity``), and
+        the account or CI login); empty: nobody did, as far as this evidence knows."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class LocalEvidence:
     """Evidence from this checkout's state file and audit log."""
 
     state: State
-    pushes: dict[tuple[str, str], str]  # (ref, digest) → who pushed it last (its identity)
+    pushes: dict[tuple[str, str], tuple[str, ...]]  # (ref, digest) → the last pusher's names
 
     def test_of(self, ref: str, digest: str) -> TestRecord | None:
         record = self.state.images.get(ref)
@@ -45,14 +46,16 @@ class LocalEvidence:
         record = self.state.images.get(ref)
         return record.yanked.get(version) if record else None
 
-    def pusher_of(self, ref: str, digest: str) -> str | None:
-        return self.pushes.get((ref, digest))
+    def pusher_of(self, ref: str, digest: str) -> tuple[str, ...]:
+        return self.pushes.get((ref, digest), ())
 
 
 def evidence_for(catalog: Catalog) -> Evidence:
     """The evidence for ``catalog``'s images, as of now."""
     pushes = {
-        (str(line["image"]), str(line["digest"])): str(line.get("identity") or line.get("who"))
+        (str(line["image"]), str(line["digest"])): tuple(
+            dict.fromkeys(str(n) for n in (line.get("identity"), line.get("who")) if n)
+        )
         for line in audit.completed(audit_log(catalog))
         if line.get("action") == "push"
     }

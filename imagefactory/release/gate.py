@@ -83,15 +83,16 @@ def require(
     if not candidate.env.four_eyes:
         return
     env = candidate.env.name
-    pusher = evidence.pusher_of(candidate.ref, candidate.digest)
-    if pusher is None:
+    pushers = evidence.pusher_of(candidate.ref, candidate.digest)
+    if not pushers:
         raise Refused(
             f"who pushed {what} is not known here: four eyes cannot be checked for {env}",
             hint="its push record is in the audit log of the checkout that pushed it: restore "
             ".imagefactory/audit.jsonl from the last CI artifact of that pipeline, or promote "
             "in that pipeline",
         )
-    if same_person(pusher, approver):
+    pusher = next((name for name in pushers if same_person(name, approver)), None)
+    if pusher is not None:
         known_as = "" if pusher == approver else f" (as {pusher})"
         raise Refused(
             f"{approver} pushed {what}{known_as} and cannot approve it into {env} (four eyes)",

@@ -380,7 +380,7 @@ class _Unyanked:
             return None
         return self.evidence.yank_of(ref, version)
 
-    def pusher_of(self, ref: str, digest: str) -> str | None:
+    def pusher_of(self, ref: str, digest: str) -> tuple[str, ...]:
         return self.evidence.pusher_of(ref, digest)
 
 

@@ -68,13 +68,14 @@ def evidence(
     *,
     runs: tuple[Run, ...] = (),
     yanked: dict[str, YankRecord] | None = None,
-    pusher: str | None = None,
+    pusher: str | tuple[str, ...] | None = None,
 ) -> LocalEvidence:
     record = ImageRecord(content_hash="sha256:" + "c" * 64, inputs={}, version="0.3.0")
     for test_run in runs:
         record = record.with_test(test_run)
     record = record.model_copy(update={"yanked": yanked or {}})
-    pushes = {(REF, DIGEST): pusher} if pusher is not None else {}
+    names = (pusher,) if isinstance(pusher, str) else pusher
+    pushes = {(REF, DIGEST): names} if names else {}
     return LocalEvidence(State(images={REF: record}), pushes)
 
 
@@ -195,6 +196,13 @@ def test_four_eyes_compares_every_name_of_an_identity(pusher: str, approver: str
         )
 
 
+def test_four_eyes_knows_the_pusher_by_their_account_as_well_as_their_git_identity() -> None:
+    """A local push by account bob with git identity Robert Roe, approved in CI by login bob."""
+    pushed = evidence(runs=(passed(),), pusher=("Robert Roe <rr@x>", "bob"))
+    with pytest.raises(gate.Refused, match="four eyes"):
+        gate.require(pushed, candidate(FOUR_EYES), approver="bob")
+
+
 def test_four_eyes_lets_another_person_with_another_login_approve() -> None:
     pushed = evidence(runs=(passed(),), pusher="bob")
     gate.require(pushed, candidate(FOUR_EYES), approver="Ada Lovelace <ada@x>")
@@ -278,9 +286,9 @@ def test_the_pusher_is_read_from_the_audit_log(catalog_dir: Path) -> None:
         intent = logged(catalog, "push", digest, source="build", target="dev", identity=identity)
         audit.append(audit_log(catalog), audit.follow_up(intent, audit.DONE))
     found = evidence_for(catalog)
-    assert found.pusher_of(REF, DIGEST) == "Bob <bob@x>"
-    assert found.pusher_of(REF, OTHER) == "the-account"  # a line from before identities: who
-    assert found.pusher_of(REF, "sha256:" + "9" * 64) is None
+    assert found.pusher_of(REF, DIGEST)[0] == "Bob <bob@x>"
+    assert found.pusher_of(REF, OTHER) == ("the-account",)  # a line from before identities: who
+    assert found.pusher_of(REF, "sha256:" + "9" * 64) == ()
 
 
 # --- push and promote through the gate ---------------------------------------------------------
