@@ -352,7 +352,10 @@ def test_diff_reports_drift_between_gitops_and_state(setup: tuple[Path, Path]) -
     _state(root, "dev", OTHER)
     result = check()
     assert result.exit_code == 1 and "drift" in result.stdout
-    assert "1 image(s) in dev pin no digest or another digest than state says dev holds" in result.stderr
+    assert (
+        "1 image(s) in dev pin no digest or another digest than state says dev holds"
+        in result.stderr
+    )
     (root / ".imagefactory/state.json").unlink()  # a checkout without this state: not drift
     result = check("--json")
     assert result.exit_code == 0
