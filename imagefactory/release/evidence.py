@@ -50,8 +50,9 @@ class LocalEvidence:
         return self.pushes.get((ref, digest), ())
 
 
-def evidence_for(catalog: Catalog) -> Evidence:
-    """The evidence for ``catalog``'s images, as of now."""
+def evidence_for(catalog: Catalog, state: State | None = None) -> Evidence:
+    """The evidence for ``catalog``'s images, as of now; ``state``: the state file as the
+    caller has just read it (under its lock), not read again."""
     pushes = {
         (str(line["image"]), str(line["digest"])): tuple(
             dict.fromkeys(str(n) for n in (line.get("identity"), line.get("who")) if n)
@@ -59,4 +60,4 @@ def evidence_for(catalog: Catalog) -> Evidence:
         for line in audit.completed(audit_log(catalog))
         if line.get("action") == "push"
     }
-    return LocalEvidence(load_state(state_file(catalog)), pushes)
+    return LocalEvidence(state if state is not None else load_state(state_file(catalog)), pushes)

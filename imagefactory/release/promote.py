@@ -104,7 +104,7 @@ def _copy(
                 hint="push or promote it there again",
             )
         gate.require(
-            evidence_for(catalog),
+            evidence_for(catalog, state),
             gate.Candidate(image.ref, held.version, digest, target_env),
             approver=approved_by,
         )

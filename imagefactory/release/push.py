@@ -137,10 +137,9 @@ class _PushRun:
         its push that was interrupted, when the audit log holds one. State and evidence are
         read under the lock, and the pin is made under it."""
         with one_at_a_time(self.catalog, "push", image.ref):
-            [(_, record)] = built_records(
-                self.catalog, [image], load_state(state_file(self.catalog))
-            )
-            evidence = evidence_for(self.catalog)
+            state = load_state(state_file(self.catalog))
+            [(_, record)] = built_records(self.catalog, [image], state)
+            evidence = evidence_for(self.catalog, state)
             pending = interrupted(self.catalog, "push", image.ref, self.env.name)
             if pending is not None:
                 source = (self.build, f"{record.repository}@{pending.digest}")
