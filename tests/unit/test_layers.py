@@ -31,6 +31,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"project"}),
     frozenset({"render"}),
     frozenset({"registry"}),
+    frozenset({"sbom"}),
     frozenset({"build"}),
     frozenset({"imagetest"}),
     frozenset({"gitops"}),
