@@ -32,6 +32,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"render"}),
     frozenset({"registry"}),
     frozenset({"sbom"}),
+    frozenset({"signing"}),
     frozenset({"build"}),
     frozenset({"imagetest"}),
     frozenset({"gitops"}),
