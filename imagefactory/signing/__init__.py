@@ -4,9 +4,9 @@ Pure: bytes in, bytes out. Nothing here talks to a registry; the release layer (
 attests a digest, promote copies and verifies the evidence, ``imagefactory verify`` and the
 release gate read it) moves the bytes through ``registry``. The modules:
 
-* ``keys``: ECDSA P-256 keys from PEM (the private one optionally password-encrypted PKCS#8 or
-  traditional PEM; cosign's own ``ENCRYPTED SIGSTORE PRIVATE KEY`` format is not read: import
-  such a key with ``cosign import-key-pair``'s inverse, or keep the key as PKCS#8 PEM);
+* ``keys``: ECDSA P-256 keys from PEM (the private one PKCS#8 or traditional EC PEM, optionally
+  password-encrypted; cosign's own ``ENCRYPTED SIGSTORE PRIVATE KEY`` format is out of scope and
+  refused with a hint: keep the key as PKCS#8 PEM, docs/provenance.md says how);
 * ``oci``: the ``sha256-<hex>.sig`` / ``.att`` tags and the OCI manifest and config cosign
   writes under them, byte for byte;
 * ``simplesigning``: cosign's "simple signing" payload, its signature layer and its verifier;

@@ -158,7 +158,8 @@ def verify(
 ) -> tuple[VerifiedAttestation, ...]:
     """Every attestation of the ``.att`` ``manifest``, each verified (envelope signature by
     ``key``, subject ``digest``, the layer's ``predicateType`` annotation equal to the
-    statement's). One that fails fails the lot: an altered attestation is never skipped."""
+    statement's). One that fails fails the lot: an altered attestation is never skipped. An
+    empty manifest gives ``()``: which predicates must be there is the caller's policy."""
     verified = []
     for index, layer in enumerate(manifest.layers):
         where = f"{what}: layer {index}"

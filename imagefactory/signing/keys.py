@@ -70,7 +70,9 @@ def signing_key(pem: bytes, *, source: str, password: bytes | None = None) -> Si
     try:
         key = serialization.load_pem_private_key(pem, password=password)
     except TypeError as exc:  # a password for a plain key, or none for an encrypted one
-        raise UserError(f"{source}: {exc}") from exc
+        raise UserError(
+            f"{source}: {exc}", hint="give the key's password exactly when the key is encrypted"
+        ) from exc
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise UserError(
             f"{source}: not a readable PEM private key (or a wrong password)",

@@ -82,6 +82,20 @@ def test_the_config_is_byte_for_byte_what_cosign_wrote() -> None:
     assert json.loads(manifest.manifest()) == real
 
 
+def test_the_manifest_has_cosigns_field_order() -> None:
+    """Key order as cosign's (go-containerregistry's structs): the bytes, not only the JSON, agree."""
+    real = json.loads((FIXTURES / "dangerzone-sig-manifest.json").read_bytes())
+    manifest = oci.parse_manifest(
+        (FIXTURES / "dangerzone-sig-manifest.json").read_bytes(), what="x"
+    )
+    ours = json.loads(manifest.manifest())
+    assert list(ours) == list(real) == ["schemaVersion", "mediaType", "config", "layers"]
+    assert list(ours["config"]) == list(real["config"])
+    assert list(ours["layers"][0]) == list(real["layers"][0])
+    compact = json.dumps(real, separators=(",", ":")).encode()
+    assert manifest.manifest() == compact
+
+
 def _dangerzone() -> tuple[oci.ArtifactManifest, dict[str, bytes]]:
     manifest = oci.parse_manifest(
         (FIXTURES / "dangerzone-sig-manifest.json").read_bytes(), what="dangerzone .sig"
