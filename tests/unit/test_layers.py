@@ -31,6 +31,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"project"}),
     frozenset({"render"}),
     frozenset({"registry"}),
+    frozenset({"sbom"}),
+    frozenset({"signing"}),
     frozenset({"build"}),
     frozenset({"imagetest"}),
     frozenset({"gitops"}),
