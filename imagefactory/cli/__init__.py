@@ -8,9 +8,13 @@ from types import FrameType
 from imagefactory.cli import build as _build  # noqa: F401  (registers its commands)
 from imagefactory.cli import catalog as _catalog  # noqa: F401
 from imagefactory.cli import ci as _ci  # noqa: F401
+from imagefactory.cli import evidence as _evidence  # noqa: F401
 from imagefactory.cli import gitops as _gitops  # noqa: F401
 from imagefactory.cli import image as _image  # noqa: F401
 from imagefactory.cli import release as _release  # noqa: F401
+from imagefactory.cli import sbom as _sbom  # noqa: F401
+from imagefactory.cli import scan as _scan  # noqa: F401
+from imagefactory.cli import verify as _verify  # noqa: F401
 from imagefactory.cli import version as _version  # noqa: F401
 from imagefactory.cli import yank as _yank  # noqa: F401
 from imagefactory.cli.app import app

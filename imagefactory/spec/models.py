@@ -9,6 +9,7 @@ Two files feed them: the project file ``imagefactory.yaml`` (:class:`ProjectSpec
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Any, Literal
 
 import semver
@@ -162,6 +163,62 @@ class ReleaseSettings(Frozen):
     require_tests: bool = True  # push only a digest with a passing test record (--force: audited)
 
 
+class SigningSettings(Frozen):
+    """``signing:``: the key every digest is signed and attested with (docs/supply-chain.md)."""
+
+    public_key: ProjectPath  # the PEM public key, in the catalog repository (cosign.pub)
+    # the private key: the PEM text itself, or the path of a file holding it (a GitLab CI
+    # variable of type File); never in the repository
+    private_key_env: EnvName = "IMAGEFACTORY_SIGNING_KEY"
+    password_env: EnvName = "IMAGEFACTORY_SIGNING_KEY_PASSWORD"  # of an encrypted private key
+    required: bool = True  # build, test, push and promote refuse to go on without the key
+    # the builder ids verify trusts: one equal to an entry, or starting with an entry that ends
+    # in "/" or ":"; empty: any builder that signed with the key
+    builders: list[NonEmpty] = Field(default_factory=list)
+
+
+Severity = Literal["critical", "high", "medium", "low", "unknown"]
+#: How long a scan exception may be granted for, from its approval.
+MAX_EXCEPTION_DAYS = 90
+
+
+class ScanException(Frozen):
+    """One accepted finding: which, where, why, who said so, until when."""
+
+    id: NonEmpty  # the advisory: CVE-…, GHSA-…, DSA-…
+    purl: NonEmpty | None = None  # a glob over the package URL; None: any package
+    images: list[NonEmpty] = Field(default_factory=list)  # globs over image refs; empty: all
+    reason: NonEmpty
+    approver: NonEmpty
+    approved: date
+    expires: date
+    ticket: Text | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ScanException:
+        if self.expires < self.approved:
+            raise ValueError("expires is before approved")
+        if (self.expires - self.approved).days > MAX_EXCEPTION_DAYS:
+            raise ValueError(
+                f"an exception lasts at most {MAX_EXCEPTION_DAYS} days from its approval "
+                "(approve it again when it runs out)"
+            )
+        return self
+
+
+class ScanSettings(Frozen):
+    """``scan:``: the vulnerability gate's policy (docs/supply-chain.md)."""
+
+    threshold: Severity = "high"  # a finding at this severity or above fails the gate
+    thresholds: dict[Identifier, Severity] = Field(default_factory=dict)  # per environment
+    ignore_unfixed: bool = False  # findings without a fixed version do not fail the gate
+    max_db_age_days: int = Field(default=5, ge=0)  # a report from an older scanner DB fails
+    require: list[Identifier] = Field(default_factory=list)  # environments that need a pass
+    exceptions: list[ScanException] = Field(default_factory=list)
+    scanner: Literal["trivy", "grype"] = "trivy"  # what the pipeline's scan job runs
+    scanner_image: NonEmpty | None = None  # its image (a mirror of aquasec/trivy, anchore/grype)
+
+
 class Proxy(Frozen):
     http: Url | None = None
     https: Url | None = None
@@ -193,6 +250,8 @@ class ProjectSpec(Frozen):
     environments: list[Environment] = Field(default_factory=list)
     build: BuildSettings = BuildSettings()
     release: ReleaseSettings = ReleaseSettings()
+    signing: SigningSettings | None = None  # None: nothing is signed, the gate reads state
+    scan: ScanSettings = ScanSettings()
     defaults: ImageLayer = Field(default_factory=lambda: ImageLayer())
 
     @field_validator("defaults")

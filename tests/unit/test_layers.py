@@ -33,6 +33,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"registry"}),
     frozenset({"sbom"}),
     frozenset({"signing"}),
+    frozenset({"evidence"}),
+    frozenset({"scan"}),
     frozenset({"build"}),
     frozenset({"imagetest"}),
     frozenset({"gitops"}),

@@ -1,0 +1,1 @@
+"""evidence commands (issue 16: being written)."""

@@ -1,0 +1,1 @@
+"""sbom commands (issue 16: being written)."""

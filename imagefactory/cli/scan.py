@@ -1,0 +1,1 @@
+"""scan commands (issue 16: being written)."""

@@ -1,0 +1,1 @@
+"""verify commands (issue 16: being written)."""

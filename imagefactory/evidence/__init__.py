@@ -1,0 +1,1 @@
+"""Evidence in the registry (issue 16: being written)."""

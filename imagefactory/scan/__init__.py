@@ -1,0 +1,1 @@
+"""The vulnerability gate (issue 16: being written)."""
