@@ -1,6 +1,8 @@
 """Registries: copy images by digest (no rebuild) with skopeo; look up digests, tags and labels
 and give a held manifest another tag through the HTTP API (``registry_http``), with skopeo as
-the fallback when the credentials sit in a credential helper that only it can read.
+the fallback when the credentials sit in a credential helper that only it can read. Evidence
+(signatures, attestations) is read and written through the HTTP API only: manifests and blobs
+by digest, which skopeo does not offer; a credential helper there is a UserError.
 
 Copies use ``skopeo copy --all --preserve-digests`` so what lands is byte-for-byte the manifest
 that was tested, across repositories and registries (the same registry mounts blobs instead of
@@ -112,7 +114,7 @@ class RegistryClient:
     def tags(self, registry: Registry, repository: str) -> list[str]:
         """Every tag of ``repository``; empty when the repository does not exist yet."""
         try:
-            return self._api(registry).tags(repository.removeprefix(f"{registry.url}/"))
+            return self._api(registry).tags(_path(registry, repository))
         except NoCredentials:
             return self._list_tags(registry, repository)
 
@@ -159,7 +161,7 @@ class RegistryClient:
         its bytes put again under ``tag``, digest checked; skopeo when credentials are only
         reachable through a credential helper."""
         try:
-            self._api(registry).retag(repository.removeprefix(f"{registry.url}/"), digest, tag)
+            self._api(registry).retag(_path(registry, repository), digest, tag)
         except NoCredentials:
             self.copy(registry, f"{repository}@{digest}", registry, f"{repository}:{tag}")
 
@@ -169,9 +171,7 @@ class RegistryClient:
         back from the registry: ``digest``, or the one another writer put there first."""
         reference = f"{repository}:{tag}"
         try:
-            held = self._api(registry).tag_once(
-                repository.removeprefix(f"{registry.url}/"), digest, tag
-            )
+            held = self._api(registry).tag_once(_path(registry, repository), digest, tag)
         except NoCredentials:
             held = self._inspect_digest(registry, reference)
             if held is None:
@@ -184,6 +184,40 @@ class RegistryClient:
             )
         return held
 
+    def manifest(
+        self, registry: Registry, repository: str, reference: str
+    ) -> tuple[bytes, str] | None:
+        """The bytes and media type of ``repository`` (``HOST/PATH``) ``:tag`` or ``@digest``
+        (``reference``); None when the registry does not have it."""
+        with _api_only(registry):
+            return self._api(registry).manifest(_path(registry, repository), reference)
+
+    def blob(self, registry: Registry, repository: str, digest: str, *, limit: int) -> bytes:
+        """The blob ``digest`` of ``repository``, at most ``limit`` bytes, digest checked."""
+        with _api_only(registry):
+            return self._api(registry).blob(_path(registry, repository), digest, limit=limit)
+
+    def upload_blob(
+        self, registry: Registry, repository: str, data: bytes, *, mount_from: str | None = None
+    ) -> str:
+        """``data`` as a blob of ``repository`` (skipped when it is there; mounted from the
+        repository ``mount_from`` of the same registry when given); its digest."""
+        source = None if mount_from is None else _path(registry, mount_from)
+        with _api_only(registry):
+            return self._api(registry).upload_blob(
+                _path(registry, repository), data, mount_from=source
+            )
+
+    def put_manifest(
+        self, registry: Registry, repository: str, tag: str, body: bytes, media_type: str
+    ) -> str:
+        """The manifest ``body`` put under ``repository:tag``; its digest (the registry's
+        answer checked against the bytes)."""
+        with _api_only(registry):
+            return self._api(registry).put_manifest(
+                _path(registry, repository), tag, body, media_type
+            )
+
     def _api(self, registry: Registry) -> RegistryHTTP:
         api = self._apis.get(registry.url)
         if api is None:
@@ -191,6 +225,26 @@ class RegistryClient:
             api = RegistryHTTP(registry, basic_auth(registry, self.config_dir), cafile)
             self._apis[registry.url] = api
         return api
+
+
+@contextmanager
+def _api_only(registry: Registry) -> Iterator[None]:
+    """Where only the HTTP API can do the work: credentials it cannot read are the user's to
+    fix."""
+    try:
+        yield
+    except NoCredentials as exc:
+        raise UserError(
+            f"{registry.url} asks for credentials imagefactory cannot read (a credential helper)",
+            hint="signatures and attestations are read and written through the registry API: "
+            "name username_env and password_env for this registry in imagefactory.yaml, or "
+            "docker login without a credential helper",
+        ) from exc
+
+
+def _path(registry: Registry, repository: str) -> str:
+    """``HOST/PATH`` of ``registry`` → ``PATH``."""
+    return repository.removeprefix(f"{registry.url}/")
 
 
 def _split(registry: Registry, reference: str) -> tuple[str, str]:

@@ -1,14 +1,17 @@
-"""The registry HTTP API (distribution v2) for what needs no blob to move: a manifest's digest,
-a repository's tags, an image's labels, and a manifest the registry holds put under another
-tag. A few requests in-process instead of a skopeo process each.
+"""The registry HTTP API (distribution v2): a manifest's digest, a repository's tags, an image's
+labels, a manifest the registry holds put under another tag, and the small artifacts evidence
+lives in (cosign's ``.sig``/``.att`` manifests and their blobs): manifests read and put, blobs read
+(bounded, digest checked) and uploaded (monolithic POST + PUT, skipped when the blob is there,
+mounted from another repository of the same registry). A few requests in-process instead of a
+skopeo process each.
 
-Everything that moves blobs stays with skopeo (``registry.py``). Credentials are the Basic
-``auth`` entry of the run's Docker config (the temporary one ``credentials.py`` writes, else the
-user's own); registries that want a bearer token get one from the realm they name, scoped to the
-repository. ``NoCredentials`` means the registry asked for credentials this module cannot read
-(a credential helper): the caller falls back to skopeo. TLS is verified against the project's
-CA bundle; a registry with ``tls_verify: false`` is tried over unverified HTTPS, then HTTP, as
-skopeo does.
+Images themselves are copied by skopeo (``client.py``). Credentials are the Basic ``auth`` entry
+of the run's Docker config (the temporary one ``credentials.py`` writes, else the user's own);
+registries that want a bearer token get one from the realm they name, scoped to the repositories
+the request touches (``pull``, and ``push`` for writes). ``NoCredentials`` means the registry asked
+for credentials this module cannot read (a credential helper): the caller falls back to skopeo,
+or refuses where skopeo cannot help. TLS is verified against the project's CA bundle; a registry
+with ``tls_verify: false`` is tried over unverified HTTPS, then HTTP, as skopeo does.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ MANIFEST_TYPES = (
 TIMEOUT = 60
 PAGE = 1000  # tags per page of a tag list
 MAX_PAGES = 100
+#: The most bytes a manifest may have (distribution refuses larger ones).
+MANIFEST_LIMIT = 4 * 1024 * 1024
+BLOB_MEDIA_TYPE = "application/octet-stream"
 ANY_SCOPE = "*"  # where Basic credentials are kept: they hold for every repository
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
@@ -121,7 +127,7 @@ class RegistryHTTP:
         digest = answer.headers.get("Docker-Content-Digest")
         if digest is None:  # not every registry names it on HEAD: hash the bytes
             body = self._call("GET", path, scope, accept=True).body
-            digest = "sha256:" + hashlib.sha256(body).hexdigest()
+            digest = _digest(body)
         return str(digest)
 
     def tags(self, repository: str) -> list[str]:
@@ -159,7 +165,7 @@ class RegistryHTTP:
     def retag(self, repository: str, digest: str, tag: str) -> None:
         """Put the manifest ``repository@digest`` under ``tag``; the registry's answer must
         name the same digest."""
-        scope = f"repository:{repository}:pull,push"
+        scope = _push_scope(repository)
         self._put(repository, digest, tag, scope, self._manifest_bytes(repository, digest, scope))
 
     def tag_once(self, repository: str, digest: str, tag: str) -> str | None:
@@ -168,7 +174,7 @@ class RegistryHTTP:
         there first. The manifest is read before the check, so one request lies between the
         check and the write (the registry API has no conditional write; a registry with
         immutable tags refuses a write that lost that race, and the winner is read back)."""
-        scope = f"repository:{repository}:pull,push"
+        scope = _push_scope(repository)
         manifest = self._manifest_bytes(repository, digest, scope)
         held = self.digest(repository, tag)
         if held is None:
@@ -181,6 +187,64 @@ class RegistryHTTP:
                     raise  # refused for another reason
             held = self.digest(repository, tag)
         return held
+
+    def manifest(self, repository: str, reference: str) -> tuple[bytes, str] | None:
+        """The bytes and media type of the manifest ``reference`` (a tag or a digest, whose
+        bytes are checked against it); None when the registry does not have it."""
+        return self._read_manifest(repository, reference, f"repository:{repository}:pull")
+
+    def put_manifest(self, repository: str, tag: str, body: bytes, media_type: str) -> str:
+        """Put the manifest ``body`` under ``tag`` (its blobs must be there); its digest, which
+        the registry's answer must name too."""
+        digest = _digest(body)
+        self._put(repository, digest, tag, _push_scope(repository), (body, media_type))
+        return digest
+
+    def blob(self, repository: str, digest: str, *, limit: int) -> bytes:
+        """The blob ``digest`` of ``repository``: at most ``limit`` bytes, checked against the
+        digest (a registry error when it is missing, larger, or other bytes)."""
+        scope = f"repository:{repository}:pull"
+        answer = self._call("GET", f"/v2/{repository}/blobs/{digest}", scope, limit=limit)
+        if _digest(answer.body) != digest:
+            raise RegistryRequestError(
+                "GET", answer.url, "wrong digest", "the bytes hash otherwise"
+            )
+        return answer.body
+
+    def upload_blob(self, repository: str, data: bytes, *, mount_from: str | None = None) -> str:
+        """Upload ``data`` as a blob of ``repository`` unless the registry has it there; mounted
+        from ``mount_from`` (another repository of this registry that holds it) when given, else
+        one monolithic POST + PUT. Its digest."""
+        digest = _digest(data)
+        scope = _push_scope(repository)
+        path = f"/v2/{repository}/blobs/{digest}"
+        if self._call("HEAD", path, scope, missing=(404,)).status != 404:
+            return digest
+        uploads = f"/v2/{repository}/blobs/uploads/"
+        if mount_from is not None and mount_from != repository:
+            scope = f"{scope} repository:{mount_from}:pull"
+            query = urllib.parse.urlencode({"mount": digest, "from": mount_from})
+            answer = self._call("POST", f"{uploads}?{query}", scope, body=b"")
+            if answer.status == 201:  # mounted; 202: an upload session instead
+                return digest
+        else:
+            answer = self._call("POST", uploads, scope, body=b"")
+        location = answer.headers.get("Location")
+        if not location:
+            raise RegistryRequestError("POST", answer.url, answer.status, "no upload Location")
+        target = urllib.parse.urlsplit(location)._replace(scheme="", netloc="").geturl()
+        separator = "&" if "?" in target else "?"
+        put = self._call(
+            "PUT",
+            f"{target}{separator}{urllib.parse.urlencode({'digest': digest})}",
+            scope,
+            body=data,
+            content_type=BLOB_MEDIA_TYPE,
+        )
+        answered = put.headers.get("Docker-Content-Digest")
+        if answered is not None and answered != digest:
+            raise RegistryRequestError("PUT", put.url, "wrong digest", f"answered {answered}")
+        return digest
 
     def _put(
         self, repository: str, digest: str, tag: str, scope: str, manifest: tuple[bytes, str]
@@ -198,13 +262,25 @@ class RegistryHTTP:
         addressed, so they cannot change), checked against the digest."""
         key = (repository, digest)
         if key not in self._manifests:
-            got = self._call("GET", f"/v2/{repository}/manifests/{digest}", scope, accept=True)
-            if "sha256:" + hashlib.sha256(got.body).hexdigest() != digest:
+            found = self._read_manifest(repository, digest, scope)
+            if found is None:
                 raise RegistryRequestError(
-                    "GET", got.url, "wrong digest", "the bytes hash otherwise"
+                    "GET", f"{repository}@{digest}", 404, "the registry does not have it"
                 )
-            self._manifests[key] = (got.body, got.headers.get("Content-Type", MANIFEST_TYPES[-1]))
+            self._manifests[key] = found
         return self._manifests[key]
+
+    def _read_manifest(
+        self, repository: str, reference: str, scope: str
+    ) -> tuple[bytes, str] | None:
+        path = f"/v2/{repository}/manifests/{reference}"
+        got = self._call("GET", path, scope, accept=True, missing=(404,), limit=MANIFEST_LIMIT)
+        if got.status == 404:
+            return None
+        if reference.startswith("sha256:") and _digest(got.body) != reference:
+            raise RegistryRequestError("GET", got.url, "wrong digest", "the bytes hash otherwise")
+        media_type = got.headers.get("Content-Type") or MANIFEST_TYPES[-1]
+        return got.body, media_type.partition(";")[0].strip()
 
     def _call(
         self,
@@ -216,7 +292,10 @@ class RegistryHTTP:
         body: bytes | None = None,
         content_type: str | None = None,
         missing: tuple[int, ...] = (),
+        limit: int | None = None,
     ) -> Answer:
+        """``method path`` with the credentials ``scope`` (one or more scopes, space-separated)
+        needs; an answer of at most ``limit`` bytes."""
         headers = {"Accept": ", ".join(MANIFEST_TYPES)} if accept else {}
         if content_type is not None:
             headers["Content-Type"] = content_type
@@ -224,7 +303,7 @@ class RegistryHTTP:
             known = self._tokens.get(scope) or self._tokens.get(ANY_SCOPE)
             if known is not None:
                 headers["Authorization"] = known
-            answer = self._send(method, path, headers, body)
+            answer = self._send(method, path, headers, body, limit)
             if answer.status != 401 or attempt == 1:
                 break
             authorization = self._authorization(answer, scope)
@@ -256,7 +335,9 @@ class RegistryHTTP:
         if kind.lower() != "bearer":
             raise NoCredentials(self.registry.url)
         params = dict(_CHALLENGE_PARAM.findall(rest))
-        query = {"scope": scope, **({"service": params["service"]} if "service" in params else {})}
+        query = [("scope", part) for part in scope.split()]
+        if "service" in params:
+            query.append(("service", params["service"]))
         url = f"{params.get('realm', '')}?{urllib.parse.urlencode(query)}"
         request = urllib.request.Request(url)
         if self.basic is not None:
@@ -279,7 +360,14 @@ class RegistryHTTP:
         tools.redact(token)
         return f"Bearer {token}"
 
-    def _send(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> Answer:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        limit: int | None = None,
+    ) -> Answer:
         if self._scheme is not None:
             schemes = [self._scheme]
         else:  # like skopeo: a registry without TLS verification may also speak plain HTTP
@@ -293,7 +381,7 @@ class RegistryHTTP:
             try:
                 with urllib.request.build_opener(*handlers).open(request, timeout=TIMEOUT) as got:
                     self._scheme = scheme
-                    return Answer(url, got.status, got.headers, got.read())
+                    return Answer(url, got.status, got.headers, _read(got, method, url, limit))
             except urllib.error.HTTPError as exc:
                 self._scheme = scheme
                 return Answer(url, exc.code, exc.headers, exc.read())
@@ -315,6 +403,30 @@ class RegistryHTTP:
             context.verify_mode = ssl.CERT_NONE
             return context
         return ssl.create_default_context(cafile=str(self.cafile) if self.cafile else None)
+
+
+def _read(stream: IO[bytes], method: str, url: str, limit: int | None) -> bytes:
+    """The body of an answer, refused when it holds more than ``limit`` bytes."""
+    if limit is None:
+        return stream.read()
+    body = stream.read(limit + 1)
+    if len(body) > limit:
+        raise RegistryRequestError(
+            method,
+            url,
+            "too large",
+            f"more than {limit} bytes",
+            hint="nothing this large is read as a manifest or evidence: is it the artifact meant?",
+        )
+    return body
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _push_scope(repository: str) -> str:
+    return f"repository:{repository}:pull,push"
 
 
 def _json(answer: Answer) -> dict[str, Any]:
