@@ -1,0 +1,236 @@
+"""imagefactory.evidence.bundle: an evidence bundle made from real signatures and attestations
+(keys the tests generate) verifies offline with the public key, byte for byte the same when made
+twice; one byte changed in any blob, in a manifest, in an audit record, and the seal or the
+summary forged, is refused, saying what was changed."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from imagefactory.evidence import bundle
+from imagefactory.signing import dsse, provenance, simplesigning
+from imagefactory.signing.keys import SigningKey, VerificationError
+from imagefactory.signing.oci import ArtifactManifest, sha256_digest
+
+DIGEST = "sha256:" + "ab" * 32
+PARENT = "sha256:" + "cd" * 32
+BUILD_REPO = "registry.example:5000/build/app/tiny"
+REPO = "registry.example:5000/dev/app/tiny"
+AUDIT = [
+    {"id": "a1", "phase": "intent", "action": "push", "image": "app/tiny", "digest": DIGEST},
+    {"id": "a1", "phase": "done", "action": "push", "image": "app/tiny", "digest": DIGEST},
+]
+
+
+@pytest.fixture(scope="module")
+def key() -> SigningKey:
+    return SigningKey(ec.generate_private_key(ec.SECP256R1()), "test key")
+
+
+def _provenance() -> dict[str, Any]:
+    moment = datetime(2026, 12, 1, tzinfo=UTC)
+    facts = provenance.BuildFacts(
+        catalog_uri="https://git.example/catalog.git",
+        catalog_ref="main",
+        catalog_path="images/app/tiny/image.yaml",
+        catalog_commit="0" * 40,
+        spec="app/tiny",
+        variant=None,
+        parent_repository="registry.example:5000/build/base/tiny",
+        parent_digest=PARENT,
+        builder_id="https://ci.example/runners/7",
+        invocation_id="https://ci.example/jobs/1",
+        started_on=moment,
+        finished_on=moment,
+    )
+    return provenance.predicate(facts)
+
+
+def _contents(key: SigningKey, *, repository: str = REPO) -> bundle.Contents:
+    blobs: dict[str, bytes] = {}
+    signatures = ArtifactManifest(())
+    for identity in (BUILD_REPO, repository):
+        signed = simplesigning.sign(key, identity, DIGEST)
+        blobs[signed.layer.digest] = signed.payload
+        signatures = signatures.append(signed.layer)
+    attestations = ArtifactManifest(())
+    for kind, predicate in (
+        (provenance.PREDICATE_TYPE, _provenance()),
+        (bundle.TEST_TYPE, {"result": "PASSED", "passedTests": ["run"]}),
+        (bundle.RELEASE_TYPE, {"environment": "dev", "version": "1.0.0"}),
+        (bundle.LIFECYCLE_TYPE, {"status": "revoked", "reason": "CVE-1", "at": "2026-12-01"}),
+    ):
+        attested = dsse.attest(key, BUILD_REPO, DIGEST, kind, predicate)
+        blobs[attested.layer.digest] = attested.envelope
+        attestations = attestations.append(attested.layer)
+    return bundle.Contents(
+        "app/tiny", "dev", repository, DIGEST, signatures, attestations, blobs, AUDIT
+    )
+
+
+def _edited(data: bytes, change: Any) -> bytes:
+    document = json.loads(data)
+    change(document)
+    return json.dumps(document, indent=2, sort_keys=True).encode()
+
+
+def _flip_base64(text: str, index: int) -> str:
+    raw = bytearray(base64.b64decode(text))
+    raw[index] ^= 0x01
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def test_a_bundle_verifies_offline_and_says_what_its_evidence_says(key: SigningKey) -> None:
+    data = bundle.export(_contents(key), key)
+
+    report = bundle.verify(data, key.verifying_key(), source="b.json")
+
+    assert (report.image, report.environment, report.digest) == ("app/tiny", "dev", DIGEST)
+    assert report.audit == tuple(AUDIT)
+    summary = report.summary
+    assert summary["signed_for"] == sorted([BUILD_REPO, REPO])
+    assert summary["provenance"] == [{"builder": "https://ci.example/runners/7", "parent": PARENT}]
+    assert summary["tests"] == ["PASSED"]
+    assert summary["releases"] == [{"environment": "dev", "version": "1.0.0"}]
+    assert summary["revoked"] is True
+    assert summary["revocations"] == [{"reason": "CVE-1", "at": "2026-12-01"}]
+    assert summary["attestations"][provenance.PREDICATE_TYPE] == 1
+    assert summary["audit_records"] == 2
+    document = json.loads(data)
+    assert set(document["blobs"]) >= {layer.digest for layer in _contents(key).signatures.layers}
+
+
+def test_the_same_evidence_gives_the_same_bytes(key: SigningKey) -> None:
+    contents = _contents(key)
+    assert bundle.export(contents, key) == bundle.export(contents, key)
+
+
+def test_one_byte_changed_in_any_blob_is_refused(key: SigningKey) -> None:
+    data = bundle.export(_contents(key), key)
+    digests = list(json.loads(data)["blobs"])
+    assert len(digests) == 2 + 4 + 2  # payloads, envelopes, the two configs
+    for digest in digests:
+
+        def change(document: dict[str, Any], digest: str = digest) -> None:
+            document["blobs"][digest] = _flip_base64(document["blobs"][digest], 5)
+
+        with pytest.raises(VerificationError, match=f"the blob {digest} does not match its digest"):
+            bundle.verify(_edited(data, change), key.verifying_key(), source="b.json")
+
+
+def test_a_blob_refiled_under_its_new_digest_is_refused_by_its_layer(key: SigningKey) -> None:
+    """The edited blob filed under the digest of its new bytes: its layer's blob is missing."""
+    data = bundle.export(_contents(key), key)
+
+    def change(document: dict[str, Any]) -> None:
+        digest = next(iter(document["blobs"]))
+        text = document["blobs"].pop(digest)
+        raw = bytearray(base64.b64decode(text))
+        raw[3] ^= 0x01
+        document["blobs"][sha256_digest(bytes(raw))] = base64.b64encode(bytes(raw)).decode()
+
+    with pytest.raises(VerificationError, match=r"the blob sha256:[0-9a-f]{64} of a layer is missing"):
+        bundle.verify(_edited(data, change), key.verifying_key(), source="b.json")
+
+
+@pytest.mark.parametrize("name", ["signatures", "attestations"])
+def test_one_byte_changed_in_a_manifest_is_refused(key: SigningKey, name: str) -> None:
+    data = bundle.export(_contents(key), key)
+
+    def change(document: dict[str, Any]) -> None:
+        document[name]["manifest"] = _flip_base64(document[name]["manifest"], 40)
+
+    with pytest.raises(VerificationError, match=r"manifest does not match its digest"):
+        bundle.verify(_edited(data, change), key.verifying_key(), source="b.json")
+
+
+def test_a_layer_dropped_from_a_manifest_with_its_digest_updated_is_refused(
+    key: SigningKey,
+) -> None:
+    contents = _contents(key)
+    data = bundle.export(contents, key)
+    fewer = ArtifactManifest(contents.attestations.layers[:-1]).manifest()  # the revocation
+
+    def change(document: dict[str, Any]) -> None:
+        document["attestations"] = {
+            "digest": sha256_digest(fewer),
+            "manifest": base64.b64encode(fewer).decode(),
+        }
+
+    with pytest.raises(VerificationError, match=r"the \.att manifest was changed after"):
+        bundle.verify(_edited(data, change), key.verifying_key(), source="b.json")
+
+
+def test_one_byte_changed_in_an_audit_record_is_refused(key: SigningKey) -> None:
+    data = bundle.export(_contents(key), key)
+
+    def change(document: dict[str, Any]) -> None:
+        document["audit"][1]["id"] = "a2"
+
+    with pytest.raises(
+        VerificationError, match="the audit records were changed after the bundle was sealed"
+    ):
+        bundle.verify(_edited(data, change), key.verifying_key(), source="b.json")
+
+
+def test_an_edited_summary_is_refused(key: SigningKey) -> None:
+    data = bundle.export(_contents(key), key)
+
+    def change(document: dict[str, Any]) -> None:
+        document["summary"]["revoked"] = False
+
+    with pytest.raises(VerificationError, match="the verification summary was changed after"):
+        bundle.verify(_edited(data, change), key.verifying_key(), source="b.json")
+
+
+def test_a_summary_sealed_with_a_lie_is_refused(
+    key: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whoever holds the key can seal anything: the summary is still checked against the
+    evidence."""
+    said = bundle._said
+
+    def lie(*args: Any) -> dict[str, Any]:
+        return {**said(*args), "revoked": False}
+
+    monkeypatch.setattr(bundle, "_said", lie)
+    data = bundle.export(_contents(key), key)
+    monkeypatch.setattr(bundle, "_said", said)
+
+    with pytest.raises(VerificationError, match="summary does not say what the evidence says"):
+        bundle.verify(data, key.verifying_key(), source="b.json")
+
+
+def test_another_key_verifies_nothing(key: SigningKey) -> None:
+    data = bundle.export(_contents(key), key)
+    other = SigningKey(ec.generate_private_key(ec.SECP256R1()), "other key").verifying_key()
+    with pytest.raises(VerificationError, match="no valid signature"):
+        bundle.verify(data, other, source="b.json")
+
+
+def test_evidence_not_signed_for_the_repository_is_never_bundled(key: SigningKey) -> None:
+    contents = _contents(key)
+    elsewhere = bundle.Contents(
+        contents.image,
+        contents.environment,
+        "registry.example:5000/prod/app/tiny",
+        contents.digest,
+        contents.signatures,
+        contents.attestations,
+        contents.blobs,
+        contents.audit,
+    )
+    with pytest.raises(VerificationError, match=r"names registry\.example:5000/prod/app/tiny"):
+        bundle.export(elsewhere, key)
+
+
+@pytest.mark.parametrize("data", [b"{", b"[]", b'{"format": "other"}'])
+def test_a_file_that_is_not_a_bundle_is_refused(key: SigningKey, data: bytes) -> None:
+    with pytest.raises(VerificationError, match=r"b\.json: not"):
+        bundle.verify(data, key.verifying_key(), source="b.json")
