@@ -1,0 +1,188 @@
+"""The evidence of a digest where it lives: its ``.sig`` and ``.att`` tags in a repository.
+
+An ``EvidenceStore`` is one repository of one registry (a ``Location``). It signs a digest
+(a cosign simple-signing layer whose identity is the repository), attests it (a DSSE layer),
+copies a digest's evidence into another repository, and reads back what the registry holds. The
+formats are ``signing``'s; the bytes move through ``registry`` (the HTTP API: skopeo does not
+carry ``.att``).
+
+Appending is read-modify-write on one tag, and the registry API has no conditional write: two
+writers that read the same manifest each put theirs, and the second drops the first's layer.
+So after its PUT a writer reads the tag back, and once more after a short pause; when a layer
+it wrote or saw is missing, it merges every layer it has seen with what is there and writes
+again (a bounded number of times). A layer is never dropped by an append, and the same layer is
+not added twice (a retried append is harmless).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from imagefactory.errors import ImageFactoryError
+from imagefactory.registry.client import RegistryClient
+from imagefactory.signing import dsse, simplesigning
+from imagefactory.signing.keys import SigningKey, VerificationError
+from imagefactory.signing.oci import (
+    MANIFEST_MEDIA_TYPE,
+    ArtifactManifest,
+    Layer,
+    attestation_tag,
+    parse_manifest,
+    signature_tag,
+)
+from imagefactory.spec.models import Registry
+
+#: The most bytes one evidence blob may have (an SBOM of a large image is a few MiB).
+BLOB_LIMIT = 64 * 1024 * 1024
+#: How many times an append writes before it gives up on a tag other writers keep changing.
+RETRIES = 8
+#: Seconds between a write and its second read-back (another writer's PUT lands in it).
+SETTLE = 0.15
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+class EvidenceConflict(ImageFactoryError):
+    """Other writers kept changing a tag while an append wrote it (exit 3: run again)."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """One repository of one registry: ``repository`` is ``HOST/PATH``, as
+    ``project.naming.repository`` gives it."""
+
+    registry: Registry
+    repository: str
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """What the registry holds for one digest: the ``.sig`` and ``.att`` layers (empty when a tag
+    is not there) and the blob of every layer, by digest (checked against it)."""
+
+    signatures: ArtifactManifest
+    attestations: ArtifactManifest
+    blobs: Mapping[str, bytes]
+
+
+_EMPTY = ArtifactManifest(())
+
+
+class EvidenceStore:
+    def __init__(self, client: RegistryClient, location: Location) -> None:
+        self.client = client
+        self.location = location
+
+    def sign(self, digest: str, key: SigningKey) -> None:
+        """A signature of ``digest`` by ``key`` with this repository as its identity, appended
+        to the ``.sig`` unless one is there already."""
+        tag = signature_tag(digest)
+        manifest, blobs = self._read_tag(tag)
+        try:
+            simplesigning.verify(
+                manifest,
+                blobs,
+                key.verifying_key(),
+                digest=digest,
+                repository=self.location.repository,
+            )
+        except VerificationError:
+            signed = simplesigning.sign(key, self.location.repository, digest)
+            self._append(tag, [(signed.layer, signed.payload)])
+
+    def attest(
+        self, digest: str, predicate_type: str, predicate: Mapping[str, Any], key: SigningKey
+    ) -> None:
+        """An attestation of ``predicate`` about ``digest`` (subject: this repository), signed
+        by ``key``, appended to the ``.att``."""
+        attested = dsse.attest(key, self.location.repository, digest, predicate_type, predicate)
+        self._append(attestation_tag(digest), [(attested.layer, attested.envelope)])
+
+    def copy_to(self, digest: str, target: EvidenceStore) -> None:
+        """Every ``.sig`` and ``.att`` layer of ``digest`` here appended to ``target``'s (what
+        it holds is kept), the blobs copied (mounted within one registry)."""
+        source = self.read(digest)
+        same_registry = target.location.registry.url == self.location.registry.url
+        mount_from = self.location.repository if same_registry else None
+        for tag, manifest in (
+            (signature_tag(digest), source.signatures),
+            (attestation_tag(digest), source.attestations),
+        ):
+            if manifest.layers:
+                items = [(layer, source.blobs[layer.digest]) for layer in manifest.layers]
+                target._append(tag, items, mount_from=mount_from)
+
+    def read(self, digest: str) -> Artifacts:
+        """The ``.sig`` and ``.att`` of ``digest`` here, with their blobs."""
+        signatures, signature_blobs = self._read_tag(signature_tag(digest))
+        attestations, attestation_blobs = self._read_tag(attestation_tag(digest))
+        return Artifacts(signatures, attestations, {**signature_blobs, **attestation_blobs})
+
+    def _read_tag(self, tag: str) -> tuple[ArtifactManifest, dict[str, bytes]]:
+        manifest = self._manifest(tag)
+        blobs: dict[str, bytes] = {}
+        for index, layer in enumerate(manifest.layers):
+            if layer.digest not in blobs:
+                blobs[layer.digest] = self._blob(tag, index, layer)
+        return manifest, blobs
+
+    def _manifest(self, tag: str) -> ArtifactManifest:
+        where = f"{self.location.repository}:{tag}"
+        found = self.client.manifest(self.location.registry, self.location.repository, tag)
+        return _EMPTY if found is None else parse_manifest(found[0], what=where)
+
+    def _blob(self, tag: str, index: int, layer: Layer) -> bytes:
+        where = f"{self.location.repository}:{tag}: layer {index}"
+        if _DIGEST.fullmatch(layer.digest) is None:
+            raise VerificationError(f"{where}: {layer.digest!r} is not a sha256 digest")
+        if layer.size > BLOB_LIMIT:
+            raise VerificationError(
+                f"{where}: {layer.size} bytes, more than the {BLOB_LIMIT // 2**20} MiB read"
+            )
+        return self.client.blob(
+            self.location.registry, self.location.repository, layer.digest, limit=BLOB_LIMIT
+        )
+
+    def _append(
+        self,
+        tag: str,
+        items: Iterable[tuple[Layer, bytes]],
+        *,
+        mount_from: str | None = None,
+    ) -> None:
+        """Append the layers of ``items`` (with their blobs) to ``tag``, keeping every layer the
+        tag held at any read of this append."""
+        registry, repository = self.location.registry, self.location.repository
+        ours: list[Layer] = []
+        for layer, blob in items:
+            self.client.upload_blob(registry, repository, blob, mount_from=mount_from)
+            ours.append(layer)
+        seen: list[Layer] = []
+        for _ in range(RETRIES):
+            current = self._manifest(tag)
+            merged = current
+            for layer in (*seen, *ours):
+                merged = merged.append(layer)
+            seen = [layer for layer in merged.layers if layer not in ours]
+            if merged != current:
+                self.client.upload_blob(registry, repository, merged.config())
+                self.client.put_manifest(
+                    registry, repository, tag, merged.manifest(), MANIFEST_MEDIA_TYPE
+                )
+            if self._holds(tag, merged.layers):
+                time.sleep(SETTLE * (1 + random.random()))
+                if self._holds(tag, merged.layers):
+                    return
+        raise EvidenceConflict(
+            f"{repository}:{tag} kept changing while evidence was appended to it "
+            f"({RETRIES} writes)",
+            hint="another job writes evidence for this digest at the same time: run this again",
+        )
+
+    def _holds(self, tag: str, layers: Iterable[Layer]) -> bool:
+        held = self._manifest(tag).layers
+        return all(layer in held for layer in layers)
