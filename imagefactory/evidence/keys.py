@@ -9,8 +9,12 @@ never appear in a message (an unreadable key is named by its variable, never by 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from imagefactory import tools
 from imagefactory.atomic import read_inside, read_regular
@@ -75,6 +79,51 @@ def signing_key(catalog: Catalog) -> SigningKey | None:
             "key of this private key (what is signed must verify with the committed one)",
         )
     return key
+
+
+def generate_pair(public: Path, private: Path, *, password: bytes | None) -> str:
+    """A new P-256 pair: the PKCS#8 PEM private key in ``private`` (mode 0600, encrypted with
+    ``password`` when given), the PEM public key in ``public``; neither file may exist (a key is
+    never overwritten). The public key's fingerprint (sha256 of its DER), to compare."""
+    for path in (public, private):
+        if os.path.lexists(path):
+            raise UserError(
+                f"{path} exists: keygen never overwrites a key",
+                hint="choose other paths, or remove the old pair yourself if it is meant",
+            )
+    key = ec.generate_private_key(ec.SECP256R1())
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.NoEncryption()
+        if password is None
+        else serialization.BestAvailableEncryption(password)
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    public_key = key.public_key()
+    public_pem = public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    private.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _create(private, pem, 0o600)
+    public.parent.mkdir(parents=True, exist_ok=True)
+    _create(public, public_pem, 0o644)
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def _create(path: Path, data: bytes, mode: int) -> None:
+    """``data`` in the new file ``path`` (created exclusively, never through a symlink)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        handle = os.open(path, flags, mode)
+    except OSError as exc:
+        raise UserError(f"cannot create {path}: {exc.strerror}") from None
+    with os.fdopen(handle, "wb") as stream:
+        stream.write(data)
+        os.fchmod(stream.fileno(), mode)
 
 
 def _load(settings: SigningSettings, value: str, password: bytes | None) -> SigningKey:
