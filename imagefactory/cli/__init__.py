@@ -12,6 +12,7 @@ from imagefactory.cli import evidence as _evidence  # noqa: F401
 from imagefactory.cli import gitops as _gitops  # noqa: F401
 from imagefactory.cli import image as _image  # noqa: F401
 from imagefactory.cli import release as _release  # noqa: F401
+from imagefactory.cli import revoke as _revoke  # noqa: F401
 from imagefactory.cli import sbom as _sbom  # noqa: F401
 from imagefactory.cli import scan as _scan  # noqa: F401
 from imagefactory.cli import verify as _verify  # noqa: F401

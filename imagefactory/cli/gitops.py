@@ -14,6 +14,7 @@ from imagefactory.gitops.drift import drift
 from imagefactory.gitops.pin import parse_reference
 from imagefactory.gitops.scaffold import write_layout
 from imagefactory.release.deploy import deploy
+from imagefactory.release.revoke import revocations
 
 gitops_app = typer.Typer(
     name="gitops",
@@ -135,17 +136,43 @@ def diff(
     """What the GitOps repository pins in ENV vs what state says ENV holds (drift report). An
     image neither side names a digest for is not-deployed, one whose pin this checkout's state does
     not know is not-in-state: neither is drift. One state says ENV holds but the overlay pins no
-    digest for (entry removed, or a newTag:) is unpinned: that is drift."""
+    digest for (entry removed, or a newTag:) is unpinned: that is drift. A pin of a revoked
+    digest (as this checkout's audit log records revocations) is marked REVOKED (--json:
+    revoked_pins)."""
     session, catalog = open_catalog(ctx, json_output)
     rows = drift(catalog, env, checkout)
     differs = [r for r in rows if r.drifted]
+    revoked = revocations(catalog)
+    pins = {
+        (r.image, r.pinned): revoked[r.image, r.pinned]
+        for r in rows
+        if r.pinned is not None and (r.image, r.pinned) in revoked
+    }
     if json_output:
-        session.output.data({"ok": True, "env": env, "images": [r.as_dict() for r in rows]})
+        session.output.data(
+            {
+                "ok": True,
+                "env": env,
+                "images": [r.as_dict() for r in rows],
+                "revoked_pins": [
+                    {"image": image, "digest": digest, "reason": reason}
+                    for (image, digest), reason in pins.items()
+                ],
+            }
+        )
     else:
         session.output.table(
             None,
             ["image", "gitops pins", "state holds", "status"],
-            [[r.image, r.pinned or "-", r.state or "-", r.status] for r in rows],
+            [
+                [
+                    r.image,
+                    r.pinned or "-",
+                    r.state or "-",
+                    f"{r.status} REVOKED" if (r.image, r.pinned) in pins else r.status,
+                ]
+                for r in rows
+            ],
         )
     if check and differs:
         raise UserError(

@@ -171,9 +171,10 @@ def status_command(
     ctx: typer.Context, images: ImagesArgument = None, json_output: JsonOption = False
 ) -> None:
     """Per image, the version and digest each environment holds, whether that digest passed its
-    tests, and whether its version is yanked (a yanked digest stays deployed until a good version
-    is promoted over it); the yanked versions, with why; then every push, promotion or yank that
-    was interrupted (its intent logged, not its done record)."""
+    tests, whether its version is yanked and whether the digest is revoked (either stays
+    deployed until a good version is promoted over it); the yanked versions, with why; then
+    every push, promotion, yank or revocation that was interrupted (its intent logged, not its
+    done record)."""
     session, catalog = open_catalog(ctx, json_output)
     found = status(catalog, catalog.select(images or []))
     envs = [env.name for env in catalog.project.environments]
@@ -203,6 +204,7 @@ def status_command(
                             "digest": p.digest,
                             "tested": p.tested,
                             "yanked": p.yanked is not None,
+                            "revoked": p.revoked is not None,
                         }
                         for p in row
                     }
@@ -233,7 +235,7 @@ def status_command(
             ref,
             *(
                 f"{p.version} {p.digest[7:19]}{' ✓' if p.tested else ''}"
-                f"{' YANKED' if p.yanked else ''}"
+                f"{' YANKED' if p.yanked else ''}{' REVOKED' if p.revoked is not None else ''}"
                 if p.digest
                 else "-"
                 for p in row

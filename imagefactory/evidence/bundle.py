@@ -27,14 +27,21 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from imagefactory.atomic import read_regular
 from imagefactory.signing import dsse, simplesigning
-from imagefactory.signing.keys import SigningKey, VerificationError, VerifyingKey
+from imagefactory.signing.keys import (
+    SigningKey,
+    VerificationError,
+    VerifyingKey,
+    read_verifying_key,
+)
 from imagefactory.signing.oci import (
     ArtifactManifest,
     attestation_tag,
@@ -118,6 +125,15 @@ def export(contents: Contents, key: SigningKey) -> bytes:
         "seal": base64.b64encode(seal).decode("ascii"),
     }
     return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def verify_file(path: Path, key_path: Path) -> Report:
+    """``verify`` of the bundle in file ``path`` with the PEM public key in file ``key_path``:
+    nothing else is read (no registry, no catalog)."""
+    key = read_verifying_key(key_path)
+    return verify(
+        read_regular(path, what="evidence bundle", limit=BUNDLE_LIMIT), key, source=str(path)
+    )
 
 
 def verify(data: bytes, key: VerifyingKey, *, source: str) -> Report:

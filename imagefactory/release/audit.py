@@ -24,6 +24,7 @@ import fcntl
 import getpass
 import json
 import os
+import shlex
 import stat
 import uuid
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -44,7 +45,7 @@ _RESTORE = "restore it from the last CI artifact; it is append-only, never edit 
 class AuditRecord:
     id: str
     at: str
-    action: str  # push | promote | pin (gitops update) | yank | unyank
+    action: str  # push | promote | pin (gitops update) | yank | unyank | revoke
     who: str
     image: str
     version: str
@@ -75,6 +76,8 @@ class AuditRecord:
             )
         if self.action in ("yank", "unyank"):  # an interrupted one completes with its reason
             return f"imagefactory {self.action} {self.image} {self.version}"
+        if self.action == "revoke":  # run again, it writes the attestations again
+            return f"imagefactory revoke {self.image}@{self.digest} --reason {shlex.quote(self.reason or '')}"
         return f"imagefactory promote {self.image} --to {self.target}"
 
 

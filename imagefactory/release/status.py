@@ -1,6 +1,7 @@
 """What each environment holds, per image, according to state (after pushes and promotions),
-the versions that are yanked, and the pushes, promotions and yanks that were interrupted after
-their intent was logged."""
+the versions that are yanked, the digests revoked (as the audit log records them), and the
+pushes, promotions, yanks and revocations that were interrupted after their intent was
+logged."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from imagefactory.project.paths import audit_log, state_file
 from imagefactory.project.state import YankRecord, load_state
 from imagefactory.release import audit
 from imagefactory.release.audit import AuditRecord
+from imagefactory.release.revoke import revocations
 from imagefactory.spec.catalog import Catalog, CatalogImage
 
 
@@ -20,6 +22,7 @@ class Placement:
     digest: str | None
     tested: bool  # the digest has a passing test run of its own
     yanked: YankRecord | None = None  # its version is yanked: still deployed until promoted over
+    revoked: str | None = None  # why its digest was revoked: still deployed until promoted over
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ def status(catalog: Catalog, images: list[CatalogImage]) -> Status:
     promotions) and which versions are yanked; and the intents of those images that have no
     done or failed record."""
     state = load_state(state_file(catalog))
+    revoked = revocations(catalog)
     table = {}
     yanked = {}
     for image in images:
@@ -52,7 +56,12 @@ def status(catalog: Catalog, images: list[CatalogImage]) -> Status:
             tested = run is not None and run.passed
             row.append(
                 Placement(
-                    env.name, held.version, held.digest, tested, record.yanked.get(held.version)
+                    env.name,
+                    held.version,
+                    held.digest,
+                    tested,
+                    record.yanked.get(held.version),
+                    revoked.get((image.ref, held.digest)),
                 )
             )
         table[image.ref] = row

@@ -866,7 +866,13 @@ def test_prod_holds_the_same_digest(promoted: Promoted, released: Released, skop
 def test_status_json_shows_each_environment(promoted: Promoted, released: Released) -> None:
     document = ok(promoted.status)
     app = document["images"][APP]
-    expected = {"version": APP_VERSION, "digest": released.digest, "tested": True, "yanked": False}
+    expected = {
+        "version": APP_VERSION,
+        "digest": released.digest,
+        "tested": True,
+        "yanked": False,
+        "revoked": False,
+    }
     assert app == {"dev": expected, "preprod": expected, "prod": expected}
     runtime = document["images"][RUNTIME]
     assert {env: held["digest"] for env, held in runtime.items()} == dict.fromkeys(

@@ -1,0 +1,166 @@
+"""Revocation: the descendant search over the example catalog's lineage (base/debian12 →
+runtime/llm:cpu and :cuda → app/rag-api) with candidate digests and parents of the test's own,
+the audit record's command, and ``status`` marking a revoked digest from the audit log's revoke
+records (the registry side runs in tests/integration/test_revoke.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from imagefactory.errors import UserError
+from imagefactory.evidence.store import Location
+from imagefactory.project.paths import audit_log, state_file
+from imagefactory.project.state import EnvironmentRecord, ImageRecord, State, save_state
+from imagefactory.release import audit
+from imagefactory.release.revoke import REVOKE, revocations, revoke, search
+from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.loader import load_catalog
+from imagefactory.spec.models import Registry
+
+from .helpers import run
+
+
+def d(char: str) -> str:
+    return "sha256:" + char * 64
+
+
+BASE = d("b")
+HERE = Location(Registry(url="127.0.0.1:5000"), "127.0.0.1:5000/x")
+
+
+@dataclass
+class FakeLineage:
+    """Candidates per image ref, the parent of each (ref, digest), the digests nowhere held."""
+
+    candidates_of: Mapping[str, Sequence[str]]
+    parents: Mapping[tuple[str, str], str | None]
+    missing: set[str] = field(default_factory=set)
+    asked: list[tuple[str, str]] = field(default_factory=list)
+
+    def candidates(self, image: CatalogImage) -> Sequence[str]:
+        return self.candidates_of.get(image.ref, [])
+
+    def holders(self, image: CatalogImage, digest: str) -> tuple[Location, ...]:
+        return () if digest in self.missing else (HERE,)
+
+    def parent(self, image: CatalogImage, digest: str, places: Sequence[Location]) -> str | None:
+        self.asked.append((image.ref, digest))
+        return self.parents.get((image.ref, digest))
+
+
+@pytest.fixture
+def catalog(catalog_dir: Path) -> Catalog:
+    return load_catalog(catalog_dir)
+
+
+def test_descendants_are_the_candidates_built_on_a_revoked_digest_recursively(
+    catalog: Catalog,
+) -> None:
+    lineage = FakeLineage(
+        {
+            "runtime/llm:cpu": [d("1"), d("2")],
+            "runtime/llm:cuda": [d("3")],
+            "app/rag-api": [d("4"), d("5")],
+        },
+        {
+            ("runtime/llm:cpu", d("1")): BASE,
+            ("runtime/llm:cpu", d("2")): d("0"),  # another base build
+            ("runtime/llm:cuda", d("3")): BASE,
+            ("app/rag-api", d("4")): d("1"),
+            ("app/rag-api", d("5")): d("2"),
+        },
+    )
+
+    found = search(catalog, catalog.images["base/debian12"], BASE, lineage)
+
+    assert [(t.image.ref, t.digest, t.parent) for t in found] == [
+        ("runtime/llm:cpu", d("1"), BASE),
+        ("runtime/llm:cuda", d("3"), BASE),
+        ("app/rag-api", d("4"), d("1")),
+    ]
+    assert all(t.places == (HERE,) for t in found)
+
+
+def test_an_unknown_parent_or_a_digest_held_nowhere_is_no_descendant(catalog: Catalog) -> None:
+    lineage = FakeLineage(
+        {"runtime/llm:cpu": [d("1"), d("2")], "app/rag-api": [d("4")]},
+        {("runtime/llm:cpu", d("1")): None, ("runtime/llm:cpu", d("2")): BASE},
+        missing={d("2")},
+    )
+
+    assert search(catalog, catalog.images["base/debian12"], BASE, lineage) == []
+    assert ("runtime/llm:cpu", d("2")) not in lineage.asked  # not held: nothing to read
+
+
+def test_an_image_revoked_at_the_bottom_of_the_chain_has_no_descendants(
+    catalog: Catalog,
+) -> None:
+    lineage = FakeLineage({"base/debian12": [BASE]}, {("base/debian12", BASE): BASE})
+    assert search(catalog, catalog.images["app/rag-api"], d("4"), lineage) == []
+    assert lineage.asked == []
+
+
+def _revoked_in_log(catalog: Catalog, digest: str, reason: str) -> audit.AuditRecord:
+    intent = audit.new_record(
+        action=REVOKE,
+        image="app/rag-api",
+        version="0.3.0",
+        digest=digest,
+        source="*",
+        target="*",
+        tags=[],
+        git_revision=None,
+        approver=None,
+        reason=reason,
+    )
+    audit.append(audit_log(catalog), intent)
+    return intent
+
+
+def test_only_a_revocation_done_is_one_and_an_open_one_says_how_to_complete_it(
+    catalog: Catalog,
+) -> None:
+    intent = _revoked_in_log(catalog, d("4"), "CVE-1 'quoted'")
+    assert revocations(catalog) == {}
+    assert intent.command() == (
+        f"imagefactory revoke app/rag-api@{d('4')} --reason 'CVE-1 '\"'\"'quoted'\"'\"''"
+    )
+    audit.append(audit_log(catalog), audit.follow_up(intent, audit.DONE))
+    assert revocations(catalog) == {("app/rag-api", d("4")): "CVE-1 'quoted'"}
+
+
+def test_status_marks_a_revoked_digest_an_environment_still_holds(catalog: Catalog) -> None:
+    held = EnvironmentRecord(
+        version="0.3.0", digest=d("4"), tags=["0.3.0"], registries=["dev"], at="then"
+    )
+    record = ImageRecord(
+        content_hash=d("c"), inputs={}, version="0.3.0", environments={"dev": held}
+    )
+    save_state(state_file(catalog), State(images={"app/rag-api": record}))
+    intent = _revoked_in_log(catalog, d("4"), "CVE-1")
+    audit.append(audit_log(catalog), audit.follow_up(intent, audit.DONE))
+
+    result = run(catalog.root, "status", "app/rag-api", "--json")
+
+    assert result.exit_code == 0, result.output
+    placements = json.loads(result.stdout)["images"]["app/rag-api"]
+    assert placements["dev"]["revoked"] is True
+    assert placements["preprod"]["revoked"] is False
+    assert "REVOKED" in run(catalog.root, "status", "app/rag-api").stdout
+
+
+@pytest.mark.parametrize("reason", [None, " ", "two\nlines"])
+def test_a_revocation_needs_a_one_line_reason(catalog: Catalog, reason: str | None) -> None:
+    with pytest.raises(UserError, match="reason"):
+        revoke(catalog, "app/rag-api", d("4"), reason, descendants=False, dry_run=True)
+
+
+def test_an_unsigned_project_cannot_revoke(catalog: Catalog) -> None:
+    result = run(catalog.root, "revoke", f"app/rag-api@{d('4')}", "--reason", "CVE-1")
+    assert result.exit_code == 1
+    assert "signs nothing" in result.output and "Traceback" not in result.output
