@@ -13,6 +13,7 @@ import typer
 from imagefactory import tools
 from imagefactory.cli.app import Session, app
 from imagefactory.cli.catalog import JsonOption, one_image, open_catalog
+from imagefactory.evidence.bundle import verify_file
 from imagefactory.evidence.check import ImageVerification, check_image
 from imagefactory.evidence.keys import generate_pair
 
@@ -42,9 +43,26 @@ def verify_command(
             "--env", help="The environment whose registries are checked (default: the first)."
         ),
     ] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle",
+            help="Verify an evidence bundle (imagefactory evidence) offline instead, with --key: "
+            "no registry, no catalog.",
+            dir_okay=False,
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key", help="With --bundle: the PEM public key (cosign.pub).", dir_okay=False
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Verify the signed evidence of an image in each registry of an environment.
+    """Verify the signed evidence of an image in each registry of an environment; or, with
+    --bundle FILE --key PUB, an evidence bundle offline (manifests, blobs, signatures,
+    attestations, the seal over its audit records and summary).
 
     Checks, each reported ok, failed or skipped: the version tag names the digest released
     (when no digest is given), the signature (by signing.public_key, for one of the image's
@@ -53,6 +71,9 @@ def verify_command(
     own repository, none revoked), a passing test attestation, a release attestation into the
     environment, and that the digest is not revoked. Exits 1 when any check fails.
     """
+    if bundle is not None or key is not None:
+        _verify_bundle(ctx, bundle, key, image, env, json_output)
+        return
     if image is None:
         raise typer.BadParameter("name the image to verify", param_hint="IMAGE")
     ref, _, digest = image.partition("@")
@@ -63,6 +84,45 @@ def verify_command(
     _show(session, result)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _verify_bundle(
+    ctx: typer.Context,
+    bundle: Path | None,
+    key: Path | None,
+    image: str | None,
+    env: str | None,
+    json_output: bool,
+) -> None:
+    if bundle is None or key is None:
+        raise typer.BadParameter("--bundle and --key go together", param_hint="--bundle/--key")
+    if image is not None or env is not None:
+        raise typer.BadParameter("a bundle names its image and environment", param_hint="IMAGE")
+    session: Session = ctx.obj
+    session.output.json = json_output
+    report = verify_file(bundle, key)
+    summary = dict(report.summary)
+    if json_output:
+        session.output.data(
+            {
+                "ok": True,
+                "bundle": str(bundle),
+                "image": report.image,
+                "environment": report.environment,
+                "repository": report.repository,
+                "digest": report.digest,
+                "summary": summary,
+            }
+        )
+        return
+    session.output.text(
+        f"verified offline: {report.repository}@{report.digest} ({report.image}, {report.environment})"
+    )
+    for kind, count in summary["attestations"].items():
+        session.output.text(f"  {count} {kind}")
+    session.output.text(f"  {summary['audit_records']} audit records, sealed")
+    if summary["revoked"]:
+        session.output.text("  REVOKED: the evidence is intact, and it says the digest is revoked")
 
 
 def _show(session: Session, result: ImageVerification) -> None:

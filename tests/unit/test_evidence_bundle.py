@@ -8,15 +8,19 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from imagefactory.evidence import bundle
 from imagefactory.signing import dsse, provenance, simplesigning
 from imagefactory.signing.keys import SigningKey, VerificationError
 from imagefactory.signing.oci import ArtifactManifest, sha256_digest
+
+from .helpers import run
 
 DIGEST = "sha256:" + "ab" * 32
 PARENT = "sha256:" + "cd" * 32
@@ -235,3 +239,42 @@ def test_evidence_not_signed_for_the_repository_is_never_bundled(key: SigningKey
 def test_a_file_that_is_not_a_bundle_is_refused(key: SigningKey, data: bytes) -> None:
     with pytest.raises(VerificationError, match=r"b\.json: not"):
         bundle.verify(data, key.verifying_key(), source="b.json")
+
+
+def test_verify_bundle_reads_the_file_and_the_key_alone(key: SigningKey, tmp_path: Path) -> None:
+    """No catalog, no registry: ``-C`` names an empty folder."""
+    path, public = tmp_path / "b.json", tmp_path / "cosign.pub"
+    path.write_bytes(bundle.export(_contents(key), key))
+    public.write_bytes(
+        key.key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    result = run(empty, "verify", "--bundle", str(path), "--key", str(public), "--json")
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert (document["ok"], document["digest"], document["summary"]["revoked"]) == (
+        True,
+        DIGEST,
+        True,
+    )
+    text = run(empty, "verify", "--bundle", str(path), "--key", str(public)).stdout
+    assert "verified offline" in text and "REVOKED" in text
+
+    def change(document: dict[str, Any]) -> None:
+        document["audit"][0]["who"] = "mallory"
+
+    path.write_bytes(_edited(path.read_bytes(), change))
+    result = run(empty, "verify", "--bundle", str(path), "--key", str(public), "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["ok"] is False
+    assert "audit records were changed" in result.stdout
+
+
+def test_verify_bundle_needs_its_key(tmp_path: Path) -> None:
+    result = run(tmp_path, "verify", "--bundle", str(tmp_path / "b.json"))
+    assert result.exit_code == 2 and "--bundle and --key go together" in result.output
