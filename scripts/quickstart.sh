@@ -4,8 +4,8 @@
 #
 # The main job: validate, plan and graph the catalog, build base/debian12 → runtime/llm:cpu →
 # app/rag-api (the CUDA variant is large; build it with `imagefactory build runtime/llm:cuda`),
-# test those three images, push them to the local dev registry, promote the app to preprod, and
-# show where every image stands.
+# test those three images, push them to the local dev registry, promote the app to preprod,
+# verify its signed evidence there, and show where every image stands.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -17,6 +17,16 @@ IMAGEFACTORY_REGISTRY_PASSWORD="$(cat "${IMAGEFACTORY_HOST_DIR:-.host}/registry.
 export IMAGEFACTORY_REGISTRY_PASSWORD
 
 imagefactory=.venv/bin/imagefactory
+# The signing key pair (imagefactory.yaml: signing:). A real catalog commits its keys/cosign.pub
+# and keeps the private key in a CI variable; the example makes its pair once per checkout, the
+# private key (mode 0600) beside the registry password, never in the repository.
+signing_key="${IMAGEFACTORY_HOST_DIR:-.host}/signing.key"
+if [[ ! -f keys/cosign.pub ]]; then
+    echo "==> imagefactory keygen (keys/cosign.pub; the private key in $signing_key)"
+    mkdir -p keys "$(dirname "$signing_key")"
+    "$imagefactory" keygen --public keys/cosign.pub --private "$signing_key"
+fi
+export IMAGEFACTORY_SIGNING_KEY="$signing_key"  # the path of the key file, not the key
 echo "==> imagefactory validate"
 "$imagefactory" validate
 echo "==> imagefactory plan"
@@ -45,5 +55,7 @@ echo "==> imagefactory push (semver tags, by digest, to the dev registry; pinned
 "$imagefactory" push base/debian12 runtime/llm:cpu app/rag-api
 echo "==> imagefactory promote app/rag-api --to preprod (the tested digest, copied, not rebuilt; pinned in GitOps)"
 "$imagefactory" promote app/rag-api --to preprod
+echo "==> imagefactory verify app/rag-api --env preprod (its signature and attestations, down to the base)"
+"$imagefactory" verify app/rag-api --env preprod
 echo "==> imagefactory status"
 "$imagefactory" status

@@ -9,6 +9,9 @@ be read, its container does not start or stops at once, a check that fails to ru
 check of that image's report; only an engine that cannot be reached, or a catalog that cannot be
 read, refuses the whole run. Every run is recorded in state against its digest, passed or
 failed (``ImageRecord.with_test``): a failed rerun withdraws that digest's pass, never another's.
+With ``signing:``, every run is also attested to its digest in the build repository (an in-toto
+test-result attestation, signed): that is what the release gate reads, from any checkout; the
+state file is this checkout's cache of it.
 
 The registry credentials (a Docker config in the run's private folder) exist only while the
 images are pulled: they are gone before any container starts, so no custom test (run on this
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +31,9 @@ from typing import Any
 from imagefactory import scratch
 from imagefactory.build.docker import Engine
 from imagefactory.errors import ImageFactoryError, UserError
+from imagefactory.evidence import predicates
+from imagefactory.evidence.keys import signing_key
+from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.imagetest.checks import (
     container_checks,
     metadata_checks,
@@ -46,7 +54,9 @@ from imagefactory.project.state import (
     locked_state,
     with_record,
 )
+from imagefactory.registry.client import registry_session
 from imagefactory.registry.credentials import docker_config
+from imagefactory.signing.keys import SigningKey
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.cst.reader import CST_DIR, read_cst, structure_test_files
 from imagefactory.spec.models import ImageTests
@@ -104,6 +114,7 @@ def test_images(
     planned = [
         (image, record, suites(image)) for image, record in built_records(catalog, selected, state)
     ]
+    key = signing_key(catalog)  # and so does signing that needs a key this run lacks
     with docker_config([build_registry(catalog.project)]) as config_dir:
         engine = Engine(config_dir)
         engine.check()
@@ -115,6 +126,8 @@ def test_images(
             record_test(catalog, image.ref, report)
             on_report(report)
             reports.append(report)
+    if key is not None:  # once every container is gone: the registry session opens only now
+        attest_tests(catalog, [(image, record) for image, record, _ in planned], reports, key)
     if not all(r.passed for r in reports):
         raise TestsFailed(reports)
     return reports
@@ -232,3 +245,33 @@ def record_test(catalog: Catalog, ref: str, report: ImageReport) -> None:
         current = state.images.get(ref)
         if current is not None:
             save(with_record(state, ref, current.with_test(run)))
+
+
+def attest_tests(
+    catalog: Catalog,
+    tested: list[tuple[CatalogImage, ImageRecord]],
+    reports: list[ImageReport],
+    key: SigningKey,
+) -> None:
+    """Attest each of ``reports`` (passed or failed) to its digest where the build put it."""
+    registry = build_registry(catalog.project)
+    with registry_session(catalog, [registry]) as client:
+        for (image, record), report in zip(tested, reports, strict=True):
+            assert record.repository is not None
+            store = EvidenceStore(client, Location(registry, record.repository))
+            store.attest(
+                report.digest, predicates.TEST_RESULT, test_predicate(catalog, image, report), key
+            )
+
+
+def test_predicate(catalog: Catalog, image: CatalogImage, report: ImageReport) -> dict[str, Any]:
+    """The test-result predicate of ``report``: its checks by ``kind:name`` (a skipped one is in
+    neither list), the image.yaml it ran, the CI job that ran it."""
+    return predicates.result_predicate(
+        passed=report.passed,
+        passed_tests=[f"{r.kind}:{r.name}" for r in report.results if r.passed],
+        failed_tests=[f"{r.kind}:{r.name}" for r in report.failures],
+        spec_path=image.file.relative_to(catalog.root).as_posix(),
+        spec_sha256=hashlib.sha256(image.file.read_bytes()).hexdigest(),
+        url=os.environ.get("CI_JOB_URL"),
+    )

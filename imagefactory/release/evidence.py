@@ -1,19 +1,42 @@
 """What the release gate reads to decide: the evidence about a digest, behind one interface.
 
-Today the evidence is the state file (test runs per digest, yanks) and the audit log (who pushed
-a digest). The supply-chain work replaces it with signed attestations read from the registry:
-only ``evidence_for`` changes, the gate and its callers do not.
+Without ``signing:`` the evidence is this checkout's state file (test runs per digest, yanks)
+and audit log (who pushed a digest): ``LocalEvidence``. With it, the evidence is the signed
+attestations the registry holds for the digest (``RegistryEvidence``), so any checkout or runner
+sees the same truth: the test run from the test-result attestation, who pushed it from the
+release attestation of its push into the first environment, its revocation and its scan
+verdicts from theirs; every attestation is verified (``evidence.verify.verify_digest``: the
+digest's signature by the project's key, each attestation's envelope and subject) before one is
+read, and a tampered one is an error. Yanks stay in state in both. The state file keeps its
+test runs as a cache of what this checkout ran.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from imagefactory.evidence import predicates
+from imagefactory.evidence.keys import signing_enabled, verifying_key
+from imagefactory.evidence.store import EvidenceStore, Location
+from imagefactory.evidence.verify import Verified, identities, revocation, verify_digest
+from imagefactory.project.naming import build_registry, repository
 from imagefactory.project.paths import audit_log, state_file
 from imagefactory.project.state import State, TestRecord, YankRecord, load_state
+from imagefactory.registry.client import RegistryClient
 from imagefactory.release import audit
+from imagefactory.signing.keys import VerificationError, VerifyingKey
+from imagefactory.signing.oci import attestation_tag
 from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.models import Registry
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a scan gate said about a digest: passed or not, for which environment (None: any)."""
+
+    passed: bool
+    environment: str | None
 
 
 class Evidence(Protocol):
@@ -30,13 +53,25 @@ class Evidence(Protocol):
         push record gives them (its identity, as approvals name people (``gate.identity``), and
         the account or CI login); empty: nobody did, as far as this evidence knows."""
 
+    def revocation_of(self, ref: str, digest: str) -> predicates.Lifecycle | None:
+        """Why ``digest`` of ``ref`` was revoked; None: it was not."""
+
+    def verdict_of(self, ref: str, digest: str, env: str) -> Verdict | None:
+        """The latest scan verdict of ``digest`` of ``ref`` that holds for environment ``env``
+        (one made for ``env``, or for any environment); None: there is none."""
+
+    def where(self, ref: str, digest: str) -> str:
+        """Where this evidence about ``digest`` of ``ref`` is looked for (for messages)."""
+
 
 @dataclass(frozen=True)
 class LocalEvidence:
-    """Evidence from this checkout's state file and audit log."""
+    """Evidence from this checkout's state file and audit log: no revocations, no verdicts
+    (those are signed attestations only)."""
 
     state: State
     pushes: dict[tuple[str, str], tuple[str, ...]]  # (ref, digest) → the last pusher's names
+    source: str = "this checkout's state file and audit log"
 
     def test_of(self, ref: str, digest: str) -> TestRecord | None:
         record = self.state.images.get(ref)
@@ -49,10 +84,134 @@ class LocalEvidence:
     def pusher_of(self, ref: str, digest: str) -> tuple[str, ...]:
         return self.pushes.get((ref, digest), ())
 
+    def revocation_of(self, ref: str, digest: str) -> predicates.Lifecycle | None:
+        return None
 
-def evidence_for(catalog: Catalog, state: State | None = None) -> Evidence:
+    def verdict_of(self, ref: str, digest: str, env: str) -> Verdict | None:
+        return None
+
+    def where(self, ref: str, digest: str) -> str:
+        return f"{self.source} (signing is not configured)"
+
+
+@dataclass
+class RegistryEvidence:
+    """Evidence from the signed attestations of each digest in ``registry`` (the source
+    environment's first registry, for a promotion; None: where the build put the image, as
+    state records it, for a push), verified once per digest; yanks from ``state``."""
+
+    catalog: Catalog
+    state: State
+    client: RegistryClient
+    registry: Registry | None
+    key: VerifyingKey
+    _verified: dict[tuple[str, str], Verified] = field(default_factory=dict)
+
+    def test_of(self, ref: str, digest: str) -> TestRecord | None:
+        runs = self._predicates(ref, digest, predicates.TEST_RESULT)
+        if not runs:
+            return None
+        run = predicates.parse_test_result(runs[-1])
+        # a test-result attestation holds no time: the run is the latest by the order written
+        return TestRecord(digest=digest, passed=run.passed, checks=run.checks, at="")
+
+    def yank_of(self, ref: str, version: str) -> YankRecord | None:
+        record = self.state.images.get(ref)
+        return record.yanked.get(version) if record else None
+
+    def pusher_of(self, ref: str, digest: str) -> tuple[str, ...]:
+        first = self.catalog.project.environments[0].name
+        pushes = [
+            release
+            for release in map(
+                predicates.parse_release, self._predicates(ref, digest, predicates.RELEASE)
+            )
+            if release.environment == first and release.from_environment is None
+        ]
+        return (pushes[-1].identity,) if pushes else ()
+
+    def revocation_of(self, ref: str, digest: str) -> predicates.Lifecycle | None:
+        latest = revocation(self._verified_at(ref, digest))
+        return latest if latest is not None and latest.revoked else None
+
+    def verdict_of(self, ref: str, digest: str, env: str) -> Verdict | None:
+        for entry in reversed(self._predicates(ref, digest, predicates.SCAN_VERDICT)):
+            verdict = _verdict(entry)
+            if verdict.environment in (None, env):
+                return verdict
+        return None
+
+    def where(self, ref: str, digest: str) -> str:
+        return f"the signed attestations {self._location(ref).repository}:{attestation_tag(digest)}"
+
+    def _location(self, ref: str) -> Location:
+        if self.registry is not None:
+            return Location(self.registry, repository(self.registry, self._name(ref)))
+        record = self.state.images.get(ref)
+        build = build_registry(self.catalog.project)
+        if record is None or record.repository is None:
+            return Location(build, repository(build, self._name(ref)))
+        return Location(build, record.repository)
+
+    def _name(self, ref: str) -> str:
+        return self.catalog.images[ref].spec.name
+
+    def _predicates(self, ref: str, digest: str, predicate_type: str) -> tuple[object, ...]:
+        return self._verified_at(ref, digest).predicates(predicate_type)
+
+    def _verified_at(self, ref: str, digest: str) -> Verified:
+        """The evidence of ``digest`` of ``ref``, verified (once); a VerificationError, which
+        refuses the step, when it does not verify."""
+        verified = self._verified.get((ref, digest))
+        if verified is None:
+            location = self._location(ref)
+            verified = verify_digest(
+                EvidenceStore(self.client, location),
+                digest,
+                self.key,
+                identities=identities(
+                    self.catalog.project.registries.values(), location.repository
+                ),
+                builders=builders(self.catalog),
+            )
+            self._verified[(ref, digest)] = verified
+        return verified
+
+
+def builders(catalog: Catalog) -> list[str]:
+    """The builder ids ``signing.builders`` trusts (empty: any)."""
+    return catalog.project.signing.builders if catalog.project.signing is not None else []
+
+
+def _verdict(predicate: object) -> Verdict:
+    """The part of a scan-verdict predicate the gate reads (``passed``, ``environment``); a
+    VerificationError when it does not hold them."""
+    what = "scan-verdict predicate"
+    if not isinstance(predicate, dict):
+        raise VerificationError(f"{what}: not a JSON object")
+    passed, environment = predicate.get("passed"), predicate.get("environment")
+    if not isinstance(passed, bool):
+        raise VerificationError(f"{what}: passed is missing or not true/false")
+    if environment is not None and not isinstance(environment, str):
+        raise VerificationError(f"{what}: environment is neither null nor a string")
+    return Verdict(passed, environment)
+
+
+def evidence_for(
+    catalog: Catalog,
+    state: State | None = None,
+    client: RegistryClient | None = None,
+    *,
+    at: Registry | None = None,
+) -> Evidence:
     """The evidence for ``catalog``'s images, as of now; ``state``: the state file as the
-    caller has just read it (under its lock), not read again."""
+    caller has just read it (under its lock), not read again. With ``signing:`` and a
+    ``client`` (the command's registry session), the registry's signed evidence at ``at``
+    (default: where the build put each image); else this checkout's state and audit log (a caller without
+    a session reads only yanks, which state holds either way)."""
+    state = state if state is not None else load_state(state_file(catalog))
+    if client is not None and signing_enabled(catalog):
+        return RegistryEvidence(catalog, state, client, at, verifying_key(catalog))
     pushes = {
         (str(line["image"]), str(line["digest"])): tuple(
             dict.fromkeys(str(n) for n in (line.get("identity"), line.get("who")) if n)
@@ -60,4 +219,4 @@ def evidence_for(catalog: Catalog, state: State | None = None) -> Evidence:
         for line in audit.completed(audit_log(catalog))
         if line.get("action") == "push"
     }
-    return LocalEvidence(state if state is not None else load_state(state_file(catalog)), pushes)
+    return LocalEvidence(state, pushes, f"this checkout's {state_file(catalog).name} and audit log")

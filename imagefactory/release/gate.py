@@ -1,13 +1,16 @@
 """The one release gate: push, promote and ``gitops update`` let a digest into an environment
 only through ``require``.
 
-A digest passes when it has a passing test run of exactly that digest (push: unless
-``release.require_tests`` is off, or ``--force``, which the audit log records), its version is
-not yanked, and the target environment's approval rule is met (an approver; with ``four_eyes``,
-one who is not who pushed it: the push must be on record, and identities are compared by every
-name they hold, ``same_person``). That the digest is where it should be (the build registry for a
-push, the source environment for a promotion, the target for a pin) is read from the registry by
-the caller, who holds the session.
+A digest passes when it is not revoked, has a passing test run of exactly that digest (push:
+unless ``release.require_tests`` is off, or ``--force``, which the audit log records), its
+version is not yanked, it has a passing scan verdict where the target environment is one of
+``scan.require`` (``scan_required``), and the target environment's approval rule is met (an
+approver; with ``four_eyes``, one who is not who pushed it: the push must be on record, and
+identities are compared by every name they hold, ``same_person``). The evidence is the signed
+attestations in the registry when signing is configured, else this checkout's state
+(``evidence.evidence_for``); each refusal says where it was looked for. That the digest is where
+it should be (the build registry for a push, the source environment for a promotion, the target
+for a pin) is read from the registry by the caller, who holds the session.
 
 Who approves (``approver``): outside CI, whoever passes ``--approve``, named by ``--approver`` or
 else by the catalog repository's git identity (``identity``); in GitLab CI only a job deploying to
@@ -57,11 +60,20 @@ def require(
     approver: str | None,
     tests_required: bool = True,
     approval: bool = True,
+    scan_required: bool = False,
 ) -> None:
     """Raise ``Refused`` unless ``candidate`` may enter its environment, approved by
     ``approver`` (None: nobody approved). ``approval``: False for a push, which no approval
-    rule guards (an environment's ``approval`` is about promotions into it)."""
+    rule guards (an environment's ``approval`` is about promotions into it).
+    ``scan_required``: the environment is one of ``scan.require``."""
     what = f"{candidate.ref} {candidate.version} ({candidate.digest})"
+    where = evidence.where(candidate.ref, candidate.digest)
+    revoked = evidence.revocation_of(candidate.ref, candidate.digest)
+    if revoked is not None:
+        raise Refused(
+            f"{what} is revoked: {revoked.reason} (by {revoked.by}, {revoked.at.isoformat()}; in {where})",
+            hint="a revoked digest goes into no environment: release a fixed build",
+        )
     yank = evidence.yank_of(candidate.ref, candidate.version)
     if yank is not None:
         raise Refused(
@@ -73,10 +85,12 @@ def require(
         run = evidence.test_of(candidate.ref, candidate.digest)
         state = "failed its tests" if run is not None else "has no test record"
         raise Refused(
-            f"{what} {state}",
+            f"{what} {state} (looked in {where})",
             hint=f"run: imagefactory test {candidate.ref} (the gate needs a pass of this "
             "exact digest)",
         )
+    if scan_required:
+        _require_verdict(evidence, candidate, what, where)
     if not (approval and candidate.env.approval):
         return
     approver = require_approver(candidate.env, what, approver)
@@ -86,10 +100,11 @@ def require(
     pushers = evidence.pusher_of(candidate.ref, candidate.digest)
     if not pushers:
         raise Refused(
-            f"who pushed {what} is not known here: four eyes cannot be checked for {env}",
-            hint="its push record is in the audit log of the checkout that pushed it: restore "
-            ".imagefactory/audit.jsonl from the last CI artifact of that pipeline, or promote "
-            "in that pipeline",
+            f"who pushed {what} is not known here: four eyes cannot be checked for {env} "
+            f"(looked in {where})",
+            hint="its push record is in the audit log of the checkout that pushed it (and, "
+            "signed, in the release attestation of its push): restore .imagefactory/audit.jsonl "
+            "from the last CI artifact of that pipeline, or promote in that pipeline",
         )
     pusher = next((name for name in pushers if same_person(name, approver)), None)
     if pusher is not None:
@@ -99,6 +114,21 @@ def require(
             hint="another person approves it: imagefactory promote … --approve "
             "--approver NAME, run by them",
         )
+
+
+def _require_verdict(evidence: Evidence, candidate: Candidate, what: str, where: str) -> None:
+    """``Refused`` unless the latest scan verdict of ``candidate``'s digest that holds for its
+    environment (one for that environment, or for any) passed."""
+    env = candidate.env.name
+    verdict = evidence.verdict_of(candidate.ref, candidate.digest, env)
+    if verdict is not None and verdict.passed:
+        return
+    state = "failed its scan" if verdict is not None else "has no scan verdict"
+    raise Refused(
+        f"{what} {state} for {env}, which scan.require names (looked in {where})",
+        hint=f"scan the digest and record the verdict: imagefactory gate "
+        f"{candidate.ref}@{candidate.digest} --report FILE --env {env}",
+    )
 
 
 def require_approver(env: Environment, what: str, approver: str | None) -> str:

@@ -7,6 +7,13 @@ never a skipped environment), verifies it again, records it in state and the aud
 pins it in the GitOps repository when gitops.yaml deploys the image there: all under the image's
 promotion lock (``one_at_a_time``), which a yank of the image takes too, so no yank lands
 between the gate and the pin.
+
+With ``signing:`` the digest's evidence in the source environment is verified first, down the
+chain of its parents to the bootstrap (``evidence.verify.verify_chain``: signatures, attestations,
+builders, revocations), the gate reads it there (``evidence.RegistryEvidence``: the signed test
+run, who pushed it, its revocation and scan verdict), and the promotion, with its tags, copies
+that evidence into every repository of the target, signs the digest there and attests the
+release with its approver (``attach.attach_release``).
 """
 
 from __future__ import annotations
@@ -17,12 +24,15 @@ import semver
 
 from imagefactory import git
 from imagefactory.errors import UserError
+from imagefactory.evidence.keys import signing_key
+from imagefactory.evidence.store import Location
 from imagefactory.project.naming import repository
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import EnvironmentRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import gate
 from imagefactory.release.aliases import good_versions
+from imagefactory.release.attach import attach_release, verified_chain
 from imagefactory.release.deploy import pin_release
 from imagefactory.release.environments import registries_of, sibling_suffixes
 from imagefactory.release.evidence import evidence_for
@@ -62,6 +72,7 @@ def promote(
         )
     source_env = catalog.project.environments[position - 1]
     approved_by = gate.approver(target_env, catalog.root, approve=approve, named=approver)
+    signing_key(catalog)  # refused before anything is copied when signing needs a key it lacks
     with one_at_a_time(catalog, "promote", image.ref):
         release = _copy(catalog, image, source_env, target_env, approved_by, dry_run=dry_run)
         return pin_release(catalog, release, to_env, done="promoted")
@@ -103,10 +114,13 @@ def _copy(
                 f"{source_repo}:{version_tag} is gone from {source_env.name} ({source_name})",
                 hint="push or promote it there again",
             )
+        origin = Location(source_registry, source_repo)
+        verified_chain(catalog, client, origin, digest)
         gate.require(
-            evidence_for(catalog, state),
+            evidence_for(catalog, state, client, at=source_registry),
             gate.Candidate(image.ref, held.version, digest, target_env),
             approver=approved_by,
+            scan_required=to_env in catalog.project.scan.require,
         )
         changes = _promotion_changes(
             catalog, client, image, targets, held, digest, yanked=record.yanked
@@ -123,13 +137,13 @@ def _copy(
             approver=approved_by,
         )
         source = f"{source_repo}@{digest}"
+
+        def write() -> None:
+            write_tags(client, catalog, source_registry, source, changes)
+            attach_release(catalog, client, origin, step, release)
+
         return record_release(
-            catalog,
-            step,
-            release,
-            record,
-            lambda: write_tags(client, catalog, source_registry, source, changes),
-            revision=git.revision(catalog.root),
+            catalog, step, release, record, write, revision=git.revision(catalog.root)
         )
 
 

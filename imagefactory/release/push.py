@@ -6,8 +6,11 @@ exactly the built digest, unless ``release.require_tests`` is off or ``--force``
 audit log records; a version not yanked), copies the built digest to every registry of the
 first environment under its immutable tags (``X.Y.Z<suffix>``, ``git-<sha><suffix>``) and the
 aliases that may move, verifies the digest there, and records the release in state and the
-audit log. Where gitops.yaml deploys the image into that environment, a tested digest is then
-pinned in its overlay; an untested one (``--force``, or ``release.require_tests`` off) is not:
+audit log. With ``signing:``, the gate reads the digest's signed test attestation from the
+build registry (``evidence.RegistryEvidence``), and the push, with its tags, copies the digest's
+evidence into every repository it wrote to, signs it there and attests the release
+(``attach.attach_release``). Where gitops.yaml deploys the image into that environment, a tested
+digest is then pinned in its overlay; an untested one (``--force``, or ``release.require_tests`` off) is not:
 ``gitops update`` would refuse it too. State, the gate's evidence, the push and its pin are all
 read and made under the image's push lock (``one_at_a_time``), which a yank of the image takes
 too: no yank lands between the gate and the pin, and two pushes of an image pin in the order
@@ -30,6 +33,8 @@ import semver
 from imagefactory import git
 from imagefactory.ci_env import in_gitlab_ci
 from imagefactory.errors import UserError
+from imagefactory.evidence.keys import signing_key
+from imagefactory.evidence.store import Location
 from imagefactory.project.naming import CONTENT_LABEL, REVISION_LABEL, build_registry, repository
 from imagefactory.project.paths import state_file, work_dir
 from imagefactory.project.plan import built_records
@@ -37,6 +42,7 @@ from imagefactory.project.state import ImageRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import audit, gate
 from imagefactory.release.aliases import good_versions
+from imagefactory.release.attach import attach_release
 from imagefactory.release.deploy import pin_release
 from imagefactory.release.environments import registries_of, sibling_suffixes
 from imagefactory.release.evidence import Evidence, evidence_for
@@ -97,6 +103,7 @@ def push_images(
     # refused before anything is pushed when one of them is not built; each is read again
     # under its lock
     built_records(catalog, images, load_state(state_file(catalog)))
+    signing_key(catalog)  # and when signing needs a key this run lacks
     targets = tuple(registries_of(catalog, env))
     releases = []
     with registry_session(catalog, [r for _, r in targets]) as client:
@@ -139,7 +146,7 @@ class _PushRun:
         with one_at_a_time(self.catalog, "push", image.ref):
             state = load_state(state_file(self.catalog))
             [(_, record)] = built_records(self.catalog, [image], state)
-            evidence = evidence_for(self.catalog, state)
+            evidence = evidence_for(self.catalog, state, self.client)
             pending = interrupted(self.catalog, "push", image.ref, self.env.name)
             if pending is not None:
                 source = (self.build, f"{record.repository}@{pending.digest}")
@@ -184,6 +191,7 @@ class _PushRun:
             approver=None,
             tests_required=required and not self.force,
             approval=False,
+            scan_required=self.env.name in self.catalog.project.scan.require,
         )
         plan = plan_tags(
             choice.version,
@@ -210,19 +218,26 @@ class _PushRun:
         )
         if self.dry_run or nothing_to_do(release, record.environments.get(self.env.name)):
             return release
-        source = f"{record.repository}@{record.digest}"
+        origin = Location(self.build, record.repository)
         overrides = (
             *((audit.UNTESTED,) if untested else ()),
             *((audit.IMMUTABLE_TAG,) if any(c.moves_immutable for c in changes) else ()),
         )
+        step = Step.push(self.env.name, identity=self.identity, overrides=overrides)
         return record_release(
             self.catalog,
-            Step.push(self.env.name, identity=self.identity, overrides=overrides),
+            step,
             release,
             record,
-            lambda: write_tags(self.client, self.catalog, self.build, source, changes),
+            lambda: self._write(origin, step, release),
             revision=self.revision,
         )
+
+    def _write(self, source: Location, step: Step, release: Release) -> None:
+        """The push's writes: its tags, then the evidence they carry."""
+        reference = f"{source.repository}@{release.digest}"
+        write_tags(self.client, self.catalog, self.build, reference, list(release.changes))
+        attach_release(self.catalog, self.client, source, step, release)
 
     def _built_commit(self, image: CatalogImage, record: ImageRecord) -> str | None:
         """The commit that built ``record``'s digest, as its revision label names it; None

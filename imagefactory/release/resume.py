@@ -1,6 +1,7 @@
 """Completing a push or promotion that was interrupted after its intent was logged (a crash, a
 kill, a full disk): its tags are verified in the registries by digest, what is missing is
-written, state is saved and the done record appended, under the intent's own audit id.
+written (with the evidence they carry: ``attach.attach_release``), state is saved and the done
+record appended, under the intent's own audit id.
 
 The next push of an image (or promotion into that environment) does this, and only this, when
 it finds such an intent; it is run again for anything newer. Its immutable tags are written as
@@ -19,16 +20,18 @@ from typing import Literal
 import semver
 
 from imagefactory.errors import UserError
+from imagefactory.evidence.store import Location
 from imagefactory.project.naming import repository
 from imagefactory.project.paths import audit_log
 from imagefactory.project.state import ImageRecord
 from imagefactory.registry.client import RegistryClient
 from imagefactory.release import audit, gate
 from imagefactory.release.aliases import good_versions
+from imagefactory.release.attach import attach_release
 from imagefactory.release.audit import AuditRecord
 from imagefactory.release.environments import sibling_suffixes
 from imagefactory.release.evidence import evidence_for
-from imagefactory.release.record import Release, failure_recorded, finish, released
+from imagefactory.release.record import Release, Step, failure_recorded, finish, released
 from imagefactory.release.tags import TagChange, plan_changes, write_tags
 from imagefactory.release.versioning import plan_tags, tag_versions, variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -78,11 +81,22 @@ def resume(
     with failure_recorded(catalog, intent):
         changes = _plan(catalog, client, image, intent, record)
         write_tags(client, catalog, source[0], source[1], changes)
+        completed = Release(
+            intent.image, intent.version, intent.digest, reason, tuple(changes), audit_id=intent.id
+        )
+        origin = Location(source[0], source[1].rpartition("@")[0])
+        attach_release(catalog, client, origin, _step(intent), completed)
     # state and the done record name the tags it holds: the aliases it no longer takes are not
     finish(catalog, replace(intent, tags=sorted({c.tag for c in changes})), record, update=released)
-    return Release(
-        intent.image, intent.version, intent.digest, reason, tuple(changes), audit_id=intent.id
-    )
+    return completed
+
+
+def _step(intent: AuditRecord) -> Step:
+    """The step ``intent`` logged (for the release attestation its completion writes)."""
+    identity = intent.identity or intent.who
+    if intent.action == "push":
+        return Step.push(intent.target, identity=identity)
+    return Step.promotion(intent.source, intent.target, identity=identity, approver=intent.approver)
 
 
 def _not_yanked(catalog: Catalog, intent: AuditRecord, *, dry_run: bool) -> None:

@@ -34,6 +34,7 @@ import semver
 
 from imagefactory import git
 from imagefactory.errors import UserError
+from imagefactory.evidence.predicates import Lifecycle
 from imagefactory.project.naming import build_registry, content_tag, repository
 from imagefactory.project.paths import audit_log, state_file
 from imagefactory.project.state import ImageRecord, TestRecord, YankRecord, load_state
@@ -41,7 +42,7 @@ from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import aliases, audit, gate
 from imagefactory.release.audit import AuditRecord
 from imagefactory.release.environments import registries_of
-from imagefactory.release.evidence import Evidence, evidence_for
+from imagefactory.release.evidence import Evidence, Verdict, evidence_for
 from imagefactory.release.record import failure_recorded, finish, one_at_a_time, written_ahead
 from imagefactory.release.versioning import variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -382,6 +383,15 @@ class _Unyanked:
 
     def pusher_of(self, ref: str, digest: str) -> tuple[str, ...]:
         return self.evidence.pusher_of(ref, digest)
+
+    def revocation_of(self, ref: str, digest: str) -> Lifecycle | None:
+        return self.evidence.revocation_of(ref, digest)
+
+    def verdict_of(self, ref: str, digest: str, env: str) -> Verdict | None:
+        return self.evidence.verdict_of(ref, digest, env)
+
+    def where(self, ref: str, digest: str) -> str:
+        return self.evidence.where(ref, digest)
 
 
 def _yanked(left: list[str], intent: AuditRecord, current: ImageRecord) -> ImageRecord:

@@ -98,9 +98,15 @@ def test_session_id() -> str:
 
 
 @pytest.fixture(scope="session")
-def registry_env(registry: Registry) -> dict[str, str]:
-    """The process environment plus the credential variables the example catalog names."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEFACTORY_REGISTRY_")}
+def registry_env(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The process environment plus the credential variables the example catalog names, and
+    its signing key's: the path of the session's private key (``example_build`` makes it)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("IMAGEFACTORY_REGISTRY_", "IMAGEFACTORY_SIGNING_KEY"))
+    }
+    env["IMAGEFACTORY_SIGNING_KEY"] = str(tmp_path_factory.mktemp("signing") / "signing.key")
     env.pop("DOCKER_HOST", None)
     env["IMAGEFACTORY_REGISTRY_USER"] = registry.user
     env["IMAGEFACTORY_REGISTRY_PASSWORD"] = registry.password
@@ -121,7 +127,11 @@ def example_build(
     ``it-<session>/`` in the registry are removed.
     """
     session = test_session_id
-    root = prepare_example_catalog(tmp_path_factory.mktemp("example") / "catalog", session)
+    root = prepare_example_catalog(
+        tmp_path_factory.mktemp("example") / "catalog",
+        session,
+        Path(registry_env["IMAGEFACTORY_SIGNING_KEY"]),
+    )
     try:
         yield build_example(root, session, registry, registry_env)
     finally:

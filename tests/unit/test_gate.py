@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from imagefactory.errors import UserError
+from imagefactory.evidence.predicates import Lifecycle
 from imagefactory.project.naming import REVISION_LABEL
 from imagefactory.project.paths import audit_log, state_file
 from imagefactory.project.state import (
@@ -25,7 +27,7 @@ from imagefactory.project.state import (
 )
 from imagefactory.project.state import TestRecord as Run
 from imagefactory.release import audit, gate, promote, push
-from imagefactory.release.evidence import LocalEvidence, evidence_for
+from imagefactory.release.evidence import LocalEvidence, Verdict, evidence_for
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Environment, Registry
 
@@ -207,6 +209,92 @@ def test_four_eyes_lets_another_person_with_another_login_approve() -> None:
     pushed = evidence(runs=(passed(),), pusher="bob")
     gate.require(pushed, candidate(FOUR_EYES), approver="Ada Lovelace <ada@x>")
     gate.require(pushed, candidate(FOUR_EYES), approver="bobby")
+
+
+# --- revocation and the scan verdict ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signed:
+    """``LocalEvidence`` plus what only signed evidence holds: revocations and scan verdicts
+    (``RegistryEvidence`` reads them from attestations: tests/unit/test_gate_evidence.py)."""
+
+    local: LocalEvidence
+    revoked: Lifecycle | None = None
+    verdicts: dict[str | None, Verdict] = field(default_factory=dict)  # environment → latest
+
+    def test_of(self, ref: str, digest: str) -> Run | None:
+        return self.local.test_of(ref, digest)
+
+    def yank_of(self, ref: str, version: str) -> YankRecord | None:
+        return self.local.yank_of(ref, version)
+
+    def pusher_of(self, ref: str, digest: str) -> tuple[str, ...]:
+        return self.local.pusher_of(ref, digest)
+
+    def revocation_of(self, ref: str, digest: str) -> Lifecycle | None:
+        return self.revoked
+
+    def verdict_of(self, ref: str, digest: str, env: str) -> Verdict | None:
+        return self.verdicts.get(env, self.verdicts.get(None))
+
+    def where(self, ref: str, digest: str) -> str:
+        return "the attestations at sha256-aaa.att"
+
+
+REVOKED = Lifecycle(
+    revoked=True, reason="CVE-2026-1 in the base", by="sec", at=datetime(2026, 12, 1, tzinfo=UTC)
+)
+
+
+def test_a_revoked_digest_is_refused_whatever_else_holds() -> None:
+    tested_and_scanned = Signed(evidence(runs=(passed(),)), verdicts={None: Verdict(True, None)})
+    gate.require(tested_and_scanned, candidate(), approver="ada", scan_required=True)
+    revoked = replace(tested_and_scanned, revoked=REVOKED)
+    with pytest.raises(gate.Refused, match="is revoked: CVE-2026-1 in the base") as caught:
+        gate.require(revoked, candidate(), approver="ada", scan_required=True)
+    assert "by sec, 2026-12-01" in caught.value.message
+    assert "sha256-aaa.att" in caught.value.message  # where it was found
+    with pytest.raises(gate.Refused, match="is revoked"):  # a forced push too
+        gate.require(revoked, candidate(), approver=None, approval=False, tests_required=False)
+
+
+def test_without_signing_nothing_is_revoked_and_no_verdict_is_known() -> None:
+    local = evidence(runs=(passed(),))
+    assert local.revocation_of(REF, DIGEST) is None
+    with pytest.raises(gate.Refused, match="has no scan verdict for prod") as caught:
+        gate.require(local, candidate(), approver="ada", scan_required=True)
+    assert "signing is not configured" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "refusal"),
+    [
+        ({}, "has no scan verdict for prod, which scan.require names"),
+        ({None: Verdict(False, None)}, "failed its scan for prod"),
+        ({"prod": Verdict(False, "prod"), None: Verdict(True, None)}, "failed its scan for prod"),
+    ],
+)
+def test_an_environment_of_scan_require_needs_a_passing_verdict(
+    verdicts: dict[str | None, Verdict], refusal: str
+) -> None:
+    scanned = Signed(evidence(runs=(passed(),)), verdicts=verdicts)
+    with pytest.raises(gate.Refused, match=refusal) as caught:
+        gate.require(scanned, candidate(), approver="ada", scan_required=True)
+    assert "looked in the attestations at sha256-aaa.att" in caught.value.message
+    assert f"imagefactory gate {REF}" in (caught.value.hint or "")
+    gate.require(scanned, candidate(), approver="ada")  # not in scan.require: no verdict needed
+
+
+def test_a_passing_verdict_for_the_environment_or_for_any_lets_it_through() -> None:
+    for verdicts in ({"prod": Verdict(True, "prod")}, {None: Verdict(True, None)}):
+        scanned = Signed(evidence(runs=(passed(),)), verdicts=verdicts)
+        gate.require(scanned, candidate(), approver="ada", scan_required=True)
+
+
+def test_a_refused_test_record_says_where_it_was_looked_for() -> None:
+    with pytest.raises(gate.Refused, match=r"has no test record \(looked in the attestations"):
+        gate.require(Signed(evidence()), candidate(), approver="ada")
 
 
 # --- who approves ------------------------------------------------------------------------------

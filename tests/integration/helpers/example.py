@@ -1,14 +1,18 @@
 """The example catalog, built once per test session by the real CLI (for test_build*.py and most
 other integration tests).
 
-The copy differs from the repository's example in three ways, all in its imagefactory.yaml:
+The copy differs from the repository's example in four ways, three in its imagefactory.yaml:
 
 * every registry namespace becomes ``it-<session>/<stage>``: runs never share a repository;
 * ``defaults.labels`` gains ``org.imagefactory.test-session: <session>``: the label is part of
   every content hash, so no image of an earlier run (or of a manual build of the example, which
   the build would reuse from the local engine by its content-hash label) matches, and the first
   build really builds. BuildKit still serves unchanged layers from its cache;
-* ``build.proxy.no_proxy`` is set to a marker value that must never reach an image.
+* ``build.proxy.no_proxy`` is set to a marker value that must never reach an image;
+
+and it signs with a key pair of its own, made by the real ``imagefactory keygen``: the public key
+at keys/cosign.pub (where the example's ``signing.public_key`` names it), the private key outside
+the catalog, where ``IMAGEFACTORY_SIGNING_KEY`` (``registry_env``) names it.
 """
 
 from __future__ import annotations
@@ -147,8 +151,9 @@ def slug(ref: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "_", ref)
 
 
-def prepare_example_catalog(target: Path, session: str) -> Path:
-    """A copy of the example catalog at ``target``, rewritten for this session (see above)."""
+def prepare_example_catalog(target: Path, session: str, private_key: Path) -> Path:
+    """A copy of the example catalog at ``target``, rewritten for this session, with a new key
+    pair: keys/cosign.pub in the copy, ``private_key`` (not there yet) outside (see above)."""
     target.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO_ROOT / "images", target / "images")
     project = yaml.safe_load((REPO_ROOT / "imagefactory.yaml").read_text())
@@ -163,7 +168,18 @@ def prepare_example_catalog(target: Path, session: str) -> Path:
     if ROOTFS_CACHE.is_dir():  # a warm mmdebstrap cache: saves ~20 s; a cold run makes its own
         link_or_copy_tree(ROOTFS_CACHE, work / "cache")
     (target / ".gitignore").write_text("/.imagefactory/\n")
+    keygen(target, private_key)
     return target
+
+
+def keygen(root: Path, private_key: Path) -> None:
+    """A new key pair for the catalog at ``root`` (keys/cosign.pub) by the real CLI."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEFACTORY_SIGNING_KEY")}
+    proc = imagefactory(
+        root, "keygen", "--public", "keys/cosign.pub", "--private", str(private_key), env=env
+    )
+    assert proc.returncode == 0, f"keygen failed\n{tail(proc.stdout)}\n{tail(proc.stderr)}"
+    assert (root / "keys" / "cosign.pub").is_file() and private_key.is_file()
 
 
 def build_example(

@@ -1,0 +1,65 @@
+"""The evidence a push or promotion carries along, written with its tags (inside the step's
+write-ahead, so that ``resume`` completes it too): for each repository the step wrote the digest
+to, the digest's signatures and attestations copied from where it came from (``.sig`` and
+``.att``, merged into what the target holds: skopeo does not carry ``.att``), a signature with
+the target's identity, and a release attestation (environment, version, tags, who, approver,
+from where). Nothing without ``signing:``, or without the key where ``signing.required`` is off.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from imagefactory.evidence import predicates
+from imagefactory.evidence.keys import signing_enabled, signing_key, verifying_key
+from imagefactory.evidence.store import EvidenceStore, Location
+from imagefactory.evidence.verify import verify_chain
+from imagefactory.registry.client import RegistryClient
+from imagefactory.release import audit
+from imagefactory.release.evidence import builders
+from imagefactory.release.record import Release, Step
+from imagefactory.spec.catalog import Catalog
+
+
+def attach_release(
+    catalog: Catalog, client: RegistryClient, source: Location, step: Step, release: Release
+) -> None:
+    """Copy ``release``'s digest's evidence from ``source`` into each repository its tags went
+    to, sign the digest there and attest the release ``step`` made (a no-op when nothing is
+    signed)."""
+    key = signing_key(catalog)
+    if key is None:
+        return
+    predicate = predicates.release_predicate(
+        environment=step.target,
+        version=release.version,
+        tags=sorted({change.tag for change in release.changes}),
+        identity=step.identity or audit.actor(),
+        approver=step.approver,
+        from_environment=None if step.action == "push" else step.source,
+        at=datetime.now(UTC),
+    )
+    origin = EvidenceStore(client, source)
+    targets = {(c.registry, c.repository) for c in release.changes}
+    for name, repository in sorted(targets):
+        target = Location(catalog.project.registries[name], repository)
+        store = EvidenceStore(client, target)
+        if target != source:
+            origin.copy_to(release.digest, store)
+        store.sign(release.digest, key)
+        store.attest(release.digest, predicates.RELEASE, predicate, key)
+
+
+def verified_chain(catalog: Catalog, client: RegistryClient, origin: Location, digest: str) -> None:
+    """Raise ``VerificationError`` unless ``digest``'s evidence at ``origin`` verifies, down the
+    chain of its parents to the bootstrap, none revoked (nothing to check without ``signing:``)."""
+    if not signing_enabled(catalog):
+        return
+    verify_chain(
+        client,
+        list(catalog.project.registries.values()),
+        origin,
+        digest,
+        verifying_key(catalog),
+        builders=builders(catalog),
+    )
