@@ -28,6 +28,13 @@ report), which a release leaves out when it asks whether the checkout is clean: 
 gets all of the test job's artifacts, and one outside that folder (an untracked
 ``junit-*.xml`` at the root) would make the CI push refuse its checkout as uncommitted.
 
+* ``scan:<ref>`` (stage ``scan``, only when ``scan.scanner_image`` is set) runs in that image,
+  after the image's test job (whose state names the digest): ``imagefactory gate --reference``
+  gives the reference to scan, trivy or grype (``scan.scanner``) writes its JSON report, and
+  ``imagefactory gate`` judges it (and attests the verdict when signing is configured). The
+  scanner image must hold imagefactory as well (docs/supply-chain.md); the scanner logs in to
+  the build registry with its login variables.
+
 ``rules:changes`` per image: its folder and its catalog ancestors' folders, the Ansible
 playbooks they apply, the standard Dockerfile templates when they live in the repository, a CA
 bundle kept in the repository, and the project file. Branch pipelines other than the default
@@ -73,6 +80,8 @@ REFUSED_BUILDERS = {
 }
 
 STAGES = ("validate", "build", "test", "push", "promote")
+#: The stage of the vulnerability scan jobs, after test (only with scan.scanner_image).
+SCAN_STAGE = "scan"
 VALIDATE_JOB = "catalog:validate"
 
 #: The job image: imagefactory with the Docker CLI, skopeo and mmdebstrap; set it as a CI/CD
@@ -141,7 +150,7 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
     check_options(catalog, options)
     images = catalog.in_build_order()
     environments = catalog.project.environments
-    jobs: dict[str, Any] = {"stages": list(STAGES)}
+    jobs: dict[str, Any] = {"stages": stages(catalog)}
     jobs[VALIDATE_JOB] = _job(
         "validate", options, engine=False, script=[_command(options, "validate")]
     )
@@ -176,6 +185,9 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
             },
             interruptible=True,
         )
+    if catalog.project.scan.scanner_image is not None:
+        for image in images:
+            jobs[f"scan:{image.ref}"] = _scan_job(catalog, options, image.ref, paths[image.ref])
     release_paths = [_state_path(catalog, options), _work_path(catalog, options, "audit.jsonl")]
     first = environments[0]  # check_options: there is one
     for image in images:
@@ -215,6 +227,15 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
                 interruptible=False,
             )
     return jobs
+
+
+def stages(catalog: Catalog) -> list[str]:
+    """The pipeline's stages: ``STAGES``, with ``scan`` after ``test`` when the project names a
+    scanner image."""
+    if catalog.project.scan.scanner_image is None:
+        return list(STAGES)
+    at = STAGES.index("test") + 1
+    return [*STAGES[:at], SCAN_STAGE, *STAGES[at:]]
 
 
 def render_pipeline(catalog: Catalog, options: PipelineOptions) -> str:
@@ -275,6 +296,63 @@ def _job(
     return job
 
 
+def _scan_job(
+    catalog: Catalog, options: PipelineOptions, ref: str, paths: list[str]
+) -> dict[str, Any]:
+    """``scan:<ref>``: the scanner's JSON report of the tested digest, judged by the gate."""
+    scan = catalog.project.scan
+    slug = ref_slug(ref)
+    report = _work_path(catalog, options, f"scan-{slug}.json")
+    gate = ["gate", ref, "--report", report]
+    script = [f'REF="$({_command(options, "gate", ref, "--reference")})"']
+    artifacts = [report]
+    if scan.scanner == "trivy":
+        info = _work_path(catalog, options, f"scanner-{slug}.json")
+        script += [
+            f"trivy version --format json > {shlex.quote(info)}",
+            f'trivy image --format json --output {shlex.quote(report)} "$REF"',
+        ]
+        gate += ["--scanner-info", info]
+        artifacts.append(info)
+    else:
+        script.append(f'grype "registry:$REF" -o json --file {shlex.quote(report)}')
+    script.append(_command(options, *gate))
+    job = _job(
+        SCAN_STAGE,
+        options,
+        engine=False,
+        needs=[_need(f"test:{ref}", artifacts=True)],
+        rules=image_rules(paths),
+        script=script,
+        artifacts={"when": "always", "paths": artifacts},
+        interruptible=True,
+    )
+    if "image" in job:
+        job["image"] = {"name": scan.scanner_image, "entrypoint": [""]}
+    login = _scanner_login(catalog)
+    if login:
+        job["variables"] = login
+    return job
+
+
+def _scanner_login(catalog: Catalog) -> dict[str, str]:
+    """The variables that log the scanner in to the build registry (its login variables'
+    values, expanded by GitLab), and let it speak plain HTTP where the registry does."""
+    registry = build_registry(catalog.project)
+    scanner = catalog.project.scan.scanner
+    variables: dict[str, str] = {}
+    if registry.username_env and registry.password_env:
+        prefix = "TRIVY_" if scanner == "trivy" else "GRYPE_REGISTRY_AUTH_"
+        if scanner == "grype":
+            variables["GRYPE_REGISTRY_AUTH_AUTHORITY"] = registry.url
+        variables[f"{prefix}USERNAME"] = f"${registry.username_env}"
+        variables[f"{prefix}PASSWORD"] = f"${registry.password_env}"
+    if not registry.tls_verify:
+        insecure = "TRIVY_INSECURE" if scanner == "trivy" else "GRYPE_REGISTRY_INSECURE_USE_HTTP"
+        variables[insecure] = "true"
+    return variables
+
+
 def _engine(builder: str) -> dict[str, Any]:
     """Services and variables that give a build or test job its engine."""
     if builder == "host":
@@ -324,7 +402,7 @@ def _header(catalog: Catalog, options: PipelineOptions) -> str:
     lines = [
         f"GitLab CI pipeline of the imagefactory catalog '{catalog.project.project}'.",
         f"Generated by `{options.command}`: do not edit.",
-        f"Stages: {' → '.join(STAGES)}; builder: {options.builder}.",
+        f"Stages: {' → '.join(stages(catalog))}; builder: {options.builder}.",
     ]
     variables = ci_variables(catalog, options)
     if variables:
