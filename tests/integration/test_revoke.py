@@ -1,0 +1,195 @@
+"""``imagefactory revoke --descendants`` and the evidence bundle for real (issue 16, items 6 and
+7), against the registry of ``scripts/services.sh``.
+
+A tiny signed chain of its own: ``base/tiny`` FROM the 2 MB busybox base of ``import_tiny_base``
+(pushed to the registry, an external parent pinned by digest) and ``app/tiny`` FROM
+``base/tiny``, built, tested and pushed to dev with a P-256 key pair the test makes (the public
+half committed in the catalog as ``keys/cosign.pub``, the private one in a file named by
+``IMAGEFACTORY_SIGNING_KEY``). Revoking the base with ``--descendants`` revokes both (the app's
+signed provenance names the base's digest as its parent), writes ahead in the audit log, reports
+dev as the blast radius, and the promotion of the app to preprod is refused; ``status`` marks
+both. The app's evidence bundle verifies offline with the public key alone (it says revoked),
+and is refused once one byte of a blob or of an audit record is changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from .helpers.example import cli_json
+from .helpers.registry import Registry
+from .helpers.tiny import TinyCatalog, ok, project, tiny_parent, write_catalog
+
+pytestmark = pytest.mark.integration
+
+BASE, APP = "base/tiny", "app/tiny"
+REASON = "CVE-2026-0002 in busybox, INC-4712"
+
+
+@dataclass(frozen=True)
+class Chain(TinyCatalog):
+    base: str  # the digest of base/tiny
+    app: str  # the digest of app/tiny, built on it
+    dev: str  # the dev repository prefix (HOST/it-…/revoke/dev)
+
+
+def _key_pair(root: Path, secret: Path) -> None:
+    """A P-256 pair: the public key in the catalog, the private one (PKCS#8) in ``secret``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    (root / "keys").mkdir(parents=True)
+    (root / "keys" / "cosign.pub").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    secret.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    secret.chmod(0o600)
+
+
+@pytest.fixture(scope="module")
+def chain(
+    registry: Registry,
+    registry_env: dict[str, str],
+    docker_config: Path,
+    tiny_base: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Chain]:
+    folder = tmp_path_factory.mktemp("revoke")
+    root, secret = folder / "catalog", folder / "signing.key"
+    root.mkdir()
+    _key_pair(root, secret)
+    env = {**registry_env, "COLUMNS": "250", "IMAGEFACTORY_SIGNING_KEY": str(secret)}
+    with tiny_parent("revoke", tiny_base, registry, docker_config) as (session, parent):
+        stages = [{"name": stage, "registries": [stage]} for stage in ("dev", "preprod")]
+        namespace = f"it-{session}/revoke"
+        settings = project("it-revoke", registry, namespace, session, stages)
+        settings["signing"] = {"public_key": "keys/cosign.pub"}
+        write_catalog(
+            root, settings, {"name": BASE, "version": "1.0.0", "from": parent, "user": "root"}
+        )
+        app = root / "images" / APP
+        app.mkdir(parents=True)
+        (app / "image.yaml").write_text(
+            yaml.safe_dump({"name": APP, "version": "1.0.0", "from": BASE, "user": "root"})
+        )
+        catalog = TinyCatalog(root, env, docker_config / "config.json")
+        ok(catalog.cli("build", "--all", "--json"))
+        ok(catalog.cli("test", "--all", "--json"))
+        pushed = {
+            e["image"]: e["digest"] for e in ok(catalog.cli("push", "--all", "--json"))["images"]
+        }
+        yield Chain(
+            root,
+            env,
+            catalog.authfile,
+            pushed[BASE],
+            pushed[APP],
+            f"{registry.host}/{namespace}/dev",
+        )
+
+
+@pytest.fixture(scope="module")
+def revoked(chain: Chain) -> dict[str, Any]:
+    return ok(
+        chain.cli("revoke", f"{BASE}@{chain.base}", "--reason", REASON, "--descendants", "--json")
+    )
+
+
+def test_revoking_the_base_revokes_what_is_built_on_it(
+    chain: Chain, revoked: dict[str, Any]
+) -> None:
+    assert [(r["image"], r["digest"], r["built_on"]) for r in revoked["revoked"]] == [
+        (BASE, chain.base, None),
+        (APP, chain.app, chain.base),
+    ]
+    for entry, image in zip(revoked["revoked"], (BASE, APP), strict=True):
+        assert f"{chain.dev}/{image}" in entry["repositories"]
+    # the blast radius: dev holds both (state); nothing is rolled back
+    assert {(p["image"], p["env"], p["source"]) for p in revoked["still_pinned"]} == {
+        (BASE, "dev", "state"),
+        (APP, "dev", "state"),
+    }
+    assert chain.digest(f"{chain.dev}/{APP}:1.0.0") == chain.app
+    # written ahead: per digest an intent with the reason, then its done record
+    lines = [line for line in chain.audit() if line["action"] == "revoke"]
+    assert [(line["image"], line["phase"]) for line in lines] == [
+        (BASE, "intent"),
+        (BASE, "done"),
+        (APP, "intent"),
+        (APP, "done"),
+    ]
+    assert lines[0]["reason"] == REASON and REASON in lines[2]["reason"]
+    assert {line["id"] for line in lines} == {r["audit_id"] for r in revoked["revoked"]}
+
+
+def test_the_app_built_on_a_revoked_base_is_never_promoted(
+    chain: Chain, revoked: dict[str, Any]
+) -> None:
+    refused = chain.cli("promote", APP, "--to", "preprod")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "revoked" in refused.stderr and "Traceback" not in refused.stderr
+    assert chain.digest(f"{chain.dev.rpartition('/')[0]}/preprod/{APP}:1.0.0") is None
+
+
+def test_status_marks_the_revoked_digests(chain: Chain, revoked: dict[str, Any]) -> None:
+    images = ok(chain.cli("status", "--json"))["images"]
+    assert images[BASE]["dev"]["revoked"] is True and images[APP]["dev"]["revoked"] is True
+    assert images[APP]["preprod"]["revoked"] is False
+    assert "REVOKED" in chain.cli("status", APP).stdout
+
+
+def _verify(chain: Chain, bundle: Path) -> Any:
+    return chain.cli("verify", "--bundle", str(bundle), "--key", "keys/cosign.pub", "--json")
+
+
+def test_the_evidence_bundle_verifies_offline_and_fails_once_edited(
+    chain: Chain, revoked: dict[str, Any], tmp_path: Path
+) -> None:
+    bundle = tmp_path / "app.evidence.json"
+    exported = ok(chain.cli("evidence", APP, "--env", "dev", "--out", str(bundle), "--json"))
+    assert (exported["digest"], exported["repository"]) == (chain.app, f"{chain.dev}/{APP}")
+    summary = exported["summary"]
+    assert summary["revoked"] is True and summary["audit_records"] >= 4  # push and revoke
+    assert f"{chain.dev}/{APP}" in summary["signed_for"]
+    assert [p["parent"] for p in summary["provenance"]] == [chain.base]
+
+    checked = ok(_verify(chain, bundle))
+    assert checked["digest"] == chain.app and checked["summary"] == summary
+
+    document = json.loads(bundle.read_text())
+    digest, text = next(iter(sorted(document["blobs"].items())))
+    raw = bytearray(base64.b64decode(text))
+    raw[len(raw) // 2] ^= 0x01
+    edited = tmp_path / "blob-edited.json"
+    edited.write_text(
+        json.dumps(
+            {**document, "blobs": {**document["blobs"], digest: base64.b64encode(raw).decode()}}
+        )
+    )
+    refused = _verify(chain, edited)
+    assert refused.returncode == 1
+    assert f"the blob {digest} does not match its digest" in cli_json(refused)["error"]
+
+    audit = [dict(line) for line in document["audit"]]
+    audit[0]["who"] = audit[0]["who"] + "x"
+    edited.write_text(json.dumps({**document, "audit": audit}))
+    refused = _verify(chain, edited)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    failed = cli_json(refused)
+    assert failed["ok"] is False and "audit records were changed" in failed["error"]
