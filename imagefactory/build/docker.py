@@ -253,6 +253,15 @@ class Engine:
                 return digest
         raise UserError(f"pushed {tag} but the engine reports no digest for {repository}")
 
+    def save(self, reference: str, target: Path) -> None:
+        """``docker image save`` of the one image ``reference`` into the tar file ``target``
+        (its ``manifest.json`` lists the layer tarballs, lowest first)."""
+        self._run(
+            ["image", "save", "--output", target, "--", reference],
+            timeout=3600,
+            hint=f"the engine could not save {reference} (is it a local image?)",
+        )
+
     def remove_image(self, reference: str) -> None:
         """Remove ``reference`` if it exists (cleanup: a failure is not an error)."""
         self._run(["rmi", reference], check=False)

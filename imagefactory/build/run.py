@@ -37,6 +37,7 @@ from pathlib import Path
 from imagefactory import git, scratch, tools
 from imagefactory.build.bootstrap import rootfs_tar
 from imagefactory.build.docker import Engine
+from imagefactory.build.evidence import BuildEvidence
 from imagefactory.build.provision import provision
 from imagefactory.build.publish import Published, publish
 from imagefactory.build.schedule import BuildReporter, Outcome, run_in_dag_order
@@ -128,6 +129,7 @@ class BuildRun:
         self.registry = self.pins.registry  # resolved once per run
         self.revision_labels = _revision_labels(catalog.root, work_dir(catalog))
         self.known_remote: dict[str, str | None] = {}
+        self.evidence = BuildEvidence(catalog, client, self.registry, self.revision_labels)
 
     @cached_property
     def engine(self) -> Engine:
@@ -200,6 +202,7 @@ class BuildRun:
             digest = published.digest
             where = "reused the local image, pushed" if published.reproducible else published.detail
         self._record(image, inputs, tag, digest, None)
+        self.evidence.reused(tag, digest)
         return digest, where
 
     def _read_user(self, image: CatalogImage) -> None:
@@ -229,6 +232,7 @@ class BuildRun:
         published = self._publish(tag)
         if not published.reproducible:
             self._record(image, inputs, tag, published.digest, None)
+            self.evidence.reused(tag, published.digest)
             return published
         built = self.engine.image(tag)
         self._record(
@@ -239,6 +243,9 @@ class BuildRun:
             built.image_id,
             built.size_bytes,
             time.monotonic() - started,
+        )
+        self.evidence.built(
+            self.engine, image, tag, published.digest, self.pins.parent(image), started
         )
         return published
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from imagefactory.errors import ImageFactoryError
+from imagefactory.errors import ImageFactoryError, UserError
 from imagefactory.spec.catalog import Catalog
 
 #: The standard templates (dockerfile/, packer/, gitops/) that ship inside the package.
@@ -41,3 +42,13 @@ def ca_bundle_path(catalog: Catalog) -> Path | None:
 def audit_log(catalog: Catalog) -> Path:
     """The append-only JSON-lines record of every push and promotion."""
     return work_dir(catalog) / "audit.jsonl"
+
+
+def sbom_file(catalog: Catalog, digest: str) -> Path:
+    """The local copy of the SBOM of the image ``digest`` (``sha256:<hex>``), written at build."""
+    algorithm, _, hex_part = digest.partition(":")
+    if algorithm != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hex_part):
+        raise UserError(
+            f"{digest!r} is not a manifest digest", hint="expected sha256:<64 hex digits>"
+        )
+    return work_dir(catalog) / "sbom" / f"sha256-{hex_part}.cdx.json"

@@ -3,8 +3,10 @@
 ``metadata.component`` is the image itself (type ``container``: its repository as name, its
 version, its manifest digest as a SHA-256 hash and an OCI purl); the parent image is a component
 of its own (type ``container``, the reference and digest the caller resolved, property
-``imagefactory:role=parent``); every package of :func:`imagefactory.sbom.catalog.packages` is a
-``library`` whose ``bom-ref`` and purl are syft's purl text. The image depends on all of them.
+``imagefactory:role=parent``); each file the spec copies into the image is a ``file``
+component (its path in the image, its SHA-256, property ``imagefactory:source``); every package
+of :func:`imagefactory.sbom.catalog.packages` is a ``library`` whose ``bom-ref`` and purl are
+syft's purl text. The image depends on all of them.
 
 The same image gives the same bytes: components are sorted, the timestamp is the caller's, and
 the serial number is the caller's or, when none is given, a UUIDv5 of the image digest (never
@@ -17,6 +19,7 @@ import datetime
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cyclonedx.model import HashAlgorithm, HashType, Property
@@ -66,6 +69,16 @@ class ParentImage:
         _check_digest(self.digest, self.reference)
 
 
+@dataclass(frozen=True)
+class CopiedFile:
+    """A file the spec copies into the image: its absolute ``path`` there, the SHA-256 (hex) of
+    its bytes, and its ``source`` in the catalog (relative to the catalog root)."""
+
+    path: str
+    sha256: str
+    source: str
+
+
 def _check_digest(digest: str, of: str) -> None:
     if not _DIGEST.fullmatch(digest):
         raise UserError(
@@ -80,6 +93,7 @@ def sbom_json(
     timestamp: datetime.datetime,
     parent: ParentImage | None = None,
     serial: uuid.UUID | None = None,
+    files: Sequence[CopiedFile] = (),
 ) -> str:
     """The CycloneDX 1.6 JSON of the image whose root filesystem is ``root`` (sorted keys,
     two-space indent, a final newline)."""
@@ -108,6 +122,7 @@ def sbom_json(
         base = _container(parent.reference, parent.digest, parent.digest, "parent")
         base.properties.add(Property(name="imagefactory:role", value="parent"))
         found.append(base)
+    found += [_file(f) for f in sorted(files, key=lambda f: f.path)]
     found += [_library(p) for p in find_packages(root)]
     for component in found:
         bom.components.add(component)
@@ -139,6 +154,16 @@ def _repository(reference: str) -> str:
     head, _, last = reference.partition("@")[0].rpartition("/")
     last = last.partition(":")[0]
     return f"{head}/{last}" if head else last
+
+
+def _file(copied: CopiedFile) -> Component:
+    return Component(
+        type=ComponentType.FILE,
+        name=copied.path,
+        bom_ref=f"file:{copied.path}",
+        hashes=[HashType(alg=HashAlgorithm.SHA_256, content=copied.sha256)],
+        properties=[Property(name="imagefactory:source", value=copied.source)],
+    )
 
 
 def _library(package: Package) -> Component:

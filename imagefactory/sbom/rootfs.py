@@ -2,9 +2,11 @@
 
 An SBOM needs few files of a root filesystem: the dpkg database (``var/lib/dpkg/status`` and
 ``status.d/*`` of shell-less images), ``os-release``, ``usr/share/doc/NAME/copyright`` and every
-``*.dist-info/METADATA``. :class:`RootFiles` holds those (their bytes, by POSIX path relative to
-``/``) plus every symlink of the tree (``etc/os-release`` is a link to ``../usr/lib/os-release``
-on Debian), and resolves links inside the image root, never on the host.
+``*.dist-info/METADATA``, and the Debian mirrors' ``Release``/``InRelease`` files apt keeps in
+``var/lib/apt/lists`` (the build's provenance names them). :class:`RootFiles` holds those
+(their bytes, by POSIX path relative to ``/``) plus every symlink of the tree
+(``etc/os-release`` is a link to ``../usr/lib/os-release`` on Debian), and resolves links
+inside the image root, never on the host.
 
 :func:`from_directory` reads an unpacked root filesystem without following a symlink;
 :func:`from_layers` streams the layer tarballs of an image (``docker save`` or an OCI layout,
@@ -46,6 +48,7 @@ _WANTED = re.compile(
       | usr/lib/os-release
       | usr/share/doc/[^/]+/copyright
       | (?:.+/)?[^/]+\.dist-info/METADATA
+      | var/lib/apt/lists/[^/]+_(?:In)?Release
     )$"""
 )
 

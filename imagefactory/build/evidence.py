@@ -1,0 +1,111 @@
+"""What a build writes beside each digest it publishes (docs/supply-chain.md, "SBOM").
+
+Every image built now gets its SBOM (:mod:`imagefactory.build.image_sbom`: ``docker image save``
+of the local image, its layers read without running it), kept under the work folder
+(:func:`imagefactory.project.paths.sbom_file`) for ``imagefactory sbom``. When the project signs
+(``signing:``), the digest in the build repository is then signed and two attestations are
+appended to its ``.att``: the SLSA provenance of the build (:mod:`imagefactory.build.facts`) and
+the SBOM (the CycloneDX document as predicate, as ``cosign attest --type cyclonedx``).
+
+An image the run did not build (reused from the registry, or a content tag that already held
+another build's digest) is not described again: its provenance is the build that made it. It
+is only signed, so that a digest published before signing was configured gets a signature
+(the store's ``sign`` adds none where the key signed already).
+
+A missing key where ``signing.required`` is refused when the run is set up, before anything is
+built (:func:`imagefactory.evidence.keys.signing_key`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+
+from imagefactory.atomic import write_atomically
+from imagefactory.build.docker import Engine
+from imagefactory.build.facts import RunFacts, build_facts
+from imagefactory.build.image_sbom import copied_files, saved_root
+from imagefactory.evidence.keys import signing_key
+from imagefactory.evidence.predicates import PROVENANCE, SBOM
+from imagefactory.evidence.store import EvidenceStore, Location
+from imagefactory.project.naming import REVISION_LABEL
+from imagefactory.project.paths import sbom_file, work_dir
+from imagefactory.registry.client import RegistryClient
+from imagefactory.render.dockerfile import ParentPin
+from imagefactory.sbom.document import ImageIdentity, ParentImage, sbom_json
+from imagefactory.signing.provenance import predicate
+from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.models import Registry
+
+
+class BuildEvidence:
+    """The evidence of one build run, into ``registry`` (the build registry) through ``client``."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        client: RegistryClient,
+        registry: Registry,
+        revision_labels: dict[str, str],
+    ) -> None:
+        self.key = signing_key(catalog)  # a required, missing key: refused before any build
+        self.catalog = catalog
+        self.client = client
+        self.registry = registry
+        self.revision = revision_labels.get(REVISION_LABEL)
+
+    @cached_property
+    def run_facts(self) -> RunFacts:
+        """The facts every image of the run shares (git and CI: read once, when first needed)."""
+        return RunFacts.of(self.catalog.root, self.revision)
+
+    def built(
+        self,
+        engine: Engine,
+        image: CatalogImage,
+        tag: str,
+        digest: str,
+        parent: ParentPin | None,
+        started: float,
+    ) -> None:
+        """The evidence of ``image`` (as built), built now as the local ``tag`` and published
+        as ``digest`` in ``tag``'s repository on ``parent`` (None: a bootstrapped base), its
+        build begun at ``started`` (``time.monotonic()``)."""
+        repository = tag.rpartition(":")[0]
+        root = saved_root(engine, tag, work_dir(self.catalog) / "sbom")
+        finished_on = datetime.now(UTC)
+        started_on = finished_on - timedelta(seconds=time.monotonic() - started)
+        pinned = parent.digest if parent is not None else None
+        text = sbom_json(
+            root,
+            ImageIdentity(repository, image.spec.version, digest),
+            timestamp=finished_on,
+            parent=ParentImage(parent.reference, pinned) if parent and pinned else None,
+            files=copied_files(self.catalog, image),
+        )
+        write_atomically(sbom_file(self.catalog, digest), text.encode("utf-8"))
+        if self.key is None:
+            return
+        facts = build_facts(
+            self.catalog,
+            image,
+            self.run_facts,
+            parent=parent,
+            root=root,
+            started_on=started_on,
+            finished_on=finished_on,
+        )
+        store = self._store(repository)
+        store.sign(digest, self.key)
+        store.attest(digest, PROVENANCE, predicate(facts), self.key)
+        store.attest(digest, SBOM, json.loads(text), self.key)
+
+    def reused(self, tag: str, digest: str) -> None:
+        """Sign ``digest`` in ``tag``'s repository, built before (when the project signs)."""
+        if self.key is not None:
+            self._store(tag.rpartition(":")[0]).sign(digest, self.key)
+
+    def _store(self, repository: str) -> EvidenceStore:
+        return EvidenceStore(self.client, Location(self.registry, repository))
