@@ -12,7 +12,6 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from imagefactory.evidence import predicates
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.evidence.verify import verify_chain, verify_digest
 from imagefactory.registry.client import RegistryClient
-from imagefactory.signing import dsse, provenance, simplesigning
+from imagefactory.signing import dsse, simplesigning
 from imagefactory.signing.keys import SigningKey, VerificationError
 from imagefactory.signing.oci import (
     CONFIG_MEDIA_TYPE,
@@ -34,12 +33,12 @@ from imagefactory.signing.oci import (
     signature_tag,
 )
 from imagefactory.spec.models import Registry as RegistrySettings
+from tests.unit.test_evidence_store import provenance_of
 
 from .helpers.registry import Registry
 from .helpers.tiny import digest_of, tiny_parent
 
 pytestmark = pytest.mark.integration
-AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -73,21 +72,7 @@ def store_in(client: RegistryClient, pushed: Pushed, repository: str) -> Evidenc
 
 
 def base_provenance() -> dict[str, object]:
-    facts = provenance.BuildFacts(
-        catalog_uri="file:///catalog",
-        catalog_ref="main",
-        catalog_path="images/base/image.yaml",
-        catalog_commit="c" * 40,
-        spec="base",
-        variant=None,
-        parent_repository=None,
-        parent_digest=None,
-        builder_id="local:test@host",
-        invocation_id="urn:uuid:test",
-        started_on=AT,
-        finished_on=AT,
-    )
-    return provenance.predicate(facts)
+    return provenance_of(None, builder="local:test@host")
 
 
 def evidence(client: RegistryClient, pushed: Pushed, key: SigningKey, name: str) -> EvidenceStore:

@@ -21,12 +21,11 @@ from imagefactory.evidence import check, predicates
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.project.state import EnvironmentRecord, ImageRecord, State, save_state
 from imagefactory.registry.client import RegistryClient
-from imagefactory.signing import provenance
 from imagefactory.signing.keys import SigningKey
 from imagefactory.spec.models import Registry
 
 from .helpers import run
-from .test_evidence_store import MemoryRegistry
+from .test_evidence_store import MemoryRegistry, provenance_of
 
 DEV = Registry(url="dev.example:5000", namespace="team/dev", tls_verify=False)
 REPO = "dev.example:5000/team/dev/app/tiny"
@@ -103,21 +102,7 @@ def cast_client(memory: MemoryRegistry) -> RegistryClient:
 
 def provenance_predicate() -> dict[str, object]:
     base, _, digest = PARENT.partition("@")
-    facts = provenance.BuildFacts(
-        catalog_uri="file:///catalog",
-        catalog_ref="main",
-        catalog_path="images/app/image.yaml",
-        catalog_commit="c" * 40,
-        spec="app/tiny",
-        variant=None,
-        parent_repository=base,
-        parent_digest=digest,
-        builder_id="local:me@host",
-        invocation_id="urn:uuid:1",
-        started_on=AT,
-        finished_on=AT,
-    )
-    return provenance.predicate(facts)
+    return provenance_of((base, digest), builder="local:me@host")
 
 
 def run_result(*, passed: bool) -> dict[str, object]:
