@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 from imagefactory.atomic import write_atomically
+from imagefactory.build.bootstrap import release_hashes, rootfs_path
 from imagefactory.build.docker import Engine
 from imagefactory.build.facts import RunFacts, build_facts
 from imagefactory.build.image_sbom import copied_files, saved_root
@@ -38,6 +39,7 @@ from imagefactory.sbom.document import ImageIdentity, ParentImage, sbom_json
 from imagefactory.signing.provenance import predicate
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Registry
+from imagefactory.spec.parents import BootstrapParent
 
 
 class BuildEvidence:
@@ -96,6 +98,7 @@ class BuildEvidence:
             root=root,
             started_on=started_on,
             finished_on=finished_on,
+            bootstrap_releases=self._bootstrap_releases(image),
         )
         store = self._store(repository)
         store.sign(digest, self.key)
@@ -106,6 +109,15 @@ class BuildEvidence:
         """Sign ``digest`` in ``tag``'s repository, built before (when the project signs)."""
         if self.key is not None:
             self._store(tag.rpartition(":")[0]).sign(digest, self.key)
+
+    def _bootstrap_releases(self, image: CatalogImage) -> list[tuple[str, str]]:
+        """The Release files' hashes of the bootstrap ``image`` was built from; none for an
+        image with another parent."""
+        if not isinstance(image.parent, BootstrapParent):
+            return []
+        cache = work_dir(self.catalog) / "cache"
+        build = self.catalog.project.build
+        return release_hashes(rootfs_path(image.parent.bootstrap, build, cache))
 
     def _store(self, repository: str) -> EvidenceStore:
         return EvidenceStore(self.client, Location(self.registry, repository))

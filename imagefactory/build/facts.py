@@ -8,10 +8,11 @@ provenance, read from the catalog's git checkout, the CI job's variables and the
   branch checked out (``HEAD`` when detached); the commit is the one the build's revision label
   names (empty outside git; a tree that differs from it is recorded as ``catalog_dirty``).
 * **dependencies**: the parent by digest (``provenance.predicate`` writes it); each Debian
-  mirror's ``Release``/``InRelease`` file found in the image's ``/var/lib/apt/lists`` (SHA-256 of
-  its bytes; absent when the build removed the lists, which the standard template does: never
-  guessed, see docs/supply-chain.md); the pip requirements (SHA-256 of them one per line, the
-  ``requirements.txt`` pip is given).
+  mirror's ``Release``/``InRelease`` file its bootstrap installed from (taken before mmdebstrap
+  empties the lists: :func:`imagefactory.build.bootstrap.release_hashes`) or found in the
+  image's ``/var/lib/apt/lists`` (SHA-256 of its bytes; absent when the build removed the lists,
+  which the standard template does: never guessed, see docs/supply-chain.md); the pip
+  requirements (SHA-256 of them one per line, the ``requirements.txt`` pip is given).
 * **builder**: ``$CI_SERVER_URL/$CI_PROJECT_PATH/-/runners/$CI_RUNNER_ID`` in a GitLab job, else
   ``local:<user>@<host>``; the invocation is ``CI_JOB_URL``, else a UUID URN of the run.
 """
@@ -25,6 +26,7 @@ import re
 import socket
 import urllib.parse
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +37,8 @@ from imagefactory.sbom.rootfs import RootFiles
 from imagefactory.signing.provenance import BuildFacts, Dependency
 from imagefactory.spec.catalog import Catalog, CatalogImage
 
-_RELEASE = re.compile(r"var/lib/apt/lists/[^/]+_(?:In)?Release")
+LISTS = "var/lib/apt/lists"
+_RELEASE = re.compile(rf"{LISTS}/[^/]+_(?:In)?Release")
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?P<host>[^:/]+):(?P<path>.+)$")
 
 
@@ -75,14 +78,17 @@ def build_facts(
     root: RootFiles,
     started_on: datetime,
     finished_on: datetime,
+    bootstrap_releases: Sequence[tuple[str, str]] = (),
 ) -> BuildFacts:
     """The provenance facts of ``image`` (as built) built on ``parent`` (None: bootstrapped),
-    whose root filesystem is ``root``."""
+    whose root filesystem is ``root``; ``bootstrap_releases``: (apt list file name, SHA-256) of
+    the Release files its bootstrap installed from."""
     internal = [("imagefactory", __version__)]
     if run.dirty:
         internal.append(("catalog_dirty", "true"))
     path = image.file.relative_to(catalog.root).as_posix()
-    dependencies = debian_releases(root)
+    dependencies = [_release(name, digest) for name, digest in bootstrap_releases]
+    dependencies += [d for d in debian_releases(root) if d not in dependencies]
     if image.spec.pip:
         text = "".join(f"{requirement}\n" for requirement in image.spec.pip)
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -111,13 +117,13 @@ def build_facts(
 def debian_releases(root: RootFiles) -> list[Dependency]:
     """A ``debian-release`` dependency for each Release/InRelease file in the image's apt lists."""
     return [
-        Dependency(
-            "debian-release",
-            f"file:///{path}",
-            (("sha256", hashlib.sha256(root.files[path]).hexdigest()),),
-        )
+        _release(path.rpartition("/")[2], hashlib.sha256(root.files[path]).hexdigest())
         for path in root.matching(_RELEASE)
     ]
+
+
+def _release(name: str, sha256: str) -> Dependency:
+    return Dependency("debian-release", f"file:///{LISTS}/{name}", (("sha256", sha256),))
 
 
 def strip_credentials(url: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from pathlib import Path
 
 from imagefactory.spec.models import Bootstrap, BuildSettings
@@ -38,7 +39,13 @@ def recipe_key(recipe: Bootstrap, build: BuildSettings) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def mmdebstrap_argv(recipe: Bootstrap, build: BuildSettings, output: Path) -> list[str]:
+def mmdebstrap_argv(
+    recipe: Bootstrap, build: BuildSettings, output: Path, releases: Path
+) -> list[str]:
+    """mmdebstrap's argv for ``recipe`` into the tar ``output``; before it empties the apt
+    lists, a hook writes the SHA-256 of each mirror's Release/InRelease file apt verified into
+    ``releases`` (``sha256sum``'s lines: the build's provenance names them). The rootfs is the
+    same with or without the hook."""
     components = " ".join(recipe.components)
     sources = [f"deb {build.mirrors.debian} {recipe.suite} {components}"]
     if recipe.suite not in ROLLING_SUITES:
@@ -55,6 +62,8 @@ def mmdebstrap_argv(recipe: Bootstrap, build: BuildSettings, output: Path) -> li
         f"--variant={recipe.variant}",
         *([f"--include={','.join(recipe.packages)}"] if recipe.packages else []),
         *(f"--dpkgopt={option}" for option in SLIM_DPKG_OPTIONS),
+        '--customize-hook=cd "$1/var/lib/apt/lists" && sha256sum -- *Release > '
+        + shlex.quote(str(releases)),
         recipe.suite,
         str(output),
         *sources,

@@ -11,6 +11,7 @@ import datetime
 import hashlib
 import io
 import json
+import shlex
 import subprocess
 import tarfile
 import time
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from imagefactory.build import evidence as build_evidence
 from imagefactory.build import sbom_lookup
+from imagefactory.build.bootstrap import release_hashes, releases_path, rootfs_path
 from imagefactory.build.docker import Engine
 from imagefactory.build.evidence import BuildEvidence
 from imagefactory.build.facts import RunFacts, build_facts, strip_credentials
@@ -34,6 +36,7 @@ from imagefactory.errors import UserError
 from imagefactory.evidence.predicates import PROVENANCE, SBOM
 from imagefactory.project.naming import REVISION_LABEL
 from imagefactory.project.paths import sbom_file
+from imagefactory.project.recipe import mmdebstrap_argv
 from imagefactory.registry.client import RegistryClient
 from imagefactory.render.dockerfile import ParentPin
 from imagefactory.sbom import document
@@ -41,6 +44,8 @@ from imagefactory.sbom.rootfs import RootFiles
 from imagefactory.signing.provenance import BuildFacts, parent_of, predicate
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.loader import load_catalog
+from imagefactory.spec.models import Bootstrap
+from imagefactory.spec.parents import BootstrapParent
 
 from .helpers import run, serve
 from .test_build_scheduling import Recorder
@@ -99,8 +104,8 @@ def key_pair(folder: Path) -> str:
 
 
 def write_catalog(root: Path, *, signing: bool) -> Catalog:
-    """A catalog of one image (``app``: pip requirements, a copied file and a copied folder)
-    built on an external parent pinned by digest, in a git checkout of its own."""
+    """A catalog of two images in a git checkout of its own: ``app`` (pip requirements, a copied
+    file and a copied folder) on an external parent pinned by digest, and ``base``, bootstrapped."""
     project: dict[str, Any] = {
         "project": "lab",
         "registries": {"dev": {"url": "reg.test:5000", "namespace": "lab", "tls_verify": False}},
@@ -126,6 +131,9 @@ def write_catalog(root: Path, *, signing: bool) -> Catalog:
         ],
     }
     (folder / "image.yaml").write_text(yaml.safe_dump(image))
+    (root / "images" / "base").mkdir()
+    base = {"name": "base", "version": "1.0.0", "bootstrap": {"suite": "bookworm"}, "user": "root"}
+    (root / "images" / "base" / "image.yaml").write_text(yaml.safe_dump(base))
     git(root, "init", "--quiet", "--initial-branch=main")
     git(root, "-c", "user.name=t", "-c", "user.email=t@t", "add", ".")
     git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "catalog")
@@ -577,3 +585,60 @@ def test_sbom_diff_of_two_files_lists_what_changed(tmp_path: Path) -> None:
         and "~ libssl3 3.0.15-1~deb12u1 → 3.0.16-1~deb12u1" in text.output
     )
     assert run(tmp_path, "sbom", "diff", str(before)).exit_code == 2
+
+
+# ------------------------------------------------------------------------------- the bootstrap
+
+IN_RELEASES = [
+    ("deb.debian.org_debian_dists_bookworm_InRelease", "7" * 64),
+    ("deb.debian.org_debian-security_dists_bookworm-security_InRelease", "0" * 64),
+]
+
+
+def test_the_bootstrap_keeps_the_hashes_of_the_release_files_it_installed_from(
+    tmp_path: Path,
+) -> None:
+    catalog = write_catalog(tmp_path / "catalog", signing=False)
+    recipe, build = Bootstrap(suite="bookworm"), catalog.project.build
+    releases = tmp_path / "it's here" / "rootfs.releases"
+    argv = mmdebstrap_argv(recipe, build, tmp_path / "rootfs.tar", releases)
+    [hook] = [a for a in argv if a.startswith("--customize-hook=")]
+    assert hook == (
+        '--customize-hook=cd "$1/var/lib/apt/lists" && sha256sum -- *Release > '
+        + shlex.quote(str(releases))
+    )  # a customize hook runs before mmdebstrap empties the lists
+    rootfs = rootfs_path(recipe, build, tmp_path)
+    assert release_hashes(rootfs) == []  # a tar cached before: nothing is claimed
+    releases_path(rootfs).write_text("".join(f"{h}  {n}\n" for n, h in IN_RELEASES))
+    assert release_hashes(rootfs) == IN_RELEASES
+    releases_path(rootfs).write_text(f"{'7' * 64}  ../../etc/passwd\n")
+    with pytest.raises(UserError, match="is not a Release file's hash"):
+        release_hashes(rootfs)
+
+
+def test_a_bootstrapped_image_names_its_release_files_in_its_provenance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: type[RecordingStore]
+) -> None:
+    catalog = signed_catalog(tmp_path, monkeypatch)
+    base = catalog.images["base"]
+    assert isinstance(base.parent, BootstrapParent)
+    cache = catalog.root / ".imagefactory" / "cache"
+    cache.mkdir(parents=True)
+    rootfs = rootfs_path(base.parent.bootstrap, catalog.project.build, cache)
+    releases_path(rootfs).write_text("".join(f"{h}  {n}\n" for n, h in IN_RELEASES))
+    engine = SavingEngine(saved_image(tmp_path / "image.tar", MANIFEST, layers()).read_bytes())
+    evidence = BuildEvidence(
+        catalog, cast(RegistryClient, None), catalog.project.registries["dev"], {}
+    )
+    evidence.built(engine, base, "reg.test:5000/lab/base:content-1", DIGEST, None, time.monotonic())
+    dependencies = store.attested[PROVENANCE]["buildDefinition"]["resolvedDependencies"]
+    assert [(d["name"], d["uri"], d["digest"]) for d in dependencies[1:]] == [
+        ("debian-release", f"file:///var/lib/apt/lists/{n}", {"sha256": h}) for n, h in IN_RELEASES
+    ] + [  # and the one the image itself still holds (layers()), once
+        (
+            "debian-release",
+            "file:///var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease",
+            {"sha256": hashlib.sha256(RELEASE).hexdigest()},
+        )
+    ]
+    assert parent_of(store.attested[PROVENANCE]) is None  # bootstrapped: no parent
