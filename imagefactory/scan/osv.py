@@ -21,8 +21,10 @@ A package is affected when its version is listed in ``versions`` or falls in a r
 nothing). ``GIT``
 ranges name commits and are skipped. Withdrawn advisories are skipped. The fixed version shown
 is the lowest ``fixed`` above the installed version. Severity: ``database_specific.severity``
-(GitHub's LOW/MODERATE/HIGH/CRITICAL), else Debian's ``ecosystem_specific.urgency``; otherwise
-unknown. The feed's time (the "database time" the gate ages) is the newest ``modified`` read.
+(GitHub's LOW/MODERATE/HIGH/CRITICAL), else Debian's ``ecosystem_specific.urgency``, else the
+highest CVSS v3 base score of the ``severity`` vectors (:mod:`imagefactory.scan.cvss`);
+otherwise (a CVSS v4 vector only) unknown. The feed's time (the "database time" the gate
+ages) is the newest ``modified`` read.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from imagefactory.errors import UserError
 from imagefactory.sbom.catalog import normalise_name
 from imagefactory.spec.models import Severity
 
+from . import cvss
 from .document import Node, parse_json, read_json
 from .findings import Finding, Scanner, ScanReport
 from .vex import is_cyclonedx
@@ -228,8 +231,11 @@ def _advisory(record: Node) -> Advisory | None:
     if record.optional_text("withdrawn"):
         return None
     severity = _label(record.get("database_specific"))
+    scored = _scored(record)
     affected = tuple(
-        a for node in record.items("affected") if (a := _affected(node, severity)) is not None
+        a
+        for node in record.items("affected")
+        if (a := _affected(node, severity, scored)) is not None
     )
     return Advisory(
         record.text("id"),
@@ -239,7 +245,7 @@ def _advisory(record: Node) -> Advisory | None:
     )
 
 
-def _affected(node: Node, severity: Severity) -> Affected | None:
+def _affected(node: Node, severity: Severity, scored: Severity) -> Affected | None:
     package = node.get("package")
     ecosystem = package.text("ecosystem")
     kind = ecosystem.partition(":")[0]
@@ -249,6 +255,10 @@ def _affected(node: Node, severity: Severity) -> Affected | None:
     own = _label(node.get("database_specific")) if severity == "unknown" else severity
     if own == "unknown" and specific.present():
         own = _URGENCY.get(specific.optional_text("urgency"), "unknown")
+    if own == "unknown":
+        own = _scored(node)
+    if own == "unknown":
+        own = scored
     name = package.text("name")
     ranges = []
     for entry in node.items("ranges"):
@@ -277,6 +287,17 @@ def _label(node: Node) -> Severity:
         return "unknown"
     word = node.value.get("severity")
     return _SEVERITY.get(word.upper(), "unknown") if isinstance(word, str) else "unknown"
+
+
+def _scored(node: Node) -> Severity:
+    """The rating of the highest CVSS v3 base score among ``node``'s ``severity`` entries."""
+    scores = [
+        score
+        for entry in node.items("severity")
+        if entry.optional_text("type") == "CVSS_V3"
+        and (score := cvss.base_score(entry.optional_text("score"))) is not None
+    ]
+    return cvss.rating(max(scores)) if scores else "unknown"
 
 
 def _version(kind: str, text: str, node: Node | None = None) -> Any:

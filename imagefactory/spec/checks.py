@@ -87,6 +87,7 @@ def check_project(project: ProjectSpec, doc: YamlDocument, root: Path) -> list[S
                     f"unknown registry '{registry}'",
                     f"registries defined under 'registries': {defined}",
                 )
+    _check_scan_environments(issues, project, sorted(seen))
     if project.build.ca_bundle is not None and not is_file(root / project.build.ca_bundle):
         issues.add(
             ("build", "ca_bundle"),
@@ -111,6 +112,18 @@ def check_project(project: ProjectSpec, doc: YamlDocument, root: Path) -> list[S
             )
     _check_layer(issues, ("defaults",), project.defaults, root)
     return issues.found
+
+
+def _check_scan_environments(issues: _Issues, project: ProjectSpec, names: list[str]) -> None:
+    """``scan.thresholds`` and ``scan.require`` name environments that exist: a misspelt one
+    would leave the real environment at the default threshold, or unguarded."""
+    hint = f"environments: {', '.join(names) or 'none'}"
+    for name in project.scan.thresholds:
+        if name not in names:
+            issues.add(("scan", "thresholds", name), f"unknown environment '{name}'", hint)
+    for position, name in enumerate(project.scan.require):
+        if name not in names:
+            issues.add(("scan", "require", position), f"unknown environment '{name}'", hint)
 
 
 def resolves_inside(root: Path, relative: str) -> bool:

@@ -236,3 +236,19 @@ def test_with_signing_the_verdict_is_attested_to_the_digest(
     assert key.key.private_numbers() == private.private_numbers()  # the project's key
     assert json.loads(result.stdout)["attested_in"] == REPOSITORY
     assert sessions == [["127.0.0.1:5000"]]
+
+
+@pytest.mark.parametrize(
+    ("section", "where"),
+    [
+        ("\nscan:\n  thresholds: {prdo: medium}\n", "scan.thresholds.prdo"),
+        ("\nscan:\n  require: [dev, prdo]\n", "scan.require[1]"),
+    ],
+)
+def test_scan_settings_name_real_environments(catalog_dir: Path, section: str, where: str) -> None:
+    root = project(catalog_dir, "")
+    (root / "imagefactory.yaml").write_text((root / "imagefactory.yaml").read_text() + section)
+    result = run(root, "validate")
+    assert result.exit_code == 1
+    assert f"{where}: unknown environment 'prdo'" in result.output
+    assert "environments: dev, preprod, prod" in result.output

@@ -248,3 +248,15 @@ def test_the_sbom_must_be_cyclonedx(tmp_path: Path) -> None:
         osv.sbom_packages(path)
     with pytest.raises(UserError, match="does not exist"):
         osv.load_advisories(tmp_path / "nowhere")
+
+
+def test_an_advisory_with_only_a_cvss_vector_is_rated_by_its_base_score(tmp_path: Path) -> None:
+    record = json.loads((FIXTURES / "osv-GHSA-h5c8-rqwp-cp95.json").read_text())
+    del record["database_specific"]  # no severity word: the CVSS v3.1 vector (5.4) rates it
+    folder = advisories(tmp_path)
+    (folder / "GHSA-h5c8-rqwp-cp95.json").write_text(json.dumps(record))
+    assert scan(tmp_path, folder)["GHSA-h5c8-rqwp-cp95", "jinja2"].severity == "medium"
+    v4 = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:H/SC:N/SI:N/SA:N"
+    record["severity"] = [{"type": "CVSS_V4", "score": v4}]
+    (folder / "GHSA-h5c8-rqwp-cp95.json").write_text(json.dumps(record))
+    assert scan(tmp_path, folder)["GHSA-h5c8-rqwp-cp95", "jinja2"].severity == "unknown"
