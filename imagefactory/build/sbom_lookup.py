@@ -27,18 +27,17 @@ from typing import Literal
 from imagefactory.atomic import read_regular, write_atomically
 from imagefactory.build.docker import Engine
 from imagefactory.build.image_sbom import copied_files, saved_root
-from imagefactory.errors import UserError
 from imagefactory.evidence.keys import signing_enabled, verifying_key
 from imagefactory.evidence.predicates import SBOM
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.evidence.verify import identities, verify_digest
 from imagefactory.project.hashing import content_inputs
 from imagefactory.project.naming import CONTENT_LABEL, build_registry, repository
-from imagefactory.project.paths import sbom_file, state_file, work_dir
-from imagefactory.project.state import load_state
+from imagefactory.project.paths import sbom_file, work_dir
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.sbom.diff import SbomDiff, diff
 from imagefactory.sbom.document import ImageIdentity, ParentImage, sbom_json
+from imagefactory.scan.gate import target
 from imagefactory.signing.keys import VerificationError
 from imagefactory.spec.catalog import Catalog, CatalogImage
 
@@ -65,7 +64,8 @@ class FoundSbom:
 def image_sbom(catalog: Catalog, image: str) -> FoundSbom:
     """The SBOM of ``image`` (``REF`` or ``REF@sha256:<hex>``), from the registry, the cache
     or the engine (see the module)."""
-    target, repo, digest = _resolve(catalog, image)
+    chosen = target(catalog, image)
+    repo, digest = chosen.repository, chosen.digest
     note = None
     with registry_session(catalog, []) as client:
         if signing_enabled(catalog):
@@ -76,7 +76,7 @@ def image_sbom(catalog: Catalog, image: str) -> FoundSbom:
         if cached.is_file():
             text = read_regular(cached, what="cached SBOM", limit=SBOM_LIMIT).decode("utf-8")
             return FoundSbom(f"{repo}@{digest}", digest, "cache", text, note)
-        text = _from_engine(catalog, Engine(client.config_dir), target, repo, digest)
+        text = _from_engine(catalog, Engine(client.config_dir), chosen.image, repo, digest)
     write_atomically(cached, text.encode("utf-8"))
     return FoundSbom(f"{repo}@{digest}", digest, "engine", text, note)
 
@@ -95,32 +95,6 @@ def sbom_diff(
         else:
             found.append(image_sbom(open_catalog(), what))
     return found[0], found[1], diff(found[0].text, found[1].text)
-
-
-def _resolve(catalog: Catalog, image: str) -> tuple[CatalogImage, str, str]:
-    """The catalog image, its build repository and the digest ``image`` names."""
-    ref, _, digest = image.partition("@")
-    matches = catalog.select([ref])
-    if len(matches) != 1:
-        raise UserError(
-            f"'{ref}' has variants; name one: {', '.join(m.ref for m in matches)}",
-            hint="an image's SBOM is of one variant",
-        )
-    target = matches[0]
-    record = load_state(state_file(catalog)).images.get(target.ref)
-    repo = (record.repository if record else None) or repository(
-        build_registry(catalog.project), target.spec.name
-    )
-    if not digest:
-        if record is None or record.digest is None:
-            raise UserError(
-                f"{target.ref} has no build recorded in state",
-                hint=f"build it (imagefactory build {target.ref}), or name a digest: "
-                f"{target.ref}@sha256:…",
-            )
-        digest = record.digest
-    sbom_file(catalog, digest)  # a malformed digest: refused here, before any lookup
-    return target, repo, digest
 
 
 def _from_registry(

@@ -102,7 +102,7 @@ def _show(output: Output, found: FoundSbom) -> None:
     kinds: dict[str, int] = {}
     for row in rows:
         kinds[row[0]] = kinds.get(row[0], 0) + 1
-    output.text(", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or "empty")
+    output.text(", ".join(f"{kind}: {count}" for kind, count in sorted(kinds.items())) or "empty")
 
 
 def _show_diff(

@@ -545,6 +545,11 @@ def test_sbom_reads_the_copy_the_build_kept(
     answer = json.loads(result.output)
     assert (answer["source"], answer["reference"]) == ("cache", f"reg.test:5000/lab/app@{DIGEST}")
     assert [c["name"] for c in answer["sbom"]["components"]] == ["libssl3", "zlib1g"]
+    text = run(tmp_path, "sbom", f"app@{DIGEST}")
+    assert text.exit_code == 0, text.output
+    assert f"reg.test:5000/lab/app@{DIGEST} (from cache)" in text.output
+    assert "pkg:deb/debian/zlib1g@1%3A1.2.13.dfsg-1?arch=amd64" in text.output
+    assert text.output.rstrip().endswith("library: 2")
     out = tmp_path / "out.cdx.json"
     result = run(tmp_path, "sbom", f"app@{DIGEST}", "--out", str(out))
     assert result.exit_code == 0, result.output
@@ -555,7 +560,7 @@ def test_sbom_of_an_image_never_built_says_how_to_get_one(tmp_path: Path) -> Non
     write_catalog(tmp_path, signing=False)
     result = run(tmp_path, "sbom", "app")
     assert result.exit_code == 1
-    assert "app has no build recorded in state" in result.output
+    assert "no build of app is recorded in state" in result.output
     assert "imagefactory build app" in result.output
     result = run(tmp_path, "sbom", "app@sha256:../../etc")
     assert result.exit_code == 1 and "not a manifest digest" in result.output
