@@ -5,7 +5,8 @@ behind the release gate, and the pin a release makes once it is recorded.
 (``X.Y.Z<suffix>``), with the version read from that tag (never from image.yaml or state), and
 only through ``gate.require``: a passing test run of exactly that digest (always, whatever
 ``release.require_tests`` lets a push do), a version not yanked, the environment's approval
-rule. The pin is written ahead in the audit log (action ``pin``): the
+rule (with ``signing:``, the gate reads the signed evidence the environment's registry holds
+for the digest: ``evidence.RegistryEvidence``). The pin is written ahead in the audit log (action ``pin``): the
 intent before the GitOps repository is touched, then a done (or failed) record; the commit
 names the intent's id. A refusal writes nothing: no audit record, no clone, no commit.
 """
@@ -25,7 +26,7 @@ from imagefactory.gitops.update import check_digest
 from imagefactory.project.naming import repository
 from imagefactory.project.paths import audit_log
 from imagefactory.project.state import unwritable
-from imagefactory.registry.client import registry_session
+from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import audit, gate
 from imagefactory.release.audit import AuditRecord
 from imagefactory.release.environments import registries_of, sibling_suffixes
@@ -82,9 +83,16 @@ def deploy(
     settings = repo.settings_for_run(catalog)
     settings.environment(env_name)
     image = application(catalog, ref)
-    held = _held(catalog, image, env, digest)
-    candidate = gate.Candidate(image.ref, held.version, digest, env)
-    gate.require(evidence_for(catalog), candidate, approver=approved_by)
+    _, registry = registries_of(catalog, env)[0]
+    with registry_session(catalog, [registry]) as client:
+        held = _held(client, catalog, image, env, digest)
+        candidate = gate.Candidate(image.ref, held.version, digest, env)
+        gate.require(  # with signing:, the evidence the environment's registry holds
+            evidence_for(catalog, client=client, at=registry),
+            candidate,
+            approver=approved_by,
+            scan_required=env_name in catalog.project.scan.require,
+        )
     intent = audit.new_record(
         action="pin",
         image=image.ref,
@@ -139,26 +147,27 @@ def _closed_by(path: Path, intent: AuditRecord) -> list[AuditRecord]:
     ]
 
 
-def _held(catalog: Catalog, image: CatalogImage, env: Environment, digest: str) -> _Held:
+def _held(
+    client: RegistryClient, catalog: Catalog, image: CatalogImage, env: Environment, digest: str
+) -> _Held:
     """The highest version tag under which ``env``'s first registry holds ``digest`` of
     ``image``; a UserError when it holds the digest under none."""
     name, registry = registries_of(catalog, env)[0]
     repo_name = repository(registry, image.spec.name)
     suffix = variant_suffix(image.spec.variant)
-    with registry_session(catalog, [registry]) as client:
-        if client.digest(registry, f"{repo_name}@{digest}") is None:
-            raise UserError(
-                f"{env.name}'s registry ({name}) does not hold {repo_name}@{digest}",
-                hint=f"only a digest pushed or promoted to {env.name} is pinned there: "
-                f"imagefactory status {image.ref} lists what each environment holds",
-            )
-        versions = tag_versions(
-            client.tags(registry, repo_name), suffix, sibling_suffixes(catalog, image)
+    if client.digest(registry, f"{repo_name}@{digest}") is None:
+        raise UserError(
+            f"{env.name}'s registry ({name}) does not hold {repo_name}@{digest}",
+            hint=f"only a digest pushed or promoted to {env.name} is pinned there: "
+            f"imagefactory status {image.ref} lists what each environment holds",
         )
-        for version in reversed(versions):
-            tag = f"{version}{suffix}"
-            if client.digest(registry, f"{repo_name}:{tag}") == digest:
-                return _Held(name, str(version), tag)
+    versions = tag_versions(
+        client.tags(registry, repo_name), suffix, sibling_suffixes(catalog, image)
+    )
+    for version in reversed(versions):
+        tag = f"{version}{suffix}"
+        if client.digest(registry, f"{repo_name}:{tag}") == digest:
+            return _Held(name, str(version), tag)
     raise UserError(
         f"{repo_name}@{digest} is in {env.name}'s registry ({name}) under no version tag "
         f"(X.Y.Z{suffix})",

@@ -25,18 +25,11 @@ from imagefactory.project.paths import audit_log, state_file
 from imagefactory.project.state import State, TestRecord, YankRecord, load_state
 from imagefactory.registry.client import RegistryClient
 from imagefactory.release import audit
-from imagefactory.signing.keys import VerificationError, VerifyingKey
+from imagefactory.scan.verdict import Verdict, parse_predicate
+from imagefactory.signing.keys import VerifyingKey
 from imagefactory.signing.oci import attestation_tag
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.models import Registry
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What a scan gate said about a digest: passed or not, for which environment (None: any)."""
-
-    passed: bool
-    environment: str | None
 
 
 class Evidence(Protocol):
@@ -57,8 +50,8 @@ class Evidence(Protocol):
         """Why ``digest`` of ``ref`` was revoked; None: it was not."""
 
     def verdict_of(self, ref: str, digest: str, env: str) -> Verdict | None:
-        """The latest scan verdict of ``digest`` of ``ref`` that holds for environment ``env``
-        (one made for ``env``, or for any environment); None: there is none."""
+        """The latest scan verdict (by its time) of ``digest`` of ``ref`` that holds for
+        environment ``env`` (one made for ``env``, or for any environment); None: none does."""
 
     def where(self, ref: str, digest: str) -> str:
         """Where this evidence about ``digest`` of ``ref`` is looked for (for messages)."""
@@ -135,11 +128,13 @@ class RegistryEvidence:
         return latest if latest is not None and latest.revoked else None
 
     def verdict_of(self, ref: str, digest: str, env: str) -> Verdict | None:
-        for entry in reversed(self._predicates(ref, digest, predicates.SCAN_VERDICT)):
-            verdict = _verdict(entry)
-            if verdict.environment in (None, env):
-                return verdict
-        return None
+        where = self.where(ref, digest)
+        verdicts = [
+            parse_predicate(entry, f"a scan verdict in {where}")
+            for entry in self._predicates(ref, digest, predicates.SCAN_VERDICT)
+        ]
+        held = [v for v in verdicts if v.environment in (None, env)]
+        return max(reversed(held), key=lambda v: v.at) if held else None  # of a tie, the last
 
     def where(self, ref: str, digest: str) -> str:
         return f"the signed attestations {self._location(ref).repository}:{attestation_tag(digest)}"
@@ -181,20 +176,6 @@ class RegistryEvidence:
 def builders(catalog: Catalog) -> list[str]:
     """The builder ids ``signing.builders`` trusts (empty: any)."""
     return catalog.project.signing.builders if catalog.project.signing is not None else []
-
-
-def _verdict(predicate: object) -> Verdict:
-    """The part of a scan-verdict predicate the gate reads (``passed``, ``environment``); a
-    VerificationError when it does not hold them."""
-    what = "scan-verdict predicate"
-    if not isinstance(predicate, dict):
-        raise VerificationError(f"{what}: not a JSON object")
-    passed, environment = predicate.get("passed"), predicate.get("environment")
-    if not isinstance(passed, bool):
-        raise VerificationError(f"{what}: passed is missing or not true/false")
-    if environment is not None and not isinstance(environment, str):
-        raise VerificationError(f"{what}: environment is neither null nor a string")
-    return Verdict(passed, environment)
 
 
 def evidence_for(

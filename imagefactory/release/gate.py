@@ -123,7 +123,9 @@ def _require_verdict(evidence: Evidence, candidate: Candidate, what: str, where:
     verdict = evidence.verdict_of(candidate.ref, candidate.digest, env)
     if verdict is not None and verdict.passed:
         return
-    state = "failed its scan" if verdict is not None else "has no scan verdict"
+    state = "has no scan verdict"
+    if verdict is not None:
+        state = f"failed its scan ({'; '.join(verdict.reasons) or 'the verdict did not pass'})"
     raise Refused(
         f"{what} {state} for {env}, which scan.require names (looked in {where})",
         hint=f"scan the digest and record the verdict: imagefactory gate "

@@ -42,9 +42,10 @@ from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import aliases, audit, gate
 from imagefactory.release.audit import AuditRecord
 from imagefactory.release.environments import registries_of
-from imagefactory.release.evidence import Evidence, Verdict, evidence_for
+from imagefactory.release.evidence import Evidence, evidence_for
 from imagefactory.release.record import failure_recorded, finish, one_at_a_time, written_ahead
 from imagefactory.release.versioning import variant_suffix
+from imagefactory.scan.verdict import Verdict
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.grammar import CONTROL
 

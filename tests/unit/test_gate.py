@@ -27,7 +27,8 @@ from imagefactory.project.state import (
 )
 from imagefactory.project.state import TestRecord as Run
 from imagefactory.release import audit, gate, promote, push
-from imagefactory.release.evidence import LocalEvidence, Verdict, evidence_for
+from imagefactory.release.evidence import LocalEvidence, evidence_for
+from imagefactory.scan.verdict import Verdict, parse_predicate
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Environment, Registry
 
@@ -242,13 +243,29 @@ class Signed:
         return "the attestations at sha256-aaa.att"
 
 
+def verdict(passed: bool, environment: str | None) -> Verdict:
+    """A scan verdict as the gate command attests it (only what the gate reads varies)."""
+    return parse_predicate(
+        {
+            "passed": passed,
+            "image": f"{PROD}@{DIGEST}",
+            "environment": environment,
+            "threshold": "high",
+            "findings": [],
+            "reasons": [] if passed else ["CVE-2026-7 (critical) in openssl"],
+            "scanner": {"name": "trivy", "version": "0.50.0", "db_built": "2026-12-01T00:00:00Z"},
+            "at": "2026-12-01T10:00:00Z",
+        }
+    )
+
+
 REVOKED = Lifecycle(
     revoked=True, reason="CVE-2026-1 in the base", by="sec", at=datetime(2026, 12, 1, tzinfo=UTC)
 )
 
 
 def test_a_revoked_digest_is_refused_whatever_else_holds() -> None:
-    tested_and_scanned = Signed(evidence(runs=(passed(),)), verdicts={None: Verdict(True, None)})
+    tested_and_scanned = Signed(evidence(runs=(passed(),)), verdicts={None: verdict(True, None)})
     gate.require(tested_and_scanned, candidate(), approver="ada", scan_required=True)
     revoked = replace(tested_and_scanned, revoked=REVOKED)
     with pytest.raises(gate.Refused, match="is revoked: CVE-2026-1 in the base") as caught:
@@ -271,8 +288,11 @@ def test_without_signing_nothing_is_revoked_and_no_verdict_is_known() -> None:
     ("verdicts", "refusal"),
     [
         ({}, "has no scan verdict for prod, which scan.require names"),
-        ({None: Verdict(False, None)}, "failed its scan for prod"),
-        ({"prod": Verdict(False, "prod"), None: Verdict(True, None)}, "failed its scan for prod"),
+        (
+            {None: verdict(False, None)},
+            r"failed its scan \(CVE-2026-7 \(critical\) in openssl\) for prod",
+        ),
+        ({"prod": verdict(False, "prod"), None: verdict(True, None)}, "failed its scan"),
     ],
 )
 def test_an_environment_of_scan_require_needs_a_passing_verdict(
@@ -287,7 +307,8 @@ def test_an_environment_of_scan_require_needs_a_passing_verdict(
 
 
 def test_a_passing_verdict_for_the_environment_or_for_any_lets_it_through() -> None:
-    for verdicts in ({"prod": Verdict(True, "prod")}, {None: Verdict(True, None)}):
+    for environment in ("prod", None):
+        verdicts: dict[str | None, Verdict] = {environment: verdict(True, environment)}
         scanned = Signed(evidence(runs=(passed(),)), verdicts=verdicts)
         gate.require(scanned, candidate(), approver="ada", scan_required=True)
 
