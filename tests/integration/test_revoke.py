@@ -106,9 +106,19 @@ def chain(
 
 @pytest.fixture(scope="module")
 def revoked(chain: Chain) -> dict[str, Any]:
-    return ok(
-        chain.cli("revoke", f"{BASE}@{chain.base}", "--reason", REASON, "--descendants", "--json")
-    )
+    """The revocation of the base with its descendants, after its dry run (which finds the same
+    digests, needs no key and writes nothing)."""
+    command = ("revoke", f"{BASE}@{chain.base}", "--reason", REASON, "--descendants", "--json")
+    keyless = {k: v for k, v in chain.env.items() if k != "IMAGEFACTORY_SIGNING_KEY"}
+    dry = ok(chain.cli(*command, "--dry-run", env=keyless))
+    assert [(r["image"], r["audit_id"]) for r in dry["revoked"]] == [(BASE, None), (APP, None)]
+    assert not [line for line in chain.audit() if line["action"] == "revoke"]
+    refused = chain.cli(*command, env=keyless)  # the real one needs the key
+    assert refused.returncode == 1
+    assert "IMAGEFACTORY_SIGNING_KEY is not set" in cli_json(refused)["error"]
+    document = ok(chain.cli(*command))
+    assert document["still_pinned"] == dry["still_pinned"]
+    return document
 
 
 def test_revoking_the_base_revokes_what_is_built_on_it(

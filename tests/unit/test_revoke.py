@@ -15,14 +15,15 @@ import pytest
 from imagefactory.errors import UserError
 from imagefactory.evidence.store import Location
 from imagefactory.project.paths import audit_log, state_file
-from imagefactory.project.state import EnvironmentRecord, ImageRecord, State, save_state
+from imagefactory.project.state import EnvironmentRecord, ImageRecord, State, load_state, save_state
 from imagefactory.release import audit
-from imagefactory.release.revoke import REVOKE, revocations, revoke, search
+from imagefactory.release.revoke import REVOKE, Pin, blast_radius, revocations, revoke, search
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Registry
 
 from .helpers import run
+from .test_gitops_repo import make_remote, pin, write_settings
 
 
 def d(char: str) -> str:
@@ -164,3 +165,37 @@ def test_an_unsigned_project_cannot_revoke(catalog: Catalog) -> None:
     result = run(catalog.root, "revoke", f"app/rag-api@{d('4')}", "--reason", "CVE-1")
     assert result.exit_code == 1
     assert "signs nothing" in result.output and "Traceback" not in result.output
+
+
+def test_gitops_diff_marks_a_revoked_pin_and_the_blast_radius_names_it(
+    catalog_dir: Path, tmp_path: Path
+) -> None:
+    write_settings(catalog_dir, tmp_path / "deployments.git")
+    make_remote(catalog_dir, tmp_path)
+    pin(catalog_dir, "dev", d("4"))
+    catalog = load_catalog(catalog_dir)
+    intent = _revoked_in_log(catalog, d("4"), "CVE-1")
+    audit.append(audit_log(catalog), audit.follow_up(intent, audit.DONE))
+
+    result = run(catalog_dir, "gitops", "diff", "--env", "dev", "--json")
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["revoked_pins"] == [
+        {"image": "app/rag-api", "digest": d("4"), "reason": "CVE-1"}
+    ]
+    assert [row["pinned"] for row in document["images"]] == [d("4")]
+    assert "REVOKED" in run(catalog_dir, "gitops", "diff", "--env", "dev").stdout
+    assert (
+        json.loads(run(catalog_dir, "gitops", "diff", "--env", "preprod", "--json").stdout)[
+            "revoked_pins"
+        ]
+        == []
+    )
+
+    state = load_state(state_file(catalog))
+    image = catalog.images["app/rag-api"]
+    assert blast_radius(catalog, state, [(image, d("4"))]) == (
+        Pin("app/rag-api", d("4"), "dev", "gitops"),
+    )
+    assert blast_radius(catalog, state, [(image, d("5"))]) == ()
