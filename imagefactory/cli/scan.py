@@ -98,7 +98,7 @@ def gate_command(
         session.output.data(
             {
                 "ok": outcome.verdict.passed,
-                "attested_in": outcome.attested_in,
+                "attested_in": list(outcome.attested_in),
                 "verdict": outcome.verdict.predicate(),
             }
         )
@@ -142,5 +142,5 @@ def _show(output: Output, outcome: GateOutcome) -> None:
             f"expired exception: {exception.id} (expired {exception.expires}, approved by "
             f"{exception.approver}: {exception.reason})"
         )
-    if outcome.attested_in:
-        output.text(f"verdict attested in {outcome.attested_in}")
+    for place in outcome.attested_in:
+        output.text(f"verdict attested in {place}")

@@ -5,8 +5,11 @@ state; it lives in the build registry's repository of the image. The findings co
 scanner's report (:mod:`imagefactory.scan.reports`; a report that names the digests it scanned
 must name this one) or from the offline OSV matcher over the image's SBOM
 (:mod:`imagefactory.scan.osv`). With ``signing:`` and its key at hand the verdict, passed or
-failed, is attested to the digest in that repository (predicate type ``SCAN_VERDICT``): the
-promotion into an environment ``scan.require`` names reads it there.
+failed, is attested to the digest (predicate type ``SCAN_VERDICT``) in the build repository,
+whose evidence push reads and promotions carry along; and, for ``--env ENV``, also in the
+repository a promotion into ENV reads its evidence from (the first registry of the environment
+before ENV), so that a digest scanned again after it left the build registry is judged by the
+new verdict.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ class Target:
 @dataclass(frozen=True)
 class GateOutcome:
     verdict: Verdict
-    attested_in: str | None  # the repository whose .att holds the verdict; None: not signed
+    attested_in: tuple[str, ...]  # the repositories whose .att holds the verdict; none: unsigned
 
 
 def target(catalog: Catalog, image: str) -> Target:
@@ -114,12 +117,28 @@ def gate(
     )
     key = signing_key(catalog) if signing_enabled(catalog) else None
     if key is None:
-        return GateOutcome(verdict, None)
-    registry = build_registry(catalog.project)
-    with registry_session(catalog, [registry]) as client:
-        store = EvidenceStore(client, Location(registry, chosen.repository))
-        store.attest(chosen.digest, SCAN_VERDICT, verdict.predicate(), key)
-    return GateOutcome(verdict, chosen.repository)
+        return GateOutcome(verdict, ())
+    locations = _locations(catalog, chosen, request.environment)
+    with registry_session(catalog, [place.registry for place in locations]) as client:
+        for place in locations:
+            store = EvidenceStore(client, place)
+            store.attest(chosen.digest, SCAN_VERDICT, verdict.predicate(), key)
+    return GateOutcome(verdict, tuple(place.repository for place in locations))
+
+
+def _locations(catalog: Catalog, chosen: Target, environment: str | None) -> list[Location]:
+    """Where the verdict is attested: the build repository, and the repository a promotion
+    into ``environment`` reads its evidence from when that is another one."""
+    places = [Location(build_registry(catalog.project), chosen.repository)]
+    if environment is not None:
+        position, _ = catalog.environment(environment)
+        if position > 0:
+            source = catalog.project.environments[position - 1]
+            registry = catalog.project.registries[source.registries[0]]
+            place = Location(registry, repository(registry, chosen.image.spec.name))
+            if place.repository != chosen.repository:
+                places.append(place)
+    return places
 
 
 def _findings(request: GateRequest) -> ScanReport:

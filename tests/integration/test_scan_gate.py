@@ -108,7 +108,7 @@ def _judge(
 
     failed = _gate(root, env, args)
     assert failed.returncode == 1, failed.stderr
-    assert cli_json(failed)["attested_in"] == repository
+    assert cli_json(failed)["attested_in"] == [repository]
 
     today = datetime.now(UTC).date().isoformat()
     settings["scan"]["exceptions"] = [{**EXCEPTION, "approved": today, "expires": today}]

@@ -86,7 +86,7 @@ def test_a_critical_finding_fails_the_gate(catalog_dir: Path, tmp_path: Path) ->
     assert result.exit_code == 1, result.output
     document = json.loads(result.stdout)
     assert document["ok"] is False
-    assert document["attested_in"] is None  # signing is not configured
+    assert document["attested_in"] == []  # signing is not configured
     verdict = parse_predicate(document["verdict"])
     assert verdict.image == f"{REPOSITORY}@{DIGEST}"
     assert [(j.finding.id, j.status) for j in verdict.findings] == [("CVE-2019-18224", "blocking")]
@@ -234,8 +234,20 @@ def test_with_signing_the_verdict_is_attested_to_the_digest(
     assert (repository, digest, predicate_type) == (REPOSITORY, DIGEST, SCAN_VERDICT)
     assert predicate["passed"] is False
     assert key.key.private_numbers() == private.private_numbers()  # the project's key
-    assert json.loads(result.stdout)["attested_in"] == REPOSITORY
+    assert json.loads(result.stdout)["attested_in"] == [REPOSITORY]
     assert sessions == [["127.0.0.1:5000"]]
+
+    Store.calls = []  # for prod: also where the promotion into prod reads (preprod)
+    result = run(
+        root, "gate", "app/rag-api", *trivy(tmp_path, "2026-11-30T06:00:00Z"), "--env", "prod"
+    )
+    preprod = "127.0.0.1:5000/bank-ai-lab/preprod/app/rag-api"
+    assert [call[0] for call in Store.calls] == [REPOSITORY, preprod]
+    assert all(call[3]["environment"] == "prod" for call in Store.calls)
+    assert f"verdict attested in {preprod}" in result.stdout
+    Store.calls = []  # for dev: the build repository is where the push reads
+    run(root, "gate", "app/rag-api", *trivy(tmp_path, "2026-11-30T06:00:00Z"), "--env", "dev")
+    assert [call[0] for call in Store.calls] == [REPOSITORY]
 
 
 @pytest.mark.parametrize(
