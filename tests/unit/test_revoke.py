@@ -6,23 +6,31 @@ records (the registry side runs in tests/integration/test_revoke.py)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from imagefactory.errors import UserError
-from imagefactory.evidence.store import Location
+from imagefactory.evidence import predicates
+from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.project.paths import audit_log, state_file
 from imagefactory.project.state import EnvironmentRecord, ImageRecord, State, load_state, save_state
 from imagefactory.release import audit
+from imagefactory.release import revoke as revoke_module
 from imagefactory.release.revoke import REVOKE, Pin, blast_radius, revocations, revoke, search
+from imagefactory.signing import dsse
+from imagefactory.signing.keys import SigningKey
+from imagefactory.signing.oci import attestation_tag
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Registry
 
-from .helpers import run
+from .helpers import run, serve
+from .test_evidence_store import MemoryRegistry
 from .test_gitops_repo import make_remote, pin, write_settings
 
 
@@ -199,3 +207,84 @@ def test_gitops_diff_marks_a_revoked_pin_and_the_blast_radius_names_it(
         Pin("app/rag-api", d("4"), "dev", "gitops"),
     )
     assert blast_radius(catalog, state, [(image, d("5"))]) == ()
+
+
+DEV = "127.0.0.1:5000/bank-ai-lab/dev/app/rag-api"
+
+
+@dataclass
+class HoldingRegistry(MemoryRegistry):
+    """The evidence registry in memory, which also holds image digests by repository."""
+
+    images: set[str] = field(default_factory=set)  # "repository@digest"
+
+    def digest(self, registry: Registry, reference: str) -> str | None:
+        return reference.rpartition("@")[2] if reference in self.images else None
+
+
+@pytest.fixture
+def signed(catalog_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SigningKey]:
+    """The example catalog with ``signing:``, its key pair the test's own (the private key's
+    PEM text in IMAGEFACTORY_SIGNING_KEY)."""
+    key = SigningKey(ec.generate_private_key(ec.SECP256R1()), "test key")
+    (catalog_dir / "keys").mkdir()
+    (catalog_dir / "keys" / "cosign.pub").write_bytes(
+        key.key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    with (catalog_dir / "imagefactory.yaml").open("a") as project:
+        project.write("signing:\n  public_key: keys/cosign.pub\n")
+    pem = key.key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    monkeypatch.setenv("IMAGEFACTORY_SIGNING_KEY", pem.decode())
+    monkeypatch.setattr("imagefactory.evidence.store.SETTLE", 0.0)
+    yield key
+
+
+def test_a_revocation_attests_where_the_digest_is_and_completes_an_interrupted_one(
+    catalog_dir: Path, signed: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = load_catalog(catalog_dir)
+    memory = serve(monkeypatch, HoldingRegistry(images={f"{DEV}@{d('4')}"}), revoke_module)
+    earlier = _revoked_in_log(catalog, d("4"), "CVE-1")  # a run killed after its intent
+
+    result = revoke(catalog, "app/rag-api", d("4"), " CVE-1 ", descendants=True, dry_run=False)
+
+    [done] = result.revoked
+    assert (done.ref, done.digest, done.repositories, done.parent) == (
+        "app/rag-api",
+        d("4"),
+        (DEV,),
+        None,
+    )
+    assert result.completed == (earlier.id,) and result.reason == "CVE-1"
+    assert [(k[0], k[1]) for k in memory.manifests] == [(DEV, attestation_tag(d("4")))]
+    store = EvidenceStore(memory, Location(Registry(url="127.0.0.1:5000"), DEV))  # type: ignore[arg-type]
+    held = store.read(d("4"))
+    [attested] = dsse.verify(held.attestations, held.blobs, signed.verifying_key(), digest=d("4"))
+    assert attested.predicate_type == predicates.LIFECYCLE
+    lifecycle = predicates.parse_lifecycle(attested.predicate)
+    assert (lifecycle.revoked, lifecycle.reason) == (True, "CVE-1")
+    lines = [line for line in audit.read(audit_log(catalog)) if line["action"] == REVOKE]
+    assert [(line["id"], line["phase"]) for line in lines] == [
+        (earlier.id, "intent"),
+        (done.audit_id, "intent"),
+        (done.audit_id, "done"),
+        (earlier.id, "done"),
+    ]
+    assert lines[1]["registries"] == ["dev"] and audit.interrupted(audit_log(catalog)) == []
+    assert revocations(catalog) == {("app/rag-api", d("4")): "CVE-1"}
+
+
+def test_a_digest_no_repository_holds_is_refused_before_anything_is_written(
+    catalog_dir: Path, signed: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = load_catalog(catalog_dir)
+    memory = serve(monkeypatch, HoldingRegistry(), revoke_module)
+    with pytest.raises(UserError, match="no repository of app/rag-api holds"):
+        revoke(catalog, "app/rag-api", d("4"), "CVE-1", descendants=False, dry_run=False)
+    assert memory.manifests == {} and audit.read(audit_log(catalog)) == []
