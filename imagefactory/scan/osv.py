@@ -186,10 +186,16 @@ def _files(folder: Path) -> Iterator[Path]:
     pending = [folder]
     while pending:
         current = pending.pop()
-        with os.scandir(current) as entries:
-            listed = sorted(entries, key=lambda e: e.name)
-        for entry in listed:
-            mode = entry.stat(follow_symlinks=False).st_mode
+        try:
+            with os.scandir(current) as entries:
+                listed = sorted(entries, key=lambda e: e.name)
+            modes = [(entry, entry.stat(follow_symlinks=False).st_mode) for entry in listed]
+        except OSError as exc:
+            raise UserError(
+                f"cannot read the advisory folder {current}: {exc.strerror or exc}",
+                hint="the mirror's folders must be readable by this user",
+            ) from exc
+        for entry, mode in modes:
             if stat.S_ISDIR(mode):
                 pending.append(Path(entry.path))
             elif stat.S_ISREG(mode):

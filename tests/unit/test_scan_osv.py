@@ -260,3 +260,16 @@ def test_an_advisory_with_only_a_cvss_vector_is_rated_by_its_base_score(tmp_path
     record["severity"] = [{"type": "CVSS_V4", "score": v4}]
     (folder / "GHSA-h5c8-rqwp-cp95.json").write_text(json.dumps(record))
     assert scan(tmp_path, folder)["GHSA-h5c8-rqwp-cp95", "jinja2"].severity == "unknown"
+
+
+def test_an_unreadable_folder_is_a_user_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = advisories(tmp_path)
+
+    def refused(path: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(osv.os, "scandir", refused)  # root reads any folder: refuse it here
+    with pytest.raises(UserError, match=r"cannot read the advisory folder .*: Permission denied"):
+        osv.load_advisories(folder)
