@@ -61,7 +61,7 @@ def _show(output: Output, result: Revocation, dry_run: bool) -> None:
 @app.command(
     name="revoke",
     epilog="Examples:\n\n"
-    "  imagefactory revoke base/debian@sha256:4f2a… --reason 'CVE-2026-1234, INC-42' --descendants\n\n"
+    "  imagefactory revoke base/debian12@sha256:4f2a… --reason 'CVE-2026-1234, INC-42' --descendants\n\n"
     "  imagefactory revoke app/rag-api@sha256:4f2a… --reason 'leaked key' --dry-run --json",
 )
 def revoke_command(
