@@ -3,7 +3,8 @@ by docker is signed and attested through the registry API and verifies; the tamp
 attacker with write access to the registry can do is caught (the ``.sig`` replaced by one
 another key made, one byte of an attestation changed, the image's tag moved onto another
 digest, one digest's ``.sig`` put under another's); two writers attesting at once both keep
-their layer; the evidence copied into another repository verifies there."""
+their layer; the evidence copied into another repository verifies there. And the commands end
+to end: ``keygen``, then build, test, push and promote of a tiny signed chain, and ``verify``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from imagefactory.evidence import predicates
@@ -35,8 +37,17 @@ from imagefactory.signing.oci import (
 from imagefactory.spec.models import Registry as RegistrySettings
 from tests.unit.test_evidence_store import provenance_of
 
+from .helpers.example import cli_json, imagefactory
 from .helpers.registry import Registry
-from .helpers.tiny import digest_of, tiny_parent
+from .helpers.tiny import (
+    CLI_TIMEOUT,
+    TinyCatalog,
+    digest_of,
+    ok,
+    project,
+    tiny_parent,
+    write_catalog,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -275,3 +286,65 @@ def test_copied_into_another_repository(
     target.sign(pushed.digest, key)
     check(target, pushed.digest, key)
     assert len(target.read(pushed.digest).signatures.layers) == 2
+
+
+def test_imagefactory_verify_after_push_and_promote(
+    registry: Registry,
+    registry_env: dict[str, str],
+    docker_config: Path,
+    tiny_base: str,
+    tmp_path: Path,
+) -> None:
+    """The commands end to end on a tiny signed chain (base/tiny on the busybox base, app/tiny
+    on base/tiny), its key pair made by ``imagefactory keygen``: built, tested and pushed to dev,
+    ``verify`` passes every check there, the chain down to base/tiny; promoted, in preprod too;
+    not pushed anywhere, prod has nothing to verify."""
+    root = tmp_path / "catalog"
+    root.mkdir()
+    secret = tmp_path / "secret" / "signing.key"
+    env = {**registry_env, "COLUMNS": "250", "IMAGEFACTORY_SIGNING_KEY": str(secret)}
+    made = imagefactory(
+        root,
+        "keygen",
+        "--public",
+        "keys/cosign.pub",
+        "--private",
+        str(secret),
+        "--json",
+        env=env,
+        timeout=CLI_TIMEOUT,
+    )
+    assert (
+        ok(made)["fingerprint"].startswith("sha256:") and (secret.stat().st_mode & 0o777) == 0o600
+    )
+    with tiny_parent("verify", tiny_base, registry, docker_config) as (session, parent):
+        stages = [{"name": stage, "registries": [stage]} for stage in ("dev", "preprod", "prod")]
+        settings = project("it-verify", registry, f"it-{session}/verify", session, stages)
+        settings["signing"] = {"public_key": "keys/cosign.pub", "builders": ["local:"]}
+        write_catalog(
+            root,
+            settings,
+            {"name": "base/tiny", "version": "1.0.0", "from": parent, "user": "root"},
+        )
+        (root / "images" / "app" / "tiny").mkdir(parents=True)
+        (root / "images" / "app" / "tiny" / "image.yaml").write_text(
+            yaml.safe_dump(
+                {"name": "app/tiny", "version": "1.0.0", "from": "base/tiny", "user": "root"}
+            )
+        )
+        catalog = TinyCatalog(root, env, docker_config / "config.json")
+        for step in (("build", "--all"), ("test", "--all"), ("push", "--all")):
+            ok(catalog.cli(*step, "--json"))
+        dev = ok(catalog.cli("verify", "app/tiny", "--json"))
+        assert dev["environment"] == "dev" and {c["result"] for c in dev["checks"]} == {"ok"}
+        [chain] = [c["detail"] for c in dev["checks"] if c["check"] == "chain"]
+        assert "/dev/app/tiny@" in chain and "/dev/base/tiny@" in chain
+        ok(catalog.cli("promote", "app/tiny", "--to", "preprod", "--json"))
+        preprod = ok(catalog.cli("verify", "app/tiny", "--env", "preprod", "--json"))
+        [(repository, digest)] = preprod["digests"].items()
+        assert "/preprod/app/tiny" in repository and digest in dev["digests"].values()
+        text = catalog.cli("verify", "app/tiny", "--env", "preprod")
+        assert text.returncode == 0 and "verified" in text.stdout, text.stderr
+        absent = catalog.cli("verify", "app/tiny", "--env", "prod", "--json")
+        assert absent.returncode == 1
+        assert "does not say which version of app/tiny prod holds" in cli_json(absent)["error"]
