@@ -7,7 +7,6 @@ reads, and a credential helper refused."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import urllib.parse
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from imagefactory.registry.client import RegistryClient
 from imagefactory.registry.http import RegistryHTTP, RegistryRequestError
 from imagefactory.spec.models import Registry
 from tests.fakes.http_server import serving
+from tests.unit.test_registry_http import _Replies
 
 TOKEN_PREFIX = "token-for:"
 MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -56,21 +56,7 @@ def actions(scopes: list[str]) -> dict[str, set[str]]:
 def upstream() -> Iterator[Upstream]:
     state = Upstream()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def reply(
-            self, status: int, body: bytes = b"", headers: dict[str, str] | None = None
-        ) -> None:
-            self.send_response(status)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
+    class Handler(_Replies):
         def allowed(self, needs: list[str]) -> bool:
             auth = self.headers.get("Authorization", "")
             if auth.startswith(f"Bearer {TOKEN_PREFIX}"):
