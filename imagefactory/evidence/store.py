@@ -10,8 +10,10 @@ Appending is read-modify-write on one tag, and the registry API has no condition
 writers that read the same manifest each put theirs, and the second drops the first's layer.
 So after its PUT a writer reads the tag back, and once more after a short pause; when a layer
 it wrote or saw is missing, it merges every layer it has seen with what is there and writes
-again (a bounded number of times). A layer is never dropped by an append, and the same layer is
-not added twice (a retried append is harmless).
+again (a bounded number of times). The same layer is not added twice (a retried append is
+harmless). A writer whose read and PUT lie further apart than the pause can still drop a layer
+another confirmed: without a conditional write nothing rules that out, and it shows as a missing
+attestation (refused), never as a false one.
 """
 
 from __future__ import annotations
