@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,26 +37,24 @@ EXCEPTION = {
 }
 
 
+@pytest.fixture
+def session_parent(
+    tiny_base: str, registry: Registry, docker_config: Path
+) -> Iterator[tuple[str, str]]:
+    """A session of the test's own and the tiny base pushed in it (removed afterwards)."""
+    with tiny_parent("scan", tiny_base, registry, docker_config) as pushed:
+        yield pushed
+
+
 def test_the_verdict_is_attested_to_the_digest_and_verifies(
+    session_parent: tuple[str, str],
     tiny_base: str,
     registry: Registry,
     docker_config: Path,
     registry_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    with tiny_parent("scan", tiny_base, registry, docker_config) as (session, parent):
-        _judge(session, parent, tiny_base, registry, docker_config, registry_env, tmp_path)
-
-
-def _judge(
-    session: str,
-    parent: str,
-    tiny_base: str,
-    registry: Registry,
-    docker_config: Path,
-    registry_env: dict[str, str],
-    tmp_path: Path,
-) -> None:
+    session, parent = session_parent
     namespace = f"it-{session}/scan"
     repository = f"{registry.host}/{namespace}/dev/tiny/app"
     docker("tag", tiny_base, f"{repository}:scanned")
