@@ -56,8 +56,12 @@ def test_trivy_report_of_debian_buster(tmp_path: Path) -> None:
     assert report.subjects == ()  # a tarball: no digest named
 
 
-def test_trivy_without_version_output_has_no_database_time() -> None:
+def test_trivy_without_version_output_has_no_database_time(tmp_path: Path) -> None:
     assert read_report(FIXTURES / "trivy-debian-buster.json").scanner.db_built is None
+    data = load("trivy-debian-buster.json")
+    data["Trivy"] = {"Version": "0.70.0"}  # newer releases name themselves in the report
+    scanner = read_report(write(tmp_path, data)).scanner
+    assert (scanner.version, scanner.db_built) == ("0.70.0", None)
 
 
 def test_trivy_not_affected_is_left_out_and_repo_digests_are_subjects(tmp_path: Path) -> None:
