@@ -171,6 +171,7 @@ def pipeline_run(
     root = base / "catalog"
     root.mkdir()
     shutil.copytree(example_build.root / "images", root / "images")
+    shutil.copytree(example_build.root / "keys", root / "keys")  # the signing key's public half
     namespace = f"it-{example_build.session}/gitlab-ci-local"
     project = yaml.safe_load((example_build.root / "imagefactory.yaml").read_text())
     for stage, settings in project["registries"].items():
