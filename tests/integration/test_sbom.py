@@ -12,8 +12,10 @@ second build adds one package to the database.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +26,9 @@ import pytest
 from imagefactory.sbom import document
 
 from ..unit.test_build_evidence import key_pair
-from .helpers.example import git_commit
-from .helpers.registry import Registry
-from .helpers.services import SKOPEO, run
+from .helpers.example import git_commit, remove_session_images
+from .helpers.registry import Registry, registry_cleanup
+from .helpers.services import SKOPEO, run, unique
 from .helpers.tiny import TinyCatalog, ok, project, tiny_parent, write_catalog
 
 pytestmark = pytest.mark.integration
@@ -213,3 +215,77 @@ def test_sbom_diff_of_two_builds_lists_the_one_package_added(built: Built) -> No
     text = built.cli("sbom", "diff", f"{IMAGE}@{built.first}", IMAGE)  # IMAGE: the latest build
     assert text.returncode == 0, text.stderr
     assert "+ curl 7.88.1-10+deb12u8" in text.stdout
+
+
+def attested(registry: Registry, repository: str, digest: str, predicate_type: str) -> Any:
+    """The predicate of the first attestation of ``predicate_type`` in ``digest``'s .att, read
+    straight from the registry API (the DSSE envelope's in-toto statement)."""
+    path = repository.removeprefix(f"{registry.host}/")
+    accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+    status, _, body = registry.request(
+        "GET", f"/v2/{path}/manifests/sha256-{digest[7:]}.att", headers=accept
+    )
+    assert status == 200, body
+    [layer] = [
+        layer
+        for layer in json.loads(body)["layers"]
+        if layer["annotations"]["predicateType"] == predicate_type
+    ]
+    status, _, envelope = registry.request("GET", f"/v2/{path}/blobs/{layer['digest']}")
+    assert status == 200, envelope
+    statement = json.loads(base64.b64decode(json.loads(envelope)["payload"]))
+    assert statement["subject"][0]["digest"] == {"sha256": digest[7:]}
+    return statement["predicate"]
+
+
+def test_a_bootstrapped_base_names_the_release_files_it_was_installed_from(
+    registry: Registry, registry_env: dict[str, str], tmp_path: Path
+) -> None:
+    """mmdebstrap for real (minbase from the configured mirror): the base's SBOM lists its
+    Debian packages with syft's purls, and its provenance names the InRelease file of each suite
+    it installed from, as the bootstrap's hook hashed them before the lists were emptied."""
+    session = unique("sbom-bootstrap")
+    root = tmp_path / "catalog"
+    env = {k: v for k, v in registry_env.items() if k not in ("CI", "GITLAB_CI")}
+    env["IMAGEFACTORY_SIGNING_KEY"] = key_pair(root / "keys")
+    settings = project(
+        "it-sbom", registry, f"it-{session}", session, [{"name": "dev", "registries": ["dev"]}]
+    )
+    settings["signing"] = {"public_key": "keys/cosign.pub"}
+    write_catalog(
+        root, settings, {"name": "base/deb", "version": "1.0.0", "bootstrap": {}, "user": "root"}
+    )
+    try:
+        catalog = TinyCatalog(root, env, Path())
+        [built_base] = ok(catalog.cli("build", "base/deb", "--json", env=env))["images"]
+        digest = built_base["digest"]
+        repository = f"{registry.host}/it-{session}/dev/base/deb"
+        [hashes] = list((root / ".imagefactory" / "cache").glob("rootfs-*.releases"))
+        expected = {
+            f"file:///var/lib/apt/lists/{name}": {"sha256": hex_part}
+            for hex_part, _, name in (
+                line.partition("  ") for line in hashes.read_text().splitlines()
+            )
+        }
+        assert sorted(uri.rsplit("_", 2)[-2] for uri in expected) == [
+            "bookworm",
+            "bookworm-security",
+            "bookworm-updates",
+        ]
+        provenance = attested(registry, repository, digest, "https://slsa.dev/provenance/v1")
+        releases = {
+            d["uri"]: d["digest"]
+            for d in provenance["buildDefinition"]["resolvedDependencies"]
+            if d["name"] == "debian-release"
+        }
+        assert releases == expected
+        sbom = attested(registry, repository, digest, "https://cyclonedx.org/bom")
+        libraries = [c for c in sbom["components"] if c["type"] == "library"]
+        assert len(libraries) > 50  # minbase: ~90 packages
+        for component in libraries:  # syft's text: libstdc++6 is pkg:deb/debian/libstdc%2B%2B6@…
+            name = urllib.parse.quote(component["name"], safe="-._~")
+            assert component["purl"].startswith(f"pkg:deb/debian/{name}@"), component
+        assert all("distro=debian-12" in c["purl"] for c in libraries)
+    finally:
+        remove_session_images(session)
+        registry_cleanup(registry, f"it-{session}")
