@@ -303,11 +303,15 @@ def _said(
         "provenance": provenance,
         "tests": [p.get("result") for p in of(TEST_TYPE)],
         "releases": [
-            {"environment": p.get("environment"), "version": p.get("version")}
+            {
+                name: p.get(name)
+                for name in ("environment", "version", "from", "identity", "approver")
+            }
             for p in of(RELEASE_TYPE)
         ],
         "scans": [
-            {"passed": p.get("passed"), "environment": p.get("environment")} for p in of(SCAN_TYPE)
+            {name: p.get(name) for name in ("passed", "environment", "threshold", "at")}
+            for p in of(SCAN_TYPE)
         ],
         "revoked": bool(lifecycle),
         "revocations": [{"reason": p.get("reason"), "at": p.get("at")} for p in lifecycle],

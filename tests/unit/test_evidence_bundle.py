@@ -26,6 +26,13 @@ DIGEST = "sha256:" + "ab" * 32
 PARENT = "sha256:" + "cd" * 32
 BUILD_REPO = "registry.example:5000/build/app/tiny"
 REPO = "registry.example:5000/dev/app/tiny"
+RELEASE = {
+    "environment": "dev",
+    "version": "1.0.0",
+    "from": None,
+    "identity": "Jane Doe <jane@example>",
+    "approver": None,
+}
 AUDIT = [
     {"id": "a1", "phase": "intent", "action": "push", "image": "app/tiny", "digest": DIGEST},
     {"id": "a1", "phase": "done", "action": "push", "image": "app/tiny", "digest": DIGEST},
@@ -67,7 +74,7 @@ def _contents(key: SigningKey, *, repository: str = REPO) -> bundle.Contents:
     for kind, predicate in (
         (provenance.PREDICATE_TYPE, _provenance()),
         (bundle.TEST_TYPE, {"result": "PASSED", "passedTests": ["run"]}),
-        (bundle.RELEASE_TYPE, {"environment": "dev", "version": "1.0.0"}),
+        (bundle.RELEASE_TYPE, RELEASE),
         (bundle.LIFECYCLE_TYPE, {"status": "revoked", "reason": "CVE-1", "at": "2026-12-01"}),
     ):
         attested = dsse.attest(key, BUILD_REPO, DIGEST, kind, predicate)
@@ -101,7 +108,7 @@ def test_a_bundle_verifies_offline_and_says_what_its_evidence_says(key: SigningK
     assert summary["signed_for"] == sorted([BUILD_REPO, REPO])
     assert summary["provenance"] == [{"builder": "https://ci.example/runners/7", "parent": PARENT}]
     assert summary["tests"] == ["PASSED"]
-    assert summary["releases"] == [{"environment": "dev", "version": "1.0.0"}]
+    assert summary["releases"] == [RELEASE]
     assert summary["revoked"] is True
     assert summary["revocations"] == [{"reason": "CVE-1", "at": "2026-12-01"}]
     assert summary["attestations"][provenance.PREDICATE_TYPE] == 1
