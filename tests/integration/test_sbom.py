@@ -7,7 +7,8 @@ with a key pair the test makes): one image, ``app/tiny``, FROM the 2 MB busybox 
 ``import_tiny_base`` pushed there and pinned by digest. Its spec copies a Debian package database
 (``/var/lib/dpkg/status``), ``/etc/os-release`` and an apt ``InRelease`` file into the image, so
 its SBOM lists Debian packages with syft's purls and its provenance names the Release file; the
-second build adds one package to the database.
+second build adds one package to the database. One more test bootstraps a Debian base with
+mmdebstrap for real: its provenance names the InRelease file of each suite it installed from.
 """
 
 from __future__ import annotations
@@ -136,7 +137,9 @@ def built(
         )
 
 
-def test_the_build_signs_and_attests_provenance_and_sbom_into_the_registry(built: Built) -> None:
+def test_the_build_signs_and_attests_provenance_and_sbom_into_the_registry(
+    built: Built, registry: Registry
+) -> None:
     hex_part = built.second.removeprefix("sha256:")
     signatures = raw_manifest(built.authfile, f"{built.repository}:sha256-{hex_part}.sig")
     assert [layer["mediaType"] for layer in signatures["layers"]] == [
@@ -147,6 +150,18 @@ def test_the_build_signs_and_attests_provenance_and_sbom_into_the_registry(built
         "https://slsa.dev/provenance/v1",
         "https://cyclonedx.org/bom",
     ]
+    provenance = attested(
+        registry, built.repository, built.second, "https://slsa.dev/provenance/v1"
+    )
+    dependencies = provenance["buildDefinition"]["resolvedDependencies"]
+    assert [d for d in dependencies if d["name"] == "debian-release"] == [
+        {
+            "name": "debian-release",
+            "uri": f"file:///{LISTS}",
+            "digest": {"sha256": hashlib.sha256(IN_RELEASE).hexdigest()},
+        }
+    ]
+    assert provenance["runDetails"]["builder"]["id"].startswith("local:")
 
 
 def test_sbom_lists_the_debian_packages_with_syft_purls_from_the_signed_attestation(
