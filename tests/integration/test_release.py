@@ -63,6 +63,7 @@ PIPELINE_URL = "https://gitlab.example-bank.internal/platform/imagefactory/-/pip
 JOB_URL = "https://gitlab.example-bank.internal/platform/imagefactory/-/jobs/815"
 APP_MAIN = Path("images/app/rag-api/app/rag_api/main.py")
 APP_SPEC = Path("images/app/rag-api/image.yaml")
+EVIDENCE_TAG = re.compile(r"sha256-[0-9a-f]{64}\.(sig|att)")
 CLI_TIMEOUT = 300  # one promotion copies ~130 MB over loopback TLS: seconds; this bounds a hang
 ACCEPT = ", ".join(
     [
@@ -269,8 +270,10 @@ class Skopeo:
         return proc.stdout.strip()
 
     def digests(self, repository: str) -> dict[str, str | None]:
-        """Every tag of ``repository`` and the digest it names (looked up 8 at a time)."""
-        tags = sorted(self.tags(repository))
+        """Every image tag of ``repository`` and the digest it names (looked up 8 at a time);
+        the evidence tags (``sha256-<hex>.sig``/``.att``: tests/integration/test_supply_chain.py)
+        are left out."""
+        tags = sorted(t for t in self.tags(repository) if not EVIDENCE_TAG.fullmatch(t))
         with ThreadPoolExecutor(max_workers=8) as pool:
             found = pool.map(lambda tag: self.digest(f"{repository}:{tag}"), tags)
             return dict(zip(tags, found, strict=True))
