@@ -171,9 +171,12 @@ def pipeline_run(
     root = base / "catalog"
     root.mkdir()
     shutil.copytree(example_build.root / "images", root / "images")
-    shutil.copytree(example_build.root / "keys", root / "keys")  # the signing key's public half
     namespace = f"it-{example_build.session}/gitlab-ci-local"
     project = yaml.safe_load((example_build.root / "imagefactory.yaml").read_text())
+    # Unsigned: the ancestors land in this namespace as local images pushed again, which carry a
+    # signature but no provenance, so a signed promotion's chain check would refuse the app
+    # (a known gap, issue 16's note); the signed release path is test_supply_chain's.
+    project.pop("signing", None)
     for stage, settings in project["registries"].items():
         settings["namespace"] = f"{namespace}/{stage}"
     (root / "imagefactory.yaml").write_text(yaml.safe_dump(project, sort_keys=False))

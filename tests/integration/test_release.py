@@ -1077,6 +1077,14 @@ def test_registry_b_killed_during_the_copy(
     assert skopeo.digests(repo_of(promo_copy, "preprod")) == dict.fromkeys(tags, released.digest)
 
 
+def without_signing(catalog: Path) -> None:
+    """``catalog`` without its ``signing:`` section: the release gate reads local state."""
+    path = catalog / "imagefactory.yaml"
+    project = yaml.safe_load(path.read_text())
+    project.pop("signing")
+    path.write_text(yaml.safe_dump(project, sort_keys=False))
+
+
 def test_promoting_an_untested_digest_is_refused(
     promo_copy: Path,
     release_env: dict[str, str],
@@ -1084,7 +1092,10 @@ def test_promoting_an_untested_digest_is_refused(
     released: Released,
     skopeo: Skopeo,
 ) -> None:
-    """A rebuild pushed to dev without ``imagefactory test``: its digest has no test record."""
+    """A rebuild pushed to dev without ``imagefactory test``: its digest has no test record
+    (a catalog without ``signing:``, where state is the record; test_supply_chain has the
+    signed one)."""
+    without_signing(promo_copy)
     set_bundle(promo_copy, HOST_BUNDLE)  # the bundle the images were built with
     edit_text(promo_copy / APP_MAIN, '"""', '"""untested change\n')
     git_commit(promo_copy, "untested change")
@@ -1109,6 +1120,9 @@ def test_promoting_an_untested_digest_is_refused(
 def test_promoting_without_a_test_record_is_refused(
     promo_copy: Path, release_env: dict[str, str], released: Released, skopeo: Skopeo
 ) -> None:
+    """Without ``signing:`` the state file is the test record (with it, the signed test
+    attestation is: test_supply_chain)."""
+    without_signing(promo_copy)
     path = promo_copy / ".imagefactory" / "state.json"
     document = json.loads(path.read_text())
     document["images"][APP].pop("tests", None)  # the record from before per-digest runs
