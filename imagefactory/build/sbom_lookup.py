@@ -34,10 +34,10 @@ from imagefactory.evidence.verify import identities, verify_digest
 from imagefactory.project.hashing import content_inputs
 from imagefactory.project.naming import CONTENT_LABEL, build_registry, repository
 from imagefactory.project.paths import sbom_file, work_dir
+from imagefactory.project.targets import target
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.sbom.diff import SbomDiff, diff
 from imagefactory.sbom.document import ImageIdentity, ParentImage, sbom_json
-from imagefactory.scan.gate import target
 from imagefactory.signing.keys import VerificationError
 from imagefactory.spec.catalog import Catalog, CatalogImage
 

@@ -11,7 +11,8 @@ from imagefactory.cli.app import app
 from imagefactory.cli.catalog import JsonOption, open_catalog
 from imagefactory.cli.output import Output
 from imagefactory.errors import EXIT_USER_ERROR
-from imagefactory.scan.gate import GateOutcome, GateRequest, gate, target
+from imagefactory.project.targets import target
+from imagefactory.scan.gate import GateOutcome, GateRequest, gate
 from imagefactory.scan.reports import FORMATS
 from imagefactory.scan.verdict import require_passed
 

@@ -4,7 +4,6 @@ project's signing key pair."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Annotated
 
@@ -16,8 +15,8 @@ from imagefactory.cli.catalog import JsonOption, one_image, open_catalog
 from imagefactory.evidence.bundle import verify_file
 from imagefactory.evidence.check import ImageVerification, check_image
 from imagefactory.evidence.keys import generate_pair
+from imagefactory.spec.parents import DIGEST_PATTERN
 
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 DEFAULT_PASSWORD_ENV = "IMAGEFACTORY_SIGNING_KEY_PASSWORD"
 
 
@@ -77,7 +76,7 @@ def verify_command(
     if image is None:
         raise typer.BadParameter("name the image to verify", param_hint="IMAGE")
     ref, _, digest = image.partition("@")
-    if digest and _DIGEST.fullmatch(digest) is None:
+    if digest and DIGEST_PATTERN.fullmatch(digest) is None:
         raise typer.BadParameter(f"'{digest}' is not sha256:<64 hex digits>", param_hint="IMAGE")
     session, catalog = open_catalog(ctx, json_output)
     result = check_image(catalog, one_image(catalog, ref), digest=digest or None, environment=env)

@@ -8,7 +8,6 @@ result is parsed again and must differ from the original in that one pin alone.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,8 @@ import yaml
 
 from imagefactory.atomic import read_inside
 from imagefactory.errors import UserError
+from imagefactory.spec.parents import DIGEST_PATTERN
 
-DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 NULL_DIGEST = "sha256:" + "0" * 64
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from imagefactory.evidence import predicates
 from imagefactory.evidence.keys import signing_enabled, signing_key, verifying_key
 from imagefactory.evidence.store import EvidenceStore, Location
-from imagefactory.evidence.verify import verify_chain
+from imagefactory.evidence.verify import Verified, verify_chain
 from imagefactory.registry.client import RegistryClient
 from imagefactory.release import audit
 from imagefactory.release.evidence import builders
@@ -50,16 +50,19 @@ def attach_release(
         store.attest(release.digest, predicates.RELEASE, predicate, key)
 
 
-def verified_chain(catalog: Catalog, client: RegistryClient, origin: Location, digest: str) -> None:
-    """Raise ``VerificationError`` unless ``digest``'s evidence at ``origin`` verifies, down the
-    chain of its parents to the bootstrap, none revoked (nothing to check without ``signing:``)."""
+def verified_chain(
+    catalog: Catalog, client: RegistryClient, origin: Location, digest: str
+) -> Verified | None:
+    """``digest``'s evidence at ``origin``, verified down the chain of its parents to the
+    bootstrap, none revoked (a ``VerificationError`` otherwise); None: nothing to check without
+    ``signing:``."""
     if not signing_enabled(catalog):
-        return
-    verify_chain(
+        return None
+    return verify_chain(
         client,
         list(catalog.project.registries.values()),
         origin,
         digest,
         verifying_key(catalog),
         builders=builders(catalog),
-    )
+    )[0]

@@ -13,6 +13,7 @@ test runs as a cache of what this checkout ran.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -184,15 +185,18 @@ def evidence_for(
     client: RegistryClient | None = None,
     *,
     at: Registry | None = None,
+    verified: Mapping[tuple[str, str], Verified] | None = None,
 ) -> Evidence:
     """The evidence for ``catalog``'s images, as of now; ``state``: the state file as the
     caller has just read it (under its lock), not read again. With ``signing:`` and a
     ``client`` (the command's registry session), the registry's signed evidence at ``at``
     (default: where the build put each image); else this checkout's state and audit log (a caller without
-    a session reads only yanks, which state holds either way)."""
+    a session reads only yanks, which state holds either way). ``verified``: (ref, digest) →
+    the evidence the caller has just verified at ``at`` (not read again)."""
     state = state if state is not None else load_state(state_file(catalog))
     if client is not None and signing_enabled(catalog):
-        return RegistryEvidence(catalog, state, client, at, verifying_key(catalog))
+        key = verifying_key(catalog)
+        return RegistryEvidence(catalog, state, client, at, key, dict(verified or {}))
     pushes = {
         (str(line["image"]), str(line["digest"])): tuple(
             dict.fromkeys(str(n) for n in (line.get("identity"), line.get("who")) if n)

@@ -115,9 +115,15 @@ def _copy(
                 hint="push or promote it there again",
             )
         origin = Location(source_registry, source_repo)
-        verified_chain(catalog, client, origin, digest)
+        top = verified_chain(catalog, client, origin, digest)
         gate.require(
-            evidence_for(catalog, state, client, at=source_registry),
+            evidence_for(
+                catalog,
+                state,
+                client,
+                at=source_registry,
+                verified={(image.ref, digest): top} if top is not None else None,
+            ),
             gate.Candidate(image.ref, held.version, digest, target_env),
             approver=approved_by,
             scan_required=to_env in catalog.project.scan.require,

@@ -116,7 +116,7 @@ def revoke(
             "a revocation is a signed lifecycle attestation, and this project signs nothing",
             hint=f"configure signing: in {catalog.project_file.name} (docs/supply-chain.md)",
         )
-    image = _image(catalog, ref)
+    image = catalog.one(ref)
     key = None if dry_run else _key(catalog)
     public = verifying_key(catalog)
     state = load_state(state_file(catalog))
@@ -142,16 +142,6 @@ def revoke(
             done = tuple(_write(catalog, client, key, t, why, state) for t in targets)
             _close(catalog, pending)
     return Revocation(why, done, pinned, tuple(i.id for i in pending))
-
-
-def _image(catalog: Catalog, ref: str) -> CatalogImage:
-    matches = catalog.select([ref])
-    if len(matches) != 1:
-        raise UserError(
-            f"'{ref}' has variants; name one",
-            hint=", ".join(f"{m.ref}@sha256:…" for m in matches),
-        )
-    return matches[0]
 
 
 def _key(catalog: Catalog) -> SigningKey:

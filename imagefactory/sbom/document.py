@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,12 +34,12 @@ from packageurl import PackageURL
 
 from imagefactory import __version__
 from imagefactory.errors import UserError
+from imagefactory.spec.parents import DIGEST_PATTERN
 
 from .catalog import Package, SyftPackageURL
 from .catalog import packages as find_packages
 from .rootfs import RootFiles
 
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 #: The namespace of the serial numbers derived from an image digest.
 SERIAL_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://imagefactory/sbom")
 
@@ -80,7 +79,7 @@ class CopiedFile:
 
 
 def _check_digest(digest: str, of: str) -> None:
-    if not _DIGEST.fullmatch(digest):
+    if not DIGEST_PATTERN.fullmatch(digest):
         raise UserError(
             f"{of}: {digest!r} is not a manifest digest", hint="expected sha256:<64 hex digits>"
         )

@@ -14,7 +14,6 @@ new verdict.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,18 +23,15 @@ from imagefactory.evidence.keys import signing_enabled, signing_key
 from imagefactory.evidence.predicates import SCAN_VERDICT
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.project.naming import build_registry, repository
-from imagefactory.project.paths import state_file
-from imagefactory.project.state import load_state
+from imagefactory.project.targets import Target, target
 from imagefactory.registry.client import registry_session
-from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.catalog import Catalog
 
 from . import osv
 from .findings import ScanReport
 from .policy import evaluate
 from .reports import read_report
 from .verdict import Verdict
-
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -53,45 +49,9 @@ class GateRequest:
 
 
 @dataclass(frozen=True)
-class Target:
-    image: CatalogImage
-    repository: str  # HOST/PATH in the build registry
-    digest: str
-
-    @property
-    def reference(self) -> str:
-        return f"{self.repository}@{self.digest}"
-
-
-@dataclass(frozen=True)
 class GateOutcome:
     verdict: Verdict
     attested_in: tuple[str, ...]  # the repositories whose .att holds the verdict; none: unsigned
-
-
-def target(catalog: Catalog, image: str) -> Target:
-    """The image ``IMAGE`` or ``IMAGE@sha256:…`` names and the digest judged."""
-    ref, _, digest = image.partition("@")
-    matches = catalog.select([ref])
-    if len(matches) != 1:
-        raise UserError(
-            f"'{ref}' has variants; name one: {', '.join(m.ref for m in matches)}",
-            hint="the gate judges one digest of one image",
-        )
-    chosen = matches[0]
-    if not digest:
-        record = load_state(state_file(catalog)).images.get(chosen.ref)
-        digest = record.digest if record is not None and record.digest else ""
-        if not digest:
-            raise UserError(
-                f"no build of {chosen.ref} is recorded in state, so there is no digest to judge",
-                hint=f"build it first (imagefactory build {chosen.ref}), or name the digest: "
-                f"{chosen.ref}@sha256:…",
-            )
-    if not _DIGEST.fullmatch(digest):
-        raise UserError(f"{digest!r} is not a manifest digest", hint="expected sha256:<64 hex>")
-    registry = build_registry(catalog.project)
-    return Target(chosen, repository(registry, chosen.spec.name), digest)
 
 
 def gate(

@@ -107,3 +107,13 @@ class Catalog:
                 )
             chosen.update((i.ref, i) for i in matches)
         return [self.images[ref] for ref in self.images if ref in chosen]
+
+    def one(self, pattern: str) -> CatalogImage:
+        """The one image ``pattern`` names: a name with variants must name one of them."""
+        matches = self.select([pattern])
+        if len(matches) != 1:
+            raise UserError(
+                f"'{pattern}' has variants; name one: {', '.join(m.ref for m in matches)}",
+                hint=f"a digest belongs to one image: name the variant (e.g. {matches[0].ref})",
+            )
+        return matches[0]

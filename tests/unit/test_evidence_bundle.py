@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,11 @@ from imagefactory.signing.keys import SigningKey, VerificationError
 from imagefactory.signing.oci import ArtifactManifest, sha256_digest
 
 from .helpers import run
+from .test_evidence_store import provenance_of
 
 DIGEST = "sha256:" + "ab" * 32
 PARENT = "sha256:" + "cd" * 32
+BUILDER = "https://ci.example/runners/7"
 BUILD_REPO = "registry.example:5000/build/app/tiny"
 REPO = "registry.example:5000/dev/app/tiny"
 RELEASE = {
@@ -45,22 +46,7 @@ def key() -> SigningKey:
 
 
 def _provenance() -> dict[str, Any]:
-    moment = datetime(2026, 12, 1, tzinfo=UTC)
-    facts = provenance.BuildFacts(
-        catalog_uri="https://git.example/catalog.git",
-        catalog_ref="main",
-        catalog_path="images/app/tiny/image.yaml",
-        catalog_commit="0" * 40,
-        spec="app/tiny",
-        variant=None,
-        parent_repository="registry.example:5000/build/base/tiny",
-        parent_digest=PARENT,
-        builder_id="https://ci.example/runners/7",
-        invocation_id="https://ci.example/jobs/1",
-        started_on=moment,
-        finished_on=moment,
-    )
-    return provenance.predicate(facts)
+    return provenance_of(("registry.example:5000/build/base/tiny", PARENT), BUILDER)
 
 
 def _contents(key: SigningKey, *, repository: str = REPO) -> bundle.Contents:
@@ -106,7 +92,7 @@ def test_a_bundle_verifies_offline_and_says_what_its_evidence_says(key: SigningK
     assert report.audit == tuple(AUDIT)
     summary = report.summary
     assert summary["signed_for"] == sorted([BUILD_REPO, REPO])
-    assert summary["provenance"] == [{"builder": "https://ci.example/runners/7", "parent": PARENT}]
+    assert summary["provenance"] == [{"builder": BUILDER, "parent": PARENT}]
     assert summary["tests"] == ["PASSED"]
     assert summary["releases"] == [RELEASE]
     assert summary["revoked"] is True
