@@ -9,8 +9,10 @@ the SBOM (the CycloneDX document as predicate, as ``cosign attest --type cyclone
 
 An image the run did not build (reused from the registry, or a content tag that already held
 another build's digest) is not described again: its provenance is the build that made it. It
-is only signed, so that a digest published before signing was configured gets a signature
-(the store's ``sign`` adds none where the key signed already).
+is signed only when its evidence there verifies (``evidence.verify.verify_digest``) with a
+provenance signed by the key, i.e. a signed imagefactory build made it: whoever can push to the
+build registry can put any digest under a content tag, and the key never signs that. Otherwise
+it is left unsigned, with a warning (:data:`NOT_SIGNED`).
 
 A missing key where ``signing.required`` is refused when the run is set up, before anything is
 built (:func:`imagefactory.evidence.keys.signing_key`).
@@ -28,18 +30,23 @@ from imagefactory.build.bootstrap import release_hashes, rootfs_path
 from imagefactory.build.docker import Engine
 from imagefactory.build.facts import RunFacts, build_facts
 from imagefactory.build.image_sbom import copied_files, saved_root
-from imagefactory.evidence.keys import signing_key
+from imagefactory.evidence.keys import signing_key, verifying_key
 from imagefactory.evidence.predicates import PROVENANCE, SBOM
 from imagefactory.evidence.store import EvidenceStore, Location
+from imagefactory.evidence.verify import identities, verify_digest
 from imagefactory.project.naming import REVISION_LABEL
 from imagefactory.project.paths import sbom_file, work_dir
 from imagefactory.registry.client import RegistryClient
 from imagefactory.render.dockerfile import ParentPin
 from imagefactory.sbom.document import ImageIdentity, ParentImage, sbom_json
+from imagefactory.signing.keys import VerificationError
 from imagefactory.signing.provenance import predicate
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Registry
 from imagefactory.spec.parents import BootstrapParent
+
+#: Why a digest the run did not build is left unsigned.
+NOT_SIGNED = "not signed: the registry's digest has no signed provenance"
 
 
 class BuildEvidence:
@@ -105,10 +112,29 @@ class BuildEvidence:
         store.attest(digest, PROVENANCE, predicate(facts), self.key)
         store.attest(digest, SBOM, json.loads(text), self.key)
 
-    def reused(self, tag: str, digest: str) -> None:
-        """Sign ``digest`` in ``tag``'s repository, built before (when the project signs)."""
-        if self.key is not None:
-            self._store(tag.rpartition(":")[0]).sign(digest, self.key)
+    def reused(self, tag: str, digest: str) -> str | None:
+        """Sign ``digest`` in ``tag``'s repository, built before (when the project signs), if
+        its evidence there verifies with a provenance signed by the key; else why it is not
+        signed (:data:`NOT_SIGNED`). None when signed, or when the project does not sign."""
+        if self.key is None:
+            return None
+        repository = tag.rpartition(":")[0]
+        store = self._store(repository)
+        settings = self.catalog.project.signing
+        try:
+            verified = verify_digest(
+                store,
+                digest,
+                verifying_key(self.catalog),
+                identities=identities(list(self.catalog.project.registries.values()), repository),
+                builders=settings.builders if settings is not None else [],
+            )
+        except VerificationError as exc:
+            return f"{NOT_SIGNED} ({exc.message})"
+        if not verified.predicates(PROVENANCE):
+            return NOT_SIGNED
+        store.sign(digest, self.key)
+        return None
 
     def _bootstrap_releases(self, image: CatalogImage) -> list[tuple[str, str]]:
         """The Release files' hashes of the bootstrap ``image`` was built from; none for an

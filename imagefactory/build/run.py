@@ -129,6 +129,7 @@ class BuildRun:
         self.registry = self.pins.registry  # resolved once per run
         self.revision_labels = _revision_labels(catalog.root, work_dir(catalog))
         self.known_remote: dict[str, str | None] = {}
+        self.unsigned: dict[str, str] = {}  # ref → why the digest it reused is not signed
         self.evidence = BuildEvidence(catalog, client, self.registry, self.revision_labels)
 
     @cached_property
@@ -159,7 +160,11 @@ class BuildRun:
                 reused = self._reuse(image, inputs, tag)
                 if reused is not None:
                     return Outcome(
-                        image.ref, "reused", time.monotonic() - started, reused[0], reused[1]
+                        image.ref,
+                        "reused",
+                        time.monotonic() - started,
+                        reused[0],
+                        self._noted(image.ref, reused[1]),
                     )
             self.reporter.started(image.ref, self._why(image.ref, inputs))
             self._read_user(image)
@@ -169,7 +174,7 @@ class BuildRun:
                 "built" if published.reproducible else "unreproducible",
                 time.monotonic() - started,
                 published.digest,
-                published.detail,
+                self._noted(image.ref, published.detail),
             )
         except ImageFactoryError as exc:
             return Outcome(
@@ -202,8 +207,22 @@ class BuildRun:
             digest = published.digest
             where = "reused the local image, pushed" if published.reproducible else published.detail
         self._record(image, inputs, tag, digest, None)
-        self.evidence.reused(tag, digest)
+        self._sign_reused(image, tag, digest)
         return digest, where
+
+    def _sign_reused(self, image: CatalogImage, tag: str, digest: str) -> None:
+        """Sign a digest this run did not build, if a signed build made it
+        (:meth:`BuildEvidence.reused`); a warning, in the log and the outcome, if not."""
+        why = self.evidence.reused(tag, digest)
+        if why is not None:
+            self.reporter.log(image.ref, f"warning: {tag}@{digest}: {why}")
+            with self.lock:
+                self.unsigned[image.ref] = why
+
+    def _noted(self, ref: str, detail: str) -> str:
+        """``detail``, and why the digest is not signed where it is not."""
+        why = self.unsigned.get(ref)
+        return detail if why is None else f"{detail}; {why}" if detail else why
 
     def _read_user(self, image: CatalogImage) -> None:
         """The user an image whose chain writes none runs as (:func:`external_user`)."""
@@ -232,7 +251,7 @@ class BuildRun:
         published = self._publish(tag)
         if not published.reproducible:
             self._record(image, inputs, tag, published.digest, None)
-            self.evidence.reused(tag, published.digest)
+            self._sign_reused(image, tag, published.digest)
             return published
         built = self.engine.image(tag)
         self._record(

@@ -104,7 +104,9 @@ def _verify_bundle(
     if json_output:
         session.output.data(
             {
-                "ok": True,
+                "ok": report.ok,
+                "intact": True,  # a bundle that is not raises VerificationError above
+                "problems": list(report.problems),
                 "bundle": str(bundle),
                 "image": report.image,
                 "environment": report.environment,
@@ -113,15 +115,22 @@ def _verify_bundle(
                 "summary": summary,
             }
         )
-        return
-    session.output.text(
-        f"verified offline: {report.repository}@{report.digest} ({report.image}, {report.environment})"
-    )
-    for kind, count in summary["attestations"].items():
-        session.output.text(f"  {count} {kind}")
-    session.output.text(f"  {summary['audit_records']} audit records, sealed")
-    if summary["revoked"]:
-        session.output.text("  REVOKED: the evidence is intact, and it says the digest is revoked")
+    else:
+        session.output.text(
+            f"verified offline: {report.repository}@{report.digest} "
+            f"({report.image}, {report.environment})"
+        )
+        for kind, count in summary["attestations"].items():
+            session.output.text(f"  {count} {kind}")
+        session.output.text(f"  {summary['audit_records']} audit records, sealed")
+        if summary["revoked"]:
+            session.output.text(
+                "  REVOKED: the evidence is intact, and it says the digest is revoked"
+            )
+        for problem in report.problems:
+            session.output.text(f"  not releasable: {problem}")
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def _show(session: Session, result: ImageVerification) -> None:

@@ -35,6 +35,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from imagefactory.atomic import read_regular
+from imagefactory.evidence.predicates import (
+    LIFECYCLE,
+    PROVENANCE,
+    RELEASE,
+    SCAN_VERDICT,
+    TEST_RESULT,
+    parse_lifecycle,
+)
+from imagefactory.evidence.verify import Verified, revocation
 from imagefactory.signing import dsse, simplesigning
 from imagefactory.signing.keys import (
     SigningKey,
@@ -49,17 +58,10 @@ from imagefactory.signing.oci import (
     sha256_digest,
     signature_tag,
 )
-from imagefactory.signing.provenance import PREDICATE_TYPE as PROVENANCE_TYPE
 from imagefactory.signing.provenance import parent_of
 
 FORMAT = "urn:imagefactory:evidence-bundle:v1"
 SEAL_TYPE = "urn:imagefactory:predicate:evidence-bundle:v1"
-#: The predicate types the summary reads (evidence/predicates.py names them too; these are the
-#: contract's URIs, read here without importing the writers).
-TEST_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
-RELEASE_TYPE = "urn:imagefactory:predicate:release:v1"
-LIFECYCLE_TYPE = "urn:imagefactory:predicate:lifecycle:v1"
-SCAN_TYPE = "urn:imagefactory:predicate:scan-verdict:v1"
 #: The most bytes of a bundle read (SBOMs of large images are a few MiB; base64 adds a third).
 BUNDLE_LIMIT = 512 * 1024 * 1024
 _HINT = "make it again: imagefactory evidence IMAGE --env ENV --out FILE (never edit a bundle)"
@@ -90,7 +92,9 @@ class Contents:
 
 @dataclass(frozen=True)
 class Report:
-    """A bundle that verified: what it is about and what its evidence says."""
+    """A bundle that verified (it is intact): what it is about and what its evidence says;
+    ``problems``, why that evidence does not make the digest releasable (revoked, its latest
+    test run failed, no provenance, no release into the environment). ``ok``: none."""
 
     image: str
     environment: str
@@ -98,6 +102,11 @@ class Report:
     digest: str
     summary: Mapping[str, Any]
     audit: tuple[Mapping[str, Any], ...]
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 class _Deterministic(SigningKey):
@@ -166,8 +175,31 @@ def verify(data: bytes, key: VerifyingKey, *, source: str) -> Report:
             hint=_HINT,
         )
     return Report(
-        subject["image"], subject["environment"], repository, digest, summary, tuple(audit)
+        subject["image"],
+        subject["environment"],
+        repository,
+        digest,
+        summary,
+        tuple(audit),
+        _problems(summary, subject["environment"]),
     )
+
+
+def _problems(summary: Mapping[str, Any], environment: str) -> tuple[str, ...]:
+    """Why the evidence of an intact bundle does not make its digest releasable."""
+    problems = []
+    if summary["revoked"]:
+        problems.append("the digest is revoked")
+    tests = summary["tests"]
+    if not tests:
+        problems.append("no test-result attestation: the digest was not tested")
+    elif tests[-1] == "FAILED":
+        problems.append("its latest test run failed")
+    if not summary["provenance"]:
+        problems.append("no provenance attestation")
+    if not any(r.get("environment") == environment for r in summary["releases"]):
+        problems.append(f"no release attestation puts the digest into {environment}")
+    return tuple(problems)
 
 
 _SUBJECT = ("image", "environment", "repository", "digest")
@@ -271,12 +303,14 @@ def _summary(contents: Contents, key: VerifyingKey, source: str) -> dict[str, An
         digest=digest,
         what=f"{source}: the .att manifest",
     )
-    return _said(attested, identities, len(contents.audit))
+    return _said(
+        Verified(digest, contents.repository, tuple(attested)), identities, len(contents.audit)
+    )
 
 
-def _said(
-    attested: Sequence[dsse.VerifiedAttestation], identities: list[str], audit: int
-) -> dict[str, Any]:
+def _said(verified: Verified, identities: list[str], audit: int) -> dict[str, Any]:
+    attested = verified.attestations
+
     def of(kind: str) -> list[dict[str, Any]]:
         return [
             a.predicate
@@ -288,7 +322,7 @@ def _said(
     for attestation in attested:
         counts[attestation.predicate_type] = counts.get(attestation.predicate_type, 0) + 1
     provenance = []
-    for predicate in of(PROVENANCE_TYPE):
+    for predicate in of(PROVENANCE):
         try:
             parent = parent_of(predicate)
         except ValueError:
@@ -296,24 +330,25 @@ def _said(
         provenance.append(
             {"builder": _field(predicate, "runDetails", "builder", "id"), "parent": parent}
         )
-    lifecycle = [p for p in of(LIFECYCLE_TYPE) if p.get("status") == "revoked"]
+    latest = revocation(verified)  # the latest lifecycle record, by its signed time
+    lifecycle = [p for p in of(LIFECYCLE) if parse_lifecycle(p).revoked]
     return {
         "signed_for": sorted(set(identities)),
         "attestations": dict(sorted(counts.items())),
         "provenance": provenance,
-        "tests": [p.get("result") for p in of(TEST_TYPE)],
+        "tests": [p.get("result") for p in of(TEST_RESULT)],
         "releases": [
             {
                 name: p.get(name)
                 for name in ("environment", "version", "from", "identity", "approver")
             }
-            for p in of(RELEASE_TYPE)
+            for p in of(RELEASE)
         ],
         "scans": [
             {name: p.get(name) for name in ("passed", "environment", "threshold", "at")}
-            for p in of(SCAN_TYPE)
+            for p in of(SCAN_VERDICT)
         ],
-        "revoked": bool(lifecycle),
+        "revoked": latest is not None and latest.revoked,
         "revocations": [{"reason": p.get("reason"), "at": p.get("at")} for p in lifecycle],
         "audit_records": audit,
     }

@@ -6,7 +6,8 @@ behind the release gate, and the pin a release makes once it is recorded.
 only through ``gate.require``: a passing test run of exactly that digest (always, whatever
 ``release.require_tests`` lets a push do), a version not yanked, the environment's approval
 rule (with ``signing:``, the gate reads the signed evidence the environment's registry holds
-for the digest: ``evidence.RegistryEvidence``). The pin is written ahead in the audit log (action ``pin``): the
+for the digest: ``evidence.RegistryEvidence``, and its chain of parents, none revoked:
+``attach.verified_chain``). The pin is written ahead in the audit log (action ``pin``): the
 intent before the GitOps repository is touched, then a done (or failed) record; the commit
 names the intent's id. A refusal writes nothing: no audit record, no clone, no commit.
 """
@@ -19,6 +20,7 @@ from typing import Literal
 
 from imagefactory import git
 from imagefactory.errors import UserError
+from imagefactory.evidence.store import Location
 from imagefactory.gitops import repo
 from imagefactory.gitops.manifests import application
 from imagefactory.gitops.pin import PinResult, pin_digest, pin_if_deployed
@@ -28,6 +30,7 @@ from imagefactory.project.paths import audit_log
 from imagefactory.project.state import unwritable
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import audit, gate
+from imagefactory.release.attach import verified_chain
 from imagefactory.release.audit import AuditRecord
 from imagefactory.release.environments import registries_of, sibling_suffixes
 from imagefactory.release.evidence import evidence_for
@@ -86,6 +89,9 @@ def deploy(
     _, registry = registries_of(catalog, env)[0]
     with registry_session(catalog, [registry]) as client:
         held = _held(client, catalog, image, env, digest)
+        # with signing:, the digest's chain of parents verified there too, none revoked
+        where = Location(registry, repository(registry, image.spec.name))
+        verified_chain(catalog, client, where, digest)
         candidate = gate.Candidate(image.ref, held.version, digest, env)
         gate.require(  # with signing:, the evidence the environment's registry holds
             evidence_for(catalog, client=client, at=registry),

@@ -7,7 +7,9 @@ audit log records; a version not yanked), copies the built digest to every regis
 first environment under its immutable tags (``X.Y.Z<suffix>``, ``git-<sha><suffix>``) and the
 aliases that may move, verifies the digest there, and records the release in state and the
 audit log. With ``signing:``, the gate reads the digest's signed test attestation from the
-build registry (``evidence.RegistryEvidence``), and the push, with its tags, copies the digest's
+build registry (``evidence.RegistryEvidence``) after the digest's chain of parents verified
+(``attach.verified_chain``: a revoked parent refuses the push, as it refuses a promotion), and
+the push, with its tags, copies the digest's
 evidence into every repository it wrote to, signs it there and attests the release
 (``attach.attach_release``). Where gitops.yaml deploys the image into that environment, a tested
 digest is then pinned in its overlay; an untested one (``--force``, or ``release.require_tests`` off) is not:
@@ -42,7 +44,7 @@ from imagefactory.project.state import ImageRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import audit, gate
 from imagefactory.release.aliases import good_versions
-from imagefactory.release.attach import attach_release
+from imagefactory.release.attach import attach_release, verified_chain
 from imagefactory.release.deploy import pin_release
 from imagefactory.release.environments import registries_of, sibling_suffixes
 from imagefactory.release.evidence import Evidence, evidence_for
@@ -182,6 +184,10 @@ class _PushRun:
         choice = choose_version(
             image.spec.version, record.content_hash, assigned, {str(v) for v in versions}
         )
+        origin = Location(self.build, record.repository)
+        # with signing:, the digest's evidence and its parents' down to the bootstrap, none
+        # revoked (as a promotion checks): a revoked base blocks a child built on it
+        verified_chain(self.catalog, self.client, origin, record.digest)
         candidate = gate.Candidate(image.ref, str(choice.version), record.digest, self.env)
         required = self.catalog.project.release.require_tests
         untested = required and not gate.tested(evidence, candidate)
@@ -218,7 +224,6 @@ class _PushRun:
         )
         if self.dry_run or nothing_to_do(release, record.environments.get(self.env.name)):
             return release
-        origin = Location(self.build, record.repository)
         overrides = (
             *((audit.UNTESTED,) if untested else ()),
             *((audit.IMMUTABLE_TAG,) if any(c.moves_immutable for c in changes) else ()),

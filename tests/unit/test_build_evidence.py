@@ -34,6 +34,7 @@ from imagefactory.build.image_sbom import copied_files, saved_archive_root
 from imagefactory.build.run import BuildOptions, BuildRun
 from imagefactory.errors import UserError
 from imagefactory.evidence.predicates import PROVENANCE, SBOM
+from imagefactory.evidence.verify import Verified
 from imagefactory.project.naming import REVISION_LABEL
 from imagefactory.project.paths import sbom_file
 from imagefactory.project.recipe import mmdebstrap_argv
@@ -41,6 +42,8 @@ from imagefactory.registry.client import RegistryClient
 from imagefactory.render.dockerfile import ParentPin
 from imagefactory.sbom import document
 from imagefactory.sbom.rootfs import RootFiles
+from imagefactory.signing.dsse import VerifiedAttestation
+from imagefactory.signing.keys import VerificationError
 from imagefactory.signing.provenance import BuildFacts, parent_of, predicate
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.loader import load_catalog
@@ -488,15 +491,68 @@ def test_a_build_signs_and_attests_its_provenance_and_sbom(
     assert list((catalog.root / ".imagefactory" / "sbom").glob("sbom-*")) == []  # work folder gone
 
 
-def test_a_reused_image_is_only_signed(
+def attested(*predicate_types: str) -> Verified:
+    """What ``verify_digest`` answers for a digest with these attestations."""
+    return Verified(
+        DIGEST,
+        "reg.test:5000/lab/app",
+        tuple(VerifiedAttestation(t, {}, ("reg.test:5000/lab/app",)) for t in predicate_types),
+    )
+
+
+def test_a_reused_image_with_a_signed_provenance_is_only_signed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: type[RecordingStore]
 ) -> None:
+    catalog = signed_catalog(tmp_path, monkeypatch)
+    asked: list[tuple[str, frozenset[str]]] = []
+
+    def verify(store_: object, digest: str, key: object, **policy: Any) -> Verified:
+        asked.append((digest, frozenset(policy["identities"])))
+        return attested(PROVENANCE, SBOM)
+
+    monkeypatch.setattr(build_evidence, "verify_digest", verify)
+    evidence = BuildEvidence(
+        catalog, cast(RegistryClient, None), catalog.project.registries["dev"], {}
+    )
+    assert evidence.reused(TAG, DIGEST) is None
+    assert asked == [(DIGEST, frozenset({"reg.test:5000/lab/app"}))]
+    assert store.calls == [("sign", "reg.test:5000/lab/app", DIGEST)]
+
+
+def test_a_reused_digest_without_a_signed_provenance_is_not_signed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: type[RecordingStore]
+) -> None:
+    """Fails before the fix: whatever the content tag named (pushed by anyone able to push to
+    the build registry) was signed with the project's key."""
     catalog = signed_catalog(tmp_path, monkeypatch)
     evidence = BuildEvidence(
         catalog, cast(RegistryClient, None), catalog.project.registries["dev"], {}
     )
-    evidence.reused(TAG, DIGEST)
-    assert store.calls == [("sign", "reg.test:5000/lab/app", DIGEST)]
+
+    def unsigned(*args: object, **kwargs: object) -> Verified:
+        raise VerificationError("reg.test:5000/lab/app@sha256:… is not signed")
+
+    monkeypatch.setattr(build_evidence, "verify_digest", unsigned)
+    why = evidence.reused(TAG, DIGEST)
+    assert why is not None and why.startswith(build_evidence.NOT_SIGNED) and "is not signed" in why
+    monkeypatch.setattr(build_evidence, "verify_digest", lambda *a, **k: attested(SBOM))
+    assert evidence.reused(TAG, DIGEST) == build_evidence.NOT_SIGNED  # signed, but no provenance
+    assert store.calls == []
+
+
+def test_a_build_run_reports_a_reused_digest_it_did_not_sign(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: type[RecordingStore]
+) -> None:
+    catalog = signed_catalog(tmp_path, monkeypatch)
+    monkeypatch.setattr(build_evidence, "verify_digest", lambda *a, **k: attested())
+    recorder = Recorder()
+    build = BuildRun(catalog, cast(RegistryClient, None), BuildOptions(), recorder)
+    build.known_remote[build.tag_of(catalog.images["base"])] = DIGEST
+    monkeypatch.setattr(build, "_record", lambda *args: None)
+    outcome = build.one(catalog.images["base"])
+    assert (outcome.status, outcome.digest) == ("reused", DIGEST)
+    assert outcome.detail == f"reused from the registry; {build_evidence.NOT_SIGNED}"
+    assert store.calls == []
 
 
 def test_without_signing_the_sbom_is_kept_and_nothing_is_written_to_the_registry(

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import Result
 
 from imagefactory.errors import UserError
+from imagefactory.evidence.store import Location
 from imagefactory.gitops.pin import PinResult
 from imagefactory.project.paths import audit_log, state_file
 from imagefactory.project.state import EnvironmentRecord, YankRecord, load_state
@@ -23,6 +24,7 @@ from imagefactory.release import promote, push
 from imagefactory.release import yank as yank_module
 from imagefactory.release.deploy import deploy, pin_release
 from imagefactory.release.record import Release
+from imagefactory.signing.keys import VerificationError
 from imagefactory.spec.loader import load_catalog
 
 from .helpers import REF, build, lines, recorded, run, serve
@@ -231,3 +233,61 @@ def test_no_yank_lands_between_a_promotion_and_its_pin(
     assert yanked.exit_code == 1, yanked.output
     assert f"another promotion of {REF} is in progress" in yanked.stderr
     assert f"digest: {DIGEST}" in show(remote, OVERLAY.format(env="preprod"))
+
+
+def _revoked_parent(calls: list[tuple[str, str, str]]) -> Any:
+    """``verified_chain`` as a chain whose base is revoked refuses it (what it does for real:
+    tests/unit/test_evidence_store.py), recording each (registry url, repository, digest)."""
+
+    def refuse(catalog: object, client: object, origin: Location, digest: str) -> None:
+        calls.append((origin.registry.url, origin.repository, digest))
+        raise VerificationError(
+            f"{origin.repository}@{digest}: in its chain of parents, base@sha256:… is revoked"
+        )
+
+    return refuse
+
+
+def test_a_push_verifies_the_chain_of_parents_and_a_revoked_base_blocks_it(
+    setup: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fails before the fix: push checked the digest's own revocation only, so a child built on
+    a revoked base was pushed (and pinned)."""
+    root, remote = setup
+    head = commits(remote)
+    memory = serve(monkeypatch, MemoryRegistry(), push)
+    build(root, memory, DIGEST, tested=True)
+    calls: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(push, "verified_chain", _revoked_parent(calls))
+
+    result = run(root, "push", REF)
+
+    assert result.exit_code == 1, result.output
+    assert "in its chain of parents" in result.output and "is revoked" in result.output
+    catalog = load_catalog(root)
+    record = load_state(state_file(catalog)).images[REF]
+    build_registry = catalog.project.registries[catalog.project.environments[0].registries[0]]
+    assert calls == [(build_registry.url, record.repository, DIGEST)]
+    assert f"{DEV}:0.3.0" not in memory.held  # nothing pushed
+    assert commits(remote) == head  # nothing pinned
+
+
+def test_gitops_update_verifies_the_chain_of_parents_and_a_revoked_base_blocks_it(
+    setup: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fails before the fix: gitops update checked the digest's own revocation only."""
+    root, remote = setup
+    memory = serve(monkeypatch, MemoryRegistry(), deploy_module)
+    build(root, memory, DIGEST, tested=True)
+    held = deploy_module._Held("dev", "0.3.0", "0.3.0")  # dev holds it under 0.3.0
+    monkeypatch.setattr(deploy_module, "_held", lambda *args: held)
+    head = commits(remote)
+    calls: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(deploy_module, "verified_chain", _revoked_parent(calls))
+
+    result = run(root, "gitops", "update", "--env", "dev", f"{REF}@{DIGEST}")
+
+    assert result.exit_code == 1, result.output
+    assert "in its chain of parents" in result.output
+    assert [(repo, digest) for _, repo, digest in calls] == [(DEV, DIGEST)]
+    assert commits(remote) == head

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from imagefactory.evidence import bundle
+from imagefactory.evidence import bundle, predicates
 from imagefactory.signing import dsse, provenance, simplesigning
 from imagefactory.signing.keys import SigningKey, VerificationError
 from imagefactory.signing.oci import ArtifactManifest, sha256_digest
@@ -49,7 +49,29 @@ def _provenance() -> dict[str, Any]:
     return provenance_of(("registry.example:5000/build/base/tiny", PARENT), BUILDER)
 
 
-def _contents(key: SigningKey, *, repository: str = REPO) -> bundle.Contents:
+REVOKED = predicates.lifecycle_predicate(
+    revoked=True, reason="CVE-1", by="sec", at=datetime(2026, 12, 1, tzinfo=UTC)
+)
+LIFTED = predicates.lifecycle_predicate(
+    revoked=False, reason="fixed", by="sec", at=datetime(2026, 12, 2, tzinfo=UTC)
+)
+PASSED = {"result": "PASSED", "passedTests": ["run"]}
+
+
+def _contents(
+    key: SigningKey,
+    *,
+    repository: str = REPO,
+    evidence: tuple[tuple[str, dict[str, Any]], ...] | None = None,
+) -> bundle.Contents:
+    """``evidence``: the attestations after the provenance (default: a passed test run, a
+    release into dev, a revocation)."""
+    if evidence is None:
+        evidence = (
+            (predicates.TEST_RESULT, PASSED),
+            (predicates.RELEASE, RELEASE),
+            (predicates.LIFECYCLE, REVOKED),
+        )
     blobs: dict[str, bytes] = {}
     signatures = ArtifactManifest(())
     for identity in (BUILD_REPO, repository):
@@ -57,12 +79,7 @@ def _contents(key: SigningKey, *, repository: str = REPO) -> bundle.Contents:
         blobs[signed.layer.digest] = signed.payload
         signatures = signatures.append(signed.layer)
     attestations = ArtifactManifest(())
-    for kind, predicate in (
-        (provenance.PREDICATE_TYPE, _provenance()),
-        (bundle.TEST_TYPE, {"result": "PASSED", "passedTests": ["run"]}),
-        (bundle.RELEASE_TYPE, RELEASE),
-        (bundle.LIFECYCLE_TYPE, {"status": "revoked", "reason": "CVE-1", "at": "2026-12-01"}),
-    ):
+    for kind, predicate in ((provenance.PREDICATE_TYPE, _provenance()), *evidence):
         attested = dsse.attest(key, BUILD_REPO, DIGEST, kind, predicate)
         blobs[attested.layer.digest] = attested.envelope
         attestations = attestations.append(attested.layer)
@@ -96,7 +113,8 @@ def test_a_bundle_verifies_offline_and_says_what_its_evidence_says(key: SigningK
     assert summary["tests"] == ["PASSED"]
     assert summary["releases"] == [RELEASE]
     assert summary["revoked"] is True
-    assert summary["revocations"] == [{"reason": "CVE-1", "at": "2026-12-01"}]
+    assert summary["revocations"] == [{"reason": "CVE-1", "at": "2026-12-01T00:00:00Z"}]
+    assert report.problems == ("the digest is revoked",) and not report.ok
     assert summary["attestations"][provenance.PREDICATE_TYPE] == 1
     assert summary["audit_records"] == 2
     document = json.loads(data)
@@ -248,15 +266,14 @@ def test_verify_bundle_reads_the_file_and_the_key_alone(key: SigningKey, tmp_pat
 
     result = run(empty, "verify", "--bundle", str(path), "--key", str(public), "--json")
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # intact, but it says the digest is revoked
     document = json.loads(result.stdout)
-    assert (document["ok"], document["digest"], document["summary"]["revoked"]) == (
-        True,
-        DIGEST,
-        True,
-    )
-    text = run(empty, "verify", "--bundle", str(path), "--key", str(public)).stdout
-    assert "verified offline" in text and "REVOKED" in text
+    assert (document["ok"], document["intact"], document["digest"]) == (False, True, DIGEST)
+    assert document["summary"]["revoked"] is True
+    assert document["problems"] == ["the digest is revoked"]
+    text = run(empty, "verify", "--bundle", str(path), "--key", str(public))
+    assert text.exit_code == 1
+    assert "verified offline" in text.stdout and "REVOKED" in text.stdout
 
     def change(document: dict[str, Any]) -> None:
         document["audit"][0]["who"] = "mallory"
@@ -271,3 +288,82 @@ def test_verify_bundle_reads_the_file_and_the_key_alone(key: SigningKey, tmp_pat
 def test_verify_bundle_needs_its_key(tmp_path: Path) -> None:
     result = run(tmp_path, "verify", "--bundle", str(tmp_path / "b.json"))
     assert result.exit_code == 2 and "--bundle and --key go together" in result.output
+
+
+def _public(key: SigningKey, folder: Path) -> Path:
+    public = folder / "cosign.pub"
+    public.write_bytes(
+        key.key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return public
+
+
+@pytest.mark.parametrize(
+    ("evidence", "problems"),
+    [
+        (
+            ((predicates.TEST_RESULT, PASSED), (predicates.RELEASE, RELEASE)),
+            [],
+        ),
+        (  # revoked, then the revocation lifted (by its signed time, not the order written)
+            (
+                (predicates.TEST_RESULT, PASSED),
+                (predicates.RELEASE, RELEASE),
+                (predicates.LIFECYCLE, LIFTED),
+                (predicates.LIFECYCLE, REVOKED),
+            ),
+            [],
+        ),
+        (
+            (
+                (predicates.TEST_RESULT, PASSED),
+                (predicates.RELEASE, RELEASE),
+                (predicates.LIFECYCLE, LIFTED | {"at": "2026-11-30T00:00:00Z"}),
+                (predicates.LIFECYCLE, REVOKED),
+            ),
+            ["the digest is revoked"],
+        ),
+        (
+            (
+                (predicates.TEST_RESULT, PASSED),
+                (predicates.TEST_RESULT, {"result": "FAILED", "failedTests": ["run"]}),
+                (predicates.RELEASE, RELEASE),
+            ),
+            ["its latest test run failed"],
+        ),
+        (
+            ((predicates.RELEASE, RELEASE),),
+            ["no test-result attestation: the digest was not tested"],
+        ),
+        (
+            (
+                (predicates.TEST_RESULT, PASSED),
+                (predicates.RELEASE, RELEASE | {"environment": "prod"}),
+            ),
+            ["no release attestation puts the digest into dev"],
+        ),
+    ],
+)
+def test_verify_bundle_fails_when_its_intact_evidence_says_the_digest_is_not_releasable(
+    key: SigningKey,
+    tmp_path: Path,
+    evidence: tuple[tuple[str, dict[str, Any]], ...],
+    problems: list[str],
+) -> None:
+    """Fails before the fix: an intact bundle was ok (exit 0) whatever its evidence said, and a
+    revocation lifted later was still read as revoked."""
+    path = tmp_path / "b.json"
+    path.write_bytes(bundle.export(_contents(key, evidence=evidence), key))
+    result = run(
+        tmp_path, "verify", "--bundle", str(path), "--key", str(_public(key, tmp_path)), "--json"
+    )
+    document = json.loads(result.stdout)
+    assert (document["ok"], document["intact"], document["problems"]) == (
+        not problems,
+        True,
+        problems,
+    )
+    assert result.exit_code == (1 if problems else 0), result.output
+    assert document["summary"]["revoked"] is ("the digest is revoked" in problems)
