@@ -21,7 +21,7 @@ from imagefactory.scan.verdict import require_passed
     name="gate",
     epilog="Examples:\n\n  imagefactory gate app/rag-api --report trivy.json --scanner-info trivy-version.json"
     "\n\n  imagefactory gate app/rag-api@sha256:… --report grype.json --env prod"
-    "\n\n  imagefactory gate app/rag-api --osv /mirror/osv --sbom rag-api.cdx.json --json"
+    "\n\n  imagefactory gate app/rag-api --osv /mirror/osv --json   # the SBOM its build kept"
     "\n\n  imagefactory gate app/rag-api --reference   # what to scan: REPOSITORY@sha256:…",
 )
 def gate_command(
@@ -58,7 +58,11 @@ def gate_command(
     ] = None,
     sbom: Annotated[
         Path | None,
-        typer.Option("--sbom", help="With --osv: the image's CycloneDX SBOM.", dir_okay=False),
+        typer.Option(
+            "--sbom",
+            help="With --osv: the digest's CycloneDX SBOM (default: the one its build kept).",
+            dir_okay=False,
+        ),
     ] = None,
     env: Annotated[
         str | None,
@@ -80,8 +84,9 @@ def gate_command(
     environment, ignore_unfixed, the scanner database's age, exceptions with an expiry), and
     attest the verdict to the digest when signing is configured. Exits 1 when the gate fails.
 
-    Reads trivy JSON (schema 2), grype JSON or a CycloneDX VEX document; or, with --osv and
-    --sbom, matches the SBOM's Debian and PyPI packages against a local OSV mirror.
+    Reads trivy JSON (schema 2), grype JSON or a CycloneDX VEX document; or, with --osv,
+    matches the SBOM's Debian and PyPI packages against a local OSV mirror. The report (or the
+    SBOM) must name the digest judged: scan the reference --reference prints.
     """
     session, catalog = open_catalog(ctx, json_output)
     if reference:

@@ -73,8 +73,8 @@ class Scanner:
 
 @dataclass(frozen=True)
 class ScanReport:
-    """A scan of one image: who scanned, what it found, the digests it names (empty: it names
-    none, as a VEX document or an SBOM match may not) and the file it came from."""
+    """A scan of one image: who scanned, what it found, the digests it says it scanned (empty:
+    it names none, and the gate refuses it) and the file it came from."""
 
     scanner: Scanner
     findings: tuple[Finding, ...]

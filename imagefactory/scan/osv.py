@@ -1,5 +1,8 @@
 """An offline scanner: an image's SBOM matched against a local folder of OSV advisories.
 
+The SBOM (CycloneDX) names the digest it describes in ``metadata.component``; the report is a
+scan of that digest (the gate judges no SBOM of another digest, nor one that names none).
+
 What an air-gapped bank mirrors of osv.dev (``gs://osv-vulnerabilities/<Ecosystem>/all.zip``,
 or the records unpacked): each advisory is an OSV record (ossf/osv-schema docs/schema.md,
 validation/schema.json), read from every ``*.json`` below the folder and every ``*.json`` inside
@@ -52,7 +55,7 @@ from imagefactory.spec.models import Severity
 from . import cvss
 from .document import Node, parse_json, read_json
 from .findings import Finding, Scanner, ScanReport
-from .vex import is_cyclonedx
+from .vex import image_digests, is_cyclonedx
 
 #: Files and zip members read from one advisory folder (osv.dev's Debian and PyPI hold ~100k).
 MAX_ADVISORIES = 1_000_000
@@ -107,9 +110,19 @@ class Advisory:
     affected: tuple[Affected, ...]
 
 
-def sbom_packages(path: Path) -> list[Package]:
-    """The Debian and PyPI packages of the CycloneDX SBOM at ``path`` (``imagefactory sbom``'s
-    document, or syft's), by their purls."""
+@dataclass(frozen=True)
+class Sbom:
+    """A CycloneDX SBOM: the file it was read from, the image digests it says it describes
+    (:func:`imagefactory.scan.vex.image_digests`) and its Debian and PyPI packages."""
+
+    source: str
+    subjects: tuple[str, ...]
+    packages: tuple[Package, ...]
+
+
+def read_sbom(path: Path) -> Sbom:
+    """The CycloneDX SBOM at ``path`` (``imagefactory sbom``'s document, or syft's): its
+    Debian and PyPI packages by their purls."""
     root = read_json(path, what="the SBOM")
     if not is_cyclonedx(root):
         raise root.error("is not a CycloneDX SBOM", hint="pass the file `imagefactory sbom` wrote")
@@ -124,7 +137,7 @@ def sbom_packages(path: Path) -> list[Package]:
             raise component.get("purl").error(f"is not a package URL: {exc}") from exc
         if purl.version:
             found.append(_package(purl, text))
-    return found
+    return Sbom(root.source, image_digests(root), tuple(found))
 
 
 def _package(purl: PackageURL, text: str) -> Package:
@@ -315,8 +328,9 @@ def _version(kind: str, text: str, node: Node | None = None) -> Any:
         raise node.error(f"{text!r} is not a {kind} version") from exc
 
 
-def match(packages: list[Package], advisories: list[Advisory], source: str) -> ScanReport:
-    """The findings of ``advisories`` against ``packages``."""
+def match(sbom: Sbom, advisories: list[Advisory], source: str) -> ScanReport:
+    """The findings of ``advisories`` against the packages of ``sbom``, a scan of the digests
+    it describes."""
     index: dict[tuple[str, str], list[tuple[Advisory, Affected]]] = {}
     for advisory in advisories:
         for affected in advisory.affected:
@@ -324,7 +338,7 @@ def match(packages: list[Package], advisories: list[Advisory], source: str) -> S
                 (advisory, affected)
             )
     findings = []
-    for package in packages:
+    for package in sbom.packages:
         kind = package.ecosystem.partition(":")[0]
         for advisory, affected in index.get((kind, package.name), []):
             if affected.ecosystem not in (kind, package.ecosystem):
@@ -346,7 +360,10 @@ def match(packages: list[Package], advisories: list[Advisory], source: str) -> S
             )
     times = [a.modified for a in advisories if a.modified is not None]
     return ScanReport(
-        Scanner(SCANNER, __version__, max(times) if times else None), tuple(findings), (), source
+        Scanner(SCANNER, __version__, max(times) if times else None),
+        tuple(findings),
+        sbom.subjects,
+        source,
     )
 
 

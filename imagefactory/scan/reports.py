@@ -4,14 +4,17 @@ The fields read, and where they are defined:
 
 * **trivy** (aquasecurity/trivy pkg/types/report.go; the integration test goldens
   ``integration/testdata/*.json.golden``): ``SchemaVersion`` (2; any other is refused),
-  ``Trivy.Version`` (newer releases), ``Metadata.RepoDigests``, ``Results[].Vulnerabilities[]``
+  ``Trivy.Version`` (newer releases), ``ArtifactName`` and ``Metadata.RepoDigests`` (the
+  ``REPO@sha256:…`` scanned; ``Metadata.ImageID`` is the config digest, not the manifest's, and
+  ``trivy sbom`` or a scan of a tarball names neither), ``Results[].Vulnerabilities[]``
   with ``VulnerabilityID``, ``PkgName``, ``PkgIdentifier.PURL``, ``InstalledVersion``,
   ``FixedVersion``, ``Status`` and ``Severity``. A trivy report does not say how old its
   database was: that is in ``trivy version --format json`` (``VulnerabilityDB.UpdatedAt``),
   read from ``scanner_info``.
 * **grype** (anchore/grype grype/presenter/models, cmd/grype/cli/commands/root.go ``dbInfo``):
   ``descriptor.name`` (``grype``), ``descriptor.version``, ``descriptor.db.status.built`` (DB
-  schema v6; ``descriptor.db.built`` before), ``source.target.manifestDigest``/``repoDigests``,
+  schema v6; ``descriptor.db.built`` before), ``source.target.manifestDigest``/``repoDigests``
+  (a ``source.type`` other than ``image``: a path or purl, names no digest),
   ``matches[]`` with ``vulnerability.{id, severity, fix.{state, versions}}``,
   ``relatedVulnerabilities[].id`` and ``artifact.{name, version, purl}``.
 * **CycloneDX VEX**: :mod:`imagefactory.scan.vex`.

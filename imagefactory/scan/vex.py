@@ -4,8 +4,10 @@ Read as the CycloneDX 1.4 to 1.6 JSON schema defines them (CycloneDX/specificati
 schema/bom-1.6.schema.json; examples in CycloneDX/bom-examples VEX/): ``bomFormat``
 ``CycloneDX``, ``specVersion`` (an older or newer one is refused), ``components[]`` (to resolve
 ``bom-ref``\\ s), ``metadata.timestamp`` (when the analysis was written: the gate's "database
-time" for a VEX document) and ``vulnerabilities[]`` with ``id``, ``ratings[].severity``,
-``analysis.{state, response}``, ``affects[].ref`` and ``affects[].versions[]``.
+time" for a VEX document), ``metadata.component`` (the image it is about: :func:`image_digests`;
+the gate judges no document that names none) and ``vulnerabilities[]`` with ``id``,
+``ratings[].severity``, ``analysis.{state, response}``, ``affects[].ref`` and
+``affects[].versions[]``.
 
 An ``analysis.state`` of ``not_affected``, ``false_positive``, ``resolved`` or
 ``resolved_with_pedigree`` clears the finding (it is left out); ``exploitable``, ``in_triage``
@@ -19,6 +21,7 @@ from __future__ import annotations
 from packageurl import PackageURL
 
 from imagefactory.spec.models import Severity
+from imagefactory.spec.parents import DIGEST_PATTERN
 
 from .document import Node
 from .findings import Finding, FixState, Scanner, ScanReport, rank
@@ -65,7 +68,7 @@ def read_vex(root: Node) -> ScanReport:
     return ScanReport(
         Scanner(_tool(tools), "", metadata.time("timestamp") if metadata.present() else None),
         tuple(findings),
-        _subjects(metadata),
+        image_digests(root),
         root.source,
     )
 
@@ -173,15 +176,21 @@ def _tool(tools: Node | None) -> str:
     return "cyclonedx-vex"
 
 
-def _subjects(metadata: Node) -> tuple[str, ...]:
-    """The image digest the document is about: its ``metadata.component`` as an OCI purl."""
+def image_digests(root: Node) -> tuple[str, ...]:
+    """The image digests the CycloneDX document ``root`` says it describes: those its
+    ``metadata.component`` names as an OCI purl (``pkg:oci/NAME@sha256:…``, as ``imagefactory
+    sbom`` and trivy write it) or, a container, as its version (as syft writes it)."""
+    metadata = root.get("metadata")
     if not metadata.present() or not metadata.get("component").present():
         return ()
-    purl = metadata.get("component").optional_text("purl")
+    component = metadata.get("component")
+    names = []
+    if component.optional_text("type") == "container":
+        names.append(component.optional_text("version"))
+    purl = component.optional_text("purl")
     if purl.startswith("pkg:oci/"):
         try:
-            version = PackageURL.from_string(purl).version or ""
-        except ValueError:
-            return ()
-        return (version,) if version.startswith("sha256:") else ()
-    return ()
+            names.append(PackageURL.from_string(purl).version or "")
+        except ValueError as exc:
+            raise component.get("purl").error(f"is not a package URL: {exc}") from exc
+    return tuple(dict.fromkeys(name for name in names if DIGEST_PATTERN.fullmatch(name)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,8 +14,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from imagefactory.evidence.predicates import SCAN_VERDICT
-from imagefactory.project.paths import state_file
+from imagefactory.project.paths import sbom_file, state_file
 from imagefactory.project.state import ImageRecord, State, save_state
+from imagefactory.sbom import rootfs
+from imagefactory.sbom.document import ImageIdentity, sbom_json
 from imagefactory.scan import gate as gate_module
 from imagefactory.scan.verdict import parse_predicate
 from imagefactory.signing.keys import SigningKey
@@ -56,9 +59,10 @@ def project(root: Path, extra: str) -> Path:
 
 
 def trivy(tmp_path: Path, updated: str = "2099-01-01T00:00:00Z", **metadata: Any) -> list[str]:
-    """--report and --scanner-info of the real trivy report, its database built ``updated``."""
+    """--report and --scanner-info of the real trivy report (as of a scan of ``DIGEST``), its
+    database built ``updated``."""
     data = json.loads((FIXTURES / "trivy-debian-buster.json").read_text())
-    data["Metadata"].update(metadata)
+    data["Metadata"].update({"RepoDigests": [f"{REPOSITORY}@{DIGEST}"], **metadata})
     report = tmp_path / "trivy.json"
     report.write_text(json.dumps(data))
     info = tmp_path / "trivy-version.json"
@@ -69,7 +73,6 @@ def trivy(tmp_path: Path, updated: str = "2099-01-01T00:00:00Z", **metadata: Any
 @pytest.fixture(autouse=True)
 def _now(monkeypatch: pytest.MonkeyPatch) -> None:
     """The gate judges as of 2026-12-01 (the exception above is in force then)."""
-    from datetime import UTC, datetime
 
     class Frozen(datetime):
         @classmethod
@@ -135,6 +138,53 @@ def test_a_report_of_another_digest_is_refused(catalog_dir: Path, tmp_path: Path
     assert f"is a scan of {other}, not of {REPOSITORY}@{DIGEST}" in result.output
 
 
+@pytest.mark.parametrize(
+    "report",
+    [
+        {"SchemaVersion": 2},  # trivy: no Results, no Metadata, no ArtifactName
+        {"SchemaVersion": 2, "ArtifactName": "sbom.cdx.json", "ArtifactType": "cyclonedx"},
+        {"matches": [], "descriptor": {"name": "grype", "version": "0.84.0"}},  # no source
+        {
+            "matches": [],
+            "descriptor": {"name": "grype", "version": "0.84.0"},
+            "source": {"type": "sbom-file", "target": "sbom.cdx.json"},
+        },
+        json.loads((FIXTURES / "vex-affected.json").read_text()),  # about a product, no image
+    ],
+)
+def test_a_report_that_names_no_digest_is_refused(
+    catalog_dir: Path, tmp_path: Path, report: dict[str, Any]
+) -> None:
+    root = project(catalog_dir, "scan:\n  threshold: high\n")
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    result = run(root, "gate", "app/rag-api", "--report", str(path), "--json")
+    assert result.exit_code == 1, result.output
+    assert (
+        f"{path} names no image digest: it can't be shown to be a scan of {REPOSITORY}@{DIGEST}"
+        in result.output
+    )
+    assert f"trivy image --format json {REPOSITORY}@{DIGEST}" in result.output  # the hint
+    assert '"verdict"' not in result.stdout
+
+
+def test_a_vex_document_about_the_digest_is_judged(catalog_dir: Path, tmp_path: Path) -> None:
+    root = project(catalog_dir, "scan:\n  threshold: high\n")
+    document = json.loads((FIXTURES / "vex-affected.json").read_text())
+    document["metadata"]["component"] = {
+        "type": "container",
+        "name": REPOSITORY,
+        "purl": f"pkg:oci/rag-api@{DIGEST}?repository_url={REPOSITORY}",
+        "bom-ref": "product-DEF",
+    }
+    path = tmp_path / "vex.json"
+    path.write_text(json.dumps(document))
+    result = run(root, "gate", "app/rag-api", "--report", str(path), "--json")
+    assert result.exit_code == 1, result.output  # judged: the critical finding blocks
+    verdict = json.loads(result.stdout)["verdict"]
+    assert [f["id"] for f in verdict["findings"]] == ["CVE-2021-44228"]
+
+
 VEX = str(FIXTURES / "vex-affected.json")
 
 
@@ -158,35 +208,79 @@ def test_what_cannot_be_judged(catalog_dir: Path, words: list[str], message: str
     assert "Traceback" not in result.output
 
 
-def test_offline_against_an_osv_mirror(catalog_dir: Path, tmp_path: Path) -> None:
-    root = project(catalog_dir, SCAN)
+def osv_mirror(tmp_path: Path) -> Path:
+    """A fresh OSV mirror holding the real Jinja2 advisory (moderate)."""
     mirror = tmp_path / "osv" / "PyPI"
     mirror.mkdir(parents=True)
     record = json.loads((FIXTURES / "osv-GHSA-h5c8-rqwp-cp95.json").read_text())
     record["modified"] = "2026-11-30T00:00:00Z"  # a fresh mirror
     (mirror / "GHSA-h5c8-rqwp-cp95.json").write_text(json.dumps(record))
-    sbom = tmp_path / "sbom.json"
-    purl = "pkg:pypi/jinja2@3.1.2"
-    sbom.write_text(
-        json.dumps(
-            {
-                "bomFormat": "CycloneDX",
-                "specVersion": "1.6",
-                "components": [{"type": "library", "name": "Jinja2", "purl": purl}],
-            }
-        )
+    return mirror.parent
+
+
+def image_sbom(tmp_path: Path, digest: str = DIGEST) -> str:
+    """The SBOM ``imagefactory sbom`` writes of an image ``digest`` holding Jinja2 3.1.2."""
+    info = tmp_path / "rootfs" / "usr/lib/python3/dist-packages/Jinja2-3.1.2.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: Jinja2\nVersion: 3.1.2\n")
+    return sbom_json(
+        rootfs.from_directory(tmp_path / "rootfs"),
+        ImageIdentity(REPOSITORY, "0.3.0", digest),
+        timestamp=datetime(2026, 11, 30, tzinfo=UTC),
     )
-    args = ["gate", "app/rag-api", "--osv", str(tmp_path / "osv"), "--sbom", str(sbom), "--json"]
-    passing = json.loads(run(root, *args).stdout)  # moderate: below high
+
+
+def test_offline_against_an_osv_mirror(catalog_dir: Path, tmp_path: Path) -> None:
+    root = project(catalog_dir, SCAN)
+    sbom = tmp_path / "sbom.json"
+    sbom.write_text(image_sbom(tmp_path))
+    args = ["gate", "app/rag-api", "--osv", str(osv_mirror(tmp_path)), "--sbom", str(sbom)]
+    passing = json.loads(run(root, *args, "--json").stdout)  # moderate: below high
     assert passing["ok"] is True
     assert passing["verdict"]["below_threshold"] == {"medium": 1}
     assert passing["verdict"]["scanner"]["name"] == "imagefactory-osv"
     (root / "imagefactory.yaml").write_text(
         (root / "imagefactory.yaml").read_text().replace("threshold: high", "threshold: medium")
     )
-    failing = run(root, *args)
+    failing = run(root, *args, "--json")
     assert failing.exit_code == 1
     assert json.loads(failing.stdout)["verdict"]["findings"][0]["id"] == "GHSA-h5c8-rqwp-cp95"
+    kept = sbom_file(load_catalog(root), DIGEST)  # without --sbom: the one the build kept
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    sbom.rename(kept)
+    from_build = run(root, *args[:4], "--json")
+    assert from_build.exit_code == 1, from_build.output
+    assert json.loads(from_build.stdout)["verdict"]["findings"][0]["id"] == "GHSA-h5c8-rqwp-cp95"
+
+
+@pytest.mark.parametrize("kept", [False, True])
+def test_an_sbom_of_another_digest_or_of_none_is_refused(
+    catalog_dir: Path, tmp_path: Path, kept: bool
+) -> None:
+    root = project(catalog_dir, SCAN)
+    other = "sha256:" + "e" * 64
+    syft = {  # syft's document of a local tarball: no digest
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "metadata": {"component": {"type": "file", "name": "image.tar"}},
+        "components": [{"type": "library", "name": "Jinja2", "purl": "pkg:pypi/jinja2@3.1.2"}],
+    }
+    mirror = str(osv_mirror(tmp_path))
+    for text, message in [
+        (image_sbom(tmp_path, other), f"is the SBOM of {other}, not of {REPOSITORY}@{DIGEST}"),
+        (
+            json.dumps(syft),
+            f"names no image digest: it can't be shown to be the SBOM of {REPOSITORY}@{DIGEST}",
+        ),
+    ]:
+        path = sbom_file(load_catalog(root), DIGEST) if kept else tmp_path / "sbom.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        sbom = [] if kept else ["--sbom", str(path)]
+        result = run(root, "gate", "app/rag-api", "--osv", mirror, *sbom, "--json")
+        assert result.exit_code == 1, result.output
+        assert f"{path} {message}" in result.output
+        assert f"imagefactory sbom app/rag-api@{DIGEST} --out sbom.json" in result.output
 
 
 class Store:

@@ -67,7 +67,7 @@ def advisories(tmp_path: Path, *records: dict[str, Any]) -> Path:
 
 
 def scan(tmp_path: Path, folder: Path, purls: list[str] = PURLS) -> dict[str, Any]:
-    report = osv.match(osv.sbom_packages(sbom(tmp_path, purls)), osv.load_advisories(folder), "x")
+    report = osv.match(osv.read_sbom(sbom(tmp_path, purls)), osv.load_advisories(folder), "x")
     return {(f.id, f.package): f for f in report.findings}
 
 
@@ -169,7 +169,7 @@ def test_withdrawn_other_ecosystems_and_zip_archives(tmp_path: Path) -> None:
                 dsa("DSA-2-1", "openssl", [{"introduced": "0"}], modified="2026-11-29T08:00:00Z")
             ),
         )
-    report = osv.match(osv.sbom_packages(sbom(tmp_path)), osv.load_advisories(folder), str(folder))
+    report = osv.match(osv.read_sbom(sbom(tmp_path)), osv.load_advisories(folder), str(folder))
     assert [f.id for f in report.findings] == ["DSA-2-1"]
     assert report.scanner.name == "imagefactory-osv"
     assert report.scanner.db_built == datetime(2026, 11, 29, 8, tzinfo=UTC)  # the newest record
@@ -177,7 +177,8 @@ def test_withdrawn_other_ecosystems_and_zip_archives(tmp_path: Path) -> None:
 
 def test_an_empty_mirror_has_no_time(tmp_path: Path) -> None:
     folder = advisories(tmp_path)
-    assert osv.match([], osv.load_advisories(folder), "x").scanner.db_built is None
+    nothing = osv.Sbom("sbom.json", (), ())
+    assert osv.match(nothing, osv.load_advisories(folder), "x").scanner.db_built is None
 
 
 @pytest.mark.parametrize(
@@ -241,11 +242,25 @@ def test_an_oversized_zip_member_is_refused(tmp_path: Path) -> None:
         osv.load_advisories(folder)
 
 
+def test_the_sbom_names_the_digest_it_describes(tmp_path: Path) -> None:
+    path = sbom(tmp_path)
+    assert osv.read_sbom(path).subjects == ()  # no metadata.component
+    document = json.loads(path.read_text())
+    digest = "sha256:" + "c" * 64
+    document["metadata"] = {"component": {"type": "container", "name": "x", "version": digest}}
+    path.write_text(json.dumps(document))  # as syft writes an image's
+    assert osv.read_sbom(path).subjects == (digest,)
+    document["metadata"]["component"]["purl"] = "pkg:oci/?a"
+    path.write_text(json.dumps(document))
+    with pytest.raises(UserError, match=r"metadata\.component\.purl: is not a package URL"):
+        osv.read_sbom(path)
+
+
 def test_the_sbom_must_be_cyclonedx(tmp_path: Path) -> None:
     path = tmp_path / "sbom.json"
     path.write_text(json.dumps({"spdxVersion": "SPDX-2.3"}))
     with pytest.raises(UserError, match="is not a CycloneDX SBOM"):
-        osv.sbom_packages(path)
+        osv.read_sbom(path)
     with pytest.raises(UserError, match="does not exist"):
         osv.load_advisories(tmp_path / "nowhere")
 

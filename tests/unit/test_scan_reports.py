@@ -129,6 +129,35 @@ def test_vex_affects_a_purl_through_a_bom_link(tmp_path: Path) -> None:
     assert finding.fix_state == "wont_fix"
 
 
+@pytest.mark.parametrize(
+    ("component", "subjects"),
+    [
+        (  # trivy's --format cyclonedx of a registry image (docs/docs/supply-chain/sbom.md)
+            {
+                "type": "container",
+                "name": "alpine:3.15",
+                "version": "",
+                "purl": f"pkg:oci/alpine@{GRYPE_DIGEST}?repository_url=index.docker.io%2Flibrary"
+                "%2Falpine&arch=amd64",
+            },
+            (GRYPE_DIGEST,),
+        ),
+        (  # syft's: the manifest digest as the container's version
+            {"type": "container", "name": "user-image-input", "version": GRYPE_DIGEST},
+            (GRYPE_DIGEST,),
+        ),
+        ({"type": "application", "name": "DEF", "version": "1.0"}, ()),
+        ({"type": "container", "name": "image.tar", "version": "sha256:00"}, ()),
+    ],
+)
+def test_a_cyclonedx_document_names_the_image_of_its_metadata_component(
+    tmp_path: Path, component: dict[str, str], subjects: tuple[str, ...]
+) -> None:
+    data = load("vex-affected.json")
+    data["metadata"]["component"] = {**component, "bom-ref": "product-DEF"}
+    assert read_report(write(tmp_path, data)).subjects == subjects
+
+
 def test_the_format_can_be_named_and_must_fit(tmp_path: Path) -> None:
     assert read_report(FIXTURES / "vex-affected.json", "cyclonedx-vex").findings
     with pytest.raises(UserError, match="unknown report format 'sarif'"):
