@@ -38,6 +38,7 @@ from imagefactory.release.record import Release, Shipped, written_ahead
 from imagefactory.release.versioning import tag_versions, variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Environment
+from imagefactory.spec.revocations import load_revocations
 
 NOTHING_PINNED = "nothing was pinned"
 
@@ -97,6 +98,7 @@ def deploy(
             evidence_for(catalog, client=client, at=registry),
             candidate,
             approver=approved_by,
+            listed=load_revocations(catalog),
             scan_required=env_name in catalog.project.scan.require,
         )
     intent = audit.new_record(

@@ -1,7 +1,8 @@
 """The one release gate: push, promote and ``gitops update`` let a digest into an environment
 only through ``require``.
 
-A digest passes when it is not revoked, has a passing test run of exactly that digest (push:
+A digest passes when it is not revoked (by the evidence, nor in the catalog's
+``revocations.yaml``: ``spec.revocations``), has a passing test run of exactly that digest (push:
 unless ``release.require_tests`` is off, or ``--force``, which the audit log records), its
 version is not yanked, it has a passing scan verdict where the target environment is one of
 ``scan.require`` (``scan_required``), and the target environment's approval rule is met (an
@@ -29,6 +30,7 @@ from imagefactory.errors import UserError
 from imagefactory.release import audit
 from imagefactory.release.evidence import Evidence
 from imagefactory.spec.models import Environment
+from imagefactory.spec.revocations import REVOCATIONS_FILE, Revocations
 
 _MAX_NAME = 200  # an approver's name, as the audit log keeps it
 
@@ -58,6 +60,7 @@ def require(
     candidate: Candidate,
     *,
     approver: str | None,
+    listed: Revocations,
     tests_required: bool = True,
     approval: bool = True,
     scan_required: bool = False,
@@ -65,7 +68,9 @@ def require(
     """Raise ``Refused`` unless ``candidate`` may enter its environment, approved by
     ``approver`` (None: nobody approved). ``approval``: False for a push, which no approval
     rule guards (an environment's ``approval`` is about promotions into it).
-    ``scan_required``: the environment is one of ``scan.require``."""
+    ``scan_required``: the environment is one of ``scan.require``. ``listed``: the catalog's
+    revocations file, which refuses a digest it lists even when the registry holds no
+    revocation of it (or one lifted)."""
     what = f"{candidate.ref} {candidate.version} ({candidate.digest})"
     where = evidence.where(candidate.ref, candidate.digest)
     revoked = evidence.revocation_of(candidate.ref, candidate.digest)
@@ -73,6 +78,14 @@ def require(
         raise Refused(
             f"{what} is revoked: {revoked.reason} (by {revoked.by}, {revoked.at.isoformat()}; in {where})",
             hint="a revoked digest goes into no environment: release a fixed build",
+        )
+    entry = listed.of(candidate.digest)
+    if entry is not None:  # whatever the registry holds: its attestation may have been dropped
+        raise Refused(
+            f"{what} is revoked: {entry.entry.reason} (by {entry.entry.by}, "
+            f"{entry.entry.at.isoformat()}; listed in {entry.location})",
+            hint="a revoked digest goes into no environment: release a fixed build (lifting a "
+            f"revocation is deleting its entry from {REVOCATIONS_FILE}, a reviewed merge request)",
         )
     yank = evidence.yank_of(candidate.ref, candidate.version)
     if yank is not None:

@@ -49,6 +49,7 @@ from imagefactory.release.tags import TagChange, plan_changes, write_tags
 from imagefactory.release.versioning import plan_tags, tag_versions, variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Environment, Registry
+from imagefactory.spec.revocations import load_revocations
 
 
 def promote(
@@ -126,6 +127,7 @@ def _copy(
             ),
             gate.Candidate(image.ref, held.version, digest, target_env),
             approver=approved_by,
+            listed=load_revocations(catalog),
             scan_required=to_env in catalog.project.scan.require,
         )
         changes = _promotion_changes(

@@ -61,6 +61,7 @@ from imagefactory.release.tags import plan_changes, write_tags
 from imagefactory.release.versioning import choose_version, plan_tags, tag_versions, variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Environment, Registry
+from imagefactory.spec.revocations import load_revocations
 
 _DIRTY = "-dirty"
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -195,6 +196,7 @@ class _PushRun:
             evidence,
             candidate,
             approver=None,
+            listed=load_revocations(self.catalog),
             tests_required=required and not self.force,
             approval=False,
             scan_required=self.env.name in self.catalog.project.scan.require,

@@ -48,6 +48,7 @@ from imagefactory.release.versioning import variant_suffix
 from imagefactory.scan.verdict import Verdict
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.grammar import CONTROL
+from imagefactory.spec.revocations import load_revocations
 
 YANK, UNYANK = "yank", "unyank"
 #: The audit record's source and target: every environment (never an environment's name, so a
@@ -359,7 +360,12 @@ def _approved(
                 assert change.version is not None and change.digest is not None  # not left
                 if name in change.environments:
                     candidate = gate.Candidate(intent.image, change.version, change.digest, env)
-                    gate.require(evidence, candidate, approver=approvers[name])
+                    gate.require(
+                        evidence,
+                        candidate,
+                        approver=approvers[name],
+                        listed=load_revocations(catalog),
+                    )
         if env.approval:
             names.add(gate.require_approver(env, what, approvers[name]))
     return ", ".join(sorted(names)) or None

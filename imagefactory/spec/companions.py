@@ -1,11 +1,12 @@
-"""The catalog's companion files: ``gitops.yaml`` next to the project file, and ``packer.yaml``
-and ``structure-tests/*.yaml`` in an image folder.
+"""The catalog's companion files: ``gitops.yaml`` and ``revocations.yaml`` next to the project
+file, and ``packer.yaml`` and ``structure-tests/*.yaml`` in an image folder.
 
-Only the command that needs one reads it (gitops and promote, render packer, test), so on its
-own a mistake there shows up only when that command runs. Here each is loaded by that command's
-own loader, so ``validate`` finds exactly what the command would refuse. It needs a loaded
-catalog: gitops.yaml is checked against the project's environments, and the image folders come
-from the catalog. Absent files are fine: every companion is optional.
+Only the command that needs one reads it (gitops and promote, the release gate, render packer,
+test), so on its own a mistake there shows up only when that command runs. Here each is loaded
+by that command's own loader, so ``validate`` finds exactly what the command would refuse. It
+needs a loaded catalog: gitops.yaml is checked against the project's environments,
+revocations.yaml against its images, and the image folders come from the catalog. Absent files
+are fine: every companion is optional.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from imagefactory.spec.gitops import GITOPS_FILE
 from imagefactory.spec.gitops import load_settings as load_gitops
 from imagefactory.spec.packer import SETTINGS_FILE as PACKER_FILE
 from imagefactory.spec.packer import load_settings as load_packer
+from imagefactory.spec.revocations import load_revocations
 
 
 def companion_issues(catalog: Catalog) -> list[SpecIssue]:
@@ -29,6 +31,7 @@ def companion_issues(catalog: Catalog) -> list[SpecIssue]:
     gitops = catalog.root / GITOPS_FILE
     if gitops.is_file():  # a catalog without one just does not deploy through GitOps
         issues += _load_issues(gitops, partial(load_gitops, catalog))
+    issues += _load_issues(catalog.root, partial(load_revocations, catalog))  # absent: none
     for image in _one_image_per_folder(catalog):
         issues += _load_issues(image.folder / PACKER_FILE, partial(load_packer, image.folder))
         for path in structure_test_files(image.folder):

@@ -31,6 +31,7 @@ from imagefactory.release.evidence import LocalEvidence, evidence_for
 from imagefactory.scan.verdict import Verdict, parse_predicate
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Environment, Registry
+from imagefactory.spec.revocations import Revocations
 
 from .helpers import build, lines, logged, run, serve
 from .test_write_ahead import REF
@@ -48,6 +49,8 @@ CI_VARIABLES = (
 )
 PROD_ENV = Environment(name="prod", registries=["prod"], approval=True)
 FOUR_EYES = Environment(name="prod", registries=["prod"], approval=True, four_eyes=True)
+#: A catalog without a revocations file.
+NOTHING_LISTED = Revocations(Path("revocations.yaml"))
 
 
 @pytest.fixture(autouse=True)
@@ -107,23 +110,27 @@ def git_repo(path: Path, **config: str) -> Path:
 def test_a_digest_without_a_test_run_of_its_own_is_refused() -> None:
     other_digest_passed = evidence(runs=(passed(OTHER),))
     with pytest.raises(gate.Refused, match="has no test record") as caught:
-        gate.require(other_digest_passed, candidate(), approver="ada")
+        gate.require(other_digest_passed, candidate(), approver="ada", listed=NOTHING_LISTED)
     assert caught.value.hint is not None and f"imagefactory test {REF}" in caught.value.hint
 
 
 def test_a_digest_whose_latest_run_failed_is_refused() -> None:
     failed = Run(digest=DIGEST, passed=False, at="later")
     with pytest.raises(gate.Refused, match="failed its tests"):
-        gate.require(evidence(runs=(passed(), failed)), candidate(), approver="ada")
+        gate.require(
+            evidence(runs=(passed(), failed)), candidate(), approver="ada", listed=NOTHING_LISTED
+        )
 
 
 def test_a_passing_run_of_the_digest_lets_it_through() -> None:
-    gate.require(evidence(runs=(passed(),)), candidate(), approver="ada")
+    gate.require(evidence(runs=(passed(),)), candidate(), approver="ada", listed=NOTHING_LISTED)
     assert gate.tested(evidence(runs=(passed(),)), candidate())
 
 
 def test_tests_not_required_lets_an_untested_digest_through() -> None:
-    gate.require(evidence(), candidate(), approver="ada", tests_required=False)
+    gate.require(
+        evidence(), candidate(), approver="ada", tests_required=False, listed=NOTHING_LISTED
+    )
     assert not gate.tested(evidence(), candidate())
 
 
@@ -135,13 +142,14 @@ def test_a_yanked_version_is_refused_even_untested_checks_off() -> None:
             candidate(),
             approver="ada",
             tests_required=False,
+            listed=NOTHING_LISTED,
         )
     assert caught.value.hint is not None and f"unyank {REF} 0.3.0" in caught.value.hint
 
 
 def test_an_approval_environment_needs_an_approver_outside_ci() -> None:
     with pytest.raises(gate.Refused, match="prod needs an approval") as caught:
-        gate.require(evidence(runs=(passed(),)), candidate(), approver=None)
+        gate.require(evidence(runs=(passed(),)), candidate(), approver=None, listed=NOTHING_LISTED)
     assert caught.value.hint is not None and "--approve" in caught.value.hint
 
 
@@ -150,7 +158,7 @@ def test_in_ci_the_refusal_names_the_variables_of_a_deployment_job(
 ) -> None:
     in_ci(monkeypatch)
     with pytest.raises(gate.Refused, match="CI=true alone") as caught:
-        gate.require(evidence(runs=(passed(),)), candidate(), approver=None)
+        gate.require(evidence(runs=(passed(),)), candidate(), approver=None, listed=NOTHING_LISTED)
     hint = caught.value.hint or ""
     for variable in (
         "CI_ENVIRONMENT_NAME=prod",
@@ -161,15 +169,25 @@ def test_in_ci_the_refusal_names_the_variables_of_a_deployment_job(
 
 
 def test_a_push_is_guarded_by_no_approval_rule() -> None:
-    gate.require(evidence(runs=(passed(),)), candidate(), approver=None, approval=False)
+    gate.require(
+        evidence(runs=(passed(),)),
+        candidate(),
+        approver=None,
+        approval=False,
+        listed=NOTHING_LISTED,
+    )
 
 
 def test_four_eyes_refuses_the_pusher_and_accepts_another_approver() -> None:
     pushed_by_bob = evidence(runs=(passed(),), pusher="Bob <bob@x>")
     with pytest.raises(gate.Refused, match="four eyes"):
-        gate.require(pushed_by_bob, candidate(FOUR_EYES), approver="Bob <bob@x>")
-    gate.require(pushed_by_bob, candidate(FOUR_EYES), approver="Ada <ada@x>")
-    gate.require(pushed_by_bob, candidate(PROD_ENV), approver="Bob <bob@x>")  # no four eyes
+        gate.require(
+            pushed_by_bob, candidate(FOUR_EYES), approver="Bob <bob@x>", listed=NOTHING_LISTED
+        )
+    gate.require(pushed_by_bob, candidate(FOUR_EYES), approver="Ada <ada@x>", listed=NOTHING_LISTED)
+    gate.require(
+        pushed_by_bob, candidate(PROD_ENV), approver="Bob <bob@x>", listed=NOTHING_LISTED
+    )  # no four eyes
 
 
 def test_four_eyes_refuses_when_who_pushed_it_is_not_known() -> None:
@@ -177,9 +195,11 @@ def test_four_eyes_refuses_when_who_pushed_it_is_not_known() -> None:
     nobody can tell the approver is not its pusher."""
     unknown = evidence(runs=(passed(),))
     with pytest.raises(gate.Refused, match=r"who pushed .* is not known here") as refused:
-        gate.require(unknown, candidate(FOUR_EYES), approver="Ada <ada@x>")
+        gate.require(unknown, candidate(FOUR_EYES), approver="Ada <ada@x>", listed=NOTHING_LISTED)
     assert "audit.jsonl" in (refused.value.hint or "")
-    gate.require(unknown, candidate(PROD_ENV), approver="Ada <ada@x>")  # no four eyes
+    gate.require(
+        unknown, candidate(PROD_ENV), approver="Ada <ada@x>", listed=NOTHING_LISTED
+    )  # no four eyes
 
 
 @pytest.mark.parametrize(
@@ -195,7 +215,10 @@ def test_four_eyes_refuses_when_who_pushed_it_is_not_known() -> None:
 def test_four_eyes_compares_every_name_of_an_identity(pusher: str, approver: str) -> None:
     with pytest.raises(gate.Refused, match="four eyes"):
         gate.require(
-            evidence(runs=(passed(),), pusher=pusher), candidate(FOUR_EYES), approver=approver
+            evidence(runs=(passed(),), pusher=pusher),
+            candidate(FOUR_EYES),
+            approver=approver,
+            listed=NOTHING_LISTED,
         )
 
 
@@ -203,13 +226,15 @@ def test_four_eyes_knows_the_pusher_by_their_account_as_well_as_their_git_identi
     """A local push by account bob with git identity Robert Roe, approved in CI by login bob."""
     pushed = evidence(runs=(passed(),), pusher=("Robert Roe <rr@x>", "bob"))
     with pytest.raises(gate.Refused, match="four eyes"):
-        gate.require(pushed, candidate(FOUR_EYES), approver="bob")
+        gate.require(pushed, candidate(FOUR_EYES), approver="bob", listed=NOTHING_LISTED)
 
 
 def test_four_eyes_lets_another_person_with_another_login_approve() -> None:
     pushed = evidence(runs=(passed(),), pusher="bob")
-    gate.require(pushed, candidate(FOUR_EYES), approver="Ada Lovelace <ada@x>")
-    gate.require(pushed, candidate(FOUR_EYES), approver="bobby")
+    gate.require(
+        pushed, candidate(FOUR_EYES), approver="Ada Lovelace <ada@x>", listed=NOTHING_LISTED
+    )
+    gate.require(pushed, candidate(FOUR_EYES), approver="bobby", listed=NOTHING_LISTED)
 
 
 # --- revocation and the scan verdict ----------------------------------------------------------
@@ -266,21 +291,32 @@ REVOKED = Lifecycle(
 
 def test_a_revoked_digest_is_refused_whatever_else_holds() -> None:
     tested_and_scanned = Signed(evidence(runs=(passed(),)), verdicts={None: verdict(True, None)})
-    gate.require(tested_and_scanned, candidate(), approver="ada", scan_required=True)
+    gate.require(
+        tested_and_scanned, candidate(), approver="ada", scan_required=True, listed=NOTHING_LISTED
+    )
     revoked = replace(tested_and_scanned, revoked=REVOKED)
     with pytest.raises(gate.Refused, match="is revoked: CVE-2026-1 in the base") as caught:
-        gate.require(revoked, candidate(), approver="ada", scan_required=True)
+        gate.require(
+            revoked, candidate(), approver="ada", scan_required=True, listed=NOTHING_LISTED
+        )
     assert "by sec, 2026-12-01" in caught.value.message
     assert "sha256-aaa.att" in caught.value.message  # where it was found
     with pytest.raises(gate.Refused, match="is revoked"):  # a forced push too
-        gate.require(revoked, candidate(), approver=None, approval=False, tests_required=False)
+        gate.require(
+            revoked,
+            candidate(),
+            approver=None,
+            approval=False,
+            tests_required=False,
+            listed=NOTHING_LISTED,
+        )
 
 
 def test_without_signing_nothing_is_revoked_and_no_verdict_is_known() -> None:
     local = evidence(runs=(passed(),))
     assert local.revocation_of(REF, DIGEST) is None
     with pytest.raises(gate.Refused, match="has no scan verdict for prod") as caught:
-        gate.require(local, candidate(), approver="ada", scan_required=True)
+        gate.require(local, candidate(), approver="ada", scan_required=True, listed=NOTHING_LISTED)
     assert "signing is not configured" in caught.value.message
 
 
@@ -300,22 +336,28 @@ def test_an_environment_of_scan_require_needs_a_passing_verdict(
 ) -> None:
     scanned = Signed(evidence(runs=(passed(),)), verdicts=verdicts)
     with pytest.raises(gate.Refused, match=refusal) as caught:
-        gate.require(scanned, candidate(), approver="ada", scan_required=True)
+        gate.require(
+            scanned, candidate(), approver="ada", scan_required=True, listed=NOTHING_LISTED
+        )
     assert "looked in the attestations at sha256-aaa.att" in caught.value.message
     assert f"imagefactory gate {REF}" in (caught.value.hint or "")
-    gate.require(scanned, candidate(), approver="ada")  # not in scan.require: no verdict needed
+    gate.require(
+        scanned, candidate(), approver="ada", listed=NOTHING_LISTED
+    )  # not in scan.require: no verdict needed
 
 
 def test_a_passing_verdict_for_the_environment_or_for_any_lets_it_through() -> None:
     for environment in ("prod", None):
         verdicts: dict[str | None, Verdict] = {environment: verdict(True, environment)}
         scanned = Signed(evidence(runs=(passed(),)), verdicts=verdicts)
-        gate.require(scanned, candidate(), approver="ada", scan_required=True)
+        gate.require(
+            scanned, candidate(), approver="ada", scan_required=True, listed=NOTHING_LISTED
+        )
 
 
 def test_a_refused_test_record_says_where_it_was_looked_for() -> None:
     with pytest.raises(gate.Refused, match=r"has no test record \(looked in the attestations"):
-        gate.require(Signed(evidence()), candidate(), approver="ada")
+        gate.require(Signed(evidence()), candidate(), approver="ada", listed=NOTHING_LISTED)
 
 
 # --- who approves ------------------------------------------------------------------------------

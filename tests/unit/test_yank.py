@@ -22,7 +22,7 @@ from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Environment, Registry
 
 from .helpers import build, lines, run, serve
-from .test_gate import CI_VARIABLES, in_ci
+from .test_gate import CI_VARIABLES, NOTHING_LISTED, in_ci
 from .test_write_tags import MemoryRegistry
 
 REF = "app/rag-api"
@@ -98,10 +98,19 @@ def test_the_gate_refuses_a_yanked_version_even_tested_and_approved() -> None:
     prod = Environment(name="prod", registries=["prod"], approval=True)
 
     with pytest.raises(gate.Refused, match="yanked: CVE-1") as refused:
-        gate.require(evidence, gate.Candidate(REF, "1.0.1", BAD, prod), approver="jane")
+        gate.require(
+            evidence,
+            gate.Candidate(REF, "1.0.1", BAD, prod),
+            approver="jane",
+            listed=NOTHING_LISTED,
+        )
     assert refused.value.hint is not None and f"unyank {REF} 1.0.1" in refused.value.hint
     gate.require(  # 1.0.0 is not yanked: through
-        evidence, gate.Candidate(REF, "1.0.0", BAD, prod), approver="jane", tests_required=True
+        evidence,
+        gate.Candidate(REF, "1.0.0", BAD, prod),
+        approver="jane",
+        tests_required=True,
+        listed=NOTHING_LISTED,
     )
 
 
