@@ -11,10 +11,12 @@ import typer
 
 from imagefactory import tools
 from imagefactory.cli.app import Session, app
-from imagefactory.cli.catalog import JsonOption, one_image, open_catalog
+from imagefactory.cli.catalog import JsonOption, one_image, open_catalog, shown
+from imagefactory.errors import UserError
 from imagefactory.evidence.bundle import verify_file
 from imagefactory.evidence.check import ImageVerification, check_image
 from imagefactory.evidence.keys import generate_pair
+from imagefactory.spec.loader import find_project_root
 from imagefactory.spec.parents import DIGEST_PATTERN
 
 DEFAULT_PASSWORD_ENV = "IMAGEFACTORY_SIGNING_KEY_PASSWORD"
@@ -168,12 +170,19 @@ def _show(session: Session, result: ImageVerification) -> None:
 def keygen_command(
     ctx: typer.Context,
     public: Annotated[
-        Path, typer.Option("--public", help="Where the PEM public key goes (commit it).")
+        Path,
+        typer.Option(
+            "--public",
+            help="Where the PEM public key goes (commit it), relative to the project root as "
+            "signing.public_key is.",
+        ),
     ],
     private: Annotated[
         Path,
         typer.Option(
-            "--private", help="Where the PKCS#8 PEM private key goes (mode 0600; keep it secret)."
+            "--private",
+            help="Where the PKCS#8 PEM private key goes (mode 0600; keep it secret, outside the "
+            "repository), relative to the project root.",
         ),
     ],
     password_env: Annotated[
@@ -189,9 +198,13 @@ def keygen_command(
 
     Neither file may exist: a key is never overwritten. The private key goes in a CI variable
     (signing.private_key_env: its PEM text, or a variable of type File), never in the repository.
+    Relative paths start at the project root (-C, else the nearest folder holding
+    imagefactory.yaml; the current folder when there is none yet), as other commands' are.
     """
     session: Session = ctx.obj
     session.output.json = json_output
+    root = _project_root(session)
+    public, private = root / public, root / private
     tools.secret_names(password_env)
     password = os.environ.get(password_env) or None
     if password is not None:
@@ -211,5 +224,16 @@ def keygen_command(
         )
         return
     encrypted = f", encrypted with ${password_env}" if password is not None else ""
-    session.output.text(f"public key: {public} ({fingerprint})")
-    session.output.text(f"private key: {private} (mode 0600{encrypted})")
+    session.output.text(f"public key: {shown(public, root)} ({fingerprint})")
+    session.output.text(f"private key: {shown(private, root)} (mode 0600{encrypted})")
+
+
+def _project_root(session: Session) -> Path:
+    """Where keygen's relative paths start: the project root, or the current folder before the
+    project file is written."""
+    if session.project is not None:
+        return session.project.resolve()
+    try:
+        return find_project_root(Path.cwd())
+    except UserError:
+        return Path.cwd().resolve()
