@@ -199,7 +199,7 @@ def keygen_command(
     Neither file may exist: a key is never overwritten. The private key goes in a CI variable
     (signing.private_key_env: its PEM text, or a variable of type File), never in the repository.
     Relative paths start at the project root (-C, else the nearest folder holding
-    imagefactory.yaml; the current folder when there is none yet), as other commands' are.
+    imagefactory.yaml; the current folder when there is none yet), as the project file's are.
     """
     session: Session = ctx.obj
     session.output.json = json_output
