@@ -57,8 +57,8 @@ def validate(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Check the project file, every image.yaml and the files other commands read; report ALL
     errors with file, line and key.
 
-    Those files, each checked when present: gitops.yaml, and packer.yaml and structure-tests/*.yaml
-    in an image folder. Exits 0 when the catalog is valid, 1 when it is not.
+    Those files, each checked when present: gitops.yaml and revocations.yaml, and packer.yaml and
+    structure-tests/*.yaml in an image folder. Exits 0 when the catalog is valid, 1 when it is not.
     """
     session, catalog = open_catalog(ctx, json_output)
     issues = companion_issues(catalog)

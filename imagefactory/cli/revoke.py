@@ -25,6 +25,8 @@ def _as_dict(result: Revocation, dry_run: bool) -> dict[str, object]:
                 "repositories": list(r.repositories),
                 "built_on": r.parent,
                 "audit_id": r.audit_id,
+                "listed": r.listed,
+                "listed_now": r.added,
             }
             for r in result.revoked
         ],
@@ -33,6 +35,7 @@ def _as_dict(result: Revocation, dry_run: bool) -> dict[str, object]:
             for p in result.pinned
         ],
         "completed_interrupted": list(result.completed),
+        "commit": result.to_commit,
     }
 
 
@@ -45,6 +48,8 @@ def _show(output: Output, result: Revocation, dry_run: bool) -> None:
         output.text(f"{verb} {r.ref}@{r.digest}{why}")
         for place in r.repositories:
             output.text(f"  lifecycle attestation in {place}")
+        if r.listed:
+            output.text(f"  {'listed' if r.added else 'already listed'} in {r.listed}")
         if r.audit_id:
             output.text(f"  audit record {r.audit_id}")
     if result.pinned:
@@ -56,6 +61,12 @@ def _show(output: Output, result: Revocation, dry_run: bool) -> None:
         )
     else:
         output.text("no environment holds or pins a revoked digest")
+    if result.to_commit:
+        output.text(
+            f"commit {result.to_commit} and merge it (a reviewed merge request): the catalog's "
+            f"record of the revocation, which the release gate reads (git add {result.to_commit} "
+            "&& git commit)"
+        )
 
 
 @app.command(
@@ -90,8 +101,9 @@ def revoke_command(
     json_output: JsonOption = False,
 ) -> None:
     """Revoke a digest: a signed lifecycle attestation (status revoked) in every repository of
-    the image that holds it, so the release gate, `imagefactory verify` and admission refuse it;
-    recorded in the audit log. Nothing is rolled back: prints the environments that still hold
+    the image that holds it, so the release gate, `imagefactory verify` and admission refuse it,
+    and an entry in the catalog's revocations.yaml (commit it: lifting a revocation is deleting
+    its entry, in review); recorded in the audit log. Nothing is rolled back: prints the environments that still hold
     or pin it (state, GitOps overlays); `imagefactory status` and `gitops diff` mark them.
     """
     session, catalog = open_catalog(ctx, json_output)

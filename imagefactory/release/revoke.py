@@ -16,7 +16,15 @@ is written once more: the log of a revocation is append-only). Nothing is rolled
 pin or a tag naming a revoked digest stays (HCP Packer's channel rollback breaks plans); the
 blast radius (the environments that still hold it: state's records and the GitOps overlays)
 is reported instead. ``status`` and ``gitops diff`` mark such pins from the audit log's revoke
-records.
+records and the catalog's revocations file.
+
+Each digest revoked is listed in the catalog's ``revocations.yaml`` too (``spec.revocations``):
+an attestation can be dropped from the registry without the key, an entry of the catalog only
+through a reviewed merge request, and the release gate refuses a listed digest whatever the
+registry holds. The user commits the file. Per digest the order is: audit intent, attestations,
+the entry (once: a digest already listed is not listed again), done; the file is checked before
+the first intent, so that it takes the entries. One revocation at a time in the project (the
+file is shared).
 """
 
 from __future__ import annotations
@@ -26,7 +34,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from pydantic import ValidationError
+
 from imagefactory import git
+from imagefactory.atomic import read_inside, write_atomically
 from imagefactory.errors import UserError
 from imagefactory.evidence import predicates
 from imagefactory.evidence.keys import signing_enabled, signing_key, verifying_key
@@ -48,6 +59,14 @@ from imagefactory.signing.provenance import parent_of
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.gitops import GITOPS_FILE, remote_url
 from imagefactory.spec.grammar import CONTROL
+from imagefactory.spec.revocations import (
+    REVOCATIONS_FILE,
+    Entry,
+    Listed,
+    appended,
+    load_revocations,
+    revocations_file,
+)
 
 REVOKE = "revoke"
 BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"  # render.dockerfile.image_labels
@@ -72,6 +91,8 @@ class Revoked:
     repositories: tuple[str, ...]  # where the lifecycle attestation is (or would be) written
     parent: str | None  # the revoked digest it was built on; None: the one named
     audit_id: str | None  # None: a dry run
+    listed: str | None  # where revocations.yaml lists it (FILE:LINE); None: a dry run
+    added: bool  # listed by this run (False: it was already, or a dry run)
 
 
 @dataclass(frozen=True)
@@ -90,6 +111,11 @@ class Revocation:
     revoked: tuple[Revoked, ...]
     pinned: tuple[Pin, ...]  # the blast radius
     completed: tuple[str, ...]  # earlier revoke intents of these digests this run closed
+
+    @property
+    def to_commit(self) -> str | None:
+        """The catalog file this run changed, for the user to commit; None: it changed none."""
+        return REVOCATIONS_FILE if any(r.added for r in self.revoked) else None
 
 
 def revoke(
@@ -134,10 +160,11 @@ def revoke(
             targets += search(catalog, image, digest, lookup)
         pinned = blast_radius(catalog, state, [(t.image, t.digest) for t in targets])
         if dry_run:
-            revoked = tuple(_revoked(t, None) for t in targets)
+            revoked = tuple(_revoked(t, None, None) for t in targets)
             return Revocation(why, revoked, pinned, ())
         assert key is not None
-        with one_at_a_time(catalog, REVOKE, image.ref):
+        with one_at_a_time(catalog, REVOKE, REVOCATIONS_FILE):
+            _check_listable(catalog, targets, why)
             pending = _open(catalog, targets)
             done = tuple(_write(catalog, client, key, t, why, state) for t in targets)
             _close(catalog, pending)
@@ -290,14 +317,74 @@ def _pinned_in_gitops(catalog: Catalog, targets: Sequence[tuple[CatalogImage, st
     return pins
 
 
-def _revoked(target: Target, audit_id: str | None) -> Revoked:
+def _revoked(target: Target, audit_id: str | None, listed: tuple[Listed, bool] | None) -> Revoked:
     return Revoked(
         target.image.ref,
         target.digest,
         tuple(p.repository for p in target.places),
         target.parent,
         audit_id,
+        listed[0].location if listed else None,
+        listed[1] if listed else False,
     )
+
+
+def _entry(target: Target, reason: str, by: str, at: datetime) -> Entry:
+    """The catalog entry of ``target``; a UserError (nothing written) when it cannot be one."""
+    try:
+        return Entry(
+            image=target.image.ref,
+            digest=target.digest,
+            reason=reason,
+            by=by,
+            at=at.replace(microsecond=0),
+            built_on=target.parent,
+        )
+    except ValidationError as exc:
+        raise UserError(
+            f"{target.image.ref}@{target.digest} cannot be listed in {REVOCATIONS_FILE}: "
+            + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
+            hint="who revokes is named by GITLAB_USER_LOGIN in CI, else USER: one line of at "
+            "most 200 characters",
+        ) from exc
+
+
+def _check_listable(catalog: Catalog, targets: Sequence[Target], reason: str) -> None:
+    """Refuse, before anything is written, a revocations file that does not load or that the
+    entries of ``targets`` cannot be appended to."""
+    revocations = load_revocations(catalog)
+    now = datetime.now(UTC)
+    entries = [_entry(t, reason, audit.actor(), now) for t in targets]
+    appended(revocations.path, _text(catalog), entries)
+
+
+def _text(catalog: Catalog) -> str | None:
+    data = read_inside(catalog.root, REVOCATIONS_FILE)
+    return None if data is None else data.decode("utf-8")
+
+
+def _list(catalog: Catalog, entry: Entry, intent: AuditRecord) -> tuple[Listed, bool]:
+    """``entry`` in the catalog's revocations file (appended, unless already listed), and
+    whether this added it. A failure leaves ``intent`` open, its attestations written."""
+    path = revocations_file(catalog)
+    then = (
+        f"the revocation of {intent.image}@{intent.digest} is attested, and the audit log holds "
+        f"its intent {intent.id} without its done record: run `{intent.command()}` again to "
+        "complete it"
+    )
+    try:
+        found = load_revocations(catalog).entry(entry.image, entry.digest)
+        if found is not None:
+            return found, False
+        text = appended(path, _text(catalog), [entry])
+        write_atomically(path, text.encode("utf-8"), mode=0o644, root=catalog.root)
+        added = load_revocations(catalog).entry(entry.image, entry.digest)
+    except OSError as exc:
+        raise unwritable(path, exc, then) from exc
+    except UserError as exc:
+        raise UserError(exc.message, hint=f"{exc.hint or 'fix it'}; {then}") from exc
+    assert added is not None  # appended() read it back
+    return added, True
 
 
 def _open(catalog: Catalog, targets: Sequence[Target]) -> list[AuditRecord]:
@@ -318,8 +405,8 @@ def _write(
     reason: str,
     state: State,
 ) -> Revoked:
-    """The lifecycle attestation of ``target`` in each repository that holds it, written
-    ahead: intent, attestations, done."""
+    """The lifecycle attestation of ``target`` in each repository that holds it and its entry
+    in the catalog's revocations file, written ahead: intent, attestations, entry, done."""
     why = reason
     if target.parent is not None:
         why = f"{reason} (built on the revoked {target.parent})"
@@ -348,14 +435,15 @@ def _write(
         ),
         reason=why,
     )
-    predicate = predicates.lifecycle_predicate(
-        revoked=True, reason=why, by=intent.who, at=datetime.now(UTC)
-    )
+    now = datetime.now(UTC)
+    entry = _entry(target, reason, intent.who, now)
+    predicate = predicates.lifecycle_predicate(revoked=True, reason=why, by=intent.who, at=now)
     with written_ahead(catalog, intent, nothing=NOTHING_REVOKED):
         for place in target.places:
             EvidenceStore(client, place).attest(target.digest, predicates.LIFECYCLE, predicate, key)
+    listed = _list(catalog, entry, intent)
     _append(catalog, audit.follow_up(intent, audit.DONE), intent)
-    return _revoked(target, intent.id)
+    return _revoked(target, intent.id, listed)
 
 
 def _close(catalog: Catalog, pending: Sequence[AuditRecord]) -> None:
@@ -378,9 +466,13 @@ def _append(catalog: Catalog, record: AuditRecord, intent: AuditRecord) -> None:
 
 def revocations(catalog: Catalog) -> dict[tuple[str, str], str]:
     """(image, digest) → why, for every revocation this checkout's audit log records as done
-    (what ``status`` and ``gitops diff`` mark; the gate reads the registry's attestations)."""
-    return {
+    and every entry of the catalog's revocations file (what ``status`` and ``gitops diff``
+    mark; the gate reads the registry's attestations and the file)."""
+    found = {
         (str(line["image"]), str(line["digest"])): str(line.get("reason") or "")
         for line in audit.completed(audit_log(catalog))
         if line.get("action") == REVOKE
     }
+    for item in load_revocations(catalog).listed:
+        found.setdefault((item.entry.image, item.entry.digest), item.entry.reason)
+    return found

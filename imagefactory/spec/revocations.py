@@ -87,6 +87,11 @@ class Revocations:
         environment); None: none does."""
         return next((item for item in self.listed if item.entry.digest == digest), None)
 
+    def entry(self, image: str, digest: str) -> Listed | None:
+        """The entry of ``digest`` of image ``image``; None: there is none."""
+        wanted = (image, digest)
+        return next((i for i in self.listed if (i.entry.image, i.entry.digest) == wanted), None)
+
 
 def revocations_file(catalog: Catalog) -> Path:
     return catalog.root / REVOCATIONS_FILE

@@ -5,6 +5,7 @@ records (the registry side runs in tests/integration/test_revoke.py)."""
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from imagefactory.errors import UserError
+from imagefactory.errors import SpecError, UserError
 from imagefactory.evidence import predicates
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.project.paths import audit_log, state_file
@@ -28,6 +29,7 @@ from imagefactory.signing.oci import attestation_tag
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Registry
+from imagefactory.spec.revocations import REVOCATIONS_FILE, load_revocations
 
 from .helpers import run, serve
 from .test_evidence_store import MemoryRegistry
@@ -288,3 +290,98 @@ def test_a_digest_no_repository_holds_is_refused_before_anything_is_written(
     with pytest.raises(UserError, match="no repository of app/rag-api holds"):
         revoke(catalog, "app/rag-api", d("4"), "CVE-1", descendants=False, dry_run=False)
     assert memory.manifests == {} and audit.read(audit_log(catalog)) == []
+
+
+# --- the catalog's revocations file --------------------------------------------------------------
+
+
+def test_a_revocation_lists_the_digest_in_the_catalog_once(
+    catalog_dir: Path, signed: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = load_catalog(catalog_dir)
+    memory = serve(monkeypatch, HoldingRegistry(images={f"{DEV}@{d('4')}"}), revoke_module)
+    monkeypatch.setenv("USER", "sec-officer")
+
+    first = revoke(catalog, "app/rag-api", d("4"), "CVE-1", descendants=False, dry_run=False)
+
+    file = catalog_dir / REVOCATIONS_FILE
+    [listed] = load_revocations(catalog).listed
+    entry = listed.entry
+    assert (entry.image, entry.digest, entry.reason, entry.by) == (
+        "app/rag-api",
+        d("4"),
+        "CVE-1",
+        "sec-officer",
+    )
+    assert first.revoked[0].listed == listed.location and first.revoked[0].added
+    assert first.to_commit == REVOCATIONS_FILE
+    text = file.read_text()
+
+    again = run(catalog_dir, "revoke", f"app/rag-api@{d('4')}", "--reason", "CVE-1", "--json")
+
+    assert again.exit_code == 0, again.output
+    document = json.loads(again.stdout)
+    assert document["commit"] is None  # already listed: the file is as it was
+    assert [(r["listed"], r["listed_now"]) for r in document["revoked"]] == [
+        (listed.location, False)
+    ]
+    assert file.read_text() == text
+    assert len(memory.manifests) == 1  # the attestation written again, into the same .att
+
+
+def test_the_text_output_says_to_commit_the_file(
+    catalog_dir: Path, signed: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve(monkeypatch, HoldingRegistry(images={f"{DEV}@{d('4')}"}), revoke_module)
+    result = run(catalog_dir, "revoke", f"app/rag-api@{d('4')}", "--reason", "CVE-1")
+    assert result.exit_code == 0, result.output
+    assert f"listed in {REVOCATIONS_FILE}:5" in result.stdout  # below the header's comments
+    assert f"commit {REVOCATIONS_FILE} and merge it" in result.stdout
+
+
+def test_a_broken_revocations_file_is_refused_before_anything_is_written(
+    catalog_dir: Path, signed: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = load_catalog(catalog_dir)
+    memory = serve(monkeypatch, HoldingRegistry(images={f"{DEV}@{d('4')}"}), revoke_module)
+    (catalog_dir / REVOCATIONS_FILE).write_text("revoked: []\n")  # valid, but not appendable
+    with pytest.raises(UserError, match="cannot append"):
+        revoke(catalog, "app/rag-api", d("4"), "CVE-1", descendants=False, dry_run=False)
+    (catalog_dir / REVOCATIONS_FILE).write_text("revoked:\n  - image: app/nope\n")
+    with pytest.raises(SpecError, match=r"revocations\.yaml:2: revoked\[0\]\.by: required key"):
+        revoke(catalog, "app/rag-api", d("4"), "CVE-1", descendants=False, dry_run=False)
+    assert memory.manifests == {} and audit.read(audit_log(catalog)) == []
+
+
+def test_a_revocation_interrupted_before_its_entry_stays_open_and_completes_when_run_again(
+    catalog_dir: Path, signed: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = load_catalog(catalog_dir)
+    serve(monkeypatch, HoldingRegistry(images={f"{DEV}@{d('4')}"}), revoke_module)
+
+    def full_disk(*_: object, **__: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(revoke_module, "write_atomically", full_disk)
+        with pytest.raises(UserError) as caught:
+            revoke(catalog, "app/rag-api", d("4"), "CVE-1", descendants=False, dry_run=False)
+    assert f"cannot write {catalog_dir / REVOCATIONS_FILE}" in caught.value.message
+    assert "is attested, and the audit log holds its intent" in str(caught.value.hint)
+    [open_intent] = audit.interrupted(audit_log(catalog))  # no failed record: it is attested
+    assert not (catalog_dir / REVOCATIONS_FILE).exists()
+
+    result = revoke(catalog, "app/rag-api", d("4"), "CVE-1", descendants=False, dry_run=False)
+
+    assert result.completed == (open_intent.id,) and audit.interrupted(audit_log(catalog)) == []
+    assert load_revocations(catalog).entry("app/rag-api", d("4")) is not None
+
+
+def test_status_marks_a_digest_the_catalog_lists_without_any_audit_record(
+    catalog: Catalog,
+) -> None:
+    (catalog.root / REVOCATIONS_FILE).write_text(
+        f"revoked:\n  - image: app/rag-api\n    digest: {d('4')}\n    reason: CVE-1\n"
+        '    by: sec\n    at: "2026-12-01T10:00:00+00:00"\n'
+    )
+    assert revocations(catalog) == {("app/rag-api", d("4")): "CVE-1"}
