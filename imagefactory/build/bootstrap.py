@@ -5,13 +5,16 @@ SOURCE_DATE_EPOCH so the same recipe gives the same bytes, and cached by recipe 
 rebuilt for another reason does not bootstrap again. The tar becomes the image's first layer
 (``FROM scratch`` + ``ADD rootfs.tar /``). Beside it, the SHA-256 of the mirrors' Release files
 the bootstrap installed from (:func:`release_hashes`), for the build's provenance: mmdebstrap
-empties the apt lists, so they are taken before it does.
+empties the apt lists, so they are taken before it does. The image built on the tar carries them
+too, in a label (:func:`releases_label`): a later build that reuses that local image (another
+work folder, another catalog clone) recovers them from the image itself, not from a cached tar
+that may since have been bootstrapped again.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from imagefactory import tools
@@ -22,7 +25,12 @@ from imagefactory.spec.models import Bootstrap, BuildSettings
 
 #: The most bytes of a bootstrap's Release hashes (a few lines).
 RELEASES_LIMIT = 64 * 1024
-_RELEASE_LINE = re.compile(r"(?P<sha256>[0-9a-f]{64})  (?P<name>[A-Za-z0-9._~%+-]+_(?:In)?Release)")
+#: The label of a bootstrapped image naming the Release files its rootfs installed from.
+RELEASES_LABEL = "org.imagefactory.bootstrap.releases"
+_SHA256 = r"(?P<sha256>[0-9a-f]{64})"
+_NAME = r"(?P<name>[A-Za-z0-9._~%+-]+_(?:In)?Release)"
+_RELEASE_LINE = re.compile(rf"{_SHA256}  {_NAME}")
+_RELEASE_ENTRY = re.compile(rf"{_NAME}={_SHA256}")
 
 
 def rootfs_path(recipe: Bootstrap, build: BuildSettings, cache_dir: Path) -> Path:
@@ -51,6 +59,30 @@ def release_hashes(rootfs: Path) -> list[tuple[str, str]]:
             raise UserError(
                 f"{path}: {line[:80]!r} is not a Release file's hash",
                 hint=f"remove {path} and {rootfs} to bootstrap again",
+            )
+        found.append((match["name"], match["sha256"]))
+    return found
+
+
+def releases_label(hashes: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The label (``NAME=SHA256``, comma-separated) a bootstrapped image carries for the Release
+    files' ``hashes``; none without any."""
+    if not hashes:
+        return {}
+    return {RELEASES_LABEL: ",".join(f"{name}={sha256}" for name, sha256 in hashes)}
+
+
+def labelled_releases(labels: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(apt list file name, SHA-256) of each Release file an image's ``labels`` name
+    (:func:`releases_label`); none when it has no such label (built before it existed)."""
+    value = labels.get(RELEASES_LABEL, "")
+    found = []
+    for entry in value.split(",") if value else []:
+        match = _RELEASE_ENTRY.fullmatch(entry)
+        if match is None:
+            raise UserError(
+                f"the image's label {RELEASES_LABEL} holds {entry[:80]!r}, not a Release file's hash",
+                hint="build it again (imagefactory build --no-cache)",
             )
         found.append((match["name"], match["sha256"]))
     return found

@@ -7,12 +7,29 @@ of the local image, its layers read without running it), kept under the work fol
 appended to its ``.att``: the SLSA provenance of the build (:mod:`imagefactory.build.facts`) and
 the SBOM (the CycloneDX document as predicate, as ``cosign attest --type cyclonedx``).
 
-An image the run did not build (reused from the registry, or a content tag that already held
-another build's digest) is not described again: its provenance is the build that made it. It
-is signed only when its evidence there verifies (``evidence.verify.verify_digest``) with a
+A digest the run found in the registry (under the content tag, or a content tag that already
+held another build's digest) is not described again: its provenance is the build that made it.
+It is signed only when its evidence there verifies (``evidence.verify.verify_digest``) with a
 provenance signed by the key, i.e. a signed imagefactory build made it: whoever can push to the
 build registry can put any digest under a content tag, and the key never signs that. Otherwise
 it is left unsigned, with a warning (:data:`NOT_SIGNED`).
+
+An image reused from the builder's own engine (found by its content-hash label, pushed by this
+run, and what the content tag now names) is a cache hit, as trustworthy as BuildKit's cache on
+that runner: its bytes never left the engine that built them. Pushed into a repository that
+holds no verifying evidence of it (a new registry namespace, a registry added, while runners
+keep their engine), it is described like a build (:meth:`BuildEvidence.reused_local`), with the
+facts recovered from where they are kept: the catalog (whose content is the image's: the
+content-hash label says so) for the spec, the pip requirements and the copied files; the run
+for the commit, builder and invocation, as for any cache hit; the image's
+``base.digest`` label for the parent, which must be the digest this run pins (else it is left
+unsigned: its provenance would name a parent this run does not have); the image's own label
+for the Debian Release files a bootstrapped base installed from (:func:`bootstrap.releases_label`;
+none for an image built before the label existed: never taken from a cache that may have been
+bootstrapped again). Its provenance says it was a reuse: ``internalParameters`` name the local
+image (``reused_local_image``) and the revision label it was built with (``reused_revision``).
+Where the repository's evidence verifies with a provenance already, it is only signed (nothing
+is written twice).
 
 A missing key where ``signing.required`` is refused when the run is set up, before anything is
 built (:func:`imagefactory.evidence.keys.signing_key`).
@@ -22,14 +39,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 from imagefactory.atomic import write_atomically
-from imagefactory.build.bootstrap import release_hashes, rootfs_path
+from imagefactory.build.bootstrap import labelled_releases, release_hashes, rootfs_path
 from imagefactory.build.docker import Engine
 from imagefactory.build.facts import RunFacts, build_facts
 from imagefactory.build.image_sbom import copied_files, saved_root
+from imagefactory.build.sbom_lookup import BASE_DIGEST_LABEL
 from imagefactory.evidence.keys import signing_key, verifying_key
 from imagefactory.evidence.predicates import PROVENANCE, SBOM
 from imagefactory.evidence.store import EvidenceStore, Location
@@ -82,6 +101,53 @@ class BuildEvidence:
         """The evidence of ``image`` (as built), built now as the local ``tag`` and published
         as ``digest`` in ``tag``'s repository on ``parent`` (None: a bootstrapped base), its
         build begun at ``started`` (``time.monotonic()``)."""
+        self._describe(engine, image, tag, digest, parent, started, self._bootstrap_releases(image))
+
+    def reused_local(
+        self,
+        engine: Engine,
+        image: CatalogImage,
+        tag: str,
+        digest: str,
+        image_id: str,
+        parent: ParentPin | None,
+        started: float,
+    ) -> str | None:
+        """The evidence of the local image ``image_id`` (``image``'s content), reused now as the
+        local ``tag`` and pushed as ``digest`` on ``parent``: signed if the repository's
+        evidence verifies with a provenance, else described like a build (see the module). Why
+        it is not signed, or None."""
+        if self.key is None or self.reused(tag, digest) is None:
+            return None
+        config, _ = engine.image_config(image_id, hint="the local image was reused by this run")
+        labels = config.get("Labels") or {}
+        built_on = labels.get(BASE_DIGEST_LABEL) or None
+        pinned = parent.digest if parent is not None else None
+        if built_on != pinned:
+            return (
+                f"{NOT_SIGNED}: the local image was built on {built_on or 'no parent'}, "
+                f"this run's parent is {pinned or 'none'}"
+            )
+        internal = [("reused_local_image", image_id)]
+        if labels.get(REVISION_LABEL):
+            internal.append(("reused_revision", labels[REVISION_LABEL]))
+        releases = labelled_releases(labels) if isinstance(image.parent, BootstrapParent) else []
+        self._describe(engine, image, tag, digest, parent, started, releases, internal)
+        return None
+
+    def _describe(
+        self,
+        engine: Engine,
+        image: CatalogImage,
+        tag: str,
+        digest: str,
+        parent: ParentPin | None,
+        started: float,
+        bootstrap_releases: Sequence[tuple[str, str]],
+        internal: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """The SBOM of the local ``tag`` (kept in the work folder) and, when the project signs,
+        ``digest``'s signature, provenance and SBOM in ``tag``'s repository."""
         repository = tag.rpartition(":")[0]
         root = saved_root(engine, tag, work_dir(self.catalog) / "sbom")
         finished_on = datetime.now(UTC)
@@ -105,7 +171,8 @@ class BuildEvidence:
             root=root,
             started_on=started_on,
             finished_on=finished_on,
-            bootstrap_releases=self._bootstrap_releases(image),
+            bootstrap_releases=bootstrap_releases,
+            internal=internal,
         )
         store = self._store(repository)
         store.sign(digest, self.key)

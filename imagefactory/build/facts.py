@@ -79,13 +79,15 @@ def build_facts(
     started_on: datetime,
     finished_on: datetime,
     bootstrap_releases: Sequence[tuple[str, str]] = (),
+    internal: Sequence[tuple[str, str]] = (),
 ) -> BuildFacts:
     """The provenance facts of ``image`` (as built) built on ``parent`` (None: bootstrapped),
     whose root filesystem is ``root``; ``bootstrap_releases``: (apt list file name, SHA-256) of
-    the Release files its bootstrap installed from."""
-    internal = [("imagefactory", __version__)]
+    the Release files its bootstrap installed from; ``internal``: more internal parameters."""
+    parameters = [("imagefactory", __version__)]
     if run.dirty:
-        internal.append(("catalog_dirty", "true"))
+        parameters.append(("catalog_dirty", "true"))
+    parameters += internal
     path = image.file.relative_to(catalog.root).as_posix()
     dependencies = [_release(name, digest) for name, digest in bootstrap_releases]
     dependencies += [d for d in debian_releases(root) if d not in dependencies]
@@ -109,7 +111,7 @@ def build_facts(
         invocation_id=run.invocation_id,
         started_on=started_on,
         finished_on=finished_on,
-        internal=tuple(internal),
+        internal=tuple(parameters),
         dependencies=tuple(dependencies),
     )
 

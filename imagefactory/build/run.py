@@ -5,7 +5,9 @@ parallel up to ``jobs``):
 
 1. its content hash names an immutable tag in the build registry (the first registry of the
    first environment); if that tag exists there, or an image with the hash label exists
-   locally, the image is reused, not rebuilt (``--no-cache`` forces a build);
+   locally, the image is reused, not rebuilt (``--no-cache`` forces a build); a local image is
+   pushed under that tag, and where the project signs, described there like a build when the
+   repository holds no evidence of it (a cache hit: :mod:`imagefactory.build.evidence`);
 2. otherwise its Dockerfile is rendered FROM the exact digest its parent got in this run and
    built with BuildKit (secrets mounted, proxy as build args only), then published under that
    tag, which is write-once (:mod:`imagefactory.build.publish`): when the tag holds another
@@ -35,7 +37,7 @@ from functools import cached_property
 from pathlib import Path
 
 from imagefactory import git, scratch, tools
-from imagefactory.build.bootstrap import rootfs_tar
+from imagefactory.build.bootstrap import release_hashes, releases_label, rootfs_tar
 from imagefactory.build.docker import Engine
 from imagefactory.build.evidence import BuildEvidence
 from imagefactory.build.provision import provision
@@ -157,7 +159,7 @@ class BuildRun:
         tag = self.tag_of(image)
         try:
             if not self.options.no_cache:
-                reused = self._reuse(image, inputs, tag)
+                reused = self._reuse(image, inputs, tag, started)
                 if reused is not None:
                     return Outcome(
                         image.ref,
@@ -189,31 +191,48 @@ class BuildRun:
         return ", ".join(reasons) or "not found in the registry"
 
     def _reuse(
-        self, image: CatalogImage, inputs: ContentInputs, tag: str
+        self, image: CatalogImage, inputs: ContentInputs, tag: str, started: float
     ) -> tuple[str, str] | None:
-        """(digest, where) of an existing image with this content, pushed if it was only local."""
+        """(digest, where) of an existing image with this content, pushed if it was only local:
+        a local image that the content tag now names is described as a build when the build
+        repository holds no evidence of it (:meth:`BuildEvidence.reused_local`)."""
         digest = (
             self.known_remote[tag]
             if tag in self.known_remote
             else self.client.digest(self.registry, tag)
         )
-        where = "reused from the registry"
-        if digest is None:
-            local = self.engine.local_image(inputs.content_hash)
-            if local is None:
-                return None
-            self.engine.tag(local.image_id, tag)
-            published = self._publish(tag)
-            digest = published.digest
-            where = "reused the local image, pushed" if published.reproducible else published.detail
-        self._record(image, inputs, tag, digest, None)
-        self._sign_reused(image, tag, digest)
-        return digest, where
+        if digest is not None:
+            self._record(image, inputs, tag, digest, None)
+            self._sign_reused(image, tag, digest)
+            return digest, "reused from the registry"
+        local = self.engine.local_image(inputs.content_hash)
+        if local is None:
+            return None
+        self.engine.tag(local.image_id, tag)
+        published = self._publish(tag)
+        self._record(image, inputs, tag, published.digest, None)
+        if not published.reproducible:  # the content tag holds another build's digest
+            self._sign_reused(image, tag, published.digest)
+            return published.digest, published.detail
+        why = self.evidence.reused_local(
+            self.engine,
+            image,
+            tag,
+            published.digest,
+            local.image_id,
+            self.pins.parent(image),
+            started,
+        )
+        self._not_signed(image, tag, published.digest, why)
+        return published.digest, "reused the local image, pushed"
 
     def _sign_reused(self, image: CatalogImage, tag: str, digest: str) -> None:
         """Sign a digest this run did not build, if a signed build made it
-        (:meth:`BuildEvidence.reused`); a warning, in the log and the outcome, if not."""
-        why = self.evidence.reused(tag, digest)
+        (:meth:`BuildEvidence.reused`)."""
+        self._not_signed(image, tag, digest, self.evidence.reused(tag, digest))
+
+    def _not_signed(self, image: CatalogImage, tag: str, digest: str, why: str | None) -> None:
+        """A warning, in the log and the outcome, when ``digest`` was left unsigned (``why``)."""
         if why is not None:
             self.reporter.log(image.ref, f"warning: {tag}@{digest}: {why}")
             with self.lock:
@@ -289,11 +308,14 @@ class BuildRun:
             work_dir(self.catalog) / "build" / ref_slug(image.ref),
             rootfs=rootfs,
         )
+        labels = self.revision_labels
+        if rootfs is not None:  # the Release files it installed from, for a later reuse
+            labels = {**labels, **releases_label(release_hashes(rootfs))}
         with _secret_files(self.catalog.root, image.spec.secrets) as secrets:
             self.engine.build(
                 context,
                 tag,
-                labels=self.revision_labels,
+                labels=labels,
                 build_args=self._proxy_args(),
                 secrets=secrets,
                 no_cache=self.options.no_cache,

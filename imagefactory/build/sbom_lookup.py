@@ -45,7 +45,7 @@ Source = Literal["registry", "cache", "engine", "file"]
 #: The most bytes an SBOM file may have.
 SBOM_LIMIT = 256 * 1024 * 1024
 _BASE_NAME = "org.opencontainers.image.base.name"
-_BASE_DIGEST = "org.opencontainers.image.base.digest"
+BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
 _VERSION = "org.opencontainers.image.version"
 
 
@@ -131,7 +131,7 @@ def _from_engine(
     )
     labels = config.get("Labels") or {}
     parent = None
-    base_name, base_digest = labels.get(_BASE_NAME, ""), labels.get(_BASE_DIGEST, "")
+    base_name, base_digest = labels.get(_BASE_NAME, ""), labels.get(BASE_DIGEST_LABEL, "")
     if base_digest:
         if any(i.spec.name == base_name for i in catalog.images.values()):
             base_name = repository(build_registry(catalog.project), base_name)
