@@ -111,7 +111,7 @@ def _findings(catalog: Catalog, chosen: Target, request: GateRequest) -> ScanRep
     if (request.report is None) == (request.osv is None):
         raise UserError(
             "name what to judge by: a scanner's report (--report FILE) or OSV advisories "
-            "(--osv DIR --sbom FILE), one of them",
+            "(--osv DIR [--sbom FILE]), one of them",
             hint="imagefactory gate IMAGE --report trivy.json",
         )
     if request.report is not None:
