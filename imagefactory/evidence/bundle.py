@@ -13,10 +13,12 @@ around an in-toto statement about the digest whose predicate (``SEAL_TYPE``) hol
 each section of the bundle: the audit records are not signed in the registry, so the seal is what
 makes an edited one fail. ``verify`` re-checks, in this order, the manifests against their
 digests, every blob against its digest, the signatures and the attestations (signature, subject,
-predicate type), the seal (which names the section edited after the bundle was made) and the
-summary against the evidence. The bytes are deterministic: sorted keys, blobs by digest, audit
-records in log order, and the seal signed with RFC 6979 deterministic ECDSA where the
-``cryptography`` build has it (elsewhere the seal alone differs between two exports).
+predicate type), that no attestation names a layer the ``.att`` manifest no longer holds
+(``verify.check_previous``), the seal (which names the section edited after the bundle was made)
+and the summary against the evidence; the summary lists the test runs by their signed time. The
+bytes are deterministic: sorted keys, blobs by digest, audit records in log order, and the seal
+signed with RFC 6979 deterministic ECDSA where the ``cryptography`` build has it (elsewhere the
+seal alone differs between two exports).
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ from imagefactory.evidence.predicates import (
     SCAN_VERDICT,
     TEST_RESULT,
     parse_lifecycle,
+    parse_test_result,
 )
-from imagefactory.evidence.verify import Verified, revocation
+from imagefactory.evidence.verify import Verified, check_previous, revocation
 from imagefactory.signing import dsse, simplesigning
 from imagefactory.signing.keys import (
     SigningKey,
@@ -193,7 +196,7 @@ def _problems(summary: Mapping[str, Any], environment: str) -> tuple[str, ...]:
     tests = summary["tests"]
     if not tests:
         problems.append("no test-result attestation: the digest was not tested")
-    elif tests[-1] == "FAILED":
+    elif tests[-1]["result"] == "FAILED":
         problems.append("its latest test run failed")
     if not summary["provenance"]:
         problems.append("no provenance attestation")
@@ -303,6 +306,8 @@ def _summary(contents: Contents, key: VerifyingKey, source: str) -> dict[str, An
         digest=digest,
         what=f"{source}: the .att manifest",
     )
+    holder = f"{contents.repository}:{attestation_tag(digest)} (as the bundle holds it)"
+    check_previous(contents.attestations, attested, where=source, holder=holder)
     return _said(
         Verified(digest, contents.repository, tuple(attested)), identities, len(contents.audit)
     )
@@ -331,12 +336,14 @@ def _said(verified: Verified, identities: list[str], audit: int) -> dict[str, An
             {"builder": _field(predicate, "runDetails", "builder", "id"), "parent": parent}
         )
     latest = revocation(verified)  # the latest lifecycle record, by its signed time
+    # the runs by their signed time (the order of the layers is not signed), the latest last
+    runs = sorted(of(TEST_RESULT), key=lambda p: parse_test_result(p).at)
     lifecycle = [p for p in of(LIFECYCLE) if parse_lifecycle(p).revoked]
     return {
         "signed_for": sorted(set(identities)),
         "attestations": dict(sorted(counts.items())),
         "provenance": provenance,
-        "tests": [p.get("result") for p in of(TEST_RESULT)],
+        "tests": [{"result": p["result"], "at": p["at"]} for p in runs],
         "releases": [
             {
                 name: p.get(name)

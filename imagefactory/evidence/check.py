@@ -19,6 +19,7 @@ from imagefactory.evidence.predicates import (
     PROVENANCE,
     RELEASE,
     TEST_RESULT,
+    latest,
     parse_release,
     parse_test_result,
 )
@@ -214,25 +215,27 @@ def _provenance(verified: Verified) -> str:
 
 def _tests(verified: Verified) -> str:
     runs = [parse_test_result(p) for p in verified.predicates(TEST_RESULT)]
-    if not runs:
+    run = latest(runs)  # by its signed time: the order of the layers is not signed
+    if run is None:
         raise VerificationError("no test-result attestation: the digest was not tested")
-    if not runs[-1].passed:
-        raise VerificationError(f"its latest test run failed: {', '.join(runs[-1].failed_tests)}")
-    return f"the latest of {len(runs)} test runs passed ({runs[-1].checks} checks)"
+    if not run.passed:
+        raise VerificationError(f"its latest test run failed: {', '.join(run.failed_tests)}")
+    return (
+        f"the latest of {len(runs)} test runs passed ({run.checks} checks, at {run.at.isoformat()})"
+    )
 
 
 def _release(verified: Verified, environment: str, version: str | None) -> str:
     releases = [parse_release(p) for p in verified.predicates(RELEASE)]
     into = [r for r in releases if r.environment == environment]
-    matching = [r for r in into if version is None or r.version == version]
-    if not matching:
+    last = latest(r for r in into if version is None or r.version == version)
+    if last is None:
         said = ", ".join(sorted({r.version for r in into})) or "none"
         wanted = f" as {version}" if version else ""
         raise VerificationError(
             f"no release attestation puts this digest into {environment}{wanted} "
             f"(the releases into {environment} it has: {said})"
         )
-    last = matching[-1]
     approved = f", approved by {last.approver}" if last.approver else ""
     return f"{last.version} released into {environment} by {last.identity}{approved}"
 

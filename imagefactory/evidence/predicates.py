@@ -7,7 +7,9 @@ type says what it tells:
 * ``SBOM``: what is inside it (the CycloneDX document itself, as ``cosign attest --type
   cyclonedx`` writes it);
 * ``TEST_RESULT``: one test run (in-toto's test-result v0.1: ``result``, ``configuration``,
-  ``url``, ``passedTests``, ``warnedTests``, ``failedTests``);
+  ``url``, ``passedTests``, ``warnedTests``, ``failedTests``, and imagefactory's ``at``, the
+  run's time: v0.1 has no time field, and the in-toto attestation framework's parsing rules
+  have consumers ignore fields they do not know);
 * ``RELEASE``: a push or a promotion into an environment (imagefactory's own);
 * ``LIFECYCLE``: a revocation, or its lifting (imagefactory's own);
 * ``SCAN_VERDICT``: the vulnerability gate's verdict (``scan``).
@@ -15,17 +17,25 @@ type says what it tells:
 A parser takes a predicate read from a verified attestation and gives a small frozen record,
 or refuses a malformed one (a VerificationError naming the field): the signature proves who
 wrote it, not that it is well formed.
+
+The ``.att`` of a digest is one manifest whose layers are signed one by one, but not their order
+nor their set: whoever can write the repository can reorder or remove layers. So the latest of
+several records (test runs, lifecycle records, verdicts, releases) is the latest by its signed
+time (``latest``), never the last layer; and every attestation of imagefactory's own types
+(``CHAINED``) names, under ``previous``, the layers the ``.att`` held when it was written
+(``evidence.store`` adds it, ``evidence.verify`` checks it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from imagefactory.signing import provenance
 from imagefactory.signing.keys import VerificationError
+from imagefactory.spec.parents import DIGEST_PATTERN
 
 PROVENANCE = provenance.PREDICATE_TYPE
 SBOM = "https://cyclonedx.org/bom"
@@ -33,6 +43,10 @@ TEST_RESULT = "https://in-toto.io/attestation/test-result/v0.1"
 RELEASE = "urn:imagefactory:predicate:release:v1"
 LIFECYCLE = "urn:imagefactory:predicate:lifecycle:v1"
 SCAN_VERDICT = "urn:imagefactory:predicate:scan-verdict:v1"
+#: imagefactory's own predicate types: each names the ``.att`` layers before it (``PREVIOUS``).
+#: Not the provenance and the SBOM, whose formats are SLSA's and CycloneDX's.
+CHAINED = frozenset({TEST_RESULT, RELEASE, LIFECYCLE, SCAN_VERDICT})
+PREVIOUS = "previous"
 
 _PASSED, _WARNED, _FAILED = "PASSED", "WARNED", "FAILED"
 _REVOKED, _ACTIVE = "revoked", "active"
@@ -50,6 +64,7 @@ class TestResult:
     warned_tests: tuple[str, ...]
     configuration: tuple[tuple[str, str], ...]  # (name, sha256 hex): the image.yaml tested
     url: str | None  # the CI job that ran it
+    at: datetime  # when it ran (signed)
 
     @property
     def checks(self) -> int:
@@ -87,9 +102,12 @@ def result_predicate(
     spec_path: str,
     spec_sha256: str,
     url: str | None,
+    at: datetime,
 ) -> dict[str, Any]:
     """The test-result predicate of one run: its checks by name (``kind:name``), the image.yaml
-    it ran (path and sha256 hex), the CI job's URL (None outside CI)."""
+    it ran (path and sha256 hex), the CI job's URL (None outside CI), when it ran (``at``: not
+    a field of in-toto's test-result v0.1, whose consumers ignore fields they do not know; the
+    readers here pick the latest run by it, since the order of the layers is not signed)."""
     if passed and failed_tests:
         raise ValueError("a passed run has no failed checks")
     document: dict[str, Any] = {
@@ -102,6 +120,7 @@ def result_predicate(
         "passedTests": list(passed_tests),
         "warnedTests": [],
         "failedTests": list(failed_tests),
+        "at": _time(at),
     }
     return document
 
@@ -148,6 +167,12 @@ def parse_test_result(predicate: Any) -> TestResult:
     url = document.get("url")
     if url is not None and not isinstance(url, str):
         raise VerificationError(f"{what}: url is not a string")
+    if "at" not in document:
+        raise VerificationError(
+            f"{what}: it has no at (the time of the run), so it cannot be ordered among the runs",
+            hint="a run attested before imagefactory signed the time of each run does not "
+            "count: test the digest again",
+        )
     return TestResult(
         passed=result != _FAILED,
         passed_tests=lists["passedTests"],
@@ -155,6 +180,7 @@ def parse_test_result(predicate: Any) -> TestResult:
         warned_tests=lists["warnedTests"],
         configuration=_configuration(document.get("configuration", []), what),
         url=url,
+        at=_parse_time(_text(document, "at", what), what),
     )
 
 
@@ -184,6 +210,41 @@ def parse_lifecycle(predicate: Any) -> Lifecycle:
         by=_text(document, "by", what),
         at=_parse_time(_text(document, "at", what), what),
     )
+
+
+def previous_of(predicate_type: str, predicate: Any) -> tuple[str, ...]:
+    """The layer digests an attestation of ``predicate_type`` names under ``previous``: none
+    for the types outside ``CHAINED``, and for one written before imagefactory named them (only
+    a key holder could write one without it, so it hides nothing); a VerificationError when
+    they are not a list of sha256 digests."""
+    if predicate_type not in CHAINED or not isinstance(predicate, dict):
+        return ()
+    named = predicate.get(PREVIOUS, [])
+    if not isinstance(named, list) or not all(
+        isinstance(layer, str) and DIGEST_PATTERN.fullmatch(layer) for layer in named
+    ):
+        raise VerificationError(
+            f"{predicate_type} predicate: {PREVIOUS} is not a list of sha256 layer digests"
+        )
+    return tuple(named)
+
+
+class _Timed(Protocol):
+    @property
+    def at(self) -> datetime: ...
+
+
+_T = TypeVar("_T", bound=_Timed)
+
+
+def latest(records: Iterable[_T]) -> _T | None:
+    """The latest of ``records`` by their signed time; of two at one time, the one that comes
+    later (written later); None when there are none."""
+    found = None
+    for record in records:
+        if found is None or record.at >= found.at:
+            found = record
+    return found
 
 
 def _time(moment: datetime) -> str:

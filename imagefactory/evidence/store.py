@@ -14,6 +14,12 @@ again (a bounded number of times). The same layer is not added twice (a retried 
 harmless). A writer whose read and PUT lie further apart than the pause can still drop a layer
 another confirmed: without a conditional write nothing rules that out, and it shows as a missing
 attestation (refused), never as a false one.
+
+The order and the set of the layers are not signed, so an attestation of imagefactory's own
+types (``predicates.CHAINED``) names, under ``previous``, the sorted digests of the layers the
+``.att`` held when it was written (read just before; a layer another writer adds meanwhile is
+not in it: the list is a lower bound), and the append keeps those layers. A layer removed from
+before a later attestation then shows (``verify.verify_digest`` refuses the digest).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagefactory.errors import ImageFactoryError
+from imagefactory.evidence import predicates
 from imagefactory.registry.client import RegistryClient
 from imagefactory.signing import dsse, simplesigning
 from imagefactory.signing.keys import SigningKey, VerificationError
@@ -100,9 +107,14 @@ class EvidenceStore:
         self, digest: str, predicate_type: str, predicate: Mapping[str, Any], key: SigningKey
     ) -> None:
         """An attestation of ``predicate`` about ``digest`` (subject: this repository), signed
-        by ``key``, appended to the ``.att``."""
+        by ``key``, appended to the ``.att``; of a ``predicates.CHAINED`` type, with the layers
+        the ``.att`` holds now named under ``previous`` (and kept by the append)."""
+        tag = attestation_tag(digest)
+        held = self._manifest(tag).layers
+        if predicate_type in predicates.CHAINED:
+            predicate = {**predicate, predicates.PREVIOUS: sorted({x.digest for x in held})}
         attested = dsse.attest(key, self.location.repository, digest, predicate_type, predicate)
-        self._append(attestation_tag(digest), [(attested.layer, attested.envelope)])
+        self._append(tag, [(attested.layer, attested.envelope)], keep=held)
 
     def copy_to(self, digest: str, target: EvidenceStore) -> None:
         """Every ``.sig`` and ``.att`` layer of ``digest`` here appended to ``target``'s (what
@@ -155,15 +167,16 @@ class EvidenceStore:
         items: Iterable[tuple[Layer, bytes]],
         *,
         mount_from: str | None = None,
+        keep: Iterable[Layer] = (),
     ) -> None:
         """Append the layers of ``items`` (with their blobs) to ``tag``, keeping every layer the
-        tag held at any read of this append."""
+        tag held at any read of this append, and those of ``keep`` (read before it)."""
         registry, repository = self.location.registry, self.location.repository
         ours: list[Layer] = []
         for layer, blob in items:
             self.client.upload_blob(registry, repository, blob, mount_from=mount_from)
             ours.append(layer)
-        seen: list[Layer] = []
+        seen: list[Layer] = [layer for layer in keep if layer not in ours]
         for _ in range(RETRIES):
             current = self._manifest(tag)
             merged = current

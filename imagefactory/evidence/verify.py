@@ -8,6 +8,13 @@ parent its provenance names (in the parent's own repository), and so on down to 
 without a parent (bounded: ``MAX_DEPTH``). A parent outside the project's registries (an
 external image pinned by digest) ends the chain: imagefactory did not build it, and the
 provenance that names it is signed. A revoked digest anywhere in the chain is refused.
+
+Each attestation is signed, but the order and the set of the ``.att``'s layers are not, so
+``verify_digest`` also refuses a digest whose attestation names under ``previous`` a layer the
+``.att`` no longer holds (``check_previous``: a layer was removed). The limit, honestly: removing
+the last layer(s), after which nothing was attested, leaves no trace in the registry alone (there
+is no transparency log here); a re-appended old layer is harmless, as every reader takes the
+latest record by its signed time (``predicates.latest``).
 """
 
 from __future__ import annotations
@@ -16,14 +23,21 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from imagefactory.evidence.predicates import LIFECYCLE, PROVENANCE, Lifecycle, parse_lifecycle
+from imagefactory.evidence.predicates import (
+    LIFECYCLE,
+    PROVENANCE,
+    Lifecycle,
+    latest,
+    parse_lifecycle,
+    previous_of,
+)
 from imagefactory.evidence.store import Artifacts, EvidenceStore, Location
 from imagefactory.project.naming import repository as repository_of
 from imagefactory.registry.client import RegistryClient
 from imagefactory.signing import dsse, provenance, simplesigning
 from imagefactory.signing.dsse import VerifiedAttestation
 from imagefactory.signing.keys import VerificationError, VerifyingKey
-from imagefactory.signing.oci import attestation_tag, signature_tag
+from imagefactory.signing.oci import ArtifactManifest, attestation_tag, signature_tag
 from imagefactory.spec.models import Registry
 
 #: The most images one chain may have (an app on a runtime on a base is three).
@@ -31,17 +45,23 @@ MAX_DEPTH = 32
 _PARENT_URI = "pkg:docker/"
 
 
+class NoEvidence(VerificationError):
+    """The repository holds no evidence of the digest at all: neither a ``.sig`` nor a
+    ``.att``."""
+
+
 @dataclass(frozen=True)
 class Verified:
-    """A digest whose evidence in ``repository`` verified: its attestations, in the order
-    written (each signed by the key, its subject the digest)."""
+    """A digest whose evidence in ``repository`` verified: its attestations, in the order of
+    the ``.att``'s layers (each signed by the key, its subject the digest; the order itself is
+    not signed)."""
 
     digest: str
     repository: str
     attestations: tuple[VerifiedAttestation, ...]
 
     def predicates(self, predicate_type: str) -> tuple[Mapping[str, Any], ...]:
-        """The predicates of ``predicate_type``, in the order written."""
+        """The predicates of ``predicate_type``, in the order of the layers."""
         return tuple(a.predicate for a in self.attestations if a.predicate_type == predicate_type)
 
 
@@ -59,7 +79,8 @@ def verify_digest(
     where = f"{store.location.repository}@{digest}"
     artifacts = store.read(digest)
     if not artifacts.signatures.layers:
-        raise VerificationError(
+        unsigned = NoEvidence if not artifacts.attestations.layers else VerificationError
+        raise unsigned(
             f"{where} is not signed: the registry holds no {signature_tag(digest)}",
             hint="imagefactory signs what it builds and pushes where signing: is set; is this "
             "the digest meant (a tag moved onto another digest names that one)?",
@@ -72,6 +93,8 @@ def verify_digest(
         digest=digest,
         what=f"{where}: {attestation_tag(digest)}",
     )
+    holder = f"{store.location.repository}:{attestation_tag(digest)}"
+    check_previous(artifacts.attestations, attestations, where=where, holder=holder)
     for attestation in attestations:
         if not isinstance(attestation.predicate, dict):
             raise VerificationError(
@@ -80,6 +103,31 @@ def verify_digest(
         if attestation.predicate_type == PROVENANCE:
             _check_builder(attestation.predicate, builders, where)
     return Verified(digest, store.location.repository, attestations)
+
+
+def check_previous(
+    manifest: ArtifactManifest,
+    attestations: Sequence[VerifiedAttestation],
+    *,
+    where: str,
+    holder: str,
+) -> None:
+    """VerificationError unless every layer an attestation of the ``.att`` ``manifest``
+    (verified: ``attestations``, one per layer) names under ``previous`` is still one of its
+    layers. ``where`` (the digest) and ``holder`` (the ``.att``) are for the message."""
+    held = {layer.digest for layer in manifest.layers}
+    for index, attestation in enumerate(attestations):
+        named = previous_of(attestation.predicate_type, attestation.predicate)
+        gone = next((layer for layer in named if layer not in held), None)
+        if gone is not None:
+            at = attestation.predicate.get("at")
+            raise VerificationError(
+                f"{where}: attestation {index} ({attestation.predicate_type}, at {at}) names "
+                f"layer {gone} which {holder} no longer holds: a layer was removed",
+                hint="whoever can write to the registry removed a signed attestation (a failed "
+                "test run, a revocation, a verdict?): find out who; the image's other "
+                "repositories may still hold it",
+            )
 
 
 def verify_chain(
@@ -147,12 +195,7 @@ def builder_allowed(builder_id: str, builders: Sequence[str]) -> bool:
 def revocation(verified: Verified) -> Lifecycle | None:
     """The latest lifecycle record of a verified digest (by its time; of two at one time, the
     one written last), None when it has none. ``revoked`` on it says whether the digest is."""
-    records = [parse_lifecycle(p) for p in verified.predicates(LIFECYCLE)]
-    latest = None
-    for record in records:
-        if latest is None or record.at >= latest.at:
-            latest = record
-    return latest
+    return latest(parse_lifecycle(p) for p in verified.predicates(LIFECYCLE))
 
 
 def _signature(

@@ -10,8 +10,8 @@ check of that image's report; only an engine that cannot be reached, or a catalo
 read, refuses the whole run. Every run is recorded in state against its digest, passed or
 failed (``ImageRecord.with_test``): a failed rerun withdraws that digest's pass, never another's.
 With ``signing:``, every run is also attested to its digest in the build repository (an in-toto
-test-result attestation, signed): that is what the release gate reads, from any checkout; the
-state file is this checkout's cache of it.
+test-result attestation, signed, with the time state records for it): that is what the release
+gate reads, from any checkout; the state file is this checkout's cache of it.
 
 The registry credentials (a Docker config in the run's private folder) exist only while the
 images are pulled: they are gone before any container starts, so no custom test (run on this
@@ -119,15 +119,16 @@ def test_images(
         engine = Engine(config_dir)
         engine.check()
         pulled = [_pull(engine, record) for _, record, _ in planned]
-    reports = []
+    reports, times = [], []
     with _engine_without_credentials(config_dir is not None) as engine:
         for (image, record, image_suites), image_config in zip(planned, pulled, strict=True):
             report = test_image(engine, image, record, image_suites, image_config)
-            record_test(catalog, image.ref, report)
+            times.append(record_test(catalog, image.ref, report))
             on_report(report)
             reports.append(report)
     if key is not None:  # once every container is gone: the registry session opens only now
-        attest_tests(catalog, [(image, record) for image, record, _ in planned], reports, key)
+        tested = [(image, record) for image, record, _ in planned]
+        attest_tests(catalog, tested, reports, times, key)
     if not all(r.passed for r in reports):
         raise TestsFailed(reports)
     return reports
@@ -229,15 +230,17 @@ def _named(suite: Suite, results: Iterable[CheckResult]) -> Iterator[CheckResult
         )
 
 
-def record_test(catalog: Catalog, ref: str, report: ImageReport) -> None:
+def record_test(catalog: Catalog, ref: str, report: ImageReport) -> datetime.datetime:
     """Record ``report`` as the latest test run of its digest, under the state lock and on the
     record as it is now (another command may have changed it since this run began); the runs
-    of other digests stay. Nothing is recorded for an image whose record is gone."""
+    of other digests stay. Nothing is recorded for an image whose record is gone. Returns the
+    run's time, as recorded (its attestation signs the same)."""
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     run = TestRecord(
         digest=report.digest,
         passed=report.passed,
         checks=len(report.results),
-        at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        at=now.isoformat(timespec="seconds"),
     )
     path = state_file(catalog)
     with locked_state(path, root=catalog.root) as save:
@@ -245,28 +248,32 @@ def record_test(catalog: Catalog, ref: str, report: ImageReport) -> None:
         current = state.images.get(ref)
         if current is not None:
             save(with_record(state, ref, current.with_test(run)))
+    return now
 
 
 def attest_tests(
     catalog: Catalog,
     tested: list[tuple[CatalogImage, ImageRecord]],
     reports: list[ImageReport],
+    times: list[datetime.datetime],
     key: SigningKey,
 ) -> None:
-    """Attest each of ``reports`` (passed or failed) to its digest where the build put it."""
+    """Attest each of ``reports`` (passed or failed), run at its time of ``times``, to its
+    digest where the build put it."""
     registry = build_registry(catalog.project)
     with registry_session(catalog, [registry]) as client:
-        for (image, record), report in zip(tested, reports, strict=True):
+        for (image, record), report, at in zip(tested, reports, times, strict=True):
             assert record.repository is not None
             store = EvidenceStore(client, Location(registry, record.repository))
-            store.attest(
-                report.digest, predicates.TEST_RESULT, test_predicate(catalog, image, report), key
-            )
+            predicate = test_predicate(catalog, image, report, at)
+            store.attest(report.digest, predicates.TEST_RESULT, predicate, key)
 
 
-def test_predicate(catalog: Catalog, image: CatalogImage, report: ImageReport) -> dict[str, Any]:
+def test_predicate(
+    catalog: Catalog, image: CatalogImage, report: ImageReport, at: datetime.datetime
+) -> dict[str, Any]:
     """The test-result predicate of ``report``: its checks by ``kind:name`` (a skipped one is in
-    neither list), the image.yaml it ran, the CI job that ran it."""
+    neither list), the image.yaml it ran, the CI job that ran it, when it ran (``at``)."""
     return predicates.result_predicate(
         passed=report.passed,
         passed_tests=[f"{r.kind}:{r.name}" for r in report.results if r.passed],
@@ -274,4 +281,5 @@ def test_predicate(catalog: Catalog, image: CatalogImage, report: ImageReport) -
         spec_path=image.file.relative_to(catalog.root).as_posix(),
         spec_sha256=hashlib.sha256(image.file.read_bytes()).hexdigest(),
         url=os.environ.get("CI_JOB_URL"),
+        at=at,
     )

@@ -13,14 +13,15 @@ test runs as a cache of what this checkout ran.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Protocol
 
 from imagefactory.evidence import predicates
 from imagefactory.evidence.keys import signing_enabled, verifying_key
 from imagefactory.evidence.store import EvidenceStore, Location
-from imagefactory.evidence.verify import Verified, identities, revocation, verify_digest
+from imagefactory.evidence.verify import NoEvidence, Verified, identities, verify_digest
 from imagefactory.project.naming import build_registry, repository
 from imagefactory.project.paths import audit_log, state_file
 from imagefactory.project.state import State, TestRecord, YankRecord, load_state
@@ -90,24 +91,32 @@ class LocalEvidence:
 
 @dataclass
 class RegistryEvidence:
-    """Evidence from the signed attestations of each digest in ``registry`` (the source
-    environment's first registry, for a promotion; None: where the build put the image, as
-    state records it, for a push), verified once per digest; yanks from ``state``."""
+    """Evidence from the signed attestations of each digest, each repository's verified once;
+    yanks from ``state``. They are read in the image's repository in ``registry`` (the source
+    environment's first registry for a promotion, the environment's for a pin) and in the
+    digest's home, the repository the build put it in (as state records it; the only one read
+    when ``registry`` is None, for a push, or is that repository): the evidence travels with the
+    digest, but test re-runs and re-scans are attested in the home only. The two are merged:
+    the latest test run, lifecycle record, scan verdict and push by their signed time, across
+    both. A home that holds no evidence of the digest at all (an image promoted from another
+    catalog's build) leaves the other's alone; one that does not verify refuses the step, as
+    the other does."""
 
     catalog: Catalog
     state: State
     client: RegistryClient
     registry: Registry | None
     key: VerifyingKey
-    _verified: dict[tuple[str, str], Verified] = field(default_factory=dict)
+    #: (repository, digest) → its verified evidence; None: the home holds none
+    _verified: dict[tuple[str, str], Verified | None] = field(default_factory=dict)
 
     def test_of(self, ref: str, digest: str) -> TestRecord | None:
         runs = self._predicates(ref, digest, predicates.TEST_RESULT)
-        if not runs:
+        run = predicates.latest(map(predicates.parse_test_result, runs))
+        if run is None:
             return None
-        run = predicates.parse_test_result(runs[-1])
-        # a test-result attestation holds no time: the run is the latest by the order written
-        return TestRecord(digest=digest, passed=run.passed, checks=run.checks, at="")
+        at = run.at.astimezone(UTC).isoformat(timespec="seconds")
+        return TestRecord(digest=digest, passed=run.passed, checks=run.checks, at=at)
 
     def yank_of(self, ref: str, version: str) -> YankRecord | None:
         record = self.state.images.get(ref)
@@ -115,17 +124,17 @@ class RegistryEvidence:
 
     def pusher_of(self, ref: str, digest: str) -> tuple[str, ...]:
         first = self.catalog.project.environments[0].name
-        pushes = [
+        releases = self._predicates(ref, digest, predicates.RELEASE)
+        push = predicates.latest(
             release
-            for release in map(
-                predicates.parse_release, self._predicates(ref, digest, predicates.RELEASE)
-            )
+            for release in map(predicates.parse_release, releases)
             if release.environment == first and release.from_environment is None
-        ]
-        return (pushes[-1].identity,) if pushes else ()
+        )
+        return (push.identity,) if push is not None else ()
 
     def revocation_of(self, ref: str, digest: str) -> predicates.Lifecycle | None:
-        latest = revocation(self._verified_at(ref, digest))
+        records = self._predicates(ref, digest, predicates.LIFECYCLE)
+        latest = predicates.latest(map(predicates.parse_lifecycle, records))
         return latest if latest is not None and latest.revoked else None
 
     def verdict_of(self, ref: str, digest: str, env: str) -> Verdict | None:
@@ -134,44 +143,57 @@ class RegistryEvidence:
             parse_predicate(entry, f"a scan verdict in {where}")
             for entry in self._predicates(ref, digest, predicates.SCAN_VERDICT)
         ]
-        held = [v for v in verdicts if v.environment in (None, env)]
-        return max(reversed(held), key=lambda v: v.at) if held else None  # of a tie, the last
+        return predicates.latest(v for v in verdicts if v.environment in (None, env))
 
     def where(self, ref: str, digest: str) -> str:
-        return f"the signed attestations {self._location(ref).repository}:{attestation_tag(digest)}"
+        tag = attestation_tag(digest)
+        places = " and ".join(f"{place.repository}:{tag}" for place in self._places(ref))
+        return f"the signed attestations {places}"
 
-    def _location(self, ref: str) -> Location:
-        if self.registry is not None:
-            return Location(self.registry, repository(self.registry, self._name(ref)))
+    def _places(self, ref: str) -> list[Location]:
+        """Where the evidence of ``ref`` is read: in ``registry``, then the home (once)."""
         record = self.state.images.get(ref)
         build = build_registry(self.catalog.project)
         if record is None or record.repository is None:
-            return Location(build, repository(build, self._name(ref)))
-        return Location(build, record.repository)
+            home = Location(build, repository(build, self._name(ref)))
+        else:
+            home = Location(build, record.repository)
+        if self.registry is None:
+            return [home]
+        there = Location(self.registry, repository(self.registry, self._name(ref)))
+        return [there] if there.repository == home.repository else [there, home]
 
     def _name(self, ref: str) -> str:
         return self.catalog.images[ref].spec.name
 
     def _predicates(self, ref: str, digest: str, predicate_type: str) -> tuple[object, ...]:
-        return self._verified_at(ref, digest).predicates(predicate_type)
+        """The predicates of ``predicate_type`` in each place read, the first place's first."""
+        first, *home = self._places(ref)
+        found = [self._verified_at(first, digest, required=True)]
+        found += [self._verified_at(place, digest, required=False) for place in home]
+        return tuple(p for v in found if v is not None for p in v.predicates(predicate_type))
 
-    def _verified_at(self, ref: str, digest: str) -> Verified:
-        """The evidence of ``digest`` of ``ref``, verified (once); a VerificationError, which
-        refuses the step, when it does not verify."""
-        verified = self._verified.get((ref, digest))
-        if verified is None:
-            location = self._location(ref)
-            verified = verify_digest(
-                EvidenceStore(self.client, location),
-                digest,
-                self.key,
-                identities=identities(
-                    self.catalog.project.registries.values(), location.repository
-                ),
-                builders=builders(self.catalog),
-            )
-            self._verified[(ref, digest)] = verified
-        return verified
+    def _verified_at(self, place: Location, digest: str, *, required: bool) -> Verified | None:
+        """The evidence of ``digest`` in ``place``, verified (once); a VerificationError, which
+        refuses the step, when it does not verify; None when ``place`` holds none and it is not
+        ``required``."""
+        key = (place.repository, digest)
+        if key not in self._verified:
+            try:
+                self._verified[key] = verify_digest(
+                    EvidenceStore(self.client, place),
+                    digest,
+                    self.key,
+                    identities=identities(
+                        self.catalog.project.registries.values(), place.repository
+                    ),
+                    builders=builders(self.catalog),
+                )
+            except NoEvidence:
+                if required:
+                    raise
+                self._verified[key] = None
+        return self._verified[key]
 
 
 def builders(catalog: Catalog) -> list[str]:
@@ -185,18 +207,21 @@ def evidence_for(
     client: RegistryClient | None = None,
     *,
     at: Registry | None = None,
-    verified: Mapping[tuple[str, str], Verified] | None = None,
+    verified: Iterable[Verified] = (),
 ) -> Evidence:
     """The evidence for ``catalog``'s images, as of now; ``state``: the state file as the
     caller has just read it (under its lock), not read again. With ``signing:`` and a
-    ``client`` (the command's registry session), the registry's signed evidence at ``at``
-    (default: where the build put each image); else this checkout's state and audit log (a caller without
-    a session reads only yanks, which state holds either way). ``verified``: (ref, digest) →
-    the evidence the caller has just verified at ``at`` (not read again)."""
+    ``client`` (the command's registry session), the registry's signed evidence at ``at`` and
+    where the build put each image (``RegistryEvidence``); else this checkout's state and audit
+    log (a caller without a session reads only yanks, which state holds either way).
+    ``verified``: evidence the caller has just verified (not read again)."""
     state = state if state is not None else load_state(state_file(catalog))
     if client is not None and signing_enabled(catalog):
         key = verifying_key(catalog)
-        return RegistryEvidence(catalog, state, client, at, key, dict(verified or {}))
+        given: dict[tuple[str, str], Verified | None] = {
+            (v.repository, v.digest): v for v in verified
+        }
+        return RegistryEvidence(catalog, state, client, at, key, given)
     pushes = {
         (str(line["image"]), str(line["digest"])): tuple(
             dict.fromkeys(str(n) for n in (line.get("identity"), line.get("who")) if n)

@@ -10,10 +10,11 @@ between the gate and the pin.
 
 With ``signing:`` the digest's evidence in the source environment is verified first, down the
 chain of its parents to the bootstrap (``evidence.verify.verify_chain``: signatures, attestations,
-builders, revocations), the gate reads it there (``evidence.RegistryEvidence``: the signed test
-run, who pushed it, its revocation and scan verdict), and the promotion, with its tags, copies
-that evidence into every repository of the target, signs the digest there and attests the
-release with its approver (``attach.attach_release``).
+builders, revocations), the gate reads it there and in the build repository, where test
+re-runs and re-scans are attested (``evidence.RegistryEvidence``: the latest signed test run,
+who pushed it, its revocation and scan verdict, across both), and the promotion, with its
+tags, copies that evidence into every repository of the target, signs the digest there and
+attests the release with its approver (``attach.attach_release``).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def _copy(
                 state,
                 client,
                 at=source_registry,
-                verified={(image.ref, digest): top} if top is not None else None,
+                verified=[top] if top is not None else [],
             ),
             gate.Candidate(image.ref, held.version, digest, target_env),
             approver=approved_by,

@@ -6,25 +6,31 @@ summary forged, is refused, saying what was changed."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from imagefactory.evidence import bundle, predicates
-from imagefactory.signing import dsse, provenance, simplesigning
+from imagefactory.evidence import bundle, predicates, store
+from imagefactory.evidence.store import EvidenceStore, Location
+from imagefactory.registry.client import RegistryClient
+from imagefactory.signing import provenance
 from imagefactory.signing.keys import SigningKey, VerificationError
-from imagefactory.signing.oci import ArtifactManifest, sha256_digest
+from imagefactory.signing.oci import ArtifactManifest, attestation_tag, sha256_digest
+from imagefactory.spec.models import Registry
 
 from .helpers import run
-from .test_evidence_store import provenance_of
+from .test_evidence_store import MemoryRegistry, provenance_of
 
 DIGEST = "sha256:" + "ab" * 32
 PARENT = "sha256:" + "cd" * 32
 BUILDER = "https://ci.example/runners/7"
+BUILD = Registry(url="registry.example:5000", namespace="build")
 BUILD_REPO = "registry.example:5000/build/app/tiny"
 REPO = "registry.example:5000/dev/app/tiny"
 RELEASE = {
@@ -34,6 +40,7 @@ RELEASE = {
     "identity": "Jane Doe <jane@example>",
     "approver": None,
 }
+RELEASED_AT = {"at": "2026-12-01T02:00:00Z"}
 AUDIT = [
     {"id": "a1", "phase": "intent", "action": "push", "image": "app/tiny", "digest": DIGEST},
     {"id": "a1", "phase": "done", "action": "push", "image": "app/tiny", "digest": DIGEST},
@@ -55,7 +62,13 @@ REVOKED = predicates.lifecycle_predicate(
 LIFTED = predicates.lifecycle_predicate(
     revoked=False, reason="fixed", by="sec", at=datetime(2026, 12, 2, tzinfo=UTC)
 )
-PASSED = {"result": "PASSED", "passedTests": ["run"]}
+PASSED = {"result": "PASSED", "passedTests": ["run"], "at": "2026-12-01T00:00:00Z"}
+FAILED = {"result": "FAILED", "failedTests": ["run"], "at": "2026-12-01T01:00:00Z"}
+
+
+@pytest.fixture(autouse=True)
+def _no_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store, "SETTLE", 0.0)
 
 
 def _contents(
@@ -64,27 +77,34 @@ def _contents(
     repository: str = REPO,
     evidence: tuple[tuple[str, dict[str, Any]], ...] | None = None,
 ) -> bundle.Contents:
-    """``evidence``: the attestations after the provenance (default: a passed test run, a
-    release into dev, a revocation)."""
+    """What the registry holds in ``repository`` once the build attested the provenance and
+    ``evidence`` in its repository (each through ``EvidenceStore``, as imagefactory does: its
+    own types name the layers before them) and a push copied it and signed it there;
+    ``evidence`` defaults to a passed test run, a release into dev, a revocation."""
     if evidence is None:
         evidence = (
             (predicates.TEST_RESULT, PASSED),
             (predicates.RELEASE, RELEASE),
             (predicates.LIFECYCLE, REVOKED),
         )
-    blobs: dict[str, bytes] = {}
-    signatures = ArtifactManifest(())
-    for identity in (BUILD_REPO, repository):
-        signed = simplesigning.sign(key, identity, DIGEST)
-        blobs[signed.layer.digest] = signed.payload
-        signatures = signatures.append(signed.layer)
-    attestations = ArtifactManifest(())
+    memory = MemoryRegistry()
+    build = EvidenceStore(cast(RegistryClient, memory), Location(BUILD, BUILD_REPO))
+    build.sign(DIGEST, key)
     for kind, predicate in ((provenance.PREDICATE_TYPE, _provenance()), *evidence):
-        attested = dsse.attest(key, BUILD_REPO, DIGEST, kind, predicate)
-        blobs[attested.layer.digest] = attested.envelope
-        attestations = attestations.append(attested.layer)
+        build.attest(DIGEST, kind, predicate, key)
+    there = EvidenceStore(cast(RegistryClient, memory), Location(BUILD, repository))
+    build.copy_to(DIGEST, there)
+    there.sign(DIGEST, key)
+    held = there.read(DIGEST)
     return bundle.Contents(
-        "app/tiny", "dev", repository, DIGEST, signatures, attestations, blobs, AUDIT
+        "app/tiny",
+        "dev",
+        repository,
+        DIGEST,
+        held.signatures,
+        held.attestations,
+        held.blobs,
+        AUDIT,
     )
 
 
@@ -110,7 +130,7 @@ def test_a_bundle_verifies_offline_and_says_what_its_evidence_says(key: SigningK
     summary = report.summary
     assert summary["signed_for"] == sorted([BUILD_REPO, REPO])
     assert summary["provenance"] == [{"builder": BUILDER, "parent": PARENT}]
-    assert summary["tests"] == ["PASSED"]
+    assert summary["tests"] == [{"result": "PASSED", "at": "2026-12-01T00:00:00Z"}]
     assert summary["releases"] == [RELEASE]
     assert summary["revoked"] is True
     assert summary["revocations"] == [{"reason": "CVE-1", "at": "2026-12-01T00:00:00Z"}]
@@ -180,6 +200,37 @@ def test_a_layer_dropped_from_a_manifest_with_its_digest_updated_is_refused(
         }
 
     with pytest.raises(VerificationError, match=r"the \.att manifest was changed after"):
+        bundle.verify(_edited(data, change), key.verifying_key(), source="b.json")
+
+
+def test_a_layer_removed_from_before_a_later_attestation_is_refused(key: SigningKey) -> None:
+    """Fails before the fix: with the FAILED run's layer removed from the ``.att`` (no key
+    needed), the bundle was made, and verified with the PASSED run as the latest. The release
+    attested after it names it under ``previous``: refused, at export and offline."""
+    evidence = (
+        (predicates.TEST_RESULT, PASSED),
+        (predicates.TEST_RESULT, FAILED),
+        (predicates.RELEASE, RELEASE | RELEASED_AT),
+    )
+    contents = _contents(key, evidence=evidence)
+    failed = contents.attestations.layers[2]
+    fewer = ArtifactManifest(tuple(x for x in contents.attestations.layers if x != failed))
+    message = (
+        rf"attestation 2 \({predicates.RELEASE}, at 2026-12-01T02:00:00Z\) names layer {failed.digest} which "
+        rf"{REPO}:{attestation_tag(DIGEST)} \(as the bundle holds it\) no longer holds: a layer "
+        "was removed"
+    )
+    with pytest.raises(VerificationError, match=message):
+        bundle.export(dataclasses.replace(contents, attestations=fewer), key)
+    data = bundle.export(contents, key)
+
+    def change(document: dict[str, Any]) -> None:
+        document["attestations"] = {
+            "digest": sha256_digest(fewer.manifest()),
+            "manifest": base64.b64encode(fewer.manifest()).decode(),
+        }
+
+    with pytest.raises(VerificationError, match=f"b.json: {message}"):
         bundle.verify(_edited(data, change), key.verifying_key(), source="b.json")
 
 
@@ -328,7 +379,15 @@ def _public(key: SigningKey, folder: Path) -> Path:
         (
             (
                 (predicates.TEST_RESULT, PASSED),
-                (predicates.TEST_RESULT, {"result": "FAILED", "failedTests": ["run"]}),
+                (predicates.TEST_RESULT, FAILED),
+                (predicates.RELEASE, RELEASE),
+            ),
+            ["its latest test run failed"],
+        ),
+        (  # the older PASSED layer after the FAILED one: the latest is by the signed time
+            (
+                (predicates.TEST_RESULT, FAILED),
+                (predicates.TEST_RESULT, PASSED),
                 (predicates.RELEASE, RELEASE),
             ),
             ["its latest test run failed"],

@@ -22,6 +22,7 @@ from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.project.state import EnvironmentRecord, ImageRecord, State, save_state
 from imagefactory.registry.client import RegistryClient
 from imagefactory.signing.keys import SigningKey
+from imagefactory.signing.oci import attestation_tag
 from imagefactory.spec.models import Registry
 
 from .helpers import run
@@ -32,6 +33,7 @@ REPO = "dev.example:5000/team/dev/app/tiny"
 DIGEST, OTHER = "sha256:" + "d" * 64, "sha256:" + "e" * 64
 PARENT = "base.example/library/busybox@sha256:" + "f" * 64
 AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+LATER = AT.replace(hour=13)
 
 
 @dataclass
@@ -105,7 +107,7 @@ def provenance_predicate() -> dict[str, object]:
     return provenance_of((base, digest), builder="local:me@host")
 
 
-def run_result(*, passed: bool) -> dict[str, object]:
+def run_result(*, passed: bool, at: datetime = AT) -> dict[str, object]:
     return predicates.result_predicate(
         passed=passed,
         passed_tests=["command:true"] if passed else [],
@@ -113,6 +115,7 @@ def run_result(*, passed: bool) -> dict[str, object]:
         spec_path="images/app/image.yaml",
         spec_sha256="1" * 64,
         url=None,
+        at=at,
     )
 
 
@@ -181,11 +184,49 @@ def test_an_unsigned_digest_skips_the_rest(setup: Setup) -> None:
 
 
 def test_a_failed_test_run_after_the_passed_one(setup: Setup) -> None:
-    setup.store.attest(DIGEST, predicates.TEST_RESULT, run_result(passed=False), setup.key)
+    later = run_result(passed=False, at=LATER)
+    setup.store.attest(DIGEST, predicates.TEST_RESULT, later, setup.key)
     result, document = verify(setup.root)
     assert result.exit_code == 1
     found = results(document)
     assert found.pop("tests") == "failed" and set(found.values()) == {"ok"}
+
+
+def test_an_old_passed_run_appended_again_after_the_failed_one(setup: Setup) -> None:
+    """Fails before the fix: the latest run was the last layer, and whoever may write to the
+    registry (no key needed) can append the old PASSED layer again after the FAILED one."""
+    setup.store.attest(
+        DIGEST, predicates.TEST_RESULT, run_result(passed=False, at=LATER), setup.key
+    )
+    tag = attestation_tag(DIGEST)
+    setup.memory.rewrite(REPO, tag, lambda layers: [*layers, layers[1]])  # the PASSED run
+    result, document = verify(setup.root)
+    assert result.exit_code == 1
+    checks = {c["check"]: c for c in document["checks"]}  # type: ignore[attr-defined]
+    assert checks["tests"]["result"] == "failed"  # the latest by its signed time
+    assert checks["tests"]["detail"] == "its latest test run failed: command:true"
+    assert checks["signature and attestations"]["result"] == "ok"  # each layer is genuine
+
+
+def test_a_failed_run_removed_from_before_a_later_attestation(setup: Setup) -> None:
+    """Fails before the fix: removing the FAILED run's layer left the PASSED one the latest.
+    The release attested after it names it under ``previous``: the removal shows."""
+    setup.store.attest(
+        DIGEST, predicates.TEST_RESULT, run_result(passed=False, at=LATER), setup.key
+    )
+    setup.store.attest(DIGEST, predicates.RELEASE, released("1.0.0"), setup.key)
+    tag = attestation_tag(DIGEST)
+    failed = setup.memory.layers(REPO, tag).layers[3]
+    setup.memory.rewrite(REPO, tag, lambda layers: [x for x in layers if x != failed])
+    result, document = verify(setup.root)
+    assert result.exit_code == 1
+    checks = {c["check"]: c for c in document["checks"]}  # type: ignore[attr-defined]
+    assert checks["signature and attestations"]["result"] == "failed"
+    assert checks["signature and attestations"]["detail"] == (
+        f"{REPO}@{DIGEST}: attestation 3 ({predicates.RELEASE}, at 2026-12-01T12:00:00Z) names "
+        f"layer {failed.digest} which {REPO}:{tag} no longer holds: a layer was removed"
+    )
+    assert checks["tests"]["result"] == "skipped"
 
 
 def test_revoked(setup: Setup) -> None:

@@ -29,8 +29,9 @@ def test_a_passed_run_round_trips() -> None:
         spec_path="images/app/rag-api/image.yaml",
         spec_sha256=SPEC_HEX,
         url="https://gitlab.example/jobs/7",
+        at=AT,
     )
-    assert document["result"] == "PASSED"  # in-toto test-result v0.1 field names
+    assert document["result"] == "PASSED"  # in-toto test-result v0.1 field names, then the time
     assert list(document) == [
         "result",
         "configuration",
@@ -38,12 +39,14 @@ def test_a_passed_run_round_trips() -> None:
         "passedTests",
         "warnedTests",
         "failedTests",
+        "at",
     ]
+    assert document["at"] == "2026-12-01T21:30:05Z"  # as the release predicate writes it
     result = predicates.parse_test_result(roundtrip(document))
     assert result.passed and result.checks == 2
     assert result.passed_tests == ("command:python", "file:/app")
     assert result.configuration == (("images/app/rag-api/image.yaml", SPEC_HEX),)
-    assert result.url == "https://gitlab.example/jobs/7"
+    assert result.url == "https://gitlab.example/jobs/7" and result.at == AT
 
 
 def test_a_failed_run_outside_ci() -> None:
@@ -54,6 +57,7 @@ def test_a_failed_run_outside_ci() -> None:
         spec_path="image.yaml",
         spec_sha256=SPEC_HEX,
         url=None,
+        at=AT,
     )
     assert "url" not in document
     result = predicates.parse_test_result(roundtrip(document))
@@ -69,6 +73,7 @@ def test_a_passed_run_with_failures_is_not_built() -> None:
             spec_path="i",
             spec_sha256=SPEC_HEX,
             url=None,
+            at=AT,
         )
 
 
@@ -79,13 +84,54 @@ def test_a_passed_run_with_failures_is_not_built() -> None:
         ({"result": "OK"}, "is not PASSED"),
         ({"result": "PASSED", "failedTests": ["x"]}, "with failed tests"),
         ({"result": "FAILED", "passedTests": "x"}, "passedTests: not a list"),
-        ({"result": "PASSED", "configuration": [{"name": "i"}]}, "configuration"),
+        (
+            {"result": "PASSED", "configuration": [{"name": "i"}], "at": "2026-12-01T00:00:00Z"},
+            "configuration",
+        ),
         ({"result": "PASSED", "url": 7}, "url is not a string"),
+        ({"result": "PASSED", "at": "yesterday"}, "not an ISO 8601 time"),
     ],
 )
 def test_malformed_test_results_are_refused(predicate: Any, message: str) -> None:
     with pytest.raises(VerificationError, match=message):
         predicates.parse_test_result(predicate)
+
+
+def test_a_test_result_without_its_time_is_refused() -> None:
+    """Fails before the fix: a run carried no time, and the latest was the last layer (whose
+    order nobody signs). One without it cannot be ordered: refused, naming the field."""
+    document = predicates.result_predicate(
+        passed=True,
+        passed_tests=["a"],
+        failed_tests=[],
+        spec_path="image.yaml",
+        spec_sha256=SPEC_HEX,
+        url=None,
+        at=AT,
+    )
+    del document["at"]
+    with pytest.raises(VerificationError, match="test-result predicate: it has no at") as refused:
+        predicates.parse_test_result(roundtrip(document))
+    assert "test the digest again" in refused.value.hint
+
+
+def test_the_latest_is_by_signed_time_and_of_a_tie_the_later() -> None:
+    first, second, third = (
+        predicates.Lifecycle(True, reason, "sec", at)
+        for reason, at in (("a", AT), ("b", AT.replace(hour=23)), ("c", AT))
+    )
+    assert predicates.latest([second, first]) is second  # written out of order
+    assert predicates.latest([first, third]) is third  # a tie: the later one
+    assert predicates.latest([]) is None
+
+
+def test_previous_names_layers_of_imagefactorys_own_types_only() -> None:
+    layer = "sha256:" + "1" * 64
+    assert predicates.previous_of(predicates.RELEASE, {"previous": [layer]}) == (layer,)
+    assert predicates.previous_of(predicates.RELEASE, {}) == ()  # written before it existed
+    assert predicates.previous_of(predicates.SBOM, {"previous": "whatever"}) == ()  # CycloneDX's
+    with pytest.raises(VerificationError, match="previous is not a list of sha256 layer digests"):
+        predicates.previous_of(predicates.LIFECYCLE, {"previous": ["sha256:x"]})
 
 
 def test_a_release_round_trips() -> None:

@@ -30,6 +30,7 @@ from imagefactory.signing import dsse, provenance
 from imagefactory.signing.keys import SigningKey, VerificationError
 from imagefactory.signing.oci import (
     ArtifactManifest,
+    Layer,
     attestation_tag,
     parse_manifest,
     signature_tag,
@@ -88,6 +89,15 @@ class MemoryRegistry:
 
     def layers(self, repository: str, tag: str) -> ArtifactManifest:
         return parse_manifest(self.manifests[(repository, tag)], what=tag)
+
+    def rewrite(
+        self, repository: str, tag: str, change: Callable[[list[Layer]], list[Layer]]
+    ) -> None:
+        """Put ``tag`` again with its layers as ``change`` makes them (reordered, one
+        appended again, one removed), as whoever may write to the registry can: no key needed."""
+        edited = ArtifactManifest(tuple(change(list(self.layers(repository, tag).layers))))
+        self.blobs[(repository, sha(edited.config()))] = edited.config()
+        self.manifests[(repository, tag)] = edited.manifest()
 
 
 def repo(registry: Registry, name: str) -> str:
@@ -436,3 +446,100 @@ def test_no_provenance_and_an_endless_chain(memory: MemoryRegistry, key: Signing
         verify_chain(
             cast(RegistryClient, memory), [DEV], app.location, APP, key.verifying_key(), builders=[]
         )
+
+
+def lifecycle(revoked: bool, hour: int) -> dict[str, Any]:
+    reason = "CVE-2026-1" if revoked else "not affected"
+    return predicates.lifecycle_predicate(
+        revoked=revoked, reason=reason, by="sec", at=AT.replace(hour=hour)
+    )
+
+
+def test_own_attestations_name_the_layers_before_them(
+    memory: MemoryRegistry, key: SigningKey
+) -> None:
+    """imagefactory's own types carry ``previous`` (the layers the ``.att`` held, sorted);
+    the provenance and the SBOM, whose formats are others', do not."""
+    app = built(memory, key, "app", APP, None)
+    app.attest(APP, predicates.LIFECYCLE, lifecycle(True, 10), key)
+    app.attest(APP, predicates.LIFECYCLE, lifecycle(False, 11), key)
+    app.attest(APP, predicates.PROVENANCE, provenance_of(None), key)
+    layers = [x.digest for x in memory.layers(repo(DEV, "app"), attestation_tag(APP)).layers]
+    verified = verify_digest(
+        app, APP, key.verifying_key(), identities={repo(DEV, "app")}, builders=[]
+    )
+    assert [p.get("previous") for p in verified.predicates(predicates.LIFECYCLE)] == [
+        layers[:1],
+        sorted(layers[:2]),
+    ]
+    assert all("previous" not in p for p in verified.predicates(predicates.PROVENANCE))
+
+
+def test_a_layer_removed_from_before_a_later_attestation_is_refused(
+    memory: MemoryRegistry, key: SigningKey
+) -> None:
+    """Fails before the fix: the revocation's layer removed (no key needed), the digest
+    verified and read as not revoked. The lifting attested after it names it: refused."""
+    app = built(memory, key, "app", APP, None)
+    app.attest(APP, predicates.LIFECYCLE, lifecycle(True, 10), key)
+    app.attest(APP, "urn:test", {"later": True}, key)  # not imagefactory's: names nothing
+    app.attest(APP, predicates.LIFECYCLE, lifecycle(True, 12), key)
+    tag = attestation_tag(APP)
+    revocation = memory.layers(repo(DEV, "app"), tag).layers[1]
+    memory.rewrite(repo(DEV, "app"), tag, lambda layers: [x for x in layers if x != revocation])
+    with pytest.raises(
+        VerificationError,
+        match=rf"{repo(DEV, 'app')}@{APP}: attestation 2 \({predicates.LIFECYCLE}, at "
+        rf"2026-12-01T12:00:00Z\) names layer {revocation.digest} which "
+        rf"{repo(DEV, 'app')}:{tag} no longer holds: a layer was removed",
+    ):
+        verify_digest(app, APP, key.verifying_key(), identities={repo(DEV, "app")}, builders=[])
+    with pytest.raises(VerificationError, match="a layer was removed"):
+        verify_chain(
+            cast(RegistryClient, memory), [DEV], app.location, APP, key.verifying_key(), builders=[]
+        )
+
+
+def test_reordered_layers_and_copies_still_verify(memory: MemoryRegistry, key: SigningKey) -> None:
+    """``previous`` is a set, not an order: a reordered ``.att`` verifies (the readers take the
+    latest by signed time), and so does a copy, whose layers are byte for byte the same."""
+    app = built(memory, key, "app", APP, None)
+    app.attest(APP, predicates.LIFECYCLE, lifecycle(True, 10), key)
+    app.attest(APP, predicates.LIFECYCLE, lifecycle(False, 11), key)
+    prod = at(memory, PROD, "app")
+    prod.attest(APP, predicates.LIFECYCLE, lifecycle(False, 9), key)  # held there before
+    app.copy_to(APP, prod)
+    names = {repo(DEV, "app"), repo(PROD, "app")}
+    copied = verify_digest(prod, APP, key.verifying_key(), identities=names, builders=[])
+    assert len(copied.attestations) == 4
+    memory.rewrite(repo(DEV, "app"), attestation_tag(APP), lambda layers: layers[::-1])
+    verify_digest(app, APP, key.verifying_key(), identities=names, builders=[])
+
+
+def test_an_append_keeps_the_layers_its_attestation_names(
+    memory: MemoryRegistry, key: SigningKey
+) -> None:
+    """A layer named under ``previous`` is put back when another writer's PUT dropped it between
+    the read that named it and the append's own read."""
+    app = built(memory, key, "app", APP, None)
+    tag = attestation_tag(APP)
+    named = memory.layers(repo(DEV, "app"), tag).layers
+    reads = 0
+    original = memory.manifest
+
+    def drop_after_the_first_read(
+        registry: Registry, repository: str, reference: str
+    ) -> tuple[bytes, str] | None:
+        nonlocal reads
+        found = original(registry, repository, reference)
+        reads += 1
+        if reads == 1:  # the read that names the layers: then a stale PUT drops them
+            memory.manifests[(repository, reference)] = ArtifactManifest(()).manifest()
+        return found
+
+    memory.manifest = drop_after_the_first_read  # type: ignore[method-assign]
+    app.attest(APP, predicates.LIFECYCLE, lifecycle(True, 10), key)
+    memory.manifest = original  # type: ignore[method-assign]
+    held = memory.layers(repo(DEV, "app"), tag).layers
+    assert held[: len(named)] == named
+    verify_digest(app, APP, key.verifying_key(), identities={repo(DEV, "app")}, builders=[])

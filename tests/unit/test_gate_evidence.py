@@ -18,16 +18,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from imagefactory.errors import UserError
 from imagefactory.evidence import predicates
 from imagefactory.evidence.store import EvidenceStore
-from imagefactory.evidence.verify import Verified
+from imagefactory.evidence.verify import NoEvidence, Verified
 from imagefactory.project.state import ImageRecord, State, YankRecord
 from imagefactory.registry.client import RegistryClient
 from imagefactory.release import evidence as module
+from imagefactory.release import gate
 from imagefactory.release.evidence import LocalEvidence, RegistryEvidence, evidence_for
 from imagefactory.signing.dsse import VerifiedAttestation
 from imagefactory.signing.keys import VerificationError, VerifyingKey
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.loader import load_catalog
 
+from .test_gate import NOTHING_LISTED
 from .test_write_ahead import REF
 from .test_write_tags import DIGEST
 
@@ -39,7 +41,7 @@ def statement(predicate_type: str, predicate: Mapping[str, Any]) -> VerifiedAtte
     return VerifiedAttestation(predicate_type, dict(predicate), (BUILT,))
 
 
-def run(passed: bool) -> VerifiedAttestation:
+def run(passed: bool, hour: int = 12) -> VerifiedAttestation:
     return statement(
         predicates.TEST_RESULT,
         predicates.result_predicate(
@@ -49,6 +51,7 @@ def run(passed: bool) -> VerifiedAttestation:
             spec_path="images/app/rag-api/image.yaml",
             spec_sha256="0" * 64,
             url=None,
+            at=AT.replace(hour=hour),
         ),
     )
 
@@ -90,18 +93,22 @@ def scanned(passed: bool, environment: str | None, at: str) -> VerifiedAttestati
 
 
 class Registry:
-    """What ``verify_digest`` would give for each repository: its verified attestations."""
+    """What ``verify_digest`` would give for each repository: its verified attestations; for
+    one not ``held``, that it holds no evidence; for one ``broken``, that it does not verify."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.held: dict[str, tuple[VerifiedAttestation, ...]] = {}
+        self.broken: set[str] = set()
         self.reads: list[str] = []
         monkeypatch.setattr(module, "verify_digest", self.verify_digest)
 
     def verify_digest(self, store: EvidenceStore, digest: str, key: object, **_: Any) -> Verified:
         repository = store.location.repository
         self.reads.append(repository)
+        if repository in self.broken:
+            raise VerificationError(f"{repository}@{digest}: a layer was removed")
         if repository not in self.held:
-            raise VerificationError(f"{repository}@{digest} is not signed")
+            raise NoEvidence(f"{repository}@{digest} is not signed")
         return Verified(digest, repository, self.held[repository])
 
 
@@ -130,15 +137,32 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
     return Registry(monkeypatch)
 
 
-def test_the_test_run_is_the_last_test_result_written(catalog: Catalog, registry: Registry) -> None:
-    registry.held[BUILT] = (run(True), release("dev", "bob", None), run(False))
+def test_the_test_run_is_the_latest_by_its_signed_time(
+    catalog: Catalog, registry: Registry
+) -> None:
+    registry.held[BUILT] = (run(True, 10), release("dev", "bob", None), run(False, 11))
     found = gate_evidence(catalog).test_of(REF, DIGEST)
     assert found is not None and (found.passed, found.digest, found.checks) == (False, DIGEST, 1)
-    registry.held[BUILT] = (run(False), run(True))
+    assert found.at == "2026-12-01T11:00:00+00:00"  # the run's own time, as state writes one
+    registry.held[BUILT] = (run(False, 10), run(True, 11))
+    found = gate_evidence(catalog).test_of(REF, DIGEST)
+    assert found is not None and found.passed
+    registry.held[BUILT] = (run(False, 10), run(True, 10))  # one time: the later layer
     found = gate_evidence(catalog).test_of(REF, DIGEST)
     assert found is not None and found.passed
     registry.held[BUILT] = (release("dev", "bob", None),)
     assert gate_evidence(catalog).test_of(REF, DIGEST) is None
+
+
+def test_an_old_passed_run_appended_again_after_a_failed_one_does_not_count(
+    catalog: Catalog, registry: Registry
+) -> None:
+    """Fails before the fix: the gate took the last layer as the latest run, and the order of
+    the layers is not signed (anyone who may write to the registry can append an old one)."""
+    passed = run(True, 10)
+    registry.held[BUILT] = (passed, run(False, 11), passed)
+    found = gate_evidence(catalog).test_of(REF, DIGEST)
+    assert found is not None and not found.passed
 
 
 def test_the_pusher_is_who_released_it_into_the_first_environment(
@@ -200,11 +224,82 @@ def test_a_push_reads_where_the_build_put_it_a_promotion_the_source_once_per_dig
         found.test_of(REF, DIGEST)
         found.pusher_of(REF, DIGEST)
         found.revocation_of(REF, DIGEST)
-    assert registry.reads == [BUILT, preprod]  # each verified once
-    assert pushing.where(REF, DIGEST) == f"the signed attestations {BUILT}:sha256-{'a' * 64}.att"
-    assert promoting.where(REF, DIGEST).startswith(f"the signed attestations {preprod}:")
+    assert registry.reads == [BUILT, preprod, BUILT]  # each verified once, the home too
+    tag = f"sha256-{'a' * 64}.att"
+    assert pushing.where(REF, DIGEST) == f"the signed attestations {BUILT}:{tag}"
+    assert promoting.where(REF, DIGEST) == (
+        f"the signed attestations {preprod}:{tag} and {BUILT}:{tag}"
+    )
     assert pushing.yank_of(REF, "0.2.0") is not None  # yanks: from state
     assert pushing.yank_of(REF, "0.3.0") is None
+
+
+PREPROD = "127.0.0.1:5000/bank-ai-lab/preprod/app/rag-api"
+
+
+def test_a_failed_run_attested_only_in_the_home_blocks_the_promotion(
+    catalog: Catalog, registry: Registry
+) -> None:
+    """Fails before the fix: a promotion read the source environment's copy alone, and a test
+    re-run is attested only in the build repository (where it was built: its home)."""
+    registry.held = {
+        PREPROD: (run(True, 10), release("dev", "bob", None), lifecycle(False, 9)),
+        BUILT: (run(True, 10), release("dev", "bob", None), run(False, 11)),
+    }
+    promoting = gate_evidence(catalog, at="preprod")
+    _, prod = catalog.environment("prod")
+    with pytest.raises(gate.Refused, match="failed its tests") as refused:
+        gate.require(
+            promoting,
+            gate.Candidate(REF, "0.3.0", DIGEST, prod),
+            approver="ada",
+            listed=NOTHING_LISTED,
+        )
+    assert f"{PREPROD}:sha256-" in refused.value.message
+    assert f"and {BUILT}:sha256-" in refused.value.message
+    registry.held[BUILT] += (lifecycle(True, 12),)  # a revocation written in the home only
+    revoked = gate_evidence(catalog, at="preprod").revocation_of(REF, DIGEST)
+    assert revoked is not None and revoked.at == AT
+
+
+def test_the_merge_takes_the_latest_by_time_from_either_place(
+    catalog: Catalog, registry: Registry
+) -> None:
+    registry.held = {
+        PREPROD: (run(True, 13), lifecycle(True, 10), scanned(True, None, "2026-12-01T12:00:00Z")),
+        BUILT: (run(False, 11), lifecycle(False, 11), scanned(False, None, "2026-12-01T11:00:00Z")),
+    }
+    found = gate_evidence(catalog, at="preprod")
+    test = found.test_of(REF, DIGEST)
+    assert test is not None and test.passed  # the source's run is the later one
+    assert found.revocation_of(REF, DIGEST) is None  # lifted in the home, after the revocation
+    verdict = found.verdict_of(REF, DIGEST, "prod")
+    assert verdict is not None and verdict.passed
+    registry.held[BUILT] = (release("dev", "bob", None),)  # the push, on record in the home only
+    assert gate_evidence(catalog, at="preprod").pusher_of(REF, DIGEST) == ("bob",)
+
+
+def test_a_home_without_evidence_leaves_the_source_alone_and_one_that_fails_refuses(
+    catalog: Catalog, registry: Registry
+) -> None:
+    registry.held = {PREPROD: (run(True),)}  # promoted from another catalog's build
+    test = gate_evidence(catalog, at="preprod").test_of(REF, DIGEST)
+    assert test is not None and test.passed
+    registry.broken = {BUILT}
+    with pytest.raises(VerificationError, match=f"{BUILT}@{DIGEST}: a layer was removed"):
+        gate_evidence(catalog, at="preprod").test_of(REF, DIGEST)
+    registry.held, registry.broken = {BUILT: (run(True),)}, set()
+    with pytest.raises(NoEvidence):  # the source itself must hold it
+        gate_evidence(catalog, at="preprod").test_of(REF, DIGEST)
+
+
+def test_the_home_is_read_once_when_it_is_the_source(catalog: Catalog, registry: Registry) -> None:
+    registry.held = {BUILT: (run(True),)}
+    found = gate_evidence(catalog, at="dev")  # dev's first registry is the build registry
+    found.test_of(REF, DIGEST)
+    found.revocation_of(REF, DIGEST)
+    assert registry.reads == [BUILT]
+    assert found.where(REF, DIGEST) == f"the signed attestations {BUILT}:sha256-{'a' * 64}.att"
 
 
 def test_evidence_that_does_not_verify_refuses_whatever_is_asked(
