@@ -11,6 +11,7 @@ from imagefactory.cli.catalog import JsonOption, open_catalog
 from imagefactory.cli.output import Output
 from imagefactory.gitops.pin import parse_reference
 from imagefactory.release.revoke import Revocation, revoke
+from imagefactory.spec.revocations import REVOCATIONS_FILE
 
 
 def _as_dict(result: Revocation, dry_run: bool) -> dict[str, object]:
@@ -61,6 +62,8 @@ def _show(output: Output, result: Revocation, dry_run: bool) -> None:
         )
     else:
         output.text("no environment holds or pins a revoked digest")
+    if dry_run and result.revoked:
+        output.text(f"would list each in {REVOCATIONS_FILE}, the catalog's record, to commit")
     if result.to_commit:
         output.text(
             f"commit {result.to_commit} and merge it (a reviewed merge request): the catalog's "

@@ -333,6 +333,9 @@ def test_the_text_output_says_to_commit_the_file(
     catalog_dir: Path, signed: SigningKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     serve(monkeypatch, HoldingRegistry(images={f"{DEV}@{d('4')}"}), revoke_module)
+    dry = run(catalog_dir, "revoke", f"app/rag-api@{d('4')}", "--reason", "CVE-1", "--dry-run")
+    assert f"would list each in {REVOCATIONS_FILE}" in dry.stdout
+    assert not (catalog_dir / REVOCATIONS_FILE).exists()
     result = run(catalog_dir, "revoke", f"app/rag-api@{d('4')}", "--reason", "CVE-1")
     assert result.exit_code == 0, result.output
     assert f"listed in {REVOCATIONS_FILE}:5" in result.stdout  # below the header's comments
