@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import cast
 
@@ -12,6 +13,8 @@ import pytest
 
 from imagefactory.build.run import BuildOptions, BuildRun
 from imagefactory.errors import UserError
+from imagefactory.evidence.predicates import parse_test_result
+from imagefactory.imagetest import session
 from imagefactory.imagetest.results import CheckResult, ImageReport
 from imagefactory.imagetest.session import record_test
 from imagefactory.project import state as state_model
@@ -80,6 +83,20 @@ def report_of(digest: str, *results: CheckResult) -> ImageReport:
 
 PASS = CheckResult("files", "/etc/passwd", True)
 FAIL = CheckResult("container", "starts", False, 0.0, "the container to start", "exit code 127")
+
+
+def test_the_attested_run_has_the_time_state_records(catalog_dir: Path) -> None:
+    """The test-result attestation signs the instant ``record_test`` wrote into state (the
+    readers order the runs by it)."""
+    catalog = load_catalog(catalog_dir)
+    path = state_file(catalog)
+    save_state(path, with_record(State(), REF, record("h").model_copy(update={"digest": DIGEST_A})))
+    report = report_of(DIGEST_A, PASS, FAIL)
+    at = record_test(catalog, REF, report)
+    run = load_state(path).images[REF].test_of(DIGEST_A)
+    assert run is not None and datetime.fromisoformat(run.at) == at
+    predicate = session.test_predicate(catalog, catalog.images[REF], report, at)
+    assert predicate["result"] == "FAILED" and parse_test_result(predicate).at == at
 
 
 def test_a_test_run_is_recorded_per_digest_and_never_erases_another_digests(
