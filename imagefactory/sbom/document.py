@@ -29,7 +29,6 @@ from cyclonedx.model.tool import ToolRepository
 from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.spdx import fixup_id, is_expression
-from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
 from imagefactory import __version__
@@ -195,6 +194,10 @@ def _licenses(values: tuple[str, ...]) -> list[DisjunctiveLicense] | list[Licens
 def validate(text: str) -> None:
     """Raise UserError unless ``text`` is valid CycloneDX 1.6 JSON (the library's strict
     validator: no property the schema does not name)."""
+    # imported here, not with the module: the validator loads jsonschema's format checkers, whose
+    # IRI grammar (rfc3987_syntax) takes over a second to build, on every command's start
+    from cyclonedx.validation.json import JsonStrictValidator
+
     error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
     if error is not None:
         raise UserError(f"the SBOM is not valid CycloneDX 1.6: {error}")
