@@ -13,8 +13,7 @@ HEAVY = ("jsonschema", "rfc3987_syntax")
 
 def test_the_cli_starts_without_the_schema_validator() -> None:
     probe = (
-        "import sys, imagefactory.cli; "
-        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+        f"import sys, imagefactory.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
