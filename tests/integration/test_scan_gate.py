@@ -1,7 +1,8 @@
 """imagefactory gate against the real registry (htpasswd, 127.0.0.1:5000): the verdict on a
 digest docker pushed is attested to it in the build repository, signed with the project's key,
 and reads back through evidence.verify (signature, envelope, subject) as the verdict printed;
-a failing verdict first, then, with an exception approved, a passing one after it."""
+a failing verdict first, then, with an exception approved, a passing one after it; a report
+that names no digest is judged not at all."""
 
 from __future__ import annotations
 
@@ -104,6 +105,15 @@ def test_the_verdict_is_attested_to_the_digest_and_verifies(
         "gate", f"tiny/app@{digest}", "--report", str(tmp_path / "trivy.json"),
         "--scanner-info", str(tmp_path / "version.json"), "--json",
     ]  # fmt: skip
+
+    tarball = tmp_path / "tarball.json"  # the fixture as trivy wrote it: a scan of a tarball
+    tarball.write_text((FIXTURES / "trivy-debian-buster.json").read_text())
+    refused = _gate(root, env, [*args[:3], str(tarball), *args[4:]])
+    assert refused.returncode == 1, refused.stderr
+    error = cli_json(refused)["error"]  # and nothing attested: the verdicts read below are two
+    assert error.endswith(
+        f"names no image digest: it can't be shown to be a scan of {repository}@{digest}"
+    )
 
     failed = _gate(root, env, args)
     assert failed.returncode == 1, failed.stderr
