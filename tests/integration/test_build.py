@@ -27,6 +27,10 @@ from typing import Any
 import pytest
 import yaml
 
+from imagefactory.build.bootstrap import labelled_releases, release_hashes, rootfs_path
+from imagefactory.spec.loader import load_catalog
+from imagefactory.spec.parents import BootstrapParent
+
 from .helpers.example import EXAMPLE_REFS, ExampleBuild, cli_json, edit_text, imagefactory, slug
 from .helpers.services import SKOPEO, OutputLines, docker, run, unique
 
@@ -221,6 +225,15 @@ def test_image_labels_user_and_no_build_settings(example_build: ExampleBuild) ->
         history = docker("history", "--no-trunc", record["image_id"]).stdout
         assert marker not in history, ref
         assert marker not in json.dumps(image_inspect(record["image_id"]))
+    # the bootstrapped base names the Release files its rootfs installed from (the hashes the
+    # bootstrap kept beside the cached tar): a later reuse of the local image recovers them
+    catalog = load_catalog(example_build.root)
+    base = catalog.images["base/debian12"]
+    assert isinstance(base.parent, BootstrapParent)
+    cache = example_build.root / ".imagefactory" / "cache"
+    rootfs = rootfs_path(base.parent.bootstrap, catalog.project.build, cache)
+    labels = image_inspect(records["base/debian12"]["image_id"])["Config"]["Labels"]
+    assert labelled_releases(labels) == release_hashes(rootfs)
 
 
 def test_build_proxy_reaches_run_steps_but_not_the_image(

@@ -7,8 +7,9 @@ through DOCKER_HOST and log in to the local registry with the credential variabl
 file names, passed in the environment (never on a command line).
 
 The catalog is a copy of the session's example build (same images, same content hashes, so the
-base and the runtime are reused from the local engine by their content-hash label) in a git
-repository of its own whose ``origin/main`` holds the catalog as it was. One commit then changes
+base and the runtime are reused from the local engine by their content-hash label; signed with
+the session's key, so the build describes them in this namespace, where they have no evidence
+yet, and the app's chain of parents verifies when it is promoted) in a git repository of its own whose ``origin/main`` holds the catalog as it was. One commit then changes
 the app, so ``rules:changes`` must put the app's jobs, and only those, into the pipeline. The jobs
 run with ``--shell-isolation``: each job works in its own copy of the tracked files and sees
 only the artifacts its ``needs`` bring, as on GitLab. The run builds the app, tests it, pushes it
@@ -44,7 +45,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .helpers.example import ExampleBuild, edit_text, imagefactory
+from .helpers.example import ExampleBuild, cli_json, edit_text, imagefactory
 from .helpers.registry import Registry, registry_cleanup
 from .helpers.services import run
 
@@ -171,12 +172,9 @@ def pipeline_run(
     root = base / "catalog"
     root.mkdir()
     shutil.copytree(example_build.root / "images", root / "images")
+    shutil.copytree(example_build.root / "keys", root / "keys")  # signed, as the session's build
     namespace = f"it-{example_build.session}/gitlab-ci-local"
     project = yaml.safe_load((example_build.root / "imagefactory.yaml").read_text())
-    # Unsigned: the ancestors land in this namespace as local images pushed again, which carry a
-    # signature but no provenance, so a signed promotion's chain check would refuse the app
-    # (a known gap, issue 16's note); the signed release path is test_supply_chain's.
-    project.pop("signing", None)
     for stage, settings in project["registries"].items():
         settings["namespace"] = f"{namespace}/{stage}"
     (root / "imagefactory.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
@@ -306,6 +304,28 @@ def test_the_image_lands_in_dev_and_preprod(pipeline_run: PipelineRun, registry:
         headers={"Accept": MANIFEST_TYPES},
     )
     assert status == 404  # prod is a manual, approved step
+
+
+def test_the_promoted_app_verifies_down_to_its_bootstrapped_base(
+    pipeline_run: PipelineRun,
+) -> None:
+    """Signed: the ancestors the build job reused from the local engine were pushed into this
+    namespace and described there as reuses (their provenance names the local image), so the
+    app's chain of parents verifies in preprod, as the promotion's chain check found it."""
+    digest = pipeline_run.state(f"build:{APP}")["images"][APP]["digest"]
+    proc = imagefactory(
+        pipeline_run.root,
+        "verify",
+        f"{APP}@{digest}",
+        "--env",
+        "preprod",
+        "--json",
+        env=pipeline_run.env,
+    )
+    report = cli_json(proc)
+    assert proc.returncode == 0 and report["ok"] is True, report
+    lines = [line for line in pipeline_run.output.splitlines() if line.startswith(f"build:{APP}")]
+    assert not [line for line in lines if "not signed" in line], "\n".join(lines)
 
 
 def test_no_secret_in_logs_or_artifacts(pipeline_run: PipelineRun, registry: Registry) -> None:
