@@ -6,24 +6,24 @@ image, no service, which a shell executor would ignore anyway); the jobs reach t
 through DOCKER_HOST and log in to the local registry with the credential variables the project
 file names, passed in the environment (never on a command line).
 
-The catalog is a copy of the session's example build (same images, same content hashes, so the
-base and the runtime are reused from the local engine by their content-hash label; signed with
-the session's key, so the build describes them in this namespace, where they have no evidence
-yet, and the app's chain of parents verifies when it is promoted) in a git repository of its own whose ``origin/main`` holds the catalog as it was. One commit then changes
-the app, so ``rules:changes`` must put the app's jobs, and only those, into the pipeline. The jobs
-run with ``--shell-isolation``: each job works in its own copy of the tracked files and sees
-only the artifacts its ``needs`` bring, as on GitLab. The run builds the app, tests it, pushes it
-to dev and (the manual job, played) promotes it to preprod; the image must be in both registry
-namespaces under the digest the build recorded. gitlab-ci-local sets ``CI=true`` and
-``GITLAB_CI`` (to "false", which ``ci_env.in_gitlab_ci`` takes as set), so the release jobs run
-the gate as GitLab CI jobs do. The push job: the test job's record
-of that digest must come with its artifacts, and its checkout (tracked files and ``.git``,
-with the ignored ``.imagefactory/`` work folder) and the build's revision label must be clean.
-The catalog's .gitignore names only that folder (and gitlab-ci-local's own): every artifact
-the jobs pass on, the JUnit report too, must lie in the work folder, or the push job's checkout
-holds a file git does not ignore and the CI push refuses it. The prod job, played last:
-approved only on a protected ref (``CI_COMMIT_REF_PROTECTED``, false under gitlab-ci-local
-unless set), by the job's user.
+The catalog is a copy of the session's example build (same images, same content hashes, so the base
+and the runtime are reused from the local engine by their content-hash label; signed with the
+session's key, so the build describes them in this namespace, where they have no evidence yet, and
+the app's chain of parents verifies when it is promoted) in a git repository of its own whose
+``origin/main`` holds the catalog as it was. One commit then changes the app, so ``rules:changes``
+must put the app's jobs, and only those, into the pipeline. The jobs run with
+``--shell-isolation``: each job works in its own copy of the tracked files and sees only the
+artifacts its ``needs`` bring, as on GitLab. The run builds the app, tests it, pushes it to dev and
+(the manual job, played) promotes it to preprod; the image must be in both registry namespaces
+under the digest the build recorded. gitlab-ci-local sets ``CI=true`` and ``GITLAB_CI`` (to
+"false", which ``ci_env.in_gitlab_ci`` takes as set), so the release jobs run the gate as GitLab CI
+jobs do. The push job: the test job's record of that digest must come with its artifacts, and its
+checkout (tracked files and ``.git``, with the ignored ``.imagefactory/`` work folder) and the
+build's revision label must be clean. The catalog's .gitignore names only that folder (and
+gitlab-ci-local's own): every artifact the jobs pass on, the JUnit report too, must lie in the work
+folder, or the push job's checkout holds a file git does not ignore and the CI push refuses it. The
+prod job, played last: approved only on a protected ref (``CI_COMMIT_REF_PROTECTED``, false under
+gitlab-ci-local unless set), by the job's user.
 """
 
 from __future__ import annotations
