@@ -168,12 +168,17 @@ write_registry_config() {
     mkdir -p "$REGISTRY_DIR/data"
     chmod 700 "$REGISTRY_DIR"
     local htpasswd="$REGISTRY_DIR/htpasswd"
-    if [[ ! -s "$htpasswd" || "$PASSWORD_FILE" -nt "$htpasswd" ]]; then
+    # bcrypt cost 6: the registry checks the password on every request (basic auth, no token),
+    # and at cost 10 each check took ~70 ms, a push or an evidence append dozens of them. The
+    # registry listens on loopback only; its password is random (see $PASSWORD_FILE).
+    local cost=06
+    if [[ ! -s "$htpasswd" || "$PASSWORD_FILE" -nt "$htpasswd" ]] ||
+        ! grep -q "^[^:]*:\\\$2y\\\$$cost\\\$" "$htpasswd"; then
         command -v htpasswd >/dev/null || if_die "htpasswd not found (apache2-utils): run scripts/setup.sh"
         # -i: password from stdin (never on a command line); -B: bcrypt; -n: to stdout.
         (
             umask 077
-            htpasswd -niB -C 10 "$IF_REGISTRY_USER" <"$PASSWORD_FILE" | sed '/^$/d' >"$htpasswd.tmp"
+            htpasswd -niB -C "$cost" "$IF_REGISTRY_USER" <"$PASSWORD_FILE" | sed '/^$/d' >"$htpasswd.tmp"
         )
         mv -f "$htpasswd.tmp" "$htpasswd"
     fi

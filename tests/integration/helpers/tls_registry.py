@@ -121,7 +121,7 @@ class TLSRegistry:
     port: int
     user: str = USER
     password: str = field(default_factory=lambda: secrets.token_hex(20), repr=False)
-    bcrypt_cost: int = 6  # every request verifies bcrypt; 10 (registry A) costs ~70 ms a request
+    bcrypt_cost: int = 6  # every request verifies bcrypt; 10 costs ~70 ms a request (A is 6 too)
     tls_from: Path | None = None  # reuse this folder's CA and server certificate (any port)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
