@@ -1,7 +1,9 @@
 """The CycloneDX 1.6 JSON document of an image, made with cyclonedx-python-lib.
 
 ``metadata.component`` is the image itself (type ``container``: its repository as name, its
-version, its manifest digest as a SHA-256 hash and an OCI purl); the parent image is a component
+manifest digest as version (as syft writes it: syft's and grype's readers take the version for
+the digest), as a SHA-256 hash and in an OCI purl, its own version as property
+``imagefactory:version``); the parent image is a component
 of its own (type ``container``, the reference and digest the caller resolved, property
 ``imagefactory:role=parent``); each file the spec copies into the image is a ``file``
 component (its path in the image, its SHA-256, property ``imagefactory:source``); every package
@@ -97,7 +99,10 @@ def sbom_json(
     two-space indent, a final newline)."""
     if timestamp.tzinfo is None:
         raise UserError("the SBOM timestamp needs a time zone")
-    subject = _container(image.name, image.version, image.digest, "image")
+    # the version is the digest, as syft writes it: syft's and grype's CycloneDX readers take
+    # metadata.component.version for the manifest digest (grype `sbom:` then names the image)
+    subject = _container(image.name, image.digest, image.digest, "image")
+    subject.properties.add(Property(name="imagefactory:version", value=image.version))
     bom = Bom(
         serial_number=serial or uuid.uuid5(SERIAL_NAMESPACE, image.digest),
         metadata=BomMetaData(

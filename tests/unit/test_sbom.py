@@ -239,11 +239,14 @@ def test_the_document_is_strictly_valid_cyclonedx_1_6(tree: rootfs.RootFiles) ->
     bom = json.loads(text)
     assert (bom["bomFormat"], bom["specVersion"]) == ("CycloneDX", "1.6")
     subject = bom["metadata"]["component"]
+    # the version is the digest, as syft writes it (its CycloneDX reader takes it for the
+    # manifest digest); the semver version is a property
     assert (subject["type"], subject["name"], subject["version"]) == (
         "container",
         IMAGE.name,
-        "1.4.0",
+        IMAGE.digest,
     )
+    assert {"name": "imagefactory:version", "value": "1.4.0"} in subject["properties"]
     assert subject["hashes"] == [{"alg": "SHA-256", "content": "a" * 64}]
     (parent,) = [c for c in bom["components"] if c["type"] == "container"]
     assert (parent["name"], parent["version"]) == (PARENT.reference, PARENT.digest)
