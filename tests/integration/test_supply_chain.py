@@ -27,6 +27,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -172,8 +173,9 @@ def test_push_signs_and_attests_every_digest_where_it_went(
             kinds = {a.predicate_type for a in verified.attestations}
             everything = {predicates.PROVENANCE, predicates.SBOM, predicates.TEST_RESULT}
             assert everything | {predicates.RELEASE} <= kinds, (ref, kinds)
-            [run, *_] = reversed(verified.predicates(predicates.TEST_RESULT))
-            assert predicates.parse_test_result(run).passed
+            runs = map(predicates.parse_test_result, verified.predicates(predicates.TEST_RESULT))
+            run = predicates.latest(runs)
+            assert run is not None and run.passed
             release = predicates.parse_release(verified.predicates(predicates.RELEASE)[-1])
             assert (release.environment, release.from_environment) == ("dev", None)
             assert release.version == records(pushed.root)[ref]["environments"]["dev"]["version"]
@@ -254,25 +256,86 @@ def test_promote_copies_the_evidence_signs_it_for_preprod_and_verify_passes_ther
     succeeded(promote_to_prod(promoted))  # and on, by the evidence preprod holds
 
 
+def run_result(*, passed: bool, at: datetime) -> dict[str, Any]:
+    """A test-result predicate of the app, run at ``at``."""
+    check = "commands:rag-api --version"
+    return predicates.result_predicate(
+        passed=passed,
+        passed_tests=[check] if passed else [],
+        failed_tests=[] if passed else [check],
+        spec_path="images/app/rag-api/image.yaml",
+        spec_sha256="0" * 64,
+        url=None,
+        at=at,
+    )
+
+
 def test_a_failed_test_attestation_blocks_the_promotion(
     promoted: Promoted, registry_access: None
 ) -> None:
     """A rerun that failed, recorded in another checkout: only its attestation is here."""
     with opened(promoted.root) as (catalog, client):
         store = store_of(catalog, client, "preprod", APP)
-        failed = predicates.result_predicate(
-            passed=False,
-            passed_tests=[],
-            failed_tests=["commands:rag-api --version"],
-            spec_path="images/app/rag-api/image.yaml",
-            spec_sha256="0" * 64,
-            url=None,
-        )
+        failed = run_result(passed=False, at=datetime.now(UTC))
         store.attest(promoted.digest, predicates.TEST_RESULT, failed, session_key(promoted.env))
         where = f"{store.location.repository}:{attestation_tag(promoted.digest)}"
     said = refused(promote_to_prod(promoted))
-    assert f"failed its tests (looked in the signed attestations {where})" in said
+    assert f"failed its tests (looked in the signed attestations {where} and " in said
     prod_is_empty(promoted)
+
+
+def test_a_failed_rerun_in_the_build_repository_blocks_the_promotion(
+    promoted: Promoted, registry_access: None
+) -> None:
+    """Fails before the fix: a promotion read the source environment's copy alone, and
+    ``imagefactory test`` attests a re-run in the build repository only."""
+    key = session_key(promoted.env)
+    now = datetime.now(UTC).replace(microsecond=0)
+    with opened(promoted.root) as (catalog, client):
+        build = store_of(catalog, client, "build", APP)
+        build.attest(promoted.digest, predicates.TEST_RESULT, run_result(passed=False, at=now), key)
+        try:
+            said = refused(promote_to_prod(promoted))
+            where = f"{build.location.repository}:{attestation_tag(promoted.digest)}"
+            assert "failed its tests (looked in the signed attestations " in said, said
+            assert f" and {where})" in said, said
+            prod_is_empty(promoted)
+        finally:  # the build repository is the session's: a later pass, for the tests after
+            later = run_result(passed=True, at=now + timedelta(seconds=1))
+            build.attest(promoted.digest, predicates.TEST_RESULT, later, key)
+    succeeded(promote_to_prod(promoted))
+
+
+def test_an_attestation_removed_from_the_middle_of_the_att_is_refused(
+    promoted: Promoted, registry_access: None
+) -> None:
+    """Fails before the fix: the registry's write access alone (no key) removed the FAILED run
+    from preprod's ``.att``, and the PASSED one before it was the latest again. The release
+    attested after it names it under ``previous``: promote and verify refuse the digest."""
+    with opened(promoted.root) as (catalog, client):
+        store = store_of(catalog, client, "preprod", APP)
+        failed = run_result(passed=False, at=datetime.now(UTC))
+        store.attest(promoted.digest, predicates.TEST_RESULT, failed, session_key(promoted.env))
+        held = store.read(promoted.digest).attestations
+        gone = held.layers[-1]
+        store.attest(
+            promoted.digest,
+            predicates.LIFECYCLE,
+            predicates.lifecycle_predicate(
+                revoked=False, reason="not affected", by="sec", at=datetime.now(UTC)
+            ),
+            session_key(promoted.env),
+        )
+        layers = tuple(x for x in store.read(promoted.digest).attestations.layers if x != gone)
+        put(client, store, attestation_tag(promoted.digest), ArtifactManifest(layers), [])
+    said = refused(promote_to_prod(promoted))
+    assert f"names layer {gone.digest} which" in said and "a layer was removed" in said, said
+    prod_is_empty(promoted)
+    checked = imagefactory(
+        promoted.root, "verify", APP, "--env", "preprod", "--json", env=promoted.env
+    )
+    refused(checked)
+    assert "a layer was removed" in checked.stdout
 
 
 # --- tampering -------------------------------------------------------------------------------
