@@ -48,6 +48,10 @@ from imagefactory.spec.models import Registry
 
 #: The most bytes one evidence blob may have (an SBOM of a large image is a few MiB).
 BLOB_LIMIT = 64 * 1024 * 1024
+#: The most bytes all the blobs of one tag may have together, and the most layers it may have:
+#: a tag anyone with push access can grow must not make a reader fetch without end.
+TAG_LIMIT = 256 * 1024 * 1024
+LAYER_LIMIT = 1024
 #: How many times an append writes before it gives up on a tag other writers keep changing.
 RETRIES = 8
 #: Seconds between a write and its second read-back (another writer's PUT lands in it).
@@ -138,6 +142,16 @@ class EvidenceStore:
 
     def _read_tag(self, tag: str) -> tuple[ArtifactManifest, dict[str, bytes]]:
         manifest = self._manifest(tag)
+        where = f"{self.location.repository}:{tag}"
+        if len(manifest.layers) > LAYER_LIMIT:
+            raise VerificationError(
+                f"{where}: {len(manifest.layers)} layers, more than the {LAYER_LIMIT} read"
+            )
+        total = sum({layer.digest: layer.size for layer in manifest.layers}.values())
+        if total > TAG_LIMIT:
+            raise VerificationError(
+                f"{where}: {total} bytes of blobs, more than the {TAG_LIMIT // 2**20} MiB read"
+            )
         blobs: dict[str, bytes] = {}
         for index, layer in enumerate(manifest.layers):
             if layer.digest not in blobs:

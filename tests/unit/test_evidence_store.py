@@ -543,3 +543,21 @@ def test_an_append_keeps_the_layers_its_attestation_names(
     held = memory.layers(repo(DEV, "app"), tag).layers
     assert held[: len(named)] == named
     verify_digest(app, APP, key.verifying_key(), identities={repo(DEV, "app")}, builders=[])
+
+
+@pytest.mark.parametrize(
+    ("count", "size", "refused"),
+    [(store.LAYER_LIMIT + 1, 10, "layers, more than"), (5, store.BLOB_LIMIT, "bytes of blobs")],
+)
+def test_a_tag_grown_past_the_limits_is_refused_before_its_blobs_are_read(
+    memory: MemoryRegistry, count: int, size: int, refused: str
+) -> None:
+    """Anyone with push access can grow a .att: the reader refuses it by its manifest alone
+    (the memory registry holds none of the blobs: reading one would be a KeyError)."""
+    layers = tuple(
+        Layer(dsse.ENVELOPE_MEDIA_TYPE, "sha256:" + f"{n:064x}", size, ()) for n in range(count)
+    )
+    tag = attestation_tag(APP)
+    memory.manifests[(repo(DEV, "app"), tag)] = ArtifactManifest(layers).manifest()
+    with pytest.raises(VerificationError, match=refused):
+        at(memory, DEV, "app").read(APP)
