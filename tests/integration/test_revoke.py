@@ -9,7 +9,9 @@ half committed in the catalog as ``keys/cosign.pub``, the private one in a file 
 signed provenance names the base's digest as its parent), writes ahead in the audit log, reports
 dev as the blast radius, and the promotion of the app to preprod is refused; ``status`` marks
 both. The app's evidence bundle verifies offline with the public key alone (it says revoked),
-and is refused once one byte of a blob or of an audit record is changed.
+and is refused once one byte of a blob or of an audit record is changed. Both digests are listed
+in the catalog's revocations.yaml too: once a tamperer with push rights (not the key) drops the
+lifecycle layers from the ``.att`` manifests, the promotion is still refused, by the entry.
 """
 
 from __future__ import annotations
@@ -25,6 +27,17 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from imagefactory.evidence.predicates import LIFECYCLE
+from imagefactory.signing.dsse import PREDICATE_ANNOTATION
+from imagefactory.signing.oci import (
+    MANIFEST_MEDIA_TYPE,
+    ArtifactManifest,
+    attestation_tag,
+    parse_manifest,
+    sha256_digest,
+)
+from imagefactory.spec.revocations import REVOCATIONS_FILE
 
 from .helpers.example import cli_json
 from .helpers.registry import Registry
@@ -146,6 +159,14 @@ def test_revoking_the_base_revokes_what_is_built_on_it(
     ]
     assert lines[0]["reason"] == REASON and REASON in lines[2]["reason"]
     assert {line["id"] for line in lines} == {r["audit_id"] for r in revoked["revoked"]}
+    # and listed in the catalog, for the user to commit
+    assert revoked["commit"] == REVOCATIONS_FILE
+    assert all(r["listed_now"] for r in revoked["revoked"])
+    listed = yaml.safe_load((chain.root / REVOCATIONS_FILE).read_text())["revoked"]
+    assert [(e["image"], e["digest"], e.get("built_on"), e["reason"]) for e in listed] == [
+        (BASE, chain.base, None, REASON),
+        (APP, chain.app, chain.base, REASON),
+    ]
 
 
 def test_the_app_built_on_a_revoked_base_is_never_promoted(
@@ -179,7 +200,10 @@ def test_the_evidence_bundle_verifies_offline_and_fails_once_edited(
     assert f"{chain.dev}/{APP}" in summary["signed_for"]
     assert [p["parent"] for p in summary["provenance"]] == [chain.base]
 
-    checked = ok(_verify(chain, bundle))
+    verified = _verify(chain, bundle)  # intact, and it says revoked: exit 1
+    checked = cli_json(verified)
+    assert verified.returncode == 1 and checked["intact"] is True
+    assert checked["problems"] == ["the digest is revoked"]
     assert checked["digest"] == chain.app and checked["summary"] == summary
 
     document = json.loads(bundle.read_text())
@@ -203,3 +227,47 @@ def test_the_evidence_bundle_verifies_offline_and_fails_once_edited(
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     failed = cli_json(refused)
     assert failed["ok"] is False and "audit records were changed" in failed["error"]
+
+
+def _drop_lifecycle(registry: Registry, reference: str, digest: str) -> int:
+    """What a tamperer with push rights but not the key does: the ``.att`` manifest of
+    ``digest`` in repository ``reference`` (HOST/PATH) put again without its lifecycle layers,
+    through the registry API. How many layers it dropped."""
+    repository = reference.removeprefix(f"{registry.host}/")
+    path = f"/v2/{repository}/manifests/{attestation_tag(digest)}"
+    status, _, body = registry.request("GET", path, headers={"Accept": MANIFEST_MEDIA_TYPE})
+    assert status == 200, body
+    held = parse_manifest(body, what="the .att manifest")
+    kept = ArtifactManifest(
+        tuple(x for x in held.layers if x.annotation(PREDICATE_ANNOTATION) != LIFECYCLE)
+    )
+    config = kept.config()
+    status, headers, body = registry.request("POST", f"/v2/{repository}/blobs/uploads/")
+    assert status == 202, body
+    upload = headers["Location"].removeprefix(registry.base_url)
+    separator = "&" if "?" in upload else "?"
+    status, _, body = registry.request(
+        "PUT",
+        f"{upload}{separator}digest={sha256_digest(config)}",
+        headers={"Content-Type": "application/octet-stream"},
+        data=config,
+    )
+    assert status == 201, body
+    status, _, body = registry.request(
+        "PUT", path, headers={"Content-Type": MANIFEST_MEDIA_TYPE}, data=kept.manifest()
+    )
+    assert status == 201, body
+    return len(held.layers) - len(kept.layers)
+
+
+def test_the_catalog_entry_refuses_the_promotion_once_the_attestations_are_dropped(
+    chain: Chain, revoked: dict[str, Any], registry: Registry
+) -> None:
+    for image, digest in ((BASE, chain.base), (APP, chain.app)):
+        assert _drop_lifecycle(registry, f"{chain.dev}/{image}", digest) == 1
+    # the registry no longer says revoked: only the catalog's entry stands in the way
+    refused = chain.cli("promote", APP, "--to", "preprod")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"is revoked: {REASON}" in refused.stderr
+    assert f"listed in {REVOCATIONS_FILE}:" in refused.stderr and "Traceback" not in refused.stderr
+    assert chain.digest(f"{chain.dev.rpartition('/')[0]}/preprod/{APP}:1.0.0") is None
