@@ -27,6 +27,7 @@ from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.evidence.verify import (
     Verified,
     identities,
+    refuse_listed,
     revocation,
     verify_chain,
     verify_digest,
@@ -39,6 +40,7 @@ from imagefactory.signing.keys import VerificationError, VerifyingKey
 from imagefactory.signing.provenance import parent_of
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Environment, Registry, SigningSettings
+from imagefactory.spec.revocations import Revocations, load_revocations
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 
@@ -82,12 +84,13 @@ def check_image(
     recorded = None if digest is not None else _recorded(catalog, image, env)
     key = verifying_key(catalog)
     registries = [catalog.project.registries[name] for name in env.registries]
+    listed = load_revocations(catalog)
     checks: list[Check] = []
     digests: dict[str, str] = {}
     with registry_session(catalog, registries) as client:
         for registry in registries:
             place = Location(registry, repository(registry, image.spec.name))
-            found = _Run(client, catalog, settings, key, env, place, recorded)
+            found = _Run(client, catalog, settings, key, env, place, recorded, listed)
             held = digest or found.tagged(checks)
             if held is not None:
                 digests[place.repository] = held
@@ -119,6 +122,7 @@ class _Run:
     env: Environment
     place: Location
     recorded: tuple[str, str] | None  # (version, digest) from state; None: a digest was given
+    listed: Revocations  # the catalog's revocations.yaml
 
     @property
     def version(self) -> str | None:
@@ -182,7 +186,7 @@ class _Run:
         add("chain", lambda: self._chain(digest))
         add("tests", lambda: _tests(found))
         add("release", lambda: _release(found, self.env.name, self.version))
-        add("revocation", lambda: _revocation(found))
+        add("revocation", lambda: _revocation(found, self.listed))
 
     @property
     def _registries(self) -> list[Registry]:
@@ -197,6 +201,8 @@ class _Run:
             self.key,
             builders=self.settings.builders,
         )
+        for parent in chain[1:]:
+            refuse_listed(self.listed, parent.digest, f"the parent {parent.repository}")
         return " → ".join(f"{v.repository}@{v.digest[:19]}…" for v in chain)
 
 
@@ -240,8 +246,9 @@ def _release(verified: Verified, environment: str, version: str | None) -> str:
     return f"{last.version} released into {environment} by {last.identity}{approved}"
 
 
-def _revocation(verified: Verified) -> str:
+def _revocation(verified: Verified, listed: Revocations) -> str:
     record = revocation(verified)
     if record is not None and record.revoked:
         raise VerificationError(f"revoked: {record.reason} (by {record.by})")
+    refuse_listed(listed, verified.digest, verified.digest)
     return "not revoked" if record is None else f"revocation lifted: {record.reason}"

@@ -39,6 +39,7 @@ from imagefactory.signing.dsse import VerifiedAttestation
 from imagefactory.signing.keys import VerificationError, VerifyingKey
 from imagefactory.signing.oci import ArtifactManifest, attestation_tag, signature_tag
 from imagefactory.spec.models import Registry
+from imagefactory.spec.revocations import Revocations
 
 #: The most images one chain may have (an app on a runtime on a base is three).
 MAX_DEPTH = 32
@@ -196,6 +197,18 @@ def revocation(verified: Verified) -> Lifecycle | None:
     """The latest lifecycle record of a verified digest (by its time; of two at one time, the
     one written last), None when it has none. ``revoked`` on it says whether the digest is."""
     return latest(parse_lifecycle(p) for p in verified.predicates(LIFECYCLE))
+
+
+def refuse_listed(listed: Revocations, digest: str, what: str) -> None:
+    """A VerificationError when the catalog's revocations.yaml lists ``digest`` (``what``: how
+    the message names it), whatever the registry holds: an entry's removal shows in review,
+    a lifecycle layer's in no log."""
+    entry = listed.of(digest)
+    if entry is not None:
+        raise VerificationError(
+            f"{what} is revoked: {entry.entry.reason} (by {entry.entry.by}; listed in "
+            f"{entry.location})"
+        )
 
 
 def _signature(

@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 from imagefactory.evidence import predicates
 from imagefactory.evidence.keys import signing_enabled, signing_key, verifying_key
 from imagefactory.evidence.store import EvidenceStore, Location
-from imagefactory.evidence.verify import Verified, verify_chain
+from imagefactory.evidence.verify import Verified, refuse_listed, verify_chain
 from imagefactory.registry.client import RegistryClient
 from imagefactory.release import audit
 from imagefactory.release.evidence import builders
 from imagefactory.release.record import Release, Step
 from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.revocations import load_revocations
 
 
 def attach_release(
@@ -54,15 +55,19 @@ def verified_chain(
     catalog: Catalog, client: RegistryClient, origin: Location, digest: str
 ) -> Verified | None:
     """``digest``'s evidence at ``origin``, verified down the chain of its parents to the
-    bootstrap, none revoked (a ``VerificationError`` otherwise); None: nothing to check without
-    ``signing:``."""
+    bootstrap, none revoked there nor listed in the catalog's revocations.yaml (a
+    ``VerificationError`` otherwise); None: nothing to check without ``signing:``."""
     if not signing_enabled(catalog):
         return None
-    return verify_chain(
+    chain = verify_chain(
         client,
         list(catalog.project.registries.values()),
         origin,
         digest,
         verifying_key(catalog),
         builders=builders(catalog),
-    )[0]
+    )
+    listed = load_revocations(catalog)  # a parent the catalog lists, whatever its evidence says
+    for parent in chain[1:]:
+        refuse_listed(listed, parent.digest, f"its parent {parent.repository}@{parent.digest}")
+    return chain[0]

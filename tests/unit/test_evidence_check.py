@@ -19,10 +19,13 @@ from typer.testing import Result
 
 from imagefactory.evidence import check, predicates
 from imagefactory.evidence.store import EvidenceStore, Location
+from imagefactory.evidence.verify import Verified
 from imagefactory.project.state import EnvironmentRecord, ImageRecord, State, save_state
 from imagefactory.registry.client import RegistryClient
-from imagefactory.signing.keys import SigningKey
+from imagefactory.release import attach
+from imagefactory.signing.keys import SigningKey, VerificationError
 from imagefactory.signing.oci import attestation_tag
+from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Registry
 
 from .helpers import run
@@ -237,6 +240,24 @@ def test_revoked(setup: Setup) -> None:
     assert results(document)["revocation"] == "failed" and results(document)["chain"] == "failed"
 
 
+def test_a_digest_the_catalog_lists_as_revoked(setup: Setup) -> None:
+    """Fails before the fix: with its lifecycle layer removed from the registry (or never
+    written), a digest revocations.yaml lists verified as not revoked."""
+    (setup.root / "revocations.yaml").write_text(
+        "revoked:\n"
+        f"  - image: app/tiny\n    digest: '{DIGEST}'\n    reason: CVE-2\n    by: sec\n"
+        '    at: "2026-12-01T12:00:00+00:00"\n'
+    )
+    result, document = verify(setup.root)
+    assert result.exit_code == 1
+    checks = {c["check"]: c for c in document["checks"]}  # type: ignore[attr-defined]
+    assert checks["revocation"]["result"] == "failed"
+    assert checks["revocation"]["detail"] == (
+        f"{DIGEST} is revoked: CVE-2 (by sec; listed in revocations.yaml:2)"
+    )
+    assert checks["signature and attestations"]["result"] == "ok"
+
+
 def test_a_digest_given_and_an_unknown_environment(setup: Setup) -> None:
     result, _ = verify(setup.root, "--env", "dev")
     assert result.exit_code == 0
@@ -252,3 +273,24 @@ def test_no_state_says_which_digest_to_name(setup: Setup) -> None:
     (setup.root / ".imagefactory" / "state.json").unlink()
     result = run(setup.root, "verify", "app/tiny")
     assert result.exit_code == 1 and "imagefactory verify app/tiny@sha256:" in result.output
+
+
+def test_the_release_chain_refuses_a_parent_the_catalog_lists(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fails before the fix: push, promote and gitops update read the parents' revocations
+    from the registry only, so a child built on a base the catalog lists went through."""
+    base = "sha256:" + "b" * 64
+    chain = (Verified(DIGEST, REPO, ()), Verified(base, "dev.example:5000/team/dev/base", ()))
+    monkeypatch.setattr(attach, "verify_chain", lambda *args, **kwargs: chain)
+    catalog = load_catalog(setup.root)
+    origin = Location(DEV, REPO)
+    client = cast_client(setup.memory)
+    assert attach.verified_chain(catalog, client, origin, DIGEST) == chain[0]
+    (setup.root / "revocations.yaml").write_text(
+        "revoked:\n"
+        f"  - image: app/tiny\n    digest: '{base}'\n    reason: CVE-3\n    by: sec\n"
+        '    at: "2026-12-01T12:00:00+00:00"\n'
+    )
+    with pytest.raises(VerificationError, match=r"its parent dev.example:5000/team/dev/base@"):
+        attach.verified_chain(catalog, client, origin, DIGEST)
