@@ -1,13 +1,17 @@
-"""The evidence a push or promotion carries along, written with its tags (inside the step's
-write-ahead, so that ``resume`` completes it too): for each repository the step wrote the digest
+"""The evidence a push or promotion carries along, written around its tags (inside the step's
+write-ahead, so that ``resume`` completes it too): for each repository the step writes the digest
 to, the digest's signatures and attestations copied from where it came from (``.sig`` and
-``.att``, merged into what the target holds: skopeo does not carry ``.att``), a signature with
-the target's identity, and a release attestation (environment, version, tags, who, approver,
-from where). Nothing without ``signing:``, or without the key where ``signing.required`` is off.
+``.att``, merged into what the target holds: skopeo does not carry ``.att``) and a signature with
+the target's identity, all BEFORE the tags are written, so whoever pulls a new tag (admission
+too) finds the digest signed; then the tags; then the release attestation (environment, version,
+tags, who, approver, from where), AFTER them: a step whose tags lose a race (an immutable tag
+taken meanwhile) attests no release. Nothing without ``signing:``, or without the key where
+``signing.required`` is off (then only the tags are written).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from imagefactory.evidence import predicates
@@ -23,14 +27,31 @@ from imagefactory.spec.revocations import load_revocations
 
 
 def attach_release(
-    catalog: Catalog, client: RegistryClient, source: Location, step: Step, release: Release
+    catalog: Catalog,
+    client: RegistryClient,
+    source: Location,
+    step: Step,
+    release: Release,
+    write_tags: Callable[[], None],
 ) -> None:
-    """Copy ``release``'s digest's evidence from ``source`` into each repository its tags went
-    to, sign the digest there and attest the release ``step`` made (a no-op when nothing is
-    signed)."""
+    """Copy ``release``'s digest's evidence from ``source`` into each repository its tags go
+    to and sign the digest there, then ``write_tags``, then attest the release ``step`` made
+    (only ``write_tags`` when nothing is signed)."""
     key = signing_key(catalog)
     if key is None:
+        write_tags()
         return
+    origin = EvidenceStore(client, source)
+    targets = sorted({(c.registry, c.repository) for c in release.changes})
+    stores = [
+        EvidenceStore(client, Location(catalog.project.registries[name], repository))
+        for name, repository in targets
+    ]
+    for store in stores:
+        if store.location != source:
+            origin.copy_to(release.digest, store)
+        store.sign(release.digest, key)
+    write_tags()
     predicate = predicates.release_predicate(
         environment=step.target,
         version=release.version,
@@ -40,14 +61,7 @@ def attach_release(
         from_environment=None if step.action == "push" else step.source,
         at=datetime.now(UTC),
     )
-    origin = EvidenceStore(client, source)
-    targets = {(c.registry, c.repository) for c in release.changes}
-    for name, repository in sorted(targets):
-        target = Location(catalog.project.registries[name], repository)
-        store = EvidenceStore(client, target)
-        if target != source:
-            origin.copy_to(release.digest, store)
-        store.sign(release.digest, key)
+    for store in stores:
         store.attest(release.digest, predicates.RELEASE, predicate, key)
 
 

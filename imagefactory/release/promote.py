@@ -147,9 +147,11 @@ def _copy(
         )
         source = f"{source_repo}@{digest}"
 
-        def write() -> None:
+        def tags() -> None:
             write_tags(client, catalog, source_registry, source, changes)
-            attach_release(catalog, client, origin, step, release)
+
+        def write() -> None:
+            attach_release(catalog, client, origin, step, release, tags)
 
         return record_release(
             catalog, step, release, record, write, revision=git.revision(catalog.root)

@@ -241,10 +241,17 @@ class _PushRun:
         )
 
     def _write(self, source: Location, step: Step, release: Release) -> None:
-        """The push's writes: its tags, then the evidence they carry."""
+        """The push's writes: its tags, with the evidence they carry around them."""
         reference = f"{source.repository}@{release.digest}"
-        write_tags(self.client, self.catalog, self.build, reference, list(release.changes))
-        attach_release(self.catalog, self.client, source, step, release)
+        changes = list(release.changes)
+        attach_release(
+            self.catalog,
+            self.client,
+            source,
+            step,
+            release,
+            lambda: write_tags(self.client, self.catalog, self.build, reference, changes),
+        )
 
     def _built_commit(self, image: CatalogImage, record: ImageRecord) -> str | None:
         """The commit that built ``record``'s digest, as its revision label names it; None

@@ -80,12 +80,18 @@ def resume(
         )
     with failure_recorded(catalog, intent):
         changes = _plan(catalog, client, image, intent, record)
-        write_tags(client, catalog, source[0], source[1], changes)
         completed = Release(
             intent.image, intent.version, intent.digest, reason, tuple(changes), audit_id=intent.id
         )
         origin = Location(source[0], source[1].rpartition("@")[0])
-        attach_release(catalog, client, origin, _step(intent), completed)
+        attach_release(
+            catalog,
+            client,
+            origin,
+            _step(intent),
+            completed,
+            lambda: write_tags(client, catalog, source[0], source[1], changes),
+        )
     # state and the done record name the tags it holds: the aliases it no longer takes are not
     finish(catalog, replace(intent, tags=sorted({c.tag for c in changes})), record, update=released)
     return completed

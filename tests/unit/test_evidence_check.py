@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -23,8 +24,10 @@ from imagefactory.evidence.verify import Verified
 from imagefactory.project.state import EnvironmentRecord, ImageRecord, State, save_state
 from imagefactory.registry.client import RegistryClient
 from imagefactory.release import attach
+from imagefactory.release.record import Release, Step
+from imagefactory.release.tags import TagChange
 from imagefactory.signing.keys import SigningKey, VerificationError
-from imagefactory.signing.oci import attestation_tag
+from imagefactory.signing.oci import attestation_tag, signature_tag
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Registry
 
@@ -294,3 +297,66 @@ def test_the_release_chain_refuses_a_parent_the_catalog_lists(
     )
     with pytest.raises(VerificationError, match=r"its parent dev.example:5000/team/dev/base@"):
         attach.verified_chain(catalog, client, origin, DIGEST)
+
+
+def test_a_release_signs_before_its_tags_and_attests_after_them(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fails before the fix: the tags were written first, so a tag was live (and admission
+    could pull it) before the digest was signed in its repository."""
+    written: list[str] = []
+    put = setup.memory.put_manifest
+
+    def recording(registry: Registry, repository: str, tag: str, *rest: Any) -> None:
+        written.append(tag)
+        put(registry, repository, tag, *rest)
+
+    monkeypatch.setattr(setup.memory, "put_manifest", recording)
+    monkeypatch.setattr(attach, "signing_key", lambda catalog: setup.key)
+    target = "dev.example:5000/team/dev/app/tiny-copy"
+    change = TagChange("dev", target, "1.0.0", "create", None, immutable=True)
+    release = Release("app/tiny", "1.0.0", DIGEST, "why", (change,))
+    step = Step.push("dev", identity="ci")
+    catalog = load_catalog(setup.root)
+
+    attach.attach_release(
+        catalog,
+        cast_client(setup.memory),
+        Location(DEV, REPO),
+        step,
+        release,
+        lambda: written.append("TAGS"),
+    )
+
+    sig, att = signature_tag(DIGEST), attestation_tag(DIGEST)
+    assert written.index(sig) < written.index("TAGS")  # signed in the target first
+    assert written.index(att) < written.index("TAGS")  # the copied evidence too
+    assert written[-1] == att  # the release attested last
+    held = EvidenceStore(cast_client(setup.memory), Location(DEV, target)).read(DIGEST)
+    assert len(held.attestations.layers) == len(setup.store.read(DIGEST).attestations.layers) + 1
+
+
+def test_a_release_whose_tags_fail_attests_no_release(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(attach, "signing_key", lambda catalog: setup.key)
+    target = "dev.example:5000/team/dev/app/tiny-copy"
+    change = TagChange("dev", target, "1.0.0", "create", None, immutable=True)
+    release = Release("app/tiny", "1.0.0", DIGEST, "why", (change,))
+
+    def lost() -> None:
+        raise RuntimeError("1.0.0 was written by someone else meanwhile")
+
+    with pytest.raises(RuntimeError):
+        attach.attach_release(
+            load_catalog(setup.root),
+            cast_client(setup.memory),
+            Location(DEV, REPO),
+            Step.push("dev", identity="ci"),
+            release,
+            lost,
+        )
+    held = EvidenceStore(cast_client(setup.memory), Location(DEV, target)).read(DIGEST)
+    # the evidence carried and signed, no release attested
+    assert held.signatures.layers
+    assert held.attestations.layers == setup.store.read(DIGEST).attestations.layers
