@@ -1026,11 +1026,15 @@ def test_registry_b_killed_during_the_copy(
     promo_copy: Path, release_env: dict[str, str], registry_b: TLSRegistry, released: Released,
     skopeo: Skopeo,
 ) -> None:  # fmt: skip
-    """B disappears while the first blob uploads: skopeo retries (bounded), then a clear error;
-    nothing recorded in state, the intent closed as failed. With B back, the same promotion
-    succeeds."""
+    """B disappears while skopeo uploads the image's first blob (after the evidence was carried
+    and signed there, which comes before the image and its tags): skopeo retries (bounded), then
+    a clear error; nothing recorded in state, the intent closed as failed. With B back, the same
+    promotion succeeds."""
     namespace = repo_of(promo_copy, "preprod").split("/", 1)[1]
-    upload = re.compile(rf"POST /v2/{re.escape(namespace)}/blobs/uploads/")
+    # the access log ends with the user agent: the image's copy is skopeo's
+    upload = re.compile(
+        rf'POST /v2/{re.escape(namespace)}/blobs/uploads/ [^"]*" \d+ \d+ "[^"]*" "skopeo/'
+    )
     state_before, audit_before = state_text(promo_copy), audit_text(promo_copy)
     log_offset = registry_b.log_file.stat().st_size
     process = subprocess.Popen(
