@@ -49,7 +49,7 @@ from imagefactory.build.docker import Engine
 from imagefactory.build.facts import RunFacts, build_facts
 from imagefactory.build.image_sbom import copied_files, saved_root
 from imagefactory.build.sbom_lookup import BASE_DIGEST_LABEL
-from imagefactory.evidence.keys import signing_key, verifying_key
+from imagefactory.evidence.keys import builders, signing_key, verifying_key
 from imagefactory.evidence.predicates import PROVENANCE, SBOM
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.evidence.verify import identities, verify_digest
@@ -187,14 +187,13 @@ class BuildEvidence:
             return None
         repository = tag.rpartition(":")[0]
         store = self._store(repository)
-        settings = self.catalog.project.signing
         try:
             verified = verify_digest(
                 store,
                 digest,
                 verifying_key(self.catalog),
                 identities=identities(list(self.catalog.project.registries.values()), repository),
-                builders=settings.builders if settings is not None else [],
+                builders=builders(self.catalog),
             )
         except VerificationError as exc:
             return f"{NOT_SIGNED} ({exc.message})"

@@ -27,7 +27,7 @@ from typing import Literal
 from imagefactory.atomic import read_regular, write_atomically
 from imagefactory.build.docker import Engine
 from imagefactory.build.image_sbom import copied_files, saved_root
-from imagefactory.evidence.keys import signing_enabled, verifying_key
+from imagefactory.evidence.keys import builders, signing_enabled, verifying_key
 from imagefactory.evidence.predicates import SBOM
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.evidence.verify import identities, verify_digest
@@ -101,13 +101,12 @@ def _from_registry(
     catalog: Catalog, client: RegistryClient, repo: str, digest: str
 ) -> tuple[str | None, str | None]:
     """(the SBOM attested to ``digest``, None) when its evidence verifies, else (None, why)."""
-    settings = catalog.project.signing
-    builders = settings.builders if settings is not None else []
+    trusted = builders(catalog)
     names = identities(list(catalog.project.registries.values()), repo)
     store = EvidenceStore(client, Location(build_registry(catalog.project), repo))
     try:
         verified = verify_digest(
-            store, digest, verifying_key(catalog), identities=names, builders=builders
+            store, digest, verifying_key(catalog), identities=names, builders=trusted
         )
     except VerificationError as exc:
         return None, f"the registry's evidence was not used: {exc.message}"

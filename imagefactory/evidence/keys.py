@@ -167,3 +167,8 @@ def _settings(catalog: Catalog) -> SigningSettings:
             hint="add signing: {public_key: cosign.pub} (docs/supply-chain.md)",
         )
     return settings
+
+
+def builders(catalog: Catalog) -> list[str]:
+    """The builder ids ``signing.builders`` trusts (empty: any)."""
+    return catalog.project.signing.builders if catalog.project.signing is not None else []

@@ -15,15 +15,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from imagefactory.evidence import predicates
-from imagefactory.evidence.keys import signing_enabled, signing_key, verifying_key
+from imagefactory.evidence.keys import builders, signing_enabled, signing_key, verifying_key
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.evidence.verify import Verified, refuse_listed, verify_chain
 from imagefactory.registry.client import RegistryClient
 from imagefactory.release import audit
-from imagefactory.release.evidence import builders
 from imagefactory.release.record import Release, Step
 from imagefactory.spec.catalog import Catalog
-from imagefactory.spec.revocations import load_revocations
+from imagefactory.spec.revocations import Revocations
 
 
 def attach_release(
@@ -66,11 +65,11 @@ def attach_release(
 
 
 def verified_chain(
-    catalog: Catalog, client: RegistryClient, origin: Location, digest: str
+    catalog: Catalog, client: RegistryClient, origin: Location, digest: str, listed: Revocations
 ) -> Verified | None:
     """``digest``'s evidence at ``origin``, verified down the chain of its parents to the
-    bootstrap, none revoked there nor listed in the catalog's revocations.yaml (a
-    ``VerificationError`` otherwise); None: nothing to check without ``signing:``."""
+    bootstrap, none revoked there nor in ``listed`` (the catalog's revocations.yaml, as the
+    step read it for its gate; a ``VerificationError`` otherwise); None: nothing to check without ``signing:``."""
     if not signing_enabled(catalog):
         return None
     chain = verify_chain(
@@ -81,7 +80,6 @@ def verified_chain(
         verifying_key(catalog),
         builders=builders(catalog),
     )
-    listed = load_revocations(catalog)  # a parent the catalog lists, whatever its evidence says
     for parent in chain[1:]:
         refuse_listed(listed, parent.digest, f"its parent {parent.repository}@{parent.digest}")
     return chain[0]

@@ -92,13 +92,14 @@ def deploy(
         held = _held(client, catalog, image, env, digest)
         # with signing:, the digest's chain of parents verified there too, none revoked
         where = Location(registry, repository(registry, image.spec.name))
-        verified_chain(catalog, client, where, digest)
+        listed = load_revocations(catalog)
+        verified_chain(catalog, client, where, digest, listed)
         candidate = gate.Candidate(image.ref, held.version, digest, env)
         gate.require(  # with signing:, the evidence the environment's registry holds
             evidence_for(catalog, client=client, at=registry),
             candidate,
             approver=approved_by,
-            listed=load_revocations(catalog),
+            listed=listed,
             scan_required=env_name in catalog.project.scan.require,
         )
     intent = audit.new_record(

@@ -19,7 +19,7 @@ from datetime import UTC
 from typing import Protocol
 
 from imagefactory.evidence import predicates
-from imagefactory.evidence.keys import signing_enabled, verifying_key
+from imagefactory.evidence.keys import builders, signing_enabled, verifying_key
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.evidence.verify import NoEvidence, Verified, identities, verify_digest
 from imagefactory.project.naming import build_registry, repository
@@ -194,11 +194,6 @@ class RegistryEvidence:
                     raise
                 self._verified[key] = None
         return self._verified[key]
-
-
-def builders(catalog: Catalog) -> list[str]:
-    """The builder ids ``signing.builders`` trusts (empty: any)."""
-    return catalog.project.signing.builders if catalog.project.signing is not None else []
 
 
 def evidence_for(

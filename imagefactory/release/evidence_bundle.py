@@ -12,7 +12,7 @@ from pathlib import Path
 from imagefactory.atomic import write_atomically
 from imagefactory.errors import UserError
 from imagefactory.evidence import bundle
-from imagefactory.evidence.keys import signing_enabled, signing_key, verifying_key
+from imagefactory.evidence.keys import builders, signing_enabled, signing_key, verifying_key
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.evidence.verify import identities, verify_digest
 from imagefactory.project.naming import repository
@@ -58,13 +58,12 @@ def export_evidence(
                 hint=f"the digests each environment holds: imagefactory status {image.ref}",
             )
         store = EvidenceStore(client, place)
-        signing = catalog.project.signing
         verify_digest(
             store,
             digest,
             verifying_key(catalog),
             identities=identities(catalog.project.registries.values(), place.repository),
-            builders=signing.builders if signing else [],
+            builders=builders(catalog),
         )
         held = store.read(digest)
     records = [

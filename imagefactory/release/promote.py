@@ -117,7 +117,8 @@ def _copy(
                 hint="push or promote it there again",
             )
         origin = Location(source_registry, source_repo)
-        top = verified_chain(catalog, client, origin, digest)
+        listed = load_revocations(catalog)
+        top = verified_chain(catalog, client, origin, digest, listed)
         gate.require(
             evidence_for(
                 catalog,
@@ -128,7 +129,7 @@ def _copy(
             ),
             gate.Candidate(image.ref, held.version, digest, target_env),
             approver=approved_by,
-            listed=load_revocations(catalog),
+            listed=listed,
             scan_required=to_env in catalog.project.scan.require,
         )
         changes = _promotion_changes(

@@ -188,7 +188,8 @@ class _PushRun:
         origin = Location(self.build, record.repository)
         # with signing:, the digest's evidence and its parents' down to the bootstrap, none
         # revoked (as a promotion checks): a revoked base blocks a child built on it
-        verified_chain(self.catalog, self.client, origin, record.digest)
+        listed = load_revocations(self.catalog)
+        verified_chain(self.catalog, self.client, origin, record.digest, listed)
         candidate = gate.Candidate(image.ref, str(choice.version), record.digest, self.env)
         required = self.catalog.project.release.require_tests
         untested = required and not gate.tested(evidence, candidate)
@@ -196,7 +197,7 @@ class _PushRun:
             evidence,
             candidate,
             approver=None,
-            listed=load_revocations(self.catalog),
+            listed=listed,
             tests_required=required and not self.force,
             approval=False,
             scan_required=self.env.name in self.catalog.project.scan.require,

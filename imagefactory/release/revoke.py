@@ -40,7 +40,7 @@ from imagefactory import git
 from imagefactory.atomic import read_inside, write_atomically
 from imagefactory.errors import UserError
 from imagefactory.evidence import predicates
-from imagefactory.evidence.keys import signing_enabled, signing_key, verifying_key
+from imagefactory.evidence.keys import builders, signing_enabled, signing_key, verifying_key
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.evidence.verify import identities, verify_digest
 from imagefactory.gitops import repo
@@ -264,7 +264,6 @@ class _RegistryLineage:
 
     def parent(self, image: CatalogImage, digest: str, places: Sequence[Location]) -> str | None:
         """The parent the signed provenance of ``digest`` names; without one, its label's."""
-        signing = self.catalog.project.signing
         for place in places:
             try:
                 verified = verify_digest(
@@ -274,7 +273,7 @@ class _RegistryLineage:
                     identities=identities(
                         self.catalog.project.registries.values(), place.repository
                     ),
-                    builders=signing.builders if signing else [],
+                    builders=builders(self.catalog),
                 )
             except VerificationError:
                 continue  # unsigned, or built before signing: the label says

@@ -239,7 +239,9 @@ def _revoked_parent(calls: list[tuple[str, str, str]]) -> Any:
     """``verified_chain`` as a chain whose base is revoked refuses it (what it does for real:
     tests/unit/test_evidence_store.py), recording each (registry url, repository, digest)."""
 
-    def refuse(catalog: object, client: object, origin: Location, digest: str) -> None:
+    def refuse(
+        catalog: object, client: object, origin: Location, digest: str, listed: object
+    ) -> None:
         calls.append((origin.registry.url, origin.repository, digest))
         raise VerificationError(
             f"{origin.repository}@{digest}: in its chain of parents, base@sha256:… is revoked"

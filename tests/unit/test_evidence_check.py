@@ -30,6 +30,7 @@ from imagefactory.signing.keys import SigningKey, VerificationError
 from imagefactory.signing.oci import attestation_tag, signature_tag
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Registry
+from imagefactory.spec.revocations import load_revocations
 
 from .helpers import run
 from .test_evidence_store import MemoryRegistry, provenance_of
@@ -289,14 +290,17 @@ def test_the_release_chain_refuses_a_parent_the_catalog_lists(
     catalog = load_catalog(setup.root)
     origin = Location(DEV, REPO)
     client = cast_client(setup.memory)
-    assert attach.verified_chain(catalog, client, origin, DIGEST) == chain[0]
+    assert (
+        attach.verified_chain(catalog, client, origin, DIGEST, load_revocations(catalog))
+        == chain[0]
+    )
     (setup.root / "revocations.yaml").write_text(
         "revoked:\n"
         f"  - image: app/tiny\n    digest: '{base}'\n    reason: CVE-3\n    by: sec\n"
         '    at: "2026-12-01T12:00:00+00:00"\n'
     )
     with pytest.raises(VerificationError, match=r"its parent dev.example:5000/team/dev/base@"):
-        attach.verified_chain(catalog, client, origin, DIGEST)
+        attach.verified_chain(catalog, client, origin, DIGEST, load_revocations(catalog))
 
 
 def test_a_release_signs_before_its_tags_and_attests_after_them(
