@@ -303,6 +303,15 @@ def test_the_release_chain_refuses_a_parent_the_catalog_lists(
         attach.verified_chain(catalog, client, origin, DIGEST, load_revocations(catalog))
 
 
+COPY = "dev.example:5000/team/dev/app/tiny-copy"
+
+
+def release_into_copy() -> Release:
+    """A push of the app's digest as 1.0.0 into another repository, COPY."""
+    change = TagChange("dev", COPY, "1.0.0", "create", None, immutable=True)
+    return Release("app/tiny", "1.0.0", DIGEST, "why", (change,))
+
+
 def test_a_release_signs_before_its_tags_and_attests_after_them(
     setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -317,9 +326,7 @@ def test_a_release_signs_before_its_tags_and_attests_after_them(
 
     monkeypatch.setattr(setup.memory, "put_manifest", recording)
     monkeypatch.setattr(attach, "signing_key", lambda catalog: setup.key)
-    target = "dev.example:5000/team/dev/app/tiny-copy"
-    change = TagChange("dev", target, "1.0.0", "create", None, immutable=True)
-    release = Release("app/tiny", "1.0.0", DIGEST, "why", (change,))
+    target, release = COPY, release_into_copy()
     step = Step.push("dev", identity="ci")
     catalog = load_catalog(setup.root)
 
@@ -344,9 +351,7 @@ def test_a_release_whose_tags_fail_attests_no_release(
     setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(attach, "signing_key", lambda catalog: setup.key)
-    target = "dev.example:5000/team/dev/app/tiny-copy"
-    change = TagChange("dev", target, "1.0.0", "create", None, immutable=True)
-    release = Release("app/tiny", "1.0.0", DIGEST, "why", (change,))
+    target, release = COPY, release_into_copy()
 
     def lost() -> None:
         raise RuntimeError("1.0.0 was written by someone else meanwhile")
