@@ -148,6 +148,23 @@ class Registry(Frozen):
     tls_verify: bool = True
 
 
+class Retention(Frozen):
+    """``retention:`` of an environment: what ``imagefactory gc`` may delete from its
+    registries (and what the rendered ECR lifecycle policy may expire). A digest is deleted
+    only when no rule keeps it: these two, and the ones no setting turns off (an alias of any
+    environment names it, a GitOps overlay pins it, it is the parent of a kept digest, the
+    catalog's current build, a yank or revocation still under ``hold_days``)."""
+
+    keep_versions: int = Field(default=10, ge=1)  # the highest N versions of each MAJOR.MINOR line
+    keep_days: int = Field(default=30, ge=0)  # everything younger than this
+    hold_days: int = Field(default=365, ge=0)  # a yanked or revoked digest: kept this long after
+    delete: bool = True  # false: nothing is ever deleted here (gc lists only)
+
+
+#: The first environment's retention when it sets none; later ones delete nothing without one.
+FIRST_ENVIRONMENT_RETENTION = Retention()
+
+
 class Environment(Frozen):
     """One stage of the promotion chain (dev → preprod → prod)."""
 
@@ -155,6 +172,8 @@ class Environment(Frozen):
     registries: list[Identifier] = Field(min_length=1)
     approval: bool = False  # a promotion into it needs an approver (in CI: its protected job)
     four_eyes: bool = False  # the approver must not be whoever pushed the digest
+    # None: the first environment keeps FIRST_ENVIRONMENT_RETENTION, the others delete nothing
+    retention: Retention | None = None
 
 
 class ReleaseSettings(Frozen):
