@@ -48,12 +48,11 @@ from imagefactory.build.bootstrap import labelled_releases, release_hashes, root
 from imagefactory.build.docker import Engine
 from imagefactory.build.facts import RunFacts, build_facts
 from imagefactory.build.image_sbom import copied_files, saved_root
-from imagefactory.build.sbom_lookup import BASE_DIGEST_LABEL
 from imagefactory.evidence.keys import builders, signing_key, verifying_key
 from imagefactory.evidence.predicates import PROVENANCE, SBOM
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.evidence.verify import identities, verify_digest
-from imagefactory.project.naming import REVISION_LABEL
+from imagefactory.project.naming import BASE_DIGEST_LABEL, REVISION_LABEL
 from imagefactory.project.paths import sbom_file, work_dir
 from imagefactory.registry.client import RegistryClient
 from imagefactory.render.dockerfile import ParentPin

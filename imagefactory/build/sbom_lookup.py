@@ -32,7 +32,12 @@ from imagefactory.evidence.predicates import SBOM
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.evidence.verify import identities, verify_digest
 from imagefactory.project.hashing import content_inputs
-from imagefactory.project.naming import CONTENT_LABEL, build_registry, repository
+from imagefactory.project.naming import (
+    BASE_DIGEST_LABEL,
+    CONTENT_LABEL,
+    build_registry,
+    repository,
+)
 from imagefactory.project.paths import sbom_file, work_dir
 from imagefactory.project.targets import target
 from imagefactory.registry.client import RegistryClient, registry_session
@@ -45,7 +50,6 @@ Source = Literal["registry", "cache", "engine", "file"]
 #: The most bytes an SBOM file may have.
 SBOM_LIMIT = 256 * 1024 * 1024
 _BASE_NAME = "org.opencontainers.image.base.name"
-BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
 _VERSION = "org.opencontainers.image.version"
 
 

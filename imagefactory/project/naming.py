@@ -10,6 +10,8 @@ CONTENT_LABEL = "org.imagefactory.content-hash"
 #: The commit a build is of (``<sha>-dirty`` for an uncommitted tree): push names git- tags by it.
 REVISION_LABEL = "org.opencontainers.image.revision"
 REF_LABEL = "org.imagefactory.ref"
+#: The digest of the parent an image was built on (render.dockerfile.image_labels writes it).
+BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
 
 
 def repository(registry: Registry, name: str) -> str:

@@ -218,6 +218,12 @@ class RegistryClient:
                 _path(registry, repository), tag, body, media_type
             )
 
+    def delete(self, registry: Registry, repository: str, digest: str) -> bool:
+        """Delete ``repository@digest`` (``HOST/PATH``) with every tag on it; False when the
+        registry did not have it."""
+        with _api_only(registry):
+            return self._api(registry).delete_manifest(_path(registry, repository), digest)
+
     def _api(self, registry: Registry) -> RegistryHTTP:
         api = self._apis.get(registry.url)
         if api is None:

@@ -200,6 +200,24 @@ class RegistryHTTP:
         self._put(repository, digest, tag, _push_scope(repository), (body, media_type))
         return digest
 
+    def delete_manifest(self, repository: str, digest: str) -> bool:
+        """Delete the manifest ``repository@digest`` and every tag on it (distribution's
+        ``DELETE /v2/<name>/manifests/<digest>``); False when it was not there (already
+        deleted: a re-run of an interrupted deletion). A registry that does not delete
+        (distribution without ``storage.delete.enabled``: 405) is a UserError."""
+        scope = f"repository:{repository}:delete"
+        path = f"/v2/{repository}/manifests/{digest}"
+        answer = self._call("DELETE", path, scope, missing=(404, 405))
+        if answer.status == 405:
+            raise UserError(
+                f"{self.registry.url} refuses to delete manifests ({repository}@{digest})",
+                hint="enable deletes in the registry (distribution: storage.delete.enabled: true "
+                "in its config.yml; ECR: the ecr:BatchDeleteImage permission), or let the "
+                "registry's own lifecycle rules expire images",
+            )
+        self._manifests.pop((repository, digest), None)
+        return answer.status != 404
+
     def blob(self, repository: str, digest: str, *, limit: int) -> bytes:
         """The blob ``digest`` of ``repository``: at most ``limit`` bytes, checked against the
         digest (a registry error when it is missing, larger, or other bytes)."""

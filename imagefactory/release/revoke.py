@@ -46,7 +46,7 @@ from imagefactory.evidence.verify import identities, verify_digest
 from imagefactory.gitops import repo
 from imagefactory.gitops.manifests import is_application, overlay_file
 from imagefactory.gitops.update import read_overlay, read_pins
-from imagefactory.project.naming import repository
+from imagefactory.project.naming import BASE_DIGEST_LABEL, repository
 from imagefactory.project.paths import audit_log, state_file
 from imagefactory.project.state import State, load_state, unwritable
 from imagefactory.registry.client import RegistryClient, registry_session
@@ -69,7 +69,6 @@ from imagefactory.spec.revocations import (
 )
 
 REVOKE = "revoke"
-BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"  # render.dockerfile.image_labels
 NOTHING_REVOKED = "nothing was revoked"
 
 

@@ -24,11 +24,10 @@ from imagefactory.build.bootstrap import (
 from imagefactory.build.docker import BuiltImage
 from imagefactory.build.publish import Published
 from imagefactory.build.run import BuildOptions, BuildRun
-from imagefactory.build.sbom_lookup import BASE_DIGEST_LABEL
 from imagefactory.errors import UserError
 from imagefactory.evidence.predicates import PROVENANCE, SBOM
 from imagefactory.evidence.verify import Verified
-from imagefactory.project.naming import REVISION_LABEL
+from imagefactory.project.naming import BASE_DIGEST_LABEL, REVISION_LABEL
 from imagefactory.registry.client import RegistryClient
 from imagefactory.signing.keys import VerificationError
 from imagefactory.signing.provenance import parent_of

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from imagefactory import tools
+from imagefactory.errors import UserError
 from imagefactory.registry import http as registry_http
 from imagefactory.registry.http import (
     NoCredentials,
@@ -44,9 +45,11 @@ class FakeRegistry:
     challenge: str = "bearer"  # or "basic"
     lie_about_digest: bool = False
     page_size: int = 2  # tags per page of a tag list (servers may cap what the client asks)
+    deletes_enabled: bool = True  # distribution's storage.delete.enabled
     manifests: dict[tuple[str, str], tuple[bytes, str]] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
     requests: list[tuple[str, str, str]] = field(default_factory=list)
+    scopes: list[str] = field(default_factory=list)  # what each token was asked for
     storage_requests: list[tuple[str, str]] = field(default_factory=list)  # (path, auth)
     url: str = ""
     storage_url: str = ""
@@ -95,7 +98,8 @@ def fake() -> Iterator[FakeRegistry]:
         def _token(self) -> None:
             query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
             assert query["service"] == ["fake-registry"]
-            assert re.fullmatch(r"repository:team/[a-z-]+:pull(,push)?", query["scope"][0])
+            assert re.fullmatch(r"repository:team/[a-z-]+:(pull(,push)?|delete)", query["scope"][0])
+            state.scopes.append(query["scope"][0])
             if self.headers.get("Authorization") != f"Basic {BASIC}":
                 self.reply(401)
             else:
@@ -152,6 +156,23 @@ def fake() -> Iterator[FakeRegistry]:
             state.manifests[(repository, reference)] = (body, self.headers["Content-Type"])
             answered = "sha256:0" if state.lie_about_digest else digest_of(body)
             self.reply(201, headers={"Docker-Content-Digest": answered})
+
+        def do_DELETE(self) -> None:
+            """distribution: the manifest by digest goes, and every tag that names it."""
+            state.requests.append((self.command, self.path, self.headers.get("Authorization", "")))
+            if not self._auth_ok():
+                return
+            if not state.deletes_enabled:
+                self.reply(405, b'{"errors": [{"code": "UNSUPPORTED"}]}')
+                return
+            repository, _, digest = self.path.removeprefix("/v2/").partition("/manifests/")
+            if (repository, digest) not in state.manifests:
+                self.reply(404, b'{"errors": [{"code": "MANIFEST_UNKNOWN"}]}')
+                return
+            for key, (body, _) in list(state.manifests.items()):
+                if key[0] == repository and digest_of(body) == digest:
+                    del state.manifests[key]
+            self.reply(202)
 
     with serving(Registry_) as address, serving(Storage) as storage:
         state.url, state.storage_url = address, storage
@@ -278,3 +299,21 @@ def test_labels_of_an_index_are_this_platforms(
 
 def test_labels_of_an_image_that_is_not_there(fake: FakeRegistry) -> None:
     assert client(fake).labels("team/app", "9.9.9") is None
+
+
+def test_delete_a_manifest_and_its_tags(fake: FakeRegistry) -> None:
+    api = client(fake)
+    api.retag("team/app", DIGEST, "1.2.3")
+    assert api.delete_manifest("team/app", DIGEST) is True
+    assert ("team/app", "1.2.3") not in fake.manifests
+    assert api.digest("team/app", DIGEST) is None
+    assert "repository:team/app:delete" in fake.scopes  # a token scoped to deleting
+    assert api.delete_manifest("team/app", DIGEST) is False  # gone already: a re-run's answer
+
+
+def test_a_registry_that_refuses_deletes(fake: FakeRegistry) -> None:
+    fake.deletes_enabled = False
+    with pytest.raises(UserError, match="refuses to delete") as raised:
+        client(fake).delete_manifest("team/app", DIGEST)
+    assert "storage.delete.enabled" in (raised.value.hint or "")
+    assert ("team/app", DIGEST) in fake.manifests
