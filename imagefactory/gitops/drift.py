@@ -1,4 +1,5 @@
-"""What the GitOps repository pins vs what state says each environment holds."""
+"""What the GitOps repository pins vs what state says each environment holds; every digest
+it pins (what ``revoke`` reports as still deployed and ``gc`` never deletes)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from imagefactory.gitops.update import read_overlay, read_pins
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import load_state
 from imagefactory.spec.catalog import Catalog
-from imagefactory.spec.gitops import GitopsSettings, remote_url
+from imagefactory.spec.gitops import GITOPS_FILE, GitopsSettings, remote_url
 
 
 @dataclass(frozen=True)
@@ -76,3 +77,30 @@ def _status(pinned: str | None, want: str | None) -> str:
     if want is None:
         return "not-in-state"
     return "in-sync" if pinned == want else "drift"
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """A digest an environment's overlay of the GitOps repository pins for an application."""
+
+    env: str
+    image: str  # the catalog ref
+    digest: str
+
+
+def pinned_digests(catalog: Catalog) -> list[Pinned]:
+    """Every digest the overlays pin: per application, per environment of gitops.yaml, read in
+    a fresh clone of its ``repo_url``; none without a gitops.yaml. A repository that cannot be
+    cloned is the error ``repo.clone`` raises (callers that must know every pin stop there)."""
+    if not (catalog.root / GITOPS_FILE).exists():
+        return []
+    settings = repo.settings_for_run(catalog)
+    found = []
+    with repo.clone(remote_url(catalog.root, settings.repo_url), settings.branch) as checkout:
+        for image in sorted(applications(catalog), key=lambda i: i.ref):
+            for env in settings.environments:
+                text = read_overlay(checkout, overlay_file(settings, image, env))
+                digest = read_pins(text).get(image.spec.name) if text is not None else None
+                if digest is not None:
+                    found.append(Pinned(env, image.ref, digest))
+    return found

@@ -45,7 +45,7 @@ _RESTORE = "restore it from the last CI artifact; it is append-only, never edit 
 class AuditRecord:
     id: str
     at: str
-    action: str  # push | promote | pin (gitops update) | yank | unyank | revoke
+    action: str  # push | promote | pin (gitops update) | yank | unyank | revoke | gc
     who: str
     image: str
     version: str
@@ -78,6 +78,8 @@ class AuditRecord:
             return f"imagefactory {self.action} {self.image} {self.version}"
         if self.action == "revoke":  # run again, it writes the attestations again
             return f"imagefactory revoke {self.image}@{self.digest} --reason {shlex.quote(self.reason or '')}"
+        if self.action == "gc":  # run again, it completes the deletion first
+            return f"imagefactory gc --env {self.target}"
         return f"imagefactory promote {self.image} --to {self.target}"
 
 

@@ -43,9 +43,8 @@ from imagefactory.evidence import predicates
 from imagefactory.evidence.keys import builders, signing_enabled, signing_key, verifying_key
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.evidence.verify import identities, verify_digest
-from imagefactory.gitops import repo
-from imagefactory.gitops.manifests import is_application, overlay_file
-from imagefactory.gitops.update import read_overlay, read_pins
+from imagefactory.gitops.drift import pinned_digests
+from imagefactory.gitops.manifests import is_application
 from imagefactory.project.naming import BASE_DIGEST_LABEL, repository
 from imagefactory.project.paths import audit_log, state_file
 from imagefactory.project.state import State, load_state, unwritable
@@ -57,7 +56,6 @@ from imagefactory.release.yank import EVERY_ENVIRONMENT, MAX_REASON
 from imagefactory.signing.keys import SigningKey, VerificationError, VerifyingKey
 from imagefactory.signing.provenance import parent_of
 from imagefactory.spec.catalog import Catalog, CatalogImage
-from imagefactory.spec.gitops import GITOPS_FILE, remote_url
 from imagefactory.spec.grammar import CONTROL
 from imagefactory.spec.revocations import (
     REVOCATIONS_FILE,
@@ -297,22 +295,14 @@ def blast_radius(
         for env, held in record.environments.items() if record else []:
             if held.digest == digest:
                 pins.append(Pin(image.ref, digest, env, "state"))
-    applications = [(i, d) for i, d in targets if is_application(i)]
-    if applications and (catalog.root / GITOPS_FILE).exists():
-        pins += _pinned_in_gitops(catalog, applications)
+    if any(is_application(image) for image, _ in targets):
+        wanted = {(image.ref, digest) for image, digest in targets}
+        pins += [
+            Pin(p.image, p.digest, p.env, "gitops")
+            for p in pinned_digests(catalog)
+            if (p.image, p.digest) in wanted
+        ]
     return tuple(pins)
-
-
-def _pinned_in_gitops(catalog: Catalog, targets: Sequence[tuple[CatalogImage, str]]) -> list[Pin]:
-    settings = repo.settings_for_run(catalog)
-    pins = []
-    with repo.clone(remote_url(catalog.root, settings.repo_url), settings.branch) as checkout:
-        for image, digest in targets:
-            for env in settings.environments:
-                text = read_overlay(checkout, overlay_file(settings, image, env))
-                if text is not None and read_pins(text).get(image.spec.name) == digest:
-                    pins.append(Pin(image.ref, digest, env, "gitops"))
-    return pins
 
 
 def _revoked(target: Target, audit_id: str | None, listed: tuple[Listed, bool] | None) -> Revoked:
