@@ -34,6 +34,8 @@ import semver
 
 from imagefactory.spec.models import Retention
 
+#: The reasons ``_spread`` gives (one manifest's ``kept elsewhere`` does not spread again).
+SPREAD = ("kept elsewhere:",)
 #: How many rounds of ``kept elsewhere`` and ``parent`` at most (each round adds a parent
 #: generation or an environment; catalogs are a few levels deep).
 MAX_ROUNDS = 64
@@ -165,27 +167,32 @@ def _spread(
     reasons: dict[tuple[str, str, str], tuple[str, ...]],
     parent_of: Callable[[Manifest], str | None],
 ) -> None:
-    """Apply ``kept elsewhere`` and ``parent`` until nothing changes (bounded)."""
+    """Add ``kept elsewhere`` and ``parent`` to every manifest they hold for, until nothing
+    changes (bounded): a manifest kept already is told these reasons too."""
     by_digest: dict[str, list[Manifest]] = {}
     for m in manifests:
         by_digest.setdefault(m.digest, []).append(m)
     parents: dict[tuple[str, str, str], str | None] = {}
+
+    def add(target: Manifest, reason: str) -> bool:
+        if reason in reasons[target.key]:
+            return False
+        reasons[target.key] += (reason,)
+        return True
+
     for _ in range(MAX_ROUNDS):
         changed = False
         for m in manifests:
             if not reasons[m.key]:
                 continue
+            own = [r for r in reasons[m.key] if not r.startswith(SPREAD)]
             for other in by_digest[m.digest]:
-                if other.environment != m.environment and not reasons[other.key]:
-                    reasons[other.key] = (f"kept elsewhere: in {m.environment} ({m.repository})",)
-                    changed = True
+                if other.environment != m.environment and own:
+                    changed |= add(other, f"kept elsewhere: in {m.environment} ({m.repository})")
             if m.key not in parents:
                 parents[m.key] = parent_of(m)
-            parent = parents[m.key]
-            for held in by_digest.get(parent or "", []):
-                if not reasons[held.key]:
-                    reasons[held.key] = (f"parent: of {m.repository}@{m.digest}",)
-                    changed = True
+            for held in by_digest.get(parents[m.key] or "", []):
+                changed |= add(held, f"parent: of {m.repository}@{m.digest}")
         if not changed:
             return
 

@@ -25,8 +25,6 @@ from typing import Any
 
 import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from imagefactory.evidence.predicates import LIFECYCLE
 from imagefactory.signing.dsse import PREDICATE_ANNOTATION
@@ -41,7 +39,7 @@ from imagefactory.spec.revocations import REVOCATIONS_FILE
 
 from .helpers.example import cli_json
 from .helpers.registry import Registry
-from .helpers.tiny import TinyCatalog, ok, project, tiny_parent, write_catalog
+from .helpers.tiny import TinyCatalog, key_pair, ok, project, tiny_parent, write_catalog
 
 pytestmark = pytest.mark.integration
 
@@ -56,25 +54,6 @@ class Chain(TinyCatalog):
     dev: str  # the dev repository prefix (HOST/it-…/revoke/dev)
 
 
-def _key_pair(root: Path, secret: Path) -> None:
-    """A P-256 pair: the public key in the catalog, the private one (PKCS#8) in ``secret``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    (root / "keys").mkdir(parents=True)
-    (root / "keys" / "cosign.pub").write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    secret.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    secret.chmod(0o600)
-
-
 @pytest.fixture(scope="module")
 def chain(
     registry: Registry,
@@ -86,7 +65,7 @@ def chain(
     folder = tmp_path_factory.mktemp("revoke")
     root, secret = folder / "catalog", folder / "signing.key"
     root.mkdir()
-    _key_pair(root, secret)
+    key_pair(root, secret)
     env = {**registry_env, "COLUMNS": "250", "IMAGEFACTORY_SIGNING_KEY": str(secret)}
     with tiny_parent("revoke", tiny_base, registry, docker_config) as (session, parent):
         stages = [{"name": stage, "registries": [stage]} for stage in ("dev", "preprod")]

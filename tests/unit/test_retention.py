@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import semver
@@ -88,6 +89,9 @@ def test_an_environment_without_retention_deletes_nothing_and_protects_dev() -> 
     result = decided(manifests)
     assert result[("prod", digest(1))].reasons[0].startswith("retention: prod deletes nothing")
     assert result[("dev", digest(1))].reasons == ("kept elsewhere: in prod (r/prod/app/api)",)
+    assert result[("prod", digest(1))].reasons == (  # one kept only from elsewhere: no echo
+        "retention: prod deletes nothing (no retention: setting)",
+    )
     assert result[("dev", digest(2))].deleted
 
 
@@ -103,6 +107,13 @@ def test_parents_of_kept_digests_are_kept_transitively() -> None:
     assert result[("dev", digest(1))].reasons == (f"parent: of r/dev/runtime/py@{digest(2)}",)
     assert result[("dev", digest(3))].deleted
     assert (result[("dev", digest(3))].why or "").startswith("an unreleased build (content-cc)")
+    # a digest kept for its own reasons is told it is a parent too
+    aliased = replace(base, aliases=("latest",))
+    both = decided([aliased, app], parents={digest(4): digest(1)})
+    assert both[("dev", digest(1))].reasons == (
+        "alias: latest",
+        f"parent: of r/dev/app/api@{digest(4)}",
+    )
 
 
 def test_foreign_tags_keep_a_digest() -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from .example import SESSION_LABEL, cli_json, imagefactory, remove_session_images
 from .registry import Registry, registry_cleanup
@@ -131,3 +133,22 @@ def ok(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
         f"exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     )
     return document
+
+
+def key_pair(root: Path, secret: Path) -> None:
+    """A P-256 pair: the public key in the catalog, the private one (PKCS#8) in ``secret``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    (root / "keys").mkdir(parents=True)
+    (root / "keys" / "cosign.pub").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    secret.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    secret.chmod(0o600)
