@@ -3,7 +3,9 @@
 :func:`terraform_vars` is pure: the catalog in, one tfvars document per environment out. Every
 image *name* gets one repository in each environment's namespace (variants share it and differ
 by tag, as :func:`imagefactory.project.naming.repository` lays them out); adding an image to the
-catalog adds its repository. :func:`write_tfvars` writes ``<out>/<env>/imagefactory.auto.tfvars.json``
+catalog adds its repository. Each environment's document also carries what its ECR lifecycle
+policy may expire (:func:`retention_vars`, :func:`parent_names`), a subset of what
+``imagefactory gc`` deletes. :func:`write_tfvars` writes ``<out>/<env>/imagefactory.auto.tfvars.json``
 for the root configurations in ``terraform/environments/<env>/``, deterministic and atomic.
 """
 
@@ -17,7 +19,9 @@ from typing import Any
 
 from imagefactory.atomic import write_atomically
 from imagefactory.errors import UserError
+from imagefactory.project.retention import retention_of
 from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.models import Retention
 
 TFVARS_FILE = "imagefactory.auto.tfvars.json"
 #: What ECR accepts as a repository name (CreateRepository: repositoryName).
@@ -42,8 +46,30 @@ def ecr_name_problem(name: str) -> str | None:
     return None
 
 
+def retention_vars(retention: Retention | None) -> dict[str, int] | None:
+    """The environment's effective retention as the root configuration reads it (None: ECR
+    expires no build there). ``build_expiry_days``: how old an unreleased build (``content-*``)
+    must be before ECR may expire it. gc keeps one younger than ``keep_days``, and a revoked one
+    ``hold_days``, so the larger of the two; at least 1, the least ECR accepts."""
+    if retention is None:
+        return None
+    return {
+        "keep_days": retention.keep_days,
+        "keep_versions": retention.keep_versions,
+        "hold_days": retention.hold_days,
+        "build_expiry_days": max(retention.keep_days, retention.hold_days, 1),
+    }
+
+
+def parent_names(catalog: Catalog) -> set[str]:
+    """The image names some catalog image is built on. ECR cannot tell which build of such an
+    image a child used, so it may expire no build in their repositories."""
+    return {catalog.images[ref].spec.name for ref in catalog.parents.values() if ref is not None}
+
+
 def terraform_vars(catalog: Catalog) -> dict[str, dict[str, Any]]:
-    """Per environment (in promotion order), the tfvars its root configuration reads.
+    """Per environment (in promotion order), the tfvars its root configuration reads: the
+    repositories (and whether ECR expires each one's unreleased builds) and the retention.
 
     Raises a UserError listing every repository name ECR would refuse, before anything runs.
     """
@@ -54,11 +80,13 @@ def terraform_vars(catalog: Catalog) -> dict[str, dict[str, Any]]:
             hint="add environments (dev, preprod, prod) with their registries to imagefactory.yaml",
         )
     names = sorted({image.spec.name: image for image in catalog.images.values()}.items())
+    parents = parent_names(catalog)
     problems: list[str] = []
     documents: dict[str, dict[str, Any]] = {}
     for environment in project.environments:
         namespaces = sorted({project.registries[r].namespace or "" for r in environment.registries})
-        repositories: dict[str, dict[str, str]] = {}
+        retention = retention_vars(retention_of(project, environment))
+        repositories: dict[str, dict[str, Any]] = {}
         for name, image in names:
             for namespace in namespaces:
                 full = f"{namespace}/{name}" if namespace else name
@@ -68,11 +96,16 @@ def terraform_vars(catalog: Catalog) -> dict[str, dict[str, Any]]:
                         f"{environment.name}: repository '{full}' for image '{name}' "
                         f"({image.file}) {problem}"
                     )
-                repositories[full] = {"image": name}
+                repositories[full] = {
+                    "image": name,
+                    # its content-* builds expire: a leaf image, in an environment that deletes
+                    "expire_builds": retention is not None and name not in parents,
+                }
         documents[environment.name] = {
             "project": project.project,
             "environment": environment.name,
             "repositories": dict(sorted(repositories.items())),
+            "retention": retention,
         }
     if problems:
         raise UserError(

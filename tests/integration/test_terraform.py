@@ -79,19 +79,31 @@ def init(terraform: str, folder: Path, *extra: str) -> None:
     tf(terraform, folder, "init", "-input=false", f"-plugin-dir={PLUGIN_DIR}", *extra)
 
 
+#: dev's retention in the catalog the tree is rendered from: ECR expires a leaf's unreleased
+#: builds max(keep_days, hold_days) days after their push
+DEV_RETENTION = "    retention: {keep_versions: 5, keep_days: 14, hold_days: 60}\n"
+BUILD_EXPIRY_DAYS = 60
+
+
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of terraform/ with tfvars freshly rendered from the example catalog by the CLI."""
-    copy = tmp_path_factory.mktemp("tf") / "terraform"
+    """A copy of terraform/ with tfvars freshly rendered by the CLI from the example catalog,
+    dev's retention set (DEV_RETENTION)."""
+    root = tmp_path_factory.mktemp("tf")
+    copy = root / "terraform"
     shutil.copytree(
         REPO_ROOT / "terraform",
         copy,
         ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"),
     )
+    catalog = root / "catalog"
+    shutil.copytree(REPO_ROOT / "images", catalog / "images")
+    project = (REPO_ROOT / "imagefactory.yaml").read_text()
+    dev = "    registries: [dev]\n"
+    assert dev in project
+    (catalog / "imagefactory.yaml").write_text(project.replace(dev, dev + DEV_RETENTION, 1))
     out = copy / "environments"
-    result = CliRunner().invoke(
-        app, ["-C", str(REPO_ROOT), "render", "terraform", "--out", str(out)]
-    )
+    result = CliRunner().invoke(app, ["-C", str(catalog), "render", "terraform", "--out", str(out)])
     assert result.exit_code == 0, result.output
     return copy
 
@@ -189,7 +201,11 @@ def test_each_environment_validates(terraform: str, tree: Path, environment: str
     assert "The configuration is valid" in result.stdout
 
 
-def expected_policy(builds_to_keep: int, staging_days: int, untagged_days: int) -> dict[str, Any]:
+def expected_policy(
+    build_expiry_days: int | None, staging_days: int, untagged_days: int
+) -> dict[str, Any]:
+    """The rules: ``build_expiry_days`` None where content-* builds are kept (gc decides)."""
+
     def protect(priority: int, pattern: str) -> dict[str, Any]:
         return {
             "rulePriority": priority,
@@ -211,12 +227,26 @@ def expected_policy(builds_to_keep: int, staging_days: int, untagged_days: int) 
             protect(4, "latest-*"),
             {
                 "rulePriority": 100,
-                "description": f"Keep the last {builds_to_keep} dev builds (content-*)",
+                "description": "Keep dev builds (content-*): imagefactory gc decides",
                 "selection": {
                     "tagStatus": "tagged",
                     "tagPrefixList": ["content-"],
                     "countType": "imageCountMoreThan",
-                    "countNumber": builds_to_keep,
+                    "countNumber": 9999,
+                },
+                "action": {"type": "expire"},
+            }
+            if build_expiry_days is None
+            else {
+                "rulePriority": 100,
+                "description": f"Expire dev builds (content-*) {build_expiry_days} days after "
+                "their push",
+                "selection": {
+                    "tagStatus": "tagged",
+                    "tagPrefixList": ["content-"],
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": build_expiry_days,
                 },
                 "action": {"type": "expire"},
             },
@@ -296,7 +326,12 @@ def test_apply_creates_the_repositories_and_destroy_removes_them(
             policy = json.loads(
                 ecr.get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"]
             )
-            assert policy == expected_policy(builds_to_keep=30, staging_days=1, untagged_days=7)
+            # only the leaf's builds expire: app/rag-api is built on runtime/llm, which is
+            # built on base/debian12, and ECR cannot tell which of their builds a child used
+            leaf = name == "bank-ai-lab/dev/app/rag-api"
+            assert wanted[name]["expire_builds"] is leaf
+            expiry = BUILD_EXPIRY_DAYS if leaf else None
+            assert policy == expected_policy(expiry, staging_days=1, untagged_days=7), name
             # promoted images are always selected by a protecting rule first
             for released in (
                 ["1.4.2", "content-0f3a", "git-1a2b3c4"],
@@ -335,8 +370,13 @@ def test_a_variable_that_fails_validation_is_a_clear_terraform_error(
         json.dumps(
             {
                 "environment": "prod",
-                "repositories": {"Bank-AI-Lab/dev/App": {"image": "App"}},
-                "build_images_to_keep": 0,
+                "repositories": {"Bank-AI-Lab/dev/App": {"image": "App", "expire_builds": False}},
+                "retention": {
+                    "keep_versions": 0,
+                    "keep_days": 30,
+                    "hold_days": 365,
+                    "build_expiry_days": 30,  # ECR would expire builds gc holds
+                },
                 "staging_expiry_days": 1.5,
             }
         )
@@ -346,8 +386,22 @@ def test_a_variable_that_fails_validation_is_a_clear_terraform_error(
     assert result.returncode == 1
     assert "This is the dev configuration" in output
     assert "as ECR requires" in output
-    assert "build_images_to_keep must be a whole number greater than 0" in output
+    assert "build_expiry_days is max(keep_days, hold_days, 1)" in output
     assert "staging_expiry_days must be a whole number greater than 0" in output
+    # without retention (preprod and prod here) builds are kept; a tfvars file that has a
+    # repository expire them anyway stops the plan
+    for expire_builds, returncode in ((False, 0), (True, 1)):
+        unkept = dev / "unkept.tfvars.json"
+        repository = {"image": "app/x", "expire_builds": expire_builds}
+        unkept.write_text(
+            json.dumps({"repositories": {"bank-ai-lab/dev/app/x": repository}, "retention": None})
+        )
+        result = tf(terraform, dev, "plan", "-input=false", f"-var-file={unkept.name}", check=False)
+        assert result.returncode == returncode, result.stdout + result.stderr
+        if expire_builds:
+            assert "var.retention is null" in result.stdout + result.stderr
+        else:
+            assert "Keep dev builds (content-*): imagefactory gc decides" in result.stdout
     assert ecr_client(moto_server).describe_repositories()["repositories"] == []
 
 

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -22,6 +23,7 @@ from imagefactory.render.terraform import (
     write_tfvars,
 )
 from imagefactory.spec.loader import load_catalog
+from imagefactory.spec.models import FIRST_ENVIRONMENT_RETENTION
 
 from .conftest import REPO, Edit
 
@@ -51,9 +53,14 @@ def test_one_repository_per_image_name_in_each_environment_namespace(catalog_dir
         assert document["environment"] == environment
         assert document["project"] == "bank-ai-lab"
         # runtime/llm has two variants (cpu, cuda): they share one repository
-        assert document["repositories"] == {
-            f"bank-ai-lab/{environment}/{name}": {"image": name}
+        assert sorted(document["repositories"]) == [
+            f"bank-ai-lab/{environment}/{name}"
             for name in ["app/rag-api", "base/debian12", "runtime/llm"]
+        ]
+        assert {r["image"] for r in document["repositories"].values()} == {
+            "app/rag-api",
+            "base/debian12",
+            "runtime/llm",
         }
 
 
@@ -69,7 +76,8 @@ def test_adding_an_image_to_the_catalog_adds_its_repository(
         added = set(after[environment]["repositories"]) - set(before[environment]["repositories"])
         assert added == {f"bank-ai-lab/{environment}/app/chat"}
         assert after[environment]["repositories"][f"bank-ai-lab/{environment}/app/chat"] == {
-            "image": "app/chat"
+            "image": "app/chat",
+            "expire_builds": environment == "dev",  # a leaf, where retention deletes
         }
 
 
@@ -103,9 +111,80 @@ def module_default(variable: str) -> str:
 
 def test_the_lifecycle_policy_selects_the_tags_builds_push() -> None:
     """The ECR lifecycle rules select images by the prefixes imagefactory tags them with: a
-    build's content tag (kept up to a count) and its staging tag (expired after days)."""
+    build's content tag (kept, or expired after the retention's days in a leaf's repository)
+    and its staging tag (expired after days)."""
     assert module_default("build_tag_prefix") == CONTENT_TAG_PREFIX
     assert module_default("staging_tag_prefix") == STAGING_TAG_PREFIX
+
+
+def expiring(document: dict[str, Any]) -> set[str]:
+    """The images whose repositories expire their unreleased builds."""
+    return {r["image"] for r in document["repositories"].values() if r["expire_builds"]}
+
+
+def test_only_leaf_images_of_an_environment_that_deletes_expire_their_builds(
+    catalog_dir: Path,
+) -> None:
+    """The example sets no retention: dev, the first environment, gets the default; preprod and
+    prod delete nothing. base/debian12 and runtime/llm are parents (runtime/llm:cpu is
+    app/rag-api's): ECR cannot tell which of their builds a child used, so it expires none."""
+    documents = terraform_vars(load_catalog(catalog_dir))
+    default = FIRST_ENVIRONMENT_RETENTION
+    assert documents["dev"]["retention"] == {
+        "keep_versions": default.keep_versions,
+        "keep_days": default.keep_days,
+        "hold_days": default.hold_days,
+        "build_expiry_days": max(default.keep_days, default.hold_days),
+    }
+    assert expiring(documents["dev"]) == {"app/rag-api"}
+    for environment in ["preprod", "prod"]:
+        assert documents[environment]["retention"] is None
+        assert expiring(documents[environment]) == set()
+
+
+def test_an_environment_retention_sets_the_build_expiry_to_the_larger_of_its_days(
+    catalog_dir: Path, edit: Edit
+) -> None:
+    edit(
+        "imagefactory.yaml",
+        "    registries: [preprod]\n",
+        "    registries: [preprod]\n"
+        "    retention: {keep_versions: 3, keep_days: 45, hold_days: 20}\n",
+    )
+    edit(
+        "imagefactory.yaml",
+        "    registries: [prod]\n",
+        "    registries: [prod]\n    retention: {keep_days: 0, hold_days: 0}\n",
+    )
+    documents = terraform_vars(load_catalog(catalog_dir))
+    assert documents["preprod"]["retention"] == {
+        "keep_versions": 3,
+        "keep_days": 45,
+        "hold_days": 20,
+        "build_expiry_days": 45,  # keep_days is the larger here
+    }
+    assert expiring(documents["preprod"]) == {"app/rag-api"}
+    # ECR's least expiry is 1 day: later than gc's, never earlier
+    assert documents["prod"]["retention"]["build_expiry_days"] == 1
+    assert expiring(documents["prod"]) == {"app/rag-api"}
+
+
+def test_delete_false_expires_no_build(catalog_dir: Path, edit: Edit) -> None:
+    edit(
+        "imagefactory.yaml",
+        "    registries: [dev]\n",
+        "    registries: [dev]\n    retention: {keep_days: 5, delete: false}\n",
+    )
+    document = terraform_vars(load_catalog(catalog_dir))["dev"]
+    assert document["retention"] is None
+    assert expiring(document) == set()
+
+
+def test_an_image_built_on_a_leaf_makes_it_a_parent(catalog_dir: Path) -> None:
+    folder = catalog_dir / "images" / "app" / "rag-worker"
+    folder.mkdir(parents=True)
+    (folder / "image.yaml").write_text("name: app/rag-worker\nversion: 0.1.0\nfrom: app/rag-api\n")
+    assert expiring(terraform_vars(load_catalog(catalog_dir))["dev"]) == {"app/rag-worker"}
 
 
 def test_a_name_too_long_for_ecr_is_refused_before_anything_is_written(

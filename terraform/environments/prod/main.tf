@@ -5,13 +5,19 @@ module "repository" {
   for_each = var.repositories
 
   name                 = each.key
-  build_images_to_keep = var.build_images_to_keep
   staging_expiry_days  = var.staging_expiry_days
   untagged_expiry_days = var.untagged_expiry_days
+  # null (builds kept) but for a leaf image where the environment's retention deletes
+  build_expiry_days = each.value.expire_builds ? var.retention.build_expiry_days : null
 
   tags = {
     "imagefactory.image" = each.value.image
   }
+}
+
+output "retention" {
+  description = "What imagefactory gc keeps in this environment (null: nothing is deleted); the lifecycle policies expire a subset of what it deletes."
+  value       = var.retention
 }
 
 output "repositories" {

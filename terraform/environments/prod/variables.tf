@@ -1,4 +1,4 @@
-# project, environment and repositories come from imagefactory.auto.tfvars.json, which
+# project, environment, repositories and retention come from imagefactory.auto.tfvars.json, which
 # `imagefactory render terraform` writes from the catalog: do not edit that file by hand.
 
 variable "project" {
@@ -22,9 +22,13 @@ variable "environment" {
 }
 
 variable "repositories" {
-  description = "One ECR repository per catalog image: full repository name => the catalog image it holds."
+  description = <<-EOT
+    One ECR repository per catalog image: full repository name => the catalog image it holds,
+    and whether its unreleased builds (content-*) expire (a leaf image, with a retention here).
+  EOT
   type = map(object({
-    image = string
+    image         = string
+    expire_builds = bool
   }))
 
   validation {
@@ -53,14 +57,28 @@ variable "aws_region" {
   }
 }
 
-variable "build_images_to_keep" {
-  description = "Images tagged only content-<hash> (dev builds) kept per repository; older ones expire."
-  type        = number
-  default     = 10
+variable "retention" {
+  description = <<-EOT
+    What imagefactory gc keeps here (imagefactory.yaml: the environment's retention, else the
+    first environment's default); null: nothing is deleted. build_expiry_days is
+    max(keep_days, hold_days, 1): the days after their push that unreleased builds of a leaf
+    image expire.
+  EOT
+  type = object({
+    keep_versions     = number
+    keep_days         = number
+    hold_days         = number
+    build_expiry_days = number
+  })
 
+  # null when the environment deletes nothing (no retention, or delete: false)
   validation {
-    condition     = var.build_images_to_keep > 0 && floor(var.build_images_to_keep) == var.build_images_to_keep
-    error_message = "build_images_to_keep must be a whole number greater than 0."
+    condition = var.retention == null ? true : (
+      alltrue([for n in values(var.retention) : n >= 0 && floor(n) == n]) &&
+      var.retention.keep_versions >= 1 &&
+      var.retention.build_expiry_days == max(var.retention.keep_days, var.retention.hold_days, 1)
+    )
+    error_message = "retention: keep_versions (at least 1), keep_days and hold_days are whole numbers, and build_expiry_days is max(keep_days, hold_days, 1), so that ECR expires no build gc keeps: render it with 'imagefactory render terraform'."
   }
 }
 

@@ -4,10 +4,31 @@
 # selection of a rule can never be expired by a rule of lower priority. So the first rules
 # select released images (every tag pattern in var.promoted_tag_patterns: one rule each,
 # because a rule with several patterns only selects images carrying all of them) with a
-# count no catalog reaches; then dev builds tagged content-<hash> are kept up to a count;
-# then images tagged only staging-<hash>-<nonce> expire some days after their push; last,
-# untagged images expire after some days. An image that was built (content-<hash>) and then
-# pushed or promoted (X.Y.Z, git-<sha>) carries both kinds of tag: the protecting rule wins.
+# count no catalog reaches; then unreleased builds tagged content-<hash> are either expired
+# some days after their push (var.build_expiry_days) or kept with that same count; then images
+# tagged only staging-<hash>-<nonce> expire some days after their push; last, untagged images
+# expire after some days. An image that was built (content-<hash>) and then pushed or
+# promoted (X.Y.Z, git-<sha>) carries both kinds of tag: the protecting rule wins.
+#
+# ECR and `imagefactory gc`. gc deletes by the environment's retention (imagefactory.yaml:
+# keep_versions, keep_days, hold_days). It keeps a digest that an alias of any environment
+# names, that a GitOps overlay pins, that is among the keep_versions highest of its MAJOR.MINOR
+# line, younger than keep_days, a parent of a kept digest (in any repository), the catalog's
+# current build, or yanked/revoked less than hold_days ago. ECR sees no pins, no other
+# repository and no yank or revocation record, so this policy expires only a subset of what
+# gc deletes, where the tags alone tell:
+#   - released images (any version, alias or git tag) are never expired here: gc decides;
+#   - an unreleased build (content-*) expires var.build_expiry_days after its push, which the
+#     render sets to max(keep_days, hold_days): past keep_days gc deletes it too, and a revoked
+#     build is held that long. But ECR cannot tell which build of an image a child was built
+#     on, so only a leaf image's repository (no catalog image is built on it), in an
+#     environment whose retention deletes, expires builds (the render's expire_builds); a parent
+#     image's repository, and every repository of an environment without retention, keeps
+#     them with the protecting count and leaves them to gc. Not visible to ECR either: a
+#     leaf's current build left unreleased and unchanged longer than that, and a build revoked
+#     late (gc holds it hold_days from the revocation, ECR counts from the push);
+#   - images tagged only staging-* and untagged images expire as before: no tag makes them a
+#     release or a build.
 #
 # A build pushes its image under a staging tag of its own, then gives that digest the
 # content tag if the tag is free (imagefactory/build/publish.py). Every build's image keeps
@@ -31,18 +52,38 @@ locals {
     }
   ]
 
-  dev_rules = [
-    {
-      rulePriority = 100
-      description  = "Keep the last ${var.build_images_to_keep} dev builds (${var.build_tag_prefix}*)"
-      selection = {
-        tagStatus     = "tagged"
-        tagPrefixList = [var.build_tag_prefix]
-        countType     = "imageCountMoreThan"
-        countNumber   = var.build_images_to_keep
+  # Exactly one content-* rule: the builds expire (var.build_expiry_days) or are kept (null).
+  build_rules = concat(
+    [
+      for days in(var.build_expiry_days == null ? [] : [var.build_expiry_days]) : {
+        rulePriority = 100
+        description  = "Expire dev builds (${var.build_tag_prefix}*) ${days} days after their push"
+        selection = {
+          tagStatus     = "tagged"
+          tagPrefixList = [var.build_tag_prefix]
+          countType     = "sinceImagePushed"
+          countUnit     = "days"
+          countNumber   = days
+        }
+        action = { type = "expire" }
       }
-      action = { type = "expire" }
-    },
+    ],
+    [
+      for count in(var.build_expiry_days == null ? [var.promoted_images_to_keep] : []) : {
+        rulePriority = 100
+        description  = "Keep dev builds (${var.build_tag_prefix}*): imagefactory gc decides"
+        selection = {
+          tagStatus     = "tagged"
+          tagPrefixList = [var.build_tag_prefix]
+          countType     = "imageCountMoreThan"
+          countNumber   = count
+        }
+        action = { type = "expire" }
+      }
+    ],
+  )
+
+  dev_rules = [
     {
       rulePriority = 150
       description  = "Expire images tagged only ${var.staging_tag_prefix}* after ${var.staging_expiry_days} days"
@@ -68,7 +109,7 @@ locals {
     },
   ]
 
-  lifecycle_policy = jsonencode({ rules = concat(local.protect_rules, local.dev_rules) })
+  lifecycle_policy = jsonencode({ rules = concat(local.protect_rules, local.build_rules, local.dev_rules) })
 }
 
 resource "aws_ecr_repository" "this" {

@@ -27,7 +27,7 @@ variable "promoted_tag_patterns" {
 }
 
 variable "promoted_images_to_keep" {
-  description = "The protecting rules' count: far above any real number of releases, so in practice promoted images are never expired."
+  description = "The protecting rules' count (released images, and content-* builds where build_expiry_days is null): far above any real number of images, so in practice they are never expired."
   type        = number
   default     = 9999
 
@@ -43,14 +43,19 @@ variable "build_tag_prefix" {
   default     = "content-"
 }
 
-variable "build_images_to_keep" {
-  description = "How many images tagged only with build tags (content-<hash>) to keep; older ones expire."
+variable "build_expiry_days" {
+  description = <<-EOT
+    Days after its push an unreleased build (tagged only content-<hash>) expires: the
+    environment's max(keep_days, hold_days). Only for a leaf image's repository (no catalog
+    image is built on it) in an environment whose retention deletes. null: builds are kept
+    (elsewhere ECR cannot know which build a child or gc still needs; imagefactory gc deletes).
+  EOT
   type        = number
-  default     = 30
+  default     = null
 
   validation {
-    condition     = var.build_images_to_keep > 0 && floor(var.build_images_to_keep) == var.build_images_to_keep
-    error_message = "build_images_to_keep must be a whole number greater than 0."
+    condition     = var.build_expiry_days == null ? true : var.build_expiry_days >= 1 && floor(var.build_expiry_days) == var.build_expiry_days
+    error_message = "build_expiry_days must be a whole number of at least 1 (or null)."
   }
 }
 
