@@ -15,9 +15,10 @@ what is gone already is a no-op. At most ``limit`` deletions per run (the rest: 
 
 Right before it deletes in a repository it lists the repository's tags again: a digest that
 gained a tag meanwhile (a push, a promotion, a yank moving an alias back) is skipped. One gc
-at a time per checkout; run it where no release runs at the same time (the generated pipeline
-gives it its own resource group). The registry's storage shrinks only when its own garbage
-collection runs (docs/retention.md).
+at a time per checkout; run it where no release runs at the same time, and where the release
+state lives: yanks are kept in state and the audit log (not yet attested), so a checkout
+without them knows a revocation (revocations.yaml, the signed lifecycle) but not a yank. The
+registry's storage shrinks only when its own garbage collection runs (docs/retention.md).
 """
 
 from __future__ import annotations
