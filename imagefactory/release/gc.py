@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import semver
+
 from imagefactory import git
 from imagefactory.errors import UserError
 from imagefactory.evidence import predicates
@@ -186,10 +188,13 @@ class _Run:
             by_digest.setdefault(digest, []).append(tag)
         found = []
         for digest, named in sorted(by_digest.items()):
-            versions, aliases, foreign, suffix = [], [], [], ""
+            versions: list[semver.Version] = []
+            aliases: list[str] = []
+            foreign: list[str] = []
+            suffix = ""
             for tag in sorted(named):
-                kind, tag_suffix, version = _kind(tag, suffixes)
-                if kind == "version" and version is not None:
+                kind, tag_suffix, version = tag_kind(tag, suffixes)
+                if version is not None:
                     versions.append(version)
                     suffix = tag_suffix
                 elif kind == "alias":
@@ -468,7 +473,7 @@ def _parse(text: str) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _kind(tag: str, suffixes: list[str]) -> tuple[str, str, Any]:
+def tag_kind(tag: str, suffixes: list[str]) -> tuple[str, str, semver.Version | None]:
     """What ``tag`` is to imagefactory: ("version", suffix, version), ("alias", suffix, None),
     ("build", "", None) or ("foreign", "", None). ``suffixes``: the variant suffixes of the
     repository's images, the longest first (longest suffix wins)."""

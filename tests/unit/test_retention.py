@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import semver
 
 from imagefactory.project.retention import retention_of
+from imagefactory.release.gc import tag_kind
 from imagefactory.release.retention import Decision, Facts, Manifest, decide
 from imagefactory.spec.models import Environment, ProjectSpec, Registry, Retention
 
@@ -136,3 +137,17 @@ def test_the_first_environment_has_a_default_retention_the_others_none() -> None
     assert retention_of(project, kept) == Retention(keep_versions=3)
     off = Environment(name="dev", registries=["r"], retention=Retention(delete=False))
     assert retention_of(project, off) is None
+
+
+def test_tags_are_sorted_into_kinds_longest_suffix_first() -> None:
+    suffixes = ["-cuda", ""]
+    assert tag_kind("1.4.2", suffixes)[:2] == ("version", "")
+    assert tag_kind("1.4.2-cuda", suffixes) == ("version", "-cuda", semver.Version.parse("1.4.2"))
+    assert tag_kind("2.0.0-rc.1", suffixes)[0] == "version"  # a prerelease of the plain image
+    assert tag_kind("1.4-cuda", suffixes) == ("alias", "-cuda", None)
+    assert tag_kind("latest", suffixes) == ("alias", "", None)
+    assert tag_kind("1", suffixes) == ("alias", "", None)
+    for build in ("content-0123abcd", "staging-0123-abcd", "git-0123abcd"):
+        assert tag_kind(build, suffixes)[0] == "build"
+    for foreign in ("nightly", "1.4-rocm", "v1.4.2", "1.4.2+meta"):
+        assert tag_kind(foreign, suffixes)[0] == "foreign", foreign
