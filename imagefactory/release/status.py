@@ -67,6 +67,7 @@ def status(catalog: Catalog, images: list[CatalogImage]) -> Status:
         table[image.ref] = row
         if record is not None and record.yanked:
             yanked[image.ref] = sorted(record.yanked.values(), key=lambda y: y.at)
-    refs = {image.ref for image in images}
-    pending = [i for i in audit.interrupted(audit_log(catalog)) if i.image in refs]
+    # an image's ref, or its name (a gc deletion names the repository's image, variants and all)
+    named = {image.ref for image in images} | {image.spec.name for image in images}
+    pending = [i for i in audit.interrupted(audit_log(catalog)) if i.image in named]
     return Status(table, yanked, pending)
