@@ -98,7 +98,6 @@ def collect_garbage(
     *,
     dry_run: bool,
     limit: int = DEFAULT_LIMIT,
-    now: datetime | None = None,
     on_delete: Callable[[Deletion], None] = lambda _: None,
 ) -> GcReport:
     """Delete, in ``env_name`` (None: every environment), what no retention rule keeps; or,
@@ -113,7 +112,7 @@ def collect_garbage(
     registries = {
         name: catalog.project.registries[name] for e in environments for name in e.registries
     }
-    now = now or datetime.now(UTC)
+    now = datetime.now(UTC)
     with (
         one_at_a_time(catalog, GC, "catalog"),
         registry_session(catalog, list(registries.values())) as client,
