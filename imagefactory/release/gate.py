@@ -29,6 +29,7 @@ from imagefactory import ci_env, git
 from imagefactory.errors import UserError
 from imagefactory.release import audit
 from imagefactory.release.evidence import Evidence
+from imagefactory.spec.catalog import ref_slug
 from imagefactory.spec.models import Environment
 from imagefactory.spec.revocations import REVOCATIONS_FILE, Revocations
 
@@ -154,10 +155,11 @@ def require_approver(env: Environment, what: str, approver: str | None) -> str:
         if ci_env.in_gitlab_ci():
             raise Refused(
                 f"{name} needs an approval for {what}: in GitLab CI only a job deploying to the "
-                f"protected environment {name} approves (CI=true alone, or --approve, does not)",
+                f"protected environment {name} approves (or {name}/<image>, the image's own; CI=true "
+                "alone, or --approve, does not)",
                 hint=f"run the pipeline's manual promote job into {name} on a protected branch or "
-                f"tag: GitLab sets CI_ENVIRONMENT_NAME={name}, CI_COMMIT_REF_PROTECTED=true and "
-                "GITLAB_USER_LOGIN (the approver) for it",
+                f"tag: GitLab sets CI_ENVIRONMENT_NAME={name}/<image> (or {name}), "
+                "CI_COMMIT_REF_PROTECTED=true and GITLAB_USER_LOGIN (the approver) for it",
             )
         raise Refused(
             f"{name} needs an approval for {what}",
@@ -202,11 +204,15 @@ def identity(root: Path) -> str:
     return name or email or audit.actor()
 
 
-def approver(env: Environment, root: Path, *, approve: bool, named: str | None) -> str | None:
+def approver(
+    env: Environment, root: Path, *, approve: bool, named: str | None, ref: str | None = None
+) -> str | None:
     """Who approves a promotion into ``env`` (None: nobody, or it needs no approval; ``require``
     then decides). Outside CI: with ``approve``, ``named`` (``--approver``) or else
     ``identity``. In GitLab CI: only the user of a job deploying to ``env``'s protected
-    environment; ``--approve`` counts for nothing there and ``--approver`` is refused."""
+    environment, or to the image ``ref``'s own environment there (``prod/<image slug>``, as the
+    generated pipeline names it); ``--approve`` counts for nothing there and ``--approver`` is
+    refused."""
     if ci_env.in_gitlab_ci():
         if named is not None:
             raise UserError(
@@ -214,7 +220,9 @@ def approver(env: Environment, root: Path, *, approve: bool, named: str | None) 
                 hint="in GitLab CI the approver is the user who runs the environment's protected "
                 "deployment job (GITLAB_USER_LOGIN)",
             )
-        return ci_env.deployment_approver(env.name) if env.approval else None
+        if not env.approval:
+            return None
+        return ci_env.deployment_approver(env.name, None if ref is None else ref_slug(ref))
     if named is not None:
         named = named.strip()
         if not named or len(named) > _MAX_NAME or not named.isprintable():

@@ -73,7 +73,9 @@ def promote(
             hint=f"imagefactory push {image.ref}",
         )
     source_env = catalog.project.environments[position - 1]
-    approved_by = gate.approver(target_env, catalog.root, approve=approve, named=approver)
+    approved_by = gate.approver(
+        target_env, catalog.root, approve=approve, named=approver, ref=image.ref
+    )
     signing_key(catalog)  # refused before anything is copied when signing needs a key it lacks
     with one_at_a_time(catalog, "promote", image.ref):
         release = _copy(catalog, image, source_env, target_env, approved_by, dry_run=dry_run)

@@ -16,8 +16,14 @@ The jobs call the commands a developer runs (``imagefactory build/test/push/prom
   default branch and on tags; ``promote:<env>:<ref>`` copies it one environment further, as a
   manual job (or automatic for the environments named in ``auto``). An environment with
   ``approval: true`` is always manual: the protected environment's manual job is the approval.
-  Every promotion job into one environment shares the ``resource_group`` ``promote-<env>``, so
-  two promotions into prod never overlap.
+  Each image deploys to GitLab environments of its own, ``<env>/<image slug>``
+  (``ci_env.image_environment``, which the gate accepts as the approving job), in resource
+  groups of its own (``push-<slug>``, ``promote-<env>-<slug>``): two promotions of one image
+  into prod never overlap, and with "prevent outdated deployment jobs" a newer pipeline of
+  image B never makes an older pipeline's pending prod promotion of image A outdated.
+* The push and promote jobs keep their artifacts ``RELEASE_ARTIFACTS_EXPIRE_IN``: the next
+  environment's manual job takes the state file from them, and GitLab refuses to run a job
+  whose needed artifacts expired (its instance default is 30 days).
 
 State travels along each image's own chain of jobs: build → test → push → promote, each job
 taking the artifacts of exactly one job (the one before it), so no two state files ever meet in
@@ -52,6 +58,7 @@ from typing import Any, Literal
 
 import yaml
 
+from imagefactory.ci_env import image_environment
 from imagefactory.errors import UserError
 from imagefactory.project.naming import build_registry
 from imagefactory.render.blockyaml import BlockYaml
@@ -88,7 +95,13 @@ VALIDATE_JOB = "catalog:validate"
 #: variable (as the registry credentials are), the pipeline does not name one.
 JOB_IMAGE = "$IMAGEFACTORY_CI_IMAGE"
 #: The engine service of each builder; 27 still serves API 1.41, which Debian 12's CLI speaks.
+#: The default of ``ENGINE_IMAGE_VARIABLE``, which a CI/CD variable overrides (e.g. to pin the
+#: image by digest: ``docker:27-dind@sha256:…``).
 ENGINE_IMAGES = {"dind": "docker:27-dind", "rootless": "docker:27-dind-rootless"}
+ENGINE_IMAGE_VARIABLE = "IMAGEFACTORY_DIND_IMAGE"
+#: How long push and promote jobs keep their artifacts: the next environment's manual job needs
+#: them, however old its pipeline is (an expired dependency fails the job).
+RELEASE_ARTIFACTS_EXPIRE_IN = "1 year"
 DIND_VARIABLES = {
     "DOCKER_HOST": "tcp://docker:2376",
     "DOCKER_TLS_CERTDIR": "/certs",
@@ -201,8 +214,11 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
             needs=needs,
             rules=release_rules(paths[image.ref], manual=False),
             script=[_command(options, "push", image.ref)],
-            artifacts={"paths": list(release_paths)},
-            environment={"name": first.name, "deployment_tier": _tier(0, len(environments))},
+            artifacts=_release_artifacts(release_paths),
+            environment={
+                "name": image_environment(first.name, ref_slug(image.ref)),
+                "deployment_tier": _tier(0, len(environments)),
+            },
             resource_group=f"push-{ref_slug(image.ref)}",
             interruptible=False,
         )
@@ -218,12 +234,12 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
                 needs=[_need(previous, artifacts=True)],
                 rules=release_rules(paths[image.ref], manual=manual),
                 script=[_command(options, "promote", image.ref, "--to", env.name)],
-                artifacts={"paths": list(release_paths)},
+                artifacts=_release_artifacts(release_paths),
                 environment={
-                    "name": env.name,
+                    "name": image_environment(env.name, ref_slug(image.ref)),
                     "deployment_tier": _tier(position, len(environments)),
                 },
-                resource_group=f"promote-{env.name}",
+                resource_group=f"promote-{env.name}-{ref_slug(image.ref)}",
                 interruptible=False,
             )
     return jobs
@@ -353,13 +369,18 @@ def _scanner_login(catalog: Catalog) -> dict[str, str]:
     return variables
 
 
+def _release_artifacts(paths: list[str]) -> dict[str, Any]:
+    return {"paths": list(paths), "expire_in": RELEASE_ARTIFACTS_EXPIRE_IN}
+
+
 def _engine(builder: str) -> dict[str, Any]:
-    """Services and variables that give a build or test job its engine."""
+    """Services and variables that give a build or test job its engine: the service image is
+    ``$IMAGEFACTORY_DIND_IMAGE``, defined in the job (a CI/CD variable of the project wins)."""
     if builder == "host":
         return {}
     return {
-        "services": [{"name": ENGINE_IMAGES[builder], "alias": "docker"}],
-        "variables": dict(DIND_VARIABLES),
+        "services": [{"name": f"${ENGINE_IMAGE_VARIABLE}", "alias": "docker"}],
+        "variables": {ENGINE_IMAGE_VARIABLE: ENGINE_IMAGES[builder], **DIND_VARIABLES},
     }
 
 
@@ -434,15 +455,23 @@ class CiVariable:
 
 
 def ci_variables(catalog: Catalog, options: PipelineOptions) -> list[CiVariable]:
-    """Every CI/CD variable the jobs read: the job image, the registry logins, each build
-    secret given by ``env`` (a build job reads it from its environment: build/run.py) and the
-    GitLab token of GitOps merge requests."""
+    """Every CI/CD variable the jobs read: the job image and the engine service image, the
+    registry logins, each build secret given by ``env`` (a build job reads it from its
+    environment: build/run.py) and the GitLab token of GitOps merge requests."""
     variables: list[CiVariable] = []
     if options.builder != "host":
         variables.append(
             CiVariable(
                 JOB_IMAGE.removeprefix("$"),
                 "the job image (imagefactory, the Docker CLI, skopeo, mmdebstrap)",
+                masked=False,
+            )
+        )
+        variables.append(
+            CiVariable(
+                ENGINE_IMAGE_VARIABLE,
+                f"optional, the engine service (default {ENGINE_IMAGES[options.builder]}; "
+                "pin it by digest)",
                 masked=False,
             )
         )

@@ -25,17 +25,19 @@ import yaml
 from typer.testing import CliRunner, Result
 
 import imagefactory.cli  # noqa: F401  (registers the commands on the app)
+from imagefactory import ci_env
 from imagefactory.cli import app
 from imagefactory.errors import UserError
 from imagefactory.render.gitlab_ci import (
     BUILDERS,
+    RELEASE_ARTIFACTS_EXPIRE_IN,
     STAGES,
     VALIDATE_JOB,
     PipelineOptions,
     pipeline,
     render_pipeline,
 )
-from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.catalog import Catalog, ref_slug
 from imagefactory.spec.loader import load_catalog
 
 from .conftest import REPO, Edit, copy_example_catalog
@@ -47,6 +49,8 @@ APP = "images/app/rag-api/image.yaml"
 
 TIERS = {"production", "staging", "testing", "development", "other"}
 RESOURCE_GROUP = re.compile(r"[A-Za-z0-9_./${} -]+")  # GitLab's allowed characters
+# Gitlab::Regex.environment_name_regex: no "/" first or last
+ENVIRONMENT_NAME = re.compile(r"[a-zA-Z0-9_${}. -](?:[a-zA-Z0-9_/${}. -]*[a-zA-Z0-9_${}. -])?")
 
 runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None, "TERM": "dumb"})
 
@@ -192,6 +196,7 @@ def check_pipeline(text: str, catalog: Catalog, validator: jsonschema.Draft7Vali
         # what the schema leaves open but GitLab checks
         if "environment" in job:
             assert job["environment"]["deployment_tier"] in TIERS, name
+            assert ENVIRONMENT_NAME.fullmatch(job["environment"]["name"]), name
         if "resource_group" in job:
             assert RESOURCE_GROUP.fullmatch(job["resource_group"]), name
         assert all(line.startswith("imagefactory ") for line in job["script"]), name
@@ -374,18 +379,23 @@ def test_release_jobs_of_the_example(tmp_path: Path) -> None:
         {"job": "test:app/rag-api", "artifacts": True},
         {"job": "push:runtime/llm:cpu", "artifacts": False, "optional": True},
     ]
-    assert push["environment"] == {"name": "dev", "deployment_tier": "development"}
+    assert push["environment"] == {"name": "dev/app_rag-api", "deployment_tier": "development"}
+    assert push["resource_group"] == "push-app_rag-api"
     assert push["script"] == ["imagefactory push app/rag-api"]
     assert all("when" not in rule for rule in push["rules"])  # dev: automatic
-    assert push["artifacts"]["paths"] == [".imagefactory/state.json", ".imagefactory/audit.jsonl"]
+    assert push["artifacts"] == {
+        "paths": [".imagefactory/state.json", ".imagefactory/audit.jsonl"],
+        "expire_in": "1 year",
+    }
     preprod = jobs["promote:preprod:app/rag-api"]
     assert preprod["needs"] == [{"job": "push:app/rag-api", "artifacts": True}]
-    assert preprod["environment"] == {"name": "preprod", "deployment_tier": "staging"}
-    assert preprod["resource_group"] == "promote-preprod"
+    assert preprod["environment"] == {"name": "preprod/app_rag-api", "deployment_tier": "staging"}
+    assert preprod["resource_group"] == "promote-preprod-app_rag-api"
     prod = jobs["promote:prod:app/rag-api"]
     assert prod["needs"] == [{"job": "promote:preprod:app/rag-api", "artifacts": True}]
-    assert prod["environment"] == {"name": "prod", "deployment_tier": "production"}
-    assert prod["resource_group"] == "promote-prod"
+    assert prod["environment"] == {"name": "prod/app_rag-api", "deployment_tier": "production"}
+    assert prod["resource_group"] == "promote-prod-app_rag-api"
+    assert prod["artifacts"] == push["artifacts"]
     assert prod["script"] == ["imagefactory promote app/rag-api --to prod"]
     for job in (preprod, prod):
         assert all(r["when"] == "manual" and r["allow_failure"] is True for r in job["rules"])
@@ -395,6 +405,74 @@ def test_release_jobs_of_the_example(tmp_path: Path) -> None:
             "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH",
         ]
         assert job["interruptible"] is False
+
+
+def release_jobs(jobs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n: j for n, j in jobs.items() if n.startswith(("push:", "promote:"))}
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGS))
+def test_every_image_deploys_to_environments_and_resource_groups_of_its_own(
+    tmp_path: Path, name: str
+) -> None:
+    """One shared ``prod`` environment (and ``promote-prod`` group) let a newer pipeline of image
+    B make an older pipeline's pending prod promotion of image A outdated ("prevent outdated
+    deployment jobs"): each (environment, image) is now its own GitLab environment and group."""
+    catalog = load_catalog(CATALOGS[name](tmp_path / name))
+    jobs = release_jobs(pipeline(catalog, options()))
+    environments = [job["environment"]["name"] for job in jobs.values()]
+    groups = [job["resource_group"] for job in jobs.values()]
+    count = len(catalog.project.environments) * len(catalog.images)
+    assert len(set(environments)) == len(set(groups)) == len(jobs) == count
+    first = catalog.project.environments[0].name
+    for job_name, job in jobs.items():
+        if job_name.startswith("push:"):  # push:<ref>; a ref may hold a ":" of its own
+            env, ref = first, job_name.removeprefix("push:")
+        else:  # promote:<env>:<ref>
+            env, _, ref = job_name.removeprefix("promote:").partition(":")
+        slug = ref_slug(ref)
+        assert job["environment"]["name"] == f"{env}/{slug}"
+        expected_group = f"push-{slug}" if job_name.startswith("push:") else f"promote-{env}-{slug}"
+        assert job["resource_group"] == expected_group
+
+
+def test_the_gate_takes_the_image_s_own_prod_job_as_approval_and_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment name GitLab gives the prod job (CI_ENVIRONMENT_NAME) is the one the gate
+    accepts for that image; another image's prod job does not approve it."""
+    jobs = pipeline(load_catalog(example(tmp_path / "c")), options())
+    own = jobs["promote:prod:app/rag-api"]["environment"]["name"]
+    other = jobs["promote:prod:runtime/llm:cpu"]["environment"]["name"]
+    monkeypatch.setenv("CI_COMMIT_REF_PROTECTED", "true")
+    monkeypatch.setenv("GITLAB_USER_LOGIN", "release-manager")
+    monkeypatch.setenv("CI_ENVIRONMENT_NAME", own)
+    assert ci_env.deployment_approver("prod", ref_slug("app/rag-api")) == "release-manager"
+    assert ci_env.deployment_approver("prod") is None  # it names an image
+    monkeypatch.setenv("CI_ENVIRONMENT_NAME", other)
+    assert ci_env.deployment_approver("prod", ref_slug("app/rag-api")) is None
+    monkeypatch.setenv("CI_ENVIRONMENT_NAME", "prod")  # a hand-written job deploying to prod
+    assert ci_env.deployment_approver("prod", ref_slug("app/rag-api")) == "release-manager"
+
+
+def test_artifacts_a_manual_job_needs_outlive_gitlab_s_default_expiry(tmp_path: Path) -> None:
+    """A manual promotion in an old pipeline takes the state file from the job before it;
+    GitLab refuses to run a job whose needed artifacts expired (instance default: 30 days)."""
+    assert RELEASE_ARTIFACTS_EXPIRE_IN == "1 year"
+    jobs = pipeline(load_catalog(example(tmp_path / "c")), options())
+    manual = {
+        name: job
+        for name, job in jobs.items()
+        if name != "stages" and any(r.get("when") == "manual" for r in job.get("rules", []))
+    }
+    assert manual and all(name.startswith("promote:") for name in manual)
+    for name, job in manual.items():
+        for need in job["needs"]:
+            assert need["artifacts"] is True
+            needed = jobs[need["job"]]
+            assert needed["artifacts"]["expire_in"] == RELEASE_ARTIFACTS_EXPIRE_IN, name
+    for name, job in release_jobs(jobs).items():  # each may be the one the next manual job needs
+        assert job["artifacts"]["expire_in"] == RELEASE_ARTIFACTS_EXPIRE_IN, name
 
 
 def header(text: str) -> list[str]:
@@ -415,15 +493,17 @@ def test_the_header_names_every_variable_the_jobs_read_build_secrets_included(
         + "  - {id: netrc, file: /etc/ci/netrc, required: false}\n"
     )
     lines = header(render_pipeline(load_catalog(root), options()))
-    assert lines[3:8] == [
+    assert lines[3:9] == [
         "CI/CD variables the jobs read (Settings → CI/CD → Variables):",
         "  IMAGEFACTORY_CI_IMAGE: the job image (imagefactory, the Docker CLI, skopeo, mmdebstrap)",
+        "  IMAGEFACTORY_DIND_IMAGE: optional, the engine service (default docker:27-dind; pin it"
+        " by digest)",
         "  IMAGEFACTORY_REGISTRY_PASSWORD, IMAGEFACTORY_REGISTRY_USER (masked): registry logins",
         "  PIP_INDEX_SECRET (masked): build secret pip-index (runtime/llm:cpu, runtime/llm:cuda)",
         "Files the build jobs read (build secrets by file; relative to the catalog):",
     ]
     assert (
-        lines[8]
+        lines[9]
         == "  /etc/ci/netrc: build secret netrc (runtime/llm:cpu, runtime/llm:cuda), optional"
     )
     host = header(render_pipeline(load_catalog(root), options("host")))
@@ -432,6 +512,7 @@ def test_the_header_names_every_variable_the_jobs_read_build_secrets_included(
         in host
     )
     assert not any("IMAGEFACTORY_CI_IMAGE" in line for line in host)  # no job image on a host
+    assert not any("IMAGEFACTORY_DIND_IMAGE" in line for line in host)  # nor a service
 
 
 def test_a_hostile_secret_file_path_stays_in_the_header_comment(tmp_path: Path) -> None:
@@ -491,8 +572,10 @@ def test_builders(tmp_path: Path) -> None:
     catalog = load_catalog(example(tmp_path / "c"))
     dind = pipeline(catalog, options("dind"))
     build = dind["build:app/rag-api"]
-    assert build["services"] == [{"name": "docker:27-dind", "alias": "docker"}]
+    # the service image is a variable: the job's default, which a CI/CD variable overrides
+    assert build["services"] == [{"name": "$IMAGEFACTORY_DIND_IMAGE", "alias": "docker"}]
     assert build["variables"] == {
+        "IMAGEFACTORY_DIND_IMAGE": "docker:27-dind",
         "DOCKER_HOST": "tcp://docker:2376",
         "DOCKER_TLS_CERTDIR": "/certs",
         "DOCKER_CERT_PATH": "/certs/client",
@@ -502,8 +585,11 @@ def test_builders(tmp_path: Path) -> None:
     assert "services" not in dind["push:app/rag-api"]  # skopeo needs no engine
     rootless = pipeline(catalog, options("rootless"))
     for job in ("build:app/rag-api", "test:app/rag-api"):  # tests run containers too
-        assert rootless[job]["services"] == [{"name": "docker:27-dind-rootless", "alias": "docker"}]
-        assert rootless[job]["variables"] == build["variables"]
+        assert rootless[job]["services"] == build["services"]
+        assert rootless[job]["variables"] == {
+            **build["variables"],
+            "IMAGEFACTORY_DIND_IMAGE": "docker:27-dind-rootless",
+        }
     assert "services" not in rootless["push:app/rag-api"]
     host = pipeline(catalog, options("host"))
     for job in host.values():
