@@ -8,6 +8,7 @@ here on a free 127.0.0.1 port and stopped at the end; credentials are fake. No D
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import os
 import shutil
@@ -22,10 +23,12 @@ from typing import Any
 
 import boto3
 import pytest
+import semver
 from typer.testing import CliRunner
 
 import imagefactory.cli  # noqa: F401  (registers the commands)
 from imagefactory.cli import app
+from imagefactory.release.versioning import plan_tags, tag_versions
 from imagefactory.render.terraform import TFVARS_FILE
 
 from .helpers.services import REPO_ROOT, run
@@ -315,8 +318,9 @@ def test_apply_creates_the_repositories_and_destroy_removes_them(
             ]
         )
         for name, repository in found.items():
-            assert repository["imageTagMutability"] == "IMMUTABLE"
+            assert repository["imageTagMutability"] == "MUTABLE"  # a release moves X.Y, X, latest
             assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+            assert repository["encryptionConfiguration"] == {"encryptionType": "AES256"}
             tags = {
                 t["Key"]: t["Value"]
                 for t in ecr.list_tags_for_resource(resourceArn=repository["repositoryArn"])["tags"]
@@ -359,6 +363,111 @@ def test_apply_creates_the_repositories_and_destroy_removes_them(
         assert again.returncode == 0, again.stdout + again.stderr
     finally:
         tf(terraform, dev, "destroy", "-auto-approve", "-input=false", "-refresh=false")
+    assert ecr_client(moto_server).describe_repositories()["repositories"] == []
+
+
+def manifest(config_digest: str) -> str:
+    """An image manifest for PutImage (ECR keeps what a registry push would put)."""
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": 2,
+            },
+            "layers": [],
+        }
+    )
+
+
+def put_release(ecr: Any, name: str, version: str, git_sha: str, existing: list[str]) -> None:
+    """Put a new image under the tags a push of ``version`` writes (plan_tags: X.Y.Z, git-,
+    and the aliases it moves), through ECR's PutImage."""
+    plan = plan_tags(semver.Version.parse(version), "", tag_versions(existing, "", []), git_sha)
+    body = manifest("sha256:" + hashlib.sha256(version.encode()).hexdigest())
+    for tag in (*plan.immutable, *plan.aliases):
+        ecr.put_image(repositoryName=name, imageManifest=body, imageTag=tag)
+
+
+def image_tags(ecr: Any, name: str) -> set[frozenset[str]]:
+    """The tags of each image in repository ``name``."""
+    details = ecr.describe_images(repositoryName=name)["imageDetails"]
+    return {frozenset(d.get("imageTags", [])) for d in details}
+
+
+def test_a_second_release_moves_its_aliases_in_the_applied_repositories(
+    terraform: str, dev: Path, moto_server: str
+) -> None:
+    """moto's PutImage refuses to re-point a tag of an IMMUTABLE repository, as ECR does
+    (moto: ImageAlreadyExistsException; ECR: ImageTagAlreadyExistsException). Two releases go
+    into a repository the configuration made: the second moves 1.0, 1 and latest. The same into
+    a repository created IMMUTABLE (the configuration's earlier setting) is refused."""
+    tf(terraform, dev, "apply", "-auto-approve", "-input=false")
+    ecr = ecr_client(moto_server)
+    name = "bank-ai-lab/dev/app/rag-api"
+    control = "bank-ai-lab/control/immutable"
+    ecr.create_repository(repositoryName=control, imageTagMutability="IMMUTABLE")
+    try:
+        for repository in (name, control):
+            put_release(ecr, repository, "1.0.0", "a1b2c3d4e5", [])
+        put_release(ecr, name, "1.0.1", "f6e5d4c3b2", ["1.0.0", "1.0", "1", "latest"])
+        assert image_tags(ecr, name) == {
+            frozenset({"1.0.0", "git-a1b2c3d4"}),
+            frozenset({"1.0.1", "git-f6e5d4c3", "1.0", "1", "latest"}),
+        }
+        # the first release's image lost its aliases; its version tag keeps it protected
+        policy = json.loads(ecr.get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"])
+        for tags in image_tags(ecr, name):
+            rule = first_rule_selecting(policy, sorted(tags))
+            assert rule is not None and rule["description"].startswith("Keep released"), tags
+        with pytest.raises(ecr.exceptions.ImageAlreadyExistsException, match=r"tag '1\.0'"):
+            put_release(ecr, control, "1.0.1", "f6e5d4c3b2", ["1.0.0", "1.0", "1", "latest"])
+    finally:
+        for repository in (name, control):
+            images = ecr.list_images(repositoryName=repository)["imageIds"]
+            if images:
+                ecr.batch_delete_image(repositoryName=repository, imageIds=images)
+        ecr.delete_repository(repositoryName=control)
+        tf(terraform, dev, "destroy", "-auto-approve", "-input=false", "-refresh=false")
+    assert ecr.describe_repositories()["repositories"] == []
+
+
+KMS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"
+
+
+def test_a_kms_key_encrypts_the_repositories_and_changing_it_replaces_them(
+    terraform: str, dev: Path, moto_server: str
+) -> None:
+    tf(terraform, dev, "apply", "-auto-approve", "-input=false")
+    kms = f"-var=kms_key_arn={KMS_KEY}"
+    try:
+        plan = tf(terraform, dev, "plan", "-input=false", kms)
+        # ECR cannot re-encrypt a repository: the plan says so before anything is replaced
+        assert plan.stdout.count("must be replaced") == 3, plan.stdout
+        # ECR deletes a repository's lifecycle policy with it: the policy is put again
+        assert plan.stdout.count("replaced due to changes in replace_triggered_by") == 3
+        assert '+ kms_key         = "' + KMS_KEY + '" # forces replacement' in plan.stdout
+        tf(terraform, dev, "apply", "-auto-approve", "-input=false", kms)
+        found = ecr_client(moto_server).describe_repositories()["repositories"]
+        assert len(found) == 3
+        for repository in found:
+            assert repository["encryptionConfiguration"] == {
+                "encryptionType": "KMS",
+                "kmsKey": KMS_KEY,
+            }
+            name = repository["repositoryName"]
+            assert ecr_client(moto_server).get_lifecycle_policy(repositoryName=name)
+        again = tf(terraform, dev, "plan", "-input=false", "-detailed-exitcode", kms, check=False)
+        assert again.returncode == 0, again.stdout + again.stderr
+        alias = tf(
+            terraform, dev, "plan", "-input=false", "-var=kms_key_arn=alias/ecr", check=False
+        )
+        assert alias.returncode == 1
+        assert "kms_key_arn must be a KMS key ARN" in alias.stdout + alias.stderr
+    finally:
+        tf(terraform, dev, "destroy", "-auto-approve", "-input=false", "-refresh=false", kms)
     assert ecr_client(moto_server).describe_repositories()["repositories"] == []
 
 

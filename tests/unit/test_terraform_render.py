@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from semver import Version
 from typer.testing import CliRunner, Result
 
 import imagefactory.cli  # noqa: F401  (registers the commands)
@@ -16,6 +19,9 @@ from imagefactory.build.publish import STAGING_TAG_PREFIX
 from imagefactory.cli import app
 from imagefactory.errors import UserError
 from imagefactory.project.naming import CONTENT_TAG_PREFIX
+from imagefactory.registry.client import RegistryClient
+from imagefactory.release.tags import TagChange, plan_changes
+from imagefactory.release.versioning import plan_tags, tag_versions
 from imagefactory.render.terraform import (
     TFVARS_FILE,
     stale_tfvars,
@@ -23,7 +29,7 @@ from imagefactory.render.terraform import (
     write_tfvars,
 )
 from imagefactory.spec.loader import load_catalog
-from imagefactory.spec.models import FIRST_ENVIRONMENT_RETENTION
+from imagefactory.spec.models import FIRST_ENVIRONMENT_RETENTION, Registry
 
 from .conftest import REPO, Edit
 
@@ -248,3 +254,115 @@ def test_cli_render_dockerfile_stays_the_default_and_can_be_named(
     default = run("-C", pinned_catalog_dir, "render", "app/rag-api")
     assert default.exit_code == 0, default.output
     assert (pinned_catalog_dir / "rendered" / "app_rag-api" / "Dockerfile").is_file()
+
+
+def module_resource_setting(resource: str, setting: str) -> str:
+    """A string setting of a resource of terraform/modules/ecr-repository/main.tf."""
+    text = (REPO / "terraform" / "modules" / "ecr-repository" / "main.tf").read_text()
+    block = re.search(
+        rf'^resource "{resource}" "this" {{\n(.*?)^}}', text, re.MULTILINE | re.DOTALL
+    )
+    assert block is not None, resource
+    value = re.search(rf'^  {setting}\s*=\s*"([^"]*)"$', block.group(1), re.MULTILINE)
+    assert value is not None, setting
+    return value.group(1)
+
+
+def module_list_default(variable: str) -> list[str]:
+    """The default of a list(string) variable of terraform/modules/ecr-repository."""
+    text = (REPO / "terraform" / "modules" / "ecr-repository" / "variables.tf").read_text()
+    block = re.search(rf'^variable "{variable}" {{\n(.*?)^}}', text, re.MULTILINE | re.DOTALL)
+    assert block is not None, variable
+    default = re.search(r"^  default\s*=\s*(\[.*\])$", block.group(1), re.MULTILINE)
+    assert default is not None, variable
+    values = json.loads(default.group(1))  # a list of HCL strings is a JSON list
+    assert isinstance(values, list)
+    return [str(v) for v in values]
+
+
+class EcrRefused(Exception):
+    """ECR's ImageTagAlreadyExistsException."""
+
+
+@dataclass(frozen=True)
+class EcrRepository(RegistryClient):
+    """One ECR repository, as the registry client sees it: tag => digest. ``put`` follows ECR's
+    rule for PutImage: in an IMMUTABLE repository a tag that exists cannot be written again
+    (ImageTagAlreadyExistsException); in a MUTABLE one a put re-points the tag."""
+
+    mutability: str = "MUTABLE"
+    held: dict[str, str] = field(default_factory=dict)  # tag => digest
+
+    def digest(self, registry: Registry, reference: str) -> str | None:
+        return self.held.get(reference.rpartition(":")[2])
+
+    def put(self, tag: str, digest: str) -> None:
+        if self.mutability == "IMMUTABLE" and tag in self.held:
+            raise EcrRefused(f"tag {tag} already exists ({self.held[tag]})")
+        self.held[tag] = digest
+
+    def images(self) -> dict[str, set[str]]:
+        """digest => its tags"""
+        found: dict[str, set[str]] = {}
+        for tag, digest in self.held.items():
+            found.setdefault(digest, set()).add(tag)
+        return found
+
+
+def release(
+    ecr: EcrRepository, registry: Registry, version: str, digest: str, git_sha: str
+) -> list[TagChange]:
+    """What a push of ``version`` writes (release/push.py): its tags planned by plan_tags, each
+    checked by plan_changes (which refuses to move X.Y.Z or git-), then written where a change
+    is needed."""
+    plan = plan_tags(Version.parse(version), "", tag_versions(ecr.held, "", []), git_sha)
+    changes = plan_changes(
+        ecr,
+        ("dev", registry),
+        "bank-ai-lab/dev/app/rag-api",
+        (*plan.immutable, *plan.aliases),
+        plan.immutable,
+        digest,
+        existing=set(ecr.held),
+        hint="bump the version",
+    )
+    for change in changes:
+        if change.action != "keep":
+            ecr.put(change.tag, digest)
+    return changes
+
+
+def test_a_second_release_moves_its_aliases_in_the_module_s_repositories(
+    catalog_dir: Path,
+) -> None:
+    """ECR refuses to re-point a tag of an IMMUTABLE repository, and a release moves X.Y, X and
+    latest: the module's repositories are MUTABLE (AWS provider 5.x has no tag exclusions), and
+    imagefactory keeps X.Y.Z and git- tags immutable itself. A released image that lost its
+    aliases keeps tags the lifecycle policy protects."""
+    registry = load_catalog(catalog_dir).project.registries["dev"]
+    mutability = module_resource_setting("aws_ecr_repository", "image_tag_mutability")
+    assert mutability == "MUTABLE"
+    ecr = EcrRepository(mutability=mutability)
+    release(ecr, registry, "1.0.0", "sha256:aaaa", "a1b2c3d4e5")
+    second = release(ecr, registry, "1.0.1", "sha256:bbbb", "f6e5d4c3b2")
+    assert {c.tag: c.action for c in second if c.action == "move"} == {
+        "1.0": "move",
+        "1": "move",
+        "latest": "move",
+    }
+    assert ecr.images() == {
+        "sha256:aaaa": {"1.0.0", "git-a1b2c3d4"},
+        "sha256:bbbb": {"1.0.1", "git-f6e5d4c3", "1.0", "1", "latest"},
+    }
+    protected = module_list_default("promoted_tag_patterns")
+    for tags in ecr.images().values():
+        assert any(fnmatch.fnmatchcase(t, p) for t in tags for p in protected), tags
+    # the registry would re-point 1.0.0 now: imagefactory refuses before it writes
+    with pytest.raises(UserError, match=r"1\.0\.0 already exists with another digest"):
+        release(ecr, registry, "1.0.0", "sha256:cccc", "0a0b0c0d0e")
+    assert ecr.held["1.0.0"] == "sha256:aaaa"
+    # the repositories as they were (IMMUTABLE): the second release fails at its first alias
+    immutable = EcrRepository(mutability="IMMUTABLE")
+    release(immutable, registry, "1.0.0", "sha256:aaaa", "a1b2c3d4e5")
+    with pytest.raises(EcrRefused, match=r"tag 1\.0 already exists"):
+        release(immutable, registry, "1.0.1", "sha256:bbbb", "f6e5d4c3b2")

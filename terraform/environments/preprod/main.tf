@@ -7,6 +7,7 @@ module "repository" {
   name                 = each.key
   staging_expiry_days  = var.staging_expiry_days
   untagged_expiry_days = var.untagged_expiry_days
+  kms_key_arn          = var.kms_key_arn
   # null (builds kept) but for a leaf image where the environment's retention deletes
   build_expiry_days = each.value.expire_builds ? var.retention.build_expiry_days : null
 

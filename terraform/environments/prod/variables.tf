@@ -103,3 +103,14 @@ variable "untagged_expiry_days" {
     error_message = "untagged_expiry_days must be a whole number greater than 0."
   }
 }
+
+variable "kms_key_arn" {
+  description = <<-EOT
+    ARN of the KMS key that encrypts every repository of this environment; null (the default):
+    AES256, keys ECR manages. Set it in a tfvars file of your own (not the rendered one) before
+    the first apply: ECR cannot re-encrypt a repository, so a change replaces every repository
+    and the images in it.
+  EOT
+  type        = string
+  default     = null
+}

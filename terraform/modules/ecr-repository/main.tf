@@ -112,13 +112,33 @@ locals {
   lifecycle_policy = jsonencode({ rules = concat(local.protect_rules, local.build_rules, local.dev_rules) })
 }
 
+# Tag mutability. A release moves tags: push and promote point X.Y, X and latest (and their
+# -<variant> forms) at the new image. An IMMUTABLE repository refuses to re-point any existing
+# tag (ImageTagAlreadyExistsException), so every release after the first would fail. ECR can
+# exempt tags from immutability (IMMUTABLE_WITH_EXCLUSION and image_tag_mutability_exclusion_filter),
+# but the AWS provider has that only from 6.8.0, and these configurations pin 5.x. So the
+# repository is MUTABLE, and imagefactory keeps its own tags immutable: before it writes, a push
+# or promotion refuses to move an X.Y.Z or git-<sha> tag that names another digest
+# (release/tags.py: plan_changes; only --force on a push gets past it, and the audit log marks
+# that), and a build writes content-<hash> only where the tag is free, then reads it back
+# (build/publish.py). A release's image that loses its aliases keeps its X.Y.Z and git- tags,
+# so the lifecycle policy's protecting rules still select it first.
+#
+# Encryption. AES256 (ECR's own keys) unless var.kms_key_arn names a KMS key. ECR cannot change
+# the encryption of an existing repository: setting, changing or removing the key replaces the
+# repository, and with it every image in it (terraform plan says "forces replacement").
 resource "aws_ecr_repository" "this" {
   name                 = var.name
-  image_tag_mutability = "IMMUTABLE"
+  image_tag_mutability = "MUTABLE"
   force_delete         = var.force_delete
 
   image_scanning_configuration {
     scan_on_push = true
+  }
+
+  encryption_configuration {
+    encryption_type = var.kms_key_arn == null ? "AES256" : "KMS"
+    kms_key         = var.kms_key_arn
   }
 
   tags = var.tags
@@ -129,6 +149,11 @@ resource "aws_ecr_lifecycle_policy" "this" {
   policy     = local.lifecycle_policy
 
   lifecycle {
+    # ECR deletes a repository's lifecycle policy with the repository: when the repository is
+    # replaced (a new name or encryption), the policy must be put again, or the new repository
+    # has none until the next apply.
+    replace_triggered_by = [aws_ecr_repository.this]
+
     precondition {
       condition     = var.staging_tag_prefix != var.build_tag_prefix
       error_message = "staging_tag_prefix and build_tag_prefix must differ: the staging rule expires only what the build rule does not select first."

@@ -92,6 +92,17 @@ variable "untagged_expiry_days" {
   }
 }
 
+variable "kms_key_arn" {
+  description = "ARN of the KMS key that encrypts the repository's images; null: AES256 (keys ECR manages). Set before the first apply: a change replaces the repository."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null ? true : can(regex("^arn:aws(?:-[a-z]+)*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>): ECR reports the key by its ARN, so an alias or a bare key id would plan a replacement on every run."
+  }
+}
+
 variable "force_delete" {
   description = "Let terraform destroy delete the repository even when it holds images."
   type        = bool
