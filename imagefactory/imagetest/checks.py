@@ -217,6 +217,14 @@ def container_checks(
         yield timed("commands", command.name, _command_probe, container, command, user)
 
 
+EXECUTE_BITS = {
+    "any": stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH,
+    "owner": stat.S_IXUSR,
+    "group": stat.S_IXGRP,
+    "other": stat.S_IXOTH,
+}
+
+
 def _file_probe(host: Any, check: FileCheck) -> tuple[bool, str, str]:
     target = host.file(check.path)
     if not check.exists:
@@ -234,13 +242,17 @@ def _file_probe(host: Any, check: FileCheck) -> tuple[bool, str, str]:
         wrong.append((f"owner {check.owner}", f"owner {target.user}"))
     if check.group is not None and check.group not in (target.group, str(target.gid)):
         wrong.append((f"group {check.group}", f"group {target.group}"))
-    if (
-        check.executable is not None
-        and bool(target.mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)) != check.executable
-    ):
-        wrong.append(
-            ("executable" if check.executable else "not executable", f"mode {target.mode:04o}")
-        )
+    if check.executable is not None:
+        who = "any" if isinstance(check.executable, bool) else check.executable
+        if bool(target.mode & EXECUTE_BITS[who]) != (check.executable is not False):
+            wanted = (
+                "not executable"
+                if check.executable is False
+                else "executable"
+                if check.executable is True
+                else f"executable by {who}"
+            )
+            wrong.append((wanted, f"mode {target.mode:04o}"))
     if check.contains is not None and re.search(check.contains, target.content_string) is None:
         wrong.append((f"content matching /{check.contains}/", "no match"))
     return not wrong, "; ".join(w[0] for w in wrong), "; ".join(w[1] for w in wrong)

@@ -361,7 +361,10 @@ class FileCheck(Frozen):
     owner: NonEmpty | None = None
     group: NonEmpty | None = None
     contains: Regex | None = Field(default=None, description="a regular expression")
-    executable: bool | None = None
+    executable: Literal["owner", "group", "other"] | bool | None = Field(
+        default=None,
+        description="true: an execute bit is set; owner, group or other: that one is; false: none",
+    )
 
 
 class UserCheck(Frozen):

@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Literal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagefactory.errors import SpecError, SpecIssue, UserError
+from imagefactory.imagetest.checks import _file_probe
 from imagefactory.spec.cst.fields import go_expansions
 from imagefactory.spec.cst.gomode import ModeProblem, parse_go_mode
 from imagefactory.spec.cst.goregex import RegexProblem, combine_regexes, exact_regex, go_regex
@@ -165,9 +168,9 @@ def test_unsupported_fixture_reports_every_field_with_its_line() -> None:
         ("commandTests[0].setup", 5),
         ("commandTests[1].args[0]", 11),
         ("commandTests[2].envVars[0].value", 16),
-        ("fileExistenceTests[0].isExecutableBy", 22),
+        ("fileExistenceTests[0].path", 21),
         ("fileExistenceTests[1].permissions", 25),
-        ("metadataTest.env[0].isRegex", 30),
+        ("metadataTest.envVars[0].isRegex", 30),
         ("metadataTest.volumes", 31),
         ("licenseTests", 32),
     ]
@@ -177,6 +180,173 @@ def test_unsupported_fixture_reports_every_field_with_its_line() -> None:
     assert isinstance(caught.value, UserError)
     assert "unsupported.yaml:5: commandTests[0].setup: test 'gunicorn flask'" in text
     assert "'dtrwxrwxrwx'" in text
+
+
+# --------------------------------------------------------------------------- CST's own files
+
+UPSTREAM = CST / "upstream"  # tests/*.yaml of GoogleContainerTools/container-structure-test
+LICENSE = "'licenseTests' cannot be converted"
+RUN_OPTIONS = "'containerRunOptions' cannot be converted"
+RENAMED_ENV = "'env' cannot be converted: container-structure-test 1.13.0 renamed it to 'envVars'"
+RENAMED_UNBOUND = "'unboundEnv' cannot be converted: container-structure-test 1.13.0 renamed it"
+NO_VOLUMES = "'unmountedVolumes' cannot be converted"
+UNSET = "'unboundEnvVars' cannot be converted"
+#: Each vendored file: None when it converts, else every issue as (line, key path, message part).
+UPSTREAM_OUTCOMES: dict[str, list[tuple[int, str, str]] | None] = {
+    "amd64/fluent_bit_test.yaml": None,
+    "arm64/fluent_bit_test.yaml": None,
+    "amd64/ubuntu_20_04_containeropts_test.yaml": [(14, "containerRunOptions", RUN_OPTIONS)],
+    "arm64/ubuntu_22_04_containeropts_user_test.yaml": [(10, "containerRunOptions", RUN_OPTIONS)],
+    "amd64/ubuntu_20_04_failure_test.yaml": [(30, "licenseTests", LICENSE)],
+    "amd64/ubuntu_20_04_test.yaml": [(41, "licenseTests", LICENSE)],
+    "amd64/ubuntu_22_04_tar_test.yaml": [(20, "licenseTests", LICENSE)],
+    "debian_test.yaml": [(41, "licenseTests", LICENSE)],
+    "ppc64le/ubuntu_22_04_test.yaml": [(41, "licenseTests", LICENSE)],
+    "debian_failure_test.yaml": [
+        (10, "commandTests[1].name", "duplicate key 'name'"),
+        (24, "fileExistenceTests[0].isDirectory", "unknown key 'isDirectory'"),
+        (28, "fileExistenceTests[1].isDirectory", "unknown key 'isDirectory'"),
+        (32, "licenseTests", LICENSE),
+    ],
+    "debian_metadata_test.yaml": [(3, "metadataTest.env", RENAMED_ENV)],
+    "debian_metadata_tests.yaml": [(3, "metadataTest.env", RENAMED_ENV)],
+    "amd64/ubuntu_20_04_metadata_test.yaml": [
+        (3, "metadataTest.env", RENAMED_ENV),
+        (22, "metadataTest.unmountedVolumes", NO_VOLUMES),
+    ],
+    "ppc64le/ubuntu_20_04_metadata_env_test.yaml": [
+        (3, "metadataTest.env", RENAMED_ENV),
+        (13, "metadataTest.unboundEnv", RENAMED_UNBOUND),
+    ],
+    "ppc64le/ubuntu_20_04_metadata_test.yaml": [
+        (3, "metadataTest.env", RENAMED_ENV),
+        (13, "metadataTest.unboundEnv", RENAMED_UNBOUND),
+        (24, "metadataTest.unmountedVolumes", NO_VOLUMES),
+    ],
+    "ppc64le/ubuntu_20_04_metadata_failure_test.yaml": [
+        (3, "metadataTest.env", RENAMED_ENV),
+        (9, "metadataTest.unboundEnv", RENAMED_UNBOUND),
+        (11, "metadataTest.unboundEnvVars", UNSET),
+    ],
+    "s390x/ubuntu_22_04_metadata_test.yaml": [
+        (12, "metadataTest.envVars[3].isRegex", "compared exactly"),
+        (13, "metadataTest.unboundEnvVars", UNSET),
+        (24, "metadataTest.unmountedVolumes", NO_VOLUMES),
+    ],
+}
+
+
+def test_every_vendored_file_has_an_expected_outcome() -> None:
+    found = {p.relative_to(UPSTREAM).as_posix() for p in UPSTREAM.rglob("*.yaml")}
+    assert found == set(UPSTREAM_OUTCOMES)
+
+
+@pytest.mark.parametrize("name", sorted(UPSTREAM_OUTCOMES))
+def test_vendored_cst_files(name: str) -> None:
+    path = UPSTREAM / name
+    expected = UPSTREAM_OUTCOMES[name]
+    if expected is None:
+        tests = load_cst(path)
+        assert tests.commands or tests.files
+        return
+    with pytest.raises(SpecError) as caught:
+        load_cst(path)
+    issues = caught.value.issues
+    assert [(i.line, i.key_path) for i in issues] == [(line, key) for line, key, _ in expected]
+    text = str(caught.value)
+    for issue, (line, key, part) in zip(issues, expected, strict=True):
+        assert part in issue.message
+        assert f"{name.rsplit('/', 1)[-1]}:{line}: {key}: " in text
+
+
+def test_fluent_bit_file_converts_like_cst_runs_it() -> None:
+    tests = load_cst(UPSTREAM / "amd64/fluent_bit_test.yaml")
+    assert tests.commands == [
+        CommandCheck(
+            name="fluent-bit",
+            run=["/fluent-bit/bin/fluent-bit", "--version"],
+            stdout="Fluent Bit v4.0.4",
+        )
+    ]
+    assert tests.files == [
+        FileCheck(path="/", owner="0", group="0"),
+        FileCheck(path="/lib/x86_64-linux-gnu/libc.so.6"),
+        FileCheck(path="/etc/passwd", contains="root:x:0:0:root:/root:/sbin/nologin"),
+    ]
+
+
+# --------------------------------------------------------------------------- schemaVersion 1.0.0
+
+
+def convert_v1(tmp_path: Path, body: str) -> ImageTests:
+    return load_cst(write(tmp_path, 'schemaVersion: "1.0.0"\n' + textwrap.dedent(body)))
+
+
+def test_version_1_command_is_the_whole_argv(tmp_path: Path) -> None:
+    tests = convert_v1(
+        tmp_path,
+        """
+        globalEnvVars: [{key: LANG, value: C.UTF-8}]
+        commandTests:
+          - name: bad apt-get
+            command: ['apt-get', 'dslkfjasl']
+            expectedError: ['Invalid operation']
+            exitCode: 100
+          - name: path
+            command: ['sh', '-c', 'echo $PATH']
+        fileExistenceTests:
+          - {name: home, path: $HOME, permissions: drwxr-xr-x}
+        """,
+    )
+    assert tests.commands == [
+        CommandCheck(
+            name="bad apt-get",
+            run=["env", "LANG=C.UTF-8", "apt-get", "dslkfjasl"],
+            exit_code=100,
+            stderr="Invalid operation",
+        ),
+        CommandCheck(name="path", run=["env", "LANG=C.UTF-8", "sh", "-c", "echo $PATH"]),
+    ]
+    # CST's v1 file existence test stats the path as written (v2 expands $VAR first).
+    assert tests.files == [FileCheck(path="$HOME", type="directory", mode="0755")]
+
+
+def test_version_1_has_only_its_own_keys(tmp_path: Path) -> None:
+    issues = issues_of(
+        write(
+            tmp_path,
+            """
+            schemaVersion: "1.0.0"
+            commandTests:
+              - name: v2 style
+                command: apt-get
+                args: [help]
+              - name: empty
+                command: []
+              - name: expanded
+                command: [echo, $HOME]
+            fileExistenceTests:
+              - {name: root, path: /, uid: 0}
+            metadataTest: {user: root}
+            """,
+        )
+    )
+    assert [(i.key_path, i.line) for i in issues] == [
+        ("commandTests[0].command", 4),
+        ("commandTests[0].args", 5),
+        ("commandTests[1].command", 7),
+        ("commandTests[2].command[1]", 9),
+        ("fileExistenceTests[0].uid", 11),
+        ("metadataTest", 12),
+    ]
+    assert "command is a list" in issues[0].message
+    assert issues[0].hint == "write command: [apt-get, ...]"
+    assert issues[1].message == "unknown key 'args'"
+    assert "program first" in issues[2].message
+    assert "$HOME" in issues[3].message and issues[3].hint is not None
+    assert "command: [sh, -c" in issues[3].hint
+    assert issues[4].message == "unknown key 'uid'"
+    assert issues[5].message == "unknown key 'metadataTest'"
 
 
 # --------------------------------------------------------------------------- commands
@@ -465,27 +635,57 @@ def test_existence_defaults_to_should_exist(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("fields", "mode"),
+    ("fields", "executable", "mode"),
     [
-        ("isExecutableBy: any", None),
-        ("isExecutableBy: owner, permissions: -rwxr--r--", "0744"),
-        ("isExecutableBy: group, permissions: -rw-r-xr--", "0654"),
-        ("isExecutableBy: other, permissions: -rw-r--r-x", "0645"),
-        ("isExecutableBy: any, permissions: -rw-r--r-x", "0645"),
+        ("isExecutableBy: any", True, None),
+        ("isExecutableBy: owner", "owner", None),
+        ("isExecutableBy: group", "group", None),
+        ("isExecutableBy: other", "other", None),
+        ("isExecutableBy: owner, permissions: -rwxr--r--", "owner", "0744"),
+        ("isExecutableBy: group, permissions: -rw-r-xr--", "group", "0654"),
+        ("isExecutableBy: other, permissions: -rw-r--r-x", "other", "0645"),
+        ("isExecutableBy: any, permissions: -rw-r--r-x", True, "0645"),
     ],
 )
-def test_executable_by(tmp_path: Path, fields: str, mode: str | None) -> None:
+def test_executable_by(tmp_path: Path, fields: str, executable: object, mode: str | None) -> None:
     tests = convert(
         tmp_path, f"fileExistenceTests:\n  - {{name: bin, path: /usr/bin/date, {fields}}}\n"
     )
-    assert tests.files[0].executable is True
+    assert tests.files[0].executable == executable
     assert tests.files[0].mode == mode
+
+
+@pytest.mark.parametrize(
+    ("executable", "mode", "passes"),
+    [
+        ("owner", 0o744, True),
+        ("owner", 0o055, False),
+        ("group", 0o010, True),
+        ("group", 0o705, False),
+        ("other", 0o001, True),
+        ("other", 0o770, False),
+        (True, 0o001, True),
+        (True, 0o644, False),
+        (False, 0o644, True),
+        (False, 0o100, False),
+    ],
+)
+def test_executable_by_is_checked_on_that_bit(
+    executable: Literal["owner", "group", "other"] | bool, mode: int, passes: bool
+) -> None:
+    # CST's file_existence.go: owner is mode & 0100, group 0010, other 0001, any 0111.
+    target = SimpleNamespace(exists=True, mode=mode)
+    host = SimpleNamespace(file=lambda path: target)
+    ok, wanted, actual = _file_probe(host, FileCheck(path="/bin/x", executable=executable))
+    assert ok is passes
+    assert actual == ("" if passes else f"mode {mode:04o}")
+    if not passes and isinstance(executable, str):
+        assert wanted == f"executable by {executable}"
 
 
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ("isExecutableBy: owner", "not by 'owner' alone"),
         ("isExecutableBy: group, permissions: -rwxr--r--", "can never pass"),
         ("isExecutableBy: any, permissions: -rw-r--r--", "can never pass"),
         ("isExecutableBy: everyone", "unknown isExecutableBy 'everyone'"),
@@ -625,12 +825,18 @@ def test_duplicate_group_names_cannot_be_joined(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- metadata
 
 
+def test_metadata_env_vars_are_checked(tmp_path: Path) -> None:
+    # CST's pkg/types/v2/metadata.go reads envVars (renamed from env in 1.13.0, PR #314).
+    tests = convert(tmp_path, "metadataTest:\n  envVars: [{key: LANG, value: C.UTF-8}]\n")
+    assert tests.metadata.env == {"LANG": "C.UTF-8"}
+
+
 def test_metadata_empty_values_and_missing_value(tmp_path: Path) -> None:
     tests = convert(
         tmp_path,
         """
         metadataTest:
-          env:
+          envVars:
             - {key: EMPTY, value: ''}
             - {key: ALSO_EMPTY}
           labels:
@@ -676,13 +882,22 @@ def test_metadata_labels_on_the_same_key_all_apply(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "key_path", "message"),
     [
-        ("envVars: [{key: A, value: b}]", "metadataTest.envVars", "ignores 'envVars'"),
-        ("unboundEnv: [{key: A}]", "metadataTest.unboundEnv", "unset"),
+        ("env: [{key: A, value: b}]", "metadataTest.env", "renamed it to 'envVars'"),
+        ("unboundEnv: [{key: A}]", "metadataTest.unboundEnv", "renamed it to 'unboundEnvVars'"),
+        ("unboundEnvVars: [{key: A}]", "metadataTest.unboundEnvVars", "unset"),
         ("volumes: [/data]", "metadataTest.volumes", "no volumes"),
         ("unmountedVolumes: [/data]", "metadataTest.unmountedVolumes", "no volumes"),
-        ("env: [{key: A, value: '^x', isRegex: true}]", "metadataTest.env[0].isRegex", "exactly"),
-        ("env: [{key: 1A, value: x}]", "metadataTest.env[0].key", "not an environment variable"),
-        ("env: [{key: A, value: x}, {key: A, value: y}]", "metadataTest.env[1]", "never pass"),
+        (
+            "envVars: [{key: A, value: '^x', isRegex: true}]",
+            "metadataTest.envVars[0].isRegex",
+            "exactly",
+        ),
+        (
+            "envVars: [{key: 1A, value: x}]",
+            "metadataTest.envVars[0].key",
+            "not an environment variable",
+        ),
+        ("envVars: [{key: A, value: x}, {key: A, value: y}]", "metadataTest.envVars[1]", "never"),
         ("exposedPorts: ['8080/tcp']", "metadataTest.exposedPorts[0]", "port numbers only"),
         ("unexposedPorts: ['0']", "metadataTest.unexposedPorts[0]", "not a port number"),
         ("entrypoint: /bin/app", "metadataTest.entrypoint", "expected a list of strings"),
@@ -713,8 +928,7 @@ def test_metadata_ports_accept_numbers(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message", "hint"),
     [
-        ('schemaVersion: "1.0.0"\n', "unsupported schemaVersion '1.0.0'", "command: [prog"),
-        ('schemaVersion: "3.0.0"\n', "unsupported schemaVersion '3.0.0'", "2.0.0"),
+        ('schemaVersion: "3.0.0"\n', "unsupported schemaVersion '3.0.0'", '"1.0.0"'),
         ("schemaVersion: 2\n", "unsupported schemaVersion 2", "2.0.0"),
         ("globalEnvVars: []\n", "required key is missing", "schemaVersion"),
     ],

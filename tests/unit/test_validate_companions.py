@@ -36,8 +36,8 @@ def broken(full_catalog: Path, edit: Edit) -> Path:
     edit(CST, "shouldExist: false", "shouldExist: false\n    mustExist: true")
     path = full_catalog / NEW_CST
     path.parent.mkdir()
-    path.write_text('schemaVersion: "1.0.0"\n')
-    (full_catalog / SECOND_CST).write_text('schemaVersion: "1.0.0"\n')
+    path.write_text('schemaVersion: "3.0.0"\n')
+    (full_catalog / SECOND_CST).write_text('schemaVersion: "3.0.0"\n')
     return full_catalog.resolve()
 
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from imagefactory.spec.cst.fields import FieldReader, go_expansions
 from imagefactory.spec.cst.gomode import GoMode, ModeProblem, parse_go_mode
 from imagefactory.spec.models import FileCheck
 from imagefactory.spec.yamldoc import KeyPath
 
-EXISTENCE_KEYS = ("name", "path", "shouldExist", "permissions", "uid", "gid", "isExecutableBy")
+# CST's pkg/types/v1 (schemaVersion 1.0.0) has the first four, and takes the path literally.
+V1_EXISTENCE_KEYS = ("name", "path", "shouldExist", "permissions")
+EXISTENCE_KEYS = (*V1_EXISTENCE_KEYS, "uid", "gid", "isExecutableBy")
 CONTENT_KEYS = ("name", "path", "expectedContents", "excludedContents")
 EXECUTABLE_BITS = {"any": 0o111, "owner": 0o100, "group": 0o010, "other": 0o001}
+EXECUTABLE_BY: dict[str, Literal["owner", "group", "other"] | bool] = {
+    "any": True,
+    "owner": "owner",
+    "group": "group",
+    "other": "other",
+}
 
 
 class _FileTest(NamedTuple):
@@ -35,12 +43,12 @@ class FileTests(FieldReader):
         file_path = self.text(test.get("path"), (*path, "path"), required=True)
         return _FileTest(test, before, name, name or f"#{path[-1]}", file_path)
 
-    def existence(self, item: Any, path: KeyPath) -> tuple[FileCheck | None, str]:
-        head = self._file_test(item, path, EXISTENCE_KEYS)
+    def existence(self, item: Any, path: KeyPath, *, v1: bool) -> tuple[FileCheck | None, str]:
+        head = self._file_test(item, path, V1_EXISTENCE_KEYS if v1 else EXISTENCE_KEYS)
         if head is None:
             return None, ""
         test, before, name, label, file_path = head
-        if file_path is not None and go_expansions(file_path):
+        if file_path is not None and not v1 and go_expansions(file_path):
             self.unsupported(
                 (*path, "path"),
                 label,
@@ -110,7 +118,8 @@ class FileTests(FieldReader):
 
     def _executable(
         self, who: str | None, mode: GoMode | None, path: KeyPath, test: str
-    ) -> bool | None:
+    ) -> Literal["owner", "group", "other"] | bool | None:
+        """CST's isExecutableBy: the execute bit of owner, group, other, or any of them."""
         if not who:
             return None
         bits = EXECUTABLE_BITS.get(who)
@@ -121,24 +130,14 @@ class FileTests(FieldReader):
                 "use one of: " + ", ".join(EXECUTABLE_BITS),
             )
             return None
-        if mode is not None:
-            if mode.bits & bits == 0:
-                self.issue(
-                    path,
-                    f"test '{test}': the permissions have no execute bit for '{who}', "
-                    "so this test can never pass",
-                )
-                return None
-            return True
-        if who != "any":
-            self.unsupported(
+        if mode is not None and mode.bits & bits == 0:
+            self.issue(
                 path,
-                test,
-                f"a file check can require 'executable by someone' but not by '{who}' alone",
-                "use isExecutableBy: any, or give the full permissions (e.g. '-rwxr-xr-x')",
+                f"test '{test}': the permissions have no execute bit for '{who}', "
+                "so this test can never pass",
             )
             return None
-        return True
+        return EXECUTABLE_BY[who]
 
     def content(self, item: Any, path: KeyPath) -> tuple[FileCheck | None, str]:
         head = self._file_test(item, path, CONTENT_KEYS)

@@ -12,8 +12,9 @@ from imagefactory.spec.models import ENV_NAME_PATTERN, MetadataCheck
 from imagefactory.spec.yamldoc import KeyPath
 
 METADATA_KEYS = (
-    "env",
     "envVars",
+    "unboundEnvVars",
+    "env",
     "unboundEnv",
     "exposedPorts",
     "unexposedPorts",
@@ -37,22 +38,26 @@ class MetadataTest(FieldReader):
         if test is None:
             return None
         before = len(self.issues)
-        for key, why, hint in (
-            (
-                "envVars",
-                "container-structure-test reads 'env' in metadataTest and silently ignores "
-                "'envVars' (its README is wrong), so these variables were never checked",
-                "rename it to 'env'",
-            ),
-            ("unboundEnv", "a metadata check cannot require a variable to be unset", None),
-            ("volumes", "a metadata check has no volumes", None),
-            ("unmountedVolumes", "a metadata check has no volumes", None),
+        for old_key, key in (("env", "envVars"), ("unboundEnv", "unboundEnvVars")):
+            if old_key in test:
+                self.unsupported(
+                    (*path, old_key),
+                    None,
+                    f"container-structure-test 1.13.0 renamed it to '{key}' (PR #314); since "
+                    f"then it rejects '{old_key}' in a YAML file (field {old_key} not found in "
+                    "type v2.MetadataTest) and ignores it in a JSON file",
+                    f"rename it to '{key}'",
+                )
+        for key, why in (
+            ("unboundEnvVars", "a metadata check cannot require a variable to be unset"),
+            ("volumes", "a metadata check has no volumes"),
+            ("unmountedVolumes", "a metadata check has no volumes"),
         ):
             if test.get(key):
-                self.unsupported((*path, key), None, why, hint or f"remove '{key}'")
+                self.unsupported((*path, key), None, why, f"remove '{key}'")
         env: dict[str, str] = {}
-        for index, item in enumerate(self.items(test.get("env"), (*path, "env"))):
-            self._metadata_env(item, (*path, "env", index), env)
+        for index, item in enumerate(self.items(test.get("envVars"), (*path, "envVars"))):
+            self._metadata_env(item, (*path, "envVars", index), env)
         labels: dict[str, list[str]] = {}
         labels_exact: dict[str, str] = {}
         for index, item in enumerate(self.items(test.get("labels"), (*path, "labels"))):

@@ -1,4 +1,4 @@
-"""Read container-structure-test files (schemaVersion 2.0.0) as imagefactory tests.
+"""Read container-structure-test files (schemaVersion 2.0.0 and 1.0.0) as imagefactory tests.
 
 :func:`load_cst` turns one CST YAML (or JSON) file into an :class:`ImageTests`, so the engine that
 runs the catalog's declarative checks runs it too. Every CST field either maps onto our model
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from imagefactory.errors import SpecError, SpecIssue
-from imagefactory.spec.cst.fields import ENV_VAR_KEYS, go_expansions
+from imagefactory.spec.cst.fields import ENV_VAR_KEYS, go_expansions, kind
 from imagefactory.spec.cst.files import FileTests
 from imagefactory.spec.cst.metadata import MetadataTest
 from imagefactory.spec.issues import format_key_path
@@ -29,32 +29,34 @@ from imagefactory.spec.models import (
 )
 from imagefactory.spec.yamldoc import KeyPath, read_yaml
 
-CST_SCHEMA_VERSION = "2.0.0"
+CST_SCHEMA_VERSIONS = ("2.0.0", "1.0.0")
 CST_DIR = "structure-tests"
 
-TOP_KEYS = (
+# The keys of CST's pkg/types/v1 (schemaVersion 1.0.0): no metadata test, no container run
+# options, a command is one list (program and arguments) and has no args.
+V1_TOP_KEYS = (
     "schemaVersion",
     "globalEnvVars",
     "commandTests",
     "fileExistenceTests",
     "fileContentTests",
-    "metadataTest",
     "licenseTests",
-    "containerRunOptions",
 )
-COMMAND_KEYS = (
+V1_COMMAND_KEYS = (
     "name",
     "setup",
     "teardown",
     "envVars",
     "exitCode",
     "command",
-    "args",
     "expectedOutput",
     "excludedOutput",
     "expectedError",
     "excludedError",
 )
+# pkg/types/v2 (schemaVersion 2.0.0): command is the program, args the rest.
+TOP_KEYS = (*V1_TOP_KEYS, "metadataTest", "containerRunOptions")
+COMMAND_KEYS = (*V1_COMMAND_KEYS, "args")
 SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "mksh"})
 
 
@@ -92,6 +94,8 @@ def _is_shell_script(command: str, args: list[str]) -> bool:
 class _Converter(FileTests, MetadataTest):
     """Walks one CST document: its commands here, files and metadata in their modules."""
 
+    v1 = False  # schemaVersion 1.0.0: CST's pkg/types/v1 keys and command form
+
     # -- the document
 
     def convert(self) -> CstSuite:
@@ -108,9 +112,15 @@ class _Converter(FileTests, MetadataTest):
             )
         if any(p.fatal for p in doc.problems):
             raise SpecError(self.issues)
-        data = self.mapping(doc.data, (), TOP_KEYS)
-        if data is None or not self._schema_version(data):
+        if not isinstance(doc.data, dict):
+            self.mapping(doc.data, (), TOP_KEYS)
             raise SpecError(self.issues)
+        version = self._schema_version(doc.data)
+        if version is None:
+            raise SpecError(self.issues)
+        self.v1 = version == "1.0.0"
+        data = self.mapping(doc.data, (), V1_TOP_KEYS if self.v1 else TOP_KEYS)
+        assert data is not None
         env = self._env_vars(data.get("globalEnvVars"), ("globalEnvVars",), None)
         for key, why in (
             ("licenseTests", "imagefactory has no license checks"),
@@ -129,7 +139,7 @@ class _Converter(FileTests, MetadataTest):
         for index, item in enumerate(
             self.items(data.get("fileExistenceTests"), ("fileExistenceTests",))
         ):
-            files.append(self.existence(item, ("fileExistenceTests", index)))
+            files.append(self.existence(item, ("fileExistenceTests", index), v1=self.v1))
         for index, item in enumerate(
             self.items(data.get("fileContentTests"), ("fileContentTests",))
         ):
@@ -144,26 +154,19 @@ class _Converter(FileTests, MetadataTest):
         )
         return CstSuite(doc.path, tests, tuple(name for _, name in files))
 
-    def _schema_version(self, data: dict[str, Any]) -> bool:
+    def _schema_version(self, data: dict[str, Any]) -> str | None:
         version = data.get("schemaVersion")
         path = ("schemaVersion",)
+        hint = "imagefactory reads the versions container-structure-test reads: " + ", ".join(
+            f'"{v}"' for v in CST_SCHEMA_VERSIONS
+        )
         if version is None:
-            self.issue(
-                path,
-                "required key is missing",
-                f'the first line is schemaVersion: "{CST_SCHEMA_VERSION}"',
-            )
-            return False
-        if version == CST_SCHEMA_VERSION:
-            return True
-        hint = f'imagefactory reads schemaVersion "{CST_SCHEMA_VERSION}" only'
-        if str(version).startswith("1."):
-            hint += (
-                '; to convert a 1.0.0 file, write command: "prog" with args: [...] instead of '
-                "command: [prog, ...] and set schemaVersion to 2.0.0"
-            )
+            self.issue(path, "required key is missing", f"the first line is schemaVersion: {hint}")
+            return None
+        if version in CST_SCHEMA_VERSIONS:
+            return str(version)
         self.issue(path, f"unsupported schemaVersion {version!r}", hint)
-        return False
+        return None
 
     def _env_vars(
         self, value: Any, path: KeyPath, test: str | None
@@ -201,23 +204,13 @@ class _Converter(FileTests, MetadataTest):
     def _command(
         self, item: Any, path: KeyPath, global_env: list[tuple[str, str]] | None
     ) -> CommandCheck | None:
-        test = self.mapping(item, path, COMMAND_KEYS)
+        test = self.mapping(item, path, V1_COMMAND_KEYS if self.v1 else COMMAND_KEYS)
         if test is None:
             return None
         before = len(self.issues)
         name = self.text(test.get("name"), (*path, "name"), required=True)
         label = name or f"#{path[-1]}"
-        command_value = test.get("command")
-        if isinstance(command_value, list):
-            self.issue(
-                (*path, "command"),
-                f"test '{label}': command is a list (schemaVersion 1.0.0 style)",
-                "in 2.0.0, command is the program and args holds the rest",
-            )
-            command = None
-        else:
-            command = self.text(command_value, (*path, "command"), required=True)
-        args = self.texts(test.get("args"), (*path, "args")) or []
+        command, args = self._argv(test.get("command"), test.get("args"), path, label)
         for key in ("setup", "teardown"):
             if test.get(key):
                 self.unsupported(
@@ -246,7 +239,7 @@ class _Converter(FileTests, MetadataTest):
             self._check_expansions(command, args, path, label)
         if "" in args:
             self.unsupported(
-                (*path, "args"),
+                self._arg_path(path, args.index("")),
                 label,
                 "an empty argument cannot be written in a command check's run list",
                 None,
@@ -278,9 +271,46 @@ class _Converter(FileTests, MetadataTest):
             label,
         )
 
+    def _argv(
+        self, command_value: Any, args_value: Any, path: KeyPath, test: str
+    ) -> tuple[str | None, list[str]]:
+        """The program and its arguments: 2.0.0's ``command`` + ``args``, 1.0.0's one list."""
+        at = (*path, "command")
+        if not self.v1:
+            if isinstance(command_value, list):
+                self.issue(
+                    at,
+                    f"test '{test}': command is a list (schemaVersion 1.0.0 style)",
+                    "in 2.0.0, command is the program and args holds the rest",
+                )
+                return None, []
+            command = self.text(command_value, at, required=True)
+            return command, self.texts(args_value, (*path, "args")) or []
+        if command_value is None:
+            self.issue(at, "required key is missing")
+            return None, []
+        if not isinstance(command_value, list):
+            self.issue(
+                at,
+                f"test '{test}': in schemaVersion 1.0.0, command is a list (the program, then "
+                f"its arguments), got {kind(command_value)}",
+                f"write command: [{command_value}, ...]",
+            )
+            return None, []
+        argv = self.texts(command_value, at)
+        if argv is None:
+            return None, []
+        if not argv or not argv[0]:
+            self.issue(at, f"test '{test}': the command list needs the program first")
+            return None, []
+        return argv[0], argv[1:]
+
+    def _arg_path(self, path: KeyPath, index: int) -> KeyPath:
+        return (*path, "command", index + 1) if self.v1 else (*path, "args", index)
+
     def _check_expansions(self, command: str, args: list[str], path: KeyPath, test: str) -> None:
         hint = "run it through a shell, which expands the variable from the same environment: "
-        hint += "command: sh, args: ['-c', '...']"
+        hint += "command: [sh, -c, '...']" if self.v1 else "command: sh, args: ['-c', '...']"
         if go_expansions(command):
             self.unsupported(
                 (*path, "command"),
@@ -294,7 +324,7 @@ class _Converter(FileTests, MetadataTest):
         for index, arg in enumerate(args):
             if go_expansions(arg):
                 self.unsupported(
-                    (*path, "args", index),
+                    self._arg_path(path, index),
                     test,
                     f"CST replaces {go_expansions(arg)[0]} from the image's environment before "
                     "running; imagefactory runs the command as written",
