@@ -5,7 +5,9 @@ the images that target it (:mod:`imagefactory.build.packer`); and ``--dry-run``'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 from imagefactory.build.packer import PackerRun, check_packer_build
@@ -15,6 +17,7 @@ from imagefactory.errors import UserError
 from imagefactory.project.hashing import content_inputs
 from imagefactory.project.plan import PlanEntry, plan_images
 from imagefactory.registry.client import registry_session
+from imagefactory.render.packer import DOCKER_SOURCE
 from imagefactory.spec.catalog import Catalog
 
 Builder = Literal["docker", "packer"]
@@ -23,11 +26,13 @@ Builder = Literal["docker", "packer"]
 @dataclass(frozen=True)
 class BuildRequest:
     """What to build: ``images`` by name or ref (none: every image of the catalog), with which
-    ``engine``, and how (``options``: parallel jobs, no cache)."""
+    ``engine`` (packer: which template ``sources``; only docker's by default), and how
+    (``options``: parallel jobs, no cache)."""
 
     images: tuple[str, ...] = ()
     options: BuildOptions = field(default_factory=BuildOptions)
     engine: Builder = "docker"
+    sources: tuple[str, ...] = (DOCKER_SOURCE,)
 
 
 def build_plan(catalog: Catalog, request: BuildRequest) -> list[PlanEntry]:
@@ -41,7 +46,7 @@ def build_images(catalog: Catalog, request: BuildRequest, reporter: BuildReporte
     """Build or reuse the requested images and their ancestors, in DAG order."""
     selected = catalog.select(list(request.images))
     images = images_to_build(catalog, selected)
-    run_type = BuildRun
+    run_type: Callable[..., BuildRun] = BuildRun
     inputs = None  # the run hashes the catalog itself
     if request.engine == "packer":
         not_packer = [i.ref for i in selected if "packer" not in i.spec.targets]
@@ -51,7 +56,7 @@ def build_images(catalog: Catalog, request: BuildRequest, reporter: BuildReporte
                 hint="add 'packer' to their targets, or build them with --engine docker",
             )
         inputs = content_inputs(catalog)  # hashed once: for the check, then for the run
-        check_packer_build(catalog, images, inputs)
-        run_type = PackerRun
+        check_packer_build(catalog, images, inputs, request.sources)
+        run_type = partial(PackerRun, sources=request.sources)
     with registry_session(catalog, []) as client:
         return execute(run_type(catalog, client, request.options, reporter, inputs), images)

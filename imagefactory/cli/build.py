@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -108,6 +109,15 @@ def build(
             "(docs/packer-ansible.md); their ancestors as usual.",
         ),
     ] = "docker",
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="With --engine packer: the template sources to build (repeatable; default "
+            "docker.image only; VM and cloud builders, e.g. amazon-ebs.vm, run only when named, "
+            "with docker.image).",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Build the selected images and the ancestors they need, in DAG order, and push each to
@@ -142,7 +152,13 @@ def build(
         scope = contextlib.nullcontext()
     if engine not in ("docker", "packer"):
         raise typer.BadParameter(f"'{engine}' is not docker or packer", param_hint="--engine")
+    if only and engine != "packer":
+        raise typer.BadParameter(
+            "names Packer sources: use it with --engine packer", param_hint="--only"
+        )
     request = BuildRequest(tuple(images or ()), options, cast(Builder, engine))
+    if only:
+        request = replace(request, sources=tuple(only))
     with scope:
         outcomes = build_images(catalog, request, reporter)
     if json_output:

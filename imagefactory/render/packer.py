@@ -8,7 +8,12 @@ result with the image's content tag in the build registry.
 
 VM builders (``qemu``, ``amazon-ebs``) share the provisioners. ``image.yaml`` cannot name a
 ``vm`` target, so they come from an optional ``packer.yaml`` next to it
-(:mod:`imagefactory.spec.packer`).
+(:mod:`imagefactory.spec.packer`). Uploads go to a folder the communicator's user may write
+(the ssh user on a VM), then a root step moves them into place.
+
+Beside the template, ``plugins.pkr.hcl`` holds ``packer { required_plugins { … } }`` for
+Packer >= 1.7 (whose releases no longer bundle the docker, qemu, amazon and ansible plugins);
+Packer 1.6.6 refuses that block, so the template itself stays valid there on its own.
 
 Output is a pure function of the spec, the project settings, the content hash and the parent pin.
 """
@@ -47,9 +52,22 @@ from imagefactory.spec.packer import load_settings
 from imagefactory.spec.parents import BootstrapParent
 
 STANDARD_TEMPLATE = "packer/image.pkr.hcl.j2"
+PLUGINS_TEMPLATE = "packer/plugins.pkr.hcl.j2"
+#: beside the template: Packer 1.6.6 refuses ``required_plugins``, Packer >= 1.7 reads the folder
+PLUGINS_FILE = "plugins.pkr.hcl"
+#: plugin name: (source, version constraint); releases checked in each plugin's repository
+#: (docker 1.1.0-1.1.4, qemu 1.1.0-1.1.7, amazon 1.3.0-1.3.9, ansible 1.1.0-1.1.3)
+PLUGINS = {
+    "docker": ("github.com/hashicorp/docker", "~> 1.1"),
+    "qemu": ("github.com/hashicorp/qemu", "~> 1.1"),
+    "amazon": ("github.com/hashicorp/amazon", "~> 1.3"),
+    "ansible": ("github.com/hashicorp/ansible", "~> 1.1"),
+}
 DOCKER_SOURCE = "docker.image"
 UNSETTABLE = ("ENTRYPOINT []", "CMD []")
 VM_SOURCES = {"qemu": "qemu.vm", "amazon_ebs": "amazon-ebs.vm"}
+#: where the ``file`` provisioner uploads (a folder the communicator's user may write)
+UPLOADS = "/tmp/imagefactory-upload"
 
 
 def hcl(value: str) -> str:
@@ -97,21 +115,45 @@ def config_changes(
 
 def _shell_steps(catalog: Catalog, image: CatalogImage) -> list[dict[str, Any]]:
     """The Dockerfile's RUN/COPY steps as Packer provisioners, in the same order: every value
-    in a command is a shell word, every command an HCL string."""
+    in a command is a shell word, every command an HCL string.
+
+    The ``file`` provisioner uploads as the communicator's user (root in the docker container,
+    the ssh user on a VM), so every upload goes to :data:`UPLOADS`, a folder that user creates
+    (``as_user``: no sudo), and a root step moves it into place."""
     spec = image.spec
     build = catalog.project.build
     has_ca = build.ca_bundle is not None
     steps: list[dict[str, Any]] = []
+    q = shell_word
 
-    def shell(name: str, *commands: str) -> None:
-        steps.append({"kind": "shell", "name": name, "inline": [hcl(c) for c in commands]})
+    def shell(name: str, *commands: str, as_user: bool = False) -> None:
+        steps.append(
+            {
+                "kind": "shell",
+                "name": name,
+                "inline": [hcl(c) for c in commands],
+                "as_user": as_user,
+            }
+        )
 
     def upload(source: str, dest: str) -> None:
         """``source`` is relative to the template's folder (``path.root``)."""
         quoted = '"${path.root}/' + hcl(source)[1:]
         steps.append({"kind": "file", "source": quoted, "destination": hcl(dest)})
 
-    q = shell_word
+    needs_ca = has_ca and bool(spec.packages or spec.pip)
+    entries = file_entries(image)
+    if needs_ca or entries:
+        folders = [
+            f"{UPLOADS}/{e.context_path if e.is_dir else PurePosixPath(e.context_path).parent}"
+            for e in entries
+        ]
+        shell(
+            "upload folder (the communicator's user)",
+            f"mkdir -m 0700 {UPLOADS}",
+            *[f"mkdir -p {q(folder)}" for folder in folders],
+            as_user=True,
+        )
     for account in spec.create_users:
         gid, name = q(account.gid or account.uid), q(account.name)
         home = f"--home-dir {q(account.home)} --create-home" if account.home else "--no-create-home"
@@ -122,10 +164,9 @@ def _shell_steps(catalog: Catalog, image: CatalogImage) -> list[dict[str, Any]]:
         if account.home:
             command += f" && chmod 0750 {q(account.home)}"
         shell(f"user {account.name}", command)
-    needs_ca = has_ca and bool(spec.packages or spec.pip)
     if needs_ca:
-        shell("CA bundle folder", f"mkdir -p {PurePosixPath(CA_TARGET).parent}")
-        upload(CA_FILE, CA_TARGET)
+        upload(CA_FILE, f"{UPLOADS}/{CA_FILE}")
+        shell("CA bundle", f"install -D -m 0644 {UPLOADS}/{CA_FILE} {CA_TARGET}")
     apt_options = f" -o Acquire::https::CaInfo={CA_TARGET}" if has_ca else ""
     if spec.packages:
         shell(
@@ -152,13 +193,17 @@ def _shell_steps(catalog: Catalog, image: CatalogImage) -> list[dict[str, Any]]:
         )
     if needs_ca:
         shell("remove CA bundle", f"rm -f {CA_TARGET}")
-    for entry in file_entries(image):
-        parent_dir = entry.dest if entry.is_dir else str(PurePosixPath(entry.dest).parent)
-        shell(f"folder for {entry.dest}", f"mkdir -p {q(parent_dir)}")
-        suffix = "/" if entry.is_dir else ""
-        upload(f"{entry.context_path}{suffix}", entry.dest)
+    for entry in entries:
+        staged = q(f"{UPLOADS}/{entry.context_path}")
         dest = q(entry.dest)
-        commands = [f"chown -R {q(entry.owner)} {dest}"]
+        if entry.is_dir:
+            upload(f"{entry.context_path}/", f"{UPLOADS}/{entry.context_path}")
+            place = f"mkdir -p {dest} && cp -R --preserve=mode {staged}/. {dest}/"
+        else:
+            upload(entry.context_path, f"{UPLOADS}/{entry.context_path}")
+            parent_dir = q(str(PurePosixPath(entry.dest).parent))
+            place = f"mkdir -p {parent_dir} && cp --preserve=mode {staged} {dest}"
+        commands = [place, f"chown -R {q(entry.owner)} {dest}"]
         if entry.mode and entry.is_dir:
             commands.append(
                 f"find {dest} -type f -exec chmod {q(entry.mode)} {{}} + && "
@@ -166,7 +211,9 @@ def _shell_steps(catalog: Catalog, image: CatalogImage) -> list[dict[str, Any]]:
             )
         elif entry.mode:
             commands.append(f"chmod {q(entry.mode)} {dest}")
-        shell(f"owner and mode of {entry.dest}", *commands)
+        shell(f"{entry.dest}: into place, owner and mode", *commands)
+    if needs_ca or entries:
+        shell("remove the upload folder", f"rm -rf {UPLOADS}")
     return steps
 
 
@@ -201,9 +248,7 @@ def packer_context(
         keep_alive = ["--entrypoint=", "--", "{{.Image}}", "/bin/sh"]  # CMD stays without one
     run_command = ["-d", "-i", "-t", "--user=0:0", "--network=host", *keep_alive]
     project_root = os.path.relpath(catalog.root, out_folder)
-    vm_sources = [
-        source for key, source in VM_SOURCES.items() if getattr(settings, key) is not None
-    ]
+    vm_sources = packer_sources(image)[1:]
     return {
         "source": image.file.relative_to(catalog.root).as_posix(),
         "ref": image.ref,
@@ -237,6 +282,28 @@ def packer_context(
     }
 
 
+def packer_sources(image: CatalogImage) -> list[str]:
+    """The template's sources, as ``packer build -only`` names them: docker first, then the VM
+    sources ``packer.yaml`` configures."""
+    settings = load_settings(image.folder)
+    return [
+        DOCKER_SOURCE,
+        *(source for key, source in VM_SOURCES.items() if getattr(settings, key) is not None),
+    ]
+
+
+def required_plugins(image: CatalogImage) -> list[str]:
+    """The plugins the template uses: docker (source and docker-tag), the VM builders, and
+    ansible when a VM source applies playbooks (shell-local is part of Packer)."""
+    settings = load_settings(image.folder)
+    names = ["docker"]
+    names += ["qemu"] if settings.qemu is not None else []
+    names += ["amazon"] if settings.amazon_ebs is not None else []
+    has_vm = settings.qemu is not None or settings.amazon_ebs is not None
+    names += ["ansible"] if has_vm and image.spec.playbooks else []
+    return names
+
+
 def _quoted(settings: BaseModel | None) -> dict[str, Any] | None:
     if settings is None:
         return None
@@ -257,14 +324,33 @@ def render_packer(catalog: Catalog, image: CatalogImage, pins: Pins, out_folder:
     return re.sub(r"\n{3,}", "\n\n", text)
 
 
+def render_plugins(catalog: Catalog, image: CatalogImage) -> str:
+    """:data:`PLUGINS_FILE` of the image's folder: the plugins its template uses."""
+    plugins = [
+        {"name": name, "source": PLUGINS[name][0], "version": PLUGINS[name][1]}
+        for name in required_plugins(image)
+    ]
+    context: dict[str, object] = {
+        "source": image.file.relative_to(catalog.root).as_posix(),
+        "template": template_file_name(image.ref),
+        "plugins": plugins,
+    }
+    return render_template(catalog.root, PLUGINS_TEMPLATE, context)
+
+
 def template_file_name(ref: str) -> str:
     return f"{ref_slug(ref)}.pkr.hcl"
 
 
-def write_packer_folder(catalog: Catalog, image: CatalogImage, text: str, folder: Path) -> Path:
-    """Write ``folder`` (``<image>.pkr.hcl``, files/, CA bundle) whole; return the template path."""
+def write_packer_folder(
+    catalog: Catalog, image: CatalogImage, text: str, plugins: str, folder: Path
+) -> Path:
+    """Write ``folder`` (``<image>.pkr.hcl`` holding ``text``, files/, CA bundle, then
+    :data:`PLUGINS_FILE` holding ``plugins``); return the template path."""
     name = template_file_name(image.ref)
-    return write_build_context(catalog, image, text, folder, main_file=name) / name
+    written = write_build_context(catalog, image, text, folder, main_file=name)
+    (written / PLUGINS_FILE).write_text(plugins, encoding="utf-8")
+    return written / name
 
 
 def uses_packer(image: CatalogImage) -> bool:
@@ -291,8 +377,9 @@ def render_packer_images(
 
     Every image is rendered before anything is written, so a bad one writes nothing.
     """
-    texts = []
+    rendered = []
     for image in images:
         folder = out_dir / ref_slug(image.ref)
-        texts.append((image, render_packer(catalog, image, pins, folder), folder))
-    return [write_packer_folder(catalog, image, text, folder) for image, text, folder in texts]
+        text, plugins = render_packer(catalog, image, pins, folder), render_plugins(catalog, image)
+        rendered.append((image, text, plugins, folder))
+    return [write_packer_folder(catalog, *r[:3], r[3]) for r in rendered]

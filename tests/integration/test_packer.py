@@ -207,6 +207,12 @@ def test_build_engine_packer_records_state_and_passes_imagefactory_test(
         TINY.replace("  TINY_GREETING: hello\n", "  TINY_GREETING: hello\n  BUILT_BY: packer\n", 1)
     )
     (folder / "hello.txt").write_text("hello from packer\n")
+    # an EC2 builder in the template: it must not start unless named (--only amazon-ebs.vm);
+    # were it started here it would fail (no AWS credentials, no network)
+    (folder / "packer.yaml").write_text(
+        "targets: [vm]\namazon_ebs:\n  region: eu-west-1\n  source_ami: ami-0123456789abcdef0\n"
+        "  instance_type: t3.small\n  ssh_username: admin\n"
+    )
     refused = imagefactory(
         example_copy, "build", "app/rag-api", "--engine", "packer", env=example_build.env
     )
@@ -214,6 +220,7 @@ def test_build_engine_packer_records_state_and_passes_imagefactory_test(
 
     built = imagefactory(
         example_copy,
+        "-v",  # Packer's lines on stderr
         "build",
         "app/tiny",
         "--engine",
@@ -226,6 +233,8 @@ def test_build_engine_packer_records_state_and_passes_imagefactory_test(
     assert built.returncode == 0, built.stdout + built.stderr[-4000:]
     statuses = {o["image"]: o["status"] for o in document["images"]}
     assert statuses == {"base/debian12": "reused", "app/tiny": "built"}
+    # Packer prefixes each source's lines with its name: only the docker source ran
+    assert "docker.image:" in built.stderr and "amazon-ebs.vm" not in built.stderr
     record = json.loads((example_copy / ".imagefactory" / "state.json").read_text())["images"][
         "app/tiny"
     ]

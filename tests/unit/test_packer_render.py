@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,17 +16,21 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import imagefactory.cli  # noqa: F401  (registers the commands)
+from imagefactory.build.packer import packer_commands
 from imagefactory.build.provision import check_playbooks, playbook_roles
 from imagefactory.cli import app
 from imagefactory.errors import UserError
 from imagefactory.project.hashing import content_inputs
 from imagefactory.render.catalog import Pins
 from imagefactory.render.packer import (
+    PLUGINS_FILE,
+    UPLOADS,
     config_changes,
     load_settings,
     packer_images,
     render_packer,
     render_packer_images,
+    render_plugins,
 )
 from imagefactory.spec.catalog import Catalog, ref_slug
 from imagefactory.spec.loader import load_catalog
@@ -88,6 +93,86 @@ def test_packer_templates_match_golden(
     text = render(catalog, ref)
     golden(GOLDEN / f"{ref_slug(ref)}.pkr.hcl", text)
     assert render(load_catalog(packer_catalog), ref) == text  # byte-identical again
+
+
+def test_required_plugins_beside_the_template_at_existing_versions(
+    packer_catalog: Path, golden: Callable[[Path, str], None]
+) -> None:
+    """Current Packer releases bundle no builders: plugins.pkr.hcl requires each one the
+    template uses; the template itself has no ``packer`` block (Packer 1.6.6 refuses
+    ``required_plugins``, see test_packer_1_6_refuses_required_plugins)."""
+    catalog = load_catalog(packer_catalog)
+    pins = Pins(catalog.project, content_inputs(catalog), DIGESTS)
+    vm = render_plugins(catalog, catalog.images["runtime/llm:cpu"])
+    golden(GOLDEN / "runtime_llm_cpu.plugins.pkr.hcl", vm)
+    for plugin in ("docker", "qemu", "amazon", "ansible"):
+        assert f'source  = "github.com/hashicorp/{plugin}"' in vm
+    assert "packer {" not in render(catalog, "runtime/llm:cpu")
+    docker_only = render_plugins(catalog, catalog.images["app/rag-api"])
+    assert 'source  = "github.com/hashicorp/docker"' in docker_only
+    assert "qemu" not in docker_only and "amazon" not in docker_only
+    (template,) = render_packer_images(
+        catalog, [catalog.images["app/rag-api"]], pins, packer_catalog / "rendered"
+    )
+    assert (template.parent / PLUGINS_FILE).read_text() == docker_only
+
+
+@pytest.mark.skipif(
+    shutil.which("packer") is None, reason="packer is not installed (scripts/setup.sh)"
+)
+def test_packer_1_6_refuses_required_plugins(packer_catalog: Path) -> None:
+    """Why the block has its own file: the machine's Packer (1.6.6) rejects it, so a template
+    holding it would not validate there. On Packer >= 1.7 the folder validates as a whole."""
+    catalog = load_catalog(packer_catalog)
+    pins = Pins(catalog.project, content_inputs(catalog), DIGESTS)
+    (template,) = render_packer_images(
+        catalog, [catalog.images["app/rag-api"]], pins, packer_catalog / "rendered"
+    )
+    plugins = template.parent / PLUGINS_FILE
+    result = packer_validate(plugins)
+    version = subprocess.run(["packer", "version"], capture_output=True, text=True, check=False)
+    if "Packer v1.6." in version.stdout:
+        assert result.returncode != 0 and "required_plugins" in result.stdout + result.stderr
+    else:  # a current Packer: the folder (template and plugins) is one configuration
+        folder = subprocess.run(
+            ["packer", "validate", "."], cwd=template.parent, capture_output=True, check=False
+        )
+        assert folder.returncode == 0, folder
+
+
+def test_uploads_go_where_the_ssh_user_may_write_then_root_moves_them(
+    packer_catalog: Path,
+) -> None:
+    """The file provisioner uploads as the ssh user on a VM: into UPLOADS, which that user
+    creates (no sudo), never into a folder a root step made; root steps put things in place."""
+    (packer_catalog / "images/app/rag-api/packer.yaml").write_text(VM_SETTINGS)
+    text = render(load_catalog(packer_catalog), "app/rag-api")
+    destinations = re.findall(r'destination = "([^"]*)"', text)
+    assert destinations and all(d.startswith(f"{UPLOADS}/") for d in destinations)
+    assert f'destination = "{UPLOADS}/ca-bundle.pem"' in text
+    first_upload = text.index('provisioner "file"')
+    folder_step = text.rindex('provisioner "shell"', 0, first_upload)
+    assert text.index(f"mkdir -m 0700 {UPLOADS}") > folder_step
+    made_by_user = text[folder_step:first_upload]
+    assert "sudo" not in made_by_user  # the ssh user's own folder
+    assert f"install -D -m 0644 {UPLOADS}/ca-bundle.pem /run/imagefactory/ca.pem" in text
+    assert f"cp -R --preserve=mode {UPLOADS}/files/0/rag_api/. /opt/rag-api/rag_api/" in text
+    later = text[text.index("install -D -m 0644") :]
+    assert later.count("sudo -E") >= 1  # root steps on VMs
+    assert f"rm -rf {UPLOADS}" in text
+
+
+def test_packer_builds_only_the_named_sources() -> None:
+    template = Path("/w/app_tiny/app_tiny.pkr.hcl")
+    assert packer_commands("packer", (1, 6), template, ["docker.image"]) == [
+        ["packer", "build", "-color=false", "-only=docker.image", "-var", "pull=true",
+         "app_tiny.pkr.hcl"]
+    ]  # fmt: skip
+    assert packer_commands("packer", (1, 11), template, ["docker.image", "amazon-ebs.vm"]) == [
+        ["packer", "init", "."],
+        ["packer", "build", "-color=false", "-only=docker.image,amazon-ebs.vm", "-var",
+         "pull=true", "."],
+    ]  # fmt: skip
 
 
 def test_docker_source_is_the_parent_digest_and_config_is_restored(packer_catalog: Path) -> None:
@@ -317,3 +402,31 @@ def test_build_engine_packer_checks_vm_settings_before_anything_runs(
     result = run_cli("-C", packer_catalog, "build", "runtime/llm:cpu", "--engine", "packer")
     assert result.exit_code == 1
     assert "targets include 'vm' but no VM builder is configured" in result.output
+
+
+def test_build_only_needs_the_packer_engine(packer_catalog: Path) -> None:
+    result = run_cli("-C", packer_catalog, "build", "app/rag-api", "--only", "amazon-ebs.vm")
+    assert result.exit_code == 2
+    assert "use it with --engine packer" in result.output
+
+
+@pytest.mark.parametrize(
+    ("only", "message"),
+    [
+        (["amazon-ebs.vm"], "--only must include docker.image"),
+        (["docker.image", "amazon-ebs.x"], "has the source amazon-ebs.x"),
+    ],
+)
+def test_build_only_names_the_docker_source_and_existing_ones(
+    packer_catalog: Path,
+    edit: Edit,
+    monkeypatch: pytest.MonkeyPatch,
+    only: list[str],
+    message: str,
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # nothing may run
+    edit("images/runtime/llm/image.yaml", "user: app\n", "user: app\ntargets: [packer]\n")
+    flags = [word for name in only for word in ("--only", name)]
+    result = run_cli("-C", packer_catalog, "build", "runtime/llm:cpu", "--engine", "packer", *flags)
+    assert result.exit_code == 1
+    assert message in result.output

@@ -44,17 +44,26 @@ source "docker" "image" {
 build {
   sources = ["source.docker.image"]
 
-  # CA bundle folder
+  # upload folder (the communicator's user)
   provisioner "shell" {
     inline_shebang = "/bin/sh -e"
     inline = [
-      "mkdir -p /run/imagefactory",
+      "mkdir -m 0700 /tmp/imagefactory-upload",
+      "mkdir -p /tmp/imagefactory-upload/files/0/rag_api",
     ]
   }
 
   provisioner "file" {
     source      = "${path.root}/ca-bundle.pem"
-    destination = "/run/imagefactory/ca.pem"
+    destination = "/tmp/imagefactory-upload/ca-bundle.pem"
+  }
+
+  # CA bundle
+  provisioner "shell" {
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "install -D -m 0644 /tmp/imagefactory-upload/ca-bundle.pem /run/imagefactory/ca.pem",
+    ]
   }
 
   # pip
@@ -73,25 +82,26 @@ build {
     ]
   }
 
-  # folder for /opt/rag-api/rag_api
+  provisioner "file" {
+    source      = "${path.root}/files/0/rag_api/"
+    destination = "/tmp/imagefactory-upload/files/0/rag_api"
+  }
+
+  # /opt/rag-api/rag_api: into place, owner and mode
   provisioner "shell" {
     inline_shebang = "/bin/sh -e"
     inline = [
-      "mkdir -p /opt/rag-api/rag_api",
+      "mkdir -p /opt/rag-api/rag_api && cp -R --preserve=mode /tmp/imagefactory-upload/files/0/rag_api/. /opt/rag-api/rag_api/",
+      "chown -R root:root /opt/rag-api/rag_api",
+      "find /opt/rag-api/rag_api -type f -exec chmod 0644 {} + && find /opt/rag-api/rag_api -type d -exec chmod 0755 {} +",
     ]
   }
 
-  provisioner "file" {
-    source      = "${path.root}/files/0/rag_api/"
-    destination = "/opt/rag-api/rag_api"
-  }
-
-  # owner and mode of /opt/rag-api/rag_api
+  # remove the upload folder
   provisioner "shell" {
     inline_shebang = "/bin/sh -e"
     inline = [
-      "chown -R root:root /opt/rag-api/rag_api",
-      "find /opt/rag-api/rag_api -type f -exec chmod 0644 {} + && find /opt/rag-api/rag_api -type d -exec chmod 0755 {} +",
+      "rm -rf /tmp/imagefactory-upload",
     ]
   }
 

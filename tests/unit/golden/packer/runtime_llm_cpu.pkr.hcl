@@ -82,7 +82,20 @@ source "amazon-ebs" "vm" {
 build {
   sources = ["source.docker.image", "source.qemu.vm", "source.amazon-ebs.vm"]
 
-  # CA bundle folder
+  # upload folder (the communicator's user)
+  provisioner "shell" {
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "mkdir -m 0700 /tmp/imagefactory-upload",
+    ]
+  }
+
+  provisioner "file" {
+    source      = "${path.root}/ca-bundle.pem"
+    destination = "/tmp/imagefactory-upload/ca-bundle.pem"
+  }
+
+  # CA bundle
   provisioner "shell" {
     execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
     override = {
@@ -92,13 +105,8 @@ build {
     }
     inline_shebang = "/bin/sh -e"
     inline = [
-      "mkdir -p /run/imagefactory",
+      "install -D -m 0644 /tmp/imagefactory-upload/ca-bundle.pem /run/imagefactory/ca.pem",
     ]
-  }
-
-  provisioner "file" {
-    source      = "${path.root}/ca-bundle.pem"
-    destination = "/run/imagefactory/ca.pem"
   }
 
   # packages
@@ -143,6 +151,20 @@ build {
     inline_shebang = "/bin/sh -e"
     inline = [
       "rm -f /run/imagefactory/ca.pem",
+    ]
+  }
+
+  # remove the upload folder
+  provisioner "shell" {
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "rm -rf /tmp/imagefactory-upload",
     ]
   }
 
