@@ -8,7 +8,9 @@ result with the image's content tag in the build registry.
 
 VM builders (``qemu``, ``amazon-ebs``) share the provisioners. ``image.yaml`` cannot name a
 ``vm`` target, so they come from an optional ``packer.yaml`` next to it
-(:mod:`imagefactory.spec.packer`). Uploads go to a folder the communicator's user may write
+(:mod:`imagefactory.spec.packer`). A VM starts from an ISO or AMI, not from the parent image,
+so on the VM sources the ancestors' steps and playbooks come first (the root's first; their
+files under ``chain/<ancestor>/`` in the folder). Uploads go to a folder the communicator's user may write
 (the ssh user on a VM), then a root step moves them into place.
 
 Beside the template, ``plugins.pkr.hcl`` holds ``packer { required_plugins { … } }`` for
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -50,6 +53,7 @@ from imagefactory.render.environment import (
 from imagefactory.spec.catalog import Catalog, CatalogImage, ref_slug
 from imagefactory.spec.packer import load_settings
 from imagefactory.spec.parents import BootstrapParent
+from imagefactory.spec.walk import copy_into
 
 STANDARD_TEMPLATE = "packer/image.pkr.hcl.j2"
 PLUGINS_TEMPLATE = "packer/plugins.pkr.hcl.j2"
@@ -113,13 +117,16 @@ def config_changes(
     return changes
 
 
-def _shell_steps(catalog: Catalog, image: CatalogImage) -> list[dict[str, Any]]:
+def _shell_steps(
+    catalog: Catalog, image: CatalogImage, prefix: str = "", only: list[str] | None = None
+) -> list[dict[str, Any]]:
     """The Dockerfile's RUN/COPY steps as Packer provisioners, in the same order: every value
     in a command is a shell word, every command an HCL string.
 
     The ``file`` provisioner uploads as the communicator's user (root in the docker container,
     the ssh user on a VM), so every upload goes to :data:`UPLOADS`, a folder that user creates
-    (``as_user``: no sudo), and a root step moves it into place."""
+    (``as_user``: no sudo), and a root step moves it into place. ``prefix``: the folder (in the
+    template's folder) of the image's ``files/``; ``only``: the sources the steps run on."""
     spec = image.spec
     build = catalog.project.build
     has_ca = build.ca_bundle is not None
@@ -133,16 +140,17 @@ def _shell_steps(catalog: Catalog, image: CatalogImage) -> list[dict[str, Any]]:
                 "name": name,
                 "inline": [hcl(c) for c in commands],
                 "as_user": as_user,
+                "only": only,
             }
         )
 
     def upload(source: str, dest: str) -> None:
         """``source`` is relative to the template's folder (``path.root``)."""
         quoted = '"${path.root}/' + hcl(source)[1:]
-        steps.append({"kind": "file", "source": quoted, "destination": hcl(dest)})
+        steps.append({"kind": "file", "source": quoted, "destination": hcl(dest), "only": only})
 
     needs_ca = has_ca and bool(spec.packages or spec.pip)
-    entries = file_entries(image)
+    entries = [replace(e, context_path=prefix + e.context_path) for e in file_entries(image)]
     if needs_ca or entries:
         folders = [
             f"{UPLOADS}/{e.context_path if e.is_dir else PurePosixPath(e.context_path).parent}"
@@ -217,6 +225,28 @@ def _shell_steps(catalog: Catalog, image: CatalogImage) -> list[dict[str, Any]]:
     return steps
 
 
+def chain_prefix(ancestor: CatalogImage) -> str:
+    """Where an ancestor's files are in the template's folder (its VM sources upload them)."""
+    return f"chain/{ref_slug(ancestor.ref)}/"
+
+
+def _chain_steps(
+    catalog: Catalog, image: CatalogImage, vm_sources: list[str]
+) -> list[dict[str, Any]]:
+    """A VM starts from an ISO or AMI, not from the parent image: on the VM sources, the steps
+    and playbooks of every ancestor first, the root's first."""
+    if not vm_sources:
+        return []
+    steps: list[dict[str, Any]] = []
+    for ancestor in reversed(catalog.lineage(image.ref)[1:]):
+        steps += _shell_steps(catalog, ancestor, chain_prefix(ancestor), vm_sources)
+        steps += [
+            {"kind": "ansible", "name": ancestor.ref, "path": hcl(p)[1:-1], "only": vm_sources}
+            for p in ancestor.spec.playbooks
+        ]
+    return steps
+
+
 def packer_context(
     catalog: Catalog, image: CatalogImage, pins: Pins, out_folder: Path
 ) -> dict[str, Any]:
@@ -264,7 +294,7 @@ def packer_context(
         "build_args": {
             name: hcl(f"{shell_name(name)}={value}") for name, value in spec.build_args.items()
         },
-        "steps": _shell_steps(catalog, image),
+        "steps": [*_chain_steps(catalog, image, vm_sources), *_shell_steps(catalog, image)],
         # fragments of quoted HCL strings below the project root: a shell word on the
         # shell-local line, the path itself as the ansible provisioner's playbook_file
         "playbooks": [
@@ -350,6 +380,12 @@ def write_packer_folder(
     name = template_file_name(image.ref)
     written = write_build_context(catalog, image, text, folder, main_file=name)
     (written / PLUGINS_FILE).write_text(plugins, encoding="utf-8")
+    if packer_sources(image)[1:]:  # the VM sources upload the ancestors' files too
+        for ancestor in catalog.lineage(image.ref)[1:]:
+            for entry in file_entries(ancestor):
+                target = written / chain_prefix(ancestor) / entry.context_path
+                target.parent.mkdir(parents=True)
+                copy_into(entry.source, target)
     return written / name
 
 

@@ -162,6 +162,60 @@ def test_uploads_go_where_the_ssh_user_may_write_then_root_moves_them(
     assert f"rm -rf {UPLOADS}" in text
 
 
+def test_a_childs_vm_image_carries_the_provisioning_of_the_whole_chain(
+    packer_catalog: Path, golden: Callable[[Path, str], None]
+) -> None:
+    """A VM starts from an ISO or AMI, not from runtime/llm's image: on the VM sources,
+    app/rag-api's template first applies base/debian12's and runtime/llm's steps (users,
+    packages, pip, files, playbooks); the docker source, started from the parent, does not."""
+    (packer_catalog / "images/app/rag-api/packer.yaml").write_text(VM_SETTINGS)
+    catalog = load_catalog(packer_catalog)
+    text = render(catalog, "app/rag-api")
+    golden(GOLDEN / "app_rag-api.vm.pkr.hcl", text)
+    vm_only = r'only += \["qemu\.vm", "amazon-ebs\.vm"\]'
+    own = text.index("# upload folder", text.index("playbook_file"))  # app/rag-api's own steps
+    chain = text[:own]
+    assert "useradd --system --uid 10001" in chain  # base/debian12's user
+    runtime = catalog.images["runtime/llm:cpu"].spec
+    assert f"--no-compile {' '.join(runtime.pip)}" in chain  # runtime/llm's pip
+    assert "ansible/runtime.yml" in chain  # runtime/llm's playbook, VM sources only
+    steps = chain[chain.index("build {") :].split("provisioner ")[1:]
+    assert steps and all(re.search(vm_only, step) for step in steps)
+    assert "useradd" not in text[own:]
+    pins = Pins(catalog.project, content_inputs(catalog), DIGESTS)
+    (template,) = render_packer_images(
+        catalog, [catalog.images["app/rag-api"]], pins, packer_catalog / "rendered"
+    )
+    if shutil.which("packer") is not None:
+        result = packer_validate(template)
+        assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+
+
+@pytest.mark.skipif(
+    shutil.which("packer") is None, reason="packer is not installed (scripts/setup.sh)"
+)
+def test_the_vm_sources_upload_the_ancestors_files_from_the_folder(
+    packer_catalog: Path, edit: Edit
+) -> None:
+    (packer_catalog / "images/app/rag-api/packer.yaml").write_text(VM_SETTINGS)
+    (packer_catalog / "images/runtime/llm/motd.txt").write_text("runtime\n")
+    edit(
+        "images/runtime/llm/image.yaml",
+        "user: app\n",
+        "user: app\nfiles:\n  - src: motd.txt\n    dest: /etc/motd\n    owner: root:root\n",
+    )
+    catalog = load_catalog(packer_catalog)
+    pins = Pins(catalog.project, content_inputs(catalog), DIGESTS)
+    (template,) = render_packer_images(
+        catalog, [catalog.images["app/rag-api"]], pins, packer_catalog / "rendered"
+    )
+    staged = template.parent / "chain/runtime_llm_cpu/files/0/motd.txt"
+    assert staged.read_text() == "runtime\n"
+    assert '"${path.root}/chain/runtime_llm_cpu/files/0/motd.txt"' in template.read_text()
+    result = packer_validate(template)  # it checks that every uploaded file is there
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+
+
 def test_packer_builds_only_the_named_sources() -> None:
     template = Path("/w/app_tiny/app_tiny.pkr.hcl")
     assert packer_commands("packer", (1, 6), template, ["docker.image"]) == [

@@ -82,6 +82,21 @@ source "amazon-ebs" "vm" {
 build {
   sources = ["source.docker.image", "source.qemu.vm", "source.amazon-ebs.vm"]
 
+  # user app
+  provisioner "shell" {
+    only = ["qemu.vm", "amazon-ebs.vm"]
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "groupadd --system --gid 10001 app && useradd --system --uid 10001 --gid 10001 --shell /usr/sbin/nologin --home-dir /home/app --create-home app && chmod 0750 /home/app",
+    ]
+  }
+
   # upload folder (the communicator's user)
   provisioner "shell" {
     inline_shebang = "/bin/sh -e"

@@ -1,0 +1,296 @@
+# Rendered by imagefactory from images/app/rag-api/image.yaml; edit that file, not this one.
+# image: app/rag-api 0.3.0  content: sha256:151440ed3dd83d11f88e4cf4a6620211ac05f7bdd38b9df9c7ff15ab64a81b34
+
+variable "pull" {
+  type        = bool
+  default     = false
+  description = "Pull the parent image first (needs 'docker login' to the build registry); by default it must be local."
+}
+
+variable "project_root" {
+  type        = string
+  default     = "../../.."
+  description = "The catalog's root, relative to this file: playbooks are found there."
+}
+
+variable "ssh_password" {
+  type      = string
+  default   = env("IMAGEFACTORY_VM_PASSWORD")
+  sensitive = true
+}
+
+source "docker" "image" {
+  image       = "127.0.0.1:5000/bank-ai-lab/dev/runtime/llm@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+  pull        = var.pull
+  commit      = true
+  run_command = ["-d", "-i", "-t", "--user=0:0", "--network=host", "--entrypoint=/bin/sh", "--", "{{.Image}}"]
+  changes = [
+    "ENV TZ=\"UTC\"",
+    "ENV LANG=\"C.UTF-8\"",
+    "ENV PYTHONPATH=\"/opt/rag-api\"",
+    "ENV RAG_API_PORT=\"8080\"",
+    "WORKDIR /opt/rag-api",
+    "EXPOSE 8080",
+    "ENTRYPOINT [\"python\", \"-m\", \"uvicorn\", \"rag_api.main:app\", \"--host\", \"0.0.0.0\", \"--port\", \"8080\"]",
+    "LABEL com.example-bank.image.tier=\"app\"",
+    "LABEL org.imagefactory.content-hash=\"sha256:151440ed3dd83d11f88e4cf4a6620211ac05f7bdd38b9df9c7ff15ab64a81b34\"",
+    "LABEL org.imagefactory.ref=\"app/rag-api\"",
+    "LABEL org.opencontainers.image.base.digest=\"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"",
+    "LABEL org.opencontainers.image.base.name=\"runtime/llm\"",
+    "LABEL org.opencontainers.image.description=\"Retrieval API over the lab's policy documents, with a health endpoint.\"",
+    "LABEL org.opencontainers.image.licenses=\"Apache-2.0\"",
+    "LABEL org.opencontainers.image.source=\"https://gitlab.example-bank.internal/platform/imagefactory\"",
+    "LABEL org.opencontainers.image.title=\"app/rag-api\"",
+    "LABEL org.opencontainers.image.vendor=\"Example Bank - Data & AI Lab\"",
+    "LABEL org.opencontainers.image.version=\"0.3.0\"",
+    "USER 10001:10001",
+  ]
+}
+
+source "qemu" "vm" {
+  iso_url          = "https://deb.example.internal/debian-12.iso"
+  iso_checksum     = "sha256:0123456789abcdef"
+  vm_name          = "app-rag-api-0.3.0-151440ed3dd8"
+  output_directory = "output-qemu"
+  disk_size        = "10G"
+  memory           = 2048
+  cpus             = 2
+  accelerator      = "kvm"
+  headless         = true
+  format           = "qcow2"
+  boot_wait        = "5s"
+  boot_command     = ["<esc><wait>", "auto url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/preseed.cfg<enter>"]
+  communicator     = "ssh"
+  ssh_username     = "admin"
+  ssh_password     = var.ssh_password
+  ssh_timeout      = "30m"
+  shutdown_command = "sudo shutdown -P now"
+}
+
+source "amazon-ebs" "vm" {
+  region        = "eu-west-1"
+  source_ami    = "ami-0123456789abcdef0"
+  instance_type = "t3.small"
+  ssh_username  = "admin"
+  ami_name      = "app-rag-api-0.3.0-151440ed3dd8"
+  tags = {
+    "org.imagefactory.ref"          = "app/rag-api"
+    "org.imagefactory.content-hash" = "sha256:151440ed3dd83d11f88e4cf4a6620211ac05f7bdd38b9df9c7ff15ab64a81b34"
+  }
+}
+
+build {
+  sources = ["source.docker.image", "source.qemu.vm", "source.amazon-ebs.vm"]
+
+  # user app
+  provisioner "shell" {
+    only = ["qemu.vm", "amazon-ebs.vm"]
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "groupadd --system --gid 10001 app && useradd --system --uid 10001 --gid 10001 --shell /usr/sbin/nologin --home-dir /home/app --create-home app && chmod 0750 /home/app",
+    ]
+  }
+
+  # upload folder (the communicator's user)
+  provisioner "shell" {
+    only = ["qemu.vm", "amazon-ebs.vm"]
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "mkdir -m 0700 /tmp/imagefactory-upload",
+    ]
+  }
+
+  provisioner "file" {
+    only        = ["qemu.vm", "amazon-ebs.vm"]
+    source      = "${path.root}/ca-bundle.pem"
+    destination = "/tmp/imagefactory-upload/ca-bundle.pem"
+  }
+
+  # CA bundle
+  provisioner "shell" {
+    only = ["qemu.vm", "amazon-ebs.vm"]
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "install -D -m 0644 /tmp/imagefactory-upload/ca-bundle.pem /run/imagefactory/ca.pem",
+    ]
+  }
+
+  # packages
+  provisioner "shell" {
+    only = ["qemu.vm", "amazon-ebs.vm"]
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "apt-get update -o Acquire::https::CaInfo=/run/imagefactory/ca.pem",
+      "apt-get install -y --no-install-recommends -o Acquire::https::CaInfo=/run/imagefactory/ca.pem python3 python3-venv libgomp1",
+      "apt-get clean",
+      "rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/log/apt/* /var/log/dpkg.log",
+    ]
+  }
+
+  # pip
+  provisioner "shell" {
+    only = ["qemu.vm", "amazon-ebs.vm"]
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "export PIP_CERT=/run/imagefactory/ca.pem && { test -x /opt/venv/bin/python || python3 -m venv /opt/venv; } && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile numpy==2.2.6 tokenizers==0.21.1 onnxruntime==1.22.0",
+    ]
+  }
+
+  # remove CA bundle
+  provisioner "shell" {
+    only = ["qemu.vm", "amazon-ebs.vm"]
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "rm -f /run/imagefactory/ca.pem",
+    ]
+  }
+
+  # remove the upload folder
+  provisioner "shell" {
+    only = ["qemu.vm", "amazon-ebs.vm"]
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "rm -rf /tmp/imagefactory-upload",
+    ]
+  }
+
+  # Ansible of runtime/llm:cpu, on the VM sources
+  provisioner "ansible" {
+    only            = ["qemu.vm", "amazon-ebs.vm"]
+    playbook_file   = "${path.root}/${var.project_root}/ansible/runtime.yml"
+    extra_arguments = ["--become"]
+  }
+
+  # upload folder (the communicator's user)
+  provisioner "shell" {
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "mkdir -m 0700 /tmp/imagefactory-upload",
+      "mkdir -p /tmp/imagefactory-upload/files/0/rag_api",
+    ]
+  }
+
+  provisioner "file" {
+    source      = "${path.root}/ca-bundle.pem"
+    destination = "/tmp/imagefactory-upload/ca-bundle.pem"
+  }
+
+  # CA bundle
+  provisioner "shell" {
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "install -D -m 0644 /tmp/imagefactory-upload/ca-bundle.pem /run/imagefactory/ca.pem",
+    ]
+  }
+
+  # pip
+  provisioner "shell" {
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "export PIP_CERT=/run/imagefactory/ca.pem && { test -x /opt/venv/bin/python || python3 -m venv /opt/venv; } && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile fastapi==0.115.12 uvicorn==0.34.3",
+    ]
+  }
+
+  # remove CA bundle
+  provisioner "shell" {
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "rm -f /run/imagefactory/ca.pem",
+    ]
+  }
+
+  provisioner "file" {
+    source      = "${path.root}/files/0/rag_api/"
+    destination = "/tmp/imagefactory-upload/files/0/rag_api"
+  }
+
+  # /opt/rag-api/rag_api: into place, owner and mode
+  provisioner "shell" {
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "mkdir -p /opt/rag-api/rag_api && cp -R --preserve=mode /tmp/imagefactory-upload/files/0/rag_api/. /opt/rag-api/rag_api/",
+      "chown -R root:root /opt/rag-api/rag_api",
+      "find /opt/rag-api/rag_api -type f -exec chmod 0644 {} + && find /opt/rag-api/rag_api -type d -exec chmod 0755 {} +",
+    ]
+  }
+
+  # remove the upload folder
+  provisioner "shell" {
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh -c '{{ .Path }}'"
+    override = {
+      image = {
+        execute_command = "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }}"
+      }
+    }
+    inline_shebang = "/bin/sh -e"
+    inline = [
+      "rm -rf /tmp/imagefactory-upload",
+    ]
+  }
+
+  post-processor "docker-tag" {
+    only       = ["docker.image"]
+    repository = "127.0.0.1:5000/bank-ai-lab/dev/app/rag-api"
+    tags       = ["content-151440ed3dd83d11f88e4cf4"]
+  }
+}
