@@ -151,6 +151,16 @@ def _shell_steps(
 
     needs_ca = has_ca and bool(spec.packages or spec.pip)
     entries = [replace(e, context_path=prefix + e.context_path) for e in file_entries(image)]
+    for account in spec.create_users:
+        gid, name = q(account.gid or account.uid), q(account.name)
+        home = f"--home-dir {q(account.home)} --create-home" if account.home else "--no-create-home"
+        command = (
+            f"groupadd --system --gid {gid} {name} && useradd --system --uid "
+            f"{q(account.uid)} --gid {gid} --shell {q(account.shell)} {home} {name}"
+        )
+        if account.home:
+            command += f" && chmod 0750 {q(account.home)}"
+        shell(f"user {account.name}", command)
     if needs_ca or entries:
         folders = [
             f"{UPLOADS}/{e.context_path if e.is_dir else PurePosixPath(e.context_path).parent}"
@@ -162,16 +172,6 @@ def _shell_steps(
             *[f"mkdir -p {q(folder)}" for folder in folders],
             as_user=True,
         )
-    for account in spec.create_users:
-        gid, name = q(account.gid or account.uid), q(account.name)
-        home = f"--home-dir {q(account.home)} --create-home" if account.home else "--no-create-home"
-        command = (
-            f"groupadd --system --gid {gid} {name} && useradd --system --uid "
-            f"{q(account.uid)} --gid {gid} --shell {q(account.shell)} {home} {name}"
-        )
-        if account.home:
-            command += f" && chmod 0750 {q(account.home)}"
-        shell(f"user {account.name}", command)
     if needs_ca:
         upload(CA_FILE, f"{UPLOADS}/{CA_FILE}")
         shell("CA bundle", f"install -D -m 0644 {UPLOADS}/{CA_FILE} {CA_TARGET}")
