@@ -210,9 +210,9 @@ def approver(
     """Who approves a promotion into ``env`` (None: nobody, or it needs no approval; ``require``
     then decides). Outside CI: with ``approve``, ``named`` (``--approver``) or else
     ``identity``. In GitLab CI: only the user of a job deploying to ``env``'s protected
-    environment, or to the image ``ref``'s own environment there (``prod/<image slug>``, as the
-    generated pipeline names it); ``--approve`` counts for nothing there and ``--approver`` is
-    refused."""
+    environment, or (``protected_per_image``) to the image ``ref``'s own environment there
+    (``prod/<image slug>``, as the generated pipeline names it then); ``--approve`` counts for
+    nothing there and ``--approver`` is refused."""
     if ci_env.in_gitlab_ci():
         if named is not None:
             raise UserError(
@@ -222,7 +222,8 @@ def approver(
             )
         if not env.approval:
             return None
-        return ci_env.deployment_approver(env.name, None if ref is None else ref_slug(ref))
+        own = ref is not None and env.protected_per_image  # else only <env> itself approves
+        return ci_env.deployment_approver(env.name, ref_slug(ref) if own and ref else None)
     if named is not None:
         named = named.strip()
         if not named or len(named) > _MAX_NAME or not named.isprintable():

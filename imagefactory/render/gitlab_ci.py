@@ -17,10 +17,13 @@ The jobs call the commands a developer runs (``imagefactory build/test/push/prom
   manual job (or automatic for the environments named in ``auto``). An environment with
   ``approval: true`` is always manual: the protected environment's manual job is the approval.
   Each image deploys to GitLab environments of its own, ``<env>/<image slug>``
-  (``ci_env.image_environment``, which the gate accepts as the approving job), in resource
-  groups of its own (``push-<slug>``, ``promote-<env>-<slug>``): two promotions of one image
-  into prod never overlap, and with "prevent outdated deployment jobs" a newer pipeline of
-  image B never makes an older pipeline's pending prod promotion of image A outdated.
+  (``ci_env.image_environment``), in resource groups of its own (``push-<slug>``,
+  ``promote-<env>-<slug>``): two promotions of one image into prod never overlap, and with
+  "prevent outdated deployment jobs" a newer pipeline of image B never makes an older
+  pipeline's pending prod promotion of image A outdated. An environment with ``approval`` keeps
+  the one environment ``<env>`` unless it sets ``protected_per_image`` (the team protected each
+  ``<env>/<slug>`` in GitLab, which has no wildcard protection): the gate takes a job's
+  environment as the approval, so a per-image name nobody protected must not be one.
 * The push and promote jobs keep their artifacts ``RELEASE_ARTIFACTS_EXPIRE_IN``: the next
   environment's manual job takes the state file from them, and GitLab refuses to run a job
   whose needed artifacts expired (its instance default is 30 days).
@@ -71,6 +74,7 @@ from imagefactory.render.gitlab_rules import (
 )
 from imagefactory.spec.catalog import Catalog, ref_slug
 from imagefactory.spec.gitops import GITOPS_FILE, read_settings
+from imagefactory.spec.models import Environment
 
 #: How build and test jobs reach an engine: a Docker-in-Docker service (``dind``), the same
 #: service whose daemon, and so its BuildKit, runs as an unprivileged user (``rootless``), or
@@ -216,7 +220,7 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
             script=[_command(options, "push", image.ref)],
             artifacts=_release_artifacts(release_paths),
             environment={
-                "name": image_environment(first.name, ref_slug(image.ref)),
+                "name": _environment_name(first, image.ref),
                 "deployment_tier": _tier(0, len(environments)),
             },
             resource_group=f"push-{ref_slug(image.ref)}",
@@ -236,7 +240,7 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
                 script=[_command(options, "promote", image.ref, "--to", env.name)],
                 artifacts=_release_artifacts(release_paths),
                 environment={
-                    "name": image_environment(env.name, ref_slug(image.ref)),
+                    "name": _environment_name(env, image.ref),
                     "deployment_tier": _tier(position, len(environments)),
                 },
                 resource_group=f"promote-{env.name}-{ref_slug(image.ref)}",
@@ -310,6 +314,16 @@ def _job(
     if interruptible is not None:
         job["interruptible"] = interruptible
     return job
+
+
+def _environment_name(env: Environment, ref: str) -> str:
+    """The GitLab environment of ``ref``'s deployments into ``env``: its own (``<env>/<slug>``),
+    except in an approval environment whose per-image environments GitLab does not protect
+    (``protected_per_image`` false): there ``<env>`` itself, the one protected environment,
+    whose jobs alone approve."""
+    if env.approval and not env.protected_per_image:
+        return env.name
+    return image_environment(env.name, ref_slug(ref))
 
 
 def _scan_job(

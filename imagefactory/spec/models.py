@@ -172,6 +172,11 @@ class Environment(Frozen):
     registries: list[Identifier] = Field(min_length=1)
     approval: bool = False  # a promotion into it needs an approver (in CI: its protected job)
     four_eyes: bool = False  # the approver must not be whoever pushed the digest
+    # GitLab protects each image's own environment <name>/<image slug>: the generated pipeline's
+    # jobs into this approval environment then deploy there, and only those approve. False: they
+    # deploy to <name> itself, the one protected environment (a per-image name nobody protected
+    # would let any developer approve)
+    protected_per_image: bool = False
     # None: the first environment keeps FIRST_ENVIRONMENT_RETENTION, the others delete nothing
     retention: Retention | None = None
 

@@ -23,8 +23,8 @@ build's revision label must be clean. The catalog's .gitignore names only that f
 gitlab-ci-local's own): every artifact the jobs pass on, the JUnit report too, must lie in the work
 folder, or the push job's checkout holds a file git does not ignore and the CI push refuses it. The
 prod job, played last: approved only on a protected ref (``CI_COMMIT_REF_PROTECTED``, false under
-gitlab-ci-local unless set), by the job's user, in the app's own environment (``prod/app_rag-api``,
-the job's ``CI_ENVIRONMENT_NAME``).
+gitlab-ci-local unless set), by the job's user, in prod's one protected environment (``prod``, the
+job's ``CI_ENVIRONMENT_NAME``: the example does not set ``protected_per_image``).
 """
 
 from __future__ import annotations
@@ -348,8 +348,8 @@ def test_prod_takes_only_its_protected_deployment_job_as_approval(
     it fills prod, which the tests above find empty."""
     job = f"promote:prod:{APP}"
     generated = yaml.safe_load((pipeline_run.root / ".gitlab-ci.yml").read_text())
-    # the app's own environment (CI_ENVIRONMENT_NAME), which the gate takes as prod's
-    assert generated[job]["environment"]["name"] == "prod/app_rag-api"
+    # prod needs an approval and does not set protected_per_image: the one protected prod
+    assert generated[job]["environment"]["name"] == "prod"
     digest = pipeline_run.state(f"build:{APP}")["images"][APP]["digest"]
     manifest = f"/v2/{pipeline_run.namespace}/prod/app/rag-api/manifests/0.3.0"
     code, output = pipeline_run.play(job)

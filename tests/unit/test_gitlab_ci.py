@@ -25,9 +25,9 @@ import yaml
 from typer.testing import CliRunner, Result
 
 import imagefactory.cli  # noqa: F401  (registers the commands on the app)
-from imagefactory import ci_env
 from imagefactory.cli import app
 from imagefactory.errors import UserError
+from imagefactory.release import gate
 from imagefactory.render.gitlab_ci import (
     BUILDERS,
     RELEASE_ARTIFACTS_EXPIRE_IN,
@@ -393,7 +393,8 @@ def test_release_jobs_of_the_example(tmp_path: Path) -> None:
     assert preprod["resource_group"] == "promote-preprod-app_rag-api"
     prod = jobs["promote:prod:app/rag-api"]
     assert prod["needs"] == [{"job": "promote:preprod:app/rag-api", "artifacts": True}]
-    assert prod["environment"] == {"name": "prod/app_rag-api", "deployment_tier": "production"}
+    # prod needs an approval and does not set protected_per_image: the one protected prod
+    assert prod["environment"] == {"name": "prod", "deployment_tier": "production"}
     assert prod["resource_group"] == "promote-prod-app_rag-api"
     assert prod["artifacts"] == push["artifacts"]
     assert prod["script"] == ["imagefactory promote app/rag-api --to prod"]
@@ -420,18 +421,19 @@ def test_every_image_deploys_to_environments_and_resource_groups_of_its_own(
     deployment jobs"): each (environment, image) is now its own GitLab environment and group."""
     catalog = load_catalog(CATALOGS[name](tmp_path / name))
     jobs = release_jobs(pipeline(catalog, options()))
-    environments = [job["environment"]["name"] for job in jobs.values()]
     groups = [job["resource_group"] for job in jobs.values()]
     count = len(catalog.project.environments) * len(catalog.images)
-    assert len(set(environments)) == len(set(groups)) == len(jobs) == count
+    assert len(set(groups)) == len(jobs) == count
     first = catalog.project.environments[0].name
+    approval = {e.name for e in catalog.project.environments if e.approval}
     for job_name, job in jobs.items():
         if job_name.startswith("push:"):  # push:<ref>; a ref may hold a ":" of its own
             env, ref = first, job_name.removeprefix("push:")
         else:  # promote:<env>:<ref>
             env, _, ref = job_name.removeprefix("promote:").partition(":")
         slug = ref_slug(ref)
-        assert job["environment"]["name"] == f"{env}/{slug}"
+        # an approval environment without protected_per_image: its one protected environment
+        assert job["environment"]["name"] == (env if env in approval else f"{env}/{slug}")
         expected_group = f"push-{slug}" if job_name.startswith("push:") else f"promote-{env}-{slug}"
         assert job["resource_group"] == expected_group
 
@@ -439,20 +441,50 @@ def test_every_image_deploys_to_environments_and_resource_groups_of_its_own(
 def test_the_gate_takes_the_image_s_own_prod_job_as_approval_and_no_other(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The environment name GitLab gives the prod job (CI_ENVIRONMENT_NAME) is the one the gate
-    accepts for that image; another image's prod job does not approve it."""
-    jobs = pipeline(load_catalog(example(tmp_path / "c")), options())
+    """With ``protected_per_image`` the prod jobs deploy to the images' own environments, and
+    the one GitLab gives the prod job (CI_ENVIRONMENT_NAME) is the one the gate accepts for that
+    image; another image's does not approve it."""
+    root = example(tmp_path / "c")
+    path = root / "imagefactory.yaml"
+    path.write_text(
+        path.read_text().replace(
+            "approval: true\n", "approval: true\n    protected_per_image: true\n"
+        )
+    )
+    catalog = load_catalog(root)
+    jobs = pipeline(catalog, options())
     own = jobs["promote:prod:app/rag-api"]["environment"]["name"]
     other = jobs["promote:prod:runtime/llm:cpu"]["environment"]["name"]
+    assert own == "prod/app_rag-api"
+    _, prod = catalog.environment("prod")
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("GITLAB_CI", "true")
     monkeypatch.setenv("CI_COMMIT_REF_PROTECTED", "true")
     monkeypatch.setenv("GITLAB_USER_LOGIN", "release-manager")
     monkeypatch.setenv("CI_ENVIRONMENT_NAME", own)
-    assert ci_env.deployment_approver("prod", ref_slug("app/rag-api")) == "release-manager"
-    assert ci_env.deployment_approver("prod") is None  # it names an image
+    approve = {"approve": False, "named": None}
+    assert gate.approver(prod, root, ref="app/rag-api", **approve) == "release-manager"
     monkeypatch.setenv("CI_ENVIRONMENT_NAME", other)
-    assert ci_env.deployment_approver("prod", ref_slug("app/rag-api")) is None
+    assert gate.approver(prod, root, ref="app/rag-api", **approve) is None
     monkeypatch.setenv("CI_ENVIRONMENT_NAME", "prod")  # a hand-written job deploying to prod
-    assert ci_env.deployment_approver("prod", ref_slug("app/rag-api")) == "release-manager"
+    assert gate.approver(prod, root, ref="app/rag-api", **approve) == "release-manager"
+
+
+def test_without_protected_per_image_a_per_image_job_never_approves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitLab protects environments by exact name: a job deploying to ``prod/<image>`` that
+    nobody protected could be run by any developer, so only ``prod`` itself approves."""
+    root = example(tmp_path / "c")
+    catalog = load_catalog(root)
+    assert pipeline(catalog, options())["promote:prod:app/rag-api"]["environment"]["name"] == "prod"
+    _, prod = catalog.environment("prod")
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("GITLAB_CI", "true")
+    monkeypatch.setenv("CI_COMMIT_REF_PROTECTED", "true")
+    monkeypatch.setenv("GITLAB_USER_LOGIN", "developer")
+    monkeypatch.setenv("CI_ENVIRONMENT_NAME", "prod/app_rag-api")
+    assert gate.approver(prod, root, approve=False, named=None, ref="app/rag-api") is None
 
 
 def test_artifacts_a_manual_job_needs_outlive_gitlab_s_default_expiry(tmp_path: Path) -> None:
