@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -164,19 +165,24 @@ def write_build_context(
     *,
     rootfs: Path | None = None,
     main_file: str = "Dockerfile",
+    texts: Mapping[str, str] | None = None,
+    chain: Sequence[tuple[str, CatalogImage]] = (),
 ) -> Path:
     """Write ``folder`` (``main_file`` holding ``text`` — the Dockerfile, or a Packer template —,
-    files/, CA bundle[, rootfs.tar]) whole, or leave it as it was."""
+    files/, CA bundle[, rootfs.tar], more ``texts`` by name, and each ``(prefix, ancestor)`` of
+    ``chain``'s files under ``prefix``) whole, or leave it as it was."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        (staging / main_file).write_text(text, encoding="utf-8")
+        for name, content in {main_file: text, **(texts or {})}.items():
+            (staging / name).write_text(content, encoding="utf-8")
         if catalog.project.build.ca_bundle is not None:
             shutil.copyfile(catalog.root / catalog.project.build.ca_bundle, staging / CA_FILE)
-        for entry in file_entries(image):
-            target = staging / entry.context_path
-            target.parent.mkdir(parents=True)
-            copy_into(entry.source, target)  # bounded; FIFOs, sockets, devices refused
+        for prefix, owner in [("", image), *chain]:
+            for entry in file_entries(owner):
+                target = staging / prefix / entry.context_path
+                target.parent.mkdir(parents=True)
+                copy_into(entry.source, target)  # bounded; FIFOs, sockets, devices refused
         if rootfs is not None:
             os.link(rootfs, staging / ROOTFS_FILE)
         if folder.exists():

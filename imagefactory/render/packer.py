@@ -53,7 +53,6 @@ from imagefactory.render.environment import (
 from imagefactory.spec.catalog import Catalog, CatalogImage, ref_slug
 from imagefactory.spec.packer import load_settings
 from imagefactory.spec.parents import BootstrapParent
-from imagefactory.spec.walk import copy_into
 
 STANDARD_TEMPLATE = "packer/image.pkr.hcl.j2"
 PLUGINS_TEMPLATE = "packer/plugins.pkr.hcl.j2"
@@ -70,6 +69,8 @@ PLUGINS = {
 DOCKER_SOURCE = "docker.image"
 UNSETTABLE = ("ENTRYPOINT []", "CMD []")
 VM_SOURCES = {"qemu": "qemu.vm", "amazon_ebs": "amazon-ebs.vm"}
+#: the plugin each VM source's builder is in
+SOURCE_PLUGINS = {"qemu.vm": "qemu", "amazon-ebs.vm": "amazon"}
 #: where the ``file`` provisioner uploads (a folder the communicator's user may write)
 UPLOADS = "/tmp/imagefactory-upload"
 
@@ -323,15 +324,11 @@ def packer_sources(image: CatalogImage) -> list[str]:
 
 
 def required_plugins(image: CatalogImage) -> list[str]:
-    """The plugins the template uses: docker (source and docker-tag), the VM builders, and
+    """The plugins the template uses: docker (source and docker-tag), each VM source's, and
     ansible when a VM source applies playbooks (shell-local is part of Packer)."""
-    settings = load_settings(image.folder)
-    names = ["docker"]
-    names += ["qemu"] if settings.qemu is not None else []
-    names += ["amazon"] if settings.amazon_ebs is not None else []
-    has_vm = settings.qemu is not None or settings.amazon_ebs is not None
-    names += ["ansible"] if has_vm and image.spec.playbooks else []
-    return names
+    vm_sources = packer_sources(image)[1:]
+    ansible = ["ansible"] if vm_sources and image.spec.playbooks else []
+    return ["docker", *(SOURCE_PLUGINS[source] for source in vm_sources), *ansible]
 
 
 def _quoted(settings: BaseModel | None) -> dict[str, Any] | None:
@@ -375,18 +372,17 @@ def template_file_name(ref: str) -> str:
 def write_packer_folder(
     catalog: Catalog, image: CatalogImage, text: str, plugins: str, folder: Path
 ) -> Path:
-    """Write ``folder`` (``<image>.pkr.hcl`` holding ``text``, files/, CA bundle, then
-    :data:`PLUGINS_FILE` holding ``plugins``); return the template path."""
+    """Write ``folder`` whole (``<image>.pkr.hcl`` holding ``text``, :data:`PLUGINS_FILE`
+    holding ``plugins``, files/, CA bundle and, for VM sources, the ancestors' files under
+    ``chain/``); return the template path."""
     name = template_file_name(image.ref)
-    written = write_build_context(catalog, image, text, folder, main_file=name)
-    (written / PLUGINS_FILE).write_text(plugins, encoding="utf-8")
-    if packer_sources(image)[1:]:  # the VM sources upload the ancestors' files too
-        for ancestor in catalog.lineage(image.ref)[1:]:
-            for entry in file_entries(ancestor):
-                target = written / chain_prefix(ancestor) / entry.context_path
-                target.parent.mkdir(parents=True)
-                copy_into(entry.source, target)
-    return written / name
+    ancestors = catalog.lineage(image.ref)[1:] if packer_sources(image)[1:] else []
+    chain = [(chain_prefix(ancestor), ancestor) for ancestor in ancestors]
+    texts = {PLUGINS_FILE: plugins}
+    return (
+        write_build_context(catalog, image, text, folder, main_file=name, texts=texts, chain=chain)
+        / name
+    )
 
 
 def uses_packer(image: CatalogImage) -> bool:
@@ -418,4 +414,7 @@ def render_packer_images(
         folder = out_dir / ref_slug(image.ref)
         text, plugins = render_packer(catalog, image, pins, folder), render_plugins(catalog, image)
         rendered.append((image, text, plugins, folder))
-    return [write_packer_folder(catalog, *r[:3], r[3]) for r in rendered]
+    return [
+        write_packer_folder(catalog, image, text, plugins, folder)
+        for image, text, plugins, folder in rendered
+    ]
