@@ -245,13 +245,10 @@ def _file_probe(host: Any, check: FileCheck) -> tuple[bool, str, str]:
     if check.executable is not None:
         who = "any" if isinstance(check.executable, bool) else check.executable
         if bool(target.mode & EXECUTE_BITS[who]) != (check.executable is not False):
-            wanted = (
-                "not executable"
-                if check.executable is False
-                else "executable"
-                if check.executable is True
-                else f"executable by {who}"
-            )
+            if isinstance(check.executable, str):
+                wanted = f"executable by {who}"
+            else:
+                wanted = "executable" if check.executable else "not executable"
             wrong.append((wanted, f"mode {target.mode:04o}"))
     if check.contains is not None and re.search(check.contains, target.content_string) is None:
         wrong.append((f"content matching /{check.contains}/", "no match"))

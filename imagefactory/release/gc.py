@@ -170,18 +170,38 @@ class _Run:
         self._tags[(registry_name, repo)] = held
         return held
 
+    def _read_again(self, m: Manifest) -> dict[str, str]:
+        """``m``'s repository's tags as they are now, a HEAD only for those that can name
+        another digest than when listed: new ones and aliases (version, build and git tags are
+        write-once)."""
+        registry = self.catalog.project.registries[m.registry]
+        known = self._tags[(m.registry, m.repository)]
+        suffixes = self._suffixes(m.image)
+        now = {}
+        for tag in self.client.tags(registry, m.repository):
+            if _EVIDENCE_TAG.fullmatch(tag):
+                continue
+            if tag in known and tag_kind(tag, suffixes)[0] in ("version", "build"):
+                now[tag] = known[tag]
+                continue
+            digest = self.client.digest(registry, f"{m.repository}:{tag}")
+            if digest is not None:
+                now[tag] = digest
+        return now
+
+    def _suffixes(self, name: str) -> list[str]:
+        """The variant suffixes of the images in ``name``'s repository, the longest first."""
+        found = {
+            variant_suffix(i.spec.variant)
+            for i in self.catalog.images.values()
+            if i.spec.name == name
+        }
+        return sorted(found, key=len, reverse=True)
+
     def _manifests(
         self, env: str, registry: str, repo: str, name: str, tags: dict[str, str]
     ) -> list[Manifest]:
-        suffixes = sorted(
-            {
-                variant_suffix(i.spec.variant)
-                for i in self.catalog.images.values()
-                if i.spec.name == name
-            },
-            key=len,
-            reverse=True,
-        )
+        suffixes = self._suffixes(name)
         by_digest: dict[str, list[str]] = {}
         for tag, digest in tags.items():
             by_digest.setdefault(digest, []).append(tag)
@@ -334,7 +354,7 @@ class _Run:
             registry = self.catalog.project.registries[m.registry]
             place = (m.registry, m.repository)
             if place not in fresh:  # the repository's tags again, right before deleting in it
-                fresh[place] = self._read_tags(m.registry, registry, m.repository)
+                fresh[place] = self._read_again(m)
             gained = sorted(t for t, d in fresh[place].items() if d == m.digest and t not in m.tags)
             if gained:
                 skipped.append((decision, gained[0]))
