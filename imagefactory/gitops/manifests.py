@@ -18,12 +18,11 @@ from imagefactory.errors import UserError
 from imagefactory.project.naming import repository
 from imagefactory.project.paths import templates_dir
 from imagefactory.render.environment import render_template
-from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.catalog import APP_KIND, Catalog, CatalogImage, is_application
 from imagefactory.spec.gitops import GitopsSettings, Resources
 from imagefactory.spec.models import UserAccount
 from imagefactory.spec.parents import ExternalParent
 
-APP_KIND = "app"
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
@@ -44,12 +43,8 @@ class Probe:
     startup_failures: int
 
 
-def is_application(image: CatalogImage) -> bool:
-    return image.spec.name.split("/", 1)[0] == APP_KIND
-
-
 def applications(catalog: Catalog) -> list[CatalogImage]:
-    return [i for i in catalog.images.values() if is_application(i)]
+    return [i for i in catalog.images.values() if is_application(i.spec.name)]
 
 
 def application(catalog: Catalog, ref: str) -> CatalogImage:
@@ -58,7 +53,7 @@ def application(catalog: Catalog, ref: str) -> CatalogImage:
     if len(matches) != 1:
         raise UserError(f"'{ref}' has variants; name one", hint=f"e.g. {matches[0].ref}")
     image = matches[0]
-    if not is_application(image):
+    if not is_application(image.spec.name):
         raise UserError(
             f"{image.ref} is not an application: only images under {APP_KIND}/ are deployed",
             hint="applications: " + (", ".join(i.ref for i in applications(catalog)) or "none"),

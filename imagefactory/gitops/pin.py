@@ -12,9 +12,9 @@ from imagefactory import git
 from imagefactory.atomic import write_atomically
 from imagefactory.errors import UserError
 from imagefactory.gitops import repo
-from imagefactory.gitops.manifests import app_name, application, is_application, overlay_file
+from imagefactory.gitops.manifests import app_name, application, overlay_file
 from imagefactory.gitops.update import check_digest, read_overlay, read_pins, set_pin
-from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.catalog import Catalog, CatalogImage, is_application
 from imagefactory.spec.gitops import GITOPS_FILE, GitopsSettings, remote_url
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def pin_if_deployed(
         return None
     settings = repo.settings_for_run(catalog)
     image = catalog.images.get(ref)
-    if image is None or not is_application(image) or env not in settings.environments:
+    if image is None or not is_application(image.spec.name) or env not in settings.environments:
         return None
     return pin_digest(
         catalog, ref, env, digest, version=version, audit_id=audit_id, settings=settings

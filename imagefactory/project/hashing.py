@@ -2,8 +2,8 @@
 
 An image's hash combines four input hashes, each kept so a plan can say *why* it changed:
 
-* ``spec``: the merged spec (its ``tests`` and ``targets`` excluded: they do not change the
-  image) plus the project build settings that shape every image — the CA bundle's content,
+* ``spec``: the merged spec (its ``tests``, ``targets`` and ``deploy`` excluded: they do not
+  change the image) plus the project build settings that shape every image — the CA bundle's content,
   the package mirrors and SOURCE_DATE_EPOCH (the proxy is excluded: it never reaches the image);
 * ``files``: path, executable bit and content of every file the spec copies, and the content
   of the Ansible playbooks it applies and of the roles beside them (``<playbook dir>/roles``);
@@ -97,7 +97,7 @@ def _file_entry(path: Path) -> str:
 
 
 def _spec_data(image: CatalogImage) -> dict[str, Any]:
-    return image.spec.model_dump(mode="json", by_alias=True, exclude={"tests", "targets"})
+    return image.spec.model_dump(mode="json", by_alias=True, exclude={"tests", "targets", "deploy"})
 
 
 def _project_settings(catalog: Catalog) -> dict[str, Any]:

@@ -44,7 +44,6 @@ from imagefactory.evidence.keys import builders, signing_enabled, signing_key, v
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.evidence.verify import identities, verify_digest
 from imagefactory.gitops.drift import pinned_digests
-from imagefactory.gitops.manifests import is_application
 from imagefactory.project.naming import BASE_DIGEST_LABEL, repository
 from imagefactory.project.paths import audit_log, state_file
 from imagefactory.project.state import State, load_state, unwritable
@@ -55,7 +54,7 @@ from imagefactory.release.record import one_at_a_time, written_ahead
 from imagefactory.release.yank import EVERY_ENVIRONMENT, MAX_REASON
 from imagefactory.signing.keys import SigningKey, VerificationError, VerifyingKey
 from imagefactory.signing.provenance import parent_of
-from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.catalog import Catalog, CatalogImage, is_application
 from imagefactory.spec.grammar import CONTROL
 from imagefactory.spec.revocations import (
     REVOCATIONS_FILE,
@@ -295,7 +294,7 @@ def blast_radius(
         for env, held in record.environments.items() if record else []:
             if held.digest == digest:
                 pins.append(Pin(image.ref, digest, env, "state"))
-    if any(is_application(image) for image, _ in targets):
+    if any(is_application(image.spec.name) for image, _ in targets):
         wanted = {(image.ref, digest) for image, digest in targets}
         pins += [
             Pin(p.image, p.digest, p.env, "gitops")

@@ -20,6 +20,9 @@ def ref_slug(ref: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "_", ref)
 
 
+APP_KIND = "app"
+
+
 @dataclass(frozen=True)
 class CatalogImage:
     """One concrete image (a variant expanded) with the folder its files come from."""
@@ -39,6 +42,12 @@ class CatalogImage:
     @property
     def parent_ref(self) -> str | None:
         return self.parent.ref if isinstance(self.parent, CatalogParent) else None
+
+
+def is_application(name: str) -> bool:
+    """An image under ``app/`` is an application: GitOps deploys it, its root filesystem is
+    read-only there and in its service tests."""
+    return name.split("/", 1)[0] == APP_KIND
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from imagefactory.errors import SpecIssue
+from imagefactory.spec.catalog import APP_KIND, is_application
 from imagefactory.spec.grammar import CONTROL, has_credentials, shown
 from imagefactory.spec.issues import format_key_path
 from imagefactory.spec.models import ImageDocument, ImageLayer, ProjectSpec
@@ -67,7 +68,27 @@ def check_document(document: ImageDocument, doc: YamlDocument, root: Path) -> li
                     problem,
                     "files come from the image's own folder; put the file there",
                 )
+    _check_deploy(issues, document)
     return issues.found
+
+
+def _check_deploy(issues: _Issues, document: ImageDocument) -> None:
+    """``deploy:`` describes a Kubernetes workload: only applications have one, and a
+    scheduled one (a CronJob) serves no ports."""
+    for prefix, layer in layers_of(document):
+        written = "deploy" in layer.model_fields_set and layer.deploy.model_fields_set
+        if written and not is_application(document.name):
+            issues.add(
+                (*prefix, "deploy"),
+                f"deploy is for applications; {document.name} is not under {APP_KIND}/",
+                "only images under app/ are deployed (imagefactory gitops); remove deploy here",
+            )
+        if layer.deploy.schedule is not None and any(p.ports for _, p in layers_of(document)):
+            issues.add(
+                (*prefix, "deploy", "schedule"),
+                "a scheduled image runs as a CronJob, which serves no ports",
+                "remove ports: for a batch job, or the schedule for a service",
+            )
 
 
 def check_project(project: ProjectSpec, doc: YamlDocument, root: Path) -> list[SpecIssue]:

@@ -116,6 +116,14 @@ account = _grammar(
     "USER or USER:GROUP",
     "user and group names (app, www-data) or numeric ids (10001:10001)",
 )
+#: A cron field: numbers, ranges, steps, lists, *, ? and month or weekday names (JAN, MON).
+_CRON_FIELD = r"(?:[0-9A-Za-z*?]+(?:-[0-9A-Za-z]+)?(?:/[0-9]+)?)(?:,[0-9A-Za-z*?]+(?:-[0-9A-Za-z]+)?(?:/[0-9]+)?)*"
+cron_schedule = _grammar(
+    rf"(?:@(?:yearly|annually|monthly|weekly|daily|midnight|hourly)|{_CRON_FIELD}(?: {_CRON_FIELD}){{4}})",
+    "a cron schedule: five fields (minute hour day-of-month month day-of-week) or a macro",
+    "e.g. '0 2 * * *' (02:00 every day), '*/15 * * * *' or @daily; fields are separated "
+    "by one space",
+)
 label_key = _grammar(
     rf"(?=.{{1,255}}\Z){LABEL_KEY}",
     "a label key",

@@ -61,6 +61,7 @@ ProjectPath = Annotated[str, AfterValidator(grammar.relative_path)]
 SourcePath = Annotated[NonEmpty, AfterValidator(grammar.source_path)]
 Regex = Annotated[MultiLine, AfterValidator(grammar.regex)]
 Url = Annotated[str, AfterValidator(grammar.url)]
+CronSchedule = Annotated[str, AfterValidator(grammar.cron_schedule)]
 ExecForm = list[MultiLine]
 
 
@@ -345,6 +346,17 @@ class Healthcheck(Frozen):
     retries: int = Field(default=3, ge=1, le=100)
 
 
+class Deploy(Frozen):
+    """``deploy:`` of an application image: how its Kubernetes workload runs (not part of the
+    content hash: it changes no byte of the image)."""
+
+    # the only paths the process writes (each an emptyDir; /tmp always is one): the root
+    # filesystem is read-only in the Deployment and in the image's service tests
+    writable_paths: list[AbsolutePath] = Field(default_factory=list)
+    # a batch image (no ports) runs as a Job; with a schedule, as a CronJob
+    schedule: CronSchedule | None = None
+
+
 # --- declarative tests (schema here; the test engine runs them)
 
 
@@ -451,6 +463,7 @@ class ImageLayer(Frozen):
     healthcheck: Healthcheck | None = None
     playbooks: list[NonEmpty] = Field(default_factory=list)
     targets: list[Literal["docker", "packer"]] = Field(default_factory=list)
+    deploy: Deploy = Deploy()
     tests: ImageTests = ImageTests()
 
     def parent_set(self) -> bool:
