@@ -8,20 +8,12 @@ from __future__ import annotations
 import copy
 import re
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 import yaml
-
-from imagefactory.gitops.manifests import Pinned, render_repository
-from imagefactory.spec.gitops import load_settings
-from imagefactory.spec.loader import load_catalog
-
-from .conftest import REPO
 
 Doc = dict[str, Any]
 Rule = Callable[[list[Doc]], list[str]]
