@@ -3,9 +3,15 @@ reading templates).
 
 For each application image (an image whose name starts with ``app/``)::
 
-    <path>/<app>/base/{kustomization,deployment,service}.yaml
+    <path>/<app>/base/kustomization.yaml
+    <path>/<app>/base/{deployment,job,cronjob}.yaml    # ports: a Deployment; none: a Job, or
+                                                       # a CronJob with deploy.schedule
+    <path>/<app>/base/service.yaml                     # with ports
+    <path>/<app>/base/networkpolicy.yaml               # default deny, but its ports and DNS
     <path>/<app>/overlays/<env>/{kustomization,resources}.yaml   # images: pinned by digest
-    <path>/argocd/<app>-<env>.yaml                                # one Argo CD Application each
+    <path>/<app>/overlays/<env>/pdb.yaml               # a Deployment with replicas > 1
+    <path>/argocd/<app>-<env>.yaml                     # one Argo CD Application each
+    <path>/argocd/project.yaml                         # their AppProject (unless 'default')
 """
 
 from __future__ import annotations
@@ -35,12 +41,42 @@ class Port:
 
 @dataclass(frozen=True)
 class Probe:
-    command: list[str] | None
+    command: list[str] | None  # exec; None: tcpSocket on ``port``
     port: int | None
     period: int
     timeout: int
-    retries: int
-    startup_failures: int
+    failures: int
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    path: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """What an overlay pins: the digest, and the version it was released as."""
+
+    digest: str
+    version: str
+
+
+#: The kinds of the rendered resources (group, kind): the AppProject permits these alone.
+KINDS = (
+    ("apps", "Deployment"),
+    ("batch", "Job"),
+    ("batch", "CronJob"),
+    ("", "Service"),
+    ("networking.k8s.io", "NetworkPolicy"),
+    ("policy", "PodDisruptionBudget"),
+)
+_API_VERSIONS = {"Deployment": "apps/v1", "Job": "batch/v1", "CronJob": "batch/v1"}
+#: Each emptyDir's size limit (it counts against the pod's ephemeral-storage limit).
+VOLUME_SIZE = "256Mi"
+#: Argo CD's own project: the layout then brings no AppProject.
+ARGO_DEFAULT_PROJECT = "default"
 
 
 def applications(catalog: Catalog) -> list[CatalogImage]:
@@ -86,21 +122,49 @@ def _seconds(duration: str) -> int:
     return max(1, round(int(value) * _SECONDS[unit]))
 
 
-def _probe(image: CatalogImage, ports: list[Port]) -> Probe | None:
+def _probes(image: CatalogImage, ports: list[Port]) -> list[tuple[str, Probe]]:
+    """A Deployment's probes. The healthcheck is the startup and readiness probe; liveness is
+    a TCP connect to the first TCP port, so a slow dependency makes the pod unready without
+    restarting it (kube-score: readiness and liveness must differ). Without a healthcheck,
+    readiness is the TCP connect and there is no liveness probe (better none than the same)."""
     check = image.spec.healthcheck
+    tcp = next((p.number for p in ports if p.protocol == "TCP"), None)
+    probes: list[tuple[str, Probe]] = []
     if check is not None:
-        return Probe(
-            command=list(check.cmd),
-            port=None,
-            period=_seconds(check.interval),
-            timeout=_seconds(check.timeout),
-            retries=check.retries,
-            startup_failures=max(1, -(-_seconds(check.start_period) // 5)) + check.retries,
-        )
-    tcp = [p for p in ports if p.protocol == "TCP"]
-    if tcp:
-        return Probe(None, tcp[0].number, 10, 1, 3, 12)
-    return None
+        command = list(check.cmd)
+        period, timeout = _seconds(check.interval), _seconds(check.timeout)
+        startup = max(1, -(-_seconds(check.start_period) // 5)) + check.retries
+        probes += [
+            ("startupProbe", Probe(command, None, 5, timeout, startup)),
+            ("readinessProbe", Probe(command, None, period, timeout, check.retries)),
+        ]
+        if tcp is not None:
+            probes.append(("livenessProbe", Probe(None, tcp, period, timeout, check.retries)))
+    elif tcp is not None:
+        probes.append(("readinessProbe", Probe(None, tcp, 10, 1, 3)))
+    return probes
+
+
+def _volumes(image: CatalogImage) -> list[Volume]:
+    """/tmp and each of ``deploy.writable_paths``, as emptyDir volumes with DNS-1123 names."""
+    volumes = [Volume("tmp", "/tmp", "/tmp: scratch space, always writable")]
+    for path in image.spec.deploy.writable_paths:
+        if path == "/tmp":
+            continue
+        base = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")[:40].strip("-") or "data"
+        name, count = base, 1
+        while name in {v.name for v in volumes}:
+            count += 1
+            name = f"{base}-{count}"
+        volumes.append(Volume(name, path, f"{path}: deploy.writable_paths"))
+    return volumes
+
+
+def workload_kind(image: CatalogImage) -> str:
+    """Deployment (it serves ports), CronJob (no ports, a schedule) or Job (no ports)."""
+    if image.spec.ports:
+        return "Deployment"
+    return "CronJob" if image.spec.deploy.schedule else "Job"
 
 
 def _user(catalog: Catalog, image: CatalogImage) -> tuple[int, int]:
@@ -160,34 +224,57 @@ def _account_id(
 
 
 def render_repository(
-    catalog: Catalog, settings: GitopsSettings, pins: Mapping[tuple[str, str], str]
+    catalog: Catalog, settings: GitopsSettings, pins: Mapping[tuple[str, str], Pinned]
 ) -> dict[str, str]:
-    """Every file of the layout, relative path → text. ``pins``: (ref, env) → digest."""
+    """Every file of the layout, relative path → text. ``pins``: (ref, env) → what is pinned."""
     files: dict[str, str] = {}
-    for image in sorted(applications(catalog), key=lambda i: i.ref):
+    apps = sorted(applications(catalog), key=lambda i: i.ref)
+    for image in apps:
         files.update(_render_application(catalog, settings, image, pins))
+    project = argo_project(catalog, settings)
+    if apps and project != ARGO_DEFAULT_PROJECT:
+        context = {
+            "gitops": settings,
+            "project": project,
+            "part_of": catalog.project.project,
+            "namespaces": sorted({e.namespace for e in settings.environments.values()}),
+            "kinds": KINDS,
+        }
+        files[f"{settings.path}/argocd/project.yaml"] = _render("project.yaml.j2", context)
     return files
+
+
+def argo_project(catalog: Catalog, settings: GitopsSettings) -> str:
+    return settings.argocd.project or catalog.project.project
 
 
 def _render_application(
     catalog: Catalog,
     settings: GitopsSettings,
     image: CatalogImage,
-    pins: Mapping[tuple[str, str], str],
+    pins: Mapping[tuple[str, str], Pinned],
 ) -> dict[str, str]:
     app = app_name(image)
     ports = _ports(image)
     uid, gid = _user(catalog, image)
+    kind = workload_kind(image)
     context: dict[str, object] = {
         "app": app,
         "container": app,
         "image": image,
+        "kind": kind,
+        "api_version": _API_VERSIONS[kind],
+        "workload_file": f"{kind.lower()}.yaml",
         "ports": ports,
-        "probe": _probe(image, ports),
+        "probes": _probes(image, ports) if kind == "Deployment" else [],
+        "volumes": _volumes(image),
+        "volume_size": VOLUME_SIZE,
         "uid": uid,
         "gid": gid,
         "resources": Resources(),
         "gitops": settings,
+        "part_of": catalog.project.project,
+        "project": argo_project(catalog, settings),
         "source": image.file.relative_to(catalog.root)
         if image.file.is_relative_to(catalog.root)
         else image.file.name,
@@ -195,7 +282,8 @@ def _render_application(
     folder = f"{settings.path}/{app}"
     files = {
         f"{folder}/base/kustomization.yaml": _render("base-kustomization.yaml.j2", context),
-        f"{folder}/base/deployment.yaml": _render("deployment.yaml.j2", context),
+        f"{folder}/base/{kind.lower()}.yaml": _render("workload.yaml.j2", context),
+        f"{folder}/base/networkpolicy.yaml": _render("networkpolicy.yaml.j2", context),
     }
     if ports:
         files[f"{folder}/base/service.yaml"] = _render("service.yaml.j2", context)
@@ -203,16 +291,24 @@ def _render_application(
     for env, env_settings in settings.environments.items():
         registry = catalog.project.registries[envs[env].registries[0]]
         overlay = f"{folder}/overlays/{env}"
+        pinned = pins.get((image.ref, env))
         local = {
             **context,
             "env": env,
+            # one instance per namespace: named like its resources (Polaris
+            # metadataAndInstanceMismatched); the Application in argocd/ adds the environment
+            "instance": app,
             "settings": env_settings,
             "new_name": repository(registry, image.spec.name),
-            "digest": pins.get((image.ref, env)),
+            "digest": pinned.digest if pinned else None,
+            "version": pinned.version if pinned else image.spec.version,
+            "pdb": kind == "Deployment" and env_settings.replicas not in (0, 1),  # > 1
             "path": overlay,
         }
         files[f"{overlay}/kustomization.yaml"] = _render("overlay-kustomization.yaml.j2", local)
         files[f"{overlay}/resources.yaml"] = _render("overlay-resources.yaml.j2", local)
+        if local["pdb"]:
+            files[f"{overlay}/pdb.yaml"] = _render("pdb.yaml.j2", local)
         files[f"{settings.path}/argocd/{app}-{env}.yaml"] = _render("application.yaml.j2", local)
     return files
 

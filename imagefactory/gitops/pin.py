@@ -138,7 +138,9 @@ class _Pin:
                 hint="generate the layout with: imagefactory gitops init DIR, and commit it",
             )
         previous = read_pins(text).get(self.image.spec.name)
-        edited = set_pin(text, self.image.spec.name, self.digest, where=relative)
+        edited = set_pin(
+            text, self.image.spec.name, self.digest, where=relative, version=self.version
+        )
         if edited == text:
             return OverlayEdit(previous, None)
         write_atomically(workdir / relative, edited.encode("utf-8"), mode=0o644, root=workdir)

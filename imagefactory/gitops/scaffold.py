@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagefactory.atomic import inside, write_atomically
-from imagefactory.gitops.manifests import render_repository
+from imagefactory.gitops.manifests import Pinned, render_repository
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import load_state
 from imagefactory.spec.catalog import Catalog
@@ -26,7 +26,7 @@ def write_layout(catalog: Catalog, directory: Path, *, force: bool) -> Scaffold:
     settings = load_settings(catalog)
     state = load_state(state_file(catalog))
     pins = {
-        (ref, env): held.digest
+        (ref, env): Pinned(held.digest, held.version)
         for ref, record in state.images.items()
         for env, held in record.environments.items()
     }

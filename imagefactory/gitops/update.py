@@ -8,6 +8,8 @@ result is parsed again and must differ from the original in that one pin alone.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from imagefactory.errors import UserError
 from imagefactory.spec.parents import DIGEST_PATTERN
 
 NULL_DIGEST = "sha256:" + "0" * 64
+VERSION_LABEL = "app.kubernetes.io/version"
 
 
 def check_digest(digest: str) -> str:
@@ -63,8 +66,15 @@ def read_pins(text: str) -> dict[str, str | None]:
     return pins
 
 
-def set_pin(text: str, name: str, digest: str, where: str = "kustomization.yaml") -> str:
-    """``text`` with the ``images:`` entry ``name`` pinned to ``digest`` (unchanged if it is)."""
+def set_pin(
+    text: str,
+    name: str,
+    digest: str,
+    where: str = "kustomization.yaml",
+    version: str | None = None,
+) -> str:
+    """``text`` with the ``images:`` entry ``name`` pinned to ``digest`` (unchanged if it is),
+    and, given a ``version``, the overlay's ``app.kubernetes.io/version`` label set to it."""
     check_digest(digest)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -80,6 +90,8 @@ def set_pin(text: str, name: str, digest: str, where: str = "kustomization.yaml"
         key, value = keys["newTag"]
         start, end = key.start_mark.index, value.end_mark.index
         replacement = f"digest: {digest}"
+        stale = _UNPINNED_COMMENT.match(text, end)
+        end = stale.end() if stale else end
     else:
         raise UserError(
             f"{where}: the images entry '{name}' has neither digest nor newTag",
@@ -87,9 +99,36 @@ def set_pin(text: str, name: str, digest: str, where: str = "kustomization.yaml"
         )
     if not isinstance(value, yaml.ScalarNode) or "\n" in text[start:end]:
         raise UserError(f"{where}: the pin of '{name}' must be one plain value to be edited")
-    edited = text[:start] + replacement + text[end:]
-    _check_only_pin_changed(text, edited, name, digest, where)
+    edits = [(start, end, replacement)]
+    label = _version_label(root) if version is not None else None
+    if label is not None and label.value != version:
+        edits.append((label.start_mark.index, label.end_mark.index, json.dumps(version)))
+    edited = text
+    for begin, finish, written in sorted(edits, reverse=True):
+        edited = edited[:begin] + written + edited[finish:]
+    _check_only_pin_changed(text, edited, name, digest, where, version if label else None)
     return edited
+
+
+#: What ``gitops init`` writes after an unpinned tag; the first pin removes it with the tag.
+_UNPINNED_COMMENT = re.compile(r"[ \t]*# not promoted here yet[^\n]*")
+
+
+def _version_label(root: yaml.Node | None) -> yaml.ScalarNode | None:
+    """The scalar of ``app.kubernetes.io/version`` in the overlay's ``labels:`` pairs."""
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for key, value in root.value:
+        if getattr(key, "value", None) != "labels" or not isinstance(value, yaml.SequenceNode):
+            continue
+        for item in value.value:
+            for pairs_key, pairs in item.value if isinstance(item, yaml.MappingNode) else []:
+                if pairs_key.value != "pairs" or not isinstance(pairs, yaml.MappingNode):
+                    continue
+                for label, label_value in pairs.value:
+                    if label.value == VERSION_LABEL and isinstance(label_value, yaml.ScalarNode):
+                        return label_value
+    return None
 
 
 def _entry(root: yaml.Node | None, name: str, where: str) -> yaml.MappingNode:
@@ -114,17 +153,31 @@ def _entry(root: yaml.Node | None, name: str, where: str) -> yaml.MappingNode:
     )
 
 
-def _check_only_pin_changed(before: str, after: str, name: str, digest: str, where: str) -> None:
+def _check_only_pin_changed(
+    before: str, after: str, name: str, digest: str, where: str, version: str | None
+) -> None:
     old, new = _load(before), _load(after)
     if not isinstance(old, dict) or not isinstance(new, dict):
         raise UserError(f"cannot pin {name} in {where}: the edited file would not read back")
-    expected = [
-        {**{k: v for k, v in e.items() if k != "newTag"}, "digest": digest}
-        if isinstance(e, dict) and e.get("name") == name
-        else e
-        for e in old.get("images", [])
-    ]
-    if {**old, "images": expected} != new:
+    expected = {
+        **old,
+        "images": [
+            {**{k: v for k, v in e.items() if k != "newTag"}, "digest": digest}
+            if isinstance(e, dict) and e.get("name") == name
+            else e
+            for e in old.get("images", [])
+        ],
+    }
+    if version is not None:
+        expected["labels"] = [
+            {**e, "pairs": {**e["pairs"], VERSION_LABEL: version}}
+            if isinstance(e, dict)
+            and isinstance(e.get("pairs"), dict)
+            and VERSION_LABEL in e["pairs"]
+            else e
+            for e in old.get("labels", [])
+        ]
+    if expected != new:
         raise UserError(f"cannot pin {name} in {where}: the edit would change other values")
 
 

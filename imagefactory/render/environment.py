@@ -55,7 +55,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
 # What a YAML double-quoted scalar does not keep as written: C1 controls and DEL (not printable),
 # U+0085/U+2028/U+2029 (line breaks, folded to a space), BOM, non-characters, lone surrogates.
 _YAML_UNSAFE = re.compile(r"[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
-_BUILTIN_FILTERS = ("join",)  # the Jinja filters the standard templates use
+_BUILTIN_FILTERS = ("join", "indent")  # the Jinja filters the standard templates use
 _BUILTIN_TESTS = ("none", "defined")
 
 

@@ -3,6 +3,7 @@ environment is deployed. Frozen, unknown keys forbidden; errors carry file, line
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -65,14 +66,21 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Amounts(_Frozen):
+class Requests(_Frozen):
     cpu: Quantity
     memory: Quantity
+    ephemeral_storage: Quantity = "64Mi"  # logs, /tmp and the writable paths count here
+
+
+class Limits(_Frozen):
+    cpu: Quantity
+    memory: Quantity
+    ephemeral_storage: Quantity = "1Gi"  # the kubelet evicts the pod above this
 
 
 class Resources(_Frozen):
-    requests: Amounts = Amounts(cpu="100m", memory="128Mi")
-    limits: Amounts = Amounts(cpu="1", memory="512Mi")
+    requests: Requests = Requests(cpu="100m", memory="128Mi")
+    limits: Limits = Limits(cpu="1", memory="512Mi")
 
 
 class EnvironmentSettings(_Frozen):
@@ -80,11 +88,38 @@ class EnvironmentSettings(_Frozen):
     replicas: int = Field(default=1, ge=0, le=1000)
     resources: Resources = Resources()
     mode: Literal["push", "merge_request"] = "push"
+    image_pull_secret: Namespace | None = Field(
+        default=None,
+        description="a docker-registry Secret in the namespace the pods pull with",
+    )
+
+
+def _check_network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError:
+        raise grammar.refuse(
+            f"{grammar.shown(value)} is not a network",
+            "an address block in CIDR form, e.g. 10.20.0.0/16 or 192.0.2.10/32",
+        ) from None
+
+
+class EgressRule(_Frozen):
+    """Where the pods may connect to, besides the cluster DNS (the NetworkPolicy denies the
+    rest)."""
+
+    cidr: Annotated[str, AfterValidator(_check_network)]
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(min_length=1)
+    protocol: Literal["TCP", "UDP"] = "TCP"
 
 
 class ArgoSettings(_Frozen):
     namespace: Namespace = "argocd"
-    project: Identifier = "default"
+    project: Identifier | None = Field(
+        default=None,
+        description="the AppProject; default: the catalog's project name ('default': Argo CD's "
+        "own, and no AppProject is generated)",
+    )
     server: NonEmpty = "https://kubernetes.default.svc"
     repo_url: NonEmpty | None = Field(
         default=None, description="the URL Argo CD reads the repository from; default: repo_url"
@@ -105,6 +140,7 @@ class GitopsSettings(_Frozen):
     attempts: int = Field(default=20, ge=1, le=100, description="push attempts before giving up")
     argocd: ArgoSettings = ArgoSettings()
     gitlab: GitlabSettings | None = None
+    egress: list[EgressRule] = Field(default_factory=list)
     environments: dict[Identifier, EnvironmentSettings] = Field(min_length=1)
 
     def environment(self, name: str) -> EnvironmentSettings:

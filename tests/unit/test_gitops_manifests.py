@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from imagefactory.errors import UserError
-from imagefactory.gitops.manifests import render_repository
+from imagefactory.gitops.manifests import Pinned, render_repository
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.gitops import load_settings
 from imagefactory.spec.loader import load_catalog
@@ -38,7 +38,7 @@ def catalog(catalog_dir: Path) -> Catalog:
 @pytest.fixture
 def written(catalog: Catalog, tmp_path: Path) -> dict[str, str]:
     files = render_repository(
-        catalog, load_settings(catalog), {("app/rag-api", "prod"): PROD_DIGEST}
+        catalog, load_settings(catalog), {("app/rag-api", "prod"): Pinned(PROD_DIGEST, "0.2.1")}
     )
     for relative, text in files.items():
         (tmp_path / "out" / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -50,16 +50,20 @@ def test_the_layout_matches_the_golden_files(
     written: dict[str, str], golden: Callable[[Path, str], None]
 ) -> None:
     assert sorted(written) == [
+        "apps/argocd/project.yaml",
         "apps/argocd/rag-api-dev.yaml",
         "apps/argocd/rag-api-preprod.yaml",
         "apps/argocd/rag-api-prod.yaml",
         "apps/rag-api/base/deployment.yaml",
         "apps/rag-api/base/kustomization.yaml",
+        "apps/rag-api/base/networkpolicy.yaml",
         "apps/rag-api/base/service.yaml",
+        "apps/rag-api/overlays/dev/kustomization.yaml",
+        "apps/rag-api/overlays/dev/resources.yaml",
         *(
             f"apps/rag-api/overlays/{env}/{name}.yaml"
-            for env in ("dev", "preprod", "prod")
-            for name in ("kustomization", "resources")
+            for env in ("preprod", "prod")
+            for name in ("kustomization", "pdb", "resources")
         ),
     ]
     for relative, text in written.items():
@@ -79,7 +83,10 @@ def test_each_overlay_builds_and_validates_strictly(
     written: dict[str, str], tmp_path: Path, env: str
 ) -> None:
     documents = _kustomize(tmp_path / "out" / "apps/rag-api/overlays" / env)
-    assert sorted(str(d["kind"]) for d in documents) == ["Deployment", "Service"]
+    kinds = ["Deployment", "NetworkPolicy", "Service"]
+    if env != "dev":  # replicas > 1
+        kinds.insert(2, "PodDisruptionBudget")
+    assert sorted(str(d["kind"]) for d in documents) == kinds
     for document in documents:
         kubernetes_validate.validate(document, KUBERNETES, strict=True)
     [deployment] = [d for d in documents if d["kind"] == "Deployment"]
@@ -95,13 +102,26 @@ def test_each_overlay_builds_and_validates_strictly(
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["ports"] == [{"containerPort": 8080, "name": "tcp-8080", "protocol": "TCP"}]
     assert container["readinessProbe"]["exec"]["command"][0] == "python"
-    assert container["livenessProbe"]["periodSeconds"] == 15
+    assert container["livenessProbe"] == {
+        "tcpSocket": {"port": 8080},
+        "periodSeconds": 15,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
+    }
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["imagePullSecrets"] == [{"name": "registry-pull"}]
+    labels = deployment["metadata"]["labels"]  # type: ignore[index]
+    assert labels["app.kubernetes.io/instance"] == "rag-api"
+    assert labels["app.kubernetes.io/version"] == ("0.2.1" if env == "prod" else "0.3.0")
+    assert labels["app.kubernetes.io/part-of"] == "bank-ai-lab"
+    assert "app.kubernetes.io/version" not in spec["selector"]["matchLabels"]  # type: ignore[index]
     limits = {"dev": "512Mi", "preprod": "1Gi", "prod": "2Gi"}[env]
     assert container["resources"]["limits"]["memory"] == limits
 
 
 def test_base_manifests_validate_strictly(written: dict[str, str]) -> None:
-    for name in ("deployment", "service"):
+    for name in ("deployment", "service", "networkpolicy"):
         document = yaml.safe_load(written[f"apps/rag-api/base/{name}.yaml"])
         kubernetes_validate.validate(document, KUBERNETES, strict=True)
 
@@ -112,6 +132,8 @@ def test_applications_validate_against_the_crd_schema(written: dict[str, str]) -
         jsonschema.validate(document, ARGO_SCHEMA)
         assert document["spec"]["source"]["path"] == f"apps/rag-api/overlays/{env}"
         assert document["spec"]["destination"]["namespace"] == f"bank-ai-lab-{env}"
+        assert document["spec"]["project"] == "bank-ai-lab"
+        assert document["metadata"]["finalizers"] == ["resources-finalizer.argocd.argoproj.io"]
 
 
 def test_the_schema_fixture_catches_mistakes(written: dict[str, str]) -> None:
@@ -206,7 +228,7 @@ def test_hostile_scalars_stay_one_value(catalog: Catalog) -> None:
     settings = load_settings(catalog)
     dev = settings.environments["dev"].model_copy(update={"replicas": "1\nkind: Secret"})
     settings = settings.model_copy(update={"environments": {**settings.environments, "dev": dev}})
-    files = render_repository(catalog, settings, {("app/rag-api", "dev"): hostile})
+    files = render_repository(catalog, settings, {("app/rag-api", "dev"): Pinned(hostile, "0.3.0")})
     [overlay] = list(yaml.safe_load_all(files["apps/rag-api/overlays/dev/kustomization.yaml"]))
     assert overlay["kind"] == "Kustomization"
     assert overlay["images"][0]["digest"] == hostile
@@ -233,3 +255,75 @@ def test_an_image_on_an_external_parent_without_a_user_says_where_to_write_it(
     assert caught.value.hint == (
         "write user: (a name created with create_users, or UID:GID) in app/ext's image.yaml"
     )
+
+
+BATCH = """name: app/nightly-report
+version: 1.0.0
+from: runtime/llm:cpu
+user: app
+cmd: [python, -c, "print('report')"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("deploy", "kind"),
+    [
+        ("", "Job"),
+        ("deploy:\n  schedule: '0 2 * * *'\n  writable_paths: [/var/cache/r]\n", "CronJob"),
+    ],
+)
+def test_a_batch_application_runs_as_a_job_or_a_cronjob(
+    catalog_dir: Path, tmp_path: Path, deploy: str, kind: str
+) -> None:
+    shutil.copy(REPO / "gitops.yaml", catalog_dir / "gitops.yaml")
+    (catalog_dir / "images/app/nightly-report").mkdir(parents=True)
+    (catalog_dir / "images/app/nightly-report/image.yaml").write_text(BATCH + deploy)
+    catalog = load_catalog(catalog_dir)
+    files = render_repository(catalog, load_settings(catalog), {})
+    for relative, text in files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    assert f"apps/nightly-report/base/{kind.lower()}.yaml" in files
+    assert "apps/nightly-report/base/service.yaml" not in files
+    documents = _kustomize(tmp_path / "apps/nightly-report/overlays/prod")
+    assert sorted(str(d["kind"]) for d in documents) == [kind, "NetworkPolicy"]  # no PDB
+    for document in documents:
+        kubernetes_validate.validate(document, KUBERNETES, strict=True)
+    [workload] = [d for d in documents if d["kind"] == kind]
+    spec: Any = workload["spec"]
+    job = spec["jobTemplate"]["spec"] if kind == "CronJob" else spec
+    pod = job["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    [container] = pod["containers"]
+    assert "readinessProbe" not in container and "livenessProbe" not in container
+    assert container["resources"]["limits"]["memory"] == "2Gi"  # the prod patch reached it
+    assert pod["imagePullSecrets"] == [{"name": "registry-pull"}]
+    mounts = [m["mountPath"] for m in container["volumeMounts"]]
+    assert mounts == (["/tmp", "/var/cache/r"] if kind == "CronJob" else ["/tmp"])
+    if kind == "CronJob":
+        assert spec["schedule"] == "0 2 * * *"
+        assert spec["concurrencyPolicy"] == "Forbid"
+    [policy] = [d for d in documents if d["kind"] == "NetworkPolicy"]
+    assert policy["spec"]["ingress"] == []  # type: ignore[index]
+
+
+def test_the_app_project_confines_its_applications(written: dict[str, str]) -> None:
+    project = yaml.safe_load(written["apps/argocd/project.yaml"])
+    assert project["metadata"]["name"] == "bank-ai-lab"
+    assert project["spec"]["sourceRepos"] == [
+        "https://gitlab.example-bank.internal/platform/deployments.git"
+    ]
+    assert [d["namespace"] for d in project["spec"]["destinations"]] == [
+        "bank-ai-lab-dev",
+        "bank-ai-lab-preprod",
+        "bank-ai-lab-prod",
+    ]
+    assert project["spec"]["clusterResourceWhitelist"] == [{"group": "", "kind": "Namespace"}]
+
+
+def test_argo_cds_default_project_brings_no_app_project(catalog: Catalog) -> None:
+    settings = load_settings(catalog)
+    argocd = settings.argocd.model_copy(update={"project": "default"})
+    files = render_repository(catalog, settings.model_copy(update={"argocd": argocd}), {})
+    assert "apps/argocd/project.yaml" not in files
+    assert yaml.safe_load(files["apps/argocd/rag-api-dev.yaml"])["spec"]["project"] == "default"

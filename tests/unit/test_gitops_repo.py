@@ -126,10 +126,11 @@ def test_update_pins_only_that_overlay_and_pushes_one_commit(setup: tuple[Path, 
         (b, a) for b, a in zip(before.splitlines(), after.splitlines(), strict=True) if b != a
     ]
     assert changed == [
+        ('      app.kubernetes.io/version: "0.3.0"', '      app.kubernetes.io/version: "0.2.9"'),
         (
             '    newTag: "0.3.0"  # not promoted here yet: the first pin replaces this tag',
-            f"    digest: {DIGEST}  # not promoted here yet: the first pin replaces this tag",
-        )
+            f"    digest: {DIGEST}",  # the comment went with the tag
+        ),
     ]
     assert len(commits(remote)) == 2
     files = git("--git-dir", remote, "show", "--name-only", "--format=", "main").split()

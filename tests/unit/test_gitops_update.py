@@ -79,3 +79,35 @@ def test_an_image_without_entry_or_images_list_is_refused() -> None:
         set_pin("images: [\n", "app/rag-api", NEW)
     with pytest.raises(UserError, match="neither digest nor newTag"):
         set_pin("images:\n  - name: app/x\n    newName: y\n", "app/x", NEW)
+
+
+GENERATED = """labels:
+  - includeTemplates: true
+    pairs:
+      app.kubernetes.io/instance: "rag-api-dev"
+      app.kubernetes.io/version: "0.3.0"
+images:
+  - name: "app/rag-api"
+    newName: "127.0.0.1:5000/dev/app/rag-api"
+    newTag: "0.3.0"  # not promoted here yet: the first pin replaces this tag
+"""
+
+
+def test_the_first_pin_sets_the_version_label_and_drops_the_unpinned_comment() -> None:
+    edited = set_pin(GENERATED, "app/rag-api", NEW, version="0.4.1")
+    assert edited == GENERATED.replace(
+        '"0.3.0"  # not promoted here yet: the first pin replaces this tag', NEW
+    ).replace('version: "0.3.0"', 'version: "0.4.1"').replace("newTag: ", "digest: ")
+    assert set_pin(edited, "app/rag-api", NEW, version="0.4.1") == edited
+
+
+def test_a_version_never_adds_a_key_or_a_document() -> None:
+    edited = set_pin(GENERATED, "app/rag-api", NEW, version='1"\nkind: Secret')
+    assert "kind: Secret" not in edited.replace("\\nkind: Secret", "")
+    assert read_pins(edited) == {"app/rag-api": NEW}
+
+
+def test_an_overlay_without_the_version_label_takes_the_pin_alone() -> None:
+    assert set_pin(OVERLAY, "app/rag-api", NEW, version="9.9.9") == set_pin(
+        OVERLAY, "app/rag-api", NEW
+    )

@@ -8,12 +8,20 @@ from __future__ import annotations
 import copy
 import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
+
+from imagefactory.gitops.manifests import Pinned, render_repository
+from imagefactory.spec.gitops import load_settings
+from imagefactory.spec.loader import load_catalog
+
+from .conftest import REPO
 
 Doc = dict[str, Any]
 Rule = Callable[[list[Doc]], list[str]]
@@ -613,3 +621,85 @@ def test_cronjob_restart_policy_fires() -> None:
     docs = _good()
     docs[4]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"] = "Always"
     assert cronjob_has_deadline(docs) == ["CronJob/web: restartPolicy"]
+
+
+# --- the rules on what imagefactory renders ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Doc]]:
+    """The kustomize-built documents of every overlay: app/rag-api (a Deployment) and two
+    batch applications, one without a schedule (a Job) and one with (a CronJob)."""
+    root = tmp_path_factory.mktemp("catalog")
+    shutil.copytree(REPO / "images", root / "images")
+    for name in ("imagefactory.yaml", "gitops.yaml"):
+        shutil.copy(REPO / name, root / name)
+    for app, deploy in (
+        ("nightly-report", ""),
+        ("hourly-report", "deploy: {schedule: '@hourly'}\n"),
+    ):
+        (root / f"images/app/{app}").mkdir()
+        text = NIGHTLY.replace("nightly-report", app) + deploy
+        (root / f"images/app/{app}/image.yaml").write_text(text)
+    catalog = load_catalog(root)
+    files = render_repository(
+        catalog, load_settings(catalog), {("app/rag-api", "prod"): Pinned(PROD_DIGEST, "0.3.0")}
+    )
+    out = root / "out"
+    for relative, text in files.items():
+        (out / relative).parent.mkdir(parents=True, exist_ok=True)
+        (out / relative).write_text(text)
+    built = {}
+    for app in ("rag-api", "nightly-report", "hourly-report"):
+        for env in ("dev", "preprod", "prod"):
+            result = subprocess.run(
+                [KUBECTL, "kustomize", str(out / f"apps/{app}/overlays/{env}")],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+            built[f"{app}/{env}"] = [d for d in yaml.safe_load_all(result.stdout) if d]
+    built["project"] = [yaml.safe_load(files["apps/argocd/project.yaml"])]
+    return built
+
+
+OVERLAYS = [
+    f"{a}/{e}"
+    for a in ("rag-api", "nightly-report", "hourly-report")
+    for e in ("dev", "preprod", "prod")
+]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.__name__)
+def test_rule_holds_on_the_rendered_overlays(
+    rendered: dict[str, list[Doc]], rule: Rule, overlay: str
+) -> None:
+    assert rule(rendered[overlay]) == []
+
+
+def test_the_overlays_render_the_workload_each_application_needs(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    kinds = {k: sorted(d["kind"] for d in docs) for k, docs in rendered.items()}
+    assert kinds["rag-api/dev"] == ["Deployment", "NetworkPolicy", "Service"]
+    assert kinds["rag-api/prod"] == [
+        "Deployment",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Service",
+    ]
+    assert kinds["nightly-report/prod"] == ["Job", "NetworkPolicy"]
+    assert kinds["hourly-report/prod"] == ["CronJob", "NetworkPolicy"]
+
+
+def test_the_app_project_follows_the_crd_schema(rendered: dict[str, list[Doc]]) -> None:
+    [project] = rendered["project"]
+    jsonschema.validate(project, PROJECT_SCHEMA)
+    kinds = {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]}
+    built = {d["kind"] for docs in rendered.values() for d in docs if d["kind"] != "AppProject"}
+    assert {kind for _, kind in kinds} == built
+    project["spec"]["sourceRepo"] = ["*"]
+    with pytest.raises(jsonschema.ValidationError, match="sourceRepo"):
+        jsonschema.validate(project, PROJECT_SCHEMA)
