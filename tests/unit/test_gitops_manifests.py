@@ -294,6 +294,8 @@ def test_a_batch_application_runs_as_a_job_or_a_cronjob(
     job = spec["jobTemplate"]["spec"] if kind == "CronJob" else spec
     pod = job["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
+    # Argo CD's self-heal would re-create (and re-run) a Job the TTL controller removed
+    assert ("ttlSecondsAfterFinished" in job) is (kind == "CronJob")
     [container] = pod["containers"]
     assert "readinessProbe" not in container and "livenessProbe" not in container
     assert container["resources"]["limits"]["memory"] == "2Gi"  # the prod patch reached it
