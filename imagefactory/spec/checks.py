@@ -72,6 +72,9 @@ def check_document(document: ImageDocument, doc: YamlDocument, root: Path) -> li
     return issues.found
 
 
+_KERNEL_FILESYSTEMS = frozenset({"proc", "sys", "dev"})
+
+
 def _check_deploy(issues: _Issues, document: ImageDocument) -> None:
     """``deploy:`` describes a Kubernetes workload: only applications have one, and a
     scheduled one (a CronJob) serves no ports."""
@@ -83,6 +86,14 @@ def _check_deploy(issues: _Issues, document: ImageDocument) -> None:
                 f"deploy is for applications; {document.name} is not under {APP_KIND}/",
                 "only images under app/ are deployed (imagefactory gitops); remove deploy here",
             )
+        for index, path in enumerate(layer.deploy.writable_paths):
+            if path == "/" or path.split("/")[1] in _KERNEL_FILESYSTEMS:
+                issues.add(
+                    (*prefix, "deploy", "writable_paths", index),
+                    f"'{path}' cannot be a writable volume: "
+                    + ("it is the root filesystem" if path == "/" else "the kernel mounts it"),
+                    "name the folders the process writes, e.g. /var/cache/<app>; /tmp always is",
+                )
         if layer.deploy.schedule is not None and any(p.ports for _, p in layers_of(document)):
             issues.add(
                 (*prefix, "deploy", "schedule"),

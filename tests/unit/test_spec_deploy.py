@@ -70,3 +70,29 @@ def test_deploy_is_not_part_of_the_content_hash(catalog_dir: Path, edit: Edit) -
     catalog = load_catalog(catalog_dir)
     assert catalog.images["app/rag-api"].spec.deploy.writable_paths == ["/var/cache/rag"]
     assert content_inputs(catalog)["app/rag-api"].content_hash == before
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("/", "it is the root filesystem"),
+        ("/proc/self", "the kernel mounts it"),
+        ("/dev", "the kernel mounts it"),
+        ("/sys/fs", "the kernel mounts it"),
+    ],
+)
+def test_a_writable_path_is_a_folder_of_the_image(
+    catalog_dir: Path, edit: Edit, path: str, why: str
+) -> None:
+    edit(APP, "ports: [8080]\n", f"ports: [8080]\ndeploy:\n  writable_paths: [/var/x, {path}]\n")
+    assert _issues(catalog_dir) == {
+        "deploy.writable_paths[1]": f"'{path}' cannot be a writable volume: {why}"
+    }
+
+
+def test_writable_paths_that_merely_start_alike_are_taken(catalog_dir: Path, edit: Edit) -> None:
+    edit(APP, "ports: [8080]\n", "ports: [8080]\ndeploy:\n  writable_paths: [/devices, /system]\n")
+    assert load_catalog(catalog_dir).images["app/rag-api"].spec.deploy.writable_paths == [
+        "/devices",
+        "/system",
+    ]
