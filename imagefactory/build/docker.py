@@ -17,6 +17,8 @@ tail of its error output and a hint (a missing CLI is a ``UserError`` saying so)
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import shutil
@@ -35,6 +37,9 @@ from imagefactory.errors import UserError
 from imagefactory.project.naming import CONTENT_LABEL
 
 LOOPBACK = "127.0.0.1"
+#: The size of each writable tmpfs of a read-only test container (the emptyDir limit in
+#: the Kubernetes workload is 256Mi too).
+TMPFS_SIZE = "256m"
 INSTALL_HINT = "install Debian's docker.io (scripts/setup.sh), or set IMAGEFACTORY_DOCKER"
 
 
@@ -280,10 +285,17 @@ class Engine:
         user: str | None = None,
         entrypoint: str | None = None,
         command: Sequence[str] = (),
+        read_only: bool = False,
+        tmpfs: Sequence[str] = (),
     ) -> None:
         """Start container ``name`` of ``reference`` in the background; each port in
-        ``publish`` is published on a free port of this engine's :attr:`address`."""
+        ``publish`` is published on a free port of this engine's :attr:`address`. With
+        ``read_only`` its root filesystem is read-only, as in the Kubernetes workload; each
+        path of ``tmpfs`` is then a writable, world-writable (sticky) tmpfs of TMPFS_SIZE, like
+        the emptyDir the workload mounts there."""
         argv = ["run", "--detach", "--name", name]
+        argv += ["--read-only"] if read_only else []
+        argv += [arg for path in tmpfs for arg in ("--mount", _tmpfs_mount(path))]
         argv += [f"--label={k}={v}" for k, v in sorted((labels or {}).items())]
         argv += [arg for port in publish for arg in ("--publish", f"{self.address}::{port}")]
         argv += ["--network", network] if network else []
@@ -333,3 +345,13 @@ class Engine:
     def remove_container(self, name: str, *, volumes: bool = False) -> None:
         """Remove container ``name``, running or not (cleanup: a failure is not an error)."""
         self._run(["rm", "--force", *(["--volumes"] if volumes else []), name], check=False)
+
+
+def _tmpfs_mount(path: str) -> str:
+    """The ``--mount`` value of a tmpfs at ``path``: a CSV record, so a path holding a comma or
+    a quote stays one field (spec paths are absolute paths; quoting is the second guard)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(
+        ["type=tmpfs", f"destination={path}", f"tmpfs-size={TMPFS_SIZE}", "tmpfs-mode=1777"]
+    )
+    return buffer.getvalue()

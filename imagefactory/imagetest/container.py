@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from imagefactory import tools
@@ -78,19 +78,34 @@ class Container:
 
 @contextlib.contextmanager
 def running_container(
-    engine: Engine, reference: str, service_ports: list[int]
+    engine: Engine,
+    reference: str,
+    service_ports: list[int],
+    *,
+    writable_paths: Sequence[str] | None = None,
 ) -> Iterator[Container]:
     """The test container of ``reference``, removed afterwards; ContainerFailed when it does not
-    start or stops at once."""
+    start or stops at once. With ``writable_paths`` (an application's: /tmp and its declared
+    ``deploy.writable_paths``) its root filesystem is read-only and only those paths are
+    writable, as in its Kubernetes workload: a service that writes elsewhere fails here."""
     name = f"imagefactory-test-{uuid.uuid4().hex[:12]}"
     hint = "the container did not start: the engine's error says why (entrypoint, command, user)"
     labels = {TEST_LABEL: "1"}
     address = engine.address if service_ports else LOOPBACK
     started = Container(name, engine, address)
+    read_only, tmpfs = writable_paths is not None, tuple(writable_paths or ())
     try:
         try:
             if service_ports:
-                engine.start(reference, name, hint=hint, labels=labels, publish=service_ports)
+                engine.start(
+                    reference,
+                    name,
+                    hint=hint,
+                    labels=labels,
+                    publish=service_ports,
+                    read_only=read_only,
+                    tmpfs=tmpfs,
+                )
             else:
                 engine.start(
                     reference,
@@ -100,6 +115,8 @@ def running_container(
                     network="none",
                     entrypoint="sleep",
                     command=["infinity"],
+                    read_only=read_only,
+                    tmpfs=tmpfs,
                 )
         except ToolError as exc:
             raise ContainerFailed(started.did_not_start(exc)) from exc

@@ -57,7 +57,7 @@ from imagefactory.project.state import (
 from imagefactory.registry.client import registry_session
 from imagefactory.registry.credentials import docker_config
 from imagefactory.signing.keys import SigningKey
-from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.catalog import Catalog, CatalogImage, is_application
 from imagefactory.spec.cst.reader import CST_DIR, read_cst, structure_test_files
 from imagefactory.spec.models import ImageTests
 
@@ -189,7 +189,9 @@ def test_image(
         ports = sorted({service.port for s in image_suites for service in s.tests.services})
         user = config.get("User") or "root"
         try:
-            with running_container(engine, reference, ports) as container:
+            with running_container(
+                engine, reference, ports, writable_paths=writable_paths(image)
+            ) as container:
                 for suite in image_suites:
                     results.extend(
                         _named(
@@ -201,6 +203,14 @@ def test_image(
         except ImageFactoryError as exc:  # the checks not yet run cannot run: say why
             results.append(_stopped(exc))
     return ImageReport(image.ref, reference, record.digest, tuple(results))
+
+
+def writable_paths(image: CatalogImage) -> list[str] | None:
+    """Where an application's test container may write (/tmp and its ``deploy.writable_paths``,
+    as its Kubernetes workload); None for other images, whose root filesystem stays writable."""
+    if not is_application(image.spec.name):
+        return None
+    return ["/tmp", *(p for p in image.spec.deploy.writable_paths if p != "/tmp")]
 
 
 def _stopped(exc: ImageFactoryError) -> CheckResult:

@@ -191,6 +191,22 @@ def test_containers_run_with_the_engines_cli_and_config(
     ]
 
 
+def test_a_read_only_container_gets_its_writable_paths_as_tmpfs(
+    engine: Engine, recording: FakeDocker
+) -> None:
+    engine.start("example/app:1", "c1", hint="", read_only=True, tmpfs=["/tmp", "/var/cache/app,x"])
+    engine.start("example/base:1", "c2", hint="")
+    first, second = (args for _, args in recording.calls())
+    assert first == [
+        *("run", "--detach", "--name", "c1", "--read-only"),
+        *("--mount", "type=tmpfs,destination=/tmp,tmpfs-size=256m,tmpfs-mode=1777"),
+        # a comma in a path is quoted: it stays the destination and cannot add a mount option
+        *("--mount", 'type=tmpfs,"destination=/var/cache/app,x",tmpfs-size=256m,tmpfs-mode=1777'),
+        "example/app:1",
+    ]
+    assert second == ["run", "--detach", "--name", "c2", "example/base:1"]
+
+
 def test_ports_are_published_on_the_engines_address(
     engine: Engine, recording: FakeDocker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
