@@ -499,6 +499,22 @@ def ci_variables(catalog: Catalog, options: PipelineOptions) -> list[CiVariable]
     )
     if logins:
         variables.append(CiVariable(", ".join(logins), "registry logins", masked=True))
+    places = sorted(
+        {
+            name
+            for registry in catalog.project.registries.values()
+            for name in (registry.url_env, registry.namespace_env)
+            if name is not None
+        }
+    )
+    if places:
+        variables.append(
+            CiVariable(
+                ", ".join(places),
+                "optional, registry hosts and namespaces (replace url / namespace)",
+                masked=False,
+            )
+        )
     variables += [
         CiVariable(name, what, masked=True) for name, what in _secret_uses(catalog, "env").items()
     ]

@@ -124,6 +124,20 @@ cron_schedule = _grammar(
     "e.g. '0 2 * * *' (02:00 every day), '*/15 * * * *' or @daily; fields are separated "
     "by one space",
 )
+#: The only variables a registry's url or namespace may come from: GitLab's own CI_REGISTRY,
+#: and IMAGEFACTORY_*_REGISTRY / IMAGEFACTORY_*_NAMESPACE. A catalog change cannot name a
+#: secret here (a password read as a host name would leave in a DNS query and a TLS handshake).
+registry_url_env = _grammar(
+    r"CI_REGISTRY|IMAGEFACTORY_[A-Z0-9_]+_REGISTRY",
+    "a variable a registry host may come from",
+    "CI_REGISTRY (GitLab's container registry) or IMAGEFACTORY_<NAME>_REGISTRY; no other "
+    "variable: a secret must never become a host name",
+)
+registry_namespace_env = _grammar(
+    r"IMAGEFACTORY_[A-Z0-9_]+_NAMESPACE",
+    "a variable a registry namespace may come from",
+    "IMAGEFACTORY_<NAME>_NAMESPACE (e.g. set to $CI_PROJECT_PATH/dev); no other variable",
+)
 label_key = _grammar(
     rf"(?=.{{1,255}}\Z){LABEL_KEY}",
     "a label key",

@@ -9,6 +9,7 @@ mistake is not reported three times.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from imagefactory.spec.issues import format_key_path, issues_from_validation, ne
 from imagefactory.spec.merge import merge_layer
 from imagefactory.spec.models import ImageDocument, ImageLayer, ImageSpec, ProjectSpec
 from imagefactory.spec.parents import BootstrapParent, CatalogParent, Parent, parse_from
+from imagefactory.spec.registry_env import registries_from_env
 from imagefactory.spec.yamldoc import KeyPath, YamlDocument, read_yaml
 
 T = TypeVar("T", ProjectSpec, ImageDocument)
@@ -66,6 +68,8 @@ def load_catalog(root: Path) -> Catalog:
     project = _validate(ProjectSpec, project_yaml, issues) or _salvage(ProjectSpec, project_yaml)
     if project is not None:
         issues += check_project(project, project_yaml, root)
+        project, found = registries_from_env(project, project_yaml, os.environ)
+        issues += found
     catalog = project.catalog if project else _raw_catalog_dir(project_yaml.data)
     catalog_dir = root / catalog
 

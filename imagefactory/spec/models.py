@@ -62,6 +62,12 @@ SourcePath = Annotated[NonEmpty, AfterValidator(grammar.source_path)]
 Regex = Annotated[MultiLine, AfterValidator(grammar.regex)]
 Url = Annotated[str, AfterValidator(grammar.url)]
 CronSchedule = Annotated[str, AfterValidator(grammar.cron_schedule)]
+REGISTRY_URL = r"^[a-zA-Z0-9.-]+(?::[0-9]+)?$"
+REGISTRY_NAMESPACE = r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$"
+RegistryUrl = Annotated[str, StringConstraints(pattern=REGISTRY_URL)]
+RegistryNamespace = Annotated[str, StringConstraints(pattern=REGISTRY_NAMESPACE)]
+RegistryUrlEnv = Annotated[str, AfterValidator(grammar.registry_url_env)]
+RegistryNamespaceEnv = Annotated[str, AfterValidator(grammar.registry_namespace_env)]
 ExecForm = list[MultiLine]
 
 
@@ -140,10 +146,14 @@ LabelMap = Annotated[dict[LabelKey, ConfigValue], BeforeValidator(_text_values)]
 class Registry(Frozen):
     """A registry images are pushed to. Credentials come from env vars, never from the file."""
 
-    url: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9.-]+(?::[0-9]+)?$")]
-    namespace: (
-        Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")] | None
-    ) = None
+    url: RegistryUrl
+    namespace: RegistryNamespace | None = None
+    # in CI, the url and the namespace may come from these variables: a variable that is set
+    # and not empty replaces the literal above (so one file serves a laptop and a GitLab job);
+    # its value must fit the same grammar (spec/loader.py reads it; only names that cannot be
+    # a secret's are accepted)
+    url_env: RegistryUrlEnv | None = None
+    namespace_env: RegistryNamespaceEnv | None = None
     username_env: EnvName | None = None
     password_env: EnvName | None = None
     tls_verify: bool = True

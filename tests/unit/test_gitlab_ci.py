@@ -525,17 +525,20 @@ def test_the_header_names_every_variable_the_jobs_read_build_secrets_included(
         + "  - {id: netrc, file: /etc/ci/netrc, required: false}\n"
     )
     lines = header(render_pipeline(load_catalog(root), options()))
-    assert lines[3:9] == [
+    assert lines[3:10] == [
         "CI/CD variables the jobs read (Settings → CI/CD → Variables):",
         "  IMAGEFACTORY_CI_IMAGE: the job image (imagefactory, the Docker CLI, skopeo, mmdebstrap)",
         "  IMAGEFACTORY_DIND_IMAGE: optional, the engine service (default docker:27-dind; pin it"
         " by digest)",
         "  IMAGEFACTORY_REGISTRY_PASSWORD, IMAGEFACTORY_REGISTRY_USER (masked): registry logins",
+        "  IMAGEFACTORY_CATALOG_REGISTRY, IMAGEFACTORY_DEV_NAMESPACE, IMAGEFACTORY_PREPROD_NAMESPACE,"
+        " IMAGEFACTORY_PROD_NAMESPACE: optional, registry hosts and namespaces (replace url /"
+        " namespace)",
         "  PIP_INDEX_SECRET (masked): build secret pip-index (runtime/llm:cpu, runtime/llm:cuda)",
         "Files the build jobs read (build secrets by file; relative to the catalog):",
     ]
     assert (
-        lines[9]
+        lines[10]
         == "  /etc/ci/netrc: build secret netrc (runtime/llm:cpu, runtime/llm:cuda), optional"
     )
     host = header(render_pipeline(load_catalog(root), options("host")))
