@@ -74,6 +74,7 @@ CUSTOM_TESTS = (
     "test_api::test_answers_from_the_bundled_policies",
     "test_api::test_search_ranks_the_secrets_policy_first",
     "test_api::test_server_runs_as_the_app_user",
+    "test_api::test_only_tmp_is_writable",
 )
 ENTRYPOINT = ["python", "-m", "uvicorn", "rag_api.main:app", "--host", "0.0.0.0", "--port", "8080"]
 

@@ -24,3 +24,15 @@ def test_search_ranks_the_secrets_policy_first(host) -> None:  # type: ignore[no
 def test_server_runs_as_the_app_user(host) -> None:  # type: ignore[no-untyped-def]
     status = host.file("/proc/1/status").content_string
     assert "\nUid:\t10001\t" in status, status
+
+
+def test_only_tmp_is_writable(host) -> None:  # type: ignore[no-untyped-def]
+    """As in its Kubernetes Deployment: a read-only root, a writable /tmp (imagefactory runs an
+    application's test container so; deploy.writable_paths would add more)."""
+    mounts = {}
+    for line in host.file("/proc/mounts").content_string.splitlines():
+        fields = line.split()
+        mounts[fields[1]] = fields[3].split(",")
+    assert "ro" in mounts["/"], mounts["/"]
+    assert "rw" in mounts["/tmp"], mounts["/tmp"]
+    assert host.run("touch /opt/rag-api/written").rc != 0
