@@ -20,7 +20,7 @@ from pathlib import Path
 from imagefactory import tools
 from imagefactory.atomic import read_regular
 from imagefactory.errors import UserError
-from imagefactory.project.recipe import mmdebstrap_argv, recipe_key
+from imagefactory.project.recipe import MERGED_USR_HOOKS, mmdebstrap_argv, recipe_key
 from imagefactory.spec.models import Bootstrap, BuildSettings
 
 #: The most bytes of a bootstrap's Release hashes (a few lines).
@@ -105,6 +105,11 @@ def rootfs_tar(
     releases = target.with_suffix(".releases.partial")
     partial.unlink(missing_ok=True)
     tools.require("mmdebstrap", "install Debian's mmdebstrap (scripts/setup.sh does)")
+    if not Path(MERGED_USR_HOOKS, "setup00.sh").is_file():
+        raise UserError(
+            f"mmdebstrap's merged-/usr hook is missing ({MERGED_USR_HOOKS})",
+            hint="install Debian's mmdebstrap 1.3 or later (scripts/setup.sh does)",
+        )
     try:
         tools.run(
             mmdebstrap_argv(recipe, build, partial, releases),

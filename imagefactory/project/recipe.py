@@ -17,15 +17,34 @@ from imagefactory.spec.models import Bootstrap, BuildSettings
 #: Bump when the argv below changes in a way that changes the rootfs (it is part of the
 #: bootstrapped image's content hash). 2: no device nodes in the tar (``--skip=output/dev``):
 #: an engine in a user namespace (rootless, dind-rootless) cannot create them, and the container
-#: runtime mounts /dev anyway.
-RECIPE_VERSION = 2
+#: runtime mounts /dev anyway. 3: merged-/usr by mmdebstrap's own hook, not by the usrmerge
+#: package (which pulls perl: ~47 MB); info pages and gconv modules excluded too; apt's and
+#: debconf's caches, backups and logs removed.
+RECIPE_VERSION = 3
 ROLLING_SUITES = frozenset({"sid", "unstable", "experimental"})
+#: mmdebstrap's hook that sets up merged-/usr itself and installs a dummy ``usr-is-merged``, so
+#: ``usrmerge`` (and perl with it) is never installed. Shipped by Debian's mmdebstrap package.
+MERGED_USR_HOOKS = "/usr/share/mmdebstrap/hooks/merged-usr"
+#: What dpkg never unpacks (written to /etc/dpkg/dpkg.cfg.d/ in the rootfs, so the packages
+#: child images install are slimmed the same way): documentation but the copyright files (the
+#: SBOM reads them), man and info pages, translations, and the gconv modules of legacy
+#: character sets (UTF-8 and the ISO 8859-1 / UTF-16 / UTF-32 conversions are built into glibc;
+#: the gconv-modules configuration stays, so iconv names the missing ones clearly).
 SLIM_DPKG_OPTIONS = (
     "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
     "path-exclude=/usr/share/doc/*",
     "path-include=/usr/share/doc/*/copyright",
     "path-exclude=/usr/share/locale/*",
     "path-include=/usr/share/locale/locale.alias",
+    "path-exclude=/usr/lib/*/gconv/*",
+    "path-include=/usr/lib/*/gconv/gconv-modules*",
+)
+#: Run last in the rootfs: what a finished image never needs (apt's package cache and its
+#: pkgcache, the backups dpkg and debconf keep of their databases, the bootstrap's logs).
+CLEANUP_HOOK = (
+    'rm -rf -- "$1"/var/cache/apt/* "$1"/var/cache/debconf/*-old "$1"/var/lib/dpkg/*-old'
+    ' && find "$1/var/log" -type f -delete'
 )
 
 
@@ -61,9 +80,11 @@ def mmdebstrap_argv(
         "--skip=output/dev",
         f"--variant={recipe.variant}",
         *([f"--include={','.join(recipe.packages)}"] if recipe.packages else []),
+        f"--hook-dir={MERGED_USR_HOOKS}",
         *(f"--dpkgopt={option}" for option in SLIM_DPKG_OPTIONS),
         '--customize-hook=cd "$1/var/lib/apt/lists" && sha256sum -- *Release > '
         + shlex.quote(str(releases)),
+        f"--customize-hook={CLEANUP_HOOK}",
         recipe.suite,
         str(output),
         *sources,

@@ -663,7 +663,7 @@ def test_the_bootstrap_keeps_the_hashes_of_the_release_files_it_installed_from(
     recipe, build = Bootstrap(suite="bookworm"), catalog.project.build
     releases = tmp_path / "it's here" / "rootfs.releases"
     argv = mmdebstrap_argv(recipe, build, tmp_path / "rootfs.tar", releases)
-    [hook] = [a for a in argv if a.startswith("--customize-hook=")]
+    hook, _cleanup = [a for a in argv if a.startswith("--customize-hook=")]
     assert hook == (
         '--customize-hook=cd "$1/var/lib/apt/lists" && sha256sum -- *Release > '
         + shlex.quote(str(releases))

@@ -110,7 +110,7 @@ def test_validate_the_example(catalog_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "catalog 'bank-ai-lab' is valid: 4 images from 3 image files" in result.stdout
     assert all(p >= 0 for p in positions(result.stdout, REFS)), result.stdout
-    assert "bootstrap: debian bookworm/minbase" in result.stdout
+    assert "bootstrap: debian bookworm/apt" in result.stdout
     assert result.stderr == ""
 
 
@@ -297,7 +297,7 @@ def test_graph_tree(catalog_dir: Path) -> None:
     result = run("-C", catalog_dir, "graph")
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        "bootstrap: debian bookworm/minbase\n"
+        "bootstrap: debian bookworm/apt\n"
         "└── base/debian12 (1.0.0)\n"
         "    ├── runtime/llm:cpu (1.0.0)\n"
         "    │   └── app/rag-api (0.3.0)\n"

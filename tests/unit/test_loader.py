@@ -154,7 +154,7 @@ def test_symlink_pointing_outside_is_refused(catalog_dir: Path) -> None:
 def test_cycle_is_reported_as_a_chain(catalog_dir: Path, edit: Edit) -> None:
     edit(
         BASE,
-        "bootstrap:\n  suite: bookworm\n  variant: minbase\n  packages: [ca-certificates, tzdata]\n",
+        "bootstrap:\n  suite: bookworm\n  variant: apt\n  packages: [ca-certificates, tzdata, passwd]\n",
         "from: app/rag-api\n",
     )
     [issue] = [i for i in issues_of(catalog_dir) if "cycle" in i.message]

@@ -71,7 +71,7 @@ def test_base_change_reaches_every_descendant(
     state = recorded(plan(catalog_dir, templates))
     edit(
         "images/base/debian12/image.yaml",
-        "packages: [ca-certificates, tzdata]",
+        "packages: [ca-certificates, tzdata, passwd]",
         "packages: [ca-certificates]",
     )
     entries = plan(catalog_dir, templates, state)

@@ -94,7 +94,7 @@ def test_runtime_fields_have_a_grammar(
         ("workdir: /home/app", 'workdir: "/home/app\\nRUN id"', "workdir"),
         ("workdir: /home/app", "workdir: /home/app $HOME", "workdir"),
         (
-            "  packages: [ca-certificates, tzdata]\n\n",
+            "  packages: [ca-certificates, tzdata, passwd]\n\n",
             '  packages: ["tzdata\\nid"]\n\n',
             "bootstrap.packages[0]",
         ),
