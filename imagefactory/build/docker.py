@@ -242,6 +242,19 @@ class Engine:
         config_json, size = result.output.strip().rsplit("\t", 1)
         return json.loads(config_json) or {}, int(size)
 
+    def history(self, reference: str) -> list[tuple[str, int]]:
+        """(the instruction that made it, its size in bytes) of each layer of ``reference``,
+        newest first, as ``docker history`` lists them (empty-layer steps included, size 0)."""
+        argv = ["history", "--no-trunc", "--human=false", "--format", "{{.Size}}\t{{.CreatedBy}}"]
+        output = self._run(
+            [*argv, "--", reference], hint=f"the engine has no image {reference}"
+        ).output
+        layers = []
+        for line in output.splitlines():
+            size, _, created_by = line.partition("\t")
+            layers.append((created_by, int(size) if size.isdigit() else 0))
+        return layers
+
     def tag(self, source: str, tag: str) -> None:
         self._run(["tag", "--", source, tag], hint=f"the engine could not tag {source} as {tag}")
 

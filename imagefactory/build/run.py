@@ -167,6 +167,7 @@ class BuildRun:
                         time.monotonic() - started,
                         reused[0],
                         self._noted(image.ref, reused[1]),
+                        size_bytes=self._recorded_size(image.ref, reused[0]),
                     )
             self.reporter.started(image.ref, self._why(image.ref, inputs))
             self._read_user(image)
@@ -177,11 +178,18 @@ class BuildRun:
                 time.monotonic() - started,
                 published.digest,
                 self._noted(image.ref, published.detail),
+                size_bytes=self._recorded_size(image.ref, published.digest),
             )
         except ImageFactoryError as exc:
             return Outcome(
                 image.ref, "failed", time.monotonic() - started, detail=_step_of(exc), error=exc
             )
+
+    def _recorded_size(self, ref: str, digest: str) -> int | None:
+        """The size state records for ``digest`` of ``ref`` (None: not built by this checkout)."""
+        with self.lock:
+            record = self.state.images.get(ref)
+        return record.size_bytes if record is not None and record.digest == digest else None
 
     def _why(self, ref: str, inputs: ContentInputs) -> str:
         """What ``plan`` says (its words), or why an unchanged image is built anyway."""

@@ -28,6 +28,7 @@ class Outcome:
     digest: str | None = None
     detail: str = ""
     error: ImageFactoryError | None = None
+    size_bytes: int | None = None  # the image's size as its build recorded it (None: unknown)
 
 
 class BuildReporter(Protocol):

@@ -16,6 +16,7 @@ from imagefactory.cli import release as _release  # noqa: F401
 from imagefactory.cli import revoke as _revoke  # noqa: F401
 from imagefactory.cli import sbom as _sbom  # noqa: F401
 from imagefactory.cli import scan as _scan  # noqa: F401
+from imagefactory.cli import size as _size  # noqa: F401
 from imagefactory.cli import verify as _verify  # noqa: F401
 from imagefactory.cli import version as _version  # noqa: F401
 from imagefactory.cli import yank as _yank  # noqa: F401

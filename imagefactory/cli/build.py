@@ -171,6 +171,7 @@ def build(
                         "status": o.status,
                         "seconds": round(o.seconds, 3),
                         "digest": o.digest,
+                        "size_bytes": o.size_bytes,  # uncompressed; `imagefactory size` says where
                         "detail": o.detail,  # unreproducible: the digest kept and the one discarded
                     }
                     for o in outcomes

@@ -30,6 +30,8 @@ tests/unit/test_sbom.py holds syft's own output to compare with.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
@@ -70,7 +72,8 @@ class OsRelease:
 @dataclass(frozen=True)
 class Package:
     """One package found in the image: its kind, name and version as the package manager
-    writes them, its purl (syft's text), licenses, and the path it was read from."""
+    writes them, its purl (syft's text), licenses, the path it was read from, and the bytes it
+    takes (dpkg's Installed-Size, or the sizes a wheel's RECORD lists; None when unknown)."""
 
     kind: Kind
     name: str
@@ -81,6 +84,7 @@ class Package:
     arch: str = ""
     source: str = ""
     source_version: str = ""
+    size_bytes: int | None = None
 
 
 def os_release(root: RootFiles) -> OsRelease:
@@ -138,7 +142,11 @@ def _debian_package(
         purl = syft_purl("deb", release.id, name, version, qualifiers)
     copyright_text = root.read(f"usr/share/doc/{name}/copyright")
     licenses = copyright_licenses(copyright_text) if copyright_text is not None else ()
-    return Package("deb", name, version, purl, licenses, location, arch, source, source_version)
+    installed = paragraph.get("Installed-Size", "").strip()  # KiB
+    size = int(installed) * 1024 if installed.isdigit() else None
+    return Package(
+        "deb", name, version, purl, licenses, location, arch, source, source_version, size
+    )
 
 
 def copyright_licenses(raw: bytes) -> tuple[str, ...]:
@@ -179,8 +187,17 @@ def python_packages(root: RootFiles) -> list[Package]:
         license_text = (headers.get("License-Expression") or headers.get("License") or "").strip()
         licenses = (license_text,) if license_text and "\n" not in license_text else ()
         purl = syft_purl("pypi", "", normalise_name(name), version, {})
-        found.append(Package("pypi", name, version, purl, licenses, location))
+        record = root.files.get(location.removesuffix("METADATA") + "RECORD")
+        size = _record_bytes(record) if record is not None else None
+        found.append(Package("pypi", name, version, purl, licenses, location, size_bytes=size))
     return found
+
+
+def _record_bytes(record: bytes) -> int:
+    """The sum of the sizes a wheel's ``RECORD`` lists (CSV: path, hash, size; the RECORD
+    itself and compiled files have no size)."""
+    rows = csv.reader(io.StringIO(record.decode("utf-8", "replace")))
+    return sum(int(row[2]) for row in rows if len(row) >= 3 and row[2].isdigit())
 
 
 def normalise_name(name: str) -> str:

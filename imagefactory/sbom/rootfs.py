@@ -1,9 +1,10 @@
 """The files of an image's root filesystem that an SBOM reads, from a folder or from layers.
 
 An SBOM needs few files of a root filesystem: the dpkg database (``var/lib/dpkg/status`` and
-``status.d/*`` of shell-less images), ``os-release``, ``usr/share/doc/NAME/copyright`` and every
-``*.dist-info/METADATA``, and the Debian mirrors' ``Release``/``InRelease`` files apt keeps in
-``var/lib/apt/lists`` (the build's provenance names them). :class:`RootFiles` holds those
+``status.d/*`` of shell-less images), ``os-release``, ``usr/share/doc/NAME/copyright``, every
+``*.dist-info/METADATA`` and ``RECORD`` (a distribution's size), and the Debian mirrors'
+``Release``/``InRelease`` files apt keeps in ``var/lib/apt/lists`` (the build's provenance
+names them). :class:`RootFiles` holds those
 (their bytes, by POSIX path relative to ``/``) plus every symlink of the tree
 (``etc/os-release`` is a link to ``../usr/lib/os-release`` on Debian), and resolves links
 inside the image root, never on the host.
@@ -47,7 +48,7 @@ _WANTED = re.compile(
       | etc/os-release
       | usr/lib/os-release
       | usr/share/doc/[^/]+/copyright
-      | (?:.+/)?[^/]+\.dist-info/METADATA
+      | (?:.+/)?[^/]+\.dist-info/(?:METADATA|RECORD)
       | var/lib/apt/lists/[^/]+_(?:In)?Release
     )$"""
 )

@@ -105,6 +105,8 @@ def registry_env(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("IMAGEFACTORY_REGISTRY_", "IMAGEFACTORY_SIGNING_KEY"))
+        # nor where a CI job would point the registries (url_env / namespace_env)
+        and not (k.startswith("IMAGEFACTORY_") and k.endswith(("_REGISTRY", "_NAMESPACE")))
     }
     env["IMAGEFACTORY_SIGNING_KEY"] = str(tmp_path_factory.mktemp("signing") / "signing.key")
     env.pop("DOCKER_HOST", None)

@@ -26,6 +26,7 @@ case "$1" in
   port) echo 127.0.0.1:49153 ;;
   inspect) echo "exited 3" ;;
   logs) echo "cannot start: no model" ;;
+  history) printf '0\t/bin/sh -c #(nop)  CMD ["bash"]\n74800000\tADD rootfs.tar / # buildkit\n' ;;
 esac
 """
 FAILING = """\
@@ -205,6 +206,20 @@ def test_a_read_only_container_gets_its_writable_paths_as_tmpfs(
         "example/app:1",
     ]
     assert second == ["run", "--detach", "--name", "c2", "example/base:1"]
+
+
+def test_history_gives_each_layers_instruction_and_bytes(
+    engine: Engine, recording: FakeDocker
+) -> None:
+    assert engine.history("example/base:1") == [
+        ('/bin/sh -c #(nop)  CMD ["bash"]', 0),
+        ("ADD rootfs.tar / # buildkit", 74_800_000),
+    ]
+    # raw bytes (--human=false), and the reference after "--": never read as a flag
+    assert recording.log.read_text().splitlines()[1:9] == [
+        *("history", "--no-trunc", "--human=false", "--format", "{{.Size}}\t{{.CreatedBy}}"),
+        *("--", "example/base:1", "--"),
+    ]
 
 
 def test_ports_are_published_on_the_engines_address(

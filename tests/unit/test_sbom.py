@@ -38,6 +38,7 @@ Priority: required
 Architecture: amd64
 Source: util-linux (2.38.1-5)
 Version: 1:2.38.1-5+b1
+Installed-Size: 214
 Description: basic utilities from 4.4BSD-Lite
  This package contains the bare minimum of BSD utilities.
 
@@ -100,7 +101,10 @@ BASE: dict[str, bytes | str] = {
         "Jinja2_Ext.Tools", "3.1.4", "BSD-3-Clause"
     ),
     f"{SITE}/requests-2.32.3.dist-info/METADATA": _metadata("requests", "2.32.3", "Apache-2.0"),
-    f"{SITE}/requests-2.32.3.dist-info/RECORD": b"requests/__init__.py,,\n",
+    f"{SITE}/requests-2.32.3.dist-info/RECORD": (
+        b"requests/__init__.py,sha256=abc,4900\nrequests/api.py,sha256=def,6100\n"
+        b"requests/__pycache__/api.cpython-311.pyc,,\nrequests-2.32.3.dist-info/RECORD,,\n"
+    ),
 }
 
 
@@ -150,6 +154,16 @@ def test_debian_packages_as_syft_finds_them(tree: rootfs.RootFiles) -> None:
     assert found["libpam-runtime"].licenses == ("BSD-3-clause", "GPL-2", "GPL-2+")
     # not machine-readable (no Format header): no license, as syft
     assert found["libssl3"].licenses == ()
+
+
+def test_each_package_knows_the_bytes_it_takes(tree: rootfs.RootFiles) -> None:
+    """dpkg's Installed-Size (KiB) and the sizes a wheel's RECORD lists (files without one,
+    the RECORD itself and bytecode, count nothing); None where the image does not say."""
+    sizes = {(p.kind, p.name): p.size_bytes for p in catalog.packages(tree)}
+    assert sizes[("deb", "bsdutils")] == 214 * 1024
+    assert sizes[("deb", "libssl3")] is None
+    assert sizes[("pypi", "requests")] == 4900 + 6100
+    assert sizes[("pypi", "Jinja2_Ext.Tools")] is None  # no RECORD
 
 
 def test_purls_are_syfts_character_for_character(tree: rootfs.RootFiles) -> None:
