@@ -9,6 +9,7 @@ from imagefactory.cli import build as _build  # noqa: F401  (registers its comma
 from imagefactory.cli import catalog as _catalog  # noqa: F401
 from imagefactory.cli import ci as _ci  # noqa: F401
 from imagefactory.cli import evidence as _evidence  # noqa: F401
+from imagefactory.cli import freshness as _freshness  # noqa: F401
 from imagefactory.cli import gc as _gc  # noqa: F401
 from imagefactory.cli import gitops as _gitops  # noqa: F401
 from imagefactory.cli import image as _image  # noqa: F401

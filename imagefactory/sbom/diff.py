@@ -64,15 +64,21 @@ def diff(before: str | bytes, after: str | bytes) -> SbomDiff:
     )
 
 
-def _entries(text: str | bytes, what: str) -> dict[str, Entry]:
+def cyclonedx_components(text: str | bytes, what: str) -> list[dict[str, Any]]:
+    """Every component of the CycloneDX document ``text`` (nested ones flattened); a
+    UserError naming ``what`` when it is not one."""
     try:
         document = json.loads(text)
     except ValueError as exc:
         raise UserError(f"{what} is not JSON: {exc}") from exc
     if not isinstance(document, dict) or document.get("bomFormat") != "CycloneDX":
         raise UserError(f"{what} is not a CycloneDX document")
+    return _components(document.get("components") or [])
+
+
+def _entries(text: str | bytes, what: str) -> dict[str, Entry]:
     entries: dict[str, Entry] = {}
-    for component in _components(document.get("components") or []):
+    for component in cyclonedx_components(text, what):
         name, version = str(component.get("name", "")), str(component.get("version", ""))
         key = _key(component.get("purl"), name, what)
         entries[key] = Entry(key, name, version)

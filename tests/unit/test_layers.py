@@ -36,6 +36,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"evidence"}),
     frozenset({"scan"}),
     frozenset({"build"}),
+    frozenset({"freshness"}),
     frozenset({"imagetest"}),
     frozenset({"gitops"}),
     frozenset({"release"}),

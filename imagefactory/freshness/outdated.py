@@ -1,0 +1,153 @@
+"""``imagefactory outdated [IMAGE…]``: which built images hold Debian packages the mirror has
+newer versions of, and how many of those are security updates.
+
+An image is a catalog ref, optionally ``@sha256:<hex>`` (default: the digest its last build
+recorded). What it holds comes from its SBOM (``imagefactory sbom``: the signed attestation,
+the build's copy, or computed from the image), its Debian packages by purl. What the mirror
+has comes from the current ``Packages`` indexes of the suite its chain was bootstrapped from
+(:mod:`imagefactory.freshness.indexes`), for each architecture the image's packages name. An
+image whose chain starts at an external image has no suite here: it is reported as such.
+
+A package is pending when the mirror's newest version sorts after the installed one (dpkg's
+ordering); it is a security update when that newest version is the security dist's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from debian.debian_support import version_compare
+from packageurl import PackageURL
+
+from imagefactory.build.sbom_lookup import image_sbom
+from imagefactory.freshness.indexes import (
+    Available,
+    Dist,
+    Fetched,
+    IndexCache,
+    dists,
+    index_url,
+    merged,
+)
+from imagefactory.project.paths import ca_bundle_path, state_file, work_dir
+from imagefactory.project.state import load_state
+from imagefactory.project.targets import target
+from imagefactory.sbom.diff import cyclonedx_components
+from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.models import Bootstrap
+from imagefactory.spec.parents import BootstrapParent
+
+
+@dataclass(frozen=True)
+class Installed:
+    name: str
+    version: str
+    arch: str
+
+
+@dataclass(frozen=True)
+class Pending:
+    package: str
+    installed: str
+    available: str
+    dist: str  # where the newest version is (bookworm-security, bookworm-updates, …)
+    security: bool
+
+
+@dataclass(frozen=True)
+class Freshness:
+    image: str
+    reference: str
+    suite: str | None  # None: its chain does not start at a bootstrap
+    packages: int  # Debian packages installed
+    pending: tuple[Pending, ...]
+
+    @property
+    def security(self) -> int:
+        return sum(1 for p in self.pending if p.security)
+
+
+@dataclass(frozen=True)
+class OutdatedReport:
+    images: tuple[Freshness, ...]
+    indexes: tuple[Fetched, ...]
+
+
+def outdated(catalog: Catalog, images: list[str]) -> OutdatedReport:
+    """The freshness of each of ``images`` (every image state records a build of when empty)."""
+    if not images:
+        records = load_state(state_file(catalog)).images
+        images = [ref for ref in catalog.images if (r := records.get(ref)) and r.digest]
+    chosen = [target(catalog, image) for image in images]
+    cache = IndexCache(
+        work_dir(catalog) / "cache" / "debian-indexes",
+        catalog.project.build,
+        ca_bundle_path(catalog),
+    )
+    fetched: dict[str, tuple[dict[str, str], Fetched]] = {}
+    results = []
+    for one in chosen:
+        installed = installed_debian(image_sbom(catalog, f"{one.image.ref}@{one.digest}").text)
+        recipe = _bootstrap(catalog, one.image.ref)
+        if recipe is None:
+            results.append(Freshness(one.image.ref, one.reference, None, len(installed), ()))
+            continue
+        archs = sorted({p.arch for p in installed if p.arch and p.arch != "all"}) or ["amd64"]
+        per_dist: list[tuple[Dist, dict[str, str]]] = []
+        for dist in dists(recipe.suite, catalog.project.build):
+            versions: dict[str, str] = {}
+            for component in recipe.components:
+                for arch in archs:
+                    url = index_url(dist, component, arch)
+                    if url not in fetched:
+                        fetched[url] = cache.read(dist, component, arch)
+                    versions.update(fetched[url][0])
+            per_dist.append((dist, versions))
+        available = merged(per_dist)
+        results.append(
+            Freshness(
+                one.image.ref,
+                one.reference,
+                recipe.suite,
+                len(installed),
+                pending_updates(installed, available),
+            )
+        )
+    return OutdatedReport(tuple(results), tuple(how for _, how in fetched.values()))
+
+
+def pending_updates(
+    installed: list[Installed], available: dict[str, Available]
+) -> tuple[Pending, ...]:
+    """The installed packages the mirror has a newer version of, by name."""
+    found = []
+    for package in sorted(installed, key=lambda p: p.name):
+        newer = available.get(package.name)
+        if newer is not None and version_compare(newer.version, package.version) > 0:
+            found.append(
+                Pending(package.name, package.version, newer.version, newer.dist, newer.security)
+            )
+    return tuple(found)
+
+
+def installed_debian(sbom: str) -> list[Installed]:
+    """The Debian packages an SBOM lists (its ``pkg:deb`` purls), once each."""
+    found: dict[tuple[str, str], Installed] = {}
+    for component in cyclonedx_components(sbom, "the image's SBOM"):
+        text = component.get("purl")
+        if not isinstance(text, str) or not text.startswith("pkg:deb/"):
+            continue
+        try:
+            purl = PackageURL.from_string(text)
+        except ValueError:
+            continue
+        if purl.version:
+            arch = str((purl.qualifiers or {}).get("arch", ""))
+            found[(purl.name, arch)] = Installed(purl.name, purl.version, arch)
+    return sorted(found.values(), key=lambda p: (p.name, p.arch))
+
+
+def _bootstrap(catalog: Catalog, ref: str) -> Bootstrap | None:
+    """The bootstrap recipe the chain of ``ref`` starts at; None for an external parent."""
+    root = catalog.lineage(ref)[-1]
+    return root.parent.bootstrap if isinstance(root.parent, BootstrapParent) else None
