@@ -4,8 +4,9 @@ An image is a catalog ref, optionally ``@sha256:<hex>`` (default: the digest its
 recorded in state), in the build registry's repository; the local engine's copy is read (pulled
 first when the engine does not have it), never run. The layers come from ``docker history``
 (the instruction that made each, and its size), the packages from the image's filesystem
-through ``docker image save``: each Debian package's ``Installed-Size`` from the dpkg database
-and each Python distribution's bytes from its ``RECORD``, largest first.
+through ``docker image save``: each Debian package's listed files as the image holds them
+(``Installed-Size`` without a list) and each Python distribution's bytes from its ``RECORD``,
+largest first.
 """
 
 from __future__ import annotations

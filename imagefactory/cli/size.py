@@ -36,8 +36,9 @@ def size(
     json_output: JsonOption = False,
 ) -> None:
     """Where each image's bytes are: its size, each layer (the instruction that made it), and
-    its largest Debian packages (dpkg's Installed-Size) and Python distributions (their
-    RECORD), read from the image's filesystem without running it. --json lists every package.
+    its largest Debian packages (the files dpkg lists, as the image holds them) and Python
+    distributions (their RECORD), read from the image's filesystem without running it. --json
+    lists every package.
     """
     session, catalog = open_catalog(ctx, json_output)
     reports = size_reports(catalog, images)

@@ -73,7 +73,8 @@ class OsRelease:
 class Package:
     """One package found in the image: its kind, name and version as the package manager
     writes them, its purl (syft's text), licenses, the path it was read from, and the bytes it
-    takes (dpkg's Installed-Size, or the sizes a wheel's RECORD lists; None when unknown)."""
+    takes (a Debian package's listed files as they are in the image, else dpkg's Installed-Size;
+    the sizes a wheel's RECORD lists; None when unknown)."""
 
     kind: Kind
     name: str
@@ -142,8 +143,10 @@ def _debian_package(
         purl = syft_purl("deb", release.id, name, version, qualifiers)
     copyright_text = root.read(f"usr/share/doc/{name}/copyright")
     licenses = copyright_licenses(copyright_text) if copyright_text is not None else ()
-    installed = paragraph.get("Installed-Size", "").strip()  # KiB
-    size = int(installed) * 1024 if installed.isdigit() else None
+    size = _listed_bytes(root, name, arch)
+    installed = paragraph.get("Installed-Size", "").strip()  # KiB, before any path-exclude
+    if size is None and installed.isdigit():
+        size = int(installed) * 1024
     return Package(
         "deb", name, version, purl, licenses, location, arch, source, source_version, size
     )
@@ -191,6 +194,20 @@ def python_packages(root: RootFiles) -> list[Package]:
         size = _record_bytes(record) if record is not None else None
         found.append(Package("pypi", name, version, purl, licenses, location, size_bytes=size))
     return found
+
+
+def _listed_bytes(root: RootFiles, name: str, arch: str) -> int | None:
+    """The bytes of the files dpkg lists for package ``name`` (``info/NAME[:ARCH].list``) as
+    they are in the image (what a path-exclude kept out is not there); None without a list."""
+    listed = root.files.get(f"var/lib/dpkg/info/{name}.list")
+    if listed is None:
+        listed = root.files.get(f"var/lib/dpkg/info/{name}:{arch}.list")
+    if listed is None:
+        return None
+    paths = {
+        root.resolve(line) for line in listed.decode("utf-8", "replace").splitlines() if line
+    }  # resolved: on merged /usr, /bin/ls is /usr/bin/ls
+    return sum(root.sizes.get(path, 0) for path in paths)
 
 
 def _record_bytes(record: bytes) -> int:

@@ -2,9 +2,11 @@
 
 An SBOM needs few files of a root filesystem: the dpkg database (``var/lib/dpkg/status`` and
 ``status.d/*`` of shell-less images), ``os-release``, ``usr/share/doc/NAME/copyright``, every
-``*.dist-info/METADATA`` and ``RECORD`` (a distribution's size), and the Debian mirrors'
-``Release``/``InRelease`` files apt keeps in ``var/lib/apt/lists`` (the build's provenance
-names them). :class:`RootFiles` holds those
+``*.dist-info/METADATA`` and ``RECORD`` (a distribution's size), dpkg's file lists
+(``var/lib/dpkg/info/*.list``: a package's size as it is in the image), and the Debian
+mirrors' ``Release``/``InRelease`` files apt keeps in ``var/lib/apt/lists`` (the build's
+provenance names them). The size of every regular file is kept too (a tar header says it: no
+file is read for it). :class:`RootFiles` holds those
 (their bytes, by POSIX path relative to ``/``) plus every symlink of the tree
 (``etc/os-release`` is a link to ``../usr/lib/os-release`` on Debian), and resolves links
 inside the image root, never on the host.
@@ -50,6 +52,7 @@ _WANTED = re.compile(
       | usr/share/doc/[^/]+/copyright
       | (?:.+/)?[^/]+\.dist-info/(?:METADATA|RECORD)
       | var/lib/apt/lists/[^/]+_(?:In)?Release
+      | var/lib/dpkg/info/[^/]+\.list
     )$"""
 )
 
@@ -61,11 +64,13 @@ def wanted(path: str) -> bool:
 
 @dataclass(frozen=True)
 class RootFiles:
-    """The wanted files of a root filesystem (bytes by path) and all its symlinks (target as
-    written, by path). Paths are POSIX, relative to ``/``, without ``./``."""
+    """The wanted files of a root filesystem (bytes by path), all its symlinks (target as
+    written, by path) and the size of every regular file (a hard link's second name counts 0:
+    its bytes are stored once). Paths are POSIX, relative to ``/``, without ``./``."""
 
     files: Mapping[str, bytes] = field(default_factory=dict)
     links: Mapping[str, str] = field(default_factory=dict)
+    sizes: Mapping[str, int] = field(default_factory=dict)
 
     def resolve(self, path: str) -> str:
         """``path`` with every symlink on the way resolved inside the root (an absolute target
@@ -122,6 +127,8 @@ def from_directory(root: Path) -> RootFiles:
         raise UserError(f"{root} is not a folder", hint="give the unpacked root filesystem")
     files: dict[str, bytes] = {}
     links: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    inodes: set[tuple[int, int]] = set()
     count = 0
     pending = [(root, "")]
     while pending:  # bounded: each folder is listed once, and the entries are capped
@@ -133,14 +140,18 @@ def from_directory(root: Path) -> RootFiles:
             if count > MAX_ENTRIES:
                 raise UserError(f"{root} holds more than {MAX_ENTRIES} entries")
             relative = f"{prefix}{entry.name}"
-            mode = entry.stat(follow_symlinks=False).st_mode
-            if stat.S_ISLNK(mode):
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISLNK(info.st_mode):
                 links[relative] = str(Path(entry.path).readlink())
-            elif stat.S_ISDIR(mode):
+            elif stat.S_ISDIR(info.st_mode):
                 pending.append((Path(entry.path), f"{relative}/"))
-            elif stat.S_ISREG(mode) and wanted(relative):
-                files[relative] = _read_file(Path(entry.path), entry.stat().st_size)
-    return RootFiles(files, links)
+            elif stat.S_ISREG(info.st_mode):
+                inode = (info.st_dev, info.st_ino)
+                sizes[relative] = 0 if inode in inodes else info.st_size
+                inodes.add(inode)
+                if wanted(relative):
+                    files[relative] = _read_file(Path(entry.path), info.st_size)
+    return RootFiles(files, links, sizes)
 
 
 def _read_file(path: Path, size: int) -> bytes:
@@ -155,6 +166,7 @@ def _read_file(path: Path, size: int) -> bytes:
 class _Layer:
     files: dict[str, bytes]
     links: dict[str, str]
+    sizes: dict[str, int]
     removed: frozenset[str]  # whiteouts: these paths and everything below them
     opaque: frozenset[str]  # folders whose lower content is hidden
 
@@ -164,18 +176,22 @@ def from_layers(layers: Iterable[Path]) -> RootFiles:
     first, read as streams (gzip or plain). UserError for a file that is not a tar archive."""
     files: dict[str, bytes] = {}
     links: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     for path in layers:
         layer = _read_layer(path)
-        for mapping in (files, links):
-            for name in [n for n in mapping if _hidden(n, layer)]:
-                del mapping[name]
-        for name in layer.files:
+        if layer.removed or layer.opaque:
+            for mapping in (files, links, sizes):
+                for name in [n for n in mapping if _hidden(n, layer)]:
+                    del mapping[name]
+        for name in layer.sizes:
             links.pop(name, None)
         for name in layer.links:
             files.pop(name, None)
+            sizes.pop(name, None)
         files.update(layer.files)
         links.update(layer.links)
-    return RootFiles(files, links)
+        sizes.update(layer.sizes)
+    return RootFiles(files, links, sizes)
 
 
 def _hidden(name: str, layer: _Layer) -> bool:
@@ -188,6 +204,7 @@ def _hidden(name: str, layer: _Layer) -> bool:
 def _read_layer(path: Path) -> _Layer:
     files: dict[str, bytes] = {}
     links: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     removed: set[str] = set()
     opaque: set[str] = set()
     try:
@@ -204,14 +221,18 @@ def _read_layer(path: Path) -> _Layer:
                 elif member.issym():
                     links[name] = member.linkname
                 elif member.islnk():
+                    sizes[name] = 0  # the bytes are the target's
                     target = _normal(member.linkname)
                     if target in files and wanted(name):
                         files[name] = files[target]
-                elif member.isfile() and wanted(name):
+                elif member.isfile():
+                    sizes[name] = member.size
+                    if not wanted(name):
+                        continue
                     if member.size > MAX_FILE:
                         raise UserError(f"{name} in layer {path} is larger than {MAX_FILE} bytes")
                     stream = archive.extractfile(member)
                     files[name] = stream.read() if stream is not None else b""
     except (tarfile.TarError, OSError) as exc:
         raise UserError(f"cannot read the layer {path}: {exc}") from exc
-    return _Layer(files, links, frozenset(removed), frozenset(opaque))
+    return _Layer(files, links, sizes, frozenset(removed), frozenset(opaque))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import os
 import tarfile
 import uuid
 from pathlib import Path
@@ -164,6 +165,31 @@ def test_each_package_knows_the_bytes_it_takes(tree: rootfs.RootFiles) -> None:
     assert sizes[("deb", "libssl3")] is None
     assert sizes[("pypi", "requests")] == 4900 + 6100
     assert sizes[("pypi", "Jinja2_Ext.Tools")] is None  # no RECORD
+
+
+def test_a_packages_size_is_its_listed_files_as_they_are_in_the_image(tmp_path: Path) -> None:
+    """What dpkg lists and the image holds: a path-exclude kept the man page out (so dpkg's
+    Installed-Size over-counts), /sbin is merged into /usr, a hard link's bytes count once;
+    the same from the unpacked tree and from the layers."""
+    status = b"Package: tool\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\n"
+    entries: dict[str, bytes | str] = {
+        "usr/lib/os-release": OS_RELEASE,
+        "var/lib/dpkg/status": status + b"Installed-Size: 900\n",
+        "var/lib/dpkg/info/tool.list": b"/.\n/usr\n/usr/sbin\n/sbin/tool\n/usr/sbin/tool-b\n"
+        b"/usr/share/man/man8/tool.8.gz\n/usr/lib/tool.so\n",
+        "sbin": "usr/sbin",
+        "usr/sbin/tool": b"x" * 1000,
+        "usr/lib/tool.so": b"y" * 300,
+    }
+    _write_tree(tmp_path / "root", entries)
+    os.link(tmp_path / "root/usr/sbin/tool", tmp_path / "root/usr/sbin/tool-b")
+    [from_tree] = catalog.packages(rootfs.from_directory(tmp_path / "root"))
+    assert from_tree.size_bytes == 1300  # not 900 KiB, not 2300
+    layer = tmp_path / "layer.tar"
+    with tarfile.open(layer, "w") as archive:
+        archive.add(tmp_path / "root", arcname=".")
+    [from_layer] = catalog.packages(rootfs.from_layers([layer]))
+    assert from_layer.size_bytes == 1300
 
 
 def test_purls_are_syfts_character_for_character(tree: rootfs.RootFiles) -> None:
