@@ -22,8 +22,9 @@ def outdated_command(
     images: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Images: refs, optionally @sha256:<hex> (default: every image with a recorded "
-            "build, at the digest it recorded).",
+            help="Images: refs, optionally @sha256:<hex> (default: every image of the catalog; "
+            "each at the digest state records, else the one its content tag names in the build "
+            "registry).",
             show_default=False,
             metavar="[IMAGE]...",
         ),
@@ -50,6 +51,8 @@ def outdated_command(
                 )
         for image in report.images:
             _show(session.output, image)
+        if report.not_built:
+            session.output.text(f"not built yet: {', '.join(report.not_built)}")
     if check and pending:
         raise typer.Exit(1)
 
@@ -78,6 +81,7 @@ def _described(report: OutdatedReport) -> dict[str, object]:
             for i in report.images
         ],
         "indexes": [{"url": f.url, "source": f.source, "note": f.note} for f in report.indexes],
+        "not_built": list(report.not_built),
     }
 
 

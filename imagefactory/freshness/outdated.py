@@ -2,7 +2,8 @@
 newer versions of, and how many of those are security updates.
 
 An image is a catalog ref, optionally ``@sha256:<hex>`` (default: the digest its last build
-recorded). What it holds comes from its SBOM (``imagefactory sbom``: the signed attestation,
+recorded in state, else, on a runner without state, the digest its content tag names in the
+build registry). What it holds comes from its SBOM (``imagefactory sbom``: the signed attestation,
 the build's copy, or computed from the image), its Debian packages by purl. What the mirror
 has comes from the current ``Packages`` indexes of the suite its chain was bootstrapped from
 (:mod:`imagefactory.freshness.indexes`), for each architecture the image's packages name. An
@@ -20,6 +21,7 @@ from debian.debian_support import version_compare
 from packageurl import PackageURL
 
 from imagefactory.build.sbom_lookup import image_sbom
+from imagefactory.errors import UserError
 from imagefactory.freshness.indexes import (
     Available,
     Dist,
@@ -29,9 +31,12 @@ from imagefactory.freshness.indexes import (
     index_url,
     merged,
 )
+from imagefactory.project.hashing import content_inputs
+from imagefactory.project.naming import build_registry, content_tag, repository
 from imagefactory.project.paths import ca_bundle_path, state_file, work_dir
 from imagefactory.project.state import load_state
-from imagefactory.project.targets import target
+from imagefactory.project.targets import Target, target
+from imagefactory.registry.client import registry_session
 from imagefactory.sbom.diff import cyclonedx_components
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.models import Bootstrap
@@ -71,14 +76,12 @@ class Freshness:
 class OutdatedReport:
     images: tuple[Freshness, ...]
     indexes: tuple[Fetched, ...]
+    not_built: tuple[str, ...] = ()  # refs with no build in state or the build registry
 
 
 def outdated(catalog: Catalog, images: list[str]) -> OutdatedReport:
-    """The freshness of each of ``images`` (every image state records a build of when empty)."""
-    if not images:
-        records = load_state(state_file(catalog)).images
-        images = [ref for ref in catalog.images if (r := records.get(ref)) and r.digest]
-    chosen = [target(catalog, image) for image in images]
+    """The freshness of each of ``images`` (every built image of the catalog when empty)."""
+    chosen, not_built = _targets(catalog, images)
     cache = IndexCache(
         work_dir(catalog) / "cache" / "debian-indexes",
         catalog.project.build,
@@ -113,7 +116,46 @@ def outdated(catalog: Catalog, images: list[str]) -> OutdatedReport:
                 pending_updates(installed, available),
             )
         )
-    return OutdatedReport(tuple(results), tuple(how for _, how in fetched.values()))
+    return OutdatedReport(
+        tuple(results), tuple(how for _, how in fetched.values()), tuple(not_built)
+    )
+
+
+def _targets(catalog: Catalog, images: list[str]) -> tuple[list[Target], list[str]]:
+    """Each image at a digest: the one named (``REF@sha256:…``), else the one state records,
+    else the one its content tag names in the build registry now (a runner has no state); with
+    no images named, every image of the catalog, and (second) the refs of those never built."""
+    records = load_state(state_file(catalog)).images
+    found: dict[str, Target] = {}
+    missing = []
+    for image in images or list(catalog.images):
+        ref, _, digest = image.partition("@")
+        chosen = catalog.one(ref)
+        record = records.get(chosen.ref)
+        if digest or (record is not None and record.digest):
+            found[image] = target(catalog, image)
+        else:
+            missing.append((image, chosen))
+    not_built: list[str] = []
+    if missing:
+        inputs = content_inputs(catalog)
+        registry = build_registry(catalog.project)
+        with registry_session(catalog, []) as client:
+            for image, chosen in missing:
+                repo = repository(registry, chosen.spec.name)
+                tag = f"{repo}:{content_tag(inputs[chosen.ref].content_hash)}"
+                held = client.digest(registry, tag)
+                if held is not None:
+                    found[image] = Target(chosen, repo, held)
+                elif images:
+                    raise UserError(
+                        f"{chosen.ref} has no recorded build and the build registry has no {tag}",
+                        hint=f"build it first (imagefactory build {chosen.ref}), or name the "
+                        f"digest: {chosen.ref}@sha256:…",
+                    )
+                else:
+                    not_built.append(chosen.ref)
+    return [found[i] for i in images or list(catalog.images) if i in found], not_built
 
 
 def pending_updates(

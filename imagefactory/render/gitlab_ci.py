@@ -9,6 +9,11 @@ The jobs call the commands a developer runs (``imagefactory build/test/push/prom
 
 * ``catalog:validate`` (stage validate) runs ``imagefactory validate``. It has no rules, so a
   pipeline in which no image changed still holds one valid job and is never empty.
+* ``catalog:outdated`` runs only in scheduled pipelines (``$CI_PIPELINE_SOURCE == "schedule"``):
+  ``imagefactory outdated --check`` fails the pipeline while any image the build registry holds
+  for the catalog's content has a pending Debian update. Every other job's first rule keeps it
+  out of a scheduled pipeline, which has no push for ``rules:changes`` to compare with (GitLab
+  then takes every change as true and would rebuild and release everything).
 * ``build:<ref>`` and ``test:<ref>`` (one each per concrete image). A build job needs the build
   job of the image's catalog parent (``optional``: the parent is only in the pipeline when it
   changed too) so an image waits for its base job, not for every build.
@@ -71,6 +76,7 @@ from imagefactory.render.gitlab_rules import (
     image_rules,
     in_repo,
     release_rules,
+    schedule_rules,
 )
 from imagefactory.spec.catalog import Catalog, ref_slug
 from imagefactory.spec.gitops import GITOPS_FILE, read_settings
@@ -94,6 +100,8 @@ STAGES = ("validate", "build", "test", "push", "promote")
 #: The stage of the vulnerability scan jobs, after test (only with scan.scanner_image).
 SCAN_STAGE = "scan"
 VALIDATE_JOB = "catalog:validate"
+#: Scheduled pipelines only: every built image's Debian packages against the mirror now.
+OUTDATED_JOB = "catalog:outdated"
 
 #: The job image: imagefactory with the Docker CLI, skopeo and mmdebstrap; set it as a CI/CD
 #: variable (as the registry credentials are), the pipeline does not name one.
@@ -170,6 +178,14 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
     jobs: dict[str, Any] = {"stages": stages(catalog)}
     jobs[VALIDATE_JOB] = _job(
         "validate", options, engine=False, script=[_command(options, "validate")]
+    )
+    jobs[OUTDATED_JOB] = _job(
+        "validate",
+        options,
+        engine=True,
+        needs=[_need(VALIDATE_JOB, artifacts=False)],
+        rules=schedule_rules(),
+        script=[_command(options, "outdated", "--check")],
     )
     paths = change_paths(catalog, _place(options))
     for image in images:

@@ -14,6 +14,10 @@ from imagefactory.spec.catalog import Catalog, CatalogImage
 
 IF_TAG = "$CI_COMMIT_TAG"
 IF_DEFAULT_BRANCH = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
+IF_SCHEDULE = '$CI_PIPELINE_SOURCE == "schedule"'
+#: First rule of every image job: a scheduled pipeline is the freshness check, not a release
+#: (without it, rules:changes is true in a pipeline that has no push, and every job would run).
+NOT_ON_SCHEDULE = {"if": IF_SCHEDULE, "when": "never"}
 COMPARE_TO = "refs/heads/$CI_DEFAULT_BRANCH"
 
 
@@ -89,11 +93,17 @@ def image_rules(paths: Sequence[str]) -> list[dict[str, Any]]:
     """Build and test: every image on tags; what the push changed on the default branch; what
     differs from the default branch on other branches and in merge requests."""
     return [
+        NOT_ON_SCHEDULE,
         {"if": IF_TAG},
         {"if": IF_DEFAULT_BRANCH, "changes": _changes(paths, compare=False)},
         {"if": IF_DEFAULT_BRANCH, "when": "never"},
         {"changes": _changes(paths, compare=True)},
     ]
+
+
+def schedule_rules() -> list[dict[str, Any]]:
+    """The freshness check: only in scheduled pipelines."""
+    return [{"if": IF_SCHEDULE}]
 
 
 def release_rules(paths: Sequence[str], *, manual: bool) -> list[dict[str, Any]]:
@@ -102,6 +112,7 @@ def release_rules(paths: Sequence[str], *, manual: bool) -> list[dict[str, Any]]
     A manual job may fail (stay unplayed) without blocking the pipeline."""
     extra: dict[str, Any] = {"when": "manual", "allow_failure": True} if manual else {}
     return [
+        NOT_ON_SCHEDULE,
         {"if": IF_TAG, **extra},
         {"if": IF_DEFAULT_BRANCH, "changes": _changes(paths, compare=False), **extra},
     ]

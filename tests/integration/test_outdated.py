@@ -77,6 +77,17 @@ def test_an_image_built_from_an_older_package_version_is_reported_outdated(
     assert {i["source"] for i in document["indexes"]} <= {"mirror", "cache"}
     assert len(document["indexes"]) == 3  # bookworm, -updates, -security: main, amd64
 
+    # a runner has no state: the digest comes from the content tag in the build registry
+    (example_copy / ".imagefactory" / "state.json").rename(example_copy / "state.json.away")
+    stateless = imagefactory(example_copy, "outdated", "--json", env=env, timeout=300)
+    assert stateless.returncode == 0, stateless.stderr[-3000:]
+    found = cli_json(stateless)
+    by_image = {r["image"]: r for r in found["images"]}
+    assert by_image["runtime/stale"]["reference"] == stale["reference"]
+    assert by_image["runtime/stale"]["updates"] == stale["updates"]
+    assert "runtime/llm:cuda" in found["not_built"]  # the session never builds it
+    (example_copy / "state.json.away").rename(example_copy / ".imagefactory" / "state.json")
+
     # a warm cache: the same answer; --check fails the run while anything is pending
     again = imagefactory(example_copy, "outdated", "runtime/stale", "--check", env=env, timeout=300)
     assert again.returncode == 1, again.stdout + again.stderr

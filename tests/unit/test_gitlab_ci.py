@@ -30,6 +30,7 @@ from imagefactory.errors import UserError
 from imagefactory.release import gate
 from imagefactory.render.gitlab_ci import (
     BUILDERS,
+    OUTDATED_JOB,
     RELEASE_ARTIFACTS_EXPIRE_IN,
     STAGES,
     VALIDATE_JOB,
@@ -37,6 +38,7 @@ from imagefactory.render.gitlab_ci import (
     pipeline,
     render_pipeline,
 )
+from imagefactory.render.gitlab_rules import IF_SCHEDULE as SCHEDULE
 from imagefactory.spec.catalog import Catalog, ref_slug
 from imagefactory.spec.loader import load_catalog
 
@@ -382,7 +384,7 @@ def test_release_jobs_of_the_example(tmp_path: Path) -> None:
     assert push["environment"] == {"name": "dev/app_rag-api", "deployment_tier": "development"}
     assert push["resource_group"] == "push-app_rag-api"
     assert push["script"] == ["imagefactory push app/rag-api"]
-    assert all("when" not in rule for rule in push["rules"])  # dev: automatic
+    assert all("when" not in rule for rule in push["rules"][1:])  # dev: automatic
     assert push["artifacts"] == {
         "paths": [".imagefactory/state.json", ".imagefactory/audit.jsonl"],
         "expire_in": "1 year",
@@ -399,9 +401,11 @@ def test_release_jobs_of_the_example(tmp_path: Path) -> None:
     assert prod["artifacts"] == push["artifacts"]
     assert prod["script"] == ["imagefactory promote app/rag-api --to prod"]
     for job in (preprod, prod):
-        assert all(r["when"] == "manual" and r["allow_failure"] is True for r in job["rules"])
+        assert job["rules"][0] == {"if": SCHEDULE, "when": "never"}
+        assert all(r["when"] == "manual" and r["allow_failure"] is True for r in job["rules"][1:])
     for job in (push, preprod, prod):  # releases only from tags and the default branch
         assert [r["if"] for r in job["rules"]] == [
+            SCHEDULE,
             "$CI_COMMIT_TAG",
             "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH",
         ]
@@ -578,8 +582,8 @@ def test_the_header_names_the_gitops_token_when_promotions_open_merge_requests(
 def test_auto_promotes_an_environment_on_the_default_branch(tmp_path: Path) -> None:
     catalog = load_catalog(example(tmp_path / "c"))
     jobs = pipeline(catalog, options(auto=("preprod",)))
-    assert all("when" not in r for r in jobs["promote:preprod:app/rag-api"]["rules"])
-    assert all(r["when"] == "manual" for r in jobs["promote:prod:app/rag-api"]["rules"])
+    assert all("when" not in r for r in jobs["promote:preprod:app/rag-api"]["rules"][1:])
+    assert all(r["when"] == "manual" for r in jobs["promote:prod:app/rag-api"]["rules"][1:])
 
 
 @pytest.mark.parametrize(
@@ -656,6 +660,7 @@ class Context:
     tag: str | None = None
     pushed: tuple[str, ...] = ()  # files the push changed (default branch)
     against_default: tuple[str, ...] = ()  # files that differ from the default branch
+    source: str = "push"  # $CI_PIPELINE_SOURCE
 
 
 def evaluate(job: dict[str, Any], context: Context) -> str:
@@ -668,7 +673,14 @@ def evaluate(job: dict[str, Any], context: Context) -> str:
             continue
         if condition == "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH" and context.branch != "main":
             continue
-        assert condition in (None, "$CI_COMMIT_TAG", "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH")
+        if condition == SCHEDULE and context.source != "schedule":
+            continue
+        assert condition in (
+            None,
+            "$CI_COMMIT_TAG",
+            "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH",
+            SCHEDULE,
+        )
         if "changes" in rule:
             changes = rule["changes"]
             files = context.against_default if "compare_to" in changes else context.pushed
@@ -676,7 +688,9 @@ def evaluate(job: dict[str, Any], context: Context) -> str:
                 "refs/heads/$CI_DEFAULT_BRANCH"
             )
             patterns = [glob_regex(p) for p in changes["paths"]]
-            if context.tag is None and not any(p.fullmatch(f) for p in patterns for f in files):
+            # without a push to compare with (a tag, a schedule), GitLab takes changes as true
+            pushless = context.tag is not None or context.source == "schedule"
+            if not pushless and not any(p.fullmatch(f) for p in patterns for f in files):
                 continue
         return str(rule.get("when", "on_success"))
     return "never"
@@ -723,6 +737,20 @@ def test_a_change_to_the_runtime_spares_the_base(example_jobs: dict[str, Any]) -
     assert builds == ["build:app/rag-api", "build:runtime/llm:cpu", "build:runtime/llm:cuda"]
 
 
+def test_a_scheduled_pipeline_checks_freshness_and_releases_nothing(
+    example_jobs: dict[str, Any],
+) -> None:
+    """A schedule has no push: rules:changes is true there, so without the first rule of every
+    image job a nightly schedule would rebuild and release every image."""
+    jobs = created(example_jobs, Context(source="schedule"))
+    assert jobs == {VALIDATE_JOB: "on_success", OUTDATED_JOB: "on_success"}
+    outdated = example_jobs[OUTDATED_JOB]
+    assert outdated["script"] == ["imagefactory outdated --check"]
+    assert outdated["needs"] == [{"job": VALIDATE_JOB, "artifacts": False}]
+    assert "services" in outdated  # an SBOM not attested is computed from the image
+    assert OUTDATED_JOB not in created(example_jobs, Context(pushed=("imagefactory.yaml",)))
+
+
 def test_no_changed_image_leaves_a_valid_pipeline(example_jobs: dict[str, Any]) -> None:
     assert created(example_jobs, Context(pushed=("README.md", "docs/catalog.md"))) == {
         VALIDATE_JOB: "on_success"
@@ -750,7 +778,7 @@ def test_the_default_branch_never_compares_with_itself(example_jobs: dict[str, A
 
 def test_tags_build_everything_and_promote_by_hand(example_jobs: dict[str, Any]) -> None:
     jobs = created(example_jobs, Context(branch=None, tag="v1"))
-    assert len(jobs) == len(example_jobs) - 1
+    assert len(jobs) == len(example_jobs) - 2  # all but "stages" and the scheduled check
     assert {when for name, when in jobs.items() if name.startswith("promote:")} == {"manual"}
     assert {when for name, when in jobs.items() if not name.startswith("promote:")} == {
         "on_success"
@@ -822,7 +850,7 @@ def test_cli_writes_then_checks(catalog_dir: Path) -> None:
     out = catalog_dir / "ci" / "pipeline.yml"
     result = run("-C", catalog_dir, "ci", "generate", "--out", "ci/pipeline.yml")
     assert result.exit_code == 0, result.output
-    assert "21 jobs" in result.stdout
+    assert "22 jobs" in result.stdout
     text = out.read_text()
     assert "# Generated by `imagefactory ci generate --builder dind --out ci/pipeline.yml`" in text
     check = run("-C", catalog_dir, "ci", "generate", "--out", "ci/pipeline.yml", "--check")
@@ -919,7 +947,7 @@ def test_json_output(catalog_dir: Path) -> None:
     assert document["ok"] is True and document["written"] is True
     assert document["builder"] == "dind"
     assert document["jobs"][0] == VALIDATE_JOB
-    assert len(document["jobs"]) == 21
+    assert len(document["jobs"]) == 22
     printed = json.loads(run("-C", catalog_dir, "ci", "generate", "--json").stdout)
     assert printed["pipeline"] == (catalog_dir / "p.yml").read_text().replace(
         "--builder dind --out p.yml", "--builder dind"
