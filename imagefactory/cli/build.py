@@ -6,18 +6,19 @@ import contextlib
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from imagefactory.build.catalog import Builder, BuildRequest, build_images, build_plan
-from imagefactory.build.run import BuildOptions
-from imagefactory.build.schedule import Outcome
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.cli.progress import LiveProgress, PlainProgress
 from imagefactory.cli.render_report import print_render_report
-from imagefactory.render.outputs import Kind, RenderRequest, render_outputs
+
+if TYPE_CHECKING:
+    from imagefactory.build.catalog import Builder
+    from imagefactory.build.schedule import Outcome
+    from imagefactory.render.outputs import Kind
 
 
 @app.command(
@@ -64,11 +65,13 @@ def render(
     FROM names the parent by the digest recorded in state for its current content, else by its
     content tag. Output is deterministic: the same catalog and state give the same bytes.
     """
+    from imagefactory.render.outputs import RenderRequest, render_outputs
+
     # The first word may name what to render: dockerfile (the default), terraform, packer.
     words = list(images or [])
     kind: Kind = "dockerfile"
     if words and words[0] in ("dockerfile", "terraform", "packer"):
-        kind = cast(Kind, words.pop(0))
+        kind = cast("Kind", words.pop(0))
     if kind == "terraform" and words:
         raise typer.BadParameter(
             "render terraform covers the whole catalog; it takes no image names",
@@ -123,6 +126,9 @@ def build(
     """Build the selected images and the ancestors they need, in DAG order, and push each to
     the build registry by its content tag. Unchanged images (same content hash) are reused.
     """
+    from imagefactory.build.catalog import BuildRequest, build_images, build_plan
+    from imagefactory.build.run import BuildOptions
+
     session, catalog = open_catalog(ctx, json_output)
     if not images and not all_images:
         raise typer.BadParameter("name images to build, or pass --all", param_hint="IMAGE")
@@ -156,7 +162,7 @@ def build(
         raise typer.BadParameter(
             "names Packer sources: use it with --engine packer", param_hint="--only"
         )
-    request = BuildRequest(tuple(images or ()), options, cast(Builder, engine))
+    request = BuildRequest(tuple(images or ()), options, cast("Builder", engine))
     if only:
         request = replace(request, sources=tuple(only))
     with scope:

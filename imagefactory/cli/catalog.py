@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from imagefactory.cli.app import Session, app
 from imagefactory.errors import SpecError
-from imagefactory.project.plan import plan_images
-from imagefactory.render.graph import FORMATS, render_graph
-from imagefactory.spec.catalog import Catalog, CatalogImage
-from imagefactory.spec.companions import companion_issues
-from imagefactory.spec.loader import find_project_root, load_catalog
-from imagefactory.spec.parents import describe_parent
+from imagefactory.render.formats import FORMATS
+
+if TYPE_CHECKING:
+    from imagefactory.spec.catalog import Catalog, CatalogImage
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 ImagesArgument = Annotated[
@@ -30,6 +28,8 @@ ImageArgument = Annotated[
 
 
 def open_catalog(ctx: typer.Context, json_output: bool) -> tuple[Session, Catalog]:
+    from imagefactory.spec.loader import find_project_root, load_catalog
+
     session: Session = ctx.obj
     session.output.json = json_output
     root = session.project.resolve() if session.project else find_project_root(Path.cwd())
@@ -60,6 +60,9 @@ def validate(ctx: typer.Context, json_output: JsonOption = False) -> None:
     Those files, each checked when present: gitops.yaml and revocations.yaml, and packer.yaml and
     structure-tests/*.yaml in an image folder. Exits 0 when the catalog is valid, 1 when it is not.
     """
+    from imagefactory.spec.companions import companion_issues
+    from imagefactory.spec.parents import describe_parent
+
     session, catalog = open_catalog(ctx, json_output)
     issues = companion_issues(catalog)
     if issues:
@@ -102,6 +105,8 @@ def plan(
 
     Compares against the state file (absent: everything is new). Needs no Docker and no network.
     """
+    from imagefactory.project.plan import plan_images
+
     session, catalog = open_catalog(ctx, json_output)
     entries = plan_images(catalog, catalog.select(images or []))
     if json_output:
@@ -133,6 +138,8 @@ def graph(
     json_output: JsonOption = False,
 ) -> None:
     """Print the layer graph: a text tree, Mermaid, Graphviz DOT, or JSON (--json)."""
+    from imagefactory.render.graph import render_graph
+
     if json_output:
         fmt = "json"
     if fmt not in FORMATS:

@@ -10,8 +10,6 @@ import typer
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import JsonOption, open_catalog
 from imagefactory.cli.render_report import print_render_report
-from imagefactory.render.gitlab_ci import BUILDERS, REFUSED_BUILDERS
-from imagefactory.render.outputs import RenderRequest, render_outputs
 
 ci_app = typer.Typer(
     name="ci",
@@ -72,6 +70,9 @@ def generate(
     push → promote jobs whose needs follow the image graph and whose rules:changes follow what
     each image is made of. The same catalog gives the same bytes.
     """
+    from imagefactory.render.gitlab_ci import BUILDERS, REFUSED_BUILDERS
+    from imagefactory.render.outputs import RenderRequest, render_outputs
+
     if builder not in BUILDERS:
         refused = REFUSED_BUILDERS.get(builder)
         note = f" ({refused})" if refused else ""

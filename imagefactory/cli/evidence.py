@@ -9,8 +9,6 @@ import typer
 
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import JsonOption, one_image, open_catalog
-from imagefactory.gitops.pin import parse_reference
-from imagefactory.release.evidence_bundle import export_evidence
 
 
 @app.command(
@@ -41,6 +39,9 @@ def evidence_command(
     Checked first as `imagefactory verify` does; `imagefactory verify --bundle FILE --key PUB`
     re-checks it offline.
     """
+    from imagefactory.gitops.pin import parse_reference
+    from imagefactory.release.evidence_bundle import export_evidence
+
     session, catalog = open_catalog(ctx, json_output)
     ref, digest = parse_reference(image) if "@" in image else (image, None)
     exported = export_evidence(catalog, one_image(catalog, ref), env, out, digest)

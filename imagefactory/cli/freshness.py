@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import JsonOption, open_catalog
 from imagefactory.cli.output import Output
-from imagefactory.freshness.outdated import Freshness, OutdatedReport, outdated
+
+if TYPE_CHECKING:
+    from imagefactory.freshness.outdated import Freshness, OutdatedReport
 
 
 @app.command(
@@ -38,6 +40,8 @@ def outdated_command(
     indexes of the suite its chain was bootstrapped from (the suite, -updates and -security of
     build.mirrors; cached, asked again with If-None-Match): the pending updates, how many are
     security updates, and the newest versions."""
+    from imagefactory.freshness.outdated import outdated
+
     session, catalog = open_catalog(ctx, json_output)
     report = outdated(catalog, list(images or []))
     pending = any(image.pending for image in report.images)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import JsonOption, open_catalog
 from imagefactory.cli.output import Output
-from imagefactory.release.gc import DEFAULT_LIMIT, Deletion, GcReport, collect_garbage
-from imagefactory.release.retention import Decision
+from imagefactory.release.gc_limit import DEFAULT_LIMIT
+
+if TYPE_CHECKING:
+    from imagefactory.release.gc import Deletion, GcReport
+    from imagefactory.release.retention import Decision
 
 
 def _manifest(decision: Decision) -> dict[str, object]:
@@ -127,6 +130,8 @@ def gc_command(
     keeps 10 versions / 30 days and the others delete nothing). Each deletion is an audit record
     written ahead; a run that was interrupted is completed by the next one.
     """
+    from imagefactory.release.gc import collect_garbage
+
     session, catalog = open_catalog(ctx, json_output)
     output = session.output
     report = collect_garbage(

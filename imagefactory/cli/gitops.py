@@ -10,11 +10,6 @@ import typer
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import JsonOption, open_catalog
 from imagefactory.errors import UserError
-from imagefactory.gitops.drift import drift
-from imagefactory.gitops.pin import parse_reference
-from imagefactory.gitops.scaffold import write_layout
-from imagefactory.release.deploy import deploy
-from imagefactory.release.revoke import revocations
 
 gitops_app = typer.Typer(
     name="gitops",
@@ -48,6 +43,8 @@ def init(
     """Write, for each application image, a Kustomize base, one overlay per environment pinned by
     the digest state records there, and an Argo CD Application per environment. Existing
     overlays are kept (they hold the pins) unless --force."""
+    from imagefactory.gitops.scaffold import write_layout
+
     session, catalog = open_catalog(ctx, json_output)
     layout = write_layout(catalog, directory, force=force)
     if json_output:
@@ -93,6 +90,9 @@ def update(
     tests, its version must not be yanked, and ENV's approval rule must be met. Writes an audit
     record, then edits only the overlay's images: entry, commits and pushes (or opens or updates
     a merge request, as gitops.yaml says for ENV). Nothing changes when it is pinned."""
+    from imagefactory.gitops.pin import parse_reference
+    from imagefactory.release.deploy import deploy
+
     session, catalog = open_catalog(ctx, json_output)
     image, digest = parse_reference(reference)
     deployment = deploy(catalog, image, env, digest, approve=approve, approver=approver)
@@ -139,6 +139,9 @@ def diff(
     digest for (entry removed, or a newTag:) is unpinned: that is drift. A pin of a revoked
     digest (as this checkout's audit log records revocations) is marked REVOKED (--json:
     revoked_pins)."""
+    from imagefactory.gitops.drift import drift
+    from imagefactory.release.revoke import revocations
+
     session, catalog = open_catalog(ctx, json_output)
     rows = drift(catalog, env, checkout)
     differs = [r for r in rows if r.drifted]

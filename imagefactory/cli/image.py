@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.cli.output import Output
-from imagefactory.imagetest.junit import write_junit
-from imagefactory.imagetest.results import ImageReport
-from imagefactory.imagetest.session import TestsFailed, test_images
+
+if TYPE_CHECKING:
+    from imagefactory.imagetest.results import ImageReport
 
 
 @app.command(
@@ -42,6 +42,9 @@ def test_command(
     the others still run. Each run, passed or failed, is recorded in state against its digest
     (the runs of other digests stay); any failure exits 1.
     """
+    from imagefactory.imagetest.junit import write_junit
+    from imagefactory.imagetest.session import TestsFailed, test_images
+
     session, catalog = open_catalog(ctx, json_output)
     if not images and not all_images:
         raise typer.BadParameter("name images to test, or pass --all", param_hint="IMAGE")

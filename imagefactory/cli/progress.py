@@ -6,13 +6,15 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from imagefactory.build.schedule import Outcome
+if TYPE_CHECKING:
+    from imagefactory.build.schedule import Outcome
 
 STEP = re.compile(r"^#\d+ \[(?:[^\]]* )?(\d+)/(\d+)\] (.*)$")
 STYLES = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,10 +15,9 @@ from imagefactory.cli.catalog import (
     open_catalog,
 )
 from imagefactory.cli.output import Output
-from imagefactory.release.promote import promote
-from imagefactory.release.push import push_images
-from imagefactory.release.record import Shipped
-from imagefactory.release.status import status
+
+if TYPE_CHECKING:
+    from imagefactory.release.record import Shipped
 
 
 def _show(output: Output, shipped: Shipped, dry_run: bool) -> None:
@@ -95,6 +94,8 @@ def push(
     latest (moved only when this is the highest version of that line). Only a digest that passed
     its tests (release.require_tests). Verifies the digest in each registry.
     """
+    from imagefactory.release.push import push_images
+
     session, catalog = open_catalog(ctx, json_output)
     if not images and not all_images:
         raise typer.BadParameter("name images to push, or pass --all", param_hint="IMAGE")
@@ -153,6 +154,8 @@ def promote_command(
     skipped environment, only a digest that passed its tests and is not yanked, approved where the
     environment needs it — verify it, and append an audit record naming the approver.
     """
+    from imagefactory.release.promote import promote
+
     session, catalog = open_catalog(ctx, json_output)
     shipped = promote(
         catalog, one_image(catalog, image), to, approve=approve, approver=approver, dry_run=dry_run
@@ -175,6 +178,8 @@ def status_command(
     deployed until a good version is promoted over it); the yanked versions, with why; then
     every push, promotion, yank or revocation that was interrupted (its intent logged, not its
     done record)."""
+    from imagefactory.release.status import status
+
     session, catalog = open_catalog(ctx, json_output)
     found = status(catalog, catalog.select(images or []))
     envs = [env.name for env in catalog.project.environments]

@@ -4,12 +4,15 @@ error and hint in it), or the text lines; a stale check exits 1."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from imagefactory.cli.app import Session
 from imagefactory.errors import UserError
-from imagefactory.render.catalog import MISSING
-from imagefactory.render.outputs import RenderReport
+
+if TYPE_CHECKING:
+    from imagefactory.render.outputs import RenderReport
 
 #: What a stale check of each kind of render calls its outputs.
 _STALE_NOUN = {
@@ -46,6 +49,8 @@ def _problem(report: RenderReport) -> UserError | None:
         return None
     kind = report.request.kind
     if kind == "pipeline":
+        from imagefactory.render.catalog import MISSING
+
         [files] = report.stale.values()
         why = "is missing" if files == [MISSING] else "is stale"
         return UserError(

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import JsonOption, open_catalog
 from imagefactory.cli.output import Output
-from imagefactory.gitops.pin import parse_reference
-from imagefactory.release.revoke import Revocation, revoke
-from imagefactory.spec.revocations import REVOCATIONS_FILE
+
+if TYPE_CHECKING:
+    from imagefactory.release.revoke import Revocation
 
 
 def _as_dict(result: Revocation, dry_run: bool) -> dict[str, object]:
@@ -63,6 +63,8 @@ def _show(output: Output, result: Revocation, dry_run: bool) -> None:
     else:
         output.text("no environment holds or pins a revoked digest")
     if dry_run and result.revoked:
+        from imagefactory.spec.revocations import REVOCATIONS_FILE
+
         output.text(f"would list each in {REVOCATIONS_FILE}, the catalog's record, to commit")
     if result.to_commit:
         output.text(
@@ -109,6 +111,9 @@ def revoke_command(
     its entry, in review); recorded in the audit log. Nothing is rolled back: prints the environments that still hold
     or pin it (state, GitOps overlays); `imagefactory status` and `gitops diff` mark them.
     """
+    from imagefactory.gitops.pin import parse_reference
+    from imagefactory.release.revoke import revoke
+
     session, catalog = open_catalog(ctx, json_output)
     image, digest = parse_reference(reference)
     result = revoke(catalog, image, digest, reason, descendants=descendants, dry_run=dry_run)

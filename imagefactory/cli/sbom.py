@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from imagefactory.atomic import write_atomically
-from imagefactory.build.sbom_lookup import FoundSbom, image_sbom, sbom_diff
 from imagefactory.cli.app import Session, app
 from imagefactory.cli.catalog import JsonOption, open_catalog
 from imagefactory.cli.output import Output
-from imagefactory.sbom.diff import SbomDiff
+
+if TYPE_CHECKING:
+    from imagefactory.build.sbom_lookup import FoundSbom
+    from imagefactory.sbom.diff import SbomDiff
 
 
 @app.command(
@@ -46,6 +47,9 @@ def sbom(
     the evidence verifies, else from the copy its build wrote, else computed from the local
     engine's image. 'diff A B' lists the packages added, removed and changed from A to B.
     """
+    from imagefactory.atomic import write_atomically
+    from imagefactory.build.sbom_lookup import image_sbom, sbom_diff
+
     if words and words[0] == "diff":
         if len(words) != 3:
             raise typer.BadParameter("diff takes two images or SBOM files: diff A B")

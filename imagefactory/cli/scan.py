@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,10 +11,10 @@ from imagefactory.cli.app import app
 from imagefactory.cli.catalog import JsonOption, open_catalog
 from imagefactory.cli.output import Output
 from imagefactory.errors import EXIT_USER_ERROR
-from imagefactory.project.targets import target
-from imagefactory.scan.gate import GateOutcome, GateRequest, gate
-from imagefactory.scan.reports import FORMATS
-from imagefactory.scan.verdict import require_passed
+from imagefactory.scan.formats import FORMATS
+
+if TYPE_CHECKING:
+    from imagefactory.scan.gate import GateOutcome
 
 
 @app.command(
@@ -88,6 +88,10 @@ def gate_command(
     matches the SBOM's Debian and PyPI packages against a local OSV mirror. The report (or the
     SBOM) must name the digest judged: scan the reference --reference prints.
     """
+    from imagefactory.project.targets import target
+    from imagefactory.scan.gate import GateRequest, gate
+    from imagefactory.scan.verdict import require_passed
+
     session, catalog = open_catalog(ctx, json_output)
     if reference:
         chosen = target(catalog, image)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from imagefactory.build.size_report import SizeReport, size_reports
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import JsonOption, open_catalog
 from imagefactory.cli.output import Output
+
+if TYPE_CHECKING:
+    from imagefactory.build.size_report import SizeReport
 
 MB = 1000 * 1000  # as docker image ls counts
 
@@ -40,6 +42,8 @@ def size(
     distributions (their RECORD), read from the image's filesystem without running it. --json
     lists every package.
     """
+    from imagefactory.build.size_report import size_reports
+
     session, catalog = open_catalog(ctx, json_output)
     reports = size_reports(catalog, images)
     if json_output:

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from imagefactory import tools
 from imagefactory.cli.app import Session, app
 from imagefactory.cli.catalog import JsonOption, one_image, open_catalog, shown
 from imagefactory.errors import UserError
-from imagefactory.evidence.bundle import verify_file
-from imagefactory.evidence.check import ImageVerification, check_image
-from imagefactory.evidence.keys import generate_pair
-from imagefactory.spec.loader import find_project_root
-from imagefactory.spec.parents import DIGEST_PATTERN
+
+if TYPE_CHECKING:
+    from imagefactory.evidence.check import ImageVerification
 
 DEFAULT_PASSWORD_ENV = "IMAGEFACTORY_SIGNING_KEY_PASSWORD"
 
@@ -72,6 +69,9 @@ def verify_command(
     own repository, none revoked), a passing test attestation, a release attestation into the
     environment, and that the digest is not revoked. Exits 1 when any check fails.
     """
+    from imagefactory.evidence.check import check_image
+    from imagefactory.spec.parents import DIGEST_PATTERN
+
     if bundle is not None or key is not None:
         _verify_bundle(ctx, bundle, key, image, env, json_output)
         return
@@ -95,6 +95,8 @@ def _verify_bundle(
     env: str | None,
     json_output: bool,
 ) -> None:
+    from imagefactory.evidence.bundle import verify_file
+
     if bundle is None or key is None:
         raise typer.BadParameter("--bundle and --key go together", param_hint="--bundle/--key")
     if image is not None or env is not None:
@@ -201,6 +203,9 @@ def keygen_command(
     Relative paths start at the project root (-C, else the nearest folder holding
     imagefactory.yaml; the current folder when there is none yet), as the project file's are.
     """
+    from imagefactory import tools
+    from imagefactory.evidence.keys import generate_pair
+
     session: Session = ctx.obj
     session.output.json = json_output
     root = _project_root(session)
@@ -231,6 +236,8 @@ def keygen_command(
 def _project_root(session: Session) -> Path:
     """Where keygen's relative paths start: the project root, or the current folder before the
     project file is written."""
+    from imagefactory.spec.loader import find_project_root
+
     if session.project is not None:
         return session.project.resolve()
     try:

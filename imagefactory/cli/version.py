@@ -8,7 +8,7 @@ import typer
 
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog, shown
-from imagefactory.release.versions import Part, bump_version, version_statuses
+from imagefactory.release.parts import Part
 
 OFFLINE_NOTE = (
     "offline: the registry was not asked; a version it already holds for other content "
@@ -42,6 +42,8 @@ def show(
     Offline: reads the catalog and the state file only, so a version the registry holds
     without the state file knowing is not taken into account (the push itself asks).
     """
+    from imagefactory.release.versions import version_statuses
+
     session, catalog = open_catalog(ctx, json_output)
     statuses = version_statuses(catalog, images or [])
     if json_output:
@@ -90,6 +92,8 @@ def bump(
 
     Only the version's characters change: comments, blank lines, key order and quoting stay.
     """
+    from imagefactory.release.versions import bump_version
+
     session, catalog = open_catalog(ctx, json_output)
     done = bump_version(catalog, image, part, dry_run=dry_run)
     where = shown(done.file, catalog.root)

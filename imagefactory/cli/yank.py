@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import ImageArgument, JsonOption, one_image, open_catalog
 from imagefactory.cli.output import Output
-from imagefactory.release.yank import YankResult, unyank, yank
+
+if TYPE_CHECKING:
+    from imagefactory.release.yank import YankResult
 
 VersionArgument = Annotated[
     str, typer.Argument(help="The version, X.Y.Z as its tag names it (without the variant).")
@@ -158,6 +160,8 @@ def yank_command(
     good version is left and reported. GitOps pins do not change. Recorded in state and the audit
     log, with the approver; `imagefactory status` shows it.
     """
+    from imagefactory.release.yank import yank
+
     _run(
         ctx,
         yank,
@@ -195,6 +199,8 @@ def unyank_command(
     release gate wherever they move: a passing test run of the digest they move onto, and the
     environment's approval rule (four eyes included). Recorded in state and the audit log.
     """
+    from imagefactory.release.yank import unyank
+
     _run(
         ctx,
         unyank,

@@ -53,6 +53,7 @@ from imagefactory.project.state import State, load_state, unwritable
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import audit
 from imagefactory.release.audit import AuditRecord
+from imagefactory.release.gc_limit import DEFAULT_LIMIT
 from imagefactory.release.record import one_at_a_time, written_ahead
 from imagefactory.release.retention import Decision, Facts, Manifest, decide
 from imagefactory.release.versioning import parse_version_tag, variant_suffix
@@ -63,7 +64,6 @@ from imagefactory.spec.models import Registry, Retention
 from imagefactory.spec.revocations import load_revocations
 
 GC = "gc"
-DEFAULT_LIMIT = 200
 NOTHING_DELETED = "nothing was deleted"
 #: Tags imagefactory writes besides versions and aliases (build/publish.py: STAGING_TAG_PREFIX).
 BUILD_TAG_PREFIXES = (CONTENT_TAG_PREFIX, "staging-", "git-")

@@ -4,7 +4,6 @@ recorded and as the next push would give it; a bump of image.yaml that keeps the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import semver
@@ -14,14 +13,9 @@ from imagefactory.project.hashing import content_inputs
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import ImageRecord, load_state
 from imagefactory.project.yamledit import set_version
+from imagefactory.release.parts import Part
 from imagefactory.release.versioning import VersionChoice, choose_version
 from imagefactory.spec.catalog import Catalog, CatalogImage
-
-
-class Part(StrEnum):
-    MAJOR = "major"
-    MINOR = "minor"
-    PATCH = "patch"
 
 
 @dataclass(frozen=True)

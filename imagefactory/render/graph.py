@@ -12,8 +12,6 @@ from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.graph import children_of
 from imagefactory.spec.parents import describe_parent
 
-FORMATS = ("tree", "mermaid", "dot", "json")
-
 
 def render_graph(catalog: Catalog, fmt: str) -> str:
     return {"tree": as_tree, "mermaid": as_mermaid, "dot": as_dot, "json": as_json}[fmt](catalog)

@@ -32,9 +32,9 @@ from imagefactory.spec.models import Severity
 
 from .document import Node, read_json
 from .findings import Finding, FixState, Scanner, ScanReport
+from .formats import FORMATS
 from .vex import is_cyclonedx, read_vex
 
-FORMATS = ("auto", "trivy", "grype", "cyclonedx-vex")
 TRIVY_SCHEMA = 2
 #: trivy's ``Status`` values (pkg/types/vulnerability.go) and what each says about a fix.
 _TRIVY_STATUS: dict[str, FixState] = {

@@ -15,6 +15,7 @@ import typer.main
 from typer.testing import CliRunner, Result
 
 import imagefactory.cli  # registers the commands on the app
+import imagefactory.project.plan  # the plan command imports plan_images from it when it runs
 from imagefactory import __version__
 from imagefactory.cli import app
 
@@ -391,7 +392,7 @@ def test_an_internal_error_is_exit_3_without_traceback(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(imagefactory.cli.catalog, "plan_images", explode)
+    monkeypatch.setattr(imagefactory.project.plan, "plan_images", explode)
     result = run("-C", catalog_dir, "plan")
     assert result.exit_code == 3
     assert "internal error: RuntimeError: boom" in result.stderr
@@ -411,7 +412,7 @@ def test_an_internal_error_in_json_mode_is_exit_3(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(imagefactory.cli.catalog, "plan_images", explode)
+    monkeypatch.setattr(imagefactory.project.plan, "plan_images", explode)
     result = run("-C", catalog_dir, "plan", "--json")
     assert result.exit_code == 3
     assert "internal error" in result.stderr

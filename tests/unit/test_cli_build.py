@@ -9,8 +9,8 @@ from typing import get_args
 import pytest
 from typer.testing import CliRunner, Result
 
+import imagefactory.build.catalog  # the build command imports build_images from it when it runs
 import imagefactory.cli
-import imagefactory.cli.build
 from imagefactory.build.schedule import Outcome, Status
 from imagefactory.cli import app
 from imagefactory.cli.progress import STYLES
@@ -120,7 +120,7 @@ def outcomes(monkeypatch: pytest.MonkeyPatch) -> list[Outcome]:
         Outcome("runtime/llm:cpu", "built", 30.0, "sha256:" + "d" * 64, "built and pushed"),
         UNREPRODUCIBLE,
     ]
-    monkeypatch.setattr(imagefactory.cli.build, "build_images", lambda *_: returned)
+    monkeypatch.setattr(imagefactory.build.catalog, "build_images", lambda *_: returned)
     return returned
 
 

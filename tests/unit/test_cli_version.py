@@ -12,7 +12,8 @@ from typer.testing import CliRunner, Result
 import imagefactory.cli  # noqa: F401  (registers the commands on the app)
 from imagefactory.cli.app import app
 from imagefactory.project.state import ImageRecord, State, save_state
-from imagefactory.release.versions import Part, assigned_versions, bumped
+from imagefactory.release.parts import Part
+from imagefactory.release.versions import assigned_versions, bumped
 
 from .conftest import Edit
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.render.graph import FORMATS, render_graph
+from imagefactory.render.formats import FORMATS
+from imagefactory.render.graph import render_graph
 from imagefactory.spec.graph import build_order, children_of, find_cycle
 from imagefactory.spec.loader import load_catalog
 

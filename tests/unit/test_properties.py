@@ -33,7 +33,8 @@ from imagefactory.errors import SpecError
 from imagefactory.project.hashing import content_inputs
 from imagefactory.project.plan import make_plan
 from imagefactory.project.state import State
-from imagefactory.render.graph import FORMATS, render_graph
+from imagefactory.render.formats import FORMATS
+from imagefactory.render.graph import render_graph
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.loader import IMAGE_FILE, PROJECT_FILE, load_catalog
 from imagefactory.spec.models import IDENTIFIER_PATTERN, ImageDocument, ProjectSpec

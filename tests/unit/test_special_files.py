@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import imagefactory.cli.catalog
+import imagefactory.project.plan  # the plan command imports plan_images from it when it runs
 from imagefactory.cli.app import app
 from imagefactory.errors import SpecError, UserError
 from imagefactory.project.hashing import hash_tree
@@ -264,7 +264,7 @@ def test_an_internal_error_with_json_prints_one_json_document(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(imagefactory.cli.catalog, "plan_images", explode)
+    monkeypatch.setattr(imagefactory.project.plan, "plan_images", explode)
     result = CliRunner().invoke(app, ["-C", str(catalog_dir), "plan", "--json"])
     assert result.exit_code == 3
     document = json.loads(result.stdout)
