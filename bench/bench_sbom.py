@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from stats import summary  # bench/stats.py: the script's folder is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from imagefactory.build.docker import Engine  # noqa: E402
@@ -58,14 +60,6 @@ def sbom(engine: Engine, reference: str, digest: str, work: Path) -> tuple[float
         timestamp=datetime.datetime.now(datetime.UTC),
     )
     return time.perf_counter() - started, len(json.loads(text).get("components") or [])
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-    }
 
 
 def main() -> int:

@@ -21,12 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from stats import summary  # bench/stats.py: the script's folder is on sys.path
 
 REPO = Path(__file__).resolve().parent.parent
 COMMANDS = {
@@ -53,14 +54,6 @@ def run(arguments: list[str], env: dict[str, str], cwd: Path) -> float:
         detail = proc.stderr.decode(errors="replace").strip()
         raise SystemExit(f"python {' '.join(arguments)} exited {proc.returncode}: {detail}")
     return seconds
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-    }
 
 
 def main() -> int:

@@ -505,24 +505,10 @@ def ci_variables(catalog: Catalog, options: PipelineOptions) -> list[CiVariable]
                 masked=False,
             )
         )
-    logins = sorted(
-        {
-            name
-            for registry in catalog.project.registries.values()
-            for name in (registry.username_env, registry.password_env)
-            if name is not None
-        }
-    )
+    logins = _registry_variables(catalog, "username_env", "password_env")
     if logins:
         variables.append(CiVariable(", ".join(logins), "registry logins", masked=True))
-    places = sorted(
-        {
-            name
-            for registry in catalog.project.registries.values()
-            for name in (registry.url_env, registry.namespace_env)
-            if name is not None
-        }
-    )
+    places = _registry_variables(catalog, "url_env", "namespace_env")
     if places:
         variables.append(
             CiVariable(
@@ -546,6 +532,18 @@ class BuildSecretUse:
 
     ref: str
     required: bool
+
+
+def _registry_variables(catalog: Catalog, *fields: str) -> list[str]:
+    """The variables the registries name in ``fields`` (e.g. their logins), sorted, once each."""
+    return sorted(
+        {
+            name
+            for registry in catalog.project.registries.values()
+            for field in fields
+            if (name := getattr(registry, field)) is not None
+        }
+    )
 
 
 def _secret_uses(catalog: Catalog, source: Literal["env", "file"]) -> dict[str, str]:
