@@ -15,6 +15,7 @@ ordering); it is a security update when that newest version is the security dist
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from debian.debian_support import version_compare
@@ -96,17 +97,14 @@ def outdated(catalog: Catalog, images: list[str]) -> OutdatedReport:
             results.append(Freshness(one.image.ref, one.reference, None, len(installed), ()))
             continue
         archs = sorted({p.arch for p in installed if p.arch and p.arch != "all"}) or ["amd64"]
-        per_dist: list[tuple[Dist, dict[str, str]]] = []
+        per_index: list[tuple[Dist, dict[str, str]]] = []  # merged keeps each name's newest
         for dist in dists(recipe.suite, catalog.project.build):
-            versions: dict[str, str] = {}
-            for component in recipe.components:
-                for arch in archs:
-                    url = index_url(dist, component, arch)
-                    if url not in fetched:
-                        fetched[url] = cache.read(dist, component, arch)
-                    versions.update(fetched[url][0])
-            per_dist.append((dist, versions))
-        available = merged(per_dist)
+            for component, arch in itertools.product(recipe.components, archs):
+                url = index_url(dist, component, arch)
+                if url not in fetched:
+                    fetched[url] = cache.read(dist, component, arch)
+                per_index.append((dist, fetched[url][0]))
+        available = merged(per_index)
         results.append(
             Freshness(
                 one.image.ref,

@@ -148,9 +148,7 @@ def _probes(image: CatalogImage, ports: list[Port]) -> list[tuple[str, Probe]]:
 def _volumes(image: CatalogImage) -> list[Volume]:
     """/tmp and each of ``deploy.writable_paths``, as emptyDir volumes with DNS-1123 names."""
     volumes = [Volume("tmp", "/tmp", "/tmp: scratch space, always writable")]
-    for path in image.spec.deploy.writable_paths:
-        if path == "/tmp":
-            continue
+    for path in image.spec.deploy.mounted_paths()[1:]:
         base = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")[:40].strip("-") or "data"
         name, count = base, 1
         while name in {v.name for v in volumes}:

@@ -210,7 +210,7 @@ def writable_paths(image: CatalogImage) -> list[str] | None:
     as its Kubernetes workload); None for other images, whose root filesystem stays writable."""
     if not is_application(image.spec.name):
         return None
-    return ["/tmp", *(p for p in image.spec.deploy.writable_paths if p != "/tmp")]
+    return image.spec.deploy.mounted_paths()
 
 
 def _stopped(exc: ImageFactoryError) -> CheckResult:

@@ -62,10 +62,11 @@ SourcePath = Annotated[NonEmpty, AfterValidator(grammar.source_path)]
 Regex = Annotated[MultiLine, AfterValidator(grammar.regex)]
 Url = Annotated[str, AfterValidator(grammar.url)]
 CronSchedule = Annotated[str, AfterValidator(grammar.cron_schedule)]
-REGISTRY_URL = r"^[a-zA-Z0-9.-]+(?::[0-9]+)?$"
-REGISTRY_NAMESPACE = r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$"
-RegistryUrl = Annotated[str, StringConstraints(pattern=REGISTRY_URL)]
-RegistryNamespace = Annotated[str, StringConstraints(pattern=REGISTRY_NAMESPACE)]
+#: Whole-value grammars (no anchors: pydantic's patterns get them below, fullmatch elsewhere).
+REGISTRY_URL = r"[a-zA-Z0-9.-]+(?::[0-9]+)?"
+REGISTRY_NAMESPACE = r"[a-z0-9]+(?:[._/-][a-z0-9]+)*"
+RegistryUrl = Annotated[str, StringConstraints(pattern=rf"^{REGISTRY_URL}$")]
+RegistryNamespace = Annotated[str, StringConstraints(pattern=rf"^{REGISTRY_NAMESPACE}$")]
 RegistryUrlEnv = Annotated[str, AfterValidator(grammar.registry_url_env)]
 RegistryNamespaceEnv = Annotated[str, AfterValidator(grammar.registry_namespace_env)]
 ExecForm = list[MultiLine]
@@ -365,6 +366,11 @@ class Deploy(Frozen):
     writable_paths: list[AbsolutePath] = Field(default_factory=list)
     # a batch image (no ports) runs as a Job; with a schedule, as a CronJob
     schedule: CronSchedule | None = None
+
+    def mounted_paths(self) -> list[str]:
+        """Where the workload (and an application's test container) may write: /tmp, then
+        each of ``writable_paths`` once."""
+        return ["/tmp", *dict.fromkeys(p for p in self.writable_paths if p != "/tmp")]
 
 
 # --- declarative tests (schema here; the test engine runs them)

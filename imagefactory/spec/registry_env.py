@@ -46,7 +46,7 @@ def registries_from_env(
             value = environ.get(variable, "") if variable else ""
             if not value:
                 continue
-            if re.fullmatch(pattern.strip("^$"), value):
+            if re.fullmatch(pattern, value):
                 update[field] = value
                 if field == "url":
                     update["tls_verify"] = True

@@ -94,6 +94,9 @@ def test_of_equal_versions_the_security_dist_is_named() -> None:
     assert available["libexpat1"] == Available("2.5.0-1+deb12u2", "bookworm-security", True)
     assert available["epoch"] == Available("1:1.0-1", "bookworm", False)
     assert [d.name for d in dists("sid", BuildSettings())] == ["sid"]
+    # two indexes of one dist (components, architectures): the newer version stays
+    both = merged([(own, {"tool": "2.0-1"}), (own, {"tool": "1.0-1"})])
+    assert both["tool"] == Available("2.0-1", "bookworm", False)
 
 
 def test_pending_updates_are_the_installed_packages_with_a_newer_version() -> None:
