@@ -16,9 +16,11 @@ from imagefactory.cli.progress import LiveProgress, PlainProgress
 from imagefactory.cli.render_report import print_render_report
 
 if TYPE_CHECKING:
-    from imagefactory.build.catalog import Builder
-    from imagefactory.build.schedule import Outcome
+    from imagefactory.build.catalog import Builder, BuildRequest
+    from imagefactory.build.schedule import BuildReporter, Outcome
+    from imagefactory.cli.app import Session
     from imagefactory.render.outputs import Kind
+    from imagefactory.spec.catalog import Catalog
 
 
 @app.command(
@@ -85,6 +87,7 @@ def render(
 @app.command(
     epilog="Examples:\n\n  imagefactory build --all\n\n  imagefactory build app/rag-api --jobs 2"
     "\n\n  imagefactory build --all --dry-run --json"
+    "\n\n  imagefactory build --all --refresh   # newer Debian packages: refresh.yaml, rebuild"
 )
 def build(
     ctx: typer.Context,
@@ -103,6 +106,15 @@ def build(
     ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be built; touch nothing.")
+    ] = False,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh",
+            help="First record in refresh.yaml the newer Debian versions the mirror has for "
+            "what the build holds (imagefactory outdated), under the image that installed each "
+            "package: those images and their descendants rebuild (docs/images.md, Refresh).",
+        ),
     ] = False,
     engine: Annotated[
         str,
@@ -133,6 +145,11 @@ def build(
     if not images and not all_images:
         raise typer.BadParameter("name images to build, or pass --all", param_hint="IMAGE")
     options = BuildOptions(jobs=jobs, no_cache=no_cache)
+    if refresh and engine != "docker":
+        raise typer.BadParameter("builds with the docker engine", param_hint="--refresh")
+    if refresh and dry_run:
+        _refresh(session, catalog, BuildRequest(tuple(images or ()), options), None)
+        return
     if dry_run:
         entries = build_plan(catalog, BuildRequest(tuple(images or ()), options))
         if json_output:
@@ -165,27 +182,78 @@ def build(
     request = BuildRequest(tuple(images or ()), options, cast("Builder", engine))
     if only:
         request = replace(request, sources=tuple(only))
+    if refresh:
+        with scope:
+            _refresh(session, catalog, request, reporter)
+        return
     with scope:
         outcomes = build_images(catalog, request, reporter)
     if json_output:
+        session.output.data({"ok": True, "images": [_outcome(o) for o in outcomes]})
+        return
+    session.output.text(_summary(outcomes))
+
+
+def _refresh(
+    session: Session, catalog: Catalog, request: BuildRequest, reporter: BuildReporter | None
+) -> None:
+    """build --refresh: the updates recorded, then the build's outcomes (a dry run: the plan)."""
+    from imagefactory.freshness.refresh import refresh_build
+
+    result = refresh_build(catalog, request, reporter)
+    plan = result.plan
+    if session.output.json:
         session.output.data(
             {
                 "ok": True,
-                "images": [
-                    {
-                        "image": o.ref,
-                        "status": o.status,
-                        "seconds": round(o.seconds, 3),
-                        "digest": o.digest,
-                        "size_bytes": o.size_bytes,  # uncompressed; `imagefactory size` says where
-                        "detail": o.detail,  # unreproducible: the digest kept and the one discarded
-                    }
-                    for o in outcomes
-                ],
+                "dry_run": reporter is None,
+                "refresh": {
+                    "changed": plan.changed,
+                    "updates": [u.as_dict() for u in plan.updates],
+                    "pinned": [u.as_dict() for u in plan.pinned],
+                    "not_built": list(plan.report.not_built),
+                },
+                **(
+                    {"plan": [e.as_dict() for e in result.build_plan]}
+                    if reporter is None
+                    else {"images": [_outcome(o) for o in result.outcomes]}
+                ),
             }
         )
         return
-    session.output.text(_summary(outcomes))
+    verb = "would record" if reporter is None else "recorded"
+    for update in plan.updates:
+        security = " (security)" if update.security else ""
+        session.output.text(
+            f"{update.image}: {update.package} {update.installed} -> {update.version}{security}"
+        )
+    for update in plan.pinned:
+        session.output.text(
+            f"{update.image}: {update.package} {update.installed} -> {update.version}: "
+            "not recorded, image.yaml installs it at a version"
+        )
+    session.output.text(
+        f"refresh.yaml: {verb} {len(plan.updates)} update(s)"
+        if plan.changed
+        else "refresh.yaml: up to date (no newer Debian versions)"
+    )
+    if reporter is None:
+        for entry in result.build_plan:
+            what = f"would build ({', '.join(entry.reasons)})" if entry.reasons else "would reuse"
+            session.output.text(f"{entry.ref}: {what}")
+        return
+    session.output.text(_summary(list(result.outcomes)))
+
+
+def _outcome(o: Outcome) -> dict[str, object]:
+    return {
+        "image": o.ref,
+        "status": o.status,
+        "seconds": round(o.seconds, 3),
+        "digest": o.digest,
+        "size_bytes": o.size_bytes,  # uncompressed; `imagefactory size` says where
+        "detail": o.detail,  # unreproducible: the digest kept and the one discarded
+    }
 
 
 def _summary(outcomes: list[Outcome]) -> str:
