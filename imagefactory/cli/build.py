@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from imagefactory.build.catalog import Builder, BuildRequest
     from imagefactory.build.schedule import BuildReporter, Outcome
     from imagefactory.cli.app import Session
+    from imagefactory.gitops.refresh_mr import Proposal
     from imagefactory.render.outputs import Kind
     from imagefactory.spec.catalog import Catalog
 
@@ -116,6 +117,15 @@ def build(
             "package: those images and their descendants rebuild (docs/images.md, Refresh).",
         ),
     ] = False,
+    merge_request: Annotated[
+        bool,
+        typer.Option(
+            "--merge-request",
+            help="With --refresh, in a GitLab job: then commit refresh.yaml to the branch "
+            "imagefactory/refresh and open (or update) its merge request into the default "
+            "branch; the token in IMAGEFACTORY_GITLAB_TOKEN (docs/gitlab-ci.md, Refresh).",
+        ),
+    ] = False,
     engine: Annotated[
         str,
         typer.Option(
@@ -145,6 +155,11 @@ def build(
     if not images and not all_images:
         raise typer.BadParameter("name images to build, or pass --all", param_hint="IMAGE")
     options = BuildOptions(jobs=jobs, no_cache=no_cache)
+    if merge_request and (not refresh or dry_run):
+        raise typer.BadParameter(
+            "proposes what --refresh records: use it with --refresh, without --dry-run",
+            param_hint="--merge-request",
+        )
     if refresh and engine != "docker":
         raise typer.BadParameter("builds with the docker engine", param_hint="--refresh")
     if refresh and dry_run:
@@ -184,7 +199,7 @@ def build(
         request = replace(request, sources=tuple(only))
     if refresh:
         with scope:
-            _refresh(session, catalog, request, reporter)
+            _refresh(session, catalog, request, reporter, propose=merge_request)
         return
     with scope:
         outcomes = build_images(catalog, request, reporter)
@@ -195,12 +210,23 @@ def build(
 
 
 def _refresh(
-    session: Session, catalog: Catalog, request: BuildRequest, reporter: BuildReporter | None
+    session: Session,
+    catalog: Catalog,
+    request: BuildRequest,
+    reporter: BuildReporter | None,
+    *,
+    propose: bool = False,
 ) -> None:
-    """build --refresh: the updates recorded, then the build's outcomes (a dry run: the plan)."""
+    """build --refresh: the updates recorded, then the build's outcomes (a dry run: the plan),
+    and with ``propose`` the merge request of refresh.yaml."""
     from imagefactory.freshness.refresh import refresh_build
+    from imagefactory.gitops.refresh_mr import refresh_and_propose
 
-    result = refresh_build(catalog, request, reporter)
+    proposal: Proposal | None = None
+    if propose and reporter is not None:
+        result, proposal = refresh_and_propose(catalog, request, reporter)
+    else:
+        result = refresh_build(catalog, request, reporter)
     plan = result.plan
     if session.output.json:
         session.output.data(
@@ -218,6 +244,7 @@ def _refresh(
                     if reporter is None
                     else {"images": [_outcome(o) for o in result.outcomes]}
                 ),
+                **({"merge_request": _proposed(proposal)} if propose else {}),
             }
         )
         return
@@ -243,6 +270,26 @@ def _refresh(
             session.output.text(f"{entry.ref}: {what}")
         return
     session.output.text(_summary(list(result.outcomes)))
+    if proposal is not None:
+        mr = proposal.merge_request
+        session.output.text(
+            f"merge request !{mr.iid} {mr.action}: {mr.url}"
+            if mr is not None
+            else "merge request: none needed (the default branch holds these records)"
+        )
+
+
+def _proposed(proposal: Proposal | None) -> dict[str, object] | None:
+    if proposal is None or proposal.merge_request is None:
+        return None
+    mr = proposal.merge_request
+    return {
+        "iid": mr.iid,
+        "url": mr.url,
+        "action": mr.action,
+        "commit": proposal.commit,
+        "file": proposal.file,
+    }
 
 
 def _outcome(o: Outcome) -> dict[str, object]:

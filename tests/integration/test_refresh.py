@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from tests.fakes.gitlab_api import FakeGitlab, serve
+
 from .helpers.example import ExampleBuild, cli_json, imagefactory
 from .helpers.mirror import older_version
 from .helpers.services import docker
@@ -65,13 +67,25 @@ def test_refresh_records_under_the_installer_and_rebuilds_exactly_the_cascade(
     owners = {u["image"] for u in updates}
     assert "runtime/llm:cuda" not in owners  # not in the build: not asked
 
-    proc = imagefactory(
-        example_copy, "build", CHILD, SIBLING, "--refresh", "--json", env=env, timeout=1800
-    )
+    # as the scheduled pipeline runs it: the records proposed through GitLab's API (a fake)
+    with serve(FakeGitlab(token="glpat-it", project_path="bank/images")) as fake:
+        fake.repository = {"main": {}}
+        fake.branches = lambda: set(fake.repository)
+        gitlab = {"CI_SERVER_URL": fake.url, "CI_PROJECT_PATH": "bank/images",
+                  "CI_DEFAULT_BRANCH": "main", "IMAGEFACTORY_GITLAB_TOKEN": "glpat-it"}  # fmt: skip
+        proc = imagefactory(
+            example_copy, "build", CHILD, SIBLING, "--refresh", "--merge-request", "--json",
+            env={**env, **gitlab}, timeout=1800,
+        )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "glpat-it" not in proc.stdout + proc.stderr
     statuses = _statuses(proc)
-    recorded = yaml.safe_load((example_copy / "refresh.yaml").read_text())["refreshed"]
+    text = (example_copy / "refresh.yaml").read_text()
+    recorded = yaml.safe_load(text)["refreshed"]
     assert recorded[STALE][package] == new
+    assert cli_json(proc)["merge_request"]["action"] == "created"
+    assert fake.repository["imagefactory/refresh"] == {"refresh.yaml": text}
+    assert f"| {STALE} | {package} | {old} | {new} |" in fake.merge_requests[0]["description"]
     # exactly the cascade: the owners of updates and their descendants in the build
     cascade = {ref for ref, line in LINEAGE.items() if line & owners}
     assert set(statuses) == set(LINEAGE)
