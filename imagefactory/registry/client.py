@@ -1,13 +1,13 @@
-"""Registries: copy images by digest (no rebuild) with skopeo; look up digests, tags and labels
-and give a held manifest another tag through the HTTP API (``registry_http``), with skopeo as
-the fallback when the credentials sit in a credential helper that only it can read. Evidence
+"""Registries: copy images by digest (no rebuild), look up digests, tags and labels and give a
+held manifest another tag, through the HTTP API (``registry_http``), with skopeo as the
+fallback when the credentials sit in a credential helper that only it can read. Evidence
 (signatures, attestations) is read and written through the HTTP API only: manifests and blobs
 by digest, which skopeo does not offer; a credential helper there is a UserError.
 
-Copies use ``skopeo copy --all --preserve-digests`` so what lands is byte-for-byte the manifest
-that was tested, across repositories and registries (the same registry mounts blobs instead of
-uploading them again). Credentials come from the run's temporary DOCKER_CONFIG; TLS registries
-are verified against the project's CA bundle when one is configured.
+Copies put the manifest's exact bytes, so what lands is byte-for-byte the manifest that was
+tested, across repositories and registries (the same registry mounts blobs instead of uploading
+them again: ``registry/copy.py``). Credentials come from the run's temporary DOCKER_CONFIG; TLS
+registries are verified against the project's CA bundle when one is configured.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from imagefactory.atomic import read_regular
 from imagefactory.errors import ToolError, UserError
 from imagefactory.project.naming import build_registry
 from imagefactory.project.paths import ca_bundle_path
+from imagefactory.registry.copy import Side, copy_image
 from imagefactory.registry.credentials import docker_config
 from imagefactory.registry.http import NoCredentials, RegistryHTTP, basic_auth
 from imagefactory.spec.catalog import Catalog
@@ -140,7 +141,23 @@ class RegistryClient:
         return sorted(tags)
 
     def copy(self, source: Registry, source_ref: str, target: Registry, target_ref: str) -> None:
-        """Copy by digest, every platform, digests preserved; retried a bounded number of times."""
+        """Copy by digest, every platform, digests preserved: through the registry API
+        (:mod:`imagefactory.registry.copy`: blobs mounted within a registry, streamed across),
+        else, when the credentials sit in a credential helper, by skopeo."""
+        try:
+            copy_image(
+                Side(self._api(source), _split(source, source_ref)[0]),
+                _split(source, source_ref)[1],
+                Side(self._api(target), _split(target, target_ref)[0]),
+                _split(target, target_ref)[1],
+            )
+        except NoCredentials:
+            self._skopeo_copy(source, source_ref, target, target_ref)
+
+    def _skopeo_copy(
+        self, source: Registry, source_ref: str, target: Registry, target_ref: str
+    ) -> None:
+        """``skopeo copy --all --preserve-digests``, retried a bounded number of times."""
         argv = [
             "skopeo",
             "copy",

@@ -2,10 +2,11 @@
 labels, a manifest the registry holds put under another tag, and the small artifacts evidence
 lives in (cosign's ``.sig``/``.att`` manifests and their blobs): manifests read and put, blobs read
 (bounded, digest checked) and uploaded (monolithic POST + PUT, skipped when the blob is there,
-mounted from another repository of the same registry). A few requests in-process instead of a
-skopeo process each.
+mounted from another repository of the same registry), and what an image copy needs
+(``copy.py``): blob mounts, blobs streamed in (into a :class:`Sink`, size-bounded, hashed) and
+out (an :class:`Upload` from a file). A few requests in-process instead of a skopeo process.
 
-Images themselves are copied by skopeo (``client.py``). Credentials are the Basic ``auth`` entry
+Credentials are the Basic ``auth`` entry
 of the run's Docker config (the temporary one ``credentials.py`` writes, else the user's own);
 registries that want a bearer token get one from the realm they name, scoped to the repositories
 the request touches (``pull``, and ``push`` for writes). ``NoCredentials`` means the registry asked
@@ -20,6 +21,7 @@ import base64
 import contextlib
 import hashlib
 import http.client
+import io
 import json
 import os
 import platform
@@ -106,6 +108,40 @@ class Answer:
     status: int
     headers: Message
     body: bytes
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A request body streamed from a file of ``size`` bytes."""
+
+    file: IO[bytes]
+    size: int
+
+
+class Sink:
+    """Where a streamed answer goes: at most ``size`` bytes into ``file``, hashed on the way;
+    more is refused. ``digest`` is the SHA-256 of what was written."""
+
+    CHUNK = 1024 * 1024
+
+    def __init__(self, file: IO[bytes], size: int) -> None:
+        self.file, self.size, self.written = file, size, 0
+        self._sha = hashlib.sha256()
+
+    def take(self, stream: IO[bytes], method: str, url: str) -> None:
+        self.file.seek(0)
+        self.file.truncate()
+        self.written, self._sha = 0, hashlib.sha256()
+        while chunk := stream.read(self.CHUNK):
+            self.written += len(chunk)
+            if self.written > self.size:
+                raise RegistryRequestError(method, url, "too large", f"more than {self.size} bytes")
+            self._sha.update(chunk)
+            self.file.write(chunk)
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._sha.hexdigest()
 
 
 @dataclass
@@ -234,19 +270,49 @@ class RegistryHTTP:
         from ``mount_from`` (another repository of this registry that holds it) when given, else
         one monolithic POST + PUT. Its digest."""
         digest = _digest(data)
-        scope = _push_scope(repository)
-        path = f"/v2/{repository}/blobs/{digest}"
-        if self._call("HEAD", path, scope, missing=(404,)).status != 404:
+        if self.has_blob(repository, digest):
             return digest
-        uploads = f"/v2/{repository}/blobs/uploads/"
-        if mount_from is not None and mount_from != repository:
-            scope = f"{scope} repository:{mount_from}:pull"
-            query = urllib.parse.urlencode({"mount": digest, "from": mount_from})
-            answer = self._call("POST", f"{uploads}?{query}", scope, body=b"")
-            if answer.status == 201:  # mounted; 202: an upload session instead
-                return digest
-        else:
-            answer = self._call("POST", uploads, scope, body=b"")
+        if mount_from not in (None, repository) and self.mount_blob(repository, digest, mount_from):
+            return digest
+        self.put_blob(repository, digest, Upload(io.BytesIO(data), len(data)))
+        return digest
+
+    def has_blob(self, repository: str, digest: str) -> bool:
+        """Whether ``repository`` holds the blob (asked with push rights: the writer asks)."""
+        path = f"/v2/{repository}/blobs/{digest}"
+        return self._call("HEAD", path, _push_scope(repository), missing=(404,)).status != 404
+
+    def mount_blob(self, repository: str, digest: str, source: str) -> bool:
+        """Mount the blob ``digest`` of ``source`` (a repository of this registry) into
+        ``repository``: no bytes move. False when the registry would not (it opened an upload
+        session instead, which is cancelled)."""
+        scope = f"{_push_scope(repository)} repository:{source}:pull"
+        query = urllib.parse.urlencode({"mount": digest, "from": source})
+        answer = self._call("POST", f"/v2/{repository}/blobs/uploads/?{query}", scope, body=b"")
+        if answer.status == 201:
+            return True
+        location = answer.headers.get("Location")
+        if location:
+            session = urllib.parse.urlsplit(location)._replace(scheme="", netloc="").geturl()
+            with contextlib.suppress(RegistryRequestError):
+                self._call("DELETE", session, scope, missing=(404, 405))
+        return False
+
+    def read_blob(self, repository: str, digest: str, sink: Sink) -> None:
+        """The blob ``digest`` of ``repository`` streamed into ``sink``, checked against the
+        digest and the size the sink allows."""
+        path = f"/v2/{repository}/blobs/{digest}"
+        answer = self._call("GET", path, f"repository:{repository}:pull", sink=sink)
+        if sink.digest != digest:
+            raise RegistryRequestError(
+                "GET", answer.url, "wrong digest", "the bytes hash otherwise"
+            )
+
+    def put_blob(self, repository: str, digest: str, upload: Upload) -> None:
+        """The bytes of ``upload`` (whose digest is ``digest``) as a blob of ``repository``: one
+        POST for an upload session, one PUT of the file, streamed."""
+        scope = _push_scope(repository)
+        answer = self._call("POST", f"/v2/{repository}/blobs/uploads/", scope, body=b"")
         location = answer.headers.get("Location")
         if not location:
             raise RegistryRequestError("POST", answer.url, answer.status, "no upload Location")
@@ -256,13 +322,12 @@ class RegistryHTTP:
             "PUT",
             f"{target}{separator}{urllib.parse.urlencode({'digest': digest})}",
             scope,
-            body=data,
+            body=upload,
             content_type=BLOB_MEDIA_TYPE,
         )
         answered = put.headers.get("Docker-Content-Digest")
         if answered is not None and answered != digest:
             raise RegistryRequestError("PUT", put.url, "wrong digest", f"answered {answered}")
-        return digest
 
     def _put(
         self, repository: str, digest: str, tag: str, scope: str, manifest: tuple[bytes, str]
@@ -307,21 +372,29 @@ class RegistryHTTP:
         scope: str,
         *,
         accept: bool = False,
-        body: bytes | None = None,
+        body: bytes | Upload | None = None,
         content_type: str | None = None,
         missing: tuple[int, ...] = (),
         limit: int | None = None,
+        sink: Sink | None = None,
     ) -> Answer:
         """``method path`` with the credentials ``scope`` (one or more scopes, space-separated)
-        needs; an answer of at most ``limit`` bytes."""
+        needs; an answer of at most ``limit`` bytes (with ``sink``, a successful answer's body
+        goes there, streamed, and the answer's ``body`` is empty); ``body`` an Upload: its file
+        streamed, from its start on each attempt."""
         headers = {"Accept": ", ".join(MANIFEST_TYPES)} if accept else {}
         if content_type is not None:
             headers["Content-Type"] = content_type
+        if isinstance(body, Upload):
+            headers["Content-Length"] = str(body.size)
         for attempt in range(2):  # the second after the credentials a 401 asked for
             known = self._tokens.get(scope) or self._tokens.get(ANY_SCOPE)
             if known is not None:
                 headers["Authorization"] = known
-            answer = self._send(method, path, headers, body, limit)
+            if isinstance(body, Upload):
+                body.file.seek(0)
+            data = body.file if isinstance(body, Upload) else body
+            answer = self._send(method, path, headers, data, limit, sink)
             if answer.status != 401 or attempt == 1:
                 break
             authorization = self._authorization(answer, scope)
@@ -383,8 +456,9 @@ class RegistryHTTP:
         method: str,
         path: str,
         headers: dict[str, str],
-        body: bytes | None,
+        body: bytes | IO[bytes] | None,
         limit: int | None = None,
+        sink: Sink | None = None,
     ) -> Answer:
         if self._scheme is not None:
             schemes = [self._scheme]
@@ -399,6 +473,9 @@ class RegistryHTTP:
             try:
                 with urllib.request.build_opener(*handlers).open(request, timeout=TIMEOUT) as got:
                     self._scheme = scheme
+                    if sink is not None:
+                        sink.take(got, method, url)
+                        return Answer(url, got.status, got.headers, b"")
                     return Answer(url, got.status, got.headers, _read(got, method, url, limit))
             except urllib.error.HTTPError as exc:
                 self._scheme = scheme

@@ -1,0 +1,121 @@
+"""Copy an image by digest through the registry API, in-process: the manifest's exact bytes (so
+its digest is preserved), every platform of an index, and each blob once.
+
+Within one registry no blob moves: each is mounted from the source repository (one POST) — a
+promotion is a few HEADs, mounts and manifest PUTs. Across registries each blob is streamed from
+the source into a temporary file (at most its descriptor's size, hashed on the way: another
+digest or size is refused) and from there to the target, several at a time. A blob the target
+repository holds already is skipped. The manifest is put last, after everything it names, so a
+tag never names an incomplete image; an index's platform manifests are put by digest before
+the index.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from imagefactory.registry.http import (
+    MANIFEST_LIMIT,
+    RegistryHTTP,
+    RegistryRequestError,
+    Sink,
+    Upload,
+)
+
+#: Blobs in flight at once across registries (each a stream in and a stream out).
+PARALLEL = 4
+INDEX_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+#: In memory up to this, then on disk, while a blob passes from one registry to the other.
+SPOOL_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Side:
+    api: RegistryHTTP
+    repository: str  # the path in its registry
+
+
+@dataclass(frozen=True)
+class Blob:
+    digest: str
+    size: int
+
+
+def copy_image(source: Side, reference: str, target: Side, tag: str) -> str:
+    """Copy ``source``'s manifest ``reference`` (a digest or a tag) and what it names to
+    ``target`` under ``tag`` (a tag or the digest); the digest copied."""
+    found = source.api.manifest(source.repository, reference)
+    if found is None:
+        raise RegistryRequestError(
+            "GET", f"{source.repository}@{reference}", 404, "the source registry does not have it"
+        )
+    body, media_type = found
+    document = _document(body, source.repository, reference)
+    if media_type in INDEX_TYPES or "manifests" in document:
+        for child in document.get("manifests", []):
+            copy_image(source, child["digest"], target, child["digest"])
+    else:
+        _copy_blobs(source, target, _blobs(document))
+    return target.api.put_manifest(target.repository, tag, body, media_type)
+
+
+def _blobs(document: dict[str, Any]) -> list[Blob]:
+    """The config and layers a manifest names, each once (foreign layers, with ``urls``, are
+    not in the registry and are not copied)."""
+    found: dict[str, Blob] = {}
+    for entry in [document.get("config", {}), *document.get("layers", [])]:
+        if "digest" in entry and not entry.get("urls"):
+            found.setdefault(entry["digest"], Blob(entry["digest"], int(entry.get("size", 0))))
+    return list(found.values())
+
+
+def _copy_blobs(source: Side, target: Side, blobs: list[Blob]) -> None:
+    missing = [b for b in blobs if not target.api.has_blob(target.repository, b.digest)]
+    if not missing:
+        return
+    if source.api.registry.url == target.api.registry.url:
+        missing = [
+            b
+            for b in missing
+            if not target.api.mount_blob(target.repository, b.digest, source.repository)
+        ]
+    if not missing:
+        return
+    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(missing))) as pool:
+        for done in [pool.submit(_stream, source, target, blob) for blob in missing]:
+            done.result()  # the first failure is raised, after the others finished
+
+
+def _stream(source: Side, target: Side, blob: Blob) -> None:
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        sink = Sink(spool, blob.size)
+        source.api.read_blob(source.repository, blob.digest, sink)
+        if sink.written != blob.size:
+            raise RegistryRequestError(
+                "GET",
+                f"{source.repository}@{blob.digest}",
+                "wrong size",
+                f"{sink.written} bytes, the manifest says {blob.size}",
+            )
+        target.api.put_blob(target.repository, blob.digest, Upload(spool, blob.size))
+
+
+def _document(body: bytes, repository: str, reference: str) -> dict[str, Any]:
+    try:
+        document = json.loads(body[:MANIFEST_LIMIT])
+    except ValueError as exc:
+        raise RegistryRequestError(
+            "GET", f"{repository}@{reference}", "not JSON", "the manifest does not parse"
+        ) from exc
+    if not isinstance(document, dict):
+        raise RegistryRequestError(
+            "GET", f"{repository}@{reference}", "not a manifest", "a JSON object was expected"
+        )
+    return document
