@@ -29,6 +29,7 @@ from imagefactory.spec.merge import merge_layer
 from imagefactory.spec.models import ImageDocument, ImageLayer, ImageSpec, ProjectSpec
 from imagefactory.spec.parents import BootstrapParent, CatalogParent, Parent, parse_from
 from imagefactory.spec.registry_env import registries_from_env
+from imagefactory.spec.shell_less import shell_less_issues
 from imagefactory.spec.yamldoc import KeyPath, YamlDocument, read_yaml
 
 T = TypeVar("T", ProjectSpec, ImageDocument)
@@ -121,6 +122,8 @@ def load_catalog(root: Path) -> Catalog:
                 "an image cannot be built on itself; break the chain",
             )
         )
+    else:
+        issues += shell_less_issues(images, docs)
     if issues:
         raise SpecError(_unique(issues))
     assert project is not None  # no issues means the project validated
