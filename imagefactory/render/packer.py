@@ -385,6 +385,12 @@ def packer_images(
     """The images ``render packer`` writes, and those it leaves out: the named images (all
     written), else every image targeting packer except bootstrapped ones (no parent image for
     Packer's docker builder to start from; the Docker engine builds them)."""
+    shell_less = [i.ref for i in images if i.spec.distroless is not None]
+    if shell_less:
+        raise UserError(
+            f"{', '.join(shell_less)}: shell-less (distroless:), and Packer's steps are shell steps",
+            hint="render and build shell-less images with the Docker engine (render dockerfile)",
+        )
     if images:
         return images, []
     targeted = [i for i in catalog.images.values() if "packer" in i.spec.targets]

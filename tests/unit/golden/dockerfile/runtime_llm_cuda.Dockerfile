@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/runtime/llm/image.yaml; edit that file, not this one.
-# image: runtime/llm:cuda 1.0.0  content: sha256:a14674358fee87549afd86a2c16d16e202c59912fc83f5de62ac7cf5415890d4
+# image: runtime/llm:cuda 1.0.0  content: sha256:af71d5885d6dfbcb45148e0cd30f1001c95b00ed5f9e57850f62508d0f250e4a
 FROM 127.0.0.1:5000/bank-ai-lab/dev/base/debian12@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 USER 0:0
@@ -36,7 +36,7 @@ ENV TZ="UTC" \
 LABEL com.example-bank.accelerator="cuda" \
       com.example-bank.image.tier="runtime" \
       com.nvidia.cuda.version="12.4" \
-      org.imagefactory.content-hash="sha256:a14674358fee87549afd86a2c16d16e202c59912fc83f5de62ac7cf5415890d4" \
+      org.imagefactory.content-hash="sha256:af71d5885d6dfbcb45148e0cd30f1001c95b00ed5f9e57850f62508d0f250e4a" \
       org.imagefactory.ref="runtime/llm:cuda" \
       org.opencontainers.image.base.digest="sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" \
       org.opencontainers.image.base.name="base/debian12" \

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/app/rag-api/image.yaml; edit that file, not this one.
-# image: app/rag-api 0.3.0  content: sha256:c6ccb7d8076d535d1e56a35709c25185248dcc833eb900c2098171cfb79fa84c
+# image: app/rag-api 0.3.0  content: sha256:6798c47d0ce52f42c4eebbb16998572165d44d062d4ef30f55ca2180ace70895
 
 variable "pull" {
   type        = bool
@@ -33,7 +33,7 @@ source "docker" "image" {
     "EXPOSE 8080",
     "ENTRYPOINT [\"python\", \"-m\", \"uvicorn\", \"rag_api.main:app\", \"--host\", \"0.0.0.0\", \"--port\", \"8080\"]",
     "LABEL com.example-bank.image.tier=\"app\"",
-    "LABEL org.imagefactory.content-hash=\"sha256:c6ccb7d8076d535d1e56a35709c25185248dcc833eb900c2098171cfb79fa84c\"",
+    "LABEL org.imagefactory.content-hash=\"sha256:6798c47d0ce52f42c4eebbb16998572165d44d062d4ef30f55ca2180ace70895\"",
     "LABEL org.imagefactory.ref=\"app/rag-api\"",
     "LABEL org.opencontainers.image.base.digest=\"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"",
     "LABEL org.opencontainers.image.base.name=\"runtime/llm\"",
@@ -50,7 +50,7 @@ source "docker" "image" {
 source "qemu" "vm" {
   iso_url          = "https://deb.example.internal/debian-12.iso"
   iso_checksum     = "sha256:0123456789abcdef"
-  vm_name          = "app-rag-api-0.3.0-c6ccb7d8076d"
+  vm_name          = "app-rag-api-0.3.0-6798c47d0ce5"
   output_directory = "output-qemu"
   disk_size        = "10G"
   memory           = 2048
@@ -72,10 +72,10 @@ source "amazon-ebs" "vm" {
   source_ami    = "ami-0123456789abcdef0"
   instance_type = "t3.small"
   ssh_username  = "admin"
-  ami_name      = "app-rag-api-0.3.0-c6ccb7d8076d"
+  ami_name      = "app-rag-api-0.3.0-6798c47d0ce5"
   tags = {
     "org.imagefactory.ref"          = "app/rag-api"
-    "org.imagefactory.content-hash" = "sha256:c6ccb7d8076d535d1e56a35709c25185248dcc833eb900c2098171cfb79fa84c"
+    "org.imagefactory.content-hash" = "sha256:6798c47d0ce52f42c4eebbb16998572165d44d062d4ef30f55ca2180ace70895"
   }
 }
 
@@ -291,6 +291,6 @@ build {
   post-processor "docker-tag" {
     only       = ["docker.image"]
     repository = "127.0.0.1:5000/bank-ai-lab/dev/app/rag-api"
-    tags       = ["content-c6ccb7d8076d535d1e56a357"]
+    tags       = ["content-6798c47d0ce52f42c4eebbb1"]
   }
 }
