@@ -14,6 +14,12 @@ Sizes are uncompressed, as the engine reports them (``docker image ls``). The re
 ``outdated`` runs on the three images once to warm the index cache, then ``--repeat`` times;
 the median is reported (what a scheduled pipeline pays per run, on top of start-up).
 
+The refresh cascade: in a copy of the catalog and its state, a simulated security update is
+recorded in refresh.yaml (what ``build --refresh`` writes), once for a base package (libc6) and
+once for a runtime package (python3.11), and ``build --all --dry-run`` says what would rebuild:
+exactly the recorded image and its descendants, against all of them for the plain alternative
+(a rebuild of everything, or of nothing, by hand).
+
 Needs the example built in this checkout (``imagefactory build app/rag-api``, as
 ``scripts/quickstart.sh`` does; ``--build`` runs it first), a Docker engine and the Debian
 mirror. Run from the repository root::
@@ -85,6 +91,33 @@ USER app
     return runtime_file, app_file
 
 
+def refresh_cascade(env: dict[str, str]) -> dict[str, Any]:
+    """Per simulated update: the images ``build --all`` would rebuild, and whether that is
+    exactly the recorded image and its descendants."""
+    catalog = load_catalog(REPO)
+    found: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "catalog"
+        shutil.copytree(REPO / "images", copy / "images")
+        shutil.copy2(REPO / "imagefactory.yaml", copy / "imagefactory.yaml")
+        (copy / ".imagefactory").mkdir()
+        shutil.copy2(REPO / ".imagefactory" / "state.json", copy / ".imagefactory" / "state.json")
+        for image, package in (("base/debian12", "libc6"), ("runtime/llm:cpu", "python3.11")):
+            (copy / "refresh.yaml").write_text(f"refreshed:\n  {image}:\n    {package}: '1:0'\n")
+            argv = [sys.executable, "-m", "imagefactory", "-C", str(copy), "build", "--all"]
+            plan = json.loads(run([*argv, "--dry-run", "--json"], env))["plan"]
+            rebuilt = sorted(e["image"] for e in plan if e["reasons"])
+            expected = sorted(
+                ref for ref in catalog.images if image in [i.ref for i in catalog.lineage(ref)]
+            )
+            found[f"refresh_{package}"] = {
+                "rebuilt": len(rebuilt),
+                "of": len(plan),
+                "exact": rebuilt == expected,
+            }
+    return found
+
+
 def image_size(reference: str, env: dict[str, str]) -> int:
     return int(run([DOCKER, "image", "inspect", "--format", "{{.Size}}", reference], env).strip())
 
@@ -144,6 +177,7 @@ def main() -> int:
             for p in sizes["base/debian12"]["packages"][:8]
         ],
     }
+    results.update(refresh_cascade(env))
     for key, value in results.items():
         print(f"{key:28} {value}")
     if args.results:

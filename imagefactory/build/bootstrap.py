@@ -33,9 +33,11 @@ _RELEASE_LINE = re.compile(rf"{_SHA256}  {_NAME}")
 _RELEASE_ENTRY = re.compile(rf"{_NAME}={_SHA256}")
 
 
-def rootfs_path(recipe: Bootstrap, build: BuildSettings, cache_dir: Path) -> Path:
-    """Where the rootfs tar of ``recipe`` is cached."""
-    return cache_dir / f"rootfs-{recipe_key(recipe, build)}.tar"
+def rootfs_path(
+    recipe: Bootstrap, build: BuildSettings, cache_dir: Path, refresh: str = ""
+) -> Path:
+    """Where the rootfs tar of ``recipe`` is cached (``refresh``: see recipe_key)."""
+    return cache_dir / f"rootfs-{recipe_key(recipe, build, refresh)}.tar"
 
 
 def releases_path(rootfs: Path) -> Path:
@@ -93,11 +95,12 @@ def rootfs_tar(
     build: BuildSettings,
     cache_dir: Path,
     *,
+    refresh: str = "",
     on_line: Callable[[str], None] | None = None,
 ) -> Path:
     """The rootfs tar for ``recipe``: from the cache, or made now (atomically) and cached, with
     its Release files' hashes (:func:`releases_path`)."""
-    target = rootfs_path(recipe, build, cache_dir)
+    target = rootfs_path(recipe, build, cache_dir, refresh)
     if target.is_file():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,7 @@ from imagefactory.evidence.keys import builders, signing_key, verifying_key
 from imagefactory.evidence.predicates import PROVENANCE, SBOM
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.evidence.verify import identities, verify_digest
+from imagefactory.project.hashing import refresh_input
 from imagefactory.project.naming import BASE_DIGEST_LABEL, REVISION_LABEL
 from imagefactory.project.paths import sbom_file, work_dir
 from imagefactory.registry.client import RegistryClient
@@ -208,7 +209,8 @@ class BuildEvidence:
             return []
         cache = work_dir(self.catalog) / "cache"
         build = self.catalog.project.build
-        return release_hashes(rootfs_path(image.parent.bootstrap, build, cache))
+        refresh = refresh_input(self.catalog, image.ref)
+        return release_hashes(rootfs_path(image.parent.bootstrap, build, cache, refresh))
 
     def _store(self, repository: str) -> EvidenceStore:
         return EvidenceStore(self.client, Location(self.registry, repository))

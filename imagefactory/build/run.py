@@ -307,6 +307,7 @@ class BuildRun:
                 image.parent.bootstrap,
                 self.catalog.project.build,
                 work_dir(self.catalog) / "cache",
+                refresh=inputs.refresh,
                 on_line=lambda line: self.reporter.log(image.ref, line),
             )
         context = write_build_context(

@@ -16,9 +16,12 @@ from imagefactory.cli.progress import LiveProgress, PlainProgress
 from imagefactory.cli.render_report import print_render_report
 
 if TYPE_CHECKING:
-    from imagefactory.build.catalog import Builder
-    from imagefactory.build.schedule import Outcome
+    from imagefactory.build.catalog import Builder, BuildRequest
+    from imagefactory.build.schedule import BuildReporter, Outcome
+    from imagefactory.cli.app import Session
+    from imagefactory.gitops.refresh_mr import Proposal
     from imagefactory.render.outputs import Kind
+    from imagefactory.spec.catalog import Catalog
 
 
 @app.command(
@@ -85,6 +88,7 @@ def render(
 @app.command(
     epilog="Examples:\n\n  imagefactory build --all\n\n  imagefactory build app/rag-api --jobs 2"
     "\n\n  imagefactory build --all --dry-run --json"
+    "\n\n  imagefactory build --all --refresh   # newer Debian packages: refresh.yaml, rebuild"
 )
 def build(
     ctx: typer.Context,
@@ -103,6 +107,24 @@ def build(
     ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be built; touch nothing.")
+    ] = False,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh",
+            help="First record in refresh.yaml the newer Debian versions the mirror has for "
+            "what the build holds (imagefactory outdated), under the image that installed each "
+            "package: those images and their descendants rebuild (docs/images.md, Refresh).",
+        ),
+    ] = False,
+    merge_request: Annotated[
+        bool,
+        typer.Option(
+            "--merge-request",
+            help="With --refresh, in a GitLab job: then commit refresh.yaml to the branch "
+            "imagefactory/refresh and open (or update) its merge request into the default "
+            "branch; the token in IMAGEFACTORY_GITLAB_TOKEN (docs/gitlab-ci.md, Refresh).",
+        ),
     ] = False,
     engine: Annotated[
         str,
@@ -133,6 +155,16 @@ def build(
     if not images and not all_images:
         raise typer.BadParameter("name images to build, or pass --all", param_hint="IMAGE")
     options = BuildOptions(jobs=jobs, no_cache=no_cache)
+    if merge_request and (not refresh or dry_run):
+        raise typer.BadParameter(
+            "proposes what --refresh records: use it with --refresh, without --dry-run",
+            param_hint="--merge-request",
+        )
+    if refresh and engine != "docker":
+        raise typer.BadParameter("builds with the docker engine", param_hint="--refresh")
+    if refresh and dry_run:
+        _refresh(session, catalog, BuildRequest(tuple(images or ()), options), None)
+        return
     if dry_run:
         entries = build_plan(catalog, BuildRequest(tuple(images or ()), options))
         if json_output:
@@ -165,27 +197,110 @@ def build(
     request = BuildRequest(tuple(images or ()), options, cast("Builder", engine))
     if only:
         request = replace(request, sources=tuple(only))
+    if refresh:
+        with scope:
+            _refresh(session, catalog, request, reporter, propose=merge_request)
+        return
     with scope:
         outcomes = build_images(catalog, request, reporter)
     if json_output:
+        session.output.data({"ok": True, "images": [_outcome(o) for o in outcomes]})
+        return
+    session.output.text(_summary(outcomes))
+
+
+def _refresh(
+    session: Session,
+    catalog: Catalog,
+    request: BuildRequest,
+    reporter: BuildReporter | None,
+    *,
+    propose: bool = False,
+) -> None:
+    """build --refresh: the updates recorded, then the build's outcomes (a dry run: the plan),
+    and with ``propose`` the merge request of refresh.yaml."""
+    from imagefactory.freshness.refresh import refresh_build
+    from imagefactory.gitops.refresh_mr import refresh_and_propose
+
+    proposal: Proposal | None = None
+    if propose and reporter is not None:
+        result, proposal = refresh_and_propose(catalog, request, reporter)
+    else:
+        result = refresh_build(catalog, request, reporter)
+    plan = result.plan
+    if session.output.json:
         session.output.data(
             {
                 "ok": True,
-                "images": [
-                    {
-                        "image": o.ref,
-                        "status": o.status,
-                        "seconds": round(o.seconds, 3),
-                        "digest": o.digest,
-                        "size_bytes": o.size_bytes,  # uncompressed; `imagefactory size` says where
-                        "detail": o.detail,  # unreproducible: the digest kept and the one discarded
-                    }
-                    for o in outcomes
-                ],
+                "dry_run": reporter is None,
+                "refresh": {
+                    "changed": plan.changed,
+                    "updates": [u.as_dict() for u in plan.updates],
+                    "pinned": [u.as_dict() for u in plan.pinned],
+                    "not_built": list(plan.report.not_built),
+                },
+                **(
+                    {"plan": [e.as_dict() for e in result.build_plan]}
+                    if reporter is None
+                    else {"images": [_outcome(o) for o in result.outcomes]}
+                ),
+                **({"merge_request": _proposed(proposal)} if propose else {}),
             }
         )
         return
-    session.output.text(_summary(outcomes))
+    verb = "would record" if reporter is None else "recorded"
+    for update in plan.updates:
+        security = " (security)" if update.security else ""
+        session.output.text(
+            f"{update.image}: {update.package} {update.installed} -> {update.version}{security}"
+        )
+    for update in plan.pinned:
+        session.output.text(
+            f"{update.image}: {update.package} {update.installed} -> {update.version}: "
+            "not recorded, image.yaml installs it at a version"
+        )
+    session.output.text(
+        f"refresh.yaml: {verb} {len(plan.updates)} update(s)"
+        if plan.changed
+        else "refresh.yaml: up to date (no newer Debian versions)"
+    )
+    if reporter is None:
+        for entry in result.build_plan:
+            what = f"would build ({', '.join(entry.reasons)})" if entry.reasons else "would reuse"
+            session.output.text(f"{entry.ref}: {what}")
+        return
+    session.output.text(_summary(list(result.outcomes)))
+    if proposal is not None:
+        mr = proposal.merge_request
+        session.output.text(
+            f"merge request !{mr.iid} {mr.action}: {mr.url}"
+            if mr is not None
+            else "merge request: none needed (the default branch holds these records)"
+        )
+
+
+def _proposed(proposal: Proposal | None) -> dict[str, object] | None:
+    if proposal is None or proposal.merge_request is None:
+        return None
+    mr = proposal.merge_request
+    return {
+        "iid": mr.iid,
+        "url": mr.url,
+        "action": mr.action,
+        "commit": proposal.commit,
+        "file": proposal.file,
+    }
+
+
+def _outcome(o: Outcome) -> dict[str, object]:
+    return {
+        "image": o.ref,
+        "status": o.status,
+        "seconds": round(o.seconds, 3),
+        "digest": o.digest,
+        "size_bytes": o.size_bytes,  # uncompressed; `imagefactory size` says where
+        "detail": o.detail,  # unreproducible: the digest kept and the one discarded
+    }
 
 
 def _summary(outcomes: list[Outcome]) -> str:

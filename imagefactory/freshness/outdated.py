@@ -67,6 +67,7 @@ class Freshness:
     suite: str | None  # None: its chain does not start at a bootstrap
     packages: int  # Debian packages installed
     pending: tuple[Pending, ...]
+    installed: tuple[Installed, ...] = ()
 
     @property
     def security(self) -> int:
@@ -80,9 +81,10 @@ class OutdatedReport:
     not_built: tuple[str, ...] = ()  # refs with no build in state or the build registry
 
 
-def outdated(catalog: Catalog, images: list[str]) -> OutdatedReport:
-    """The freshness of each of ``images`` (every built image of the catalog when empty)."""
-    chosen, not_built = _targets(catalog, images)
+def outdated(catalog: Catalog, images: list[str], *, missing_ok: bool = False) -> OutdatedReport:
+    """The freshness of each of ``images`` (every built image of the catalog when empty); one
+    named but never built is refused, or with ``missing_ok`` listed as not built."""
+    chosen, not_built = _targets(catalog, images, missing_ok)
     cache = IndexCache(
         work_dir(catalog) / "cache" / "debian-indexes",
         catalog.project.build,
@@ -94,7 +96,9 @@ def outdated(catalog: Catalog, images: list[str]) -> OutdatedReport:
         installed = installed_debian(image_sbom(catalog, f"{one.image.ref}@{one.digest}").text)
         recipe = _bootstrap(catalog, one.image.ref)
         if recipe is None:
-            results.append(Freshness(one.image.ref, one.reference, None, len(installed), ()))
+            results.append(
+                Freshness(one.image.ref, one.reference, None, len(installed), (), tuple(installed))
+            )
             continue
         archs = sorted({p.arch for p in installed if p.arch and p.arch != "all"}) or ["amd64"]
         per_index: list[tuple[Dist, dict[str, str]]] = []  # merged keeps each name's newest
@@ -112,6 +116,7 @@ def outdated(catalog: Catalog, images: list[str]) -> OutdatedReport:
                 recipe.suite,
                 len(installed),
                 pending_updates(installed, available),
+                tuple(installed),
             )
         )
     return OutdatedReport(
@@ -119,7 +124,9 @@ def outdated(catalog: Catalog, images: list[str]) -> OutdatedReport:
     )
 
 
-def _targets(catalog: Catalog, images: list[str]) -> tuple[list[Target], list[str]]:
+def _targets(
+    catalog: Catalog, images: list[str], missing_ok: bool
+) -> tuple[list[Target], list[str]]:
     """Each image at a digest: the one named (``REF@sha256:…``), else the one state records,
     else the one its content tag names in the build registry now (a runner has no state); with
     no images named, every image of the catalog, and (second) the refs of those never built."""
@@ -145,7 +152,7 @@ def _targets(catalog: Catalog, images: list[str]) -> tuple[list[Target], list[st
                 held = client.digest(registry, tag)
                 if held is not None:
                     found[image] = Target(chosen, repo, held)
-                elif images:
+                elif images and not missing_ok:
                     raise UserError(
                         f"{chosen.ref} has no recorded build and the build registry has no {tag}",
                         hint=f"build it first (imagefactory build {chosen.ref}), or name the "

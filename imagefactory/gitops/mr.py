@@ -44,7 +44,7 @@ def client(settings: GitlabSettings) -> gitlab.Gitlab:
 
 
 @contextmanager
-def _gitlab_errors(settings: GitlabSettings) -> Iterator[None]:
+def gitlab_errors(settings: GitlabSettings) -> Iterator[None]:
     try:
         yield
     except gitlab.exceptions.GitlabAuthenticationError as exc:
@@ -55,7 +55,7 @@ def _gitlab_errors(settings: GitlabSettings) -> Iterator[None]:
     except gitlab.exceptions.GitlabError as exc:
         raise UserError(
             f"GitLab request failed ({exc.response_code}): {exc.error_message}",
-            hint=f"check gitlab.url and gitlab.project ({settings.project}) in gitops.yaml",
+            hint=f"check the GitLab URL ({settings.url}) and project ({settings.project})",
         ) from exc
     except OSError as exc:  # requests' ConnectionError is an OSError
         raise UserError(f"cannot reach GitLab at {settings.url}: {exc}") from exc
@@ -63,7 +63,7 @@ def _gitlab_errors(settings: GitlabSettings) -> Iterator[None]:
 
 def project(settings: GitlabSettings) -> Project:
     """The GitLab project; checks the token and the project before anything is pushed."""
-    with _gitlab_errors(settings):
+    with gitlab_errors(settings):
         return client(settings).projects.get(settings.project)
 
 
@@ -77,7 +77,7 @@ def open_or_update(
     description: str,
 ) -> MergeRequest:
     """The open MR for ``source_branch``, updated, or a new one — never a second one."""
-    with _gitlab_errors(settings):
+    with gitlab_errors(settings):
         mrs = gitlab_project.mergerequests
         existing = mrs.list(
             state="opened", source_branch=source_branch, target_branch=target_branch, get_all=False

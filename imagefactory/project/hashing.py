@@ -11,7 +11,10 @@ An image's hash combines four input hashes, each kept so a plan can say *why* it
   any override in the image's folder;
 * ``parent``: the parent's content hash (so a base change reaches every descendant), or the
   external parent's digest, or for a bootstrapped rootfs the version of the way it is made
-  (its recipe is in ``spec``).
+  (its recipe is in ``spec``);
+* ``refresh``: the versions ``refresh.yaml`` asks the image to hold at least
+  (:mod:`imagefactory.spec.refresh`); empty, and then not hashed, for an image it does not
+  name, so a catalog without refreshes keeps its hashes.
 """
 
 from __future__ import annotations
@@ -39,13 +42,15 @@ class ContentInputs:
     files: str
     templates: str
     parent: str
+    refresh: str = ""
 
     @property
     def content_hash(self) -> str:
-        return _digest([HASH_SCHEME, self.spec, self.files, self.templates, self.parent])
+        parts = [HASH_SCHEME, self.spec, self.files, self.templates, self.parent]
+        return _digest([*parts, *([self.refresh] if self.refresh else [])])
 
     def as_dict(self) -> dict[str, str]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if v or k != "refresh"}
 
 
 def content_inputs(catalog: Catalog) -> dict[str, ContentInputs]:
@@ -64,8 +69,15 @@ def content_inputs(catalog: Catalog) -> dict[str, ContentInputs]:
             ),
             templates=_digest([standard_templates, *(hash_tree(p) for p in _overrides(image))]),
             parent=_parent_input(image, result),
+            refresh=refresh_input(catalog, image.ref),
         )
     return result
+
+
+def refresh_input(catalog: Catalog, ref: str) -> str:
+    """The hash of the versions ``refresh.yaml`` asks ``ref`` to hold; "" when it names none."""
+    wanted = catalog.refreshed.get(ref)
+    return _canonical(dict(wanted)) if wanted else ""
 
 
 def hash_tree(path: Path) -> str:

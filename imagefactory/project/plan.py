@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from imagefactory.errors import UserError
 from imagefactory.project.hashing import ContentInputs, content_inputs
@@ -16,6 +16,7 @@ REASONS = {
     "files": "file changed",
     "templates": "template changed",
     "parent": "parent changed",
+    "refresh": "refreshed",
 }
 
 
@@ -77,7 +78,7 @@ def rebuild_reasons(inputs: ContentInputs, record: ImageRecord | None) -> tuple[
         return ("new",)
     if record.content_hash == inputs.content_hash:
         return ()
-    changed = tuple(REASONS[k] for k, v in inputs.as_dict().items() if record.inputs.get(k) != v)
+    changed = tuple(REASONS[k] for k, v in asdict(inputs).items() if record.inputs.get(k, "") != v)
     return changed or ("hash scheme changed",)
 
 

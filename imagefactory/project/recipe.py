@@ -48,12 +48,15 @@ CLEANUP_HOOK = (
 )
 
 
-def recipe_key(recipe: Bootstrap, build: BuildSettings) -> str:
+def recipe_key(recipe: Bootstrap, build: BuildSettings, refresh: str = "") -> str:
+    """The cache key of a rootfs; ``refresh``: the image's refresh input (a refreshed image
+    is bootstrapped again, from the mirror as it is now)."""
     data = {
         "v": RECIPE_VERSION,
         "recipe": recipe.model_dump(mode="json"),
         "mirrors": build.mirrors.model_dump(mode="json"),
         "epoch": build.source_date_epoch,
+        **({"refresh": refresh} if refresh else {}),
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
 

@@ -142,6 +142,8 @@ def dockerfile_context(
         ],
         "build_args": spec.build_args,
         "packages": spec.packages,
+        # refresh.yaml: NAME=VERSION, each checked against what dpkg holds after the packages
+        "refresh": [f"{n}={v}" for n, v in sorted(catalog.refreshed.get(image.ref, {}).items())],
         "apt_options": f" -o Acquire::https::CaInfo={CA_TARGET}" if has_ca else "",
         "mounts": "".join(f"{m} \\\n    " for m in mounts)
         + "".join(f"export {e} && " for e in exports),

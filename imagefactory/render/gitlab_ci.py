@@ -9,11 +9,16 @@ The jobs call the commands a developer runs (``imagefactory build/test/push/prom
 
 * ``catalog:validate`` (stage validate) runs ``imagefactory validate``. It has no rules, so a
   pipeline in which no image changed still holds one valid job and is never empty.
-* ``catalog:outdated`` runs only in scheduled pipelines (``$CI_PIPELINE_SOURCE == "schedule"``):
-  ``imagefactory outdated --check`` fails the pipeline while any image the build registry holds
-  for the catalog's content has a pending Debian update. Every other job's first rule keeps it
-  out of a scheduled pipeline, which has no push for ``rules:changes`` to compare with (GitLab
-  then takes every change as true and would rebuild and release everything).
+* ``catalog:outdated`` and ``catalog:refresh`` run only in scheduled pipelines
+  (``$CI_PIPELINE_SOURCE == "schedule"``): ``imagefactory outdated`` reports the pending Debian
+  updates of every image the build registry holds for the catalog's content, then
+  ``imagefactory build --refresh --all --merge-request`` records them in refresh.yaml, builds
+  exactly the images they rebuild and proposes the file in one merge request
+  (:mod:`imagefactory.gitops.refresh_mr`); that merge request's pipeline tests them (their
+  builds reused by content tag), and merged, the default branch's pushes them. Every other
+  job's first rule keeps it out of a scheduled pipeline, which has no push for
+  ``rules:changes`` to compare with (GitLab then takes every change as true and would rebuild
+  and release everything).
 * ``build:<ref>`` and ``test:<ref>`` (one each per concrete image). A build job needs the build
   job of the image's catalog parent (``optional``: the parent is only in the pipeline when it
   changed too) so an image waits for its base job, not for every build.
@@ -102,6 +107,8 @@ SCAN_STAGE = "scan"
 VALIDATE_JOB = "catalog:validate"
 #: Scheduled pipelines only: every built image's Debian packages against the mirror now.
 OUTDATED_JOB = "catalog:outdated"
+#: Scheduled pipelines only, after it: refresh.yaml recorded, built and proposed.
+REFRESH_JOB = "catalog:refresh"
 
 #: The job image: imagefactory with the Docker CLI, skopeo and mmdebstrap; set it as a CI/CD
 #: variable (as the registry credentials are), the pipeline does not name one.
@@ -185,7 +192,16 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
         engine=True,
         needs=[_need(VALIDATE_JOB, artifacts=False)],
         rules=schedule_rules(),
-        script=[_command(options, "outdated", "--check")],
+        script=[_command(options, "outdated")],
+    )
+    jobs[REFRESH_JOB] = _job(
+        "build",
+        options,
+        engine=True,
+        needs=[_need(OUTDATED_JOB, artifacts=False)],
+        rules=schedule_rules(),
+        script=[_command(options, "build", "--refresh", "--all", "--merge-request")],
+        interruptible=True,
     )
     paths = change_paths(catalog, _place(options))
     for image in images:

@@ -11,6 +11,7 @@ from typing import Any
 
 from imagefactory.project.hashing import playbook_inputs
 from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.refresh import REFRESH_FILE
 
 IF_TAG = "$CI_COMMIT_TAG"
 IF_DEFAULT_BRANCH = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
@@ -36,7 +37,8 @@ def change_paths(catalog: Catalog, where: RepoPlace) -> dict[str, list[str]]:
 
     The image's folder and its ancestors' folders (image.yaml, copied files, template
     overrides, tests), the playbooks they apply, the standard templates when the repository
-    holds them, a CA bundle kept in the repository, and the project file. Each image's own
+    holds them, a CA bundle kept in the repository, the project file and refresh.yaml (its
+    records are inputs of the images they name; any image may be named). Each image's own
     paths are found once, then joined along each lineage (a deep chain is not walked again per
     descendant)."""
     own = {ref: _own_paths(catalog, image, where) for ref, image in catalog.images.items()}
@@ -47,6 +49,7 @@ def change_paths(catalog: Catalog, where: RepoPlace) -> dict[str, list[str]]:
     if bundle is not None and not Path(bundle).is_absolute():
         shared.append(in_repo(where, posixpath.normpath(bundle)))
     shared.append(in_repo(where, _relative(catalog, catalog.project_file)))
+    shared.append(in_repo(where, REFRESH_FILE))
     return {
         ref: list(dict.fromkeys([*(p for m in catalog.lineage(ref) for p in own[m.ref]), *shared]))
         for ref in catalog.images

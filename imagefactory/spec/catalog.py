@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,8 @@ class Catalog:
     project_file: Path
     project: ProjectSpec
     images: Mapping[str, CatalogImage]
+    #: refresh.yaml: image ref → package → the version it must hold at least (spec/refresh.py)
+    refreshed: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def parents(self) -> dict[str, str | None]:

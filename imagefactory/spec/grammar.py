@@ -106,6 +106,11 @@ debian_package_name = _grammar(
     "a Debian package name: NAME[:ARCH]",
     f"{_DEBIAN_HINT}, e.g. libgomp1",
 )
+debian_version = _grammar(
+    DEBIAN_VERSION,
+    "a Debian version: [EPOCH:]UPSTREAM[-REVISION]",
+    "a digit first, then letters, digits and . + ~ - (policy 5.6.12), e.g. 2.36-9+deb12u10",
+)
 posix_name = _grammar(
     POSIX_NAME,
     "a user or group name",

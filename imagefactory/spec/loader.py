@@ -28,6 +28,7 @@ from imagefactory.spec.issues import format_key_path, issues_from_validation, ne
 from imagefactory.spec.merge import merge_layer
 from imagefactory.spec.models import ImageDocument, ImageLayer, ImageSpec, ProjectSpec
 from imagefactory.spec.parents import BootstrapParent, CatalogParent, Parent, parse_from
+from imagefactory.spec.refresh import load_refresh
 from imagefactory.spec.registry_env import registries_from_env
 from imagefactory.spec.shell_less import shell_less_issues
 from imagefactory.spec.yamldoc import KeyPath, YamlDocument, read_yaml
@@ -124,6 +125,8 @@ def load_catalog(root: Path) -> Catalog:
         )
     else:
         issues += shell_less_issues(images, docs)
+    refreshed, found = load_refresh(root, None if issues else images)
+    issues += found
     if issues:
         raise SpecError(_unique(issues))
     assert project is not None  # no issues means the project validated
@@ -132,6 +135,7 @@ def load_catalog(root: Path) -> Catalog:
         project_file=project_yaml.path,
         project=project,
         images=dict(sorted(inherit(images).items())),
+        refreshed=refreshed,
     )
 
 

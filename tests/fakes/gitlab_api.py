@@ -10,6 +10,12 @@ Endpoints (as GitLab answers them):
 * ``POST /api/v4/projects/:id/merge_requests`` — ``source_branch``, ``target_branch`` and
   ``title`` required (400 otherwise); 409 when an open MR from that source branch exists
 * ``GET|PUT /api/v4/projects/:id/merge_requests/:iid``
+* ``GET  /api/v4/projects/:id/repository/files/:path/raw?ref=B`` — the file's bytes (text/plain)
+  from ``repository`` (branch → path → text); 404 for a missing branch or file
+* ``POST /api/v4/projects/:id/repository/commits`` — ``branch``, ``commit_message``,
+  ``actions`` (create, update, delete: 400 for a file that is there / not there), optional
+  ``start_branch`` (a new branch starts there) and ``force`` (the branch is reset to
+  ``start_branch`` first); applied to ``repository``, recorded in ``commits``
 
 Every request needs the ``PRIVATE-TOKEN`` header (401 otherwise). Each request is recorded
 (method, path, query, JSON body, headers) so tests assert what python-gitlab actually sent.
@@ -46,6 +52,8 @@ class FakeGitlab:
     project_id: int = 42
     requests: list[Recorded] = field(default_factory=list)
     merge_requests: list[dict[str, Any]] = field(default_factory=list)
+    repository: dict[str, dict[str, str]] = field(default_factory=dict)
+    commits: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -93,9 +101,10 @@ def _handler(fake: FakeGitlab) -> type[BaseHTTPRequestHandler]:
                     Recorded(method, parsed.path, query, body, dict(self.headers.items()))
                 )
                 status, document = self._route(method, parsed.path, query, body or {})
-            data = json.dumps(document).encode()
+            raw_file = isinstance(document, bytes)
+            data = document if isinstance(document, bytes) else json.dumps(document).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/plain" if raw_file else "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -120,6 +129,14 @@ def _handler(fake: FakeGitlab) -> type[BaseHTTPRequestHandler]:
                 if name in fake.branches():
                     return 200, {"name": name, "merged": False, "protected": False}
                 return 404, {"message": "404 Branch Not Found"}
+            if tail.startswith("repository/files/") and tail.endswith("/raw") and method == "GET":
+                name = urllib.parse.unquote(tail[len("repository/files/") : -len("/raw")])
+                text = fake.repository.get(query.get("ref", ""), {}).get(name)
+                if text is None:
+                    return 404, {"message": "404 File Not Found"}
+                return 200, text.encode()
+            if tail == "repository/commits" and method == "POST":
+                return self._commit(body)
             if tail == "merge_requests" and method == "GET":
                 found = [
                     mr
@@ -147,6 +164,42 @@ def _handler(fake: FakeGitlab) -> type[BaseHTTPRequestHandler]:
                         mr["state"] = "closed"
                     return 200, mr
             return 405, {"error": "405 Method Not Allowed"}
+
+        def _commit(self, body: dict[str, Any]) -> tuple[int, Any]:
+            branch, start = body.get("branch"), body.get("start_branch")
+            if not branch or not body.get("commit_message") or not body.get("actions"):
+                return 400, {"error": "branch, commit_message, actions are missing"}
+            if start is not None and start not in fake.repository:
+                return 400, {"message": "Invalid start branch"}
+            if branch in fake.repository and not (body.get("force") and start):
+                files = dict(fake.repository[branch])
+            elif start is not None:
+                files = dict(fake.repository[start])
+            else:
+                return 400, {
+                    "message": "You can only create or edit files when you are on a branch"
+                }
+            for action in body["actions"]:
+                path, kind = action["file_path"], action["action"]
+                if kind == "create" and path in files:
+                    return 400, {"message": "A file with this name already exists"}
+                if kind in ("update", "delete") and path not in files:
+                    return 400, {"message": "A file with this name doesn't exist"}
+                if kind == "delete":
+                    del files[path]
+                else:
+                    files[path] = action["content"]
+            fake.repository[branch] = files
+            sha = f"{len(fake.commits) + 1:040x}"
+            commit = {
+                "id": sha,
+                "short_id": sha[:8],
+                "title": body["commit_message"],
+                "message": body["commit_message"],
+                "branch": branch,
+            }
+            fake.commits.append(commit)
+            return 201, commit
 
         def _create(self, body: dict[str, Any]) -> tuple[int, Any]:
             missing = [k for k in ("source_branch", "target_branch", "title") if not body.get(k)]

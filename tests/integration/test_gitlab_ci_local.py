@@ -232,6 +232,7 @@ def test_rules_put_only_the_changed_app_in_the_pipeline(pipeline_run: PipelineRu
     for ref in ("base/debian12", "runtime/llm:cpu", "runtime/llm:cuda"):
         assert pipeline_run.listed[f"build:{ref}"] == "never"
     assert pipeline_run.listed["catalog:outdated"] == "never"  # scheduled pipelines only
+    assert pipeline_run.listed["catalog:refresh"] == "never"
 
 
 def test_the_pipeline_runs_build_test_push_and_promote(

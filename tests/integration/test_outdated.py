@@ -2,50 +2,25 @@
 version of a package that has a newer one in bookworm-security or bookworm-updates reports it
 pending, with the version the mirror has now.
 
-Which package and versions is found independently of imagefactory: apt in a container of the
-session's base (``apt-get update`` + ``apt-cache madison``) lists the versions the mirror holds;
-the first candidate whose bookworm (point release) version is older than its newest is pinned.
+Which package and versions is found independently of imagefactory (``helpers/mirror.py``): the
+first candidate whose bookworm (point release) version is older than its newest is pinned.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
 
 from .helpers.example import ExampleBuild, cli_json, imagefactory
-from .helpers.services import docker
-
-CANDIDATES = ("libexpat1", "libsqlite3-0", "libxml2", "libcurl4")  # none is in the base
-
-
-def _older_version(base: str) -> tuple[str, str, str, bool]:
-    """(package, its bookworm version, its newest version, whether the newest is a security
-    update) of the first candidate the mirror has a newer version of."""
-    script = "apt-get update -qq >/dev/null && apt-cache madison " + " ".join(CANDIDATES)
-    proc = docker(
-        "run", "--rm", "--network", "host", "--user", "0:0", "--entrypoint", "sh", base,
-        "-c", script, timeout=300,
-    )  # fmt: skip
-    versions: dict[str, list[tuple[str, str]]] = {}
-    for line in proc.stdout.splitlines():
-        fields = [f.strip() for f in line.split("|")]
-        if len(fields) == 3 and fields[2].endswith("Packages"):
-            versions.setdefault(fields[0], []).append((fields[1], fields[2]))
-    for name in CANDIDATES:
-        found = versions.get(name, [])  # newest first, as madison lists them
-        release = [v for v, where in found if " bookworm/main " in f" {where} "]
-        if found and release and release[0] != found[0][0]:
-            return name, release[0], found[0][0], "security" in found[0][1]
-    pytest.fail(f"no candidate has a newer version than bookworm's: {versions}")
+from .helpers.mirror import older_version
 
 
 def test_an_image_built_from_an_older_package_version_is_reported_outdated(
     example_build: ExampleBuild, example_copy: Path
 ) -> None:
     base = example_build.reference("base/debian12")
-    package, old, new, security = _older_version(base)
+    package, old, new, security = older_version(base)
     folder = example_copy / "images" / "runtime" / "stale"
     folder.mkdir(parents=True)
     spec = {

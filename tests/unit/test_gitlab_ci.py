@@ -31,6 +31,7 @@ from imagefactory.release import gate
 from imagefactory.render.gitlab_ci import (
     BUILDERS,
     OUTDATED_JOB,
+    REFRESH_JOB,
     RELEASE_ARTIFACTS_EXPIRE_IN,
     STAGES,
     VALIDATE_JOB,
@@ -210,8 +211,9 @@ def check_pipeline(text: str, catalog: Catalog, validator: jsonschema.Draft7Vali
                 continue
             assert needed is not None, f"{name} needs the missing job {need['job']}"
             assert order[needed["stage"]] <= order[job["stage"]], (name, need)
-            if "rules" in job:  # a needed job is in the pipeline whenever this one is
-                assert "rules" not in needed or paths_of(needed) == paths_of(job), (name, need)
+            if "rules" in job and "rules" in needed:  # in the pipeline whenever this one is
+                same = needed["rules"] == job["rules"] or paths_of(needed) == paths_of(job)
+                assert same, (name, need)
     for ref, image in catalog.images.items():
         build, test = jobs[f"build:{ref}"], jobs[f"test:{ref}"]
         expected = [{"job": VALIDATE_JOB, "artifacts": False}]
@@ -729,7 +731,12 @@ def test_a_change_to_the_app_builds_only_the_app_and_its_shell_less_child(
 
 @pytest.mark.parametrize(
     "changed",
-    ["images/base/debian12/image.yaml", "templates/dockerfile/Dockerfile.j2", "imagefactory.yaml"],
+    [
+        "images/base/debian12/image.yaml",
+        "templates/dockerfile/Dockerfile.j2",
+        "imagefactory.yaml",
+        "refresh.yaml",  # the jobs run; the content hashes rebuild only what it names
+    ],
 )
 def test_a_change_below_everything_rebuilds_everything(
     example_jobs: dict[str, Any], changed: str
@@ -757,12 +764,19 @@ def test_a_scheduled_pipeline_checks_freshness_and_releases_nothing(
     """A schedule has no push: rules:changes is true there, so without the first rule of every
     image job a nightly schedule would rebuild and release every image."""
     jobs = created(example_jobs, Context(source="schedule"))
-    assert jobs == {VALIDATE_JOB: "on_success", OUTDATED_JOB: "on_success"}
+    assert jobs == {
+        VALIDATE_JOB: "on_success", OUTDATED_JOB: "on_success", REFRESH_JOB: "on_success"
+    }  # fmt: skip
     outdated = example_jobs[OUTDATED_JOB]
-    assert outdated["script"] == ["imagefactory outdated --check"]
+    assert outdated["script"] == ["imagefactory outdated"]
     assert outdated["needs"] == [{"job": VALIDATE_JOB, "artifacts": False}]
     assert "services" in outdated  # an SBOM not attested is computed from the image
-    assert OUTDATED_JOB not in created(example_jobs, Context(pushed=("imagefactory.yaml",)))
+    refresh = example_jobs[REFRESH_JOB]
+    assert refresh["script"] == ["imagefactory build --refresh --all --merge-request"]
+    assert refresh["needs"] == [{"job": OUTDATED_JOB, "artifacts": False}]
+    assert refresh["stage"] == "build" and "services" in refresh
+    pushed = created(example_jobs, Context(pushed=("imagefactory.yaml",)))
+    assert OUTDATED_JOB not in pushed and REFRESH_JOB not in pushed
 
 
 def test_no_changed_image_leaves_a_valid_pipeline(example_jobs: dict[str, Any]) -> None:
@@ -794,7 +808,7 @@ def test_the_default_branch_never_compares_with_itself(example_jobs: dict[str, A
 
 def test_tags_build_everything_and_promote_by_hand(example_jobs: dict[str, Any]) -> None:
     jobs = created(example_jobs, Context(branch=None, tag="v1"))
-    assert len(jobs) == len(example_jobs) - 2  # all but "stages" and the scheduled check
+    assert len(jobs) == len(example_jobs) - 3  # all but "stages" and the two scheduled jobs
     assert {when for name, when in jobs.items() if name.startswith("promote:")} == {"manual"}
     assert {when for name, when in jobs.items() if not name.startswith("promote:")} == {
         "on_success"
@@ -822,6 +836,7 @@ def test_playbooks_and_a_repository_ca_bundle_are_change_paths(tmp_path: Path) -
         "ansible/harden.yml/**/*",
         "certs/ca.pem",
         "imagefactory.yaml",
+        "refresh.yaml",  # its records are inputs of the images they name
     ]
     (root / "ansible" / "roles" / "hardening").mkdir(
         parents=True
@@ -841,6 +856,7 @@ def test_a_catalog_in_a_subfolder_of_the_repository(tmp_path: Path) -> None:
     assert paths_of(build) == [
         "platform/catalog/images/base/minimal/**/*",
         "platform/catalog/imagefactory.yaml",
+        "platform/catalog/refresh.yaml",
     ]
     assert build["artifacts"]["paths"] == ["platform/catalog/.imagefactory/state.json"]
     assert jobs[VALIDATE_JOB]["script"] == ["imagefactory -C platform/catalog validate"]
@@ -866,7 +882,7 @@ def test_cli_writes_then_checks(catalog_dir: Path) -> None:
     out = catalog_dir / "ci" / "pipeline.yml"
     result = run("-C", catalog_dir, "ci", "generate", "--out", "ci/pipeline.yml")
     assert result.exit_code == 0, result.output
-    assert "27 jobs" in result.stdout
+    assert "28 jobs" in result.stdout
     text = out.read_text()
     assert "# Generated by `imagefactory ci generate --builder dind --out ci/pipeline.yml`" in text
     check = run("-C", catalog_dir, "ci", "generate", "--out", "ci/pipeline.yml", "--check")
@@ -963,7 +979,7 @@ def test_json_output(catalog_dir: Path) -> None:
     assert document["ok"] is True and document["written"] is True
     assert document["builder"] == "dind"
     assert document["jobs"][0] == VALIDATE_JOB
-    assert len(document["jobs"]) == 27
+    assert len(document["jobs"]) == 28
     printed = json.loads(run("-C", catalog_dir, "ci", "generate", "--json").stdout)
     assert printed["pipeline"] == (catalog_dir / "p.yml").read_text().replace(
         "--builder dind --out p.yml", "--builder dind"

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/base/debian12/image.yaml; edit that file, not this one.
-# image: base/debian12 1.0.0  content: sha256:0b1d03a2688c22cf3928f0b8ec41028253eb699d5b68610e750c825e52d65cb2
+# image: base/debian12 1.0.0  content: sha256:a569982533a14be0052fd888c93921f416aa888b9b0dec8972f6b49adf6cfb99
 FROM scratch
 ADD rootfs.tar /
 
@@ -19,7 +19,7 @@ ENV TZ="UTC" \
 WORKDIR /home/app
 
 LABEL com.example-bank.image.tier="base" \
-      org.imagefactory.content-hash="sha256:0b1d03a2688c22cf3928f0b8ec41028253eb699d5b68610e750c825e52d65cb2" \
+      org.imagefactory.content-hash="sha256:a569982533a14be0052fd888c93921f416aa888b9b0dec8972f6b49adf6cfb99" \
       org.imagefactory.ref="base/debian12" \
       org.opencontainers.image.base.digest="" \
       org.opencontainers.image.base.name="scratch" \
