@@ -30,7 +30,7 @@ from imagefactory.build.docker import Engine
 from imagefactory.errors import UserError
 from imagefactory.render.dockerfile import file_entries
 from imagefactory.sbom.document import CopiedFile
-from imagefactory.sbom.rootfs import MAX_ENTRIES, RootFiles, from_layers
+from imagefactory.sbom.rootfs import MAX_ENTRIES, RootFiles, Wanted, from_layers, wanted
 from imagefactory.spec.catalog import Catalog, CatalogImage
 
 #: The most bytes the archive's manifest.json may have.
@@ -39,23 +39,24 @@ MANIFEST_LIMIT = 1024 * 1024
 MAX_LINK_HOPS = 8
 
 
-def saved_root(engine: Engine, reference: str, work: Path) -> RootFiles:
-    """The files an SBOM reads of the local image ``reference``, through ``docker image save``
-    into a private folder made under ``work`` (removed afterwards)."""
+def saved_root(engine: Engine, reference: str, work: Path, want: Wanted = wanted) -> RootFiles:
+    """The files an SBOM reads (or ``want`` names) of the local image ``reference``, and its
+    entries, through ``docker image save`` into a private folder made under ``work`` (removed
+    afterwards)."""
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="sbom-", dir=work) as folder:
         archive = Path(folder) / "image.tar"
         engine.save(reference, archive)
-        return saved_archive_root(archive, Path(folder))
+        return saved_archive_root(archive, Path(folder), want)
 
 
-def saved_archive_root(archive: Path, folder: Path) -> RootFiles:
-    """The files an SBOM reads of the one image in the ``docker image save`` tar ``archive``;
-    its layers pass through ``folder`` one at a time."""
+def saved_archive_root(archive: Path, folder: Path, want: Wanted = wanted) -> RootFiles:
+    """The files an SBOM reads (or ``want`` names) of the one image in the ``docker image
+    save`` tar ``archive``; its layers pass through ``folder`` one at a time."""
     try:
         with tarfile.open(archive, mode="r:") as tar:
             members = _layer_members(tar, archive)
-            return from_layers(_copied_layers(tar, members, folder))
+            return from_layers(_copied_layers(tar, members, folder), want)
     except tarfile.TarError as exc:
         raise UserError(f"{archive} is not an image archive (docker image save): {exc}") from exc
 

@@ -1,8 +1,9 @@
 """The declarative checks of ``tests:`` in image.yaml, each giving expected vs actual on failure.
 
 Metadata, size and non-root checks read the image config (no container: they work on an image
-without a shell). Packages, files and users go through testinfra's ``docker://`` backend, its
-commands run by the engine's ``docker exec``; commands run through ``docker exec`` as the image
+without a shell). Packages, pip, files and users go through testinfra's ``docker://`` backend,
+its commands run by the engine's ``docker exec`` (on a shell-less image, the same probes read
+its layers: ``layers.py``); commands run through ``docker exec`` as the image
 user, with the image environment and an explicit argv; services probe the ports published on
 the engine's address.
 """
@@ -200,7 +201,14 @@ def testinfra_host(container: Container) -> Any:
 def container_checks(
     tests: ImageTests, container: Container, user: str, venv: str
 ) -> Iterator[CheckResult]:
-    host = testinfra_host(container)
+    yield from filesystem_checks(tests, testinfra_host(container), venv)
+    for command in tests.commands:
+        yield timed("commands", command.name, _command_probe, container, command, user)
+
+
+def filesystem_checks(tests: ImageTests, host: Any, venv: str) -> Iterator[CheckResult]:
+    """The packages, pip, files and users checks, asked of ``host``: a testinfra host bound to
+    the test container, or a shell-less image's layers (``layers.LayerHost``)."""
     for name in tests.packages.installed:
         yield timed("packages", f"{name} installed", _package, host, name, True)
     for name in tests.packages.absent:
@@ -213,8 +221,6 @@ def container_checks(
         yield timed("files", check.path, _file_probe, host, check)
     for account in tests.users:
         yield timed("users", account.name, _user_probe, host, account)
-    for command in tests.commands:
-        yield timed("commands", command.name, _command_probe, container, command, user)
 
 
 EXECUTE_BITS = {

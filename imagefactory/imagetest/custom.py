@@ -12,12 +12,7 @@ from pathlib import Path
 from imagefactory import tools
 from imagefactory.imagetest.container import Container
 from imagefactory.imagetest.results import CheckResult
-
-CUSTOM_TESTS_DIR = "tests"
-
-
-def custom_test_files(folder: Path) -> list[Path]:
-    return sorted((folder / CUSTOM_TESTS_DIR).glob("test_*.py"))
+from imagefactory.spec.companions import CUSTOM_TESTS_DIR, custom_test_files
 
 
 def run_custom_tests(folder: Path, container: Container) -> list[CheckResult]:

@@ -26,6 +26,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from imagefactory import scratch
@@ -42,10 +43,11 @@ from imagefactory.imagetest.checks import (
     size_checks,
 )
 from imagefactory.imagetest.container import ContainerFailed, running_container
-from imagefactory.imagetest.custom import custom_test_files, run_custom_tests
+from imagefactory.imagetest.custom import run_custom_tests
+from imagefactory.imagetest.layers import LayerHost, layer_checks, read_image
 from imagefactory.imagetest.results import CheckResult, ImageReport
 from imagefactory.project.naming import build_registry
-from imagefactory.project.paths import state_file
+from imagefactory.project.paths import state_file, work_dir
 from imagefactory.project.plan import built_records
 from imagefactory.project.state import (
     ImageRecord,
@@ -58,6 +60,7 @@ from imagefactory.registry.client import registry_session
 from imagefactory.registry.credentials import docker_config
 from imagefactory.signing.keys import SigningKey
 from imagefactory.spec.catalog import Catalog, CatalogImage, is_application
+from imagefactory.spec.companions import custom_test_files
 from imagefactory.spec.cst.reader import CST_DIR, read_cst, structure_test_files
 from imagefactory.spec.models import ImageTests
 
@@ -87,8 +90,12 @@ class Suite:
     tests: ImageTests
     file_names: tuple[str, ...] = ()  # a structure-test file names its file checks
 
-    def needs_container(self) -> bool:
+    def needs_container(self, shell_less: bool = False) -> bool:
+        """Whether a check needs the test container: on a shell-less image only a service
+        check does (the others read its layers)."""
         t = self.tests
+        if shell_less:
+            return bool(t.services)
         return bool(
             t.packages.installed
             or t.packages.absent
@@ -120,9 +127,10 @@ def test_images(
         engine.check()
         pulled = [_pull(engine, record) for _, record, _ in planned]
     reports, times = [], []
+    work = work_dir(catalog) / "imagetest"
     with _engine_without_credentials(config_dir is not None) as engine:
         for (image, record, image_suites), image_config in zip(planned, pulled, strict=True):
-            report = test_image(engine, image, record, image_suites, image_config)
+            report = test_image(engine, image, record, image_suites, image_config, work)
             times.append(record_test(catalog, image.ref, report))
             on_report(report)
             reports.append(report)
@@ -171,9 +179,12 @@ def test_image(
     record: ImageRecord,
     image_suites: list[Suite],
     pulled: Pulled,
+    work: Path,
 ) -> ImageReport:
     """The report of one image: every check that ran, and a failed check for what stopped the
-    others (an unreadable config, a container that did not start, a check that could not run)."""
+    others (an unreadable config, a container that did not start, a check that could not run).
+    A shell-less image's filesystem checks read its layers (through ``work``), and only its
+    service checks start a container."""
     reference = _reference(record)
     assert record.digest is not None
     if isinstance(pulled, CheckResult):
@@ -185,7 +196,11 @@ def test_image(
         if suite.tests.non_root:
             results.extend(_named(suite, [non_root_check(config)]))
         results.extend(_named(suite, size_checks(suite.tests, size, record.previous_size_bytes)))
-    if any(s.needs_container() for s in image_suites) or custom_test_files(image.folder):
+    shell_less = image.spec.distroless is not None
+    if shell_less:
+        results.extend(_layer_results(engine, reference, image, image_suites, work))
+    custom = [] if shell_less else custom_test_files(image.folder)  # validate refuses them there
+    if any(s.needs_container(shell_less) for s in image_suites) or custom:
         ports = sorted({service.port for s in image_suites for service in s.tests.services})
         user = config.get("User") or "root"
         try:
@@ -193,16 +208,33 @@ def test_image(
                 engine, reference, ports, writable_paths=writable_paths(image)
             ) as container:
                 for suite in image_suites:
-                    results.extend(
-                        _named(
-                            suite, container_checks(suite.tests, container, user, image.spec.venv)
-                        )
-                    )
+                    if not shell_less:
+                        checks = container_checks(suite.tests, container, user, image.spec.venv)
+                        results.extend(_named(suite, checks))
                     results.extend(_named(suite, service_checks(suite.tests, container)))
-                results.extend(run_custom_tests(image.folder, container))
+                if custom:
+                    results.extend(run_custom_tests(image.folder, container))
         except ImageFactoryError as exc:  # the checks not yet run cannot run: say why
             results.append(_stopped(exc))
     return ImageReport(image.ref, reference, record.digest, tuple(results))
+
+
+def _layer_results(
+    engine: Engine, reference: str, image: CatalogImage, image_suites: list[Suite], work: Path
+) -> list[CheckResult]:
+    """The filesystem checks of every suite, on the image's layers (read once); a failed check
+    saying why when the layers cannot be read."""
+    try:
+        host = LayerHost(read_image(engine, reference, work, [s.tests for s in image_suites]))
+    except ImageFactoryError as exc:
+        return [
+            CheckResult("image", "layers", False, 0.0, f"the layers of {reference}", exc.message)
+        ]
+    return [
+        result
+        for suite in image_suites
+        for result in _named(suite, layer_checks(suite.tests, host, image.spec.venv))
+    ]
 
 
 def writable_paths(image: CatalogImage) -> list[str] | None:

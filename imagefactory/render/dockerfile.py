@@ -2,7 +2,8 @@
 
 ``render_dockerfile`` is a pure function of the spec, the project settings, the content hash and
 the parent pin: the same inputs give byte-identical output. ``write_build_context`` copies what
-the Dockerfile refers to (files, CA bundle) next to it.
+the Dockerfile refers to (files, CA bundle, the closure script of a shell-less image:
+``shell_less.py``) next to it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from imagefactory.render.environment import (
     render_template,
     shell_name,
     shell_word,
+)
+from imagefactory.render.shell_less import (
+    CLOSURE_SCRIPT,
+    closure_arguments,
+    closure_script,
+    lineage_config,
 )
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.walk import copy_into
@@ -107,6 +114,20 @@ def dockerfile_context(
         *([f"PIP_INDEX_URL={shell_word(build.mirrors.pypi)}"] if build.mirrors.pypi else []),
         *exports,
     ]
+    config: dict[str, Any] = {
+        "env": spec.env,
+        "workdir": spec.workdir,
+        "ports": spec.ports,
+        "healthcheck": spec.healthcheck.model_dump() if spec.healthcheck else None,
+        "entrypoint": spec.entrypoint,
+        "cmd": spec.cmd,
+        "labels": image_labels(image, content_hash, parent),
+    }
+    if spec.distroless is not None:  # a scratch stage inherits nothing: the lineage's config
+        inherited = lineage_config(catalog, image)
+        config.update(
+            inherited, labels=dict(sorted({**inherited["labels"], **config["labels"]}.items()))
+        )
     return {
         "source": image.file.relative_to(catalog.root).as_posix(),
         "ref": image.ref,
@@ -130,14 +151,10 @@ def dockerfile_context(
         "pip_env": " ".join(f"export {e} &&" for e in pip_exports if e not in exports),
         "venv": spec.venv,
         "files": file_entries(image),
-        "env": spec.env,
-        "workdir": spec.workdir,
-        "ports": spec.ports,
-        "healthcheck": spec.healthcheck.model_dump() if spec.healthcheck else None,
-        "entrypoint": spec.entrypoint,
-        "cmd": spec.cmd,
-        "labels": image_labels(image, content_hash, parent),
+        **config,
         "user": catalog.numeric_user(image.ref),
+        "closure_script": CLOSURE_SCRIPT,
+        "closure_arguments": closure_arguments(catalog, image) if spec.distroless else None,
     }
 
 
@@ -176,7 +193,8 @@ def write_build_context(
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        for name, content in {main_file: text, **(texts or {})}.items():
+        shell_less = {CLOSURE_SCRIPT: closure_script()} if image.spec.distroless else {}
+        for name, content in {main_file: text, **shell_less, **(texts or {})}.items():
             (staging / name).write_text(content, encoding="utf-8")
         if catalog.project.build.ca_bundle is not None:
             shutil.copyfile(catalog.root / catalog.project.build.ca_bundle, staging / CA_FILE)

@@ -80,17 +80,6 @@ def hcl(value: str) -> str:
     return json.dumps(value, ensure_ascii=False).replace("${", "$${").replace("%{", "%%{")
 
 
-def _lineage_value(catalog: Catalog, image: CatalogImage, key: str) -> Any:
-    return next(
-        (
-            getattr(i.spec, key)
-            for i in catalog.lineage(image.ref)
-            if getattr(i.spec, key) is not None
-        ),
-        None,
-    )
-
-
 def config_changes(
     catalog: Catalog, image: CatalogImage, content_hash: str, parent: ParentPin | None
 ) -> list[str]:
@@ -104,10 +93,10 @@ def config_changes(
         f"ENV {dockerfile_token(name)}={dockerfile_value(value)}"
         for name, value in spec.env.items()
     ]
-    changes.append(f"WORKDIR {dockerfile_word(_lineage_value(catalog, image, 'workdir') or '/')}")
+    changes.append(f"WORKDIR {dockerfile_word(catalog.lineage_value(image.ref, 'workdir') or '/')}")
     changes += [f"EXPOSE {dockerfile_token(port)}" for port in spec.ports]
-    entrypoint = _lineage_value(catalog, image, "entrypoint")
-    cmd = _lineage_value(catalog, image, "cmd")
+    entrypoint = catalog.lineage_value(image.ref, "entrypoint")
+    cmd = catalog.lineage_value(image.ref, "cmd")
     changes.append(f"ENTRYPOINT {json.dumps(entrypoint or [])}")
     changes.append(f"CMD {json.dumps(cmd or [])}")
     changes += [
@@ -273,7 +262,7 @@ def packer_context(
     changes = config_changes(catalog, image, content_hash, parent)
     # A commit keeps the build container's ENTRYPOINT/CMD unless a change replaces them, and an
     # empty ENTRYPOINT/CMD change is ignored: start the container so that what stays is right.
-    if _lineage_value(catalog, image, "entrypoint"):
+    if catalog.lineage_value(image.ref, "entrypoint"):
         keep_alive = ["--entrypoint=/bin/sh", "--", "{{.Image}}"]  # docker run clears CMD
     else:
         keep_alive = ["--entrypoint=", "--", "{{.Image}}", "/bin/sh"]  # CMD stays without one
@@ -396,6 +385,12 @@ def packer_images(
     """The images ``render packer`` writes, and those it leaves out: the named images (all
     written), else every image targeting packer except bootstrapped ones (no parent image for
     Packer's docker builder to start from; the Docker engine builds them)."""
+    shell_less = [i.ref for i in images if i.spec.distroless is not None]
+    if shell_less:
+        raise UserError(
+            f"{', '.join(shell_less)}: shell-less (distroless:), and Packer's steps are shell steps",
+            hint="render and build shell-less images with the Docker engine (render dockerfile)",
+        )
     if images:
         return images, []
     targeted = [i for i in catalog.images.values() if "packer" in i.spec.targets]

@@ -6,7 +6,9 @@ An SBOM needs few files of a root filesystem: the dpkg database (``var/lib/dpkg/
 (``var/lib/dpkg/info/*.list``: a package's size as it is in the image), and the Debian
 mirrors' ``Release``/``InRelease`` files apt keeps in ``var/lib/apt/lists`` (the build's
 provenance names them). The size of every regular file is kept too (a tar header says it: no
-file is read for it). :class:`RootFiles` holds those
+file is read for it), and every entry's kind, mode and owner (what the tests of a shell-less
+image check, ``imagetest/layers.py``; they also want a few more files: ``want``).
+:class:`RootFiles` holds those
 (their bytes, by POSIX path relative to ``/``) plus every symlink of the tree
 (``etc/os-release`` is a link to ``../usr/lib/os-release`` on Debian), and resolves links
 inside the image root, never on the host.
@@ -27,7 +29,7 @@ import posixpath
 import re
 import stat
 import tarfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,15 +64,32 @@ def wanted(path: str) -> bool:
     return _WANTED.match(path) is not None
 
 
+#: Which files' bytes to keep, by POSIX path relative to ``/``.
+Wanted = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a tar header (or ``lstat``) says of one path: its kind, permission bits (with
+    setuid, setgid and sticky) and numeric owner."""
+
+    kind: str  # file, directory, symlink or other (a device, a FIFO)
+    mode: int
+    uid: int
+    gid: int
+
+
 @dataclass(frozen=True)
 class RootFiles:
     """The wanted files of a root filesystem (bytes by path), all its symlinks (target as
-    written, by path) and the size of every regular file (a hard link's second name counts 0:
-    its bytes are stored once). Paths are POSIX, relative to ``/``, without ``./``."""
+    written, by path), the size of every regular file (a hard link's second name counts 0:
+    its bytes are stored once) and every entry. Paths are POSIX, relative to ``/``, without
+    ``./``."""
 
     files: Mapping[str, bytes] = field(default_factory=dict)
     links: Mapping[str, str] = field(default_factory=dict)
     sizes: Mapping[str, int] = field(default_factory=dict)
+    entries: Mapping[str, Entry] = field(default_factory=dict)
 
     def resolve(self, path: str) -> str:
         """``path`` with every symlink on the way resolved inside the root (an absolute target
@@ -120,14 +139,15 @@ def _normal(name: str) -> str:
     return "/".join(_split(name))
 
 
-def from_directory(root: Path) -> RootFiles:
-    """The wanted files and the symlinks below ``root``, an unpacked root filesystem; no link
-    is followed on the host. UserError when ``root`` is not a folder or past the bounds."""
+def from_directory(root: Path, want: Wanted = wanted) -> RootFiles:
+    """The files ``want`` names and the symlinks below ``root``, an unpacked root filesystem; no
+    link is followed on the host. UserError when ``root`` is not a folder or past the bounds."""
     if not root.is_dir():
         raise UserError(f"{root} is not a folder", hint="give the unpacked root filesystem")
     files: dict[str, bytes] = {}
     links: dict[str, str] = {}
     sizes: dict[str, int] = {}
+    metadata: dict[str, Entry] = {}
     inodes: set[tuple[int, int]] = set()
     count = 0
     pending = [(root, "")]
@@ -141,6 +161,12 @@ def from_directory(root: Path) -> RootFiles:
                 raise UserError(f"{root} holds more than {MAX_ENTRIES} entries")
             relative = f"{prefix}{entry.name}"
             info = entry.stat(follow_symlinks=False)
+            metadata[relative] = Entry(
+                _KINDS.get(stat.S_IFMT(info.st_mode), "other"),
+                stat.S_IMODE(info.st_mode),
+                info.st_uid,
+                info.st_gid,
+            )
             if stat.S_ISLNK(info.st_mode):
                 links[relative] = str(Path(entry.path).readlink())
             elif stat.S_ISDIR(info.st_mode):
@@ -149,9 +175,12 @@ def from_directory(root: Path) -> RootFiles:
                 inode = (info.st_dev, info.st_ino)
                 sizes[relative] = 0 if inode in inodes else info.st_size
                 inodes.add(inode)
-                if wanted(relative):
+                if want(relative):
                     files[relative] = _read_file(Path(entry.path), info.st_size)
-    return RootFiles(files, links, sizes)
+    return RootFiles(files, links, sizes, metadata)
+
+
+_KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFLNK: "symlink"}
 
 
 def _read_file(path: Path, size: int) -> bytes:
@@ -167,20 +196,23 @@ class _Layer:
     files: dict[str, bytes]
     links: dict[str, str]
     sizes: dict[str, int]
+    entries: dict[str, Entry]
     removed: frozenset[str]  # whiteouts: these paths and everything below them
     opaque: frozenset[str]  # folders whose lower content is hidden
 
 
-def from_layers(layers: Iterable[Path]) -> RootFiles:
-    """The wanted files and symlinks of the image whose layer tarballs are ``layers``, lowest
-    first, read as streams (gzip or plain). UserError for a file that is not a tar archive."""
+def from_layers(layers: Iterable[Path], want: Wanted = wanted) -> RootFiles:
+    """The files ``want`` names, the symlinks and the entries of the image whose layer tarballs
+    are ``layers``, lowest first, read as streams (gzip or plain). UserError for a file that is
+    not a tar archive."""
     files: dict[str, bytes] = {}
     links: dict[str, str] = {}
     sizes: dict[str, int] = {}
+    entries: dict[str, Entry] = {}
     for path in layers:
-        layer = _read_layer(path)
+        layer = _read_layer(path, want)
         if layer.removed or layer.opaque:
-            for mapping in (files, links, sizes):
+            for mapping in (files, links, sizes, entries):
                 for name in [n for n in mapping if _hidden(n, layer)]:
                     del mapping[name]
         for name in layer.sizes:
@@ -191,7 +223,8 @@ def from_layers(layers: Iterable[Path]) -> RootFiles:
         files.update(layer.files)
         links.update(layer.links)
         sizes.update(layer.sizes)
-    return RootFiles(files, links, sizes)
+        entries.update(layer.entries)
+    return RootFiles(files, links, sizes, entries)
 
 
 def _hidden(name: str, layer: _Layer) -> bool:
@@ -201,10 +234,11 @@ def _hidden(name: str, layer: _Layer) -> bool:
     )
 
 
-def _read_layer(path: Path) -> _Layer:
+def _read_layer(path: Path, want: Wanted) -> _Layer:
     files: dict[str, bytes] = {}
     links: dict[str, str] = {}
     sizes: dict[str, int] = {}
+    entries: dict[str, Entry] = {}
     removed: set[str] = set()
     opaque: set[str] = set()
     try:
@@ -216,18 +250,22 @@ def _read_layer(path: Path) -> _Layer:
                 folder, base = posixpath.split(name)
                 if base == OPAQUE:
                     opaque.add(folder)
-                elif base.startswith(WHITEOUT):
+                    continue
+                if base.startswith(WHITEOUT):
                     removed.add(posixpath.join(folder, base[len(WHITEOUT) :]))
-                elif member.issym():
+                    continue
+                if name:
+                    entries[name] = _entry(member)
+                if member.issym():
                     links[name] = member.linkname
                 elif member.islnk():
                     sizes[name] = 0  # the bytes are the target's
                     target = _normal(member.linkname)
-                    if target in files and wanted(name):
+                    if target in files and want(name):
                         files[name] = files[target]
                 elif member.isfile():
                     sizes[name] = member.size
-                    if not wanted(name):
+                    if not want(name):
                         continue
                     if member.size > MAX_FILE:
                         raise UserError(f"{name} in layer {path} is larger than {MAX_FILE} bytes")
@@ -235,4 +273,17 @@ def _read_layer(path: Path) -> _Layer:
                     files[name] = stream.read() if stream is not None else b""
     except (tarfile.TarError, OSError) as exc:
         raise UserError(f"cannot read the layer {path}: {exc}") from exc
-    return _Layer(files, links, sizes, frozenset(removed), frozenset(opaque))
+    return _Layer(files, links, sizes, entries, frozenset(removed), frozenset(opaque))
+
+
+def _entry(member: tarfile.TarInfo) -> Entry:
+    kind = (
+        "symlink"
+        if member.issym()
+        else "directory"
+        if member.isdir()
+        else "file"
+        if member.isfile() or member.islnk()
+        else "other"
+    )
+    return Entry(kind, stat.S_IMODE(member.mode), member.uid, member.gid)

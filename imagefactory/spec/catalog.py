@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from imagefactory.errors import UserError
 from imagefactory.spec.graph import build_order
@@ -75,9 +76,18 @@ class Catalog:
             chain.append(self.images[chain[-1].parent_ref])
         return chain
 
+    def lineage_value(self, ref: str, key: str) -> Any:
+        """The value of the spec field ``key`` in the nearest image of the lineage that sets
+        it (not None), as Docker hands a child its parent's config; None when none does."""
+        return next(
+            (value for i in self.lineage(ref) if (value := getattr(i.spec, key)) is not None),
+            None,
+        )
+
     def effective_user(self, ref: str) -> str | None:
         """The user the image runs as: its own ``user``, else its catalog parent's (as Docker does)."""
-        return next((i.spec.user for i in self.lineage(ref) if i.spec.user is not None), None)
+        user: str | None = self.lineage_value(ref, "user")
+        return user
 
     def numeric_user(self, ref: str) -> str:
         """The effective user as ``UID:GID`` (what Kubernetes' runAsNonRoot can verify)."""

@@ -1,12 +1,14 @@
 """The catalog's companion files: ``gitops.yaml`` and ``revocations.yaml`` next to the project
-file, and ``packer.yaml`` and ``structure-tests/*.yaml`` in an image folder.
+file, and ``packer.yaml``, ``structure-tests/*.yaml`` and the custom tests ``tests/test_*.py``
+in an image folder.
 
 Only the command that needs one reads it (gitops and promote, the release gate, render packer,
 test), so on its own a mistake there shows up only when that command runs. Here each is loaded
 by that command's own loader, so ``validate`` finds exactly what the command would refuse. It
 needs a loaded catalog: gitops.yaml is checked against the project's environments,
 revocations.yaml against its images, and the image folders come from the catalog. Absent files
-are fine: every companion is optional.
+are fine: every companion is optional. A shell-less image (``distroless:``) runs no custom test
+and no structure-test ``commandTests``: both need a shell in its container.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ from imagefactory.spec.packer import SETTINGS_FILE as PACKER_FILE
 from imagefactory.spec.packer import load_settings as load_packer
 from imagefactory.spec.revocations import load_revocations
 
+CUSTOM_TESTS_DIR = "tests"
+
+
+def custom_test_files(folder: Path) -> list[Path]:
+    """The custom testinfra tests of an image folder (``tests/test_*.py``)."""
+    return sorted((folder / CUSTOM_TESTS_DIR).glob("test_*.py"))
+
 
 def companion_issues(catalog: Catalog) -> list[SpecIssue]:
     """Every problem in the companion files of a loaded catalog; empty when all load."""
@@ -36,6 +45,42 @@ def companion_issues(catalog: Catalog) -> list[SpecIssue]:
         issues += _load_issues(image.folder / PACKER_FILE, partial(load_packer, image.folder))
         for path in structure_test_files(image.folder):
             issues += _load_issues(path, partial(read_cst, path))
+    for image in catalog.images.values():
+        if image.spec.distroless is not None:
+            issues += _shell_less_issues(image)
+    return issues
+
+
+def _shell_less_issues(image: CatalogImage) -> list[SpecIssue]:
+    hint = (
+        "a shell-less image has no shell to exec into: check what these tests check with "
+        "files, packages, users, metadata and services in image.yaml, or remove distroless:"
+    )
+    issues = [
+        SpecIssue(
+            path,
+            "",
+            f"{image.ref} is shell-less: custom tests run through a shell in its container",
+            None,
+            hint,
+        )
+        for path in custom_test_files(image.folder)
+    ]
+    for path in structure_test_files(image.folder):
+        try:
+            commands = read_cst(path).tests.commands
+        except UserError:
+            continue  # refused above, with its own issues
+        if commands:
+            issues.append(
+                SpecIssue(
+                    path,
+                    "commandTests",
+                    f"{image.ref} is shell-less: commandTests run in its container",
+                    None,
+                    hint,
+                )
+            )
     return issues
 
 

@@ -30,6 +30,7 @@ from imagefactory.spec.models import ImageDocument, ImageLayer, ImageSpec, Proje
 from imagefactory.spec.parents import BootstrapParent, CatalogParent, Parent, parse_from
 from imagefactory.spec.refresh import load_refresh
 from imagefactory.spec.registry_env import registries_from_env
+from imagefactory.spec.shell_less import shell_less_issues
 from imagefactory.spec.yamldoc import KeyPath, YamlDocument, read_yaml
 
 T = TypeVar("T", ProjectSpec, ImageDocument)
@@ -122,6 +123,8 @@ def load_catalog(root: Path) -> Catalog:
                 "an image cannot be built on itself; break the chain",
             )
         )
+    else:
+        issues += shell_less_issues(images, docs)
     refreshed, found = load_refresh(root, None if issues else images)
     issues += found
     if issues:

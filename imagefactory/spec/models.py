@@ -457,6 +457,23 @@ class ImageTests(Frozen):
     non_root: bool = False
 
 
+def _switch(value: Any) -> Any:
+    """``distroless: true`` is ``distroless: {}``; ``false`` is none."""
+    if value is True:
+        return {}
+    return None if value is False else value
+
+
+class Distroless(Frozen):
+    """``distroless:``: the image ships as a shell-less final stage (a ``FROM scratch`` stage
+    that copies only the runtime closure out of the image as built: docs/images.md)."""
+
+    # Debian packages kept (with their dependencies) beyond what the closure finds on its own
+    # (the Python runtime, the shared libraries of the venv and the files, CA certificates,
+    # tzdata, base-files)
+    keep_packages: list[DebianPackageName] = Field(default_factory=list)
+
+
 class ImageLayer(Frozen):
     """Everything that shapes an image's bytes. Project defaults and variants are layers too."""
 
@@ -479,6 +496,7 @@ class ImageLayer(Frozen):
     healthcheck: Healthcheck | None = None
     playbooks: list[NonEmpty] = Field(default_factory=list)
     targets: list[Literal["docker", "packer"]] = Field(default_factory=list)
+    distroless: Annotated[Distroless | None, BeforeValidator(_switch)] = None
     deploy: Deploy = Deploy()
     tests: ImageTests = ImageTests()
 

@@ -30,6 +30,17 @@ def catalog_dir(tmp_path: Path) -> Path:
     return copy_example_catalog(tmp_path)
 
 
+#: The example's shell-less application, built on app/rag-api.
+SHELL_LESS_EXAMPLE = "images/app/rag-api-distroless"
+
+
+def without_shell_less(root: Path) -> Path:
+    """The catalog at ``root`` without the shell-less example: for tests that speak of one
+    application, or of a chain that it cannot be built on."""
+    shutil.rmtree(root / SHELL_LESS_EXAMPLE)
+    return root
+
+
 @pytest.fixture
 def edit(catalog_dir: Path) -> Edit:
     """Replace text in a catalog file; fails loudly when the text is not there."""

@@ -24,7 +24,8 @@ from .conftest import Edit, copy_example_catalog
 RUNTIME = "images/runtime/llm/image.yaml"
 APP = "images/app/rag-api/image.yaml"
 BASE = "images/base/debian12/image.yaml"
-REFS = ["base/debian12", "runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api"]
+SHELL_LESS = "app/rag-api-distroless"
+REFS = ["base/debian12", "runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api", SHELL_LESS]
 COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
 
 # A wide, colourless terminal: rich reads these when each command builds its consoles.
@@ -109,7 +110,7 @@ def test_root_help_has_an_example() -> None:
 def test_validate_the_example(catalog_dir: Path) -> None:
     result = run("-C", catalog_dir, "validate")
     assert result.exit_code == 0, result.output
-    assert "catalog 'bank-ai-lab' is valid: 4 images from 3 image files" in result.stdout
+    assert "catalog 'bank-ai-lab' is valid: 5 images from 4 image files" in result.stdout
     assert all(p >= 0 for p in positions(result.stdout, REFS)), result.stdout
     assert "bootstrap: debian bookworm/apt" in result.stdout
     assert result.stderr == ""
@@ -186,13 +187,13 @@ def test_the_catalog_is_found_from_the_current_folder(catalog_dir: Path) -> None
 def test_plan_lists_every_image_in_build_order(catalog_dir: Path) -> None:
     result = run("-C", catalog_dir, "plan")
     assert result.exit_code == 0, result.output
-    base, cpu, cuda, app_row = positions(result.stdout, REFS)
-    assert min(base, cpu, cuda, app_row) >= 0, result.stdout
-    assert base < cpu < app_row and base < cuda
+    base, cpu, cuda, app_row, shell_less = positions(result.stdout, REFS)
+    assert min(base, cpu, cuda, app_row, shell_less) >= 0, result.stdout
+    assert base < cpu < app_row < shell_less and base < cuda
     for line in result.stdout.splitlines():
         if line.split() and line.split()[0] in REFS:
             assert " build " in line and line.rstrip().endswith("new"), line
-    assert "4 to build, 0 up to date" in result.stdout
+    assert "5 to build, 0 up to date" in result.stdout
 
 
 def test_plan_json(catalog_dir: Path) -> None:
@@ -211,7 +212,7 @@ def test_plan_json(catalog_dir: Path) -> None:
         assert entry["reasons"] == ["new"]
         assert entry["content_hash"].startswith("sha256:") and len(entry["content_hash"]) == 71
     assert entries[order.index("app/rag-api")]["parent"] == "runtime/llm:cpu"
-    assert len({e["content_hash"] for e in entries}) == 4
+    assert len({e["content_hash"] for e in entries}) == 5
 
 
 def test_plan_is_stable_across_runs(catalog_dir: Path) -> None:
@@ -230,7 +231,7 @@ def test_plan_skips_what_the_state_says_is_built(catalog_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     actions = {e["image"]: e["action"] for e in json.loads(result.stdout)["plan"]}
     assert actions == {ref: "skip" if ref == "base/debian12" else "build" for ref in REFS}
-    assert "3 to build, 1 up to date" in run("-C", catalog_dir, "plan").stdout
+    assert "4 to build, 1 up to date" in run("-C", catalog_dir, "plan").stdout
 
 
 def test_plan_for_one_image(catalog_dir: Path) -> None:
@@ -302,6 +303,7 @@ def test_graph_tree(catalog_dir: Path) -> None:
         "└── base/debian12 (1.0.0)\n"
         "    ├── runtime/llm:cpu (1.0.0)\n"
         "    │   └── app/rag-api (0.3.0)\n"
+        "    │       └── app/rag-api-distroless (0.3.0)\n"
         "    └── runtime/llm:cuda (1.0.0)\n"
     )
 
@@ -312,7 +314,7 @@ def test_graph_mermaid(catalog_dir: Path) -> None:
     assert result.stdout.startswith("graph TD\n")
     for ref in REFS:
         assert ref in result.stdout
-    assert result.stdout.count("-->") == 4
+    assert result.stdout.count("-->") == 5
 
 
 def test_graph_dot(catalog_dir: Path) -> None:
@@ -320,7 +322,7 @@ def test_graph_dot(catalog_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("digraph")
     assert result.stdout.rstrip().endswith("}")
-    assert result.stdout.count("->") == 4
+    assert result.stdout.count("->") == 5
 
 
 def test_graph_json(catalog_dir: Path) -> None:

@@ -19,7 +19,13 @@ from .conftest import Edit
 
 RUNTIME = "images/runtime/llm/image.yaml"
 APP = "images/app/rag-api/image.yaml"
-REFS = ["base/debian12", "runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api"]
+REFS = [
+    "base/debian12",
+    "runtime/llm:cpu",
+    "runtime/llm:cuda",
+    "app/rag-api",
+    "app/rag-api-distroless",
+]
 
 runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None, "TERM": "dumb"})
 

@@ -49,23 +49,33 @@ def written(catalog: Catalog, tmp_path: Path) -> dict[str, str]:
 def test_the_layout_matches_the_golden_files(
     written: dict[str, str], golden: Callable[[Path, str], None]
 ) -> None:
-    assert sorted(written) == [
-        "apps/argocd/project.yaml",
-        "apps/argocd/rag-api-dev.yaml",
-        "apps/argocd/rag-api-preprod.yaml",
-        "apps/argocd/rag-api-prod.yaml",
-        "apps/rag-api/base/deployment.yaml",
-        "apps/rag-api/base/kustomization.yaml",
-        "apps/rag-api/base/networkpolicy.yaml",
-        "apps/rag-api/base/service.yaml",
-        "apps/rag-api/overlays/dev/kustomization.yaml",
-        "apps/rag-api/overlays/dev/resources.yaml",
-        *(
-            f"apps/rag-api/overlays/{env}/{name}.yaml"
-            for env in ("preprod", "prod")
-            for name in ("kustomization", "pdb", "resources")
-        ),
-    ]
+    apps = ("rag-api", "rag-api-distroless")  # the example's applications
+    assert sorted(written) == sorted(
+        [
+            "apps/argocd/project.yaml",
+            *(
+                f"apps/argocd/{app}-{env}.yaml"
+                for app in apps
+                for env in ("dev", "preprod", "prod")
+            ),
+            *(
+                f"apps/{app}/base/{name}.yaml"
+                for app in apps
+                for name in ("deployment", "kustomization", "networkpolicy", "service")
+            ),
+            *(
+                f"apps/{app}/overlays/dev/{name}.yaml"
+                for app in apps
+                for name in ("kustomization", "resources")
+            ),
+            *(
+                f"apps/{app}/overlays/{env}/{name}.yaml"
+                for app in apps
+                for env in ("preprod", "prod")
+                for name in ("kustomization", "pdb", "resources")
+            ),
+        ]
+    )
     for relative, text in written.items():
         golden(GOLDEN / relative, text)
 

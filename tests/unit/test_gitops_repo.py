@@ -26,7 +26,7 @@ from imagefactory.gitops import repo
 from imagefactory.gitops.pin import PinResult, pin_digest, pin_if_deployed
 from imagefactory.spec.loader import load_catalog
 
-from .conftest import REPO
+from .conftest import REPO, without_shell_less
 
 DIGEST = "sha256:" + "1" * 64
 OTHER = "sha256:" + "2" * 64
@@ -112,6 +112,7 @@ def commits(remote: Path, rev: str = "main") -> list[str]:
 
 @pytest.fixture
 def setup(catalog_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
+    without_shell_less(catalog_dir)  # one application: one row to check
     write_settings(catalog_dir, tmp_path / "deployments.git")
     return catalog_dir, make_remote(catalog_dir, tmp_path)
 

@@ -13,7 +13,7 @@ from imagefactory.spec.loader import find_project_root, load_catalog
 from imagefactory.spec.models import ImageDocument, ProjectSpec
 from imagefactory.spec.parents import BootstrapParent, CatalogParent
 
-from .conftest import REPO, Edit
+from .conftest import REPO, Edit, without_shell_less
 
 RUNTIME = "images/runtime/llm/image.yaml"
 APP = "images/app/rag-api/image.yaml"
@@ -36,6 +36,7 @@ def test_example_catalog_expands_variants_and_resolves_parents(catalog_dir: Path
     catalog = load_catalog(catalog_dir)
     assert list(catalog.images) == [
         "app/rag-api",
+        "app/rag-api-distroless",
         "base/debian12",
         "runtime/llm:cpu",
         "runtime/llm:cuda",
@@ -112,6 +113,7 @@ def test_variant_of_an_image_without_variants(catalog_dir: Path, edit: Edit) -> 
 
 
 def test_external_parent_must_be_pinned_by_digest(catalog_dir: Path, edit: Edit) -> None:
+    without_shell_less(catalog_dir)  # a shell-less image needs a bootstrapped chain
     edit(RUNTIME, "from: base/debian12", "from: registry.example.com/python:3.11")
     assert "not pinned by digest" in only(issues_of(catalog_dir), "from").message
     edit(RUNTIME, "python:3.11", "python:3.11@sha256:abc")

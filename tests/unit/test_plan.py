@@ -56,7 +56,13 @@ def test_a_missing_template_set_is_an_error_not_an_empty_hash_input(
 
 def test_without_state_everything_is_new_in_build_order(catalog_dir: Path, templates: Path) -> None:
     entries = plan(catalog_dir, templates)
-    assert list(entries) == ["base/debian12", "runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api"]
+    assert list(entries) == [
+        "base/debian12",
+        "runtime/llm:cpu",
+        "runtime/llm:cuda",
+        "app/rag-api",
+        "app/rag-api-distroless",
+    ]
     assert all(e.reasons == ("new",) and e.action == "build" for e in entries.values())
 
 
@@ -76,7 +82,7 @@ def test_base_change_reaches_every_descendant(
     )
     entries = plan(catalog_dir, templates, state)
     assert entries["base/debian12"].reasons == ("spec changed",)
-    for ref in ["runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api"]:
+    for ref in ["runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api", "app/rag-api-distroless"]:
         assert entries[ref].reasons == ("parent changed",)
 
 
@@ -86,7 +92,11 @@ def test_app_change_rebuilds_only_the_app(catalog_dir: Path, templates: Path, ed
     main.write_text(main.read_text() + "\n# changed\n")
     entries = plan(catalog_dir, templates, state)
     assert entries["app/rag-api"].reasons == ("file changed",)
-    assert [r for r, e in entries.items() if e.action == "build"] == ["app/rag-api"]
+    assert entries["app/rag-api-distroless"].reasons == ("parent changed",)  # built on it
+    assert [r for r, e in entries.items() if e.action == "build"] == [
+        "app/rag-api",
+        "app/rag-api-distroless",
+    ]
 
 
 def test_variant_overlay_change_rebuilds_only_that_variant(
@@ -138,7 +148,7 @@ def test_a_new_bootstrap_recipe_version_rebuilds_the_bootstrapped_chain(
     monkeypatch.setattr(hashing, "RECIPE_VERSION", hashing.RECIPE_VERSION + 1)
     entries = plan(catalog_dir, templates, state)
     assert entries["base/debian12"].reasons == ("parent changed",)
-    for ref in ["runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api"]:
+    for ref in ["runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api", "app/rag-api-distroless"]:
         assert entries[ref].reasons == ("parent changed",)
 
 

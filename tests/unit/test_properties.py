@@ -49,7 +49,13 @@ NEW_IMAGE = "images/extra/new/image.yaml"  # a file that is not in the example
 IMAGE_FILES = [BASE, RUNTIME, APP]
 EXAMPLE_TEXT = {rel: (REPO / rel).read_bytes() for rel in [PROJECT_FILE, *IMAGE_FILES]}
 EXAMPLE_DATA = {rel: yaml.safe_load(text) for rel, text in EXAMPLE_TEXT.items()}
-REFS = ["app/rag-api", "base/debian12", "runtime/llm:cpu", "runtime/llm:cuda"]
+REFS = [
+    "app/rag-api",
+    "app/rag-api-distroless",
+    "base/debian12",
+    "runtime/llm:cpu",
+    "runtime/llm:cuda",
+]
 HEX = "0123456789abcdef" * 4
 
 # Sized so the whole file runs in about 15 s on two cores; IMAGEFACTORY_PROPERTY_SCALE=10 (say)
@@ -659,7 +665,7 @@ def example_hashes() -> dict[str, str]:
 
 def test_example_hashes_are_stable_and_independent_of_location() -> None:
     assert sorted(example_hashes()) == REFS
-    assert len(set(example_hashes().values())) == 4
+    assert len(set(example_hashes().values())) == 5
     assert _hashes(REPO) == example_hashes()
     with example_copy() as root:
         assert _hashes(root) == example_hashes()

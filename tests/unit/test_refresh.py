@@ -39,6 +39,7 @@ def test_a_record_rebuilds_exactly_its_image_and_descendants(catalog_dir: Path) 
         "runtime/llm:cpu": ("refreshed",),
         "runtime/llm:cuda": (),
         "app/rag-api": ("parent changed",),
+        "app/rag-api-distroless": ("parent changed",),
     }
     write(catalog_dir, "refreshed: {}\n")  # no records: the hashes of a catalog without any
     assert all(not e.reasons for e in make_plan(load_catalog(catalog_dir), state))

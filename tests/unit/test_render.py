@@ -35,7 +35,14 @@ def dockerfile(catalog: Catalog, ref: str, digests: dict[str, str] | None = None
 
 
 @pytest.mark.parametrize(
-    "ref", ["base/debian12", "runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api"]
+    "ref",
+    [
+        "base/debian12",
+        "runtime/llm:cpu",
+        "runtime/llm:cuda",
+        "app/rag-api",
+        "app/rag-api-distroless",
+    ],
 )
 def test_example_dockerfiles_match_golden(
     pinned_catalog_dir: Path, golden: Callable[[Path, str], None], ref: str
@@ -211,4 +218,4 @@ def test_a_render_resolves_the_build_registry_once(
 
     monkeypatch.setattr(render_catalog, "build_registry", counted)
     report = render_outputs(load_catalog(pinned_catalog_dir), RenderRequest("dockerfile"))
-    assert len(report.outputs) == 4 and len(resolved) == 1  # three images have catalog parents
+    assert len(report.outputs) == 5 and len(resolved) == 1  # four images have catalog parents

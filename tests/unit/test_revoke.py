@@ -31,6 +31,7 @@ from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import Registry
 from imagefactory.spec.revocations import REVOCATIONS_FILE, load_revocations
 
+from .conftest import without_shell_less
 from .helpers import run, serve
 from .test_evidence_store import MemoryRegistry
 from .test_gitops_repo import make_remote, pin, write_settings
@@ -180,6 +181,7 @@ def test_an_unsigned_project_cannot_revoke(catalog: Catalog) -> None:
 def test_gitops_diff_marks_a_revoked_pin_and_the_blast_radius_names_it(
     catalog_dir: Path, tmp_path: Path
 ) -> None:
+    without_shell_less(catalog_dir)  # one application: one row to check
     write_settings(catalog_dir, tmp_path / "deployments.git")
     make_remote(catalog_dir, tmp_path)
     pin(catalog_dir, "dev", d("4"))
@@ -250,7 +252,7 @@ def signed(catalog_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Signi
 def test_a_revocation_attests_where_the_digest_is_and_completes_an_interrupted_one(
     catalog_dir: Path, signed: SigningKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    catalog = load_catalog(catalog_dir)
+    catalog = load_catalog(without_shell_less(catalog_dir))  # no descendant to search
     memory = serve(monkeypatch, HoldingRegistry(images={f"{DEV}@{d('4')}"}), revoke_module)
     earlier = _revoked_in_log(catalog, d("4"), "CVE-1")  # a run killed after its intent
 
@@ -285,7 +287,7 @@ def test_a_revocation_attests_where_the_digest_is_and_completes_an_interrupted_o
 def test_a_digest_no_repository_holds_is_refused_before_anything_is_written(
     catalog_dir: Path, signed: SigningKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    catalog = load_catalog(catalog_dir)
+    catalog = load_catalog(without_shell_less(catalog_dir))  # no descendant to search
     memory = serve(monkeypatch, HoldingRegistry(), revoke_module)
     with pytest.raises(UserError, match="no repository of app/rag-api holds"):
         revoke(catalog, "app/rag-api", d("4"), "CVE-1", descendants=False, dry_run=False)
@@ -298,7 +300,7 @@ def test_a_digest_no_repository_holds_is_refused_before_anything_is_written(
 def test_a_revocation_lists_the_digest_in_the_catalog_once(
     catalog_dir: Path, signed: SigningKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    catalog = load_catalog(catalog_dir)
+    catalog = load_catalog(without_shell_less(catalog_dir))  # no descendant to search
     memory = serve(monkeypatch, HoldingRegistry(images={f"{DEV}@{d('4')}"}), revoke_module)
     monkeypatch.setenv("USER", "sec-officer")
 
@@ -345,7 +347,7 @@ def test_the_text_output_says_to_commit_the_file(
 def test_a_broken_revocations_file_is_refused_before_anything_is_written(
     catalog_dir: Path, signed: SigningKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    catalog = load_catalog(catalog_dir)
+    catalog = load_catalog(without_shell_less(catalog_dir))  # no descendant to search
     memory = serve(monkeypatch, HoldingRegistry(images={f"{DEV}@{d('4')}"}), revoke_module)
     (catalog_dir / REVOCATIONS_FILE).write_text("revoked: []\n")  # valid, but not appendable
     with pytest.raises(UserError, match="cannot append"):

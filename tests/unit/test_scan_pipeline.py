@@ -64,6 +64,7 @@ def test_trivy_scan_jobs_of_the_example(
     assert job["artifacts"]["when"] == "always"
     assert sorted(n for n in document if n.startswith("scan:")) == [
         "scan:app/rag-api",
+        "scan:app/rag-api-distroless",
         "scan:base/debian12",
         "scan:runtime/llm:cpu",
         "scan:runtime/llm:cuda",

@@ -31,6 +31,8 @@ from imagefactory.spec import walk
 from imagefactory.spec.packer import load_settings
 from imagefactory.spec.walk import copy_into, copy_problem, walk_tree
 
+from .conftest import without_shell_less
+
 APP = "images/app/rag-api"
 SOURCE = f"{APP}/app/rag_api"  # the folder app/rag-api copies (files[0].src)
 TIMEOUT = 20
@@ -67,6 +69,7 @@ def unix_socket(catalog_dir: Path) -> Iterator[Path]:
 
 def test_a_fifo_as_image_yaml_is_refused_without_blocking(catalog_dir: Path) -> None:
     image = catalog_dir / APP / "image.yaml"
+    without_shell_less(catalog_dir)  # its parent would be missing
     image.unlink()
     os.mkfifo(image)
     result = cli("-C", catalog_dir, "validate")
@@ -77,6 +80,7 @@ def test_a_fifo_as_image_yaml_is_refused_without_blocking(catalog_dir: Path) -> 
 
 def test_dev_zero_as_image_yaml_is_refused_without_reading_it(catalog_dir: Path) -> None:
     image = catalog_dir / APP / "image.yaml"
+    without_shell_less(catalog_dir)  # its parent would be missing
     image.unlink()
     image.symlink_to("/dev/zero")
     result = cli("-C", catalog_dir, "plan", "--json")

@@ -31,10 +31,11 @@ from imagefactory.render.terraform import (
 from imagefactory.spec.loader import load_catalog
 from imagefactory.spec.models import FIRST_ENVIRONMENT_RETENTION, Registry
 
-from .conftest import REPO, Edit
+from .conftest import REPO, Edit, without_shell_less
 
 GOLDEN = Path(__file__).parent / "golden" / "terraform"
 ENVIRONMENTS = ["dev", "preprod", "prod"]
+SHELL_LESS = "app/rag-api-distroless"  # the only leaf: built on app/rag-api
 
 
 def run(*args: str | Path) -> Result:
@@ -48,7 +49,7 @@ def test_example_tfvars_match_golden(
     assert [w.environment for w in written] == ENVIRONMENTS
     for w in written:
         assert w.path == tmp_path / "out" / w.environment / TFVARS_FILE
-        assert w.repositories == 3
+        assert w.repositories == 4
         golden(GOLDEN / w.environment / TFVARS_FILE, w.path.read_text())
 
 
@@ -61,10 +62,11 @@ def test_one_repository_per_image_name_in_each_environment_namespace(catalog_dir
         # runtime/llm has two variants (cpu, cuda): they share one repository
         assert sorted(document["repositories"]) == [
             f"bank-ai-lab/{environment}/{name}"
-            for name in ["app/rag-api", "base/debian12", "runtime/llm"]
+            for name in ["app/rag-api", "app/rag-api-distroless", "base/debian12", "runtime/llm"]
         ]
         assert {r["image"] for r in document["repositories"].values()} == {
             "app/rag-api",
+            "app/rag-api-distroless",
             "base/debian12",
             "runtime/llm",
         }
@@ -132,8 +134,9 @@ def test_only_leaf_images_of_an_environment_that_deletes_expire_their_builds(
     catalog_dir: Path,
 ) -> None:
     """The example sets no retention: dev, the first environment, gets the default; preprod and
-    prod delete nothing. base/debian12 and runtime/llm are parents (runtime/llm:cpu is
-    app/rag-api's): ECR cannot tell which of their builds a child used, so it expires none."""
+    prod delete nothing. base/debian12, runtime/llm and app/rag-api are parents (runtime/llm:cpu
+    is app/rag-api's, app/rag-api the shell-less one's): ECR cannot tell which of their builds a
+    child used, so it expires none."""
     documents = terraform_vars(load_catalog(catalog_dir))
     default = FIRST_ENVIRONMENT_RETENTION
     assert documents["dev"]["retention"] == {
@@ -142,7 +145,7 @@ def test_only_leaf_images_of_an_environment_that_deletes_expire_their_builds(
         "hold_days": default.hold_days,
         "build_expiry_days": max(default.keep_days, default.hold_days),
     }
-    assert expiring(documents["dev"]) == {"app/rag-api"}
+    assert expiring(documents["dev"]) == {SHELL_LESS}
     for environment in ["preprod", "prod"]:
         assert documents[environment]["retention"] is None
         assert expiring(documents[environment]) == set()
@@ -169,10 +172,10 @@ def test_an_environment_retention_sets_the_build_expiry_to_the_larger_of_its_day
         "hold_days": 20,
         "build_expiry_days": 45,  # keep_days is the larger here
     }
-    assert expiring(documents["preprod"]) == {"app/rag-api"}
+    assert expiring(documents["preprod"]) == {SHELL_LESS}
     # ECR's least expiry is 1 day: later than gc's, never earlier
     assert documents["prod"]["retention"]["build_expiry_days"] == 1
-    assert expiring(documents["prod"]) == {"app/rag-api"}
+    assert expiring(documents["prod"]) == {SHELL_LESS}
 
 
 def test_delete_false_expires_no_build(catalog_dir: Path, edit: Edit) -> None:
@@ -187,6 +190,7 @@ def test_delete_false_expires_no_build(catalog_dir: Path, edit: Edit) -> None:
 
 
 def test_an_image_built_on_a_leaf_makes_it_a_parent(catalog_dir: Path) -> None:
+    without_shell_less(catalog_dir)  # app/rag-api is a leaf then
     folder = catalog_dir / "images" / "app" / "rag-worker"
     folder.mkdir(parents=True)
     (folder / "image.yaml").write_text("name: app/rag-worker\nversion: 0.1.0\nfrom: app/rag-api\n")
@@ -223,13 +227,14 @@ def test_cli_render_terraform_writes_checks_and_reports_json(catalog_dir: Path, 
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert [(e["environment"], e["repositories"]) for e in report["terraform"]] == [
-        ("dev", 3),
-        ("preprod", 3),
-        ("prod", 3),
+        ("dev", 4),
+        ("preprod", 4),
+        ("prod", 4),
     ]
     out = catalog_dir / "terraform" / "environments"
     assert (out / "dev" / TFVARS_FILE).is_file()
     assert run("-C", catalog_dir, "render", "terraform", "--check").exit_code == 0
+    without_shell_less(catalog_dir)  # its parent is renamed next
     edit("images/app/rag-api/image.yaml", "name: app/rag-api", "name: app/rag-service")
     stale = run("-C", catalog_dir, "render", "terraform", "--check", "--json")
     assert stale.exit_code == 1

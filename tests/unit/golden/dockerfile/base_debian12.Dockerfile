@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/base/debian12/image.yaml; edit that file, not this one.
-# image: base/debian12 1.0.0  content: sha256:58e81d19f08caad93cbe46938a3147416a620d1e1433f11a265b35e6343dfed0
+# image: base/debian12 1.0.0  content: sha256:a569982533a14be0052fd888c93921f416aa888b9b0dec8972f6b49adf6cfb99
 FROM scratch
 ADD rootfs.tar /
 
@@ -19,7 +19,7 @@ ENV TZ="UTC" \
 WORKDIR /home/app
 
 LABEL com.example-bank.image.tier="base" \
-      org.imagefactory.content-hash="sha256:58e81d19f08caad93cbe46938a3147416a620d1e1433f11a265b35e6343dfed0" \
+      org.imagefactory.content-hash="sha256:a569982533a14be0052fd888c93921f416aa888b9b0dec8972f6b49adf6cfb99" \
       org.imagefactory.ref="base/debian12" \
       org.opencontainers.image.base.digest="" \
       org.opencontainers.image.base.name="scratch" \
