@@ -27,7 +27,13 @@ from imagefactory.project.naming import build_registry
 from imagefactory.project.paths import ca_bundle_path
 from imagefactory.registry.copy import Side, copy_image
 from imagefactory.registry.credentials import docker_config
-from imagefactory.registry.http import NoCredentials, RegistryHTTP, basic_auth
+from imagefactory.registry.http import (
+    NoCredentials,
+    RegistryAuthError,
+    RegistryHTTP,
+    RegistryRequestError,
+    basic_auth,
+)
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.models import Registry
 
@@ -153,6 +159,16 @@ class RegistryClient:
             )
         except NoCredentials:
             self._skopeo_copy(source, source_ref, target, target_ref)
+        except RegistryAuthError:
+            raise
+        except RegistryRequestError as exc:
+            raise RegistryRequestError(
+                exc.method,
+                exc.url,
+                exc.status,
+                exc.body,
+                hint=f"could not copy to {target.url}; nothing was recorded",
+            ) from exc
 
     def _skopeo_copy(
         self, source: Registry, source_ref: str, target: Registry, target_ref: str

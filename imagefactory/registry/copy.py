@@ -7,16 +7,20 @@ the source into a temporary file (at most its descriptor's size, hashed on the w
 digest or size is refused) and from there to the target, several at a time. A blob the target
 repository holds already is skipped. The manifest is put last, after everything it names, so a
 tag never names an incomplete image; an index's platform manifests are put by digest before
-the index.
+the index. A request that finds the registry gone or failing (no answer, 429, 5xx) is tried
+again, a bounded number of times (a blob streamed again from its start).
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from imagefactory.registry.http import (
     MANIFEST_LIMIT,
@@ -26,6 +30,10 @@ from imagefactory.registry.http import (
     Upload,
 )
 
+T = TypeVar("T")
+#: Tries of a request that found the registry gone or failing, a pause doubling from BACKOFF_S.
+ATTEMPTS = 3
+BACKOFF_S = 0.5
 #: Blobs in flight at once across registries (each a stream in and a stream out).
 PARALLEL = 4
 INDEX_TYPES = (
@@ -63,7 +71,7 @@ def copy_image(source: Side, reference: str, target: Side, tag: str) -> str:
             copy_image(source, child["digest"], target, child["digest"])
     else:
         _copy_blobs(source, target, _blobs(document))
-    return target.api.put_manifest(target.repository, tag, body, media_type)
+    return _retried(lambda: target.api.put_manifest(target.repository, tag, body, media_type))
 
 
 def _blobs(document: dict[str, Any]) -> list[Blob]:
@@ -77,7 +85,9 @@ def _blobs(document: dict[str, Any]) -> list[Blob]:
 
 
 def _copy_blobs(source: Side, target: Side, blobs: list[Blob]) -> None:
-    missing = [b for b in blobs if not target.api.has_blob(target.repository, b.digest)]
+    missing = [
+        b for b in blobs if not _retried(partial(target.api.has_blob, target.repository, b.digest))
+    ]
     if not missing:
         return
     if source.api.registry.url == target.api.registry.url:
@@ -89,7 +99,8 @@ def _copy_blobs(source: Side, target: Side, blobs: list[Blob]) -> None:
     if not missing:
         return
     with ThreadPoolExecutor(max_workers=min(PARALLEL, len(missing))) as pool:
-        for done in [pool.submit(_stream, source, target, blob) for blob in missing]:
+        jobs = [pool.submit(_retried, partial(_stream, source, target, b)) for b in missing]
+        for done in jobs:
             done.result()  # the first failure is raised, after the others finished
 
 
@@ -105,6 +116,29 @@ def _stream(source: Side, target: Side, blob: Blob) -> None:
                 f"{sink.written} bytes, the manifest says {blob.size}",
             )
         target.api.put_blob(target.repository, blob.digest, Upload(spool, blob.size))
+
+
+def _retried(call: Callable[[], T]) -> T:
+    """``call()``, tried again while the registry is gone or failing, ATTEMPTS times in all."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return call()
+        except RegistryRequestError as exc:
+            if not _transient(exc):
+                raise
+            if attempt == ATTEMPTS:
+                raise RegistryRequestError(
+                    exc.method, exc.url, exc.status, f"{exc.body} (after {ATTEMPTS} attempts)"
+                ) from exc
+            time.sleep(BACKOFF_S * 2 ** (attempt - 1))
+    raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _transient(exc: RegistryRequestError) -> bool:
+    status = exc.status
+    if isinstance(status, int):
+        return status == 429 or status >= 500
+    return status.startswith("no answer")
 
 
 def _document(body: bytes, repository: str, reference: str) -> dict[str, Any]:

@@ -67,6 +67,7 @@ class RegistryRequestError(ImageFactoryError):
         body: str,
         hint: str = "is the registry running, and are its credentials right?",
     ) -> None:
+        self.method, self.url, self.status, self.body = method, url, status, body
         super().__init__(
             f"{method} {url} failed: {status} {tools.scrub(body)[:500]}".rstrip(), hint=hint
         )

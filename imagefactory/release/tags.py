@@ -74,7 +74,7 @@ def write_tags(
 ) -> None:
     """Write every tag ``changes`` creates or moves so that it holds ``source``'s digest.
 
-    The image moves at most once per target repository (``skopeo copy``, to its ``git-`` tag
+    The image moves at most once per target repository (an image copy, to its ``git-`` tag
     when there is one); a repository that already holds the digest (the build's own, for a push)
     needs no copy. Every other tag gets the manifest put again under it, a request each, right
     after checking that an immutable tag planned as new is still free: two pushes that chose the

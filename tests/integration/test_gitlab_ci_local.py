@@ -61,12 +61,16 @@ GITLAB_CI_LOCAL_OPTIONS = (
     "DOCKER_HOST=unix:///var/run/docker.sock",
 )
 APP = "app/rag-api"
+SHELL_LESS = "app/rag-api-distroless"  # built on the app: its change reaches it too
 JOBS = [
     "catalog:validate",
     f"build:{APP}",
     f"test:{APP}",
     f"push:{APP}",
     f"promote:preprod:{APP}",
+    f"build:{SHELL_LESS}",
+    f"test:{SHELL_LESS}",
+    f"push:{SHELL_LESS}",
 ]
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json, "
@@ -228,6 +232,11 @@ def test_rules_put_only_the_changed_app_in_the_pipeline(pipeline_run: PipelineRu
         f"push:{APP}": "on_success",
         f"promote:preprod:{APP}": "manual",
         f"promote:prod:{APP}": "manual",
+        f"build:{SHELL_LESS}": "on_success",
+        f"test:{SHELL_LESS}": "on_success",
+        f"push:{SHELL_LESS}": "on_success",
+        f"promote:preprod:{SHELL_LESS}": "manual",
+        f"promote:prod:{SHELL_LESS}": "manual",
     }
     for ref in ("base/debian12", "runtime/llm:cpu", "runtime/llm:cuda"):
         assert pipeline_run.listed[f"build:{ref}"] == "never"
