@@ -267,6 +267,8 @@ def prepare_catalog(work: Path, namespace: str, run_id: str) -> Path:
     labels[RUN_LABEL] = run_id
     (root / "imagefactory.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
     (root / ".gitignore").write_text("/.imagefactory/\n")
+    if (REPO / "keys").is_dir():  # signing.public_key (IMAGEFACTORY_SIGNING_KEY signs)
+        shutil.copytree(REPO / "keys", root / "keys")
     cache = REPO / ".imagefactory" / "cache"
     if cache.is_dir():  # the mmdebstrap rootfs cache: hard links, saves the bootstrap
         target = root / ".imagefactory" / "cache"
