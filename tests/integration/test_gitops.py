@@ -493,7 +493,8 @@ def test_drift_check_passes_for_an_image_never_deployed_there(gated: Gated) -> N
     )
     document = ok(proc)
     assert [(i["image"], i["status"], i["drift"]) for i in document["images"]] == [
-        (APP, "not-deployed", False)
+        (APP, "not-deployed", False),
+        (f"{APP}-distroless", "not-deployed", False),  # the example's shell-less app
     ]
 
 

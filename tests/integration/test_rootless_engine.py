@@ -202,7 +202,9 @@ def hello_catalog(
         example_build.root,
         root,
         symlinks=True,
-        ignore=shutil.ignore_patterns("build", "cache", "runtime", "rag-api", "state.json"),
+        ignore=shutil.ignore_patterns(
+            "build", "cache", "runtime", "rag-api", "rag-api-distroless", "state.json"
+        ),
     )
     cache = example_build.root / ".imagefactory" / "cache"
     cache.mkdir(exist_ok=True)
