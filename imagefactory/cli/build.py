@@ -16,10 +16,13 @@ from imagefactory.cli.progress import LiveProgress, PlainProgress
 from imagefactory.cli.render_report import print_render_report
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from imagefactory.build.catalog import Builder, BuildRequest
     from imagefactory.build.schedule import BuildReporter, Outcome
     from imagefactory.cli.app import Session
     from imagefactory.gitops.refresh_mr import Proposal
+    from imagefactory.project.plan import PlanEntry
     from imagefactory.render.outputs import Kind
     from imagefactory.spec.catalog import Catalog
 
@@ -172,13 +175,7 @@ def build(
                 {"ok": True, "dry_run": True, "plan": [e.as_dict() for e in entries]}
             )
             return
-        for entry in entries:
-            what = (
-                f"would build ({', '.join(entry.reasons)})"
-                if entry.reasons
-                else "would reuse (unchanged)"
-            )
-            session.output.text(f"{entry.ref}: {what}")
+        _print_plan(session, entries)
         return
     console = session.output.err
     reporter: LiveProgress | PlainProgress
@@ -265,9 +262,7 @@ def _refresh(
         else "refresh.yaml: up to date (no newer Debian versions)"
     )
     if reporter is None:
-        for entry in result.build_plan:
-            what = f"would build ({', '.join(entry.reasons)})" if entry.reasons else "would reuse"
-            session.output.text(f"{entry.ref}: {what}")
+        _print_plan(session, result.build_plan)
         return
     session.output.text(_summary(list(result.outcomes)))
     if proposal is not None:
@@ -290,6 +285,15 @@ def _proposed(proposal: Proposal | None) -> dict[str, object] | None:
         "commit": proposal.commit,
         "file": proposal.file,
     }
+
+
+def _print_plan(session: Session, entries: Sequence[PlanEntry]) -> None:
+    """A dry run's plan, one line per image."""
+    for entry in entries:
+        reasons = ", ".join(entry.reasons)
+        session.output.text(
+            f"{entry.ref}: {f'would build ({reasons})' if reasons else 'would reuse (unchanged)'}"
+        )
 
 
 def _outcome(o: Outcome) -> dict[str, object]:

@@ -121,9 +121,9 @@ def attribute(catalog: Catalog, images: tuple[Freshness, ...]) -> tuple[Update, 
     found: dict[tuple[str, str], tuple[Update, list[str]]] = {}
     for one in images:
         held = {p.name: p for p in one.installed}
+        lineage = [i.ref for i in reversed(catalog.lineage(one.image))]  # root first
         for pending in one.pending:
             package = held[pending.package]
-            lineage = [i.ref for i in reversed(catalog.lineage(one.image))]  # root first
             owner = next(
                 ref for ref in lineage if ref == one.image or package in holds.get(ref, ())
             )

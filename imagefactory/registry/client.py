@@ -150,12 +150,16 @@ class RegistryClient:
         """Copy by digest, every platform, digests preserved: through the registry API
         (:mod:`imagefactory.registry.copy`: blobs mounted within a registry, streamed across),
         else, when the credentials sit in a credential helper, by skopeo."""
+        (from_repository, reference), (to_repository, tag) = (
+            _split(source, source_ref),
+            _split(target, target_ref),
+        )
         try:
             copy_image(
-                Side(self._api(source), _split(source, source_ref)[0]),
-                _split(source, source_ref)[1],
-                Side(self._api(target), _split(target, target_ref)[0]),
-                _split(target, target_ref)[1],
+                Side(self._api(source), from_repository),
+                reference,
+                Side(self._api(target), to_repository),
+                tag,
             )
         except NoCredentials:
             self._skopeo_copy(source, source_ref, target, target_ref)

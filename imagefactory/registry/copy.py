@@ -23,7 +23,6 @@ from functools import partial
 from typing import Any, TypeVar
 
 from imagefactory.registry.http import (
-    MANIFEST_LIMIT,
     RegistryHTTP,
     RegistryRequestError,
     Sink,
@@ -36,10 +35,6 @@ ATTEMPTS = 3
 BACKOFF_S = 0.5
 #: Blobs in flight at once across registries (each a stream in and a stream out).
 PARALLEL = 4
-INDEX_TYPES = (
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-)
 #: In memory up to this, then on disk, while a blob passes from one registry to the other.
 SPOOL_BYTES = 8 * 1024 * 1024
 
@@ -66,7 +61,7 @@ def copy_image(source: Side, reference: str, target: Side, tag: str) -> str:
         )
     body, media_type = found
     document = _document(body, source.repository, reference)
-    if media_type in INDEX_TYPES or "manifests" in document:
+    if "manifests" in document:  # an index (OCI or Docker's list): its platforms first
         for child in document.get("manifests", []):
             copy_image(source, child["digest"], target, child["digest"])
     else:
@@ -143,7 +138,7 @@ def _transient(exc: RegistryRequestError) -> bool:
 
 def _document(body: bytes, repository: str, reference: str) -> dict[str, Any]:
     try:
-        document = json.loads(body[:MANIFEST_LIMIT])
+        document = json.loads(body)  # at most MANIFEST_LIMIT bytes: manifest() reads no more
     except ValueError as exc:
         raise RegistryRequestError(
             "GET", f"{repository}@{reference}", "not JSON", "the manifest does not parse"
