@@ -318,6 +318,8 @@ def make_sandbox(work: Path, seed_rootfs: bool) -> Sandbox:
     shutil.copytree(
         REPO / "images", copy / "images", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
+    if (REPO / "keys").is_dir():  # signing.public_key (IMAGEFACTORY_SIGNING_KEY signs)
+        shutil.copytree(REPO / "keys", copy / "keys")
     project = yaml.safe_load((REPO / "imagefactory.yaml").read_text(encoding="utf-8"))
     for name, registry in project["registries"].items():
         registry["namespace"] = f"{namespace}/{name}"
@@ -648,6 +650,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--skip-build", action="store_true", help="scale part only: no daemon or registry needed"
     )
+    parser.add_argument(
+        "--skip-incremental", action="store_true", help="the no-op and scale parts only"
+    )
     parser.add_argument("--images", type=int, default=500, help="synthetic image files (500)")
     parser.add_argument("--depth", type=int, default=4, help="synthetic DAG depth (4)")
     parser.add_argument(
@@ -672,7 +677,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sandbox = make_sandbox(work, seed_rootfs=not args.no_seed_rootfs)
             report.facts["namespace"] = sandbox.namespace
             noop_part(sandbox, args.repeat, report)
-            incremental_part(sandbox, args.repeat, report)
+            if not args.skip_incremental:
+                incremental_part(sandbox, args.repeat, report)
         scale_part(work, args.images, args.depth, args.repeat, report)
     except BenchError as exc:
         failed = exc

@@ -21,6 +21,7 @@ script times that checkout)::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -63,7 +64,11 @@ def write_chain(root: Path, depth: int) -> None:
     for index in range(depth):
         folder = root / "images" / "chain" / f"img-{index:03d}"
         folder.mkdir(parents=True)
-        base = "bootstrap: {suite: bookworm}" if index == 0 else f"from: chain/img-{index - 1:03d}"
+        base = (
+            "bootstrap: {suite: bookworm}\nuser: root"
+            if index == 0
+            else f"from: chain/img-{index - 1:03d}"
+        )
         text = f"name: chain/img-{index:03d}\nversion: 1.0.0\n{base}\npackages: [curl]\n"
         (folder / "image.yaml").write_text(text, encoding="utf-8")
 
@@ -81,7 +86,8 @@ def row(label: str, times: list[float]) -> str:
     return f"| {label} | {statistics.median(times):.3f} | {min(times):.3f} | {max(times):.3f} |"
 
 
-def measure(depth: int, repeat: int) -> list[str]:
+def measure(depth: int, repeat: int) -> tuple[list[str], dict[str, float]]:
+    """The table rows of one depth, and its medians (seconds; the output in MB)."""
     options = PipelineOptions()
     with tempfile.TemporaryDirectory(prefix=f"ci-bench-{depth}-") as temp:
         root = Path(temp)
@@ -91,37 +97,45 @@ def measure(depth: int, repeat: int) -> list[str]:
         data = pipeline(catalog, options)
         generate = [*CLI, "-C", str(root), "ci", "generate", "--out", "pipeline.yml"]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        lines = [
-            row(
+        measured = {
+            "in_process_s": (
                 f"{depth} deep: load_catalog + render_pipeline",
                 timed(lambda: render_pipeline(load_catalog(root), options), repeat),
             ),
-            row(
+            "yaml_dump_s": (
                 f"{depth} deep: plain `yaml.dump` (CSafeDumper) of the same data",
                 timed(lambda: yaml.dump(data, Dumper=yaml.CSafeDumper), repeat),
             ),
-            row(
+            "command_s": (
                 f"{depth} deep: `imagefactory ci generate --out` (subprocess)",
                 timed(
                     lambda: subprocess.run(generate, check=True, capture_output=True, env=env),
                     repeat,
                 ),
             ),
-        ]
+        }
+        lines = [row(label, times) for label, times in measured.values()]
         lines.append(f"| {depth} deep: output | {len(text) / 1e6:.2f} MB | | |")
-        return lines
+        medians = {key: statistics.median(times) for key, (_, times) in measured.items()}
+        return lines, {**medians, "output_mb": len(text) / 1e6}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS))
+    parser.add_argument("--results", type=Path, help="also write the medians here (JSON)")
     args = parser.parse_args()
     print("| measurement | median s | min s | max s |")
     print("|---|---|---|---|")
+    results: dict[str, object] = {"repeat": args.repeat}
     for depth in args.depths:
-        for line in measure(depth, args.repeat):
+        lines, medians = measure(depth, args.repeat)
+        for line in lines:
             print(line, flush=True)
+        results[f"depth{depth}"] = medians
+    if args.results:
+        args.results.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -250,6 +250,8 @@ def make_sandbox(work: Path, env: Mapping[str, str]) -> Sandbox:
     copy = work / "catalog"
     copy.mkdir()
     shutil.copytree(REPO / "images", copy / "images")
+    if (REPO / "keys").is_dir():  # signing.public_key (IMAGEFACTORY_SIGNING_KEY signs)
+        shutil.copytree(REPO / "keys", copy / "keys")
     project = yaml.safe_load((REPO / "imagefactory.yaml").read_text())
     for stage, registry in project["registries"].items():
         registry["namespace"] = f"bench-{run_id}/{stage}"

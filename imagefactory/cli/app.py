@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
+from typer.main import get_command_from_info, get_command_name, get_group_from_info
 
 from imagefactory import __version__
 from imagefactory.cli.output import Output
@@ -53,6 +55,75 @@ class _HandledGroup(TyperGroup):
             raise typer.Exit(EXIT_INTERNAL) from exc
 
 
+#: Each top-level command and the module of imagefactory.cli that declares it, in the order the
+#: root's help lists them. A command imports its own module when it runs (a help that lists the
+#: commands imports them all), not the whole CLI: tests/unit/test_startup.py checks this table
+#: against what the modules declare.
+COMMANDS = {
+    "validate": "catalog",
+    "plan": "catalog",
+    "graph": "catalog",
+    "render": "build",
+    "build": "build",
+    "test": "image",
+    "push": "release",
+    "promote": "release",
+    "status": "release",
+    "verify": "verify",
+    "keygen": "verify",
+    "evidence": "evidence",
+    "sbom": "sbom",
+    "size": "size",
+    "gate": "scan",
+    "outdated": "freshness",
+    "revoke": "revoke",
+    "yank": "yank",
+    "unyank": "yank",
+    "gc": "gc",
+    "ci": "ci",
+    "gitops": "gitops",
+    "version": "version",
+}
+
+
+class _RootGroup(_HandledGroup):
+    """The root: declares its commands from :data:`COMMANDS`, loading each one's module when
+    it is asked for (typer builds the group from what is registered when the CLI starts)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            importlib.import_module(f"imagefactory.cli.{COMMANDS[cmd_name]}")
+            self._declare(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in COMMANDS:  # a typo: every name, for the suggestion
+            for name in COMMANDS:
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
+
+    def _declare(self, name: str) -> None:
+        """Adds the command ``name`` that its module has just registered on the root app."""
+        for info in app.registered_commands:
+            if info.callback and (info.name or get_command_name(info.callback.__name__)) == name:
+                command = get_command_from_info(
+                    info, pretty_exceptions_short=False, rich_markup_mode=None
+                )
+                self.add_command(command, name)
+        for group in app.registered_groups:
+            if group.name == name:
+                sub = get_group_from_info(
+                    group,
+                    pretty_exceptions_short=False,
+                    suggest_commands=True,
+                    rich_markup_mode=None,
+                )
+                self.add_command(sub, name)
+
+
 def _report(session: Session, exc: ImageFactoryError, cause: BaseException | None = None) -> None:
     """The error as one JSON document on stdout with --json, else as text on stderr; with -v,
     the traceback of ``cause`` (an internal error) or of ``exc`` on stderr."""
@@ -88,7 +159,7 @@ def _print_version(value: bool) -> None:
 
 
 app = typer.Typer(
-    cls=_HandledGroup,
+    cls=_RootGroup,
     name="imagefactory",
     help="Turn a catalog of layered image specs into tested, versioned, promoted images.\n\n"
     "Exit codes: 0 ok, 1 user or spec error, 2 usage error, 3 internal error or failed "

@@ -7,21 +7,30 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass
 class Output:
     json: bool = False
-    out: Console = field(default_factory=lambda: Console(soft_wrap=True, highlight=False))
-    err: Console = field(
-        default_factory=lambda: Console(stderr=True, soft_wrap=True, highlight=False)
-    )
+
+    @cached_property
+    def out(self) -> Console:
+        """The terminal's stdout (rich is loaded by the first command that prints)."""
+        from rich.console import Console
+
+        return Console(soft_wrap=True, highlight=False)
+
+    @cached_property
+    def err(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True, soft_wrap=True, highlight=False)
 
     def data(self, document: Any) -> None:
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
@@ -30,6 +39,9 @@ class Output:
         self.out.print(message, markup=False)
 
     def table(self, title: str | None, columns: list[str], rows: list[list[str]]) -> None:
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
         for column in columns:
             table.add_column(column, overflow="fold")

@@ -11,13 +11,13 @@ import json
 from pathlib import Path
 
 import pytest
-import typer.main
 from typer.testing import CliRunner, Result
 
-import imagefactory.cli  # registers the commands on the app
+import imagefactory.cli
 import imagefactory.project.plan  # the plan command imports plan_images from it when it runs
 from imagefactory import __version__
 from imagefactory.cli import app
+from imagefactory.cli.app import COMMANDS as ROOT_COMMANDS
 
 from .conftest import Edit, copy_example_catalog
 
@@ -26,7 +26,7 @@ APP = "images/app/rag-api/image.yaml"
 BASE = "images/base/debian12/image.yaml"
 SHELL_LESS = "app/rag-api-distroless"
 REFS = ["base/debian12", "runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api", SHELL_LESS]
-COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+COMMANDS = sorted(ROOT_COMMANDS)  # every command the root declares (and loads when asked)
 
 # A wide, colourless terminal: rich reads these when each command builds its consoles.
 runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None, "TERM": "dumb"})

@@ -10,6 +10,7 @@ command does; none is timed.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +168,77 @@ def test_the_light_modules_are_light() -> None:
     )
     assert heavy(json.loads(proc.stdout)) == []
     assert not [m for m in json.loads(proc.stdout) if m.startswith("imagefactory.cli")]
+
+
+def test_the_root_table_names_every_command_and_its_module() -> None:
+    """COMMANDS is what the root lists and loads lazily: it must say exactly which module
+    declares each command, or a command would be missing (or load the wrong module)."""
+    probe = """
+import importlib, json
+from typer.main import get_command_name
+from imagefactory.cli.app import COMMANDS, app
+for module in sorted(set(COMMANDS.values())):
+    importlib.import_module(f"imagefactory.cli.{module}")
+found = {}
+for info in app.registered_commands:
+    found[info.name or get_command_name(info.callback.__name__)] = info.callback.__module__
+for group in app.registered_groups:
+    found[group.name] = group.typer_instance.registered_commands[0].callback.__module__
+print(json.dumps({"table": COMMANDS, "found": found}))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    result = json.loads(proc.stdout)
+    declared = {name: f"imagefactory.cli.{module}" for name, module in result["table"].items()}
+    assert result["found"] == declared
+    modules = {p.stem for p in Path(__file__).parents[2].joinpath("imagefactory/cli").glob("*.py")}
+    assert set(result["table"].values()) <= modules
+
+
+@pytest.mark.parametrize(
+    ("argv", "module"),
+    [(("--version",), None), (("plan", "--help"), "catalog"), (("ci", "generate", "--help"), "ci")],
+    ids=lambda value: " ".join(value) if isinstance(value, tuple) else str(value),
+)
+def test_a_command_loads_only_its_own_command_module(
+    argv: tuple[str, ...], module: str | None
+) -> None:
+    """The root loads a command's module when the command runs: --version loads none, and
+    ``plan`` not the modules of build, release, gitops…"""
+    code, modules = loaded(*argv)
+    assert code in (0, None)
+    commands = {m.removeprefix("imagefactory.cli.") for m in modules} & {
+        "build",
+        "catalog",
+        "ci",
+        "evidence",
+        "freshness",
+        "gc",
+        "gitops",
+        "image",
+        "release",
+        "revoke",
+        "sbom",
+        "scan",
+        "size",
+        "verify",
+        "version",
+        "yank",
+    }
+    # ci's module builds on catalog's (open_catalog) and render_report
+    expected = {"ci": {"ci", "catalog"}, "catalog": {"catalog"}, None: set()}[module]
+    assert commands == expected
+
+
+def test_a_mistyped_command_is_told_the_nearest_name(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagefactory", "plam"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+    assert proc.returncode == 2
+    assert "Did you mean 'plan'?" in proc.stderr
