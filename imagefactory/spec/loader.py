@@ -255,12 +255,17 @@ def _check_parents(
     images: dict[str, CatalogImage], loaded: list[_Loaded], broken: set[str]
 ) -> list[SpecIssue]:
     documents = {item.document.name: item for item in loaded}
+    by_file = {item.yaml.path: item for item in loaded}
+    variants_of: dict[str, list[str]] = {}
+    for other in images.values():
+        if other.spec.variant:
+            variants_of.setdefault(other.spec.name, []).append(other.spec.ref.partition(":")[2])
     issues = []
     for image in images.values():
         parent = image.parent
         if not isinstance(parent, CatalogParent):
             continue
-        item = next(i for i in loaded if i.yaml.path == image.file)
+        item = by_file[image.file]
         path = _from_key_path(item.document, image.spec.variant)
         line = item.yaml.line_of(path)
         key = format_key_path(path)
@@ -283,11 +288,7 @@ def _check_parents(
                 )
             )
             continue
-        variants = sorted(
-            i.spec.ref.partition(":")[2]
-            for i in images.values()
-            if i.spec.name == parent.name and i.spec.variant
-        )
+        variants = sorted(variants_of.get(parent.name, []))
         if parent.variant is None and variants:
             issues.append(
                 SpecIssue(

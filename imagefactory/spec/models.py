@@ -271,8 +271,8 @@ class BuildSettings(Frozen):
     """How images are built on every host: trust, proxy, package mirrors, reproducibility."""
 
     ca_bundle: NonEmpty | None = None
-    proxy: Proxy = Proxy()
-    mirrors: Mirrors = Mirrors()
+    proxy: Proxy = Field(default_factory=Proxy)
+    mirrors: Mirrors = Field(default_factory=Mirrors)
     source_date_epoch: int = Field(default=1700000000, ge=0)
 
 
@@ -284,10 +284,10 @@ class ProjectSpec(Frozen):
     state: ProjectPath = ".imagefactory/state.json"
     registries: dict[Identifier, Registry] = Field(default_factory=dict)
     environments: list[Environment] = Field(default_factory=list)
-    build: BuildSettings = BuildSettings()
-    release: ReleaseSettings = ReleaseSettings()
+    build: BuildSettings = Field(default_factory=BuildSettings)
+    release: ReleaseSettings = Field(default_factory=ReleaseSettings)
     signing: SigningSettings | None = None  # None: nothing is signed, the gate reads state
-    scan: ScanSettings = ScanSettings()
+    scan: ScanSettings = Field(default_factory=ScanSettings)
     defaults: ImageLayer = Field(default_factory=lambda: ImageLayer())
 
     @field_validator("defaults")
@@ -446,14 +446,14 @@ class SizeBudget(Frozen):
 
 
 class ImageTests(Frozen):
-    packages: DebianPackageChecks = DebianPackageChecks()
-    pip: PackageChecks = PackageChecks()
+    packages: DebianPackageChecks = Field(default_factory=DebianPackageChecks)
+    pip: PackageChecks = Field(default_factory=PackageChecks)
     files: list[FileCheck] = Field(default_factory=list)
     users: list[UserCheck] = Field(default_factory=list)
     commands: list[CommandCheck] = Field(default_factory=list)
-    metadata: MetadataCheck = MetadataCheck()
+    metadata: MetadataCheck = Field(default_factory=MetadataCheck)
     services: list[ServiceCheck] = Field(default_factory=list)
-    size: SizeBudget = SizeBudget()
+    size: SizeBudget = Field(default_factory=SizeBudget)
     non_root: bool = False
 
 
@@ -497,8 +497,8 @@ class ImageLayer(Frozen):
     playbooks: list[NonEmpty] = Field(default_factory=list)
     targets: list[Literal["docker", "packer"]] = Field(default_factory=list)
     distroless: Annotated[Distroless | None, BeforeValidator(_switch)] = None
-    deploy: Deploy = Deploy()
-    tests: ImageTests = ImageTests()
+    deploy: Deploy = Field(default_factory=Deploy)
+    tests: ImageTests = Field(default_factory=ImageTests)
 
     def parent_set(self) -> bool:
         return self.parent is not None or self.bootstrap is not None

@@ -791,3 +791,24 @@ def test_nested_aliases_stay_cheap(tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
     doc = read_yaml(path)  # 4 levels: ~100k paths today, 5 levels ~1.2M
     assert len(doc.lines) < 1000 or doc.problems
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" + "a," * 20_001 + "]\n",  # no anchor, but longer than the limit allows unwalked
+        "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"  # short, anchored: 10**5 values
+        + "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 5)),
+    ],
+    ids=["long-without-anchor", "anchored"],
+)
+def test_a_file_past_the_value_limit_is_refused_with_or_without_anchors(
+    tmp_path: Path, text: str
+) -> None:
+    """Only a short file without '&' skips the walk that counts values (it cannot reach the
+    limit): a long one, or one with anchors, is counted and refused past MAX_VALUES."""
+    path = tmp_path / "image.yaml"
+    path.write_text(text)
+    doc = read_yaml(path)
+    assert doc.data is None
+    assert any("expands to more than" in p.message for p in doc.problems)
