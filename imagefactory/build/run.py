@@ -131,6 +131,9 @@ class BuildRun:
         self.registry = self.pins.registry  # resolved once per run
         self.revision_labels = _revision_labels(catalog.root, work_dir(catalog))
         self.known_remote: dict[str, str | None] = {}
+        #: (content tag, digest) → why the evidence of that reused digest left it unsigned (None:
+        #: signed), checked by look_up_registry.
+        self.reused_evidence: dict[tuple[str, str], str | None] = {}
         self.unsigned: dict[str, str] = {}  # ref → why the digest it reused is not signed
         self.evidence = BuildEvidence(catalog, client, self.registry, self.revision_labels)
 
@@ -143,7 +146,9 @@ class BuildRun:
         return self.pins.tagged(image.spec.name, image.ref)
 
     def look_up_registry(self, images: list[CatalogImage]) -> None:
-        """Ask the registry about every content tag at once: a no-op build is one round trip."""
+        """Ask the registry about every content tag at once, then check (and sign) the evidence
+        of every digest it holds at once: a no-op build is two rounds of requests, not one per
+        image in build order."""
         with ThreadPoolExecutor(max_workers=8) as pool:
             tags = [self.tag_of(image) for image in images]
             for tag, digest in zip(
@@ -152,6 +157,11 @@ class BuildRun:
                 strict=True,
             ):
                 self.known_remote[tag] = digest
+            held = [(tag, digest) for tag, digest in self.known_remote.items() if digest]
+            for (tag, digest), why in zip(
+                held, pool.map(lambda found: self.evidence.reused(*found), held), strict=True
+            ):
+                self.reused_evidence[tag, digest] = why
 
     def one(self, image: CatalogImage) -> Outcome:
         started = time.monotonic()
@@ -236,8 +246,14 @@ class BuildRun:
 
     def _sign_reused(self, image: CatalogImage, tag: str, digest: str) -> None:
         """Sign a digest this run did not build, if a signed build made it
-        (:meth:`BuildEvidence.reused`)."""
-        self._not_signed(image, tag, digest, self.evidence.reused(tag, digest))
+        (:meth:`BuildEvidence.reused`; checked already when look_up_registry found it)."""
+        found = (tag, digest)
+        why = (
+            self.reused_evidence[found]
+            if found in self.reused_evidence
+            else self.evidence.reused(tag, digest)
+        )
+        self._not_signed(image, tag, digest, why)
 
     def _not_signed(self, image: CatalogImage, tag: str, digest: str, why: str | None) -> None:
         """A warning, in the log and the outcome, when ``digest`` was left unsigned (``why``)."""

@@ -89,6 +89,9 @@ class EvidenceStore:
     def __init__(self, client: RegistryClient, location: Location) -> None:
         self.client = client
         self.location = location
+        #: What each tag held when this store read it, until it appends to it: verifying and
+        #: then signing a digest reads its ``.sig`` once.
+        self._read: dict[str, tuple[ArtifactManifest, dict[str, bytes]]] = {}
 
     def sign(self, digest: str, key: SigningKey) -> None:
         """A signature of ``digest`` by ``key`` with this repository as its identity, appended
@@ -141,6 +144,11 @@ class EvidenceStore:
         return Artifacts(signatures, attestations, {**signature_blobs, **attestation_blobs})
 
     def _read_tag(self, tag: str) -> tuple[ArtifactManifest, dict[str, bytes]]:
+        if tag not in self._read:
+            self._read[tag] = self._fetch_tag(tag)
+        return self._read[tag]
+
+    def _fetch_tag(self, tag: str) -> tuple[ArtifactManifest, dict[str, bytes]]:
         manifest = self._manifest(tag)
         where = f"{self.location.repository}:{tag}"
         if len(manifest.layers) > LAYER_LIMIT:
@@ -185,6 +193,7 @@ class EvidenceStore:
     ) -> None:
         """Append the layers of ``items`` (with their blobs) to ``tag``, keeping every layer the
         tag held at any read of this append, and those of ``keep`` (read before it)."""
+        self._read.pop(tag, None)
         registry, repository = self.location.registry, self.location.repository
         ours: list[Layer] = []
         for layer, blob in items:

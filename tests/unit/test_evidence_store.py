@@ -57,11 +57,13 @@ class MemoryRegistry:
     blobs: dict[tuple[str, str], bytes] = field(default_factory=dict)
     mounts: list[tuple[str, str]] = field(default_factory=list)  # (into, from)
     after_put: Callable[[str, str], None] | None = None
+    reads: list[str] = field(default_factory=list)  # the references of each manifest GET
 
     def manifest(
         self, registry: Registry, repository: str, reference: str
     ) -> tuple[bytes, str] | None:
         assert repository.startswith(registry.url + "/")
+        self.reads.append(reference)
         body = self.manifests.get((repository, reference))
         return None if body is None else (body, "application/vnd.oci.image.manifest.v1+json")
 
@@ -153,6 +155,20 @@ def test_sign_is_idempotent_and_names_the_repository(
         app, APP, key.verifying_key(), identities={repo(DEV, "app")}, builders=[]
     )
     assert verified.repository == repo(DEV, "app") and verified.attestations == ()
+
+
+def test_verifying_then_signing_reads_the_signatures_once(
+    memory: MemoryRegistry, key: SigningKey
+) -> None:
+    """What a reused image's evidence costs: the store read for the verification serves the
+    sign that follows it (a no-op build checks every image this way)."""
+    at(memory, DEV, "app").sign(APP, key)
+    app = at(memory, DEV, "app")
+    memory.reads.clear()
+    verify_digest(app, APP, key.verifying_key(), identities={repo(DEV, "app")}, builders=[])
+    app.sign(APP, key)
+    assert memory.reads.count(signature_tag(APP)) == 1
+    assert len(app.read(APP).signatures.layers) == 1
 
 
 def test_attestations_are_kept_in_the_order_written(
