@@ -57,7 +57,6 @@ from imagefactory.project.naming import BASE_DIGEST_LABEL, REVISION_LABEL
 from imagefactory.project.paths import sbom_file, work_dir
 from imagefactory.registry.client import RegistryClient
 from imagefactory.render.dockerfile import ParentPin
-from imagefactory.sbom.document import ImageIdentity, ParentImage, sbom_json
 from imagefactory.signing.keys import VerificationError
 from imagefactory.signing.provenance import predicate
 from imagefactory.spec.catalog import Catalog, CatalogImage
@@ -148,6 +147,9 @@ class BuildEvidence:
     ) -> None:
         """The SBOM of the local ``tag`` (kept in the work folder) and, when the project signs,
         ``digest``'s signature, provenance and SBOM in ``tag``'s repository."""
+        # cyclonedx loads here, when an SBOM is written: a no-op build never needs it
+        from imagefactory.sbom.document import ImageIdentity, ParentImage, sbom_json
+
         repository = tag.rpartition(":")[0]
         root = saved_root(engine, tag, work_dir(self.catalog) / "sbom")
         finished_on = datetime.now(UTC)

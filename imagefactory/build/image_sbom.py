@@ -25,13 +25,16 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imagefactory.build.docker import Engine
 from imagefactory.errors import UserError
 from imagefactory.render.dockerfile import file_entries
-from imagefactory.sbom.document import CopiedFile
 from imagefactory.sbom.rootfs import MAX_ENTRIES, RootFiles, Wanted, from_layers, wanted
 from imagefactory.spec.catalog import Catalog, CatalogImage
+
+if TYPE_CHECKING:
+    from imagefactory.sbom.document import CopiedFile
 
 #: The most bytes the archive's manifest.json may have.
 MANIFEST_LIMIT = 1024 * 1024
@@ -134,6 +137,8 @@ def copied_files(catalog: Catalog, image: CatalogImage) -> list[CopiedFile]:
 
 
 def _copied(catalog: Catalog, path: Path, dest: str) -> CopiedFile:
+    from imagefactory.sbom.document import CopiedFile  # cyclonedx: only where SBOMs are made
+
     with path.open("rb") as stream:
         digest = hashlib.file_digest(stream, "sha256").hexdigest()
     return CopiedFile(dest, digest, path.relative_to(catalog.root).as_posix())
