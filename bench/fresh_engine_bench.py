@@ -12,8 +12,8 @@ each rendered build context built with ``--build-arg BUILDKIT_INLINE_CACHE=1`` a
 ``<namespace>/plain/<image>:latest``.
 
 Each timed run gets an engine of its own, started before the timing and removed after it: a
-second dockerd with an empty data root (its own socket, exec root and containerd namespace, no
-bridge, no iptables). On it, interleaved:
+second dockerd with an empty data root (its own socket, exec root, containerd namespace and
+bridge interface; no iptables rules). On it, interleaved:
 
 * **imagefactory**: ``imagefactory build app/rag-api --json`` as on a fresh checkout: the state
   file and the rendered build folder are removed first (a CI checkout has neither). All three
@@ -70,9 +70,11 @@ ENGINE_STOP_S = 30
 def fresh_engine(folder: Path) -> Iterator[str]:
     """A dockerd on an empty data root under ``folder``; yields its DOCKER_HOST."""
     folder.mkdir(parents=True)
-    socket = folder / "docker.sock"
-    host = f"unix://{socket}"
+    host = f"unix://{folder / 'docker.sock'}"
     name = f"bench-fresh-{os.getpid()}-{folder.name}"
+    # A bridge of its own: with --bridge=none, dockerd deletes the interface docker0 at start,
+    # which is the host engine's (whose containers then fail to start).
+    bridge = f"ifb{os.getpid() % 10**6}"
     argv = [
         "dockerd",
         f"--data-root={folder / 'root'}",
@@ -81,15 +83,17 @@ def fresh_engine(folder: Path) -> Iterator[str]:
         f"--host={host}",
         f"--containerd-namespace={name}",
         f"--containerd-plugins-namespace={name}-plugins",
-        "--bridge=none",
+        f"--bridge={bridge}",
         "--iptables=false",
         "--ip6tables=false",
         "--ip-masq=false",
         "--log-level=warn",
     ]
-    with (folder / "dockerd.log").open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    run(["ip", "link", "add", bridge, "type", "bridge"])
+    proc: subprocess.Popen[bytes] | None = None
     try:
+        with (folder / "dockerd.log").open("wb") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + ENGINE_START_S
         while True:
             probe = subprocess.run(
@@ -105,12 +109,14 @@ def fresh_engine(folder: Path) -> Iterator[str]:
             time.sleep(0.2)
         yield host
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(ENGINE_STOP_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(ENGINE_STOP_S)
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(ENGINE_STOP_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(ENGINE_STOP_S)
+        subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
         shutil.rmtree(folder, ignore_errors=True)
 
 
