@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/app/rag-api/image.yaml; edit that file, not this one.
-# image: app/rag-api 0.3.0  content: sha256:74ed6fcc134f03c149529b61dfd973eedec6555f7d98ad3c0e3e4f592d07da7c
+# image: app/rag-api 0.3.0  content: sha256:9690f06bf72201522fdb95f6d2aaae95e38a01fc360f2a8965a240dd3abaed1b
 FROM 127.0.0.1:5000/bank-ai-lab/dev/runtime/llm@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc
 
 USER 0:0
@@ -25,7 +25,7 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
 ENTRYPOINT ["python", "-m", "uvicorn", "rag_api.main:app", "--host", "0.0.0.0", "--port", "8080"]
 
 LABEL com.example-bank.image.tier="app" \
-      org.imagefactory.content-hash="sha256:74ed6fcc134f03c149529b61dfd973eedec6555f7d98ad3c0e3e4f592d07da7c" \
+      org.imagefactory.content-hash="sha256:9690f06bf72201522fdb95f6d2aaae95e38a01fc360f2a8965a240dd3abaed1b" \
       org.imagefactory.ref="app/rag-api" \
       org.opencontainers.image.base.digest="sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc" \
       org.opencontainers.image.base.name="runtime/llm" \

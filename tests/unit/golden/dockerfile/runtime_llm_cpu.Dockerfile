@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/runtime/llm/image.yaml; edit that file, not this one.
-# image: runtime/llm:cpu 1.0.0  content: sha256:3e412904fc6f7642f24ee5e6cca830ff01245b9a158b1a5b94665de570424f26
+# image: runtime/llm:cpu 1.0.0  content: sha256:7c6c00929e4d0d18ba4d6f290cfab6ec516c5b23952a0078a7f5eecdd801ad22
 FROM 127.0.0.1:5000/bank-ai-lab/dev/base/debian12@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 USER 0:0
@@ -29,7 +29,7 @@ ENV TZ="UTC" \
 
 LABEL com.example-bank.accelerator="cpu" \
       com.example-bank.image.tier="runtime" \
-      org.imagefactory.content-hash="sha256:3e412904fc6f7642f24ee5e6cca830ff01245b9a158b1a5b94665de570424f26" \
+      org.imagefactory.content-hash="sha256:7c6c00929e4d0d18ba4d6f290cfab6ec516c5b23952a0078a7f5eecdd801ad22" \
       org.imagefactory.ref="runtime/llm:cpu" \
       org.opencontainers.image.base.digest="sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" \
       org.opencontainers.image.base.name="base/debian12" \

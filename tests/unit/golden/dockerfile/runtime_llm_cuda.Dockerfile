@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/runtime/llm/image.yaml; edit that file, not this one.
-# image: runtime/llm:cuda 1.0.0  content: sha256:c1e40284477ff3cfd5bacbcce9e652e324a6c689301accbcdf96ed6cf3d1875d
+# image: runtime/llm:cuda 1.0.0  content: sha256:0d5302af44ed6634382ef1b6102bbea90dddb862abbe9c5222eb18769649905c
 FROM 127.0.0.1:5000/bank-ai-lab/dev/base/debian12@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 USER 0:0
@@ -36,7 +36,7 @@ ENV TZ="UTC" \
 LABEL com.example-bank.accelerator="cuda" \
       com.example-bank.image.tier="runtime" \
       com.nvidia.cuda.version="12.4" \
-      org.imagefactory.content-hash="sha256:c1e40284477ff3cfd5bacbcce9e652e324a6c689301accbcdf96ed6cf3d1875d" \
+      org.imagefactory.content-hash="sha256:0d5302af44ed6634382ef1b6102bbea90dddb862abbe9c5222eb18769649905c" \
       org.imagefactory.ref="runtime/llm:cuda" \
       org.opencontainers.image.base.digest="sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" \
       org.opencontainers.image.base.name="base/debian12" \

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/app/rag-api/image.yaml; edit that file, not this one.
-# image: app/rag-api 0.3.0  content: sha256:4638ddb08543a9878feecc89ec601750338ecf7e6231ff25250a6ee1e55295bd
+# image: app/rag-api 0.3.0  content: sha256:47d0b52b6e8f4d8748aac221f12f7b24b157da0219cf82b101c85c6229857595
 
 variable "pull" {
   type        = bool
@@ -27,7 +27,7 @@ source "docker" "image" {
     "EXPOSE 8080",
     "ENTRYPOINT [\"python\", \"-m\", \"uvicorn\", \"rag_api.main:app\", \"--host\", \"0.0.0.0\", \"--port\", \"8080\"]",
     "LABEL com.example-bank.image.tier=\"app\"",
-    "LABEL org.imagefactory.content-hash=\"sha256:4638ddb08543a9878feecc89ec601750338ecf7e6231ff25250a6ee1e55295bd\"",
+    "LABEL org.imagefactory.content-hash=\"sha256:47d0b52b6e8f4d8748aac221f12f7b24b157da0219cf82b101c85c6229857595\"",
     "LABEL org.imagefactory.ref=\"app/rag-api\"",
     "LABEL org.opencontainers.image.base.digest=\"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"",
     "LABEL org.opencontainers.image.base.name=\"runtime/llm\"",
@@ -108,6 +108,6 @@ build {
   post-processor "docker-tag" {
     only       = ["docker.image"]
     repository = "127.0.0.1:5000/bank-ai-lab/dev/app/rag-api"
-    tags       = ["content-4638ddb08543a9878feecc89"]
+    tags       = ["content-47d0b52b6e8f4d8748aac221"]
   }
 }

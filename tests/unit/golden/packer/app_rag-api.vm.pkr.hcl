@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/app/rag-api/image.yaml; edit that file, not this one.
-# image: app/rag-api 0.3.0  content: sha256:4638ddb08543a9878feecc89ec601750338ecf7e6231ff25250a6ee1e55295bd
+# image: app/rag-api 0.3.0  content: sha256:47d0b52b6e8f4d8748aac221f12f7b24b157da0219cf82b101c85c6229857595
 
 variable "pull" {
   type        = bool
@@ -33,7 +33,7 @@ source "docker" "image" {
     "EXPOSE 8080",
     "ENTRYPOINT [\"python\", \"-m\", \"uvicorn\", \"rag_api.main:app\", \"--host\", \"0.0.0.0\", \"--port\", \"8080\"]",
     "LABEL com.example-bank.image.tier=\"app\"",
-    "LABEL org.imagefactory.content-hash=\"sha256:4638ddb08543a9878feecc89ec601750338ecf7e6231ff25250a6ee1e55295bd\"",
+    "LABEL org.imagefactory.content-hash=\"sha256:47d0b52b6e8f4d8748aac221f12f7b24b157da0219cf82b101c85c6229857595\"",
     "LABEL org.imagefactory.ref=\"app/rag-api\"",
     "LABEL org.opencontainers.image.base.digest=\"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"",
     "LABEL org.opencontainers.image.base.name=\"runtime/llm\"",
@@ -50,7 +50,7 @@ source "docker" "image" {
 source "qemu" "vm" {
   iso_url          = "https://deb.example.internal/debian-12.iso"
   iso_checksum     = "sha256:0123456789abcdef"
-  vm_name          = "app-rag-api-0.3.0-4638ddb08543"
+  vm_name          = "app-rag-api-0.3.0-47d0b52b6e8f"
   output_directory = "output-qemu"
   disk_size        = "10G"
   memory           = 2048
@@ -72,10 +72,10 @@ source "amazon-ebs" "vm" {
   source_ami    = "ami-0123456789abcdef0"
   instance_type = "t3.small"
   ssh_username  = "admin"
-  ami_name      = "app-rag-api-0.3.0-4638ddb08543"
+  ami_name      = "app-rag-api-0.3.0-47d0b52b6e8f"
   tags = {
     "org.imagefactory.ref"          = "app/rag-api"
-    "org.imagefactory.content-hash" = "sha256:4638ddb08543a9878feecc89ec601750338ecf7e6231ff25250a6ee1e55295bd"
+    "org.imagefactory.content-hash" = "sha256:47d0b52b6e8f4d8748aac221f12f7b24b157da0219cf82b101c85c6229857595"
   }
 }
 
@@ -291,6 +291,6 @@ build {
   post-processor "docker-tag" {
     only       = ["docker.image"]
     repository = "127.0.0.1:5000/bank-ai-lab/dev/app/rag-api"
-    tags       = ["content-4638ddb08543a9878feecc89"]
+    tags       = ["content-47d0b52b6e8f4d8748aac221"]
   }
 }

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/runtime/llm/image.yaml; edit that file, not this one.
-# image: runtime/llm:cpu 1.0.0  content: sha256:39846ffd09e5a915e6a1b8848a65bb6261e547554540068817a654f35ea1faf9
+# image: runtime/llm:cpu 1.0.0  content: sha256:c7bd20e20557af9e1faf13ba50bdf3f7ba0834dc35cdc2961655b7c2747fa4d9
 
 variable "pull" {
   type        = bool
@@ -33,7 +33,7 @@ source "docker" "image" {
     "WORKDIR /home/app",
     "LABEL com.example-bank.accelerator=\"cpu\"",
     "LABEL com.example-bank.image.tier=\"runtime\"",
-    "LABEL org.imagefactory.content-hash=\"sha256:39846ffd09e5a915e6a1b8848a65bb6261e547554540068817a654f35ea1faf9\"",
+    "LABEL org.imagefactory.content-hash=\"sha256:c7bd20e20557af9e1faf13ba50bdf3f7ba0834dc35cdc2961655b7c2747fa4d9\"",
     "LABEL org.imagefactory.ref=\"runtime/llm:cpu\"",
     "LABEL org.opencontainers.image.base.digest=\"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"",
     "LABEL org.opencontainers.image.base.name=\"base/debian12\"",
@@ -50,7 +50,7 @@ source "docker" "image" {
 source "qemu" "vm" {
   iso_url          = "https://deb.example.internal/debian-12.iso"
   iso_checksum     = "sha256:0123456789abcdef"
-  vm_name          = "runtime-llm-1.0.0-39846ffd09e5"
+  vm_name          = "runtime-llm-1.0.0-c7bd20e20557"
   output_directory = "output-qemu"
   disk_size        = "10G"
   memory           = 2048
@@ -72,10 +72,10 @@ source "amazon-ebs" "vm" {
   source_ami    = "ami-0123456789abcdef0"
   instance_type = "t3.small"
   ssh_username  = "admin"
-  ami_name      = "runtime-llm-1.0.0-39846ffd09e5"
+  ami_name      = "runtime-llm-1.0.0-c7bd20e20557"
   tags = {
     "org.imagefactory.ref"          = "runtime/llm:cpu"
-    "org.imagefactory.content-hash" = "sha256:39846ffd09e5a915e6a1b8848a65bb6261e547554540068817a654f35ea1faf9"
+    "org.imagefactory.content-hash" = "sha256:c7bd20e20557af9e1faf13ba50bdf3f7ba0834dc35cdc2961655b7c2747fa4d9"
   }
 }
 
@@ -197,6 +197,6 @@ build {
   post-processor "docker-tag" {
     only       = ["docker.image"]
     repository = "127.0.0.1:5000/bank-ai-lab/dev/runtime/llm"
-    tags       = ["content-39846ffd09e5a915e6a1b884"]
+    tags       = ["content-c7bd20e20557af9e1faf13ba"]
   }
 }
