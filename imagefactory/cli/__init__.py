@@ -13,6 +13,7 @@ from imagefactory.cli import freshness as _freshness  # noqa: F401
 from imagefactory.cli import gc as _gc  # noqa: F401
 from imagefactory.cli import gitops as _gitops  # noqa: F401
 from imagefactory.cli import image as _image  # noqa: F401
+from imagefactory.cli import lock as _lock  # noqa: F401
 from imagefactory.cli import release as _release  # noqa: F401
 from imagefactory.cli import revoke as _revoke  # noqa: F401
 from imagefactory.cli import sbom as _sbom  # noqa: F401
