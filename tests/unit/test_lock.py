@@ -149,10 +149,10 @@ def test_a_written_lock_reads_back_and_rewrites_byte_identically(catalog_dir: Pa
          "locks.runtime/llm:cpu.pip.numpy.version", 5, "a canonical Python version"),
         ("locks:\n  runtime/llm:cpu:\n    arch: amd64\n    pip:\n"
          f"      '--index-url=http://evil': {{version: '1.0', hash: '{HASH}'}}\n",
-         "locks.runtime/llm:cpu.pip", 4, "a normalised Python distribution name"),
+         "locks.runtime/llm:cpu.pip", 5, "a normalised Python distribution name"),
         ("locks:\n  runtime/llm:cpu:\n    arch: amd64\n    pip:\n"
          f"      Tokenizers: {{version: '1.0', hash: '{HASH}'}}\n",
-         "locks.runtime/llm:cpu.pip", 4, "a normalised Python distribution name"),
+         "locks.runtime/llm:cpu.pip", 5, "a normalised Python distribution name"),
         ("locks:\n  runtime/llm:cpu:\n    arch: amd64\n    run: id\n",
          "locks.runtime/llm:cpu.run", 4, ""),
         ("locks: [1, 2\n", "", None, "YAML"),
@@ -201,7 +201,7 @@ def test_a_locked_image_installs_exactly_its_lock(catalog_dir: Path, tmp_path: P
     text = dockerfile(catalog, "runtime/llm:cpu")
     assert "set -- libgomp1=12.2.0-14 python3=3.11.2-1+b1 python3-venv=3.11.2-1+b1 \\" in text
     assert 'CaInfo=/run/imagefactory/ca.pem "$@"' in text  # the pins, one word each
-    assert "which the mirror no longer has: run\" imagefactory lock 'runtime/llm:cpu'" in text
+    assert "which the mirror no longer has: run\" imagefactory lock runtime/llm:cpu" in text
     assert "--require-hashes --no-deps -r /run/imagefactory/requirements.lock" in text
     assert (
         "--mount=type=bind,source=requirements.lock,target=/run/imagefactory/requirements.lock"
