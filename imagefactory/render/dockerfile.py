@@ -220,19 +220,22 @@ def write_build_context(
     chain: Sequence[tuple[str, CatalogImage]] = (),
 ) -> Path:
     """Write ``folder`` (``main_file`` holding ``text`` — the Dockerfile, or a Packer template —,
-    files/, CA bundle[, rootfs.tar][, the lock's requirements.lock], more ``texts`` by name,
-    and each ``(prefix, ancestor)`` of ``chain``'s files under ``prefix``) whole, or leave it as it was."""
+    files/ and the lock's requirements.lock, CA bundle[, rootfs.tar], more ``texts`` by name,
+    and each ``(prefix, ancestor)`` of ``chain``'s files and requirements.lock under ``prefix``)
+    whole, or leave it as it was."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         shell_less = {CLOSURE_SCRIPT: closure_script()} if image.spec.distroless else {}
-        lock = catalog.locks.get(image.ref)
-        pip_lock = {PIP_LOCK_FILE: pip_requirements(lock)} if lock and lock.pip else {}
-        for name, content in {main_file: text, **shell_less, **pip_lock, **(texts or {})}.items():
+        for name, content in {main_file: text, **shell_less, **(texts or {})}.items():
             (staging / name).write_text(content, encoding="utf-8")
         if catalog.project.build.ca_bundle is not None:
             shutil.copyfile(catalog.root / catalog.project.build.ca_bundle, staging / CA_FILE)
         for prefix, owner in [("", image), *chain]:
+            lock = catalog.locks.get(owner.ref)
+            if lock and lock.pip:
+                (staging / prefix).mkdir(parents=True, exist_ok=True)
+                (staging / prefix / PIP_LOCK_FILE).write_text(pip_requirements(lock))
             for entry in file_entries(owner):
                 target = staging / prefix / entry.context_path
                 target.parent.mkdir(parents=True)

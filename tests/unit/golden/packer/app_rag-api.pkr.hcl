@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/app/rag-api/image.yaml; edit that file, not this one.
-# image: app/rag-api 0.3.0  content: sha256:4638ddb08543a9878feecc89ec601750338ecf7e6231ff25250a6ee1e55295bd
+# image: app/rag-api 0.3.0  content: sha256:304f70127be92ae9c3f8271263674662af848e89538ed57bfb995fab975652bd
 
 variable "pull" {
   type        = bool
@@ -27,7 +27,7 @@ source "docker" "image" {
     "EXPOSE 8080",
     "ENTRYPOINT [\"python\", \"-m\", \"uvicorn\", \"rag_api.main:app\", \"--host\", \"0.0.0.0\", \"--port\", \"8080\"]",
     "LABEL com.example-bank.image.tier=\"app\"",
-    "LABEL org.imagefactory.content-hash=\"sha256:4638ddb08543a9878feecc89ec601750338ecf7e6231ff25250a6ee1e55295bd\"",
+    "LABEL org.imagefactory.content-hash=\"sha256:304f70127be92ae9c3f8271263674662af848e89538ed57bfb995fab975652bd\"",
     "LABEL org.imagefactory.ref=\"app/rag-api\"",
     "LABEL org.opencontainers.image.base.digest=\"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"",
     "LABEL org.opencontainers.image.base.name=\"runtime/llm\"",
@@ -54,6 +54,11 @@ build {
   }
 
   provisioner "file" {
+    source      = "${path.root}/requirements.lock"
+    destination = "/tmp/imagefactory-upload/requirements.lock"
+  }
+
+  provisioner "file" {
     source      = "${path.root}/ca-bundle.pem"
     destination = "/tmp/imagefactory-upload/ca-bundle.pem"
   }
@@ -70,7 +75,7 @@ build {
   provisioner "shell" {
     inline_shebang = "/bin/sh -e"
     inline = [
-      "export PIP_CERT=/run/imagefactory/ca.pem && { test -x /opt/venv/bin/python || python3 -m venv /opt/venv; } && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile fastapi==0.115.12 uvicorn==0.34.3",
+      "export PIP_CERT=/run/imagefactory/ca.pem && { test -x /opt/venv/bin/python || python3 -m venv /opt/venv; } && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile --require-hashes --no-deps -r /tmp/imagefactory-upload/requirements.lock",
     ]
   }
 
@@ -108,6 +113,6 @@ build {
   post-processor "docker-tag" {
     only       = ["docker.image"]
     repository = "127.0.0.1:5000/bank-ai-lab/dev/app/rag-api"
-    tags       = ["content-4638ddb08543a9878feecc89"]
+    tags       = ["content-304f70127be92ae9c3f82712"]
   }
 }
