@@ -178,7 +178,10 @@ def test_a_childs_vm_image_carries_the_provisioning_of_the_whole_chain(
     assert "useradd --system --uid 10001" in chain  # base/debian12's user
     # runtime/llm's pip: its image.lock's distributions, by hash, from its own uploaded file
     assert "${path.root}/chain/runtime_llm_cpu/requirements.lock" in chain
-    assert "--no-compile --require-hashes --no-deps -r /tmp/imagefactory-upload/requirements.lock" in chain
+    assert (
+        "--no-compile --require-hashes --no-deps -r /tmp/imagefactory-upload/requirements.lock"
+        in chain
+    )
     assert "ansible/runtime.yml" in chain  # runtime/llm's playbook, VM sources only
     steps = chain[chain.index("build {") :].split("provisioner ")[1:]
     assert steps and all(re.search(vm_only, step) for step in steps)
