@@ -85,12 +85,13 @@ class Locked:
 
     @property
     def differences(self) -> dict[str, list[str]]:
-        """What the new lock adds, removes and changes against the one it replaces."""
+        """What the new lock adds, removes and updates (another version) against the one it
+        replaces."""
         old, new = _entries(self.before), _entries(self.after)
         return {
             "added": sorted(k for k in new if k not in old),
             "removed": sorted(k for k in old if k not in new),
-            "changed": sorted(
+            "updated": sorted(
                 f"{k}: {old[k]} -> {new[k]}" for k in new if old.get(k, new[k]) != new[k]
             ),
         }

@@ -33,13 +33,12 @@ from typing import Annotated
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, Field
 
 from imagefactory.errors import SpecIssue
 from imagefactory.spec import grammar
-from imagefactory.spec.issues import format_key_path, issues_from_validation, near_miss
+from imagefactory.spec.issues import read_model, unknown_images
 from imagefactory.spec.models import Frozen
-from imagefactory.spec.yamldoc import read_yaml
 
 LOCK_FILE = "image.lock"
 KEY = "locks"
@@ -116,33 +115,18 @@ def load_lock(folder: Path, images: Collection[str]) -> tuple[Locks, list[SpecIs
     """The locks of ``folder``'s image.lock (none when it is absent) and its problems, each with
     line and key path; every key must be one of ``images``, the refs its image.yaml gives."""
     path = folder / LOCK_FILE
-    if not path.exists() and not path.is_symlink():
-        return {}, []
-    doc = read_yaml(path)
-    issues = [
-        SpecIssue(path, format_key_path(p.key_path), p.message, p.line, p.hint)
-        for p in doc.problems
-    ]
-    if issues or doc.data is None:
+    document, doc, issues = read_model(path, Document)
+    if document is None or doc is None:
         return {}, issues
-    try:
-        document = Document.model_validate(doc.data)
-    except ValidationError as exc:
-        return {}, issues_from_validation(exc, doc, Document)
-    for ref in document.locks:
-        if ref not in images:
-            guess = near_miss(ref, images)
-            issues.append(
-                SpecIssue(
-                    path,
-                    f"{KEY}.{ref}",
-                    f"'{ref}' is not an image of the image.yaml beside this lock",
-                    doc.line_of((KEY, ref)),
-                    f"did you mean '{guess}'?"
-                    if guess
-                    else "remove its entry, or run 'imagefactory lock' to write the file again",
-                )
-            )
+    issues += unknown_images(
+        path,
+        doc,
+        KEY,
+        document.locks,
+        images,
+        what="an image of the image.yaml beside this lock",
+        otherwise="remove its entry, or run 'imagefactory lock' to write the file again",
+    )
     return ({} if issues else document.locks), issues
 
 

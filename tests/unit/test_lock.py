@@ -4,6 +4,7 @@ build context a locked image renders, refresh.yaml raising a pin, and ``lock --c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -237,6 +238,18 @@ def test_a_locked_image_installs_exactly_its_lock(catalog_dir: Path, tmp_path: P
         f"numpy==2.2.6 --hash={HASH}\nonnxruntime==1.22.0 --hash={HASH}\n"
         f"tokenizers==0.21.1 --hash={HASH}\n"
     )
+
+
+def test_a_lock_value_reaches_the_dockerfile_as_one_shell_word(catalog_dir: Path) -> None:
+    catalog = locked(catalog_dir)  # the loader refuses these; the renderer escapes them anyway
+    hostile = ImageLock.model_construct(
+        arch="amd64; touch /pwned", apt={"python3": "1.0$(touch /pwned)"}, pip={}
+    )
+    text = dockerfile(
+        dataclasses.replace(catalog, locks={"runtime/llm:cpu": hostile}), "runtime/llm:cpu"
+    )
+    assert "      'python3=1.0$(touch /pwned)' \\\n" in text
+    assert "locked='amd64; touch /pwned' &&" in text
 
 
 def test_refresh_raises_a_locked_pin_never_lowers_it(catalog_dir: Path) -> None:
