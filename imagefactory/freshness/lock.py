@@ -68,7 +68,7 @@ if [ "$#" -gt 0 ]; then
 fi
 """
 #: ``Inst libgomp1 (12.2.0-14 Debian:12.12/stable [amd64])``; an upgrade shows ``[OLD]`` first
-INST = re.compile(r"Inst (\S+) (?:\[\S+\] )?\((\S+) .*\[(\S+)\]\)")
+INST = re.compile(r"Inst (\S+) (?:\[\S+\] )?\((\S+) .*\)")
 
 
 @dataclass(frozen=True)

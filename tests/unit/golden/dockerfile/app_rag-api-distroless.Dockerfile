@@ -1,6 +1,6 @@
 # Rendered by imagefactory from images/app/rag-api-distroless/image.yaml; edit that file, not this one.
-# image: app/rag-api-distroless 0.3.0  content: sha256:b70a1bc731bb99fbdbdaa9b222a037726bc548f3fc6e185f785eac8b05b8d7f7
-FROM 127.0.0.1:5000/bank-ai-lab/dev/app/rag-api:content-3c632e4c7872bc60e75dbd7a
+# image: app/rag-api-distroless 0.3.0  content: sha256:9df4d28532e5133247d465e6fd3f69956977d76ec4f049ab0150e246ffef4272
+FROM 127.0.0.1:5000/bank-ai-lab/dev/app/rag-api:content-f1fb865277bd27687e26cbb6
 
 USER 0:0
 SHELL ["/bin/bash", "-o", "pipefail", "-euc"]
@@ -20,7 +20,7 @@ ENTRYPOINT ["python", "-m", "uvicorn", "rag_api.main:app", "--host", "0.0.0.0", 
 
 LABEL com.example-bank.accelerator="cpu" \
       com.example-bank.image.tier="app" \
-      org.imagefactory.content-hash="sha256:b70a1bc731bb99fbdbdaa9b222a037726bc548f3fc6e185f785eac8b05b8d7f7" \
+      org.imagefactory.content-hash="sha256:9df4d28532e5133247d465e6fd3f69956977d76ec4f049ab0150e246ffef4272" \
       org.imagefactory.ref="app/rag-api-distroless" \
       org.opencontainers.image.base.digest="" \
       org.opencontainers.image.base.name="app/rag-api" \
@@ -57,7 +57,7 @@ ENTRYPOINT ["python", "-m", "uvicorn", "rag_api.main:app", "--host", "0.0.0.0", 
 
 LABEL com.example-bank.accelerator="cpu" \
       com.example-bank.image.tier="app" \
-      org.imagefactory.content-hash="sha256:b70a1bc731bb99fbdbdaa9b222a037726bc548f3fc6e185f785eac8b05b8d7f7" \
+      org.imagefactory.content-hash="sha256:9df4d28532e5133247d465e6fd3f69956977d76ec4f049ab0150e246ffef4272" \
       org.imagefactory.ref="app/rag-api-distroless" \
       org.opencontainers.image.base.digest="" \
       org.opencontainers.image.base.name="app/rag-api" \

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/app/rag-api/image.yaml; edit that file, not this one.
-# image: app/rag-api 0.3.0  content: sha256:3c632e4c7872bc60e75dbd7aef0f700ba1e5c1a7887995ea54fbbd67b5852bc0
+# image: app/rag-api 0.3.0  content: sha256:f1fb865277bd27687e26cbb6ac15a006483644eaf32fa1e1ce951635e25cdf04
 FROM 127.0.0.1:5000/bank-ai-lab/dev/runtime/llm@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc
 
 USER 0:0
@@ -28,7 +28,7 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
 ENTRYPOINT ["python", "-m", "uvicorn", "rag_api.main:app", "--host", "0.0.0.0", "--port", "8080"]
 
 LABEL com.example-bank.image.tier="app" \
-      org.imagefactory.content-hash="sha256:3c632e4c7872bc60e75dbd7aef0f700ba1e5c1a7887995ea54fbbd67b5852bc0" \
+      org.imagefactory.content-hash="sha256:f1fb865277bd27687e26cbb6ac15a006483644eaf32fa1e1ce951635e25cdf04" \
       org.imagefactory.ref="app/rag-api" \
       org.opencontainers.image.base.digest="sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc" \
       org.opencontainers.image.base.name="runtime/llm" \

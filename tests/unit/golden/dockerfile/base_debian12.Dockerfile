@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/base/debian12/image.yaml; edit that file, not this one.
-# image: base/debian12 1.0.0  content: sha256:6a2f658112d5e5cb913eaaa26f6602ab1fe41da0adf7abd191924c7452bd77b7
+# image: base/debian12 1.0.0  content: sha256:3e1cc80b7b30d2b489f142afdfef3dbda26fd0c59178d6698db48f9cac743dcd
 FROM scratch
 ADD rootfs.tar /
 
@@ -19,7 +19,7 @@ ENV TZ="UTC" \
 WORKDIR /home/app
 
 LABEL com.example-bank.image.tier="base" \
-      org.imagefactory.content-hash="sha256:6a2f658112d5e5cb913eaaa26f6602ab1fe41da0adf7abd191924c7452bd77b7" \
+      org.imagefactory.content-hash="sha256:3e1cc80b7b30d2b489f142afdfef3dbda26fd0c59178d6698db48f9cac743dcd" \
       org.imagefactory.ref="base/debian12" \
       org.opencontainers.image.base.digest="" \
       org.opencontainers.image.base.name="scratch" \

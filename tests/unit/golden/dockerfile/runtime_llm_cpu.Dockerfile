@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/runtime/llm/image.yaml; edit that file, not this one.
-# image: runtime/llm:cpu 1.0.0  content: sha256:197fe665d42eaf0e0ab80c1cfad28c762b2ce0883b6159aabf0200d9fe253419
+# image: runtime/llm:cpu 1.0.0  content: sha256:70d9a764945768627622da8dc77bcc7d970ff58b95a7bc55cda81181a22ca88b
 FROM 127.0.0.1:5000/bank-ai-lab/dev/base/debian12@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 USER 0:0
@@ -41,7 +41,7 @@ RUN --mount=type=bind,source=ca-bundle.pem,target=/run/imagefactory/ca.pem \
       python3.11-venv=3.11.2-6+deb12u9 \
       readline-common=8.2-1.3 \
  && for pin; do \
-      apt-cache show "$pin" > /dev/null 2>&1 || { \
+      [ -n "$(apt-cache show "$pin" 2>/dev/null)" ] || { \
         echo "image.lock pins ${pin%%=*} ${pin#*=}, which the mirror no longer has: run" imagefactory lock runtime/llm:cpu "to lock again, or point build.mirrors at a snapshot.debian.org state" >&2; exit 1; }; \
     done \
  && apt-get install -y --no-install-recommends -o Acquire::https::CaInfo=/run/imagefactory/ca.pem "$@" \
@@ -65,7 +65,7 @@ ENV TZ="UTC" \
 
 LABEL com.example-bank.accelerator="cpu" \
       com.example-bank.image.tier="runtime" \
-      org.imagefactory.content-hash="sha256:197fe665d42eaf0e0ab80c1cfad28c762b2ce0883b6159aabf0200d9fe253419" \
+      org.imagefactory.content-hash="sha256:70d9a764945768627622da8dc77bcc7d970ff58b95a7bc55cda81181a22ca88b" \
       org.imagefactory.ref="runtime/llm:cpu" \
       org.opencontainers.image.base.digest="sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" \
       org.opencontainers.image.base.name="base/debian12" \

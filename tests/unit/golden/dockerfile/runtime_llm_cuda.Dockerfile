@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/runtime/llm/image.yaml; edit that file, not this one.
-# image: runtime/llm:cuda 1.0.0  content: sha256:9d1c8561e2aa2d2dbfd7ddc21a9eb37731a5d740b0548c0ca1d49478ff9d41fc
+# image: runtime/llm:cuda 1.0.0  content: sha256:8468867289c6203b711b02a181164e368dc8e6e971a682ee43a6a7aa37207536
 FROM 127.0.0.1:5000/bank-ai-lab/dev/base/debian12@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 USER 0:0
@@ -41,7 +41,7 @@ RUN --mount=type=bind,source=ca-bundle.pem,target=/run/imagefactory/ca.pem \
       python3.11-venv=3.11.2-6+deb12u9 \
       readline-common=8.2-1.3 \
  && for pin; do \
-      apt-cache show "$pin" > /dev/null 2>&1 || { \
+      [ -n "$(apt-cache show "$pin" 2>/dev/null)" ] || { \
         echo "image.lock pins ${pin%%=*} ${pin#*=}, which the mirror no longer has: run" imagefactory lock runtime/llm:cuda "to lock again, or point build.mirrors at a snapshot.debian.org state" >&2; exit 1; }; \
     done \
  && apt-get install -y --no-install-recommends -o Acquire::https::CaInfo=/run/imagefactory/ca.pem "$@" \
@@ -69,7 +69,7 @@ ENV TZ="UTC" \
 LABEL com.example-bank.accelerator="cuda" \
       com.example-bank.image.tier="runtime" \
       com.nvidia.cuda.version="12.4" \
-      org.imagefactory.content-hash="sha256:9d1c8561e2aa2d2dbfd7ddc21a9eb37731a5d740b0548c0ca1d49478ff9d41fc" \
+      org.imagefactory.content-hash="sha256:8468867289c6203b711b02a181164e368dc8e6e971a682ee43a6a7aa37207536" \
       org.imagefactory.ref="runtime/llm:cuda" \
       org.opencontainers.image.base.digest="sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" \
       org.opencontainers.image.base.name="base/debian12" \

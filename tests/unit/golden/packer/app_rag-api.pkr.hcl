@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/app/rag-api/image.yaml; edit that file, not this one.
-# image: app/rag-api 0.3.0  content: sha256:304f70127be92ae9c3f8271263674662af848e89538ed57bfb995fab975652bd
+# image: app/rag-api 0.3.0  content: sha256:0e1999cdc377baf745a80b5e2d392bc162b3a11cecd821defdd64bc816142db3
 
 variable "pull" {
   type        = bool
@@ -27,7 +27,7 @@ source "docker" "image" {
     "EXPOSE 8080",
     "ENTRYPOINT [\"python\", \"-m\", \"uvicorn\", \"rag_api.main:app\", \"--host\", \"0.0.0.0\", \"--port\", \"8080\"]",
     "LABEL com.example-bank.image.tier=\"app\"",
-    "LABEL org.imagefactory.content-hash=\"sha256:304f70127be92ae9c3f8271263674662af848e89538ed57bfb995fab975652bd\"",
+    "LABEL org.imagefactory.content-hash=\"sha256:0e1999cdc377baf745a80b5e2d392bc162b3a11cecd821defdd64bc816142db3\"",
     "LABEL org.imagefactory.ref=\"app/rag-api\"",
     "LABEL org.opencontainers.image.base.digest=\"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"",
     "LABEL org.opencontainers.image.base.name=\"runtime/llm\"",
@@ -113,6 +113,6 @@ build {
   post-processor "docker-tag" {
     only       = ["docker.image"]
     repository = "127.0.0.1:5000/bank-ai-lab/dev/app/rag-api"
-    tags       = ["content-304f70127be92ae9c3f82712"]
+    tags       = ["content-0e1999cdc377baf745a80b5e"]
   }
 }

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/app/rag-api/image.yaml; edit that file, not this one.
-# image: app/rag-api 0.3.0  content: sha256:304f70127be92ae9c3f8271263674662af848e89538ed57bfb995fab975652bd
+# image: app/rag-api 0.3.0  content: sha256:0e1999cdc377baf745a80b5e2d392bc162b3a11cecd821defdd64bc816142db3
 
 variable "pull" {
   type        = bool
@@ -33,7 +33,7 @@ source "docker" "image" {
     "EXPOSE 8080",
     "ENTRYPOINT [\"python\", \"-m\", \"uvicorn\", \"rag_api.main:app\", \"--host\", \"0.0.0.0\", \"--port\", \"8080\"]",
     "LABEL com.example-bank.image.tier=\"app\"",
-    "LABEL org.imagefactory.content-hash=\"sha256:304f70127be92ae9c3f8271263674662af848e89538ed57bfb995fab975652bd\"",
+    "LABEL org.imagefactory.content-hash=\"sha256:0e1999cdc377baf745a80b5e2d392bc162b3a11cecd821defdd64bc816142db3\"",
     "LABEL org.imagefactory.ref=\"app/rag-api\"",
     "LABEL org.opencontainers.image.base.digest=\"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"",
     "LABEL org.opencontainers.image.base.name=\"runtime/llm\"",
@@ -50,7 +50,7 @@ source "docker" "image" {
 source "qemu" "vm" {
   iso_url          = "https://deb.example.internal/debian-12.iso"
   iso_checksum     = "sha256:0123456789abcdef"
-  vm_name          = "app-rag-api-0.3.0-304f70127be9"
+  vm_name          = "app-rag-api-0.3.0-0e1999cdc377"
   output_directory = "output-qemu"
   disk_size        = "10G"
   memory           = 2048
@@ -72,10 +72,10 @@ source "amazon-ebs" "vm" {
   source_ami    = "ami-0123456789abcdef0"
   instance_type = "t3.small"
   ssh_username  = "admin"
-  ami_name      = "app-rag-api-0.3.0-304f70127be9"
+  ami_name      = "app-rag-api-0.3.0-0e1999cdc377"
   tags = {
     "org.imagefactory.ref"          = "app/rag-api"
-    "org.imagefactory.content-hash" = "sha256:304f70127be92ae9c3f8271263674662af848e89538ed57bfb995fab975652bd"
+    "org.imagefactory.content-hash" = "sha256:0e1999cdc377baf745a80b5e2d392bc162b3a11cecd821defdd64bc816142db3"
   }
 }
 
@@ -302,6 +302,6 @@ build {
   post-processor "docker-tag" {
     only       = ["docker.image"]
     repository = "127.0.0.1:5000/bank-ai-lab/dev/app/rag-api"
-    tags       = ["content-304f70127be92ae9c3f82712"]
+    tags       = ["content-0e1999cdc377baf745a80b5e"]
   }
 }

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/runtime/llm/image.yaml; edit that file, not this one.
-# image: runtime/llm:cpu 1.0.0  content: sha256:fc0e6e8ea47b972e32684d0f95d0314506ba9779eae1086ddfb43393e96ad76c
+# image: runtime/llm:cpu 1.0.0  content: sha256:1b56732bdc2d806c4ec8e5c8cfc9eeb5328b52b5ce7ac0f21b1fe18e2b94eb18
 
 variable "pull" {
   type        = bool
@@ -33,7 +33,7 @@ source "docker" "image" {
     "WORKDIR /home/app",
     "LABEL com.example-bank.accelerator=\"cpu\"",
     "LABEL com.example-bank.image.tier=\"runtime\"",
-    "LABEL org.imagefactory.content-hash=\"sha256:fc0e6e8ea47b972e32684d0f95d0314506ba9779eae1086ddfb43393e96ad76c\"",
+    "LABEL org.imagefactory.content-hash=\"sha256:1b56732bdc2d806c4ec8e5c8cfc9eeb5328b52b5ce7ac0f21b1fe18e2b94eb18\"",
     "LABEL org.imagefactory.ref=\"runtime/llm:cpu\"",
     "LABEL org.opencontainers.image.base.digest=\"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"",
     "LABEL org.opencontainers.image.base.name=\"base/debian12\"",
@@ -50,7 +50,7 @@ source "docker" "image" {
 source "qemu" "vm" {
   iso_url          = "https://deb.example.internal/debian-12.iso"
   iso_checksum     = "sha256:0123456789abcdef"
-  vm_name          = "runtime-llm-1.0.0-fc0e6e8ea47b"
+  vm_name          = "runtime-llm-1.0.0-1b56732bdc2d"
   output_directory = "output-qemu"
   disk_size        = "10G"
   memory           = 2048
@@ -72,10 +72,10 @@ source "amazon-ebs" "vm" {
   source_ami    = "ami-0123456789abcdef0"
   instance_type = "t3.small"
   ssh_username  = "admin"
-  ami_name      = "runtime-llm-1.0.0-fc0e6e8ea47b"
+  ami_name      = "runtime-llm-1.0.0-1b56732bdc2d"
   tags = {
     "org.imagefactory.ref"          = "runtime/llm:cpu"
-    "org.imagefactory.content-hash" = "sha256:fc0e6e8ea47b972e32684d0f95d0314506ba9779eae1086ddfb43393e96ad76c"
+    "org.imagefactory.content-hash" = "sha256:1b56732bdc2d806c4ec8e5c8cfc9eeb5328b52b5ce7ac0f21b1fe18e2b94eb18"
   }
 }
 
@@ -202,6 +202,6 @@ build {
   post-processor "docker-tag" {
     only       = ["docker.image"]
     repository = "127.0.0.1:5000/bank-ai-lab/dev/runtime/llm"
-    tags       = ["content-fc0e6e8ea47b972e32684d0f"]
+    tags       = ["content-1b56732bdc2d806c4ec8e5c8"]
   }
 }
