@@ -29,6 +29,7 @@ from imagefactory.spec.lock import LOCK_FILE, ImageLock, PipPin, lock_text
 from imagefactory.spec.refresh import REFRESH_FILE
 
 from .conftest import copy_example_catalog
+from .helpers import run
 from .test_plan import recorded
 
 RUNTIME = "images/runtime/llm"
@@ -297,3 +298,21 @@ def test_check_finds_missing_stale_and_extra_locks(catalog_dir: Path) -> None:
     catalog = load_catalog(catalog_dir)
     [found] = check_locks(catalog, [catalog.images["base/debian12"]])
     assert found.problems == ("locked, but installs no packages: remove its entry from image.lock",)
+
+
+def test_cli_lock_check_needs_no_engine_and_fails_on_a_stale_lock(tmp_path: Path) -> None:
+    root = copy_example_catalog(tmp_path)
+    passed = run(root, "lock", "--all", "--check")
+    assert passed.exit_code == 0, passed.output
+    assert "locks cover what 5 images install" in passed.stdout
+    (root / RUNTIME / LOCK_FILE).unlink()
+    failed = run(root, "lock", "runtime/llm", "--check", "--json")
+    assert failed.exit_code == 1
+    assert json.loads(failed.stdout) == {
+        "ok": False,
+        "stale": [
+            {"image": ref, "problems": ["no lock: run 'imagefactory lock'"]}
+            for ref in ("runtime/llm:cpu", "runtime/llm:cuda")
+        ],
+    }
+    assert run(root, "lock").exit_code == 2  # name images, or --all
