@@ -316,6 +316,34 @@ class Engine:
         argv += ["--entrypoint", entrypoint] if entrypoint else []
         self._run([*argv, reference, *command], timeout=300, hint=hint)
 
+    def run_script(
+        self,
+        reference: str,
+        script: str,
+        args: Sequence[str],
+        *,
+        hint: str,
+        files: Mapping[Path, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 1800,
+    ) -> tools.Result:
+        """Run ``bash -c SCRIPT bash ARGS…`` as root in a throw-away container of
+        ``reference`` on the host network (as builds run), each of ``files`` bound read-only at
+        its target; stdout and stderr apart. ``args`` are words of their own (never parsed by a
+        shell) and ``env``'s values travel in the environment, only names on the argv."""
+        argv: list[str | Path] = ["run", "--rm", "--network=host", "--user=0:0"]
+        argv += ["--entrypoint=bash"]
+        for source, target in sorted((files or {}).items()):
+            argv += ["--mount", _bind_mount(source, target)]
+        argv += [f"--env={name}" for name in sorted(env or {})]
+        return self._run(
+            [*argv, "--", reference, "-c", script, "bash", *args],
+            env=env,
+            timeout=timeout,
+            hint=hint,
+            separate_stderr=True,
+        )
+
     def exec(
         self,
         name: str,
@@ -360,11 +388,20 @@ class Engine:
         self._run(["rm", "--force", *(["--volumes"] if volumes else []), name], check=False)
 
 
+def _bind_mount(source: Path, target: str) -> str:
+    """The ``--mount`` value binding ``source`` read-only at ``target`` (a CSV record)."""
+    return _csv(["type=bind", f"source={source}", f"target={target}", "readonly"])
+
+
 def _tmpfs_mount(path: str) -> str:
     """The ``--mount`` value of a tmpfs at ``path``: a CSV record, so a path holding a comma or
     a quote stays one field (spec paths are absolute paths; quoting is the second guard)."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(
+    return _csv(
         ["type=tmpfs", f"destination={path}", f"tmpfs-size={TMPFS_SIZE}", "tmpfs-mode=1777"]
     )
+
+
+def _csv(fields: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(fields)
     return buffer.getvalue()

@@ -76,6 +76,7 @@ COMMANDS = {
     "size": "size",
     "gate": "scan",
     "outdated": "freshness",
+    "lock": "lock",
     "revoke": "revoke",
     "yank": "yank",
     "unyank": "yank",

@@ -1,6 +1,6 @@
 """Content hashes: one fingerprint per concrete image of everything that decides its bytes.
 
-An image's hash combines four input hashes, each kept so a plan can say *why* it changed:
+An image's hash combines its input hashes, each kept so a plan can say *why* it changed:
 
 * ``spec``: the merged spec (its ``tests``, ``targets`` and ``deploy`` excluded: they do not
   change the image) plus the project build settings that shape every image — the CA bundle's content,
@@ -14,7 +14,10 @@ An image's hash combines four input hashes, each kept so a plan can say *why* it
   (its recipe is in ``spec``);
 * ``refresh``: the versions ``refresh.yaml`` asks the image to hold at least
   (:mod:`imagefactory.spec.refresh`); empty, and then not hashed, for an image it does not
-  name, so a catalog without refreshes keeps its hashes.
+  name, so a catalog without refreshes keeps its hashes;
+* ``lock``: the image's entry in the ``image.lock`` beside its image.yaml
+  (:mod:`imagefactory.spec.lock`: the exact Debian and Python packages it installs); empty, and
+  then not hashed, for an image without one.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from imagefactory.spec.walk import walk_tree
 
 HASH_SCHEME = "imagefactory/content/v1"
 TEMPLATE_SUFFIX = ".j2"
+#: Inputs hashed (and listed) only when the image has them, so a catalog without keeps its hashes.
+OPTIONAL_INPUTS = ("refresh", "lock")
 
 
 @dataclass(frozen=True)
@@ -43,14 +48,19 @@ class ContentInputs:
     templates: str
     parent: str
     refresh: str = ""
+    lock: str = ""
 
     @property
     def content_hash(self) -> str:
         parts = [HASH_SCHEME, self.spec, self.files, self.templates, self.parent]
-        return _digest([*parts, *([self.refresh] if self.refresh else [])])
+        optional = [
+            *([self.refresh] if self.refresh else []),
+            *(["lock", self.lock] if self.lock else []),
+        ]
+        return _digest([*parts, *optional])
 
     def as_dict(self) -> dict[str, str]:
-        return {k: v for k, v in asdict(self).items() if v or k != "refresh"}
+        return {k: v for k, v in asdict(self).items() if v or k not in OPTIONAL_INPUTS}
 
 
 def content_inputs(catalog: Catalog) -> dict[str, ContentInputs]:
@@ -70,6 +80,7 @@ def content_inputs(catalog: Catalog) -> dict[str, ContentInputs]:
             templates=_digest([standard_templates, *(hash_tree(p) for p in _overrides(image))]),
             parent=_parent_input(image, result),
             refresh=refresh_input(catalog, image.ref),
+            lock=_lock_input(catalog, image.ref),
         )
     return result
 
@@ -78,6 +89,11 @@ def refresh_input(catalog: Catalog, ref: str) -> str:
     """The hash of the versions ``refresh.yaml`` asks ``ref`` to hold; "" when it names none."""
     wanted = catalog.refreshed.get(ref)
     return _canonical(dict(wanted)) if wanted else ""
+
+
+def _lock_input(catalog: Catalog, ref: str) -> str:
+    lock = catalog.locks.get(ref)
+    return _canonical(lock.model_dump(mode="json")) if lock else ""
 
 
 def hash_tree(path: Path) -> str:

@@ -17,6 +17,7 @@ REASONS = {
     "templates": "template changed",
     "parent": "parent changed",
     "refresh": "refreshed",
+    "lock": "lock changed",
 }
 
 

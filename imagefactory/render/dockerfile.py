@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from debian.debian_support import version_compare
+
 from imagefactory.project.naming import CONTENT_LABEL, REF_LABEL
 from imagefactory.render.environment import (
     dockerfile_token,
@@ -31,6 +33,7 @@ from imagefactory.render.shell_less import (
     lineage_config,
 )
 from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.lock import pip_requirements
 from imagefactory.spec.walk import copy_into
 
 STANDARD_TEMPLATE = "dockerfile/Dockerfile.j2"
@@ -39,6 +42,8 @@ CA_FILE = "ca-bundle.pem"
 CA_TARGET = "/run/imagefactory/ca.pem"
 SECRETS_DIR = "/run/secrets"
 ROOTFS_FILE = "rootfs.tar"
+PIP_LOCK_FILE = "requirements.lock"  # image.lock's Python distributions, with their hashes
+PIP_LOCK_TARGET = f"/run/imagefactory/{PIP_LOCK_FILE}"
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,9 @@ def dockerfile_context(
         for s in spec.secrets
         if s.as_env
     ]
+    lock = catalog.locks.get(image.ref)
+    pip_lock = [f"--mount=type=bind,source={PIP_LOCK_FILE},target={PIP_LOCK_TARGET}"]
+    pip_mounts = mounts + (pip_lock if lock and lock.pip else [])
     pip_exports = [
         *([f"PIP_CERT={CA_TARGET}"] if has_ca else []),
         *([f"PIP_INDEX_URL={shell_word(build.mirrors.pypi)}"] if build.mirrors.pypi else []),
@@ -144,9 +152,13 @@ def dockerfile_context(
         "packages": spec.packages,
         # refresh.yaml: NAME=VERSION, each checked against what dpkg holds after the packages
         "refresh": [f"{n}={v}" for n, v in sorted(catalog.refreshed.get(image.ref, {}).items())],
+        # image.lock: the arch it was resolved for, its closure as NAME=VERSION, its pip file
+        "lock_arch": lock.arch if lock else None,
+        "apt_lock": [f"{n}={v}" for n, v in sorted(locked_versions(catalog, image).items())],
+        "pip_lock": PIP_LOCK_TARGET if lock and lock.pip else None,
         "apt_options": f" -o Acquire::https::CaInfo={CA_TARGET}" if has_ca else "",
-        "mounts": "".join(f"{m} \\\n    " for m in mounts)
-        + "".join(f"export {e} && " for e in exports),
+        "mounts": _run_prefix(mounts, exports),
+        "pip_mounts": _run_prefix(pip_mounts, exports),
         "pip": spec.pip,
         "pip_env": " ".join(f"export {e} &&" for e in pip_exports if e not in exports),
         "venv": spec.venv,
@@ -156,6 +168,26 @@ def dockerfile_context(
         "closure_script": CLOSURE_SCRIPT,
         "closure_arguments": closure_arguments(catalog, image) if spec.distroless else None,
     }
+
+
+def locked_versions(catalog: Catalog, image: CatalogImage) -> dict[str, str]:
+    """What the image's image.lock pins each Debian package of its closure at, raised to the
+    version refresh.yaml asks the image or an ancestor to hold at least when that is newer (a
+    refresh never contradicts a lock; ``imagefactory lock`` resolves the closure again)."""
+    lock = catalog.locks.get(image.ref)
+    if lock is None:
+        return {}
+    pins = dict(lock.apt)
+    for owner in catalog.lineage(image.ref):
+        for name, wanted in catalog.refreshed.get(owner.ref, {}).items():
+            if name in pins and version_compare(wanted, pins[name]) > 0:
+                pins[name] = wanted
+    return pins
+
+
+def _run_prefix(mounts: list[str], exports: list[str]) -> str:
+    """What a RUN line starts with: its mounts, one a line, then the secrets it exports."""
+    return "".join(f"{m} \\\n    " for m in mounts) + "".join(f"export {e} && " for e in exports)
 
 
 def image_labels(
@@ -188,8 +220,9 @@ def write_build_context(
     chain: Sequence[tuple[str, CatalogImage]] = (),
 ) -> Path:
     """Write ``folder`` (``main_file`` holding ``text`` — the Dockerfile, or a Packer template —,
-    files/, CA bundle[, rootfs.tar], more ``texts`` by name, and each ``(prefix, ancestor)`` of
-    ``chain``'s files under ``prefix``) whole, or leave it as it was."""
+    files/ and the lock's requirements.lock, CA bundle[, rootfs.tar], more ``texts`` by name,
+    and each ``(prefix, ancestor)`` of ``chain``'s files and requirements.lock under ``prefix``)
+    whole, or leave it as it was."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
@@ -199,6 +232,10 @@ def write_build_context(
         if catalog.project.build.ca_bundle is not None:
             shutil.copyfile(catalog.root / catalog.project.build.ca_bundle, staging / CA_FILE)
         for prefix, owner in [("", image), *chain]:
+            lock = catalog.locks.get(owner.ref)
+            if lock and lock.pip:
+                (staging / prefix).mkdir(parents=True, exist_ok=True)
+                (staging / prefix / PIP_LOCK_FILE).write_text(pip_requirements(lock))
             for entry in file_entries(owner):
                 target = staging / prefix / entry.context_path
                 target.parent.mkdir(parents=True)

@@ -37,9 +37,11 @@ from imagefactory.render.catalog import Pins
 from imagefactory.render.dockerfile import (
     CA_FILE,
     CA_TARGET,
+    PIP_LOCK_FILE,
     ParentPin,
     file_entries,
     image_labels,
+    locked_versions,
     write_build_context,
 )
 from imagefactory.render.environment import (
@@ -141,6 +143,8 @@ def _shell_steps(
 
     needs_ca = has_ca and bool(spec.packages or spec.pip)
     entries = [replace(e, context_path=prefix + e.context_path) for e in file_entries(image)]
+    lock = catalog.locks.get(image.ref)  # image.lock: the closure's pins, the pip file's hashes
+    pip_lock = f"{prefix}{PIP_LOCK_FILE}" if lock and lock.pip and spec.pip else None
     for account in spec.create_users:
         gid, name = q(account.gid or account.uid), q(account.name)
         home = f"--home-dir {q(account.home)} --create-home" if account.home else "--no-create-home"
@@ -151,7 +155,7 @@ def _shell_steps(
         if account.home:
             command += f" && chmod 0750 {q(account.home)}"
         shell(f"user {account.name}", command)
-    if needs_ca or entries:
+    if needs_ca or entries or pip_lock:
         folders = [
             f"{UPLOADS}/{e.context_path if e.is_dir else PurePosixPath(e.context_path).parent}"
             for e in entries
@@ -162,6 +166,8 @@ def _shell_steps(
             *[f"mkdir -p {q(folder)}" for folder in folders],
             as_user=True,
         )
+    if pip_lock:
+        upload(pip_lock, f"{UPLOADS}/{PIP_LOCK_FILE}")
     if needs_ca:
         upload(CA_FILE, f"{UPLOADS}/{CA_FILE}")
         shell("CA bundle", f"install -D -m 0644 {UPLOADS}/{CA_FILE} {CA_TARGET}")
@@ -171,7 +177,7 @@ def _shell_steps(
             "packages",
             f"apt-get update{apt_options}",
             f"apt-get install -y --no-install-recommends{apt_options} "
-            + " ".join(q(p) for p in spec.packages),
+            + " ".join(q(p) for p in _installed(catalog, image)),
             "apt-get clean",
             "rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/log/apt/* "
             "/var/log/dpkg.log",
@@ -187,7 +193,12 @@ def _shell_steps(
             "pip",
             f"{prefix}{{ test -x {q(f'{venv}/bin/python')} || python3 -m venv {q(venv)}; }} && "
             f"{q(f'{venv}/bin/pip')} install --no-cache-dir --disable-pip-version-check "
-            "--no-compile " + " ".join(q(r) for r in spec.pip),
+            "--no-compile "
+            + (
+                f"--require-hashes --no-deps -r {UPLOADS}/{PIP_LOCK_FILE}"
+                if pip_lock
+                else " ".join(q(r) for r in spec.pip)
+            ),
         )
     if needs_ca:
         shell("remove CA bundle", f"rm -f {CA_TARGET}")
@@ -210,9 +221,15 @@ def _shell_steps(
         elif entry.mode:
             commands.append(f"chmod {q(entry.mode)} {dest}")
         shell(f"{entry.dest}: into place, owner and mode", *commands)
-    if needs_ca or entries:
+    if needs_ca or entries or pip_lock:
         shell("remove the upload folder", f"rm -rf {UPLOADS}")
     return steps
+
+
+def _installed(catalog: Catalog, image: CatalogImage) -> list[str]:
+    """What apt installs: the lock's closure pinned (as the Dockerfile does), else image.yaml's."""
+    pins = locked_versions(catalog, image)
+    return [f"{n}={v}" for n, v in sorted(pins.items())] if pins else image.spec.packages
 
 
 def chain_prefix(ancestor: CatalogImage) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from imagefactory.errors import UserError
 from imagefactory.spec.graph import build_order
 from imagefactory.spec.issues import near_miss
+from imagefactory.spec.lock import ImageLock
 from imagefactory.spec.models import Environment, ImageSpec, ProjectSpec
 from imagefactory.spec.parents import CatalogParent, Parent
 
@@ -59,6 +60,8 @@ class Catalog:
     images: Mapping[str, CatalogImage]
     #: refresh.yaml: image ref → package → the version it must hold at least (spec/refresh.py)
     refreshed: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: image.lock files: image ref → the exact packages it installs (spec/lock.py)
+    locks: Mapping[str, ImageLock] = field(default_factory=dict)
 
     @property
     def parents(self) -> dict[str, str | None]:

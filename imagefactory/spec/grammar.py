@@ -111,6 +111,7 @@ debian_version = _grammar(
     "a Debian version: [EPOCH:]UPSTREAM[-REVISION]",
     "a digit first, then letters, digits and . + ~ - (policy 5.6.12), e.g. 2.36-9+deb12u10",
 )
+debian_arch = _grammar(DEBIAN_ARCH, "a Debian architecture", "e.g. amd64 or arm64")
 posix_name = _grammar(
     POSIX_NAME,
     "a user or group name",

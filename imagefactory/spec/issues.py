@@ -11,12 +11,62 @@ import json
 import re
 import types
 import typing
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from imagefactory.errors import SpecIssue
-from imagefactory.spec.yamldoc import KeyPath, YamlDocument
+from imagefactory.spec.yamldoc import KeyPath, YamlDocument, read_yaml
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def unknown_images(
+    path: Path,
+    doc: YamlDocument,
+    key: str,
+    refs: typing.Iterable[str],
+    images: typing.Collection[str],
+    *,
+    what: str,
+    otherwise: str,
+) -> list[SpecIssue]:
+    """An issue for each of ``refs`` (the keys under ``key`` of ``path``) that is not one of
+    ``images``: "'REF' is not WHAT", with a near miss, else the hint ``otherwise``."""
+    issues = []
+    for ref in refs:
+        if ref not in images:
+            guess = near_miss(ref, images)
+            issues.append(
+                SpecIssue(
+                    path,
+                    f"{key}.{ref}",
+                    f"'{ref}' is not {what}",
+                    doc.line_of((key, ref)),
+                    f"did you mean '{guess}'?" if guess else otherwise,
+                )
+            )
+    return issues
+
+
+def read_model(path: Path, model: type[M]) -> tuple[M | None, YamlDocument | None, list[SpecIssue]]:
+    """An optional catalog file beside the images (refresh.yaml, image.lock) read into
+    ``model``: nothing when it is absent; else the model (None when the file has problems),
+    the document (the line of each key) and its problems, each with line and key path."""
+    if not path.exists() and not path.is_symlink():
+        return None, None, []
+    doc = read_yaml(path)
+    issues = [
+        SpecIssue(path, format_key_path(p.key_path), p.message, p.line, p.hint)
+        for p in doc.problems
+    ]
+    if issues or doc.data is None:
+        return None, doc, issues
+    try:
+        return model.model_validate(doc.data), doc, []
+    except ValidationError as exc:
+        return None, doc, issues_from_validation(exc, doc, model)
 
 
 def format_key_path(path: KeyPath) -> str:

@@ -25,6 +25,7 @@ from imagefactory.spec.grammar import relative_path
 from imagefactory.spec.graph import find_cycle
 from imagefactory.spec.inheritance import inherit, user_issues
 from imagefactory.spec.issues import format_key_path, issues_from_validation, near_miss
+from imagefactory.spec.lock import ImageLock, Locks, load_lock
 from imagefactory.spec.merge import merge_layer
 from imagefactory.spec.models import ImageDocument, ImageLayer, ImageSpec, ProjectSpec
 from imagefactory.spec.parents import BootstrapParent, CatalogParent, Parent, parse_from
@@ -127,6 +128,8 @@ def load_catalog(root: Path) -> Catalog:
         issues += shell_less_issues(images, docs)
     refreshed, found = load_refresh(root, None if issues else images)
     issues += found
+    locks, found = _locks(images) if not issues else ({}, [])
+    issues += found
     if issues:
         raise SpecError(_unique(issues))
     assert project is not None  # no issues means the project validated
@@ -136,7 +139,22 @@ def load_catalog(root: Path) -> Catalog:
         project=project,
         images=dict(sorted(inherit(images).items())),
         refreshed=refreshed,
+        locks=locks,
     )
+
+
+def _locks(images: dict[str, CatalogImage]) -> tuple[Locks, list[SpecIssue]]:
+    """The image.lock of every image folder, each read once for the refs its image.yaml gives."""
+    by_folder: dict[Path, list[str]] = {}
+    for ref, image in images.items():
+        by_folder.setdefault(image.folder, []).append(ref)
+    locks: dict[str, ImageLock] = {}
+    issues: list[SpecIssue] = []
+    for folder, refs in sorted(by_folder.items()):
+        found, problems = load_lock(folder, refs)
+        locks.update(found)
+        issues += problems
+    return locks, issues
 
 
 def _image_files(catalog_dir: Path) -> list[Path]:

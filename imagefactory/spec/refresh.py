@@ -23,13 +23,12 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, Field
 
 from imagefactory.errors import SpecIssue
 from imagefactory.spec import grammar
-from imagefactory.spec.issues import format_key_path, issues_from_validation, near_miss
+from imagefactory.spec.issues import read_model, unknown_images
 from imagefactory.spec.models import Frozen
-from imagefactory.spec.yamldoc import read_yaml
 
 REFRESH_FILE = "refresh.yaml"
 KEY = "refreshed"
@@ -54,35 +53,20 @@ def load_refresh(root: Path, images: Collection[str] | None) -> tuple[Refreshed,
     path; ``images`` are the catalog's refs, which every key must be (None: not checked, the
     catalog has problems of its own)."""
     path = root / REFRESH_FILE
-    if not path.exists() and not path.is_symlink():
-        return {}, []
-    doc = read_yaml(path)
-    issues = [
-        SpecIssue(path, format_key_path(p.key_path), p.message, p.line, p.hint)
-        for p in doc.problems
-    ]
-    if issues or doc.data is None:
+    document, doc, issues = read_model(path, Document)
+    if document is None or doc is None:
         return {}, issues
-    try:
-        document = Document.model_validate(doc.data)
-    except ValidationError as exc:
-        return {}, issues_from_validation(exc, doc, Document)
     if images is None:
         return document.refreshed, issues
-    for ref in document.refreshed:
-        if ref not in images:
-            guess = near_miss(ref, images)
-            issues.append(
-                SpecIssue(
-                    path,
-                    f"{KEY}.{ref}",
-                    f"'{ref}' is not an image of the catalog",
-                    doc.line_of((KEY, ref)),
-                    f"did you mean '{guess}'?"
-                    if guess
-                    else "remove its entry (imagefactory build --refresh writes the file)",
-                )
-            )
+    issues += unknown_images(
+        path,
+        doc,
+        KEY,
+        document.refreshed,
+        images,
+        what="an image of the catalog",
+        otherwise="remove its entry (imagefactory build --refresh writes the file)",
+    )
     return document.refreshed, issues
 
 

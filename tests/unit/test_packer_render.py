@@ -176,8 +176,12 @@ def test_a_childs_vm_image_carries_the_provisioning_of_the_whole_chain(
     own = text.index("# upload folder", text.index("playbook_file"))  # app/rag-api's own steps
     chain = text[:own]
     assert "useradd --system --uid 10001" in chain  # base/debian12's user
-    runtime = catalog.images["runtime/llm:cpu"].spec
-    assert f"--no-compile {' '.join(runtime.pip)}" in chain  # runtime/llm's pip
+    # runtime/llm's pip: its image.lock's distributions, by hash, from its own uploaded file
+    assert "${path.root}/chain/runtime_llm_cpu/requirements.lock" in chain
+    assert (
+        "--no-compile --require-hashes --no-deps -r /tmp/imagefactory-upload/requirements.lock"
+        in chain
+    )
     assert "ansible/runtime.yml" in chain  # runtime/llm's playbook, VM sources only
     steps = chain[chain.index("build {") :].split("provisioner ")[1:]
     assert steps and all(re.search(vm_only, step) for step in steps)
@@ -186,6 +190,8 @@ def test_a_childs_vm_image_carries_the_provisioning_of_the_whole_chain(
     (template,) = render_packer_images(
         catalog, [catalog.images["app/rag-api"]], pins, packer_catalog / "rendered"
     )
+    lock = (template.parent / "chain/runtime_llm_cpu/requirements.lock").read_text()
+    assert lock.startswith("certifi==") and " --hash=sha256:" in lock
     if shutil.which("packer") is not None:
         result = packer_validate(template)
         assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"

@@ -236,6 +236,7 @@ def test_cli_render_terraform_writes_checks_and_reports_json(catalog_dir: Path, 
     assert run("-C", catalog_dir, "render", "terraform", "--check").exit_code == 0
     without_shell_less(catalog_dir)  # its parent is renamed next
     edit("images/app/rag-api/image.yaml", "name: app/rag-api", "name: app/rag-service")
+    edit("images/app/rag-api/image.lock", "'app/rag-api':", "'app/rag-service':")  # its lock too
     stale = run("-C", catalog_dir, "render", "terraform", "--check", "--json")
     assert stale.exit_code == 1
     report = json.loads(stale.stdout)  # one document, the error in it

@@ -1,6 +1,6 @@
 # Rendered by imagefactory from images/app/rag-api-distroless/image.yaml; edit that file, not this one.
-# image: app/rag-api-distroless 0.3.0  content: sha256:a62edab823cc2bfd44dbd8da4d48dd15316084976b9d817e369bcd93ab32f49c
-FROM 127.0.0.1:5000/bank-ai-lab/dev/app/rag-api:content-9690f06bf72201522fdb95f6
+# image: app/rag-api-distroless 0.3.0  content: sha256:0d03646a2a437359b9776552fd462c79c9636e17bca1be914155dabd5f547070
+FROM 127.0.0.1:5000/bank-ai-lab/dev/app/rag-api:content-04db09febe9376a30d1980f0
 
 USER 0:0
 SHELL ["/bin/bash", "-o", "pipefail", "-euc"]
@@ -20,7 +20,7 @@ ENTRYPOINT ["python", "-m", "uvicorn", "rag_api.main:app", "--host", "0.0.0.0", 
 
 LABEL com.example-bank.accelerator="cpu" \
       com.example-bank.image.tier="app" \
-      org.imagefactory.content-hash="sha256:a62edab823cc2bfd44dbd8da4d48dd15316084976b9d817e369bcd93ab32f49c" \
+      org.imagefactory.content-hash="sha256:0d03646a2a437359b9776552fd462c79c9636e17bca1be914155dabd5f547070" \
       org.imagefactory.ref="app/rag-api-distroless" \
       org.opencontainers.image.base.digest="" \
       org.opencontainers.image.base.name="app/rag-api" \
@@ -57,7 +57,7 @@ ENTRYPOINT ["python", "-m", "uvicorn", "rag_api.main:app", "--host", "0.0.0.0", 
 
 LABEL com.example-bank.accelerator="cpu" \
       com.example-bank.image.tier="app" \
-      org.imagefactory.content-hash="sha256:a62edab823cc2bfd44dbd8da4d48dd15316084976b9d817e369bcd93ab32f49c" \
+      org.imagefactory.content-hash="sha256:0d03646a2a437359b9776552fd462c79c9636e17bca1be914155dabd5f547070" \
       org.imagefactory.ref="app/rag-api-distroless" \
       org.opencontainers.image.base.digest="" \
       org.opencontainers.image.base.name="app/rag-api" \

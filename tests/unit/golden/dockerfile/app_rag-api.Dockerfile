@@ -1,15 +1,18 @@
 # Rendered by imagefactory from images/app/rag-api/image.yaml; edit that file, not this one.
-# image: app/rag-api 0.3.0  content: sha256:9690f06bf72201522fdb95f6d2aaae95e38a01fc360f2a8965a240dd3abaed1b
+# image: app/rag-api 0.3.0  content: sha256:04db09febe9376a30d1980f07a420184c992dbd139148364e8a252e3cb39d578
 FROM 127.0.0.1:5000/bank-ai-lab/dev/runtime/llm@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc
 
 USER 0:0
 SHELL ["/bin/bash", "-o", "pipefail", "-euc"]
 
 RUN --mount=type=bind,source=ca-bundle.pem,target=/run/imagefactory/ca.pem \
+    --mount=type=bind,source=requirements.lock,target=/run/imagefactory/requirements.lock \
     export PIP_CERT=/run/imagefactory/ca.pem && { test -x /opt/venv/bin/python || python3 -m venv /opt/venv; } \
+ && arch="$(dpkg --print-architecture)" locked=amd64 && if [ "$arch" != "$locked" ]; then \
+      echo "image.lock was resolved for $locked; this build is for $arch: run" imagefactory lock app/rag-api "on $arch" >&2; exit 1; \
+    fi \
  && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile \
-      fastapi==0.115.12 \
-      uvicorn==0.34.3
+      --require-hashes --no-deps -r /run/imagefactory/requirements.lock
 
 COPY --chown=root:root files/0/rag_api /opt/rag-api/rag_api
 RUN find /opt/rag-api/rag_api -type f -exec chmod 0644 {} + && find /opt/rag-api/rag_api -type d -exec chmod 0755 {} +
@@ -25,7 +28,7 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
 ENTRYPOINT ["python", "-m", "uvicorn", "rag_api.main:app", "--host", "0.0.0.0", "--port", "8080"]
 
 LABEL com.example-bank.image.tier="app" \
-      org.imagefactory.content-hash="sha256:9690f06bf72201522fdb95f6d2aaae95e38a01fc360f2a8965a240dd3abaed1b" \
+      org.imagefactory.content-hash="sha256:04db09febe9376a30d1980f07a420184c992dbd139148364e8a252e3cb39d578" \
       org.imagefactory.ref="app/rag-api" \
       org.opencontainers.image.base.digest="sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc" \
       org.opencontainers.image.base.name="runtime/llm" \

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/base/debian12/image.yaml; edit that file, not this one.
-# image: base/debian12 1.0.0  content: sha256:d11d8f1cc01704a68dd6e3bd1eb9f0388b7df965f1a9326122991ec19ef1a2e8
+# image: base/debian12 1.0.0  content: sha256:dc0ad88af0666db8410f8d10cf3e2c68cb3e27b029e8a4f40f7d8435c9de5702
 FROM scratch
 ADD rootfs.tar /
 
@@ -19,7 +19,7 @@ ENV TZ="UTC" \
 WORKDIR /home/app
 
 LABEL com.example-bank.image.tier="base" \
-      org.imagefactory.content-hash="sha256:d11d8f1cc01704a68dd6e3bd1eb9f0388b7df965f1a9326122991ec19ef1a2e8" \
+      org.imagefactory.content-hash="sha256:dc0ad88af0666db8410f8d10cf3e2c68cb3e27b029e8a4f40f7d8435c9de5702" \
       org.imagefactory.ref="base/debian12" \
       org.opencontainers.image.base.digest="" \
       org.opencontainers.image.base.name="scratch" \

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/runtime/llm/image.yaml; edit that file, not this one.
-# image: runtime/llm:cpu 1.0.0  content: sha256:7c6c00929e4d0d18ba4d6f290cfab6ec516c5b23952a0078a7f5eecdd801ad22
+# image: runtime/llm:cpu 1.0.0  content: sha256:758d9a21b06bea46cffe98cbc6c808b020f9ff13fec73fb07fc68d28cec56689
 FROM 127.0.0.1:5000/bank-ai-lab/dev/base/debian12@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 USER 0:0
@@ -7,19 +7,55 @@ SHELL ["/bin/bash", "-o", "pipefail", "-euc"]
 
 RUN --mount=type=bind,source=ca-bundle.pem,target=/run/imagefactory/ca.pem \
     apt-get update -o Acquire::https::CaInfo=/run/imagefactory/ca.pem \
- && apt-get install -y --no-install-recommends -o Acquire::https::CaInfo=/run/imagefactory/ca.pem \
-      python3 \
-      python3-venv \
-      libgomp1 \
+ && arch="$(dpkg --print-architecture)" locked=amd64 && if [ "$arch" != "$locked" ]; then \
+      echo "image.lock was resolved for $locked; this build is for $arch: run" imagefactory lock runtime/llm:cpu "on $arch" >&2; exit 1; \
+    fi \
+ && set -- \
+      libcom-err2=1.47.0-2+b2 \
+      libexpat1=2.5.0-1+deb12u5 \
+      libgomp1=12.2.0-14+deb12u1 \
+      libgssapi-krb5-2=1.20.1-2+deb12u5 \
+      libk5crypto3=1.20.1-2+deb12u5 \
+      libkeyutils1=1.6.3-2 \
+      libkrb5-3=1.20.1-2+deb12u5 \
+      libkrb5support0=1.20.1-2+deb12u5 \
+      libncursesw6=6.4-4 \
+      libnsl2=1.3.0-2 \
+      libpython3-stdlib=3.11.2-1+b1 \
+      libpython3.11-minimal=3.11.2-6+deb12u9 \
+      libpython3.11-stdlib=3.11.2-6+deb12u9 \
+      libreadline8=8.2-1.3 \
+      libsqlite3-0=3.40.1-2+deb12u2 \
+      libtirpc-common=1.3.3+ds-1 \
+      libtirpc3=1.3.3+ds-1 \
+      media-types=10.0.0 \
+      python3=3.11.2-1+b1 \
+      python3-distutils=3.11.2-3 \
+      python3-lib2to3=3.11.2-3 \
+      python3-minimal=3.11.2-1+b1 \
+      python3-pip-whl=23.0.1+dfsg-1 \
+      python3-setuptools-whl=66.1.1-1+deb12u2 \
+      python3-venv=3.11.2-1+b1 \
+      python3.11=3.11.2-6+deb12u9 \
+      python3.11-minimal=3.11.2-6+deb12u9 \
+      python3.11-venv=3.11.2-6+deb12u9 \
+      readline-common=8.2-1.3 \
+ && for pin; do \
+      [ -n "$(apt-cache show "$pin" 2>/dev/null)" ] || { \
+        echo "image.lock pins ${pin%%=*} ${pin#*=}, which the mirror no longer has: run" imagefactory lock runtime/llm:cpu "to lock again, or point build.mirrors at a snapshot.debian.org state" >&2; exit 1; }; \
+    done \
+ && apt-get install -y --no-install-recommends -o Acquire::https::CaInfo=/run/imagefactory/ca.pem "$@" \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/log/apt/* /var/log/dpkg.log
 
 RUN --mount=type=bind,source=ca-bundle.pem,target=/run/imagefactory/ca.pem \
+    --mount=type=bind,source=requirements.lock,target=/run/imagefactory/requirements.lock \
     export PIP_CERT=/run/imagefactory/ca.pem && { test -x /opt/venv/bin/python || python3 -m venv /opt/venv; } \
+ && arch="$(dpkg --print-architecture)" locked=amd64 && if [ "$arch" != "$locked" ]; then \
+      echo "image.lock was resolved for $locked; this build is for $arch: run" imagefactory lock runtime/llm:cpu "on $arch" >&2; exit 1; \
+    fi \
  && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile \
-      numpy==2.2.6 \
-      tokenizers==0.21.1 \
-      onnxruntime==1.22.0
+      --require-hashes --no-deps -r /run/imagefactory/requirements.lock
 
 ENV TZ="UTC" \
     LANG="C.UTF-8" \
@@ -29,7 +65,7 @@ ENV TZ="UTC" \
 
 LABEL com.example-bank.accelerator="cpu" \
       com.example-bank.image.tier="runtime" \
-      org.imagefactory.content-hash="sha256:7c6c00929e4d0d18ba4d6f290cfab6ec516c5b23952a0078a7f5eecdd801ad22" \
+      org.imagefactory.content-hash="sha256:758d9a21b06bea46cffe98cbc6c808b020f9ff13fec73fb07fc68d28cec56689" \
       org.imagefactory.ref="runtime/llm:cpu" \
       org.opencontainers.image.base.digest="sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" \
       org.opencontainers.image.base.name="base/debian12" \

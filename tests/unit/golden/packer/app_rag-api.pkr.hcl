@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/app/rag-api/image.yaml; edit that file, not this one.
-# image: app/rag-api 0.3.0  content: sha256:47d0b52b6e8f4d8748aac221f12f7b24b157da0219cf82b101c85c6229857595
+# image: app/rag-api 0.3.0  content: sha256:df7f5b9f1af9c78af9010ac91c5001bb769bdffa5ddec1bbdb3a587c14cda8a8
 
 variable "pull" {
   type        = bool
@@ -27,7 +27,7 @@ source "docker" "image" {
     "EXPOSE 8080",
     "ENTRYPOINT [\"python\", \"-m\", \"uvicorn\", \"rag_api.main:app\", \"--host\", \"0.0.0.0\", \"--port\", \"8080\"]",
     "LABEL com.example-bank.image.tier=\"app\"",
-    "LABEL org.imagefactory.content-hash=\"sha256:47d0b52b6e8f4d8748aac221f12f7b24b157da0219cf82b101c85c6229857595\"",
+    "LABEL org.imagefactory.content-hash=\"sha256:df7f5b9f1af9c78af9010ac91c5001bb769bdffa5ddec1bbdb3a587c14cda8a8\"",
     "LABEL org.imagefactory.ref=\"app/rag-api\"",
     "LABEL org.opencontainers.image.base.digest=\"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"",
     "LABEL org.opencontainers.image.base.name=\"runtime/llm\"",
@@ -54,6 +54,11 @@ build {
   }
 
   provisioner "file" {
+    source      = "${path.root}/requirements.lock"
+    destination = "/tmp/imagefactory-upload/requirements.lock"
+  }
+
+  provisioner "file" {
     source      = "${path.root}/ca-bundle.pem"
     destination = "/tmp/imagefactory-upload/ca-bundle.pem"
   }
@@ -70,7 +75,7 @@ build {
   provisioner "shell" {
     inline_shebang = "/bin/sh -e"
     inline = [
-      "export PIP_CERT=/run/imagefactory/ca.pem && { test -x /opt/venv/bin/python || python3 -m venv /opt/venv; } && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile fastapi==0.115.12 uvicorn==0.34.3",
+      "export PIP_CERT=/run/imagefactory/ca.pem && { test -x /opt/venv/bin/python || python3 -m venv /opt/venv; } && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile --require-hashes --no-deps -r /tmp/imagefactory-upload/requirements.lock",
     ]
   }
 
@@ -108,6 +113,6 @@ build {
   post-processor "docker-tag" {
     only       = ["docker.image"]
     repository = "127.0.0.1:5000/bank-ai-lab/dev/app/rag-api"
-    tags       = ["content-47d0b52b6e8f4d8748aac221"]
+    tags       = ["content-df7f5b9f1af9c78af9010ac9"]
   }
 }

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/app/rag-api/image.yaml; edit that file, not this one.
-# image: app/rag-api 0.3.0  content: sha256:47d0b52b6e8f4d8748aac221f12f7b24b157da0219cf82b101c85c6229857595
+# image: app/rag-api 0.3.0  content: sha256:df7f5b9f1af9c78af9010ac91c5001bb769bdffa5ddec1bbdb3a587c14cda8a8
 
 variable "pull" {
   type        = bool
@@ -33,7 +33,7 @@ source "docker" "image" {
     "EXPOSE 8080",
     "ENTRYPOINT [\"python\", \"-m\", \"uvicorn\", \"rag_api.main:app\", \"--host\", \"0.0.0.0\", \"--port\", \"8080\"]",
     "LABEL com.example-bank.image.tier=\"app\"",
-    "LABEL org.imagefactory.content-hash=\"sha256:47d0b52b6e8f4d8748aac221f12f7b24b157da0219cf82b101c85c6229857595\"",
+    "LABEL org.imagefactory.content-hash=\"sha256:df7f5b9f1af9c78af9010ac91c5001bb769bdffa5ddec1bbdb3a587c14cda8a8\"",
     "LABEL org.imagefactory.ref=\"app/rag-api\"",
     "LABEL org.opencontainers.image.base.digest=\"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"",
     "LABEL org.opencontainers.image.base.name=\"runtime/llm\"",
@@ -50,7 +50,7 @@ source "docker" "image" {
 source "qemu" "vm" {
   iso_url          = "https://deb.example.internal/debian-12.iso"
   iso_checksum     = "sha256:0123456789abcdef"
-  vm_name          = "app-rag-api-0.3.0-47d0b52b6e8f"
+  vm_name          = "app-rag-api-0.3.0-df7f5b9f1af9"
   output_directory = "output-qemu"
   disk_size        = "10G"
   memory           = 2048
@@ -72,10 +72,10 @@ source "amazon-ebs" "vm" {
   source_ami    = "ami-0123456789abcdef0"
   instance_type = "t3.small"
   ssh_username  = "admin"
-  ami_name      = "app-rag-api-0.3.0-47d0b52b6e8f"
+  ami_name      = "app-rag-api-0.3.0-df7f5b9f1af9"
   tags = {
     "org.imagefactory.ref"          = "app/rag-api"
-    "org.imagefactory.content-hash" = "sha256:47d0b52b6e8f4d8748aac221f12f7b24b157da0219cf82b101c85c6229857595"
+    "org.imagefactory.content-hash" = "sha256:df7f5b9f1af9c78af9010ac91c5001bb769bdffa5ddec1bbdb3a587c14cda8a8"
   }
 }
 
@@ -104,6 +104,12 @@ build {
     inline = [
       "mkdir -m 0700 /tmp/imagefactory-upload",
     ]
+  }
+
+  provisioner "file" {
+    only        = ["qemu.vm", "amazon-ebs.vm"]
+    source      = "${path.root}/chain/runtime_llm_cpu/requirements.lock"
+    destination = "/tmp/imagefactory-upload/requirements.lock"
   }
 
   provisioner "file" {
@@ -139,7 +145,7 @@ build {
     inline_shebang = "/bin/sh -e"
     inline = [
       "apt-get update -o Acquire::https::CaInfo=/run/imagefactory/ca.pem",
-      "apt-get install -y --no-install-recommends -o Acquire::https::CaInfo=/run/imagefactory/ca.pem python3 python3-venv libgomp1",
+      "apt-get install -y --no-install-recommends -o Acquire::https::CaInfo=/run/imagefactory/ca.pem libcom-err2=1.47.0-2+b2 libexpat1=2.5.0-1+deb12u5 libgomp1=12.2.0-14+deb12u1 libgssapi-krb5-2=1.20.1-2+deb12u5 libk5crypto3=1.20.1-2+deb12u5 libkeyutils1=1.6.3-2 libkrb5-3=1.20.1-2+deb12u5 libkrb5support0=1.20.1-2+deb12u5 libncursesw6=6.4-4 libnsl2=1.3.0-2 libpython3-stdlib=3.11.2-1+b1 libpython3.11-minimal=3.11.2-6+deb12u9 libpython3.11-stdlib=3.11.2-6+deb12u9 libreadline8=8.2-1.3 libsqlite3-0=3.40.1-2+deb12u2 libtirpc-common=1.3.3+ds-1 libtirpc3=1.3.3+ds-1 media-types=10.0.0 python3=3.11.2-1+b1 python3-distutils=3.11.2-3 python3-lib2to3=3.11.2-3 python3-minimal=3.11.2-1+b1 python3-pip-whl=23.0.1+dfsg-1 python3-setuptools-whl=66.1.1-1+deb12u2 python3-venv=3.11.2-1+b1 python3.11=3.11.2-6+deb12u9 python3.11-minimal=3.11.2-6+deb12u9 python3.11-venv=3.11.2-6+deb12u9 readline-common=8.2-1.3",
       "apt-get clean",
       "rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/log/apt/* /var/log/dpkg.log",
     ]
@@ -156,7 +162,7 @@ build {
     }
     inline_shebang = "/bin/sh -e"
     inline = [
-      "export PIP_CERT=/run/imagefactory/ca.pem && { test -x /opt/venv/bin/python || python3 -m venv /opt/venv; } && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile numpy==2.2.6 tokenizers==0.21.1 onnxruntime==1.22.0",
+      "export PIP_CERT=/run/imagefactory/ca.pem && { test -x /opt/venv/bin/python || python3 -m venv /opt/venv; } && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile --require-hashes --no-deps -r /tmp/imagefactory-upload/requirements.lock",
     ]
   }
 
@@ -207,6 +213,11 @@ build {
   }
 
   provisioner "file" {
+    source      = "${path.root}/requirements.lock"
+    destination = "/tmp/imagefactory-upload/requirements.lock"
+  }
+
+  provisioner "file" {
     source      = "${path.root}/ca-bundle.pem"
     destination = "/tmp/imagefactory-upload/ca-bundle.pem"
   }
@@ -235,7 +246,7 @@ build {
     }
     inline_shebang = "/bin/sh -e"
     inline = [
-      "export PIP_CERT=/run/imagefactory/ca.pem && { test -x /opt/venv/bin/python || python3 -m venv /opt/venv; } && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile fastapi==0.115.12 uvicorn==0.34.3",
+      "export PIP_CERT=/run/imagefactory/ca.pem && { test -x /opt/venv/bin/python || python3 -m venv /opt/venv; } && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile --require-hashes --no-deps -r /tmp/imagefactory-upload/requirements.lock",
     ]
   }
 
@@ -291,6 +302,6 @@ build {
   post-processor "docker-tag" {
     only       = ["docker.image"]
     repository = "127.0.0.1:5000/bank-ai-lab/dev/app/rag-api"
-    tags       = ["content-47d0b52b6e8f4d8748aac221"]
+    tags       = ["content-df7f5b9f1af9c78af9010ac9"]
   }
 }

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/runtime/llm/image.yaml; edit that file, not this one.
-# image: runtime/llm:cpu 1.0.0  content: sha256:c7bd20e20557af9e1faf13ba50bdf3f7ba0834dc35cdc2961655b7c2747fa4d9
+# image: runtime/llm:cpu 1.0.0  content: sha256:9d3a28cef50c3653e7e47deb8f4ee3bf41867f52392637894f227efad3eb3fe5
 
 variable "pull" {
   type        = bool
@@ -33,7 +33,7 @@ source "docker" "image" {
     "WORKDIR /home/app",
     "LABEL com.example-bank.accelerator=\"cpu\"",
     "LABEL com.example-bank.image.tier=\"runtime\"",
-    "LABEL org.imagefactory.content-hash=\"sha256:c7bd20e20557af9e1faf13ba50bdf3f7ba0834dc35cdc2961655b7c2747fa4d9\"",
+    "LABEL org.imagefactory.content-hash=\"sha256:9d3a28cef50c3653e7e47deb8f4ee3bf41867f52392637894f227efad3eb3fe5\"",
     "LABEL org.imagefactory.ref=\"runtime/llm:cpu\"",
     "LABEL org.opencontainers.image.base.digest=\"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"",
     "LABEL org.opencontainers.image.base.name=\"base/debian12\"",
@@ -50,7 +50,7 @@ source "docker" "image" {
 source "qemu" "vm" {
   iso_url          = "https://deb.example.internal/debian-12.iso"
   iso_checksum     = "sha256:0123456789abcdef"
-  vm_name          = "runtime-llm-1.0.0-c7bd20e20557"
+  vm_name          = "runtime-llm-1.0.0-9d3a28cef50c"
   output_directory = "output-qemu"
   disk_size        = "10G"
   memory           = 2048
@@ -72,10 +72,10 @@ source "amazon-ebs" "vm" {
   source_ami    = "ami-0123456789abcdef0"
   instance_type = "t3.small"
   ssh_username  = "admin"
-  ami_name      = "runtime-llm-1.0.0-c7bd20e20557"
+  ami_name      = "runtime-llm-1.0.0-9d3a28cef50c"
   tags = {
     "org.imagefactory.ref"          = "runtime/llm:cpu"
-    "org.imagefactory.content-hash" = "sha256:c7bd20e20557af9e1faf13ba50bdf3f7ba0834dc35cdc2961655b7c2747fa4d9"
+    "org.imagefactory.content-hash" = "sha256:9d3a28cef50c3653e7e47deb8f4ee3bf41867f52392637894f227efad3eb3fe5"
   }
 }
 
@@ -103,6 +103,11 @@ build {
     inline = [
       "mkdir -m 0700 /tmp/imagefactory-upload",
     ]
+  }
+
+  provisioner "file" {
+    source      = "${path.root}/requirements.lock"
+    destination = "/tmp/imagefactory-upload/requirements.lock"
   }
 
   provisioner "file" {
@@ -135,7 +140,7 @@ build {
     inline_shebang = "/bin/sh -e"
     inline = [
       "apt-get update -o Acquire::https::CaInfo=/run/imagefactory/ca.pem",
-      "apt-get install -y --no-install-recommends -o Acquire::https::CaInfo=/run/imagefactory/ca.pem python3 python3-venv libgomp1",
+      "apt-get install -y --no-install-recommends -o Acquire::https::CaInfo=/run/imagefactory/ca.pem libcom-err2=1.47.0-2+b2 libexpat1=2.5.0-1+deb12u5 libgomp1=12.2.0-14+deb12u1 libgssapi-krb5-2=1.20.1-2+deb12u5 libk5crypto3=1.20.1-2+deb12u5 libkeyutils1=1.6.3-2 libkrb5-3=1.20.1-2+deb12u5 libkrb5support0=1.20.1-2+deb12u5 libncursesw6=6.4-4 libnsl2=1.3.0-2 libpython3-stdlib=3.11.2-1+b1 libpython3.11-minimal=3.11.2-6+deb12u9 libpython3.11-stdlib=3.11.2-6+deb12u9 libreadline8=8.2-1.3 libsqlite3-0=3.40.1-2+deb12u2 libtirpc-common=1.3.3+ds-1 libtirpc3=1.3.3+ds-1 media-types=10.0.0 python3=3.11.2-1+b1 python3-distutils=3.11.2-3 python3-lib2to3=3.11.2-3 python3-minimal=3.11.2-1+b1 python3-pip-whl=23.0.1+dfsg-1 python3-setuptools-whl=66.1.1-1+deb12u2 python3-venv=3.11.2-1+b1 python3.11=3.11.2-6+deb12u9 python3.11-minimal=3.11.2-6+deb12u9 python3.11-venv=3.11.2-6+deb12u9 readline-common=8.2-1.3",
       "apt-get clean",
       "rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/log/apt/* /var/log/dpkg.log",
     ]
@@ -151,7 +156,7 @@ build {
     }
     inline_shebang = "/bin/sh -e"
     inline = [
-      "export PIP_CERT=/run/imagefactory/ca.pem && { test -x /opt/venv/bin/python || python3 -m venv /opt/venv; } && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile numpy==2.2.6 tokenizers==0.21.1 onnxruntime==1.22.0",
+      "export PIP_CERT=/run/imagefactory/ca.pem && { test -x /opt/venv/bin/python || python3 -m venv /opt/venv; } && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile --require-hashes --no-deps -r /tmp/imagefactory-upload/requirements.lock",
     ]
   }
 
@@ -197,6 +202,6 @@ build {
   post-processor "docker-tag" {
     only       = ["docker.image"]
     repository = "127.0.0.1:5000/bank-ai-lab/dev/runtime/llm"
-    tags       = ["content-c7bd20e20557af9e1faf13ba"]
+    tags       = ["content-9d3a28cef50c3653e7e47deb"]
   }
 }
