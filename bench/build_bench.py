@@ -362,25 +362,31 @@ def check_plain_buildable(sandbox: Sandbox) -> None:
         raise BenchError("the project sets a proxy; the plain baseline passes no proxy args")
 
 
-def plain_build(sandbox: Sandbox, refs: Sequence[str], push: bool = False) -> None:
-    """``docker build`` of the rendered contexts, image by image (and ``docker push``)."""
+def plain_build(
+    sandbox: Sandbox,
+    refs: Sequence[str],
+    push: bool = False,
+    *,
+    contexts: Path | None = None,
+    inline_cache: bool = False,
+    host: str | None = None,
+) -> None:
+    """``docker build`` of the rendered contexts (those of ``contexts`` when given), image by
+    image (and ``docker push``); ``inline_cache``: from and with the registry tag's inline
+    cache; ``host``: on that engine (DOCKER_HOST)."""
+    env = {**sandbox.plain_env, **({"DOCKER_HOST": host} if host else {})}
     for ref in refs:
         tag = sandbox.plain_tag(ref)
+        context = sandbox.context(ref) if contexts is None else contexts / sandbox.context(ref).name
+        cache = (
+            ["--cache-from", tag, "--build-arg", "BUILDKIT_INLINE_CACHE=1"] if inline_cache else []
+        )
         run(
-            [
-                DOCKER,
-                "build",
-                "--network",
-                "host",
-                "--progress=plain",
-                "-t",
-                tag,
-                sandbox.context(ref),
-            ],
-            env=sandbox.plain_env,
+            [DOCKER, "build", "--network", "host", "--progress=plain", *cache, "-t", tag, context],
+            env=env,
         )
         if push:
-            run([DOCKER, "push", "--quiet", tag], env=sandbox.plain_env)
+            run([DOCKER, "push", "--quiet", tag], env=env)
 
 
 def noop_part(sandbox: Sandbox, repeat: int, report: Report) -> None:

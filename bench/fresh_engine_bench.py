@@ -54,6 +54,7 @@ from build_bench import (  # a sibling script, not a package
     cleanup_images,
     cli_json,
     make_sandbox,
+    plain_build,
     run,
     say,
     timed,
@@ -123,27 +124,7 @@ def fresh_engine(folder: Path) -> Iterator[str]:
 def plain_pipeline(sandbox: Sandbox, contexts: Path, host: str | None) -> None:
     """What a pipeline without imagefactory runs per image: build the rendered context in
     ``contexts`` from the registry's inline cache, then push."""
-    env = {**sandbox.plain_env, **({"DOCKER_HOST": host} if host else {})}
-    for ref in CHAIN:
-        tag = sandbox.plain_tag(ref)
-        run(
-            [
-                DOCKER,
-                "build",
-                "--network",
-                "host",
-                "--progress=plain",
-                "--cache-from",
-                tag,
-                "--build-arg",
-                "BUILDKIT_INLINE_CACHE=1",
-                "-t",
-                tag,
-                contexts / sandbox.context(ref).name,
-            ],
-            env=env,
-        )
-        run([DOCKER, "push", "--quiet", tag], env=env)
+    plain_build(sandbox, CHAIN, push=True, contexts=contexts, inline_cache=True, host=host)
 
 
 def imagefactory_noop(sandbox: Sandbox, host: str) -> None:
