@@ -25,7 +25,7 @@ def write_report(catalog: Catalog, out: Path, *, offline: bool) -> dict[str, Any
     document = report_document(catalog, offline=offline)
     page = report_html(catalog.root, document, graph_svg(catalog))
     try:
-        write_atomically(out, page.encode())
+        write_atomically(out, page.encode(), mode=0o644)
     except OSError as exc:
         raise unwritable(out, exc) from exc
     return document
