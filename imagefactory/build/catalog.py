@@ -10,15 +10,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
-from imagefactory.build.packer import PackerRun, check_packer_build
 from imagefactory.build.run import BuildOptions, BuildRun, execute
 from imagefactory.build.schedule import BuildReporter, Outcome, images_to_build
 from imagefactory.errors import UserError
 from imagefactory.project.hashing import content_inputs
 from imagefactory.project.plan import PlanEntry, plan_images
 from imagefactory.registry.client import registry_session
-from imagefactory.render.packer import DOCKER_SOURCE
 from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.packer import DOCKER_SOURCE
 
 Builder = Literal["docker", "packer"]
 
@@ -56,6 +55,8 @@ def build_images(catalog: Catalog, request: BuildRequest, reporter: BuildReporte
                 hint="add 'packer' to their targets, or build them with --engine docker",
             )
         inputs = content_inputs(catalog)  # hashed once: for the check, then for the run
+        from imagefactory.build.packer import PackerRun, check_packer_build  # Packer builds only
+
         check_packer_build(catalog, images, inputs, request.sources)
         run_type = partial(PackerRun, sources=request.sources)
     with registry_session(catalog, []) as client:

@@ -33,7 +33,6 @@ from imagefactory.project.paths import work_dir
 from imagefactory.registry.client import RegistryClient
 from imagefactory.render.catalog import Pins
 from imagefactory.render.packer import (
-    DOCKER_SOURCE,
     packer_sources,
     render_packer,
     render_plugins,
@@ -41,6 +40,7 @@ from imagefactory.render.packer import (
     write_packer_folder,
 )
 from imagefactory.spec.catalog import Catalog, CatalogImage, ref_slug
+from imagefactory.spec.packer import DOCKER_SOURCE
 
 PACKER_TIMEOUT = 3600.0
 

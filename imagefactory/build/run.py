@@ -40,7 +40,6 @@ from imagefactory import git, scratch, tools
 from imagefactory.build.bootstrap import release_hashes, releases_label, rootfs_tar
 from imagefactory.build.docker import Engine
 from imagefactory.build.evidence import BuildEvidence
-from imagefactory.build.provision import provision
 from imagefactory.build.publish import Published, publish
 from imagefactory.build.schedule import BuildReporter, Outcome, run_in_dag_order
 from imagefactory.build.users import external_user, with_user
@@ -64,7 +63,6 @@ from imagefactory.project.state import (
 )
 from imagefactory.registry.client import RegistryClient
 from imagefactory.render.catalog import Pins
-from imagefactory.render.dockerfile import render_dockerfile, write_build_context
 from imagefactory.spec.catalog import Catalog, CatalogImage, ref_slug
 from imagefactory.spec.models import BuildSecret
 from imagefactory.spec.parents import BootstrapParent
@@ -314,6 +312,11 @@ class BuildRun:
     def _build(
         self, image: CatalogImage, inputs: ContentInputs, tag: str, started: float
     ) -> Published:
+        # What renders and provisions is imported by a build, not by a no-op (which builds
+        # nothing: start-up is most of it, bench/build_bench.py).
+        from imagefactory.build.provision import provision
+        from imagefactory.render.dockerfile import render_dockerfile, write_build_context
+
         catalog, image = self.as_built(image)
         pin = self.pins.parent(image)
         dockerfile = render_dockerfile(catalog, image, inputs.content_hash, pin)

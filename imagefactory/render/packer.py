@@ -53,7 +53,7 @@ from imagefactory.render.environment import (
     shell_word,
 )
 from imagefactory.spec.catalog import Catalog, CatalogImage, ref_slug
-from imagefactory.spec.packer import load_settings
+from imagefactory.spec.packer import DOCKER_SOURCE, load_settings
 from imagefactory.spec.parents import BootstrapParent
 
 STANDARD_TEMPLATE = "packer/image.pkr.hcl.j2"
@@ -68,7 +68,6 @@ PLUGINS = {
     "amazon": ("github.com/hashicorp/amazon", "~> 1.3"),
     "ansible": ("github.com/hashicorp/ansible", "~> 1.1"),
 }
-DOCKER_SOURCE = "docker.image"
 UNSETTABLE = ("ENTRYPOINT []", "CMD []")
 VM_SOURCES = {"qemu": "qemu.vm", "amazon_ebs": "amazon-ebs.vm"}
 #: the plugin each VM source's builder is in

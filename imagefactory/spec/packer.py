@@ -14,6 +14,10 @@ from imagefactory.spec.issues import format_key_path, issues_from_validation
 from imagefactory.spec.models import Frozen
 from imagefactory.spec.yamldoc import read_yaml
 
+#: The Packer source that builds the image in Docker: every Packer build includes it (it pushes
+#: and records the image).
+DOCKER_SOURCE = "docker.image"
+
 SETTINGS_FILE = "packer.yaml"
 HINT = "see docs/packer.md for the keys of packer.yaml"
 
