@@ -22,7 +22,7 @@ SHELLS = ("bash", "zsh")
 )
 def completion(
     ctx: typer.Context,
-    shell: Annotated[str, typer.Argument(help=f"One of: {', '.join(SHELLS)}.")],
+    shell: Annotated[str, typer.Argument(metavar="SHELL", help=f"One of: {', '.join(SHELLS)}.")],
 ) -> None:
     """Print the completion script for SHELL: commands, subcommands and options complete on Tab.
 
@@ -36,7 +36,8 @@ def completion(
     script = get_completion_class(shell)
     if script is None:  # register_shells() declares both
         raise ImageFactoryError(f"typer has no completion for {shell}")
-    print(script(ctx.find_root().command, {}, "imagefactory", COMPLETE_VAR).source())
+    source = script(ctx.find_root().command, {}, "imagefactory", COMPLETE_VAR).source()
+    print(source.strip())  # zsh reads #compdef only on a completion file's first line
 
 
 def register_shells() -> None:

@@ -92,10 +92,12 @@ def write_starter(root: Path, template: str, name: str | None = None) -> Starter
 
 
 def _taken(root: Path, relative: str) -> bool:
-    """Whether writing ``relative`` below ``root`` would replace something: the file exists
-    (or is a link), or a folder on its way is not a folder."""
-    path = inside(root, relative)  # refuses a symlinked folder on the way
-    if path.exists() or path.is_symlink():
-        return True
-    folders = [root / p for p in path.relative_to(root).parents]
-    return any(f.exists() and not f.is_dir() for f in folders)
+    """Whether writing ``relative`` below ``root`` would replace or go through something: the
+    file exists, or a link or a file stands where it or a folder on its way goes."""
+    *folders, name = Path(relative).parts
+    path = root
+    for part in folders:
+        path = path / part
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            return True
+    return (path / name).exists() or (path / name).is_symlink()
