@@ -168,3 +168,14 @@ def test_minimal_base_is_the_examples_recipe(tmp_path: Path) -> None:
     assert [e.name for e in starter.project.environments] == ["dev", "preprod", "prod"]
     assert {r.url for r in starter.project.registries.values()} == {"127.0.0.1:5000"}
     assert {r.url_env for r in starter.project.registries.values()} == {"CI_REGISTRY"}
+
+
+def test_a_relative_folder_is_named_by_where_it_leads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "team-images" / "sub").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "team-images" / "sub")
+    document = json.loads(init(Path(".."), "--json").stdout)
+    assert document["project"] == "team-images" and document["root"] == str(
+        tmp_path / "team-images"
+    )
