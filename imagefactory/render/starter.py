@@ -10,7 +10,6 @@ written when any file the starter would write is there already.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +75,7 @@ def write_starter(root: Path, template: str, name: str | None = None) -> Starter
     """Write the starter ``template`` into ``root`` (made when missing) and its pipeline, for
     the project ``name`` (default: the folder's name); refuses before writing anything when a
     target exists."""
-    root = Path(os.path.abspath(root))  # normalised: '..' and '.' name the folder they mean
+    root = root.resolve()  # "..", "." and links: the folder they lead to names the project
     project = project_name(root.name if name is None else name)
     files = starter_files(template)
     taken = [t for t in [*files, PIPELINE.as_posix()] if _taken(root, t)]
