@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -42,12 +43,13 @@ def init(
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Write a catalog repository into DIRECTORY: imagefactory.yaml (dev, preprod and prod
-    registries, a local registry on 127.0.0.1:5000 unless CI variables name others), images
-    with their tests, gitops.yaml, the generated .gitlab-ci.yml, a README and a .gitignore.
+    """Write a new catalog repository into DIR that validates, builds and tests as it is.
 
-    Writes nothing when any of those files exists already. Then: cd DIRECTORY && git init &&
-    imagefactory validate && imagefactory build --all && imagefactory test --all.
+    Its files: imagefactory.yaml (dev, preprod and prod registries: the local one on
+    127.0.0.1:5000 unless CI variables name others), images with their tests, gitops.yaml, the
+    generated .gitlab-ci.yml, a README for its maintainers and a .gitignore. Writes nothing when
+    any of them exists already. Then: cd DIR && git init && imagefactory validate &&
+    imagefactory build --all && imagefactory test --all.
     """
     from imagefactory.render.starter import write_starter
 
@@ -77,6 +79,6 @@ def init(
     for relative in starter.written:
         session.output.text(f"  {relative}")
     session.output.text(
-        f"next: cd {directory} && git init && imagefactory validate && "
+        f"next: cd {shlex.quote(str(starter.root))} && git init && imagefactory validate && "
         "imagefactory build --all && imagefactory test --all (README.md says more)"
     )
