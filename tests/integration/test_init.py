@@ -13,7 +13,6 @@ session's images are removed at the end). The base's bootstrap recipe is the exa
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from .helpers.example import (
@@ -55,9 +54,7 @@ def test_init_catalog_validates_builds_and_tests(
         validated = imagefactory(root, "validate", "--json", env=env)
         assert validated.returncode == 0, tail(validated.stdout + validated.stderr)
 
-        started = time.monotonic()
         built = imagefactory(root, "build", "--all", "--json", env=env, timeout=900)
-        build_seconds = time.monotonic() - started
         document = cli_json(built)
         assert built.returncode == 0 and document["ok"] is True, tail(built.stderr, 40)
         [outcome] = document["images"]
@@ -82,6 +79,5 @@ def test_init_catalog_validates_builds_and_tests(
 
         check = imagefactory(root, "ci", "generate", "--out", ".gitlab-ci.yml", "--check", env=env)
         assert check.returncode == 0, tail(check.stderr)
-        print(f"init catalog: build --all {build_seconds:.1f}s")
     finally:
         registry_cleanup(example_build.registry, f"it-{session}/init")
