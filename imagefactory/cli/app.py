@@ -60,6 +60,7 @@ class _HandledGroup(TyperGroup):
 #: commands imports them all), not the whole CLI: tests/unit/test_startup.py checks this table
 #: against what the modules declare.
 COMMANDS = {
+    "init": "starter",
     "validate": "catalog",
     "plan": "catalog",
     "graph": "catalog",
@@ -85,6 +86,7 @@ COMMANDS = {
     "ci": "ci",
     "gitops": "gitops",
     "version": "version",
+    "completion": "completion",
 }
 
 

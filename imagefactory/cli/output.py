@@ -1,11 +1,14 @@
 """How commands speak: human text to the terminal, or one JSON document for machines.
 
 Results go to stdout; errors, hints and progress go to stderr, so ``--json`` output can be piped.
+With ``NO_COLOR`` set and not empty (https://no-color.org) both print plain text: no colour and
+no other styling escape either, whatever the terminal (FORCE_COLOR included).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,15 +25,11 @@ class Output:
     @cached_property
     def out(self) -> Console:
         """The terminal's stdout (rich is loaded by the first command that prints)."""
-        from rich.console import Console
-
-        return Console(soft_wrap=True, highlight=False)
+        return _console(stderr=False)
 
     @cached_property
     def err(self) -> Console:
-        from rich.console import Console
-
-        return Console(stderr=True, soft_wrap=True, highlight=False)
+        return _console(stderr=True)
 
     def data(self, document: Any) -> None:
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
@@ -53,3 +52,12 @@ class Output:
         self.err.print(f"error: {message}", style="red", markup=False)
         if hint:
             self.err.print(f"hint: {hint}", style="yellow", markup=False)
+
+
+def _console(*, stderr: bool) -> Console:
+    from rich.console import Console
+
+    plain = os.environ.get("NO_COLOR", "") != ""
+    return Console(
+        stderr=stderr, soft_wrap=True, highlight=False, color_system=None if plain else "auto"
+    )

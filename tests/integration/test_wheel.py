@@ -177,3 +177,23 @@ def test_plan_gives_the_editable_installs_content_hashes(installed: Installed) -
 
     wheel = hashes(installed.imagefactory)
     assert wheel and wheel == hashes(EDITABLE)
+
+
+def test_init_from_the_wheel_writes_a_catalog_that_validates(installed: Installed) -> None:
+    """The starters ship in the wheel, their dotfiles too: init from the installed wheel
+    writes every file of the llm starter, and the catalog validates with a current pipeline."""
+    root = installed.workdir.parent / "init" / "cat"
+    root.parent.mkdir()
+    cli = installed.imagefactory
+    run([cli, "init", str(root), "--template", "llm"], cwd=root.parent, env=installed.env)
+    run([cli, "validate"], cwd=root, env=installed.env)
+    run([cli, "ci", "generate", "--out", ".gitlab-ci.yml", "--check"], cwd=root, env=installed.env)
+    starters = installed.source / "imagefactory" / "templates" / "starters"
+    shipped = {
+        p.relative_to(layer).as_posix().replace("dot-", ".")
+        for layer in (starters / "minimal", starters / "llm")
+        for p in layer.rglob("*")
+        if p.is_file()
+    }
+    written = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    assert ".gitignore" in shipped and written == shipped | {".gitlab-ci.yml"}

@@ -1,0 +1,1 @@
+"""A tokenizer API: GET /healthz, POST /tokens with a text body."""
