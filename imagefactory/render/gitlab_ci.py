@@ -7,8 +7,9 @@ timestamps, and no YAML anchors, ``extends`` or ``include``: each job is complet
 
 The jobs call the commands a developer runs (``imagefactory build/test/push/promote IMAGE``):
 
-* ``catalog:validate`` (stage validate) runs ``imagefactory validate``. It has no rules, so a
-  pipeline in which no image changed still holds one valid job and is never empty.
+* ``catalog:validate`` (stage validate) runs ``imagefactory validate`` (and, in a catalog that
+  has an ``image.lock``, ``imagefactory lock --all --check``). It has no rules, so a pipeline in
+  which no image changed still holds one valid job and is never empty.
 * ``catalog:outdated`` and ``catalog:refresh`` run only in scheduled pipelines
   (``$CI_PIPELINE_SOURCE == "schedule"``): ``imagefactory outdated`` reports the pending Debian
   updates of every image the build registry holds for the catalog's content, then
@@ -183,8 +184,11 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
     images = catalog.in_build_order()
     environments = catalog.project.environments
     jobs: dict[str, Any] = {"stages": stages(catalog)}
+    # A catalog that locks its packages (any image.lock) keeps every lock current: the check
+    # reads the files only (no engine, no mirror).
+    locks = [_command(options, "lock", "--all", "--check")] if catalog.locks else []
     jobs[VALIDATE_JOB] = _job(
-        "validate", options, engine=False, script=[_command(options, "validate")]
+        "validate", options, engine=False, script=[_command(options, "validate"), *locks]
     )
     jobs[OUTDATED_JOB] = _job(
         "validate",

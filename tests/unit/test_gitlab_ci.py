@@ -193,7 +193,9 @@ def check_pipeline(text: str, catalog: Catalog, validator: jsonschema.Draft7Vali
         assert not any(forbidden in job for job in jobs.values())
     # never empty: one job has no rules at all
     assert "rules" not in jobs[VALIDATE_JOB]
-    assert jobs[VALIDATE_JOB]["script"] == ["imagefactory validate"]
+    # a catalog that locks its packages checks every lock there too (files only, no engine)
+    locks = ["imagefactory lock --all --check"] if catalog.locks else []
+    assert jobs[VALIDATE_JOB]["script"] == ["imagefactory validate", *locks]
     order = {stage: n for n, stage in enumerate(STAGES)}
     for name, job in jobs.items():
         assert job["stage"] in order, name
