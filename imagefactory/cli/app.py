@@ -72,6 +72,8 @@ COMMANDS = {
     "verify": "verify",
     "keygen": "verify",
     "evidence": "evidence",
+    "export": "transfer",
+    "import": "transfer",
     "sbom": "sbom",
     "size": "size",
     "gate": "scan",
