@@ -10,7 +10,13 @@ from typing import Annotated
 import typer
 
 from imagefactory.cli.app import app
-from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
+from imagefactory.cli.catalog import (
+    ApproveOption,
+    ApproverOption,
+    ImagesArgument,
+    JsonOption,
+    open_catalog,
+)
 from imagefactory.cli.output import Output
 
 DryRunOption = Annotated[
@@ -104,21 +110,8 @@ def import_command(
         Path, typer.Argument(help="An archive of `imagefactory export`.", dir_okay=False)
     ],
     to: Annotated[str, typer.Option("--to", help="The environment whose registries receive it.")],
-    approve: Annotated[
-        bool,
-        typer.Option(
-            "--approve",
-            help="Approve an import into an environment that needs approval (as promote does).",
-        ),
-    ] = False,
-    approver: Annotated[
-        str | None,
-        typer.Option(
-            "--approver",
-            metavar="NAME",
-            help="Who approves (with --approve; default: git config user.name <user.email>).",
-        ),
-    ] = None,
+    approve: ApproveOption = False,
+    approver: ApproverOption = None,
     dry_run: DryRunOption = False,
     json_output: JsonOption = False,
 ) -> None:

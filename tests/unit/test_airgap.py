@@ -106,6 +106,14 @@ def write_archive(path: Path, key: SigningKey, **image_fields: object) -> Writte
     return Written(path, digest, layer, layout_bytes)
 
 
+def opened_index(path: Path, key: SigningKey) -> TransferIndex:
+    """The signed index of the archive ``path``, verified with ``key``'s public half."""
+    with read_layout(path, EXTRAS) as reader:
+        return transfer.open_index(
+            reader.file(SIGNED_INDEX), reader.file("index.json"), key.verifying_key(), source="t"
+        )
+
+
 @pytest.fixture
 def key() -> SigningKey:
     return new_key()
@@ -141,10 +149,9 @@ def test_the_reader_gives_back_every_blob_and_the_signed_index(
         for digest, size in reader.blobs.items():
             reader.check_blob(digest, size)
         reader.check_tree(entry)
-        index = transfer.open_index(
-            reader.file(SIGNED_INDEX), reader.file("index.json"), key.verifying_key(), source="t"
-        )
-    assert index.blobs == reader.blobs
+        blobs = reader.blobs
+    index = opened_index(written.path, key)
+    assert index.blobs == blobs
     [image] = index.images
     assert (image.image, image.tag, image.manifest.digest) == (
         "app/rag-api",
@@ -330,24 +337,14 @@ def test_an_altered_index_json_no_longer_matches_the_signature(
             else data
         ),
     )
-    with read_layout(path, EXTRAS) as reader, pytest.raises(VerificationError, match="subject"):
-        transfer.open_index(
-            reader.file(SIGNED_INDEX), reader.file("index.json"), key.verifying_key(), source="t"
-        )
+    with pytest.raises(VerificationError, match="subject"):
+        opened_index(path, key)
 
 
 def test_an_index_signed_by_another_key_is_refused(tmp_path: Path, key: SigningKey) -> None:
     forged = write_archive(tmp_path / "forged.tar", new_key("attacker"))
-    with (
-        read_layout(forged.path, EXTRAS) as reader,
-        pytest.raises(VerificationError, match="no signature verifies"),
-    ):
-        transfer.open_index(
-            reader.file(SIGNED_INDEX),
-            reader.file("index.json"),
-            key.verifying_key(),
-            source="t",
-        )
+    with pytest.raises(VerificationError, match="no signature verifies"):
+        opened_index(forged.path, key)
 
 
 @pytest.mark.parametrize(
@@ -365,16 +362,8 @@ def test_a_signed_index_with_a_field_outside_its_grammar_is_refused(
     tmp_path: Path, key: SigningKey, fields: dict[str, str]
 ) -> None:
     signed = write_archive(tmp_path / "odd.tar", key, **fields)
-    with (
-        read_layout(signed.path, EXTRAS) as reader,
-        pytest.raises(VerificationError, match="is not what the format allows"),
-    ):
-        transfer.open_index(
-            reader.file(SIGNED_INDEX),
-            reader.file("index.json"),
-            key.verifying_key(),
-            source="t",
-        )
+    with pytest.raises(VerificationError, match="is not what the format allows"):
+        opened_index(signed.path, key)
 
 
 def test_a_missing_signed_index_is_a_clear_error(tmp_path: Path, written: Written) -> None:
