@@ -262,13 +262,15 @@ class RegistryClient:
         repository: str,
         reference: str,
         writer: LayoutWriter,
+        name: str,
         progress: Progress,
-    ) -> tuple[str, str, int]:
+    ) -> tuple[Entry, Entry]:
         """The manifest ``repository:reference`` and what it names written into the OCI
-        layout ``writer``, streamed: (its digest, its media type, its size)."""
+        layout ``writer``, streamed: its entry, and the entry to list under ``name``
+        (``layout.export_image``)."""
         side = Side(self._api(registry), _path(registry, repository))
         with _api_only(registry):
-            return export_image(writer, side, reference, progress)
+            return export_image(writer, side, reference, name, progress)
 
     def push_layout(
         self,

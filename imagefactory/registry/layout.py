@@ -43,6 +43,7 @@ BLOB_FOLDER = "blobs/sha256/"
 LAYOUT_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 REF_NAME = "org.opencontainers.image.ref.name"
+OCI_TYPES = (INDEX_MEDIA_TYPE, "application/vnd.oci.image.manifest.v1+json")
 #: The most members an archive may have, and the most bytes one blob may have.
 MEMBER_LIMIT = 100_000
 BLOB_LIMIT = 64 * 1024**3
@@ -91,6 +92,7 @@ class LayoutWriter:
             fileobj=stream, mode="w", format=tarfile.PAX_FORMAT
         )
         self.blobs: dict[str, int] = {}  # digest → size, in the order written
+        self.platforms: dict[str, dict[str, str] | None] = {}  # config digest → its platform
         for folder in ("blobs", "blobs/sha256"):
             info = tarfile.TarInfo(folder)
             info.type, info.mode = tarfile.DIRTYPE, 0o755
@@ -151,15 +153,32 @@ def _blob_name(digest: str) -> str:
 
 
 def export_image(
-    writer: LayoutWriter,
-    source: Side,
-    reference: str,
-    progress: Progress,
-    *,
-    media_type: str | None = None,
-) -> tuple[str, str, int]:
+    writer: LayoutWriter, source: Side, reference: str, name: str, progress: Progress
+) -> tuple[Entry, Entry]:
     """The manifest ``reference`` of ``source`` (a tag or a digest) and everything it names
-    written into ``writer``, streamed: (its digest, its media type, its size)."""
+    written into ``writer``, streamed: (the manifest, as an entry named ``name``; the entry
+    ``index.json`` lists under ``name``). The two are one for an OCI manifest or index; a
+    Docker-typed one (which OCI layout readers such as skopeo do not select by name) is listed
+    through an OCI index of it (its platform from its config; a Docker list's platforms), its
+    own bytes kept as they are."""
+    digest, media_type, size, document = _export(writer, source, reference, progress, None)
+    own = Entry(name, digest, media_type, size)
+    if media_type in OCI_TYPES:
+        return own, own
+    children = document.get("manifests")
+    if children is None:
+        child: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": size}
+        platform = writer.platforms.get(document["config"]["digest"])
+        children = [child if platform is None else {**child, "platform": platform}]
+    wrapper = json.dumps(
+        {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": children}, indent=2
+    ).encode()
+    return own, Entry(name, writer.add_bytes(wrapper), INDEX_MEDIA_TYPE, len(wrapper))
+
+
+def _export(
+    writer: LayoutWriter, source: Side, reference: str, progress: Progress, media_type: str | None
+) -> tuple[str, str, int, dict[str, Any]]:
     found = retried(lambda: source.api.manifest(source.repository, reference))
     if found is None:
         raise UserError(
@@ -168,10 +187,11 @@ def export_image(
         )
     body, served = found
     where = f"{source.repository}@{reference}"
-    document = parse_manifest(body, media_type or served, where)
+    kind = media_type or served
+    document = parse_manifest(body, kind, where)
     if "manifests" in document:
         for child in document["manifests"]:
-            export_image(writer, source, child["digest"], progress, media_type=child["mediaType"])
+            _export(writer, source, child["digest"], progress, child["mediaType"])
     else:
         blobs = blobs_of(document)
         for number, blob in enumerate(blobs, 1):
@@ -180,8 +200,29 @@ def export_image(
             progress(f"{where}: blob {number}/{len(blobs)} {blob.digest[7:19]} {_size(blob.size)}")
             with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
                 retried(partial(fetch_blob, source, blob, spool))
+                if blob.digest == document["config"]["digest"]:
+                    writer.platforms[blob.digest] = _platform(spool, blob.size)
                 writer.add_stream(blob, spool)
-    return writer.add_bytes(body), media_type or served, len(body)
+    return writer.add_bytes(body), kind, len(body), document
+
+
+def _platform(spool: IO[bytes], size: int) -> dict[str, str] | None:
+    """The platform an image config names (``os``, ``architecture``, ``variant``), if any."""
+    if size > MANIFEST_LIMIT:
+        return None
+    spool.seek(0)
+    try:
+        config = json.loads(spool.read(size))
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    found = {
+        k: config[k]
+        for k in ("architecture", "os", "variant")
+        if isinstance(config.get(k), str) and config[k]
+    }
+    return found if {"architecture", "os"} <= set(found) else None
 
 
 def parse_manifest(body: bytes, media_type: str, where: str) -> dict[str, Any]:
@@ -300,6 +341,18 @@ class LayoutReader:
         if digest_of(data) != digest:
             raise UserError(f"{self.source}: the blob {digest} was altered", hint=_HINT)
         return data
+
+    def lists(self, listed: Entry, manifest: Entry) -> bool:
+        """Whether ``listed`` (an entry of ``index.json``) is ``manifest``, or an OCI index of
+        it (``export_image``'s, for a Docker-typed one): of it, or of its platforms."""
+        if (listed.digest, listed.media_type) == (manifest.digest, manifest.media_type):
+            return True
+        if listed.media_type != INDEX_MEDIA_TYPE:
+            return False
+        _, wrapper = self.manifest(listed.digest, listed.media_type)
+        _, document = self.manifest(manifest.digest, manifest.media_type)
+        named = {manifest.digest, *(c["digest"] for c in document.get("manifests") or [])}
+        return {c["digest"] for c in wrapper["manifests"]} <= named
 
     def check_tree(self, entry: Entry) -> None:
         """Every manifest below ``entry`` parses, and every blob it names is in the archive

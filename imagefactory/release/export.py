@@ -179,12 +179,16 @@ def _write(
                 progress(f"[{plan.image.ref}] {plan.repository}@{plan.digest}")
                 found: list[Manifest] = []
                 for tag in (plan.tag, *plan.evidence):
-                    digest, media_type, size = client.export_image(
-                        registry, plan.repository, plan.digest if tag == plan.tag else tag,
-                        writer, progress,
-                    )  # fmt: skip
-                    entries.append(Entry(f"{plan.image.spec.name}:{tag}", digest, media_type, size))
-                    found.append(Manifest(digest, media_type, size))
+                    own, listed = client.export_image(
+                        registry,
+                        plan.repository,
+                        plan.digest if tag == plan.tag else tag,
+                        writer,
+                        f"{plan.image.spec.name}:{tag}",
+                        progress,
+                    )
+                    entries.append(listed)
+                    found.append(Manifest(own.digest, own.media_type, own.size))
                 evidence = dict(zip(plan.evidence, found[1:], strict=True))
                 shipped.append(
                     Shipped(

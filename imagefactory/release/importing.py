@@ -165,20 +165,17 @@ def _checked(
             f"{'does not list' if digest in held else 'lists'}",
             hint=_HINT,
         )
-    entries = {entry.digest: entry for entry in reader.entries()}
+    entries = {entry.name: entry for entry in reader.entries()}
     listed = load_revocations(catalog)
     for shipped in index.images:
         _belongs(catalog, shipped, source)
         refuse_listed(listed, shipped.manifest.digest, f"{shipped.image}@{shipped.manifest.digest}")
-        for manifest in (shipped.manifest, *(m for _, m in shipped.evidence())):
-            entry = entries.get(manifest.digest)
-            if entry is None or (entry.media_type, entry.size) != (
-                manifest.media_type,
-                manifest.size,
-            ):
+        for tag, manifest in [(shipped.tag, shipped.manifest), *shipped.evidence()]:
+            entry = entries.get(f"{shipped.name}:{tag}")
+            if entry is None or not reader.lists(entry, _entry(shipped, manifest)):
                 raise VerificationError(
-                    f"{source}: index.json has no entry for {manifest.digest} as the signed index "
-                    "names it",
+                    f"{source}: index.json lists {shipped.name}:{tag} otherwise than the signed "
+                    f"index ({manifest.digest})",
                     hint=_HINT,
                 )
             reader.check_tree(_entry(shipped, manifest))

@@ -414,3 +414,37 @@ def test_a_manifest_naming_a_blob_the_archive_lacks_is_refused(
         [entry] = reader.entries()
         with pytest.raises(UserError, match="lacks the blob"):
             reader.check_tree(entry)
+
+
+def test_a_docker_typed_manifest_is_listed_through_an_oci_index_of_it(tmp_path: Path) -> None:
+    """skopeo selects only OCI-typed entries of index.json by name: a Docker manifest is listed
+    through an OCI index naming it (``export_image``); the reader accepts that index for it, and
+    no index naming something else."""
+    docker = "application/vnd.docker.distribution.manifest.v2+json"
+    config, layer = b'{"architecture":"amd64","os":"linux"}', b"layer"
+    body = image_manifest(config, layer).replace(MANIFEST.encode(), docker.encode())
+    with (tmp_path / "d.tar").open("wb") as stream:
+        writer = LayoutWriter(stream)
+        for blob in (config, layer):
+            writer.add_stream(Blob(sha(blob), len(blob)), io.BytesIO(blob))
+        digest = writer.add_bytes(body)
+        wrappers = [
+            json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": layout.INDEX_MEDIA_TYPE,
+                    "manifests": [{"mediaType": docker, "digest": named, "size": len(body)}],
+                }
+            ).encode()
+            for named in (digest, sha(b"another"))
+        ]
+        listed = [
+            Entry(f"app/x:{n}", writer.add_bytes(w), layout.INDEX_MEDIA_TYPE, len(w))
+            for n, w in enumerate(wrappers)
+        ]
+        writer.close(layout_index(listed), {})
+    own = Entry("app/x:0", digest, docker, len(body))
+    with read_layout(tmp_path / "d.tar", EXTRAS) as reader:
+        assert reader.lists(own, own)
+        assert reader.lists(listed[0], own)
+        assert not reader.lists(listed[1], own)
