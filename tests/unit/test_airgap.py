@@ -448,3 +448,73 @@ def test_a_docker_typed_manifest_is_listed_through_an_oci_index_of_it(tmp_path: 
         assert reader.lists(own, own)
         assert reader.lists(listed[0], own)
         assert not reader.lists(listed[1], own)
+
+
+# --- what import checks of the whole archive before the first push ------------------------------
+
+
+def checked(path: Path, catalog_dir: Path, key: SigningKey) -> TransferIndex:
+    from imagefactory.release.importing import _checked
+    from imagefactory.spec.loader import load_catalog
+
+    lines: list[str] = []
+    with read_layout(path, EXTRAS) as reader:
+        return _checked(load_catalog(catalog_dir), reader, key.verifying_key(), lines.append)
+
+
+def test_an_archive_as_export_writes_it_passes_every_check(
+    written: Written, catalog_dir: Path, key: SigningKey
+) -> None:
+    index = checked(written.path, catalog_dir, key)
+    assert [image.manifest.digest for image in index.images] == [written.digest]
+
+
+def test_a_blob_the_signed_index_does_not_list_is_refused(
+    tmp_path: Path, written: Written, catalog_dir: Path, key: SigningKey
+) -> None:
+    extra = b"smuggled"
+    path = rewrite(written.path, tmp_path / "extra.tar", lambda name, data: data)
+    with tarfile.open(path, "a") as tar:
+        info = tarfile.TarInfo("blobs/sha256/" + sha(extra)[7:])
+        info.size = len(extra)
+        tar.addfile(info, io.BytesIO(extra))
+    with pytest.raises(VerificationError, match="which its signed index does not list"):
+        checked(path, catalog_dir, key)
+
+
+def test_a_signed_blob_missing_from_the_archive_is_refused(
+    tmp_path: Path, written: Written, catalog_dir: Path, key: SigningKey
+) -> None:
+    layer = "blobs/sha256/" + sha(written.layer)[7:]
+    path = rewrite(written.path, tmp_path / "short.tar", lambda n, d: None if n == layer else d)
+    with pytest.raises(VerificationError, match="lacks the blob"):
+        checked(path, catalog_dir, key)
+
+
+def test_a_layer_altered_after_signing_is_refused_before_any_push(
+    tmp_path: Path, written: Written, catalog_dir: Path, key: SigningKey
+) -> None:
+    layer = "blobs/sha256/" + sha(written.layer)[7:]
+    path = rewrite(
+        written.path,
+        tmp_path / "altered.tar",
+        lambda name, data: bytes([data[0] ^ 1]) + data[1:] if name == layer else data,
+    )
+    with pytest.raises(UserError, match="does not hash to its name"):
+        checked(path, catalog_dir, key)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"image": "app/unknown"}, "not an image of this catalog"),
+        ({"tag": "9.9.9"}, "but this catalog names it app/rag-api:0.3.0"),
+        ({"name": "base/debian12"}, "but this catalog names it app/rag-api:0.3.0"),
+    ],
+)
+def test_an_image_filed_otherwise_than_the_catalog_names_it_is_refused(
+    tmp_path: Path, catalog_dir: Path, key: SigningKey, fields: dict[str, str], message: str
+) -> None:
+    signed = write_archive(tmp_path / "odd.tar", key, **fields)
+    with pytest.raises(UserError, match=message):
+        checked(signed.path, catalog_dir, key)
