@@ -38,14 +38,12 @@ def _progress(output: Output) -> Callable[[str], None]:
 )
 def export_command(
     ctx: typer.Context,
-    images: ImagesArgument = None,
-    env: Annotated[
-        str, typer.Option("--env", help="The environment whose digests are exported.")
-    ] = "",
+    env: Annotated[str, typer.Option("--env", help="The environment whose digests are exported.")],
     out: Annotated[
-        Path | None,
+        Path,
         typer.Option("--out", help="The archive to write (an OCI layout tar).", dir_okay=False),
-    ] = None,
+    ],
+    images: ImagesArgument = None,
     dry_run: DryRunOption = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -58,8 +56,6 @@ def export_command(
     """
     from imagefactory.release.export import export_environment
 
-    if not env or out is None:
-        raise typer.BadParameter("name the environment (--env) and the archive (--out)")
     session, catalog = open_catalog(ctx, json_output)
     done = export_environment(
         catalog, env, images or [], out, dry_run=dry_run, progress=_progress(session.output)
