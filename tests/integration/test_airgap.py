@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
+from imagefactory.release import audit
 from imagefactory.release.audit import DONE, INTENT, phase
 from imagefactory.signing.oci import attestation_tag, signature_tag
 
@@ -335,3 +336,62 @@ def test_without_the_signing_key_the_evidence_lands_byte_for_byte(
     for tag in (APP_VERSION, signature_tag(transfer.digest), attestation_tag(transfer.digest)):
         a = manifest_bytes(registry, dev, tag)
         assert a is not None and manifest_bytes(registry_b, verbatim, tag) == a, tag
+
+
+def test_an_interrupted_import_is_completed_under_its_own_audit_id(
+    transfer: Transfer, tmp_path: Path, registry_b: TLSRegistry, example_build: ExampleBuild
+) -> None:
+    """A crash after the intent was logged (and after the image itself was written: its version
+    tag is there, its evidence is not) leaves the intent open; ``status`` names the command that
+    completes it, and running it closes that intent, done, under the same id."""
+    root = copy_catalog(transfer.root, tmp_path / "catalog")
+    add_airgap_environment(root, example_build.session, registry_b.host, "resumed")
+    resumed = path_of(root, "resumed")
+    layers = layers_of(manifest_bytes(registry_b, path_of(transfer.root, "airgap"), APP_VERSION))
+    manifest = manifest_bytes(registry_b, path_of(transfer.root, "airgap"), APP_VERSION)
+    assert manifest is not None
+    for layer in layers:  # the image written by the run that crashed, not its evidence
+        mount = f"/v2/{resumed}/blobs/uploads/?mount={layer['digest']}&from={path_of(transfer.root, 'airgap')}"
+        assert registry_b.request("POST", mount)[0] == 201
+    config = json.loads(manifest)["config"]["digest"]
+    mount = f"/v2/{resumed}/blobs/uploads/?mount={config}&from={path_of(transfer.root, 'airgap')}"
+    assert registry_b.request("POST", mount)[0] == 201
+    media = json.loads(manifest)["mediaType"]
+    status, _, _ = registry_b.request(
+        "PUT",
+        f"/v2/{resumed}/manifests/{APP_VERSION}",
+        headers={"Content-Type": media},
+        data=manifest,
+    )
+    assert status == 201
+    intent = audit.new_record(
+        action="import",
+        image=APP,
+        version=APP_VERSION,
+        digest=transfer.digest,
+        source="dev",
+        target="resumed",
+        tags=[APP_VERSION],
+        git_revision=None,
+        approver=None,
+        registries=["airgap"],
+        archive=str(transfer.archive),
+    )
+    audit.append(root / ".imagefactory" / "audit.jsonl", intent)
+    status_doc = ok(imagefactory(root, "status", APP, "--json", env=transfer.env))
+    [open_intent] = status_doc["incomplete"]
+    assert open_intent["complete_with"] == f"imagefactory import {transfer.archive} --to resumed"
+    [image] = ok(
+        imagefactory(root, "import", str(transfer.archive), "--to", "resumed", "--json",
+                     env=transfer.env, timeout=TIMEOUT)
+    )["images"]  # fmt: skip
+    assert image["action"] == "import" and image["audit_id"] == intent.id
+    closing = [r for r in audit_of(root) if r["id"] == intent.id]
+    assert [phase(r) for r in closing] == [INTENT, DONE]
+    assert ok(imagefactory(root, "status", APP, "--json", env=transfer.env))["incomplete"] == []
+    assert manifest_bytes(registry_b, resumed, signature_tag(transfer.digest)) is not None
+    ok(
+        imagefactory(
+            root, "verify", APP, "--env", "resumed", "--json", env=transfer.env, timeout=TIMEOUT
+        )
+    )
