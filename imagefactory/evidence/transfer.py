@@ -124,7 +124,10 @@ def open_index(envelope: bytes, layout: bytes, key: VerifyingKey, *, source: str
     """The index ``envelope`` signs, once it verifies with ``key`` and names ``layout`` (the
     archive's ``index.json``) as its subject; VerificationError otherwise."""
     where = f"{source}: {SIGNED_INDEX}"
-    body = dsse.open_envelope(envelope, key, what=where)
+    try:
+        body = dsse.open_envelope(envelope, key, what=where)
+    except RecursionError:  # JSON nested deeper than Python parses: not an envelope
+        raise VerificationError(f"{where}: not a DSSE envelope (nested too deep)") from None
     statement = dsse.verify_statement(body, digest=sha256_digest(layout), what=where)
     if statement.predicate_type != PREDICATE_TYPE:
         raise VerificationError(

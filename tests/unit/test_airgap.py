@@ -518,3 +518,15 @@ def test_an_image_filed_otherwise_than_the_catalog_names_it_is_refused(
     signed = write_archive(tmp_path / "odd.tar", key, **fields)
     with pytest.raises(UserError, match=message):
         checked(signed.path, catalog_dir, key)
+
+
+def test_a_signed_index_nested_too_deep_is_refused_not_a_crash(
+    tmp_path: Path, written: Written, key: SigningKey
+) -> None:
+    path = rewrite(
+        written.path,
+        tmp_path / "deep.tar",
+        lambda name, data: b"[" * 200_000 + b"]" * 200_000 if name == SIGNED_INDEX else data,
+    )
+    with pytest.raises(VerificationError, match="nested too deep"):
+        opened_index(path, key)
