@@ -21,8 +21,9 @@ registry's log tells what was downloaded. The storage growth of the target regis
 reported too (blobs are content-addressed there, so re-uploaded identical bytes do not grow it).
 The digest each side leaves in the target is compared with the digest in dev.
 
-One more promotion per target runs with a ``skopeo`` shim on PATH that logs every skopeo
-process (sub-command and duration): where the promotion's time goes.
+One more promotion per target runs under ``cProfile`` with both registries' access logs read
+for it: where the promotion's time goes (start-up, HTTP round trips, signing, git) and every
+request it made, by method and kind (manifest, blob, upload, tag list), on each registry.
 
 Needs the host services (``scripts/services.sh start``). Writes only under a fresh temporary
 folder, the registry namespace ``imagefactory-bench/promote-<run id>/`` (deleted at the end) and,
@@ -40,6 +41,7 @@ import datetime
 import json
 import os
 import platform
+import pstats
 import re
 import shutil
 import statistics
@@ -48,6 +50,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,21 +80,23 @@ APP = "app/rag-api"
 APP_NAME = "app/rag-api"
 TARGET_RATIO = 0.3
 RUN_LABEL = "org.imagefactory.bench-run"
-B_BCRYPT_COST = 10  # as registry A (scripts/services.sh): every request pays the same check
+B_BCRYPT_COST = 6  # as registry A (scripts/services.sh): every request pays the same check
 B_USER_ENV = "IMAGEFACTORY_BENCH_REGISTRY_B_USER"
 B_PASSWORD_ENV = "IMAGEFACTORY_BENCH_REGISTRY_B_PASSWORD"
 CERTS_D = Path("/etc/docker/certs.d")
 ACCESS = re.compile(
     r'"(?P<method>[A-Z]+) (?P<uri>/v2/\S+) HTTP/[0-9.]+" (?P<status>\d{3}) (?P<size>\d+|-)'
 )
-SHIM = """#!/bin/sh
-start=$(date +%s.%N)
-{skopeo} "$@"
-rc=$?
-end=$(date +%s.%N)
-echo "$1 $start $end $rc" >> "{log}"
-exit $rc
-"""
+HOTTEST = 30  # imagefactory's functions listed by their cumulative time in a profiled promotion
+#: What a profiled promotion's time is split into: (name, module path part, function name).
+PARTS = (
+    ("HTTP round trips", "imagefactory/registry/http.py", "_send"),
+    ("credentials (401 answers)", "imagefactory/registry/http.py", "_authorization"),
+    ("signing", "imagefactory/signing/keys.py", "sign"),
+    ("verifying signatures", "imagefactory/signing/keys.py", "verifies"),
+    ("processes (git, ...)", "imagefactory/tools.py", "run"),
+    ("imports", "<frozen importlib._bootstrap>", "_find_and_load"),
+)
 
 
 def say(message: str) -> None:
@@ -129,10 +134,15 @@ def run(
 
 
 def imagefactory(
-    root: Path, *args: str, env: Mapping[str, str], timeout: float = 900
+    root: Path,
+    *args: str,
+    env: Mapping[str, str],
+    timeout: float = 900,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
+    profiled = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
     proc = run(
-        [PYTHON, "-m", "imagefactory", "-C", root, *args, "--json"],
+        [PYTHON, *profiled, "-m", "imagefactory", "-C", root, *args, "--json"],
         env=env,
         timeout=timeout,
         cwd=root,
@@ -463,7 +473,7 @@ def digests_in(s: Setup, where: Target, repository: str, tags: Sequence[str]) ->
     return found
 
 
-def measure(s: Setup, method: str, kind: str, name: str, *, shim: Path | None = None) -> Sample:
+def measure(s: Setup, method: str, kind: str, name: str, *, profile: Path | None = None) -> Sample:
     with target(s, kind, name) as where:
         repository = f"{where.host}/{where.namespace}/{APP_NAME}"
         before_storage = tree_bytes(where.data)
@@ -480,11 +490,10 @@ def measure(s: Setup, method: str, kind: str, name: str, *, shim: Path | None = 
                 },
                 s.bundle,
             )
-            env = dict(s.env)
-            if shim is not None:
-                env["PATH"] = f"{shim}:{env.get('PATH', '/usr/bin:/bin')}"
             started = time.perf_counter()
-            document = imagefactory(s.root, "promote", APP, "--to", "preprod", env=env)
+            document = imagefactory(
+                s.root, "promote", APP, "--to", "preprod", env=s.env, profile=profile
+            )
             seconds = time.perf_counter() - started
             if document["digest"] != s.digest:
                 raise BenchError(f"promote reported {document['digest']}, dev holds {s.digest}")
@@ -501,27 +510,63 @@ def measure(s: Setup, method: str, kind: str, name: str, *, shim: Path | None = 
             where.log, offsets[0], where.data, where.namespace,
             A_LOG, offsets[1], f"{s.namespace}/dev",
         )  # fmt: skip
+        if profile is not None:
+            census = request_census(where.log, offsets[0], "target")
+            if where.log != A_LOG:
+                census.update(request_census(A_LOG, offsets[1], "source"))
+            profile.with_suffix(".requests.json").write_text(json.dumps(census))
         growth = tree_bytes(where.data) - before_storage
         found = digests_in(s, where, repository, s.tags)
     return Sample(method, kind, seconds, found, moved, growth)
 
 
-def anatomy(s: Setup, kind: str) -> list[tuple[str, float]]:
-    """(skopeo sub-command, seconds) of every skopeo process one promotion runs."""
-    shim = s.work / f"shim-{kind}"
-    shim.mkdir()
-    log = s.work / f"shim-{kind}.log"
-    script = shim / "skopeo"
-    script.write_text(SHIM.format(skopeo=SKOPEO, log=log))
-    script.chmod(0o755)
-    measure(s, "promote", kind, f"anatomy-{kind}", shim=shim)
-    if not log.exists():
-        return []  # no skopeo process ran: the copies are made in-process
-    calls = []
-    for line in log.read_text().splitlines():
-        command, start, end, _ = line.split()
-        calls.append((command, float(end) - float(start)))
-    return calls
+def request_census(log: Path, offset: int, side: str) -> Counter[str]:
+    """``"<side> <METHOD> <kind> <status>"`` → how many such requests ``log`` got since
+    ``offset`` (every repository: what one promotion asked of that registry)."""
+    found: Counter[str] = Counter()
+    for line in new_log_lines(log, offset):
+        match = ACCESS.search(line)
+        if match:
+            path = match["uri"].split("?")[0]
+            kind = next(
+                (
+                    k
+                    for k in ("/manifests/", "/blobs/uploads/", "/blobs/", "/tags/list")
+                    if k in path
+                ),
+                "/" if path == "/v2/" else "other",
+            ).strip("/")
+            mounted = "?mount=" in match["uri"]
+            found[
+                f"{side} {match['method']} {kind}{' mount' if mounted else ''} {match['status']}"
+            ] += 1
+    return found
+
+
+def anatomy(s: Setup, kind: str) -> dict[str, Any]:
+    """One more promotion, profiled: its seconds in each of ``PARTS`` (cumulative, so they
+    overlap where one calls another) and every request it made."""
+    profile = s.work / f"anatomy-{kind}.prof"
+    sample = measure(s, "promote", kind, f"anatomy-{kind}", profile=profile)
+    stats = pstats.Stats(str(profile))
+    table: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+    parts: dict[str, dict[str, float]] = {}
+    for name, where, function in PARTS:
+        rows = [v for (f, _, n), v in table.items() if where in f and n == function]
+        outer = [r for r in rows if not any(where in f and n == function for (f, _, n) in r[4])]
+        parts[name] = {
+            "seconds": round(sum(r[3] for r in outer), 3),
+            "calls": sum(r[0] for r in outer),
+        }
+    total = max(v[3] for v in table.values())
+    census = json.loads(profile.with_suffix(".requests.json").read_text())
+    ours = sorted(
+        ((v[3], f"{Path(f).name}:{n}") for (f, _, n), v in table.items() if "imagefactory/" in f),
+        reverse=True,
+    )
+    return {"wall_s": round(sample.seconds, 3), "profiled_s": round(total, 3), "parts": parts,
+            "hottest": [[name, round(t, 3)] for t, name in ours[:HOTTEST]],
+            "requests": dict(sorted(census.items()))}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- report
@@ -532,7 +577,7 @@ def mb(value: float) -> str:
 
 
 def summarize(
-    s: Setup, samples: list[Sample], calls: Mapping[str, list[tuple[str, float]]], repeat: int
+    s: Setup, samples: list[Sample], anatomies: Mapping[str, dict[str, Any]], repeat: int
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"targets": {}}
     for target in ("same", "b"):
@@ -558,9 +603,7 @@ def summarize(
                 "digest_preserved": digests == {s.digest},
             }
         entry["ratio"] = entry["promote"]["median_s"] / entry["docker"]["median_s"]
-        entry["skopeo_calls"] = [
-            {"command": c, "seconds": round(t, 3)} for c, t in calls.get(target, [])
-        ]
+        entry["anatomy"] = anatomies[target]
         out["targets"][target] = entry
     out["facts"] = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -625,13 +668,20 @@ def print_report(summary: dict[str, Any], dev_digest: str) -> None:
         ])  # fmt: skip
     print_table(rows)
     for target, entry in summary["targets"].items():
-        calls = entry["skopeo_calls"]
-        by: dict[str, list[float]] = {}
-        for call in calls:
-            by.setdefault(call["command"], []).append(call["seconds"])
-        parts = ", ".join(f"{c} x{len(t)} = {sum(t):.2f} s" for c, t in by.items())
-        total = sum(c["seconds"] for c in calls)
-        print(f"\n{names[target]}: {len(calls)} skopeo processes, {total:.2f} s: {parts}")
+        seen = entry["anatomy"]
+        print(
+            f"\n{names[target]}: one profiled promotion, {seen['wall_s']:.2f} s "
+            f"({seen['profiled_s']:.2f} s in the profile)"
+        )
+        for part, spent in seen["parts"].items():
+            print(f"  {part:28} {spent['seconds']:6.2f} s in {spent['calls']} calls")
+        print("  hottest functions of imagefactory (cumulative s):")
+        for name, seconds in seen["hottest"]:
+            print(f"    {seconds:6.2f}  {name}")
+        total = sum(seen["requests"].values())
+        print(f"  {total} requests:")
+        for request, count in seen["requests"].items():
+            print(f"    {count:4}  {request}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -653,8 +703,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"{sample.seconds:6.2f} s  up {mb(sample.traffic.uploaded_bytes)}"
                     )
                     samples.append(sample)
-            calls = {target: anatomy(s, target) for target in ("same", "b")}
-            summary = summarize(s, samples, calls, args.repeat)
+            anatomies = {target: anatomy(s, target) for target in ("same", "b")}
+            summary = summarize(s, samples, anatomies, args.repeat)
             print_report(summary, s.digest)
             if args.json:
                 args.json.write_text(json.dumps(summary, indent=2))

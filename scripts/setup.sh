@@ -30,6 +30,8 @@ APT_PACKAGES=(
     # rootless engine (dockerd-rootless.sh from docker.io): user namespaces and their network
     rootlesskit slirp4netns
     packer rsync git
+    # imagefactory report: the layer graph (Graphviz's dot), and the browser its tests open it in
+    graphviz chromium
     # venv for the system python3; node-gyp toolchain for gitlab-ci-local's native re2 module
     python3 python3-venv make g++
 )

@@ -69,6 +69,7 @@ COMMANDS = {
     "push": "release",
     "promote": "release",
     "status": "release",
+    "report": "report",
     "verify": "verify",
     "keygen": "verify",
     "evidence": "evidence",

@@ -308,12 +308,14 @@ def _summary(contents: Contents, key: VerifyingKey, source: str) -> dict[str, An
     )
     holder = f"{contents.repository}:{attestation_tag(digest)} (as the bundle holds it)"
     check_previous(contents.attestations, attested, where=source, holder=holder)
-    return _said(
+    return summarize(
         Verified(digest, contents.repository, tuple(attested)), identities, len(contents.audit)
     )
 
 
-def _said(verified: Verified, identities: list[str], audit: int) -> dict[str, Any]:
+def summarize(verified: Verified, identities: list[str], audit: int) -> dict[str, Any]:
+    """What verified evidence says: the attestations by type, the provenance, the test runs
+    (latest last), releases, scan verdicts and revocations (the bundle's summary)."""
     attested = verified.attestations
 
     def of(kind: str) -> list[dict[str, Any]]:

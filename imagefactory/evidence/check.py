@@ -11,7 +11,7 @@ cannot run because an earlier one failed is reported as skipped; any failure fai
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imagefactory.errors import UserError
 from imagefactory.evidence.keys import verifying_key
@@ -59,6 +59,7 @@ class ImageVerification:
     environment: str
     digests: dict[str, str]  # repository → the digest verified there
     checks: tuple[Check, ...]
+    verified: dict[str, Verified] = field(default_factory=dict)  # repository → its evidence
 
     @property
     def ok(self) -> bool:
@@ -87,6 +88,7 @@ def check_image(
     listed = load_revocations(catalog)
     checks: list[Check] = []
     digests: dict[str, str] = {}
+    verified: dict[str, Verified] = {}
     with registry_session(catalog, registries) as client:
         for registry in registries:
             place = Location(registry, repository(registry, image.spec.name))
@@ -94,8 +96,10 @@ def check_image(
             held = digest or found.tagged(checks)
             if held is not None:
                 digests[place.repository] = held
-                found.evidence(held, checks)
-    return ImageVerification(image.ref, env.name, digests, tuple(checks))
+                evidence = found.evidence(held, checks)
+                if evidence is not None:
+                    verified[place.repository] = evidence
+    return ImageVerification(image.ref, env.name, digests, tuple(checks), verified)
 
 
 def _recorded(catalog: Catalog, image: CatalogImage, env: Environment) -> tuple[str, str]:
@@ -147,7 +151,8 @@ class _Run:
             checks.append(Check(self.place.repository, "tag", OK, f"{reference} → {held}"))
         return held
 
-    def evidence(self, digest: str, checks: list[Check]) -> None:
+    def evidence(self, digest: str, checks: list[Check]) -> Verified | None:
+        """Each check of ``digest``'s evidence into ``checks``; the evidence, when it verified."""
         repo = self.place.repository
 
         def add(name: str, run: Callable[[], str]) -> bool:
@@ -180,13 +185,14 @@ class _Run:
             checks.extend(
                 Check(repo, name, SKIPPED, "the evidence did not verify") for name in later
             )
-            return
+            return None
         found = verified[0]
         add("provenance", lambda: _provenance(found))
         add("chain", lambda: self._chain(digest))
         add("tests", lambda: _tests(found))
         add("release", lambda: _release(found, self.env.name, self.version))
         add("revocation", lambda: _revocation(found, self.listed))
+        return found
 
     @property
     def _registries(self) -> list[Registry]:

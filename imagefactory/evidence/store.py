@@ -28,7 +28,9 @@ import random
 import re
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from imagefactory.errors import ImageFactoryError
@@ -96,8 +98,14 @@ class EvidenceStore:
     def sign(self, digest: str, key: SigningKey) -> None:
         """A signature of ``digest`` by ``key`` with this repository as its identity, appended
         to the ``.sig`` unless one is there already."""
-        tag = signature_tag(digest)
-        manifest, blobs = self._read_tag(tag)
+        missing = self._signature_missing(digest, key)
+        if missing:
+            self._append(signature_tag(digest), [], new=missing)
+
+    def _signature_missing(self, digest: str, key: SigningKey) -> list[tuple[Layer, bytes]]:
+        """A signature of ``digest`` by ``key`` with this repository as its identity, unless
+        the ``.sig`` holds one already (then none)."""
+        manifest, blobs = self._read_tag(signature_tag(digest))
         try:
             simplesigning.verify(
                 manifest,
@@ -108,7 +116,8 @@ class EvidenceStore:
             )
         except VerificationError:
             signed = simplesigning.sign(key, self.location.repository, digest)
-            self._append(tag, [(signed.layer, signed.payload)])
+            return [(signed.layer, signed.payload)]
+        return []
 
     def attest(
         self, digest: str, predicate_type: str, predicate: Mapping[str, Any], key: SigningKey
@@ -121,21 +130,36 @@ class EvidenceStore:
         if predicate_type in predicates.CHAINED:
             predicate = {**predicate, predicates.PREVIOUS: sorted({x.digest for x in held})}
         attested = dsse.attest(key, self.location.repository, digest, predicate_type, predicate)
-        self._append(tag, [(attested.layer, attested.envelope)], keep=held)
+        self._append(tag, [], new=[(attested.layer, attested.envelope)], keep=held)
 
-    def copy_to(self, digest: str, target: EvidenceStore) -> None:
+    def copy_to(
+        self, digest: str, target: EvidenceStore, *, sign: SigningKey | None = None
+    ) -> None:
         """Every ``.sig`` and ``.att`` layer of ``digest`` here appended to ``target``'s (what
-        it holds is kept), the blobs copied (mounted within one registry)."""
+        it holds is kept), the blobs copied (mounted within one registry); with ``sign``, the
+        target's own signature of it (``target.sign``) in the same write of its ``.sig``. The
+        two tags are written at once (each append waits for its read-back to settle)."""
         source = self.read(digest)
         same_registry = target.location.registry.url == self.location.registry.url
         mount_from = self.location.repository if same_registry else None
-        for tag, manifest in (
-            (signature_tag(digest), source.signatures),
-            (attestation_tag(digest), source.attestations),
-        ):
-            if manifest.layers:
-                items = [(layer, source.blobs[layer.digest]) for layer in manifest.layers]
-                target._append(tag, items, mount_from=mount_from)
+        own = target._signature_missing(digest, sign) if sign is not None else []
+        appends = [
+            partial(
+                target._append,
+                tag,
+                [(layer, source.blobs[layer.digest]) for layer in manifest.layers],
+                mount_from=mount_from,
+                new=extra,
+            )
+            for tag, manifest, extra in (
+                (signature_tag(digest), source.signatures, own),
+                (attestation_tag(digest), source.attestations, []),
+            )
+            if manifest.layers or extra
+        ]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for done in [pool.submit(append) for append in appends]:
+                done.result()
 
     def merge(self, tag: str, items: Iterable[tuple[Layer, bytes]]) -> None:
         """The layers of ``items`` (with their blobs) appended to ``tag`` (``.sig`` or ``.att``),
@@ -195,15 +219,20 @@ class EvidenceStore:
         items: Iterable[tuple[Layer, bytes]],
         *,
         mount_from: str | None = None,
+        new: Iterable[tuple[Layer, bytes]] = (),
         keep: Iterable[Layer] = (),
     ) -> None:
-        """Append the layers of ``items`` (with their blobs) to ``tag``, keeping every layer the
-        tag held at any read of this append, and those of ``keep`` (read before it)."""
+        """Append the layers of ``items`` (their blobs mounted from ``mount_from`` when given)
+        and of ``new`` (blobs made here, uploaded) to ``tag``, keeping every layer the tag held
+        at any read of this append, and those of ``keep`` (read before it)."""
         self._read.pop(tag, None)
         registry, repository = self.location.registry, self.location.repository
         ours: list[Layer] = []
-        for layer, blob in items:
-            self.client.upload_blob(registry, repository, blob, mount_from=mount_from)
+        for (layer, blob), source in [
+            *((item, mount_from) for item in items),
+            *((item, None) for item in new),
+        ]:
+            self.client.upload_blob(registry, repository, blob, mount_from=source)
             ours.append(layer)
         seen: list[Layer] = [layer for layer in keep if layer not in ours]
         for _ in range(RETRIES):

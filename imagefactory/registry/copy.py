@@ -1,14 +1,15 @@
 """Copy an image by digest through the registry API, in-process: the manifest's exact bytes (so
 its digest is preserved), every platform of an index, and each blob once.
 
-Within one registry no blob moves: each is mounted from the source repository (one POST) — a
-promotion is a few HEADs, mounts and manifest PUTs. Across registries each blob is streamed from
-the source into a temporary file (at most its descriptor's size, hashed on the way: another
-digest or size is refused) and from there to the target, several at a time. A blob the target
-repository holds already is skipped. The manifest is put last, after everything it names, so a
-tag never names an incomplete image; an index's platform manifests are put by digest before
-the index. A request that finds the registry gone or failing (no answer, 429, 5xx) is tried
-again, a bounded number of times (a blob streamed again from its start).
+Within one registry no blob moves: each is mounted from the source repository (one POST, which
+also answers for a blob that is there already) — a promotion is mounts and manifest PUTs.
+Across registries each blob is streamed from the source into a temporary file (at most its
+descriptor's size, hashed on the way: another digest or size is refused) and from there to the
+target, several at a time; a blob the target repository holds already (one HEAD) is skipped.
+The manifest is put last, after everything it names, so a tag never names an incomplete image;
+an index's platform manifests are put by digest before the index. A request that finds the
+registry gone or failing (no answer, 429, 5xx) is tried again, a bounded number of times (a
+blob streamed again from its start).
 """
 
 from __future__ import annotations
@@ -80,16 +81,20 @@ def blobs_of(document: dict[str, Any]) -> list[Blob]:
 
 
 def _copy_blobs(source: Side, target: Side, blobs: list[Blob]) -> None:
-    missing = [
-        b for b in blobs if not retried(partial(target.api.has_blob, target.repository, b.digest))
-    ]
-    if not missing:
-        return
-    if source.api.registry.url == target.api.registry.url:
+    mountable = source.api.registry.url == target.api.registry.url
+    if mountable and source.repository != target.repository:  # a mount tells what is there too
         missing = [
             b
-            for b in missing
-            if not target.api.mount_blob(target.repository, b.digest, source.repository)
+            for b in blobs
+            if not retried(
+                partial(target.api.mount_blob, target.repository, b.digest, source.repository)
+            )
+        ]
+    else:
+        missing = [
+            b
+            for b in blobs
+            if not retried(partial(target.api.has_blob, target.repository, b.digest))
         ]
     if not missing:
         return

@@ -53,6 +53,12 @@ MAX_PAGES = 100
 MANIFEST_LIMIT = 4 * 1024 * 1024
 BLOB_MEDIA_TYPE = "application/octet-stream"
 ANY_SCOPE = "*"  # where Basic credentials are kept: they hold for every repository
+#: Blobs read are kept (by repository and digest: content-addressed, checked) up to this many
+#: bytes in all: a promotion reads a digest's evidence to verify it and again to copy it.
+KEPT_BLOB_BYTES = 16 * 1024 * 1024
+#: A blob up to this size is uploaded without asking first whether the registry has it: the
+#: question costs a request (and a credential check) as the upload does.
+SMALL_BLOB = 64 * 1024
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -153,6 +159,7 @@ class RegistryHTTP:
     _scheme: str | None = None
     _tokens: dict[str, str] = field(default_factory=dict)  # scope → bearer token
     _manifests: dict[tuple[str, str], tuple[bytes, str]] = field(default_factory=dict)
+    _blobs: dict[tuple[str, str], bytes] = field(default_factory=dict)
 
     def digest(self, repository: str, reference: str) -> str | None:
         """The digest of the manifest ``reference`` (a tag or a digest); None when not there."""
@@ -258,22 +265,28 @@ class RegistryHTTP:
     def blob(self, repository: str, digest: str, *, limit: int) -> bytes:
         """The blob ``digest`` of ``repository``: at most ``limit`` bytes, checked against the
         digest (a registry error when it is missing, larger, or other bytes)."""
+        kept = self._blobs.get((repository, digest))
+        if kept is not None and len(kept) <= limit:
+            return kept
         scope = f"repository:{repository}:pull"
         answer = self._call("GET", f"/v2/{repository}/blobs/{digest}", scope, limit=limit)
         if _digest(answer.body) != digest:
             raise RegistryRequestError(
                 "GET", answer.url, "wrong digest", "the bytes hash otherwise"
             )
+        if sum(map(len, self._blobs.values())) + len(answer.body) <= KEPT_BLOB_BYTES:
+            self._blobs[(repository, digest)] = answer.body
         return answer.body
 
     def upload_blob(self, repository: str, data: bytes, *, mount_from: str | None = None) -> str:
         """Upload ``data`` as a blob of ``repository`` unless the registry has it there; mounted
         from ``mount_from`` (another repository of this registry that holds it) when given, else
-        one monolithic POST + PUT. Its digest."""
+        one monolithic POST + PUT. Its digest. A mount needs no question first (it answers
+        whether the blob is there), nor does a small blob (sent again, it changes nothing)."""
         digest = _digest(data)
-        if self.has_blob(repository, digest):
-            return digest
         if mount_from not in (None, repository) and self.mount_blob(repository, digest, mount_from):
+            return digest
+        if len(data) > SMALL_BLOB and self.has_blob(repository, digest):
             return digest
         self.put_blob(repository, digest, Upload(io.BytesIO(data), len(data)))
         return digest

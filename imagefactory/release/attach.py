@@ -48,8 +48,9 @@ def attach_release(
     ]
     for store in stores:
         if store.location != source:
-            origin.copy_to(release.digest, store)
-        store.sign(release.digest, key)
+            origin.copy_to(release.digest, store, sign=key)
+        else:
+            store.sign(release.digest, key)
     write_tags()
     predicate = predicates.release_predicate(
         environment=step.target,

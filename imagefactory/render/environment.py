@@ -26,6 +26,8 @@ Every value reaches a template through one of the filters, each escaping for one
 * ``dq``: a YAML double-quoted scalar (a JSON string, YAML's line breaks and non-printables
   escaped).
 * ``comment``: text after a ``#``: line breaks and control characters are written as escapes.
+* in an HTML template (``*.html.j2``: the report) autoescaping writes every value as text;
+  ``megabytes`` shows a byte count.
 
 A Dockerfile instruction is one line (a line break ends it, whatever the quoting), so a value with
 a line break is refused everywhere but in the JSON forms, which write it as ``\\n``.
@@ -138,6 +140,13 @@ def comment(value: object) -> str:
     return _CONTROL.sub(lambda m: json.dumps(m.group())[1:-1], str(value))
 
 
+def megabytes(value: object) -> str:
+    """A byte count as ``docker image ls`` counts megabytes (10^6 bytes)."""
+    if not isinstance(value, int):
+        raise UserError(f"{value!r} is not a byte count")
+    return f"{value / 1e6:.1f} MB"
+
+
 class _ConfinedLoader(jinja2.FileSystemLoader):
     """A file-system loader that does not follow a symlink out of its search path."""
 
@@ -154,13 +163,18 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
         return source, filename, uptodate
 
 
+def _html(name: str | None) -> bool:
+    """Whether template ``name`` writes HTML (``*.html.j2``): then every value is escaped."""
+    return name is not None and name.endswith(".html.j2")
+
+
 @functools.lru_cache(maxsize=8)
 def environment(project_root: Path) -> jinja2.Environment:
     env = jinja2.sandbox.ImmutableSandboxedEnvironment(
         loader=_ConfinedLoader([templates_dir(), project_root]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,  # we render Dockerfiles, HCL and YAML, never HTML
+        autoescape=_html,  # Dockerfiles, HCL and YAML as written; the report's HTML escaped
     )
     env.globals.clear()  # range, dict, cycler, joiner, namespace, lipsum: none is needed
     env.filters = {name: env.filters[name] for name in _BUILTIN_FILTERS}
@@ -174,6 +188,7 @@ def environment(project_root: Path) -> jinja2.Environment:
         dockerfile_token=dockerfile_token,
         dockerfile_args=dockerfile_args,
         comment=comment,
+        megabytes=megabytes,
     )
     return env
 

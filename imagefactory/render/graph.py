@@ -75,8 +75,8 @@ def as_mermaid(catalog: Catalog) -> str:
 def as_dot(catalog: Catalog) -> str:
     ids = _ids(catalog)
     lines = ["digraph catalog {", "  rankdir=TB;", "  node [shape=box];"]
-    lines += [f'  {ids[o]} [label="{_escape(o)}", shape=cylinder];' for o in _roots(catalog)]
-    lines += [f'  {ids[r]} [label="{_escape(_label(catalog, r))}"];' for r in catalog.images]
+    lines += [f'  {ids[o]} [label="{_dot(o)}", shape=cylinder];' for o in _roots(catalog)]
+    lines += [f'  {ids[r]} [label="{_dot(_label(catalog, r))}"];' for r in catalog.images]
     lines += [f"  {ids[a]} -> {ids[b]};" for a, b in _edges(catalog)]
     return "\n".join([*lines, "}"]) + "\n"
 
@@ -97,3 +97,9 @@ def as_json(catalog: Catalog) -> str:
 
 def _escape(text: str) -> str:
     return text.replace('"', "'")
+
+
+def _dot(text: str) -> str:
+    """A DOT string's content: quotes as in Mermaid, and no backslash escape (\\N, \\l…) left
+    for Graphviz to expand."""
+    return _escape(text).replace("\\", "\\\\")

@@ -20,17 +20,11 @@ from imagefactory.atomic import write_atomically
 from imagefactory.project.hashing import content_inputs
 from imagefactory.project.paths import state_file, templates_dir
 from imagefactory.project.state import load_state
-from imagefactory.render.catalog import (
-    MISSING,
-    Pins,
-    pinned_digests,
-    render_images,
-    stale_folders,
-)
-from imagefactory.render.gitlab_ci import PipelineOptions, job_names, render_pipeline
-from imagefactory.render.packer import packer_images, render_packer_images
-from imagefactory.render.terraform import stale_tfvars, write_tfvars
 from imagefactory.spec.catalog import Catalog
+
+# Each kind's renderer is imported where that kind is rendered: ``ci generate`` of a big
+# catalog runs in about a second, and the Jinja environment and the Packer and Terraform
+# renderers would be a tenth of it (bench/ci_bench.py).
 
 Kind = Literal["dockerfile", "packer", "terraform", "pipeline"]
 #: Where each kind writes when no folder is named, relative to the project root (a pipeline
@@ -107,6 +101,9 @@ def render_outputs(catalog: Catalog, request: RenderRequest) -> RenderReport:
 
 
 def _images(catalog: Catalog, request: RenderRequest, target: Path, command: str) -> RenderReport:
+    from imagefactory.render.catalog import Pins, pinned_digests, render_images, stale_folders
+    from imagefactory.render.packer import packer_images, render_packer_images
+
     selected = catalog.select(list(request.images))
     skipped: list[str] = []
     if request.kind == "packer":
@@ -136,6 +133,8 @@ def _images(catalog: Catalog, request: RenderRequest, target: Path, command: str
 def _terraform(
     catalog: Catalog, request: RenderRequest, target: Path, command: str
 ) -> RenderReport:
+    from imagefactory.render.terraform import stale_tfvars, write_tfvars
+
     if not request.check:
         written = tuple(
             Output(w.environment, w.path, w.repositories) for w in write_tfvars(catalog, target)
@@ -145,6 +144,8 @@ def _terraform(
 
 
 def _pipeline(catalog: Catalog, request: RenderRequest, target: Path | None) -> RenderReport:
+    from imagefactory.render.gitlab_ci import PipelineOptions, job_names, render_pipeline
+
     repository = _repository_root(catalog.root)
     shown = None if target is None else _shown(target, catalog.root)
     argv = ["imagefactory", "ci", "generate", "--builder", request.builder]
@@ -167,6 +168,8 @@ def _pipeline(catalog: Catalog, request: RenderRequest, target: Path | None) -> 
     if not request.check:
         write_atomically(target, data, mode=0o644)
         return RenderReport(request, target, (output,), command, jobs=jobs)
+    from imagefactory.render.catalog import MISSING
+
     current = target.read_bytes() if target.is_file() else None  # bytes: not UTF-8 is stale
     stale = {} if current == data else {target.name: [MISSING if current is None else target.name]}
     return RenderReport(request, target, (output,), command, stale, jobs=jobs)

@@ -155,6 +155,8 @@ def test_first_build_builds_the_chain_in_order(example_build: ExampleBuild) -> N
 
 def test_first_build_records_each_image_in_state(example_build: ExampleBuild) -> None:
     records = example_build.records
+    locked = load_catalog(example_build.root).locks
+    assert locked, "the example catalog locks some of its images (image.lock)"
     assert set(records) == set(EXAMPLE_REFS)
     for outcome in example_build.outcomes:
         ref = outcome["image"]
@@ -166,7 +168,9 @@ def test_first_build_records_each_image_in_state(example_build: ExampleBuild) ->
         assert record["version"] == VERSIONS[ref]
         assert record["repository"] == example_build.repository(NAMES[ref])
         assert record["tag"] == "content-" + record["content_hash"].removeprefix("sha256:")[:24]
-        assert set(record["inputs"]) == {"spec", "files", "templates", "parent"}
+        # an image.lock entry is an input of the image it locks, and of no other
+        lock = {"lock"} if ref in locked else set()
+        assert set(record["inputs"]) == {"spec", "files", "templates", "parent", *lock}, ref
         # The image the engine holds is the one recorded, and it is the one that was pushed.
         local = image_inspect(record["image_id"])
         assert f"{record['repository']}@{record['digest']}" in local["RepoDigests"]

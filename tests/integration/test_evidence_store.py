@@ -95,8 +95,10 @@ def evidence(client: RegistryClient, pushed: Pushed, key: SigningKey, name: str)
 
 
 def check(store: EvidenceStore, digest: str, key: SigningKey) -> None:
+    """What a later runner sees: a store of its own reads the registry as it is now (``store``
+    itself keeps what it read, and an attacker's writes go around it)."""
     verify_digest(
-        store,
+        EvidenceStore(store.client, store.location),
         digest,
         key.verifying_key(),
         identities={store.location.repository},

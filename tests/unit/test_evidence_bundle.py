@@ -261,14 +261,14 @@ def test_a_summary_sealed_with_a_lie_is_refused(
 ) -> None:
     """Whoever holds the key can seal anything: the summary is still checked against the
     evidence."""
-    said = bundle._said
+    said = bundle.summarize
 
     def lie(*args: Any) -> dict[str, Any]:
         return {**said(*args), "revoked": False}
 
-    monkeypatch.setattr(bundle, "_said", lie)
+    monkeypatch.setattr(bundle, "summarize", lie)
     data = bundle.export(_contents(key), key)
-    monkeypatch.setattr(bundle, "_said", said)
+    monkeypatch.setattr(bundle, "summarize", said)
 
     with pytest.raises(VerificationError, match="summary does not say what the evidence says"):
         bundle.verify(data, key.verifying_key(), source="b.json")

@@ -17,7 +17,7 @@ import pytest
 
 from imagefactory.errors import UserError
 from imagefactory.registry.client import RegistryClient
-from imagefactory.registry.http import RegistryHTTP, RegistryRequestError
+from imagefactory.registry.http import SMALL_BLOB, RegistryHTTP, RegistryRequestError
 from imagefactory.spec.models import Registry
 from tests.fakes.http_server import serving
 from tests.unit.test_registry_http import _Replies
@@ -150,9 +150,17 @@ def test_upload_skip_and_mount(upstream: Upstream) -> None:
     digest = client.upload_blob("team/dev", b"evidence")
     assert upstream.blobs[("team/dev", digest)] == b"evidence"
     before = len(upstream.requests)
-    assert client.upload_blob("team/dev", b"evidence") == digest  # there: one HEAD, nothing sent
+    assert client.upload_blob("team/dev", b"evidence") == digest  # small: sent, not asked about
+    assert [m for m, _ in upstream.requests[before:]] == ["POST", "PUT"]
+    large = b"x" * (SMALL_BLOB + 1)
+    client.upload_blob("team/dev", large)
+    before = len(upstream.requests)
+    client.upload_blob("team/dev", large)  # there: one HEAD, nothing sent
     assert [m for m, _ in upstream.requests[before:]] == ["HEAD"]
+    before = len(upstream.requests)
     assert client.upload_blob("team/prod", b"evidence", mount_from="team/dev") == digest
+    asked = {m for m, path in upstream.requests[before:] if "/blobs/" in path}
+    assert asked == {"POST"}  # the mount (again after the 401 that asked for a token) only
     assert upstream.blobs[("team/prod", digest)] == b"evidence"
     assert ["repository:team/prod:pull,push", "repository:team/dev:pull"] in upstream.token_scopes
     posts = [path for method, path in upstream.requests if method == "POST"]
@@ -185,9 +193,12 @@ def test_blob_reads_are_bounded_and_checked(upstream: Upstream) -> None:
     assert client.blob("team/dev", digest, limit=10) == b"0123456789"
     with pytest.raises(RegistryRequestError, match="too large"):
         client.blob("team/dev", digest, limit=9)
+    before = len(upstream.requests)
+    assert client.blob("team/dev", digest, limit=10) == b"0123456789"  # kept: checked bytes
+    assert upstream.requests[before:] == []
     upstream.corrupt = True
     with pytest.raises(RegistryRequestError, match="wrong digest"):
-        client.blob("team/dev", digest, limit=100)
+        api(upstream).blob("team/dev", digest, limit=100)
 
 
 def test_a_credential_helper_is_refused_for_evidence(upstream: Upstream, tmp_path: Path) -> None:

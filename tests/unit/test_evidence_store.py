@@ -277,6 +277,25 @@ def test_copy_to_keeps_what_the_target_holds(memory: MemoryRegistry, key: Signin
     assert memory.mounts and all(source == repo(DEV, "app") for _, source in memory.mounts)
 
 
+def test_copy_to_signs_in_the_same_write(memory: MemoryRegistry, key: SigningKey) -> None:
+    """A promotion's copy of the evidence and its own signature in the target are one write of
+    the target's ``.sig`` (each write of a tag pays its read-backs), and signing again adds
+    nothing."""
+    dev, prod = at(memory, DEV, "app"), at(memory, PROD, "app")
+    dev.sign(APP, key)
+    dev.attest(APP, "urn:test", {"in": "dev"}, key)
+    puts: list[str] = []
+    memory.after_put = lambda repository, tag: puts.append(tag)
+    dev.copy_to(APP, prod, sign=key)
+    assert sorted(puts) == sorted([signature_tag(APP), attestation_tag(APP)])  # written at once
+    held = prod.read(APP)
+    assert len(held.signatures.layers) == 2  # dev's identity and prod's
+    for identity in (repo(DEV, "app"), repo(PROD, "app")):
+        verify_digest(prod, APP, key.verifying_key(), identities={identity}, builders=[])
+    dev.copy_to(APP, prod, sign=key)  # again: nothing to add, nothing written
+    assert len(puts) == 2
+
+
 def test_no_signature(memory: MemoryRegistry, key: SigningKey) -> None:
     app = at(memory, DEV, "app")
     app.attest(APP, "urn:test", {}, key)

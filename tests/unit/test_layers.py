@@ -40,6 +40,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"imagetest"}),
     frozenset({"gitops"}),
     frozenset({"release"}),
+    frozenset({"report"}),
     frozenset({"cli"}),
     frozenset({"__main__"}),
 )

@@ -1,0 +1,1 @@
+"""The catalog report: what every image's records say, as one HTML page or one JSON document."""
