@@ -482,25 +482,26 @@ def test_a_blob_the_signed_index_does_not_list_is_refused(
         checked(path, catalog_dir, key)
 
 
-def test_a_signed_blob_missing_from_the_archive_is_refused(
-    tmp_path: Path, written: Written, catalog_dir: Path, key: SigningKey
-) -> None:
-    layer = "blobs/sha256/" + sha(written.layer)[7:]
-    path = rewrite(written.path, tmp_path / "short.tar", lambda n, d: None if n == layer else d)
-    with pytest.raises(VerificationError, match="lacks the blob"):
-        checked(path, catalog_dir, key)
-
-
-def test_a_layer_altered_after_signing_is_refused_before_any_push(
-    tmp_path: Path, written: Written, catalog_dir: Path, key: SigningKey
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda data: None, "lacks the blob"),  # a signed blob missing from the archive
+        (lambda data: bytes([data[0] ^ 1]) + data[1:], "does not hash to its name"),  # altered
+    ],
+)
+def test_a_layer_missing_or_altered_after_signing_is_refused_before_any_push(
+    tmp_path: Path,
+    written: Written,
+    catalog_dir: Path,
+    key: SigningKey,
+    change: Callable[[bytes], bytes | None],
+    message: str,
 ) -> None:
     layer = "blobs/sha256/" + sha(written.layer)[7:]
     path = rewrite(
-        written.path,
-        tmp_path / "altered.tar",
-        lambda name, data: bytes([data[0] ^ 1]) + data[1:] if name == layer else data,
+        written.path, tmp_path / "changed.tar", lambda n, d: change(d) if n == layer else d
     )
-    with pytest.raises(UserError, match="does not hash to its name"):
+    with pytest.raises(UserError, match=message):
         checked(path, catalog_dir, key)
 
 
