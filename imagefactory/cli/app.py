@@ -74,6 +74,8 @@ COMMANDS = {
     "verify": "verify",
     "keygen": "verify",
     "evidence": "evidence",
+    "export": "transfer",
+    "import": "transfer",
     "sbom": "sbom",
     "size": "size",
     "gate": "scan",

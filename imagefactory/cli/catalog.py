@@ -25,6 +25,23 @@ ImagesArgument = Annotated[
 ImageArgument = Annotated[
     str, typer.Argument(help="One image ref, e.g. app/rag-api or runtime/llm:cpu.")
 ]
+ApproveOption = Annotated[
+    bool,
+    typer.Option(
+        "--approve",
+        help="Approve a step into an environment that needs approval (outside CI; in GitLab CI "
+        "only the environment's protected deployment job approves).",
+    ),
+]
+ApproverOption = Annotated[
+    str | None,
+    typer.Option(
+        "--approver",
+        metavar="NAME",
+        help="Who approves (with --approve; default: git config user.name <user.email>). "
+        "Recorded in the audit log.",
+    ),
+]
 
 
 def open_catalog(ctx: typer.Context, json_output: bool) -> tuple[Session, Catalog]:

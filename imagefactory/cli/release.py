@@ -8,6 +8,8 @@ import typer
 
 from imagefactory.cli.app import app
 from imagefactory.cli.catalog import (
+    ApproveOption,
+    ApproverOption,
     ImageArgument,
     ImagesArgument,
     JsonOption,
@@ -128,23 +130,8 @@ def promote_command(
             "--to", help="The environment to promote to (the one after where the image is now)."
         ),
     ],
-    approve: Annotated[
-        bool,
-        typer.Option(
-            "--approve",
-            help="Approve a promotion into an environment that needs approval (outside CI; in "
-            "GitLab CI only the environment's protected deployment job approves).",
-        ),
-    ] = False,
-    approver: Annotated[
-        str | None,
-        typer.Option(
-            "--approver",
-            metavar="NAME",
-            help="Who approves (with --approve; default: git config user.name <user.email>). "
-            "Recorded in the audit log.",
-        ),
-    ] = None,
+    approve: ApproveOption = False,
+    approver: ApproverOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be copied; touch nothing.")
     ] = False,

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from imagefactory.cli.app import app
-from imagefactory.cli.catalog import ImageArgument, JsonOption, one_image, open_catalog
+from imagefactory.cli.catalog import (
+    ApproverOption,
+    ImageArgument,
+    JsonOption,
+    one_image,
+    open_catalog,
+)
 from imagefactory.cli.output import Output
 
 if TYPE_CHECKING:
@@ -26,15 +32,6 @@ ApproveOption = Annotated[
         "--approve",
         help="Approve moving the aliases in an environment that needs approval (outside CI; in "
         "GitLab CI only the environment's protected deployment job approves).",
-    ),
-]
-ApproverOption = Annotated[
-    str | None,
-    typer.Option(
-        "--approver",
-        metavar="NAME",
-        help="Who approves (with --approve; default: git config user.name <user.email>). "
-        "Recorded in the audit log.",
     ),
 ]
 PINS_NOTE = (

@@ -11,7 +11,8 @@ layer joins them to the registry and to the project's settings:
   (read-modify-write appends that never drop a layer);
 * ``verify``: one digest's evidence verified, and its chain of parents down to the base;
 * ``check``: what ``imagefactory verify`` checks of an image in an environment;
-* ``bundle``: the evidence of a digest in one file, verified offline.
+* ``bundle``: the evidence of a digest in one file, verified offline;
+* ``transfer``: the signed index of an air-gap archive (``imagefactory export``/``import``).
 
 Above ``signing`` and ``registry``; below ``build``, ``imagetest`` and ``release``, which write
 the evidence (a build its provenance and SBOM, a test run its result, a push or a promotion its

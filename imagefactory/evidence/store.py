@@ -161,6 +161,12 @@ class EvidenceStore:
             for done in [pool.submit(append) for append in appends]:
                 done.result()
 
+    def merge(self, tag: str, items: Iterable[tuple[Layer, bytes]]) -> None:
+        """The layers of ``items`` (with their blobs) appended to ``tag`` (``.sig`` or ``.att``),
+        what it holds kept: evidence of one digest from elsewhere (an air-gap archive) joined to
+        what this repository holds of it."""
+        self._append(tag, items)
+
     def read(self, digest: str) -> Artifacts:
         """The ``.sig`` and ``.att`` of ``digest`` here, with their blobs."""
         signatures, signature_blobs = self._read_tag(signature_tag(digest))

@@ -34,6 +34,7 @@ from imagefactory.registry.http import (
     RegistryRequestError,
     basic_auth,
 )
+from imagefactory.registry.layout import Entry, LayoutReader, LayoutWriter, Progress, export_image
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.models import Registry
 
@@ -254,6 +255,37 @@ class RegistryClient:
             return self._api(registry).put_manifest(
                 _path(registry, repository), tag, body, media_type
             )
+
+    def export_image(
+        self,
+        registry: Registry,
+        repository: str,
+        reference: str,
+        writer: LayoutWriter,
+        name: str,
+        progress: Progress,
+    ) -> tuple[Entry, Entry]:
+        """The manifest ``repository:reference`` and what it names written into the OCI
+        layout ``writer``, streamed: its entry, and the entry to list under ``name``
+        (``layout.export_image``)."""
+        side = Side(self._api(registry), _path(registry, repository))
+        with _api_only(registry):
+            return export_image(writer, side, reference, name, progress)
+
+    def push_layout(
+        self,
+        reader: LayoutReader,
+        entry: Entry,
+        registry: Registry,
+        repository: str,
+        tag: str,
+        progress: Progress,
+    ) -> str:
+        """The manifest ``entry`` of the OCI layout ``reader`` pushed to ``repository:tag``
+        with what it names, streamed, the digest preserved; the digest."""
+        side = Side(self._api(registry), _path(registry, repository))
+        with _api_only(registry):
+            return reader.push(entry, side, tag, progress)
 
     def delete(self, registry: Registry, repository: str, digest: str) -> bool:
         """Delete ``repository@digest`` (``HOST/PATH``) with every tag on it; False when the

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from imagefactory.registry.http import (
     RegistryHTTP,
@@ -66,11 +66,11 @@ def copy_image(source: Side, reference: str, target: Side, tag: str) -> str:
         for child in document.get("manifests", []):
             copy_image(source, child["digest"], target, child["digest"])
     else:
-        _copy_blobs(source, target, _blobs(document))
-    return _retried(lambda: target.api.put_manifest(target.repository, tag, body, media_type))
+        _copy_blobs(source, target, blobs_of(document))
+    return retried(lambda: target.api.put_manifest(target.repository, tag, body, media_type))
 
 
-def _blobs(document: dict[str, Any]) -> list[Blob]:
+def blobs_of(document: dict[str, Any]) -> list[Blob]:
     """The config and layers a manifest names, each once (foreign layers, with ``urls``, are
     not in the registry and are not copied)."""
     found: dict[str, Blob] = {}
@@ -86,7 +86,7 @@ def _copy_blobs(source: Side, target: Side, blobs: list[Blob]) -> None:
         missing = [
             b
             for b in blobs
-            if not _retried(
+            if not retried(
                 partial(target.api.mount_blob, target.repository, b.digest, source.repository)
             )
         ]
@@ -94,31 +94,37 @@ def _copy_blobs(source: Side, target: Side, blobs: list[Blob]) -> None:
         missing = [
             b
             for b in blobs
-            if not _retried(partial(target.api.has_blob, target.repository, b.digest))
+            if not retried(partial(target.api.has_blob, target.repository, b.digest))
         ]
     if not missing:
         return
     with ThreadPoolExecutor(max_workers=min(PARALLEL, len(missing))) as pool:
-        jobs = [pool.submit(_retried, partial(_stream, source, target, b)) for b in missing]
+        jobs = [pool.submit(retried, partial(_stream, source, target, b)) for b in missing]
         for done in jobs:
             done.result()  # the first failure is raised, after the others finished
 
 
 def _stream(source: Side, target: Side, blob: Blob) -> None:
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-        sink = Sink(spool, blob.size)
-        source.api.read_blob(source.repository, blob.digest, sink)
-        if sink.written != blob.size:
-            raise RegistryRequestError(
-                "GET",
-                f"{source.repository}@{blob.digest}",
-                "wrong size",
-                f"{sink.written} bytes, the manifest says {blob.size}",
-            )
+        fetch_blob(source, blob, spool)
         target.api.put_blob(target.repository, blob.digest, Upload(spool, blob.size))
 
 
-def _retried(call: Callable[[], T]) -> T:
+def fetch_blob(source: Side, blob: Blob, spool: IO[bytes]) -> None:
+    """``blob`` of ``source`` streamed into ``spool`` (emptied first): exactly its descriptor's
+    size, its digest checked on the way; a registry error otherwise."""
+    sink = Sink(spool, blob.size)
+    source.api.read_blob(source.repository, blob.digest, sink)
+    if sink.written != blob.size:
+        raise RegistryRequestError(
+            "GET",
+            f"{source.repository}@{blob.digest}",
+            "wrong size",
+            f"{sink.written} bytes, the manifest says {blob.size}",
+        )
+
+
+def retried(call: Callable[[], T]) -> T:
     """``call()``, tried again while the registry is gone or failing, ATTEMPTS times in all."""
     for attempt in range(1, ATTEMPTS + 1):
         try:

@@ -45,7 +45,7 @@ _RESTORE = "restore it from the last CI artifact; it is append-only, never edit 
 class AuditRecord:
     id: str
     at: str
-    action: str  # push | promote | pin (gitops update) | yank | unyank | revoke | gc
+    action: str  # push | promote | pin (gitops update) | yank | unyank | revoke | gc | import
     who: str
     image: str
     version: str
@@ -65,6 +65,7 @@ class AuditRecord:
     identity: str | None = None  # who acts, as approvals name people (gate.identity)
     overrides: list[str] = field(default_factory=list)  # UNTESTED, IMMUTABLE_TAG
     reason: str | None = None  # a yank or unyank: why
+    archive: str | None = None  # an import: the archive file it read
 
     def command(self) -> str:
         """The command that runs this step again (and so completes it when interrupted)."""
@@ -80,6 +81,10 @@ class AuditRecord:
             return f"imagefactory revoke {self.image}@{self.digest} --reason {shlex.quote(self.reason or '')}"
         if self.action == "gc":  # run again, it completes the deletion first
             return f"imagefactory gc --env {self.target}"
+        if self.action == "import":  # run again, it skips what the registry holds already
+            return (
+                f"imagefactory import {shlex.quote(self.archive or 'ARCHIVE')} --to {self.target}"
+            )
         return f"imagefactory promote {self.image} --to {self.target}"
 
 
@@ -122,6 +127,7 @@ def new_record(
     content_hash: str | None = None,
     identity: str | None = None,
     reason: str | None = None,
+    archive: str | None = None,
 ) -> AuditRecord:
     """An intent stamped with a fresh id, the time, the actor and the CI job (when in CI)."""
     return AuditRecord(
@@ -142,6 +148,7 @@ def new_record(
         content_hash=content_hash,
         identity=identity,
         reason=reason,
+        archive=archive,
         **_stamp(),
     )
 

@@ -41,7 +41,7 @@ _CLOSED = "unless --dry-run, this closes it as failed: run it again to plan it a
 
 
 def interrupted(
-    catalog: Catalog, action: Literal["push", "promote"], ref: str, target: str
+    catalog: Catalog, action: Literal["push", "promote", "import"], ref: str, target: str
 ) -> AuditRecord | None:
     """The oldest open intent of ``action`` (a push or a promotion) of ``ref`` into the
     environment ``target``, if any: only its own (a pin of ``gitops update`` into the same

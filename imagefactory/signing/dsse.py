@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,13 +43,23 @@ def pae(payload_type: str, body: bytes) -> bytes:
 
 def statement(name: str, digest: str, predicate_type: str, predicate: Mapping[str, Any]) -> bytes:
     """An in-toto Statement v1 about the image ``name`` (its repository) at ``digest``."""
-    algorithm, _, hex_part = digest.partition(":")
-    if algorithm != "sha256" or len(hex_part) != 64:
-        raise VerificationError(f"not a sha256 digest: {digest!r}")
+    return statement_of([(name, digest)], predicate_type, predicate)
+
+
+def statement_of(
+    subjects: Sequence[tuple[str, str]], predicate_type: str, predicate: Mapping[str, Any]
+) -> bytes:
+    """An in-toto Statement v1 about each ``(name, digest)`` of ``subjects``."""
+    entries = []
+    for name, digest in subjects:
+        algorithm, _, hex_part = digest.partition(":")
+        if algorithm != "sha256" or len(hex_part) != 64:
+            raise VerificationError(f"not a sha256 digest: {digest!r}")
+        entries.append({"name": name, "digest": {"sha256": hex_part}})
     return go_json(
         {
             "_type": STATEMENT_V1,
-            "subject": [{"name": name, "digest": {"sha256": hex_part}}],
+            "subject": entries,
             "predicateType": predicate_type,
             "predicate": dict(predicate),
         }

@@ -31,13 +31,13 @@ def failing(*statuses: int | str) -> tuple[list[int], Callable[[], str]]:
 @pytest.mark.parametrize("status", ["no answer:", 503, 429])
 def test_a_registry_gone_or_failing_is_asked_again(status: int | str) -> None:
     calls, call = failing(status, status)
-    assert copy._retried(call) == "done" and len(calls) == 3
+    assert copy.retried(call) == "done" and len(calls) == 3
 
 
 def test_three_tries_then_the_error_says_so() -> None:
     calls, call = failing("no answer:", "no answer:", "no answer:")
     with pytest.raises(RegistryRequestError, match=r"\(after 3 attempts\)"):
-        copy._retried(call)
+        copy.retried(call)
     assert len(calls) == 3
 
 
@@ -45,5 +45,5 @@ def test_three_tries_then_the_error_says_so() -> None:
 def test_a_refusal_is_not_asked_again(status: int | str) -> None:
     calls, call = failing(status)
     with pytest.raises(RegistryRequestError):
-        copy._retried(call)
+        copy.retried(call)
     assert len(calls) == 1
