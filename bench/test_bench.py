@@ -13,8 +13,8 @@ The two sides, timed as wall clock of everything a CI job would run for one imag
   custom testinfra tests, in one container that imagefactory starts and removes);
 * **plain**: the same checks written by hand as ONE pytest-testinfra file (in a temp folder),
   run as ``pytest --hosts=docker://<container>`` against a container started the way
-  imagefactory starts it (``docker run -d -p 127.0.0.1::8080 <repository>@<digest>``), plus
-  ``docker port`` and ``docker rm --force``.
+  imagefactory starts it (``docker run -d -p 127.0.0.1::8080 --read-only`` with a tmpfs at
+  ``/tmp``, ``<repository>@<digest>``), plus ``docker port`` and ``docker rm --force``.
 
 Setup: ``imagefactory.yaml`` and ``images/`` are copied into a fresh temp folder; the registry
 namespaces become ``bench-<run id>/<stage>``; the copy is git-initialised and committed; the
@@ -313,7 +313,21 @@ def plain_side(
     t0 = time.perf_counter()
     try:
         run(
-            [DOCKER, "run", "-d", "--name", name, "-p", "127.0.0.1::8080", reference],
+            [
+                DOCKER,
+                "run",
+                "-d",
+                "--name",
+                name,
+                "-p",
+                "127.0.0.1::8080",
+                # as imagefactory starts an application's test container (and Kubernetes runs
+                # it): a read-only root, a writable /tmp
+                "--read-only",
+                "--mount",
+                "type=tmpfs,destination=/tmp,tmpfs-size=256m,tmpfs-mode=1777",
+                reference,
+            ],
             env=env,
             timeout=300,
         )
