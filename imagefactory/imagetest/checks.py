@@ -23,7 +23,7 @@ import testinfra.host
 from testinfra.backend.docker import DockerBackend
 
 from imagefactory.errors import ToolError
-from imagefactory.imagetest.container import Container
+from imagefactory.imagetest.container import Container, ContainerFailed
 from imagefactory.imagetest.results import CheckResult
 from imagefactory.spec.models import (
     CommandCheck,
@@ -42,6 +42,8 @@ def timed(kind: str, name: str, probe: Probe, *args: Any) -> CheckResult:
     started = time.monotonic()
     try:
         passed, expected, actual = probe(*args)
+    except ContainerFailed:
+        raise  # the container stopped: no check of it can run (the session says so once)
     except Exception as exc:  # a check that cannot even run has failed, with the reason
         passed, expected, actual = (
             False,
@@ -329,6 +331,7 @@ def _service_probe(service: ServiceCheck, port: int, container: Container) -> tu
         )
         if answered:
             return True, "", ""
+        container.check_running()  # an entrypoint that exits fails at once, saying why
         time.sleep(0.5)
     return (
         False,

@@ -7,14 +7,14 @@ service's address under Docker-in-Docker); otherwise it idles (``sleep infinity`
 
 A container that does not start (``docker run`` fails: a missing entrypoint binary, a bad user)
 or stops at once raises :class:`ContainerFailed`, saying how (its exit code and last output):
-an idle container is looked at once after its start, one running the image's entrypoint a few
-times over a second (bounded: a service that dies later fails its service checks instead).
+it is looked at once after its start, and one running the image's entrypoint is watched while
+its service checks wait for it to answer (they run first, before any ``docker exec``): a
+service that stops meanwhile raises it too (``Container.check_running``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +24,6 @@ from imagefactory.build.docker import LOOPBACK, Engine
 from imagefactory.errors import ImageFactoryError, ToolError
 
 TEST_LABEL = "org.imagefactory.test"
-#: How often, 0.1 s apart, a container running the image's entrypoint is looked at after its
-#: start; an idle one (``sleep infinity``) is looked at once.
-ENTRYPOINT_POLLS = 10
-POLL_SECONDS = 0.1
 
 
 class ContainerFailed(ImageFactoryError):
@@ -61,6 +57,12 @@ class Container:
         if state is None or state[0] == "running":
             return ""
         return f"the container stopped (exit code {state[1]}); {self._last_output()}"
+
+    def check_running(self) -> None:
+        """ContainerFailed, saying why, when the container is not running."""
+        why = self.stopped()
+        if why:
+            raise ContainerFailed(why)
 
     def did_not_start(self, failure: ToolError) -> str:
         """Why ``docker run`` could not start it: the engine's words, the exit code, the log."""
@@ -120,7 +122,7 @@ def running_container(
                 )
         except ToolError as exc:
             raise ContainerFailed(started.did_not_start(exc)) from exc
-        _keeps_running(started, ENTRYPOINT_POLLS if service_ports else 1)
+        started.check_running()
         yield Container(
             name,
             engine,
@@ -133,13 +135,3 @@ def running_container(
         )
     finally:
         engine.remove_container(name, volumes=True)
-
-
-def _keeps_running(container: Container, polls: int) -> None:
-    """ContainerFailed when ``container`` stops within ``polls`` looks, POLL_SECONDS apart."""
-    for look in range(polls):
-        why = container.stopped()
-        if why:
-            raise ContainerFailed(why)
-        if look + 1 < polls:
-            time.sleep(POLL_SECONDS)

@@ -207,11 +207,14 @@ def test_image(
             with running_container(
                 engine, reference, ports, writable_paths=writable_paths(image)
             ) as container:
+                # The services first: waiting for them to answer watches the entrypoint (one
+                # that stops fails "starts", saying why) before anything runs in it.
+                for suite in image_suites:
+                    results.extend(_named(suite, service_checks(suite.tests, container)))
                 for suite in image_suites:
                     if not shell_less:
                         checks = container_checks(suite.tests, container, user, image.spec.venv)
                         results.extend(_named(suite, checks))
-                    results.extend(_named(suite, service_checks(suite.tests, container)))
                 if custom:
                     results.extend(run_custom_tests(image.folder, container))
         except ImageFactoryError as exc:  # the checks not yet run cannot run: say why
