@@ -277,6 +277,19 @@ def test_copy_to_keeps_what_the_target_holds(memory: MemoryRegistry, key: Signin
     assert memory.mounts and all(source == repo(DEV, "app") for _, source in memory.mounts)
 
 
+def test_merge_keeps_what_the_target_holds(memory: MemoryRegistry, key: SigningKey) -> None:
+    """Evidence from an air-gap archive joins what the importing repository holds already."""
+    build, there = at(memory, DEV, "app"), at(memory, PROD, "app")
+    build.attest(APP, "urn:test", {"in": "build"}, key)
+    there.attest(APP, "urn:test", {"in": "there"}, key)
+    held = build.read(APP)
+    items = [(layer, held.blobs[layer.digest]) for layer in held.attestations.layers]
+    there.merge(attestation_tag(APP), items)
+    there.merge(attestation_tag(APP), items)  # again: nothing added twice
+    merged = there.read(APP).attestations.layers
+    assert len(merged) == 2 and set(held.attestations.layers) <= set(merged)
+
+
 def test_copy_to_signs_in_the_same_write(memory: MemoryRegistry, key: SigningKey) -> None:
     """A promotion's copy of the evidence and its own signature in the target are one write of
     the target's ``.sig`` (each write of a tag pays its read-backs), and signing again adds
