@@ -274,7 +274,8 @@ class RegistryHTTP:
             raise RegistryRequestError(
                 "GET", answer.url, "wrong digest", "the bytes hash otherwise"
             )
-        if sum(map(len, self._blobs.values())) + len(answer.body) <= KEPT_BLOB_BYTES:
+        kept_bytes = sum(map(len, list(self._blobs.values())))  # a copy: threads share this
+        if kept_bytes + len(answer.body) <= KEPT_BLOB_BYTES:
             self._blobs[(repository, digest)] = answer.body
         return answer.body
 

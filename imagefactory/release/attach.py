@@ -12,6 +12,7 @@ taken meanwhile) attests no release. Nothing without ``signing:``, or without th
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from imagefactory.evidence import predicates
@@ -46,11 +47,14 @@ def attach_release(
         EvidenceStore(client, Location(catalog.project.registries[name], repository))
         for name, repository in targets
     ]
-    for store in stores:
+
+    def carry(store: EvidenceStore) -> None:
         if store.location != source:
             origin.copy_to(release.digest, store, sign=key)
         else:
             store.sign(release.digest, key)
+
+    _each(stores, carry)
     write_tags()
     predicate = predicates.release_predicate(
         environment=step.target,
@@ -61,8 +65,16 @@ def attach_release(
         from_environment=None if step.action == "push" else step.source,
         at=datetime.now(UTC),
     )
-    for store in stores:
-        store.attest(release.digest, predicates.RELEASE, predicate, key)
+    _each(stores, lambda store: store.attest(release.digest, predicates.RELEASE, predicate, key))
+
+
+def _each(stores: list[EvidenceStore], work: Callable[[EvidenceStore], None]) -> None:
+    """``work`` on every store at once (each write of evidence waits for its read-back to
+    settle: the repositories of an environment need not wait for each other); the first
+    failure raised after all finished."""
+    with ThreadPoolExecutor(max_workers=max(1, len(stores))) as pool:
+        for done in [pool.submit(work, store) for store in stores]:
+            done.result()
 
 
 def verified_chain(
