@@ -28,13 +28,13 @@ import random
 import re
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from imagefactory.errors import ImageFactoryError
 from imagefactory.evidence import predicates
+from imagefactory.parallel import at_once
 from imagefactory.registry.client import RegistryClient
 from imagefactory.signing import dsse, simplesigning
 from imagefactory.signing.keys import SigningKey, VerificationError
@@ -157,9 +157,7 @@ class EvidenceStore:
             )
             if manifest.layers or extra
         ]
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            for done in [pool.submit(append) for append in appends]:
-                done.result()
+        at_once(appends)
 
     def merge(self, tag: str, items: Iterable[tuple[Layer, bytes]]) -> None:
         """The layers of ``items`` (with their blobs) appended to ``tag`` (``.sig`` or ``.att``),

@@ -18,11 +18,11 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any, TypeVar
 
+from imagefactory.parallel import at_once
 from imagefactory.registry.http import (
     RegistryHTTP,
     RegistryRequestError,
@@ -98,10 +98,9 @@ def _copy_blobs(source: Side, target: Side, blobs: list[Blob]) -> None:
         ]
     if not missing:
         return
-    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(missing))) as pool:
-        jobs = [pool.submit(retried, partial(_stream, source, target, b)) for b in missing]
-        for done in jobs:
-            done.result()  # the first failure is raised, after the others finished
+    at_once(
+        [partial(retried, partial(_stream, source, target, b)) for b in missing], limit=PARALLEL
+    )
 
 
 def _stream(source: Side, target: Side, blob: Blob) -> None:

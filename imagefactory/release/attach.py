@@ -12,13 +12,14 @@ taken meanwhile) attests no release. Nothing without ``signing:``, or without th
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 
 from imagefactory.evidence import predicates
 from imagefactory.evidence.keys import builders, signing_enabled, signing_key, verifying_key
 from imagefactory.evidence.store import EvidenceStore, Location
 from imagefactory.evidence.verify import Verified, refuse_listed, verify_chain
+from imagefactory.parallel import at_once
 from imagefactory.registry.client import RegistryClient
 from imagefactory.release import audit
 from imagefactory.release.record import Release, Step
@@ -54,7 +55,7 @@ def attach_release(
         else:
             store.sign(release.digest, key)
 
-    _each(stores, carry)
+    at_once([partial(carry, store) for store in stores])
     write_tags()
     predicate = predicates.release_predicate(
         environment=step.target,
@@ -65,16 +66,13 @@ def attach_release(
         from_environment=None if step.action == "push" else step.source,
         at=datetime.now(UTC),
     )
-    _each(stores, lambda store: store.attest(release.digest, predicates.RELEASE, predicate, key))
-
-
-def _each(stores: list[EvidenceStore], work: Callable[[EvidenceStore], None]) -> None:
-    """``work`` on every store at once (each write of evidence waits for its read-back to
-    settle: the repositories of an environment need not wait for each other); the first
-    failure raised after all finished."""
-    with ThreadPoolExecutor(max_workers=max(1, len(stores))) as pool:
-        for done in [pool.submit(work, store) for store in stores]:
-            done.result()
+    # every repository at once: each append waits for its own read-back to settle
+    at_once(
+        [
+            partial(store.attest, release.digest, predicates.RELEASE, predicate, key)
+            for store in stores
+        ]
+    )
 
 
 def verified_chain(

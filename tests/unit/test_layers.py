@@ -26,7 +26,7 @@ PACKAGE = ROOT / "imagefactory"
 #: Lowest first. A module may import its own package and any package of a lower layer. The
 #: ground modules (the package root) import each other freely but nothing above them.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"__init__", "errors", "tools", "atomic", "ci_env", "git", "scratch"}),
+    frozenset({"__init__", "errors", "tools", "atomic", "ci_env", "git", "parallel", "scratch"}),
     frozenset({"spec"}),
     frozenset({"project"}),
     frozenset({"render"}),
