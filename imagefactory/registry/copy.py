@@ -28,6 +28,7 @@ from imagefactory.registry.http import (
     RegistryRequestError,
     Sink,
     Upload,
+    transient,
 )
 
 T = TypeVar("T")
@@ -129,7 +130,7 @@ def retried(call: Callable[[], T]) -> T:
         try:
             return call()
         except RegistryRequestError as exc:
-            if not _transient(exc):
+            if not transient(exc.status):
                 raise
             if attempt == ATTEMPTS:
                 raise RegistryRequestError(
@@ -137,13 +138,6 @@ def retried(call: Callable[[], T]) -> T:
                 ) from exc
             time.sleep(BACKOFF_S * 2 ** (attempt - 1))
     raise AssertionError("unreachable: the loop returns or raises")
-
-
-def _transient(exc: RegistryRequestError) -> bool:
-    status = exc.status
-    if isinstance(status, int):
-        return status == 429 or status >= 500
-    return status.startswith("no answer")
 
 
 def _document(body: bytes, repository: str, reference: str) -> dict[str, Any]:

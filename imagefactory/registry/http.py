@@ -27,6 +27,7 @@ import os
 import platform
 import re
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -59,6 +60,12 @@ KEPT_BLOB_BYTES = 16 * 1024 * 1024
 #: A blob up to this size is uploaded without asking first whether the registry has it: the
 #: question costs a request (and a credential check) as the upload does.
 SMALL_BLOB = 64 * 1024
+#: A read (GET, HEAD) a registry answered as failing (``transient``) is asked again after each of
+#: these pauses: distribution answers 500 while another writer rewrites the tag it reads (its
+#: storage rewrites the tag's link file in place), proxies in front of registries answer 502-504
+#: on a restart, and 429 asks for patience. Writes are not repeated here: an image copy
+#: (``copy.retried``) repeats its own steps, which it knows to be idempotent.
+RETRY_PAUSES = (0.1, 0.3, 1.0)
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -402,6 +409,30 @@ class RegistryHTTP:
             headers["Content-Type"] = content_type
         if isinstance(body, Upload):
             headers["Content-Length"] = str(body.size)
+        answer = self._authorized(method, path, scope, headers, body, limit, sink)
+        pauses = iter(RETRY_PAUSES if method in ("GET", "HEAD") else ())
+        while transient(answer.status) and (pause := next(pauses, None)) is not None:
+            time.sleep(pause)
+            answer = self._authorized(method, path, scope, headers, body, limit, sink)
+        if answer.status >= 300 and answer.status not in missing:
+            text = answer.body.decode(errors="replace")
+            if answer.status in (401, 403) and "Authorization" in headers:
+                raise RegistryAuthError(method, answer.url, answer.status, text, self._refused())
+            raise RegistryRequestError(method, answer.url, answer.status, text)
+        return answer
+
+    def _authorized(
+        self,
+        method: str,
+        path: str,
+        scope: str,
+        headers: dict[str, str],
+        body: bytes | Upload | None,
+        limit: int | None,
+        sink: Sink | None,
+    ) -> Answer:
+        """One request, asked again with the credentials a 401 asks for (``headers`` keeps
+        them)."""
         for attempt in range(2):  # the second after the credentials a 401 asked for
             known = self._tokens.get(scope) or self._tokens.get(ANY_SCOPE)
             if known is not None:
@@ -415,11 +446,6 @@ class RegistryHTTP:
             authorization = self._authorization(answer, scope)
             basic = authorization.startswith("Basic ")  # Basic holds for every repository
             self._tokens[ANY_SCOPE if basic else scope] = authorization
-        if answer.status >= 300 and answer.status not in missing:
-            text = answer.body.decode(errors="replace")
-            if answer.status in (401, 403) and "Authorization" in headers:
-                raise RegistryAuthError(method, answer.url, answer.status, text, self._refused())
-            raise RegistryRequestError(method, answer.url, answer.status, text)
         return answer
 
     def _refused(self) -> str:
@@ -513,6 +539,14 @@ class RegistryHTTP:
             context.verify_mode = ssl.CERT_NONE
             return context
         return ssl.create_default_context(cafile=str(self.cafile) if self.cafile else None)
+
+
+def transient(status: int | str) -> bool:
+    """Whether a request's outcome (a status, or what stood for one: ``no answer: …``) says the
+    registry is gone or failing for now, so that asking again later may succeed."""
+    if isinstance(status, int):
+        return status == 429 or status >= 500
+    return status.startswith("no answer")
 
 
 def _read(stream: IO[bytes], method: str, url: str, limit: int | None) -> bytes:

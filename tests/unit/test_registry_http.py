@@ -46,6 +46,9 @@ class FakeRegistry:
     lie_about_digest: bool = False
     page_size: int = 2  # tags per page of a tag list (servers may cap what the client asks)
     deletes_enabled: bool = True  # distribution's storage.delete.enabled
+    #: by method, how many of the next manifest requests are answered 500, as distribution
+    #: answers a read of a tag another writer is rewriting
+    server_errors: dict[str, int] = field(default_factory=dict)
     manifests: dict[tuple[str, str], tuple[bytes, str]] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
     requests: list[tuple[str, str, str]] = field(default_factory=list)
@@ -120,13 +123,20 @@ def fake() -> Iterator[FakeRegistry]:
                 headers["Link"] = f'<{link}>; rel="next"'
             self.reply(200, json.dumps({"name": repository, "tags": page}).encode(), headers)
 
+        def _server_error(self) -> bool:
+            if state.server_errors.get(self.command, 0) <= 0:
+                return False
+            state.server_errors[self.command] -= 1
+            self.reply(500, b'{"errors": [{"code": "UNKNOWN"}]}')
+            return True
+
         def do_GET(self) -> None:
             state.requests.append((self.command, self.path, self.headers.get("Authorization", "")))
             url = urllib.parse.urlsplit(self.path)
             if url.path == "/token":
                 self._token()
                 return
-            if not self._auth_ok():
+            if not self._auth_ok() or self._server_error():
                 return
             path = url.path.removeprefix("/v2/")
             if path.endswith("/tags/list"):
@@ -150,7 +160,7 @@ def fake() -> Iterator[FakeRegistry]:
         def do_PUT(self) -> None:
             state.requests.append((self.command, self.path, self.headers.get("Authorization", "")))
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            if not self._auth_ok():
+            if not self._auth_ok() or self._server_error():
                 return
             repository, _, reference = self.path.removeprefix("/v2/").partition("/manifests/")
             state.manifests[(repository, reference)] = (body, self.headers["Content-Type"])
@@ -225,6 +235,33 @@ def test_a_registry_that_answers_another_digest(fake: FakeRegistry) -> None:
     fake.lie_about_digest = True
     with pytest.raises(RegistryRequestError, match="wrong digest"):
         client(fake).retag("team/app", DIGEST, "1.2.3")
+
+
+def test_a_read_answered_with_a_server_error_is_asked_again(
+    fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(registry_http, "RETRY_PAUSES", (0.0, 0.0, 0.0))
+    registry = client(fake)
+    fake.server_errors["HEAD"] = 3
+    assert registry.digest("team/app", DIGEST) == DIGEST
+    heads = [r for r in fake.requests if r[0] == "HEAD" and r[2]]
+    assert len(heads) == 4  # three answered 500, the fourth the digest
+    fake.server_errors["GET"] = 4
+    with pytest.raises(RegistryRequestError, match="failed: 500"):
+        registry.manifest("team/app", DIGEST)
+
+
+def test_a_write_answered_with_a_server_error_is_not_repeated(
+    fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry may have done it: a PUT is asked once."""
+    monkeypatch.setattr(registry_http, "RETRY_PAUSES", (0.0, 0.0, 0.0))
+    registry = client(fake)
+    fake.server_errors["PUT"] = 1
+    with pytest.raises(RegistryRequestError, match="failed: 500"):
+        registry.retag("team/app", DIGEST, "latest")
+    assert [r[0] for r in fake.requests if r[2]].count("PUT") == 1
+    assert ("team/app", "latest") not in fake.manifests
 
 
 def test_a_missing_source_manifest(fake: FakeRegistry) -> None:
