@@ -237,29 +237,32 @@ def test_a_registry_that_answers_another_digest(fake: FakeRegistry) -> None:
         client(fake).retag("team/app", DIGEST, "1.2.3")
 
 
-def test_a_read_answered_with_a_server_error_is_asked_again(
-    fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def impatient(fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch) -> RegistryHTTP:
+    """A client of ``fake`` that asks again without pausing."""
     monkeypatch.setattr(registry_http, "RETRY_PAUSES", (0.0, 0.0, 0.0))
-    registry = client(fake)
+    return client(fake)
+
+
+def test_a_read_answered_with_a_server_error_is_asked_again(
+    fake: FakeRegistry, impatient: RegistryHTTP
+) -> None:
     fake.server_errors["HEAD"] = 3
-    assert registry.digest("team/app", DIGEST) == DIGEST
+    assert impatient.digest("team/app", DIGEST) == DIGEST
     heads = [r for r in fake.requests if r[0] == "HEAD" and r[2]]
     assert len(heads) == 4  # three answered 500, the fourth the digest
     fake.server_errors["GET"] = 4
     with pytest.raises(RegistryRequestError, match="failed: 500"):
-        registry.manifest("team/app", DIGEST)
+        impatient.manifest("team/app", DIGEST)
 
 
 def test_a_write_answered_with_a_server_error_is_not_repeated(
-    fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch
+    fake: FakeRegistry, impatient: RegistryHTTP
 ) -> None:
     """The registry may have done it: a PUT is asked once."""
-    monkeypatch.setattr(registry_http, "RETRY_PAUSES", (0.0, 0.0, 0.0))
-    registry = client(fake)
     fake.server_errors["PUT"] = 1
     with pytest.raises(RegistryRequestError, match="failed: 500"):
-        registry.retag("team/app", DIGEST, "latest")
+        impatient.retag("team/app", DIGEST, "latest")
     assert [r[0] for r in fake.requests if r[2]].count("PUT") == 1
     assert ("team/app", "latest") not in fake.manifests
 
