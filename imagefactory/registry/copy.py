@@ -142,18 +142,13 @@ def _copy_blobs(
     source: BlobSource, target: Side, blobs: list[Blob], progress: Progress | None
 ) -> None:
     mount_from = source.mount_source(target)
-    if mount_from is not None:  # a mount tells what is there too
-        missing = [
-            (number, b)
-            for number, b in enumerate(blobs, 1)
-            if not retried(partial(target.api.mount_blob, target.repository, b.digest, mount_from))
-        ]
-    else:
-        missing = [
-            (number, b)
-            for number, b in enumerate(blobs, 1)
-            if not retried(partial(target.api.has_blob, target.repository, b.digest))
-        ]
+
+    def held(blob: Blob) -> bool:
+        if mount_from is not None:  # a mount tells what is there too
+            return target.api.mount_blob(target.repository, blob.digest, mount_from)
+        return target.api.has_blob(target.repository, blob.digest)
+
+    missing = [(n, b) for n, b in enumerate(blobs, 1) if not retried(partial(held, b))]
 
     def send(number: int, blob: Blob) -> None:
         if progress is not None:
