@@ -146,32 +146,39 @@ class CatalogReport:
 
 def collect(catalog: Catalog, *, offline: bool) -> CatalogReport:
     """The report of every image of ``catalog``; ``offline``: no registry, no mirror."""
-    signed = catalog.project.signing is not None
-    with ExitStack() as session:
-        evidence = None if offline or not signed else _evidence_reader(catalog, session)
-        return _collect(catalog, offline=offline, signed=signed, evidence=evidence)
+    with ExitStack() as stack:
+        return _collect(catalog, offline, None if offline else _session(catalog, stack))
 
 
-def _evidence_reader(catalog: Catalog, session: ExitStack) -> EvidenceOf:
-    """The evidence of an image in an environment, read through one registry session (open
-    until ``session`` closes) for every environment's registries; each one's error instead
-    when the session cannot open."""
+def _session(catalog: Catalog, stack: ExitStack) -> RegistryClient | ImageFactoryError:
+    """One registry session, open until ``stack`` closes, on every environment's registries
+    (and the build registry): the evidence and the pending updates of every image are read
+    through it. The error instead when it cannot open."""
     registries = [
         catalog.project.registries[name]
         for env in catalog.project.environments
         for name in env.registries
     ]
     try:
-        client = session.enter_context(registry_session(catalog, registries))
+        return stack.enter_context(registry_session(catalog, registries))
     except ImageFactoryError as exc:
-        message = exc.message
+        return exc
+
+
+def _evidence_reader(session: RegistryClient | ImageFactoryError, catalog: Catalog) -> EvidenceOf:
+    """The evidence of an image in an environment, through ``session``; the session's error
+    for each one where it could not open."""
+    if isinstance(session, ImageFactoryError):
+        message = session.message
         return lambda image, env: Evidence(None, (), None, error=message)
-    return partial(_evidence, catalog, client)
+    return partial(_evidence, catalog, session)
 
 
 def _collect(
-    catalog: Catalog, *, offline: bool, signed: bool, evidence: EvidenceOf | None
+    catalog: Catalog, offline: bool, session: RegistryClient | ImageFactoryError | None
 ) -> CatalogReport:
+    signed = catalog.project.signing is not None
+    evidence = None if session is None or not signed else _evidence_reader(session, catalog)
     state = load_state(state_file(catalog)).images
     log = audit_log(catalog)
     lines = audit.read(log)
@@ -179,7 +186,7 @@ def _collect(
     done = {str(line["id"]): line for line in completed}
     revoked = revocations(catalog, completed)
     notes: list[str] = []
-    fresh = {} if offline else _freshness(catalog, notes)
+    fresh = {} if session is None else _freshness(catalog, notes, session)
     images = []
     for image in catalog.in_build_order():
         record = state.get(image.ref)
@@ -328,11 +335,15 @@ def _evidence(catalog: Catalog, client: RegistryClient, image: CatalogImage, env
     return Evidence(found.ok, found.checks, summary)
 
 
-def _freshness(catalog: Catalog, notes: list[str]) -> dict[str, Freshness]:
-    """Each built image's pending Debian updates (``imagefactory outdated``); a note instead
-    when the mirror, the registry or an SBOM cannot be read."""
+def _freshness(
+    catalog: Catalog, notes: list[str], session: RegistryClient | ImageFactoryError
+) -> dict[str, Freshness]:
+    """Each built image's pending Debian updates (``imagefactory outdated``, through
+    ``session``); a note instead when the mirror, the registry or an SBOM cannot be read."""
     try:
-        report = outdated(catalog, [], missing_ok=True)
+        if isinstance(session, ImageFactoryError):
+            raise session
+        report = outdated(catalog, [], missing_ok=True, client=session)
     except ImageFactoryError as exc:
         notes.append(f"pending updates not read: {exc.message}")
         return {}

@@ -159,7 +159,7 @@ class _Unanswered:
         return None
 
 
-def test_online_the_audit_log_is_read_once_and_one_registry_session_serves_every_placement(
+def test_online_the_audit_log_is_read_once_and_one_registry_session_serves_the_report(
     recorded: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     public = ec.generate_private_key(ec.SECP256R1()).public_key()
@@ -183,7 +183,13 @@ def test_online_the_audit_log_is_read_once_and_one_registry_session_serves_every
 
     for module in (check_module, collect_module):  # before: each placement opened its own
         monkeypatch.setattr(module, "registry_session", session, raising=False)
-    monkeypatch.setattr(collect_module, "outdated", _no_mirror)
+    given: list[object] = []
+
+    def no_mirror(*_: object, client: object = None, **__: object) -> None:
+        given.append(client)
+        raise UserError("no mirror in a unit test")
+
+    monkeypatch.setattr(collect_module, "outdated", no_mirror)
     catalog = load_catalog(recorded)
     report = collect(catalog, offline=False)
     assert len(reads) == 1
@@ -194,10 +200,8 @@ def test_online_the_audit_log_is_read_once_and_one_registry_session_serves_every
     assert dev is not None and preprod is not None and prod is None  # nothing placed in prod
     assert dev.verified is False and [c.name for c in dev.checks] == ["tag"]
     assert len(client.asked) == 2  # dev's and preprod's version tag, through the one session
-
-
-def _no_mirror(*_: object, **__: object) -> None:
-    raise UserError("no mirror in a unit test")
+    assert given == [client]  # and the pending updates through it too
+    assert report.notes == ("pending updates not read: no mirror in a unit test",)
 
 
 class _Page(HTMLParser):
