@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,22 +66,24 @@ class FoundSbom:
     note: str | None = None
 
 
-def image_sbom(catalog: Catalog, image: str) -> FoundSbom:
+def image_sbom(catalog: Catalog, image: str, client: RegistryClient | None = None) -> FoundSbom:
     """The SBOM of ``image`` (``REF`` or ``REF@sha256:<hex>``), from the registry, the cache
-    or the engine (see the module)."""
+    or the engine (see the module); through ``client`` (a session open on the build
+    registry; None: one opened for this SBOM)."""
     chosen = target(catalog, image)
     repo, digest = chosen.repository, chosen.digest
     note = None
-    with registry_session(catalog, []) as client:
+    session = registry_session(catalog, []) if client is None else nullcontext(client)
+    with session as using:
         if signing_enabled(catalog):
-            text, note = _from_registry(catalog, client, repo, digest)
+            text, note = _from_registry(catalog, using, repo, digest)
             if text is not None:
                 return FoundSbom(f"{repo}@{digest}", digest, "registry", text)
         cached = sbom_file(catalog, digest)
         if cached.is_file():
             text = read_regular(cached, what="cached SBOM", limit=SBOM_LIMIT).decode("utf-8")
             return FoundSbom(f"{repo}@{digest}", digest, "cache", text, note)
-        text = _from_engine(catalog, Engine(client.config_dir), chosen.image, repo, digest)
+        text = _from_engine(catalog, Engine(using.config_dir), chosen.image, repo, digest)
     write_atomically(cached, text.encode("utf-8"))
     return FoundSbom(f"{repo}@{digest}", digest, "engine", text, note)
 

@@ -11,6 +11,7 @@ cannot run because an earlier one failed is reported as skipped; any failure fai
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from imagefactory.errors import UserError
@@ -67,10 +68,16 @@ class ImageVerification:
 
 
 def check_image(
-    catalog: Catalog, image: CatalogImage, *, digest: str | None, environment: str | None
+    catalog: Catalog,
+    image: CatalogImage,
+    *,
+    digest: str | None,
+    environment: str | None,
+    client: RegistryClient | None = None,
 ) -> ImageVerification:
     """The checks of ``image`` (at ``digest``, else at the environment's version) in each
-    registry of ``environment`` (default: the first)."""
+    registry of ``environment`` (default: the first), through ``client`` (a session open on
+    those registries; None: one opened for this check)."""
     settings = catalog.project.signing
     if settings is None:
         raise UserError(
@@ -89,10 +96,11 @@ def check_image(
     checks: list[Check] = []
     digests: dict[str, str] = {}
     verified: dict[str, Verified] = {}
-    with registry_session(catalog, registries) as client:
+    session = registry_session(catalog, registries) if client is None else nullcontext(client)
+    with session as using:
         for registry in registries:
             place = Location(registry, repository(registry, image.spec.name))
-            found = _Run(client, catalog, settings, key, env, place, recorded, listed)
+            found = _Run(using, catalog, settings, key, env, place, recorded, listed)
             held = digest or found.tagged(checks)
             if held is not None:
                 digests[place.repository] = held

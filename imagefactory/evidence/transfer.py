@@ -22,24 +22,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from imagefactory.signing import dsse
 from imagefactory.signing.keys import SigningKey, VerificationError, VerifyingKey
 from imagefactory.signing.oci import attestation_tag, sha256_digest, signature_tag
+from imagefactory.spec.models import IMAGE_REF, Identifier, ImageName, is_semver
 
 PREDICATE_TYPE = "urn:imagefactory:predicate:transfer-index:v1"
 SIGNED_INDEX = "imagefactory-index.json"
 LAYOUT_SUBJECT = "index.json"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-_NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
-_REF = re.compile(r"[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[a-z0-9]+(?:[._-][a-z0-9]+)*)?")
+_REF = re.compile(IMAGE_REF)
 _REPOSITORY = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)+")
-_VERSION = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+(?:[-+][0-9A-Za-z.-]+)?")
-_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_CREATED = re.compile(r"[0-9T:.+Z-]{10,40}")
 _KINDS = ("signatures", "attestations")
 _HINT = "export it again with the project's signing key (imagefactory export); never edit it"
 
@@ -145,19 +146,19 @@ def _parse(predicate: Any, where: str) -> TransferIndex:
     sizes: dict[str, int] = {}
     for entry in blobs:
         blob = _object(entry, f"{where}: a blob")
-        sizes[_text(blob, "digest", _DIGEST, where)] = _size(blob.get("size"), where)
+        sizes[_text(blob, "digest", _DIGEST.fullmatch, where)] = _size(blob.get("size"), where)
     shipped = tuple(_image(_object(entry, f"{where}: an image"), where) for entry in images)
     return TransferIndex(
-        project=_text(document, "project", _IDENTIFIER, where),
-        environment=_text(document, "environment", _IDENTIFIER, where),
-        created=_text(document, "created", re.compile(r"[0-9T:.+Z-]{10,40}"), where),
+        project=_text(document, "project", _is_identifier, where),
+        environment=_text(document, "environment", _is_identifier, where),
+        created=_text(document, "created", _CREATED.fullmatch, where),
         images=shipped,
         blobs=sizes,
     )
 
 
 def _image(entry: Mapping[str, Any], where: str) -> Shipped:
-    image = _text(entry, "image", _REF, where)
+    image = _text(entry, "image", _REF.fullmatch, where)
     at = f"{where}: {image}"
     evidence = []
     for kind in _KINDS:
@@ -165,10 +166,10 @@ def _image(entry: Mapping[str, Any], where: str) -> Shipped:
         evidence.append(None if value is None else _manifest(value, f"{at}: {kind}"))
     return Shipped(
         image=image,
-        name=_text(entry, "name", _NAME, at),
-        version=_text(entry, "version", _VERSION, at),
-        tag=_text(entry, "tag", _TAG, at),
-        repository=_text(entry, "repository", _REPOSITORY, at),
+        name=_text(entry, "name", _is_image_name, at),
+        version=_text(entry, "version", is_semver, at),
+        tag=_text(entry, "tag", _TAG.fullmatch, at),
+        repository=_text(entry, "repository", _REPOSITORY.fullmatch, at),
         manifest=_manifest(entry.get("manifest"), f"{at}: manifest"),
         signatures=evidence[0],
         attestations=evidence[1],
@@ -181,7 +182,9 @@ def _manifest(value: Any, where: str) -> Manifest:
     if not isinstance(media_type, str) or len(media_type) > 255:
         raise VerificationError(f"{where}: no mediaType", hint=_HINT)
     return Manifest(
-        _text(entry, "digest", _DIGEST, where), media_type, _size(entry.get("size"), where)
+        _text(entry, "digest", _DIGEST.fullmatch, where),
+        media_type,
+        _size(entry.get("size"), where),
     )
 
 
@@ -191,13 +194,31 @@ def _object(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _text(entry: Mapping[str, Any], key: str, grammar: re.Pattern[str], where: str) -> str:
+def _text(entry: Mapping[str, Any], key: str, grammar: Callable[[str], object], where: str) -> str:
+    """The text ``entry[key]``, where ``grammar`` holds for it."""
     value = entry.get(key)
-    if not isinstance(value, str) or not grammar.fullmatch(value):
+    if not isinstance(value, str) or not grammar(value):
         raise VerificationError(
             f"{where}: {key} {json.dumps(value)[:80]} is not what the format allows", hint=_HINT
         )
     return value
+
+
+def _conforms(adapter: TypeAdapter[str]) -> Callable[[str], bool]:
+    """Whether a text passes the spec's ``adapter`` (its pattern and its length)."""
+
+    def check(value: str) -> bool:
+        try:
+            adapter.validate_python(value)
+        except ValidationError:
+            return False
+        return True
+
+    return check
+
+
+_is_image_name = _conforms(TypeAdapter(ImageName))
+_is_identifier = _conforms(TypeAdapter(Identifier))
 
 
 def _size(value: Any, where: str) -> int:

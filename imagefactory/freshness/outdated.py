@@ -16,6 +16,7 @@ ordering); it is a security update when that newest version is the security dist
 from __future__ import annotations
 
 import itertools
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from debian.debian_support import version_compare
@@ -37,7 +38,7 @@ from imagefactory.project.naming import build_registry, content_tag, repository
 from imagefactory.project.paths import ca_bundle_path, state_file, work_dir
 from imagefactory.project.state import load_state
 from imagefactory.project.targets import Target, target
-from imagefactory.registry.client import registry_session
+from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.sbom.diff import cyclonedx_components
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.models import Bootstrap
@@ -81,10 +82,25 @@ class OutdatedReport:
     not_built: tuple[str, ...] = ()  # refs with no build in state or the build registry
 
 
-def outdated(catalog: Catalog, images: list[str], *, missing_ok: bool = False) -> OutdatedReport:
+def outdated(
+    catalog: Catalog,
+    images: list[str],
+    *,
+    missing_ok: bool = False,
+    client: RegistryClient | None = None,
+) -> OutdatedReport:
     """The freshness of each of ``images`` (every built image of the catalog when empty); one
-    named but never built is refused, or with ``missing_ok`` listed as not built."""
-    chosen, not_built = _targets(catalog, images, missing_ok)
+    named but never built is refused, or with ``missing_ok`` listed as not built. Read through
+    ``client`` (a session open on the build registry; None: one opened for this report)."""
+    session = registry_session(catalog, []) if client is None else nullcontext(client)
+    with session as using:
+        return _outdated(catalog, images, missing_ok, using)
+
+
+def _outdated(
+    catalog: Catalog, images: list[str], missing_ok: bool, client: RegistryClient
+) -> OutdatedReport:
+    chosen, not_built = _targets(catalog, images, missing_ok, client)
     cache = IndexCache(
         work_dir(catalog) / "cache" / "debian-indexes",
         catalog.project.build,
@@ -93,7 +109,8 @@ def outdated(catalog: Catalog, images: list[str], *, missing_ok: bool = False) -
     fetched: dict[str, tuple[dict[str, str], Fetched]] = {}
     results = []
     for one in chosen:
-        installed = installed_debian(image_sbom(catalog, f"{one.image.ref}@{one.digest}").text)
+        found = image_sbom(catalog, f"{one.image.ref}@{one.digest}", client)
+        installed = installed_debian(found.text)
         recipe = _bootstrap(catalog, one.image.ref)
         if recipe is None:
             results.append(
@@ -125,7 +142,7 @@ def outdated(catalog: Catalog, images: list[str], *, missing_ok: bool = False) -
 
 
 def _targets(
-    catalog: Catalog, images: list[str], missing_ok: bool
+    catalog: Catalog, images: list[str], missing_ok: bool, client: RegistryClient
 ) -> tuple[list[Target], list[str]]:
     """Each image at a digest: the one named (``REF@sha256:…``), else the one state records,
     else the one its content tag names in the build registry now (a runner has no state); with
@@ -145,21 +162,20 @@ def _targets(
     if missing:
         inputs = content_inputs(catalog)
         registry = build_registry(catalog.project)
-        with registry_session(catalog, []) as client:
-            for image, chosen in missing:
-                repo = repository(registry, chosen.spec.name)
-                tag = f"{repo}:{content_tag(inputs[chosen.ref].content_hash)}"
-                held = client.digest(registry, tag)
-                if held is not None:
-                    found[image] = Target(chosen, repo, held)
-                elif images and not missing_ok:
-                    raise UserError(
-                        f"{chosen.ref} has no recorded build and the build registry has no {tag}",
-                        hint=f"build it first (imagefactory build {chosen.ref}), or name the "
-                        f"digest: {chosen.ref}@sha256:…",
-                    )
-                else:
-                    not_built.append(chosen.ref)
+        for image, chosen in missing:
+            repo = repository(registry, chosen.spec.name)
+            tag = f"{repo}:{content_tag(inputs[chosen.ref].content_hash)}"
+            held = client.digest(registry, tag)
+            if held is not None:
+                found[image] = Target(chosen, repo, held)
+            elif images and not missing_ok:
+                raise UserError(
+                    f"{chosen.ref} has no recorded build and the build registry has no {tag}",
+                    hint=f"build it first (imagefactory build {chosen.ref}), or name the "
+                    f"digest: {chosen.ref}@sha256:…",
+                )
+            else:
+                not_built.append(chosen.ref)
     return [found[i] for i in images or list(catalog.images) if i in found], not_built
 
 

@@ -25,7 +25,7 @@ from imagefactory.atomic import read_regular
 from imagefactory.errors import ToolError, UserError
 from imagefactory.project.naming import build_registry
 from imagefactory.project.paths import ca_bundle_path
-from imagefactory.registry.copy import Side, copy_image
+from imagefactory.registry.copy import Progress, Side, copy_image
 from imagefactory.registry.credentials import docker_config
 from imagefactory.registry.http import (
     NoCredentials,
@@ -34,7 +34,7 @@ from imagefactory.registry.http import (
     RegistryRequestError,
     basic_auth,
 )
-from imagefactory.registry.layout import Entry, LayoutReader, LayoutWriter, Progress, export_image
+from imagefactory.registry.layout import Entry, LayoutReader, LayoutWriter, export_image
 from imagefactory.spec.catalog import Catalog
 from imagefactory.spec.models import Registry
 

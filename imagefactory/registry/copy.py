@@ -1,5 +1,7 @@
 """Copy an image by digest through the registry API, in-process: the manifest's exact bytes (so
-its digest is preserved), every platform of an index, and each blob once.
+its digest is preserved), every platform of an index, and each blob once. The source is a
+``BlobSource``: a repository of a registry (``Side``), or an OCI layout archive (an air-gap
+import, ``layout.LayoutReader.push``: each blob the target lacks streamed from the archive).
 
 Within one registry no blob moves: each is mounted from the source repository (one POST, which
 also answers for a blob that is there already) — a promotion is mounts and manifest PUTs.
@@ -20,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 from imagefactory.parallel import at_once
 from imagefactory.registry.http import (
@@ -41,10 +43,8 @@ PARALLEL = 4
 SPOOL_BYTES = 8 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Side:
-    api: RegistryHTTP
-    repository: str  # the path in its registry
+#: Where a copy says which blob it uploads (``REPOSITORY: blob N/M DIGEST SIZE``).
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -53,22 +53,79 @@ class Blob:
     size: int
 
 
-def copy_image(source: Side, reference: str, target: Side, tag: str) -> str:
-    """Copy ``source``'s manifest ``reference`` (a digest or a tag) and what it names to
-    ``target`` under ``tag`` (a tag or the digest); the digest copied."""
-    found = source.api.manifest(source.repository, reference)
-    if found is None:
-        raise RegistryRequestError(
-            "GET", f"{source.repository}@{reference}", 404, "the source registry does not have it"
-        )
-    body, media_type = found
-    document = _document(body, source.repository, reference)
+class BlobSource(Protocol):
+    """What an image is copied from: a repository of a registry (``Side``) or an OCI layout
+    archive (``layout.LayoutReader.push``)."""
+
+    def manifest(self, reference: str, media_type: str | None) -> tuple[bytes, str, dict[str, Any]]:
+        """The exact bytes, the media type and the document of the manifest ``reference`` (a
+        digest or a tag); ``media_type``: what the index naming it says (None at the top)."""
+        ...
+
+    def mount_source(self, target: Side) -> str | None:
+        """The repository of ``target``'s registry its blobs can be mounted from; None: none."""
+        ...
+
+    def upload(self, blob: Blob, target: Side) -> None:
+        """``blob`` streamed into ``target``'s repository (one try)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Side:
+    """A repository of a registry: where a copy goes, and a source of one."""
+
+    api: RegistryHTTP
+    repository: str  # the path in its registry
+
+    def manifest(self, reference: str, media_type: str | None) -> tuple[bytes, str, dict[str, Any]]:
+        """The manifest as the registry serves it (its media type the registry's)."""
+        found = self.api.manifest(self.repository, reference)
+        if found is None:
+            raise RegistryRequestError(
+                "GET", f"{self.repository}@{reference}", 404, "the source registry does not have it"
+            )
+        body, served = found
+        return body, served, _document(body, self.repository, reference)
+
+    def mount_source(self, target: Side) -> str | None:
+        """This repository, when ``target`` is another repository of the same registry."""
+        same = self.api.registry.url == target.api.registry.url
+        return self.repository if same and self.repository != target.repository else None
+
+    def upload(self, blob: Blob, target: Side) -> None:
+        """``blob`` streamed from here through a spooled temporary file (checked on the way)."""
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+            fetch_blob(self, blob, spool)
+            target.api.put_blob(target.repository, blob.digest, Upload(spool, blob.size))
+
+
+def copy_image(
+    source: BlobSource,
+    reference: str,
+    target: Side,
+    tag: str,
+    *,
+    media_type: str | None = None,
+    progress: Progress | None = None,
+) -> str:
+    """Copy ``source``'s manifest ``reference`` (a digest or a tag; of ``media_type`` where the
+    source asks) and what it names to ``target`` under ``tag`` (a tag or the digest); the
+    digest copied. ``progress``: told of each blob uploaded."""
+    body, kind, document = source.manifest(reference, media_type)
     if "manifests" in document:  # an index (OCI or Docker's list): its platforms first
         for child in document.get("manifests", []):
-            copy_image(source, child["digest"], target, child["digest"])
+            copy_image(
+                source,
+                child["digest"],
+                target,
+                child["digest"],
+                media_type=child.get("mediaType"),
+                progress=progress,
+            )
     else:
-        _copy_blobs(source, target, blobs_of(document))
-    return retried(lambda: target.api.put_manifest(target.repository, tag, body, media_type))
+        _copy_blobs(source, target, blobs_of(document), progress)
+    return retried(lambda: target.api.put_manifest(target.repository, tag, body, kind))
 
 
 def blobs_of(document: dict[str, Any]) -> list[Blob]:
@@ -81,33 +138,32 @@ def blobs_of(document: dict[str, Any]) -> list[Blob]:
     return list(found.values())
 
 
-def _copy_blobs(source: Side, target: Side, blobs: list[Blob]) -> None:
-    mountable = source.api.registry.url == target.api.registry.url
-    if mountable and source.repository != target.repository:  # a mount tells what is there too
-        missing = [
-            b
-            for b in blobs
-            if not retried(
-                partial(target.api.mount_blob, target.repository, b.digest, source.repository)
+def _copy_blobs(
+    source: BlobSource, target: Side, blobs: list[Blob], progress: Progress | None
+) -> None:
+    mount_from = source.mount_source(target)
+
+    def held(blob: Blob) -> bool:
+        if mount_from is not None:  # a mount tells what is there too
+            return target.api.mount_blob(target.repository, blob.digest, mount_from)
+        return target.api.has_blob(target.repository, blob.digest)
+
+    missing = [(n, b) for n, b in enumerate(blobs, 1) if not retried(partial(held, b))]
+
+    def send(number: int, blob: Blob) -> None:
+        if progress is not None:
+            progress(
+                f"{target.repository}: blob {number}/{len(blobs)} {blob.digest[7:19]} "
+                f"{size_text(blob.size)}"
             )
-        ]
-    else:
-        missing = [
-            b
-            for b in blobs
-            if not retried(partial(target.api.has_blob, target.repository, b.digest))
-        ]
-    if not missing:
-        return
-    at_once(
-        [partial(retried, partial(_stream, source, target, b)) for b in missing], limit=PARALLEL
-    )
+        retried(partial(source.upload, blob, target))
+
+    at_once([partial(send, number, b) for number, b in missing], limit=PARALLEL)
 
 
-def _stream(source: Side, target: Side, blob: Blob) -> None:
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-        fetch_blob(source, blob, spool)
-        target.api.put_blob(target.repository, blob.digest, Upload(spool, blob.size))
+def size_text(size: int) -> str:
+    """``size`` bytes in MB, as progress lines say it."""
+    return f"{size / 1e6:.1f} MB"
 
 
 def fetch_blob(source: Side, blob: Blob, spool: IO[bytes]) -> None:

@@ -27,6 +27,7 @@ import os
 import platform
 import re
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -112,6 +113,26 @@ class _RedirectWithoutCredentials(urllib.request.HTTPRedirectHandler):
         return new
 
 
+class _KeptBlobs:
+    """Blobs read, by (repository, digest), up to KEPT_BLOB_BYTES in all: the running total
+    and the dict change together under a lock (a copy reads blobs in threads)."""
+
+    def __init__(self) -> None:
+        self._blobs: dict[tuple[str, str], bytes] = {}
+        self._lock = threading.Lock()
+        self.total = 0  # the bytes kept
+
+    def get(self, key: tuple[str, str]) -> bytes | None:
+        return self._blobs.get(key)
+
+    def keep(self, key: tuple[str, str], data: bytes) -> None:
+        """``data`` kept under ``key`` unless it is there already or would pass the limit."""
+        with self._lock:
+            if key not in self._blobs and self.total + len(data) <= KEPT_BLOB_BYTES:
+                self._blobs[key] = data
+                self.total += len(data)
+
+
 class NoCredentials(Exception):
     """The registry wants credentials this module has none for (not an error for the user)."""
 
@@ -166,7 +187,7 @@ class RegistryHTTP:
     _scheme: str | None = None
     _tokens: dict[str, str] = field(default_factory=dict)  # scope → bearer token
     _manifests: dict[tuple[str, str], tuple[bytes, str]] = field(default_factory=dict)
-    _blobs: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    _blobs: _KeptBlobs = field(default_factory=_KeptBlobs)
 
     def digest(self, repository: str, reference: str) -> str | None:
         """The digest of the manifest ``reference`` (a tag or a digest); None when not there."""
@@ -281,9 +302,7 @@ class RegistryHTTP:
             raise RegistryRequestError(
                 "GET", answer.url, "wrong digest", "the bytes hash otherwise"
             )
-        kept_bytes = sum(map(len, list(self._blobs.values())))  # a copy: threads share this
-        if kept_bytes + len(answer.body) <= KEPT_BLOB_BYTES:
-            self._blobs[(repository, digest)] = answer.body
+        self._blobs.keep((repository, digest), answer.body)
         return answer.body
 
     def upload_blob(self, repository: str, data: bytes, *, mount_from: str | None = None) -> str:

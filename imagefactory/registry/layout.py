@@ -14,19 +14,20 @@ file or one of the two blob folders, named ``oci-layout``, ``index.json``, an ex
 caller expects, or ``blobs/sha256/<64 hex>`` (no absolute path, no ``..``, no link, device or
 sparse file, no name twice), each within its size limit. Manifests are parsed only when they
 are small enough and of a manifest media type; blobs are hashed streamed (``check_blob``) and
-pushed streamed (``push``: children and blobs first, the manifest last, as ``copy`` does).
+pushed streamed (``push``: ``copy.copy_image`` from the archive, several blobs at once).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import stat
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -34,8 +35,18 @@ from pathlib import Path
 from typing import IO, Any
 
 from imagefactory.errors import UserError
-from imagefactory.registry.copy import SPOOL_BYTES, Blob, Side, blobs_of, fetch_blob, retried
-from imagefactory.registry.http import MANIFEST_LIMIT, MANIFEST_TYPES, RegistryRequestError, Upload
+from imagefactory.registry.copy import (
+    SPOOL_BYTES,
+    Blob,
+    Progress,
+    Side,
+    blobs_of,
+    copy_image,
+    fetch_blob,
+    retried,
+    size_text,
+)
+from imagefactory.registry.http import MANIFEST_LIMIT, MANIFEST_TYPES, Upload
 
 LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"
@@ -56,8 +67,6 @@ _REF_NAME = re.compile(
     r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*"
 )
 _FOLDERS = frozenset({"blobs", "blobs/sha256"})
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -197,7 +206,9 @@ def _export(
         for number, blob in enumerate(blobs, 1):
             if blob.digest in writer.blobs:
                 continue
-            progress(f"{where}: blob {number}/{len(blobs)} {blob.digest[7:19]} {_size(blob.size)}")
+            progress(
+                f"{where}: blob {number}/{len(blobs)} {blob.digest[7:19]} {size_text(blob.size)}"
+            )
             with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
                 retried(partial(fetch_blob, source, blob, spool))
                 if blob.digest == document["config"]["digest"]:
@@ -272,15 +283,13 @@ def _check_descriptor(entry: Any, where: str, *, manifest: bool) -> None:
         )
 
 
-def _size(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
-
-
 class LayoutReader:
     """An OCI layout archive opened by ``read_layout``, its members checked."""
 
-    def __init__(self, tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], source: str):
-        self._tar, self._members, self.source = tar, members, source
+    def __init__(
+        self, tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], source: str, fd: int
+    ):
+        self._tar, self._members, self.source, self._fd = tar, members, source, fd
 
     @property
     def blobs(self) -> dict[str, int]:
@@ -365,32 +374,23 @@ class LayoutReader:
 
     def push(self, entry: Entry, target: Side, tag: str, progress: Progress) -> str:
         """The manifest of ``entry`` and everything it names pushed to ``target`` under ``tag``
-        (a tag, or its digest): blobs the target holds are skipped, the others streamed from
-        the archive; the manifest's exact bytes, last. The digest the registry answered."""
-        body, document = self.manifest(entry.digest, entry.media_type)
-        if "manifests" in document:
-            for child in document["manifests"]:
-                child_entry = Entry(entry.name, child["digest"], child["mediaType"], child["size"])
-                self.push(child_entry, target, child["digest"], progress)
-        else:
-            blobs = blobs_of(document)
-            for number, blob in enumerate(blobs, 1):
-                if retried(partial(target.api.has_blob, target.repository, blob.digest)):
-                    continue
-                progress(
-                    f"{target.repository}: blob {number}/{len(blobs)} {blob.digest[7:19]} "
-                    f"{_size(blob.size)}"
-                )
-                stream = self._tar.extractfile(self._blob(blob.digest, blob.size))
-                assert stream is not None
-                upload = Upload(stream, blob.size)
-                retried(partial(target.api.put_blob, target.repository, blob.digest, upload))
-        pushed = retried(
-            lambda: target.api.put_manifest(target.repository, tag, body, entry.media_type)
+        (a tag, or its digest), as ``copy.copy_image`` copies: blobs the target holds are
+        skipped, the others streamed from the archive, several at once; the manifest's exact
+        bytes, last. The digest."""
+        return copy_image(
+            _Archive(self),
+            entry.digest,
+            target,
+            tag,
+            media_type=entry.media_type,
+            progress=progress,
         )
-        if pushed != entry.digest:
-            raise RegistryRequestError("PUT", f"{target.repository}:{tag}", "wrong digest", pushed)
-        return pushed
+
+    def open_blob(self, blob: Blob) -> IO[bytes]:
+        """A stream of the bytes of ``blob`` (of its size), which streams of other blobs may be
+        read beside, in other threads: it reads its member by offset (``os.pread``)."""
+        info = self._blob(blob.digest, blob.size)
+        return io.BufferedReader(_Member(self._fd, info.offset_data, info.size, self.source), CHUNK)
 
     def _blob(self, digest: str, size: int | None) -> tarfile.TarInfo:
         info = self._members.get(_blob_name(digest))
@@ -417,6 +417,61 @@ class LayoutReader:
 _HINT = "export it again (imagefactory export) and transfer it unchanged; never edit an archive"
 
 
+@dataclass(frozen=True)
+class _Archive:
+    """An OCI layout archive as the source of a copy (``copy.BlobSource``)."""
+
+    reader: LayoutReader
+
+    def manifest(self, reference: str, media_type: str | None) -> tuple[bytes, str, dict[str, Any]]:
+        """The manifest ``reference`` (a digest: the archive names no tags) of ``media_type``
+        (its entry's, or its index's descriptor's), checked."""
+        assert media_type is not None, "push names the entry's media type"
+        body, document = self.reader.manifest(reference, media_type)
+        return body, media_type, document
+
+    def mount_source(self, target: Side) -> str | None:
+        return None  # no registry holds the archive's blobs: asked, each one (HEAD)
+
+    def upload(self, blob: Blob, target: Side) -> None:
+        with self.reader.open_blob(blob) as stream:
+            target.api.put_blob(target.repository, blob.digest, Upload(stream, blob.size))
+
+
+class _Member(io.RawIOBase):
+    """The ``size`` bytes at ``offset`` of the archive's file ``fd``, read with ``os.pread``
+    (no shared file position); an archive that ends early is a UserError."""
+
+    def __init__(self, fd: int, offset: int, size: int, source: str) -> None:
+        super().__init__()
+        self._fd, self._offset, self._size, self._source, self._at = fd, offset, size, source, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self._size}[whence]
+        self._at = max(0, base + offset)
+        return self._at
+
+    def tell(self) -> int:
+        return self._at
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), self._size - self._at)
+        if wanted <= 0:
+            return 0
+        data = os.pread(self._fd, wanted, self._offset + self._at)
+        if not data:
+            raise UserError(f"{self._source} ends inside a blob: it was cut short", hint=_HINT)
+        buffer[: len(data)] = data
+        self._at += len(data)
+        return len(data)
+
+
 @contextmanager
 def read_layout(path: Path, extras: frozenset[str] = frozenset()) -> Iterator[LayoutReader]:
     """The OCI layout archive at ``path`` (a regular file, not through a symlink), its members
@@ -436,7 +491,8 @@ def read_layout(path: Path, extras: frozenset[str] = frozenset()) -> Iterator[La
         except tarfile.TarError as exc:
             raise UserError(f"{path} is not an uncompressed tar archive ({exc})") from None
         with tar:
-            reader = LayoutReader(tar, _members(tar, str(path), extras), str(path))
+            members = _members(tar, str(path), extras)
+            reader = LayoutReader(tar, members, str(path), stream.fileno())
             try:
                 version = json.loads(reader.file(LAYOUT_FILE)).get("imageLayoutVersion")
             except (ValueError, AttributeError):

@@ -201,12 +201,21 @@ def phase(line: dict[str, Any]) -> str:
 
 def completed(path: Path) -> list[dict[str, Any]]:
     """The ``done`` records: one per push or promotion recorded in state."""
-    return [line for line in read(path) if phase(line) == DONE]
+    return done_of(read(path))
+
+
+def done_of(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``done`` records of ``lines`` (``read``'s)."""
+    return [line for line in lines if phase(line) == DONE]
 
 
 def interrupted(path: Path) -> list[AuditRecord]:
     """The intents with neither a ``done`` nor a ``failed`` record, oldest first."""
-    lines = read(path)
+    return interrupted_of(read(path), path)
+
+
+def interrupted_of(lines: list[dict[str, Any]], path: Path) -> list[AuditRecord]:
+    """``interrupted`` of ``lines``, read from the log at ``path``."""
     closed = {line["id"] for line in lines if phase(line) != INTENT}
     names = {f.name for f in fields(AuditRecord)}
     try:

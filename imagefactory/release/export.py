@@ -35,7 +35,8 @@ from imagefactory.project.naming import repository
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import EnvironmentRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
-from imagefactory.registry.layout import Entry, LayoutWriter, Progress, layout_index
+from imagefactory.registry.copy import Progress
+from imagefactory.registry.layout import Entry, LayoutWriter, layout_index
 from imagefactory.release.environments import registries_of
 from imagefactory.release.versioning import variant_suffix
 from imagefactory.signing.keys import SigningKey

@@ -42,7 +42,8 @@ from imagefactory.project.naming import repository
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import ImageRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
-from imagefactory.registry.layout import INDEX_FILE, Entry, LayoutReader, Progress, read_layout
+from imagefactory.registry.copy import Progress
+from imagefactory.registry.layout import INDEX_FILE, Entry, LayoutReader, read_layout
 from imagefactory.release import audit, gate
 from imagefactory.release.environments import registries_of
 from imagefactory.release.record import (

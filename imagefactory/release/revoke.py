@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -451,13 +451,16 @@ def _append(catalog: Catalog, record: AuditRecord, intent: AuditRecord) -> None:
         raise unwritable(path, exc, then) from exc
 
 
-def revocations(catalog: Catalog) -> dict[tuple[str, str], str]:
+def revocations(
+    catalog: Catalog, done: list[dict[str, Any]] | None = None
+) -> dict[tuple[str, str], str]:
     """(image, digest) → why, for every revocation this checkout's audit log records as done
-    and every entry of the catalog's revocations file (what ``status`` and ``gitops diff``
-    mark; the gate reads the registry's attestations and the file)."""
+    (``done``: its done records, when the caller read them already) and every entry of the
+    catalog's revocations file (what ``status`` and ``gitops diff`` mark; the gate reads the
+    registry's attestations and the file)."""
     found = {
         (str(line["image"]), str(line["digest"])): str(line.get("reason") or "")
-        for line in audit.completed(audit_log(catalog))
+        for line in (audit.completed(audit_log(catalog)) if done is None else done)
         if line.get("action") == REVOKE
     }
     for item in load_revocations(catalog).listed:

@@ -13,7 +13,10 @@ holds is None (the report says "not recorded"); a source that could not be read 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from imagefactory.atomic import read_regular
@@ -23,6 +26,7 @@ from imagefactory.evidence.check import Check, check_image
 from imagefactory.freshness.outdated import Pending, outdated
 from imagefactory.project.paths import audit_log, sbom_file, state_file
 from imagefactory.project.state import ImageRecord, load_state
+from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.release import audit
 from imagefactory.release.revoke import revocations
 from imagefactory.sbom.diff import cyclonedx_components
@@ -124,6 +128,10 @@ class ImageReport:
     freshness: Freshness | None
 
 
+#: The evidence of an image in an environment (``_evidence`` through the report's session).
+EvidenceOf = Callable[[CatalogImage, str], Evidence]
+
+
 @dataclass(frozen=True)
 class CatalogReport:
     project: str
@@ -138,18 +146,52 @@ class CatalogReport:
 
 def collect(catalog: Catalog, *, offline: bool) -> CatalogReport:
     """The report of every image of ``catalog``; ``offline``: no registry, no mirror."""
+    with ExitStack() as stack:
+        return _collect(catalog, offline, None if offline else _session(catalog, stack))
+
+
+def _session(catalog: Catalog, stack: ExitStack) -> RegistryClient | ImageFactoryError:
+    """One registry session, open until ``stack`` closes, on every environment's registries
+    (and the build registry): the evidence and the pending updates of every image are read
+    through it. The error instead when it cannot open."""
+    registries = [
+        catalog.project.registries[name]
+        for env in catalog.project.environments
+        for name in env.registries
+    ]
+    try:
+        return stack.enter_context(registry_session(catalog, registries))
+    except ImageFactoryError as exc:
+        return exc
+
+
+def _evidence_reader(session: RegistryClient | ImageFactoryError, catalog: Catalog) -> EvidenceOf:
+    """The evidence of an image in an environment, through ``session``; the session's error
+    for each one where it could not open."""
+    if isinstance(session, ImageFactoryError):
+        message = session.message
+        return lambda image, env: Evidence(None, (), None, error=message)
+    return partial(_evidence, catalog, session)
+
+
+def _collect(
+    catalog: Catalog, offline: bool, session: RegistryClient | ImageFactoryError | None
+) -> CatalogReport:
+    signed = catalog.project.signing is not None
+    evidence = None if session is None or not signed else _evidence_reader(session, catalog)
     state = load_state(state_file(catalog)).images
     log = audit_log(catalog)
-    done = {str(line["id"]): line for line in audit.completed(log)}
-    revoked = revocations(catalog)
+    lines = audit.read(log)
+    completed = audit.done_of(lines)
+    done = {str(line["id"]): line for line in completed}
+    revoked = revocations(catalog, completed)
     notes: list[str] = []
-    signed = catalog.project.signing is not None
-    fresh = {} if offline else _freshness(catalog, notes)
+    fresh = {} if session is None else _freshness(catalog, notes, session)
     images = []
     for image in catalog.in_build_order():
         record = state.get(image.ref)
         environments = tuple(
-            _placement(catalog, image, record, env.name, done, revoked, offline or not signed)
+            _placement(catalog, image, record, env.name, done, revoked, evidence)
             for env in catalog.project.environments
         )
         images.append(
@@ -174,7 +216,7 @@ def collect(catalog: Catalog, *, offline: bool) -> CatalogReport:
         )
     incomplete = tuple(
         {"image": i.image, "action": i.action, "target": i.target, "at": i.at, "who": i.who}
-        for i in audit.interrupted(log)
+        for i in audit.interrupted_of(lines, log)
     )
     return CatalogReport(
         project=catalog.project.project,
@@ -242,7 +284,7 @@ def _placement(
     env: str,
     done: dict[str, dict[str, Any]],
     revoked: dict[tuple[str, str], str],
-    local: bool,
+    evidence: EvidenceOf | None,
 ) -> Placement:
     held = None if record is None else record.environments.get(env)
     if record is None or held is None:
@@ -261,7 +303,7 @@ def _placement(
         yanked=None if yank is None else yank.reason,
         revoked=revoked.get((image.ref, held.digest)),
         sbom=_sbom(catalog, held.digest),
-        evidence=None if local else _evidence(catalog, image, env),
+        evidence=None if evidence is None else evidence(image, env),
     )
 
 
@@ -279,10 +321,10 @@ def _release(line: dict[str, Any]) -> Release:
     )
 
 
-def _evidence(catalog: Catalog, image: CatalogImage, env: str) -> Evidence:
+def _evidence(catalog: Catalog, client: RegistryClient, image: CatalogImage, env: str) -> Evidence:
     """What ``imagefactory verify IMAGE --env ENV`` finds; the error when it cannot run."""
     try:
-        found = check_image(catalog, image, digest=None, environment=env)
+        found = check_image(catalog, image, digest=None, environment=env, client=client)
     except ImageFactoryError as exc:
         return Evidence(None, (), None, error=exc.message)
     first = next(iter(found.verified.values()), None)
@@ -293,11 +335,15 @@ def _evidence(catalog: Catalog, image: CatalogImage, env: str) -> Evidence:
     return Evidence(found.ok, found.checks, summary)
 
 
-def _freshness(catalog: Catalog, notes: list[str]) -> dict[str, Freshness]:
-    """Each built image's pending Debian updates (``imagefactory outdated``); a note instead
-    when the mirror, the registry or an SBOM cannot be read."""
+def _freshness(
+    catalog: Catalog, notes: list[str], session: RegistryClient | ImageFactoryError
+) -> dict[str, Freshness]:
+    """Each built image's pending Debian updates (``imagefactory outdated``, through
+    ``session``); a note instead when the mirror, the registry or an SBOM cannot be read."""
     try:
-        report = outdated(catalog, [], missing_ok=True)
+        if isinstance(session, ImageFactoryError):
+            raise session
+        report = outdated(catalog, [], missing_ok=True, client=session)
     except ImageFactoryError as exc:
         notes.append(f"pending updates not read: {exc.message}")
         return {}

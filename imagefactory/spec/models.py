@@ -33,10 +33,14 @@ class Frozen(BaseModel):
 
 
 # The first component has no "." so that a name never reads as a registry host (see parents.py).
-IMAGE_NAME_PATTERN = r"^[a-z0-9]+(?:[_-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+IMAGE_NAME = r"[a-z0-9]+(?:[_-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+IMAGE_NAME_PATTERN = rf"^{IMAGE_NAME}$"
 IDENTIFIER_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
 # Variant values are joined with "-" in refs (rt:cuda-py312), so they contain none themselves.
-VARIANT_VALUE_PATTERN = r"^[a-z0-9]+(?:[._][a-z0-9]+)*$"
+VARIANT_VALUE = r"[a-z0-9]+(?:[._][a-z0-9]+)*"
+VARIANT_VALUE_PATTERN = rf"^{VARIANT_VALUE}$"
+#: A catalog ref (``ImageSpec.ref``): the name, then its variant's values joined by "-".
+IMAGE_REF = rf"{IMAGE_NAME}(?::{VARIANT_VALUE}(?:-{VARIANT_VALUE})*)?"
 DURATION_PATTERN = r"^[0-9]+(?:ms|s|m|h)$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -72,13 +76,18 @@ RegistryNamespaceEnv = Annotated[str, AfterValidator(grammar.registry_namespace_
 ExecForm = list[MultiLine]
 
 
-def _check_semver(value: str) -> str:
+def is_semver(value: str) -> bool:
+    """Whether ``value`` is a semantic version (the grammar of ``SemVer``)."""
     try:
         semver.Version.parse(value)
-    except ValueError as exc:
-        raise ValueError(
-            f"'{value}' is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.4.2)"
-        ) from exc
+    except ValueError:
+        return False
+    return True
+
+
+def _check_semver(value: str) -> str:
+    if not is_semver(value):
+        raise ValueError(f"'{value}' is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.4.2)")
     return value
 
 

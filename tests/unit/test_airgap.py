@@ -354,7 +354,11 @@ def test_an_index_signed_by_another_key_is_refused(tmp_path: Path, key: SigningK
         {"tag": "0.3.0 --force"},
         {"image": "app/rag-api;rm -rf"},
         {"name": "App/Rag"},
+        {"name": "registry.example/rag"},  # the spec's grammar: a name never reads as a host
+        {"name": "a" * 201},  # and is at most 200 characters
+        {"image": "registry.example/rag-api"},
         {"version": "latest"},
+        {"version": "01.2.3"},  # semver: no leading zero
         {"repository": "127.0.0.1:5000/../x"},
     ],
 )

@@ -12,12 +12,14 @@ import re
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from imagefactory import tools
 from imagefactory.errors import UserError
+from imagefactory.parallel import at_once
 from imagefactory.registry import http as registry_http
 from imagefactory.registry.http import (
     NoCredentials,
@@ -238,31 +240,29 @@ def test_a_registry_that_answers_another_digest(fake: FakeRegistry) -> None:
 
 
 @pytest.fixture
-def impatient(fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch) -> RegistryHTTP:
-    """A client of ``fake`` that asks again without pausing."""
+def no_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry_http, "RETRY_PAUSES", (0.0, 0.0, 0.0))
-    return client(fake)
 
 
-def test_a_read_answered_with_a_server_error_is_asked_again(
-    fake: FakeRegistry, impatient: RegistryHTTP
-) -> None:
+@pytest.mark.usefixtures("no_pauses")
+def test_a_read_answered_with_a_server_error_is_asked_again(fake: FakeRegistry) -> None:
+    registry = client(fake)
     fake.server_errors["HEAD"] = 3
-    assert impatient.digest("team/app", DIGEST) == DIGEST
+    assert registry.digest("team/app", DIGEST) == DIGEST
     heads = [r for r in fake.requests if r[0] == "HEAD" and r[2]]
     assert len(heads) == 4  # three answered 500, the fourth the digest
     fake.server_errors["GET"] = 4
     with pytest.raises(RegistryRequestError, match="failed: 500"):
-        impatient.manifest("team/app", DIGEST)
+        registry.manifest("team/app", DIGEST)
 
 
-def test_a_write_answered_with_a_server_error_is_not_repeated(
-    fake: FakeRegistry, impatient: RegistryHTTP
-) -> None:
+@pytest.mark.usefixtures("no_pauses")
+def test_a_write_answered_with_a_server_error_is_not_repeated(fake: FakeRegistry) -> None:
     """The registry may have done it: a PUT is asked once."""
+    registry = client(fake)
     fake.server_errors["PUT"] = 1
     with pytest.raises(RegistryRequestError, match="failed: 500"):
-        impatient.retag("team/app", DIGEST, "latest")
+        registry.retag("team/app", DIGEST, "latest")
     assert [r[0] for r in fake.requests if r[2]].count("PUT") == 1
     assert ("team/app", "latest") not in fake.manifests
 
@@ -357,3 +357,32 @@ def test_a_registry_that_refuses_deletes(fake: FakeRegistry) -> None:
         client(fake).delete_manifest("team/app", DIGEST)
     assert "storage.delete.enabled" in (raised.value.hint or "")
     assert ("team/app", DIGEST) in fake.manifests
+
+
+def test_blobs_read_are_kept_up_to_the_limit(
+    fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(registry_http, "KEPT_BLOB_BYTES", 10)
+    first, second = b"6 byte", b"other!"
+    fake.blobs.update({digest_of(first): first, digest_of(second): second})
+    api = client(fake)
+    for _ in range(2):
+        assert api.blob("team/app", digest_of(first), limit=100) == first
+        assert api.blob("team/app", digest_of(second), limit=100) == second
+    fetched = [urllib.parse.urlsplit(path).path for path, _ in fake.storage_requests]
+    # the first is kept (6 of 10 bytes); the second would pass the limit: read each time
+    assert fetched == [f"/signed/{digest_of(b)}" for b in (first, second, second)]
+
+
+def test_the_kept_bytes_stay_within_the_limit_when_threads_read_at_once(
+    fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(registry_http, "KEPT_BLOB_BYTES", 20)
+    blobs = [f"blob {n:03}".encode() for n in range(12)]  # 8 bytes each: two fit
+    fake.blobs.update({digest_of(b): b for b in blobs})
+    api = client(fake)
+    api.digest("team/app", DIGEST)  # the token first: the threads then only read blobs
+    reads = [partial(api.blob, "team/app", digest_of(b), limit=100) for b in blobs * 2]
+    at_once(reads)
+    kept = [b for b in blobs if api._blobs.get(("team/app", digest_of(b))) is not None]
+    assert len(kept) == 2 and api._blobs.total == 16

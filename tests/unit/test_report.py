@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner
 
 from imagefactory.cli.app import app
 from imagefactory.errors import UserError
+from imagefactory.evidence import check as check_module
 from imagefactory.project.paths import audit_log, sbom_file, state_file
 from imagefactory.project.state import (
     EnvironmentRecord,
@@ -32,8 +36,10 @@ from imagefactory.render.report import (
     report_html,
     sanitized_svg,
 )
+from imagefactory.report import collect as collect_module
 from imagefactory.report.collect import collect
 from imagefactory.spec.loader import load_catalog
+from imagefactory.spec.models import Registry
 
 FIXTURES = Path(__file__).parent / "fixtures" / "report"
 GOLDEN = Path(__file__).parent / "golden" / "report"
@@ -140,6 +146,62 @@ def test_a_placement_without_its_audit_record_has_no_release(recorded: Path) -> 
     audit_log(load_catalog(recorded)).unlink()
     [base] = [i for i in collect(load_catalog(recorded), offline=True).images if i.ref == BASE]
     assert base.environments[0].digest == D1 and base.environments[0].release is None
+
+
+class _Unanswered:
+    """A registry client that holds no tag: each ``verify`` check of a placement fails."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def digest(self, registry: Registry, reference: str) -> str | None:
+        self.asked.append(reference)
+        return None
+
+
+def test_online_the_audit_log_is_read_once_and_one_registry_session_serves_the_report(
+    recorded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    (recorded / "keys").mkdir(exist_ok=True)
+    (recorded / "keys" / "cosign.pub").write_bytes(
+        public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    with (recorded / "imagefactory.yaml").open("a") as project:
+        project.write("signing:\n  public_key: keys/cosign.pub\n")
+    reads: list[Path] = []
+    read = audit.read
+    monkeypatch.setattr(audit, "read", lambda path: reads.append(path) or read(path))
+    client, sessions = _Unanswered(), []
+
+    @contextmanager
+    def session(catalog: object, registries: list[Registry]) -> Iterator[_Unanswered]:
+        sessions.append(sorted({r.url for r in registries}))
+        yield client
+
+    for module in (check_module, collect_module):  # before: each placement opened its own
+        monkeypatch.setattr(module, "registry_session", session, raising=False)
+    given: list[object] = []
+
+    def no_mirror(*_: object, client: object = None, **__: object) -> None:
+        given.append(client)
+        raise UserError("no mirror in a unit test")
+
+    monkeypatch.setattr(collect_module, "outdated", no_mirror)
+    catalog = load_catalog(recorded)
+    report = collect(catalog, offline=False)
+    assert len(reads) == 1
+    urls = {r.url for r in catalog.project.registries.values()}
+    assert sessions == [sorted(urls)]
+    [base] = [i for i in report.images if i.ref == BASE]
+    dev, preprod, prod = (p.evidence for p in base.environments)
+    assert dev is not None and preprod is not None and prod is None  # nothing placed in prod
+    assert dev.verified is False and [c.name for c in dev.checks] == ["tag"]
+    assert len(client.asked) == 2  # dev's and preprod's version tag, through the one session
+    assert given == [client]  # and the pending updates through it too
+    assert report.notes == ("pending updates not read: no mirror in a unit test",)
 
 
 class _Page(HTMLParser):
