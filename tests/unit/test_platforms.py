@@ -163,7 +163,7 @@ def test_an_enabled_emulator_passes_and_a_bootstrap_asks_arch_test(
 
     monkeypatch.setattr(tools, "require", lambda program, hint: program)
     monkeypatch.setattr(tools, "run", refusing)
-    with pytest.raises(UserError, match="cannot bootstrap .* not supported"):
+    with pytest.raises(UserError, match=r"cannot bootstrap .* not supported"):
         check_emulation([FOREIGN], bootstrap=True, binfmt=binfmt)
     assert asked[0][0] == "arch-test"
 
