@@ -14,12 +14,15 @@ from imagefactory import tools
 from imagefactory.build.emulation import check_emulation
 from imagefactory.errors import SpecError, UserError
 from imagefactory.project.hashing import content_inputs
+from imagefactory.project.plan import make_plan
 from imagefactory.project.recipe import mmdebstrap_argv, recipe_key
+from imagefactory.project.state import ImageRecord, State
 from imagefactory.registry.index import INDEX_TYPE, assemble_index
 from imagefactory.spec.models import Bootstrap, BuildSettings
 from imagefactory.spec.platforms import host_platform
 from tests.unit.test_inheritance import BASE, PROJECT, write
 
+PLATFORMS = ("linux/amd64", "linux/arm64")
 BOTH = "platforms: [linux/amd64, linux/arm64]\n"
 CHILD = "from: base/os\nlabels: {com.example.tier: app}\n"
 
@@ -234,3 +237,20 @@ def test_a_pushed_index_contributes_its_entry_for_the_platform() -> None:
 def test_a_platform_not_pushed_is_a_user_error() -> None:
     with pytest.raises(UserError, match=r"app@sha256:0+ \(linux/arm64\) is not in the registry"):
         assemble_index(Store(), "app", "t", {"linux/arm64": "sha256:" + "0" * 64})
+
+
+def test_the_plan_shows_each_platform_and_says_when_the_list_changed(tmp_path: Path) -> None:
+    one = write(tmp_path / "one", {"base/os": BASE + "platforms: [linux/amd64]\n"})
+    built = content_inputs(one)["base/os"]
+    record = ImageRecord(content_hash=built.content_hash, inputs=built.as_dict(), version="1.0.0")
+    two = write(tmp_path / "two", {"base/os": BASE + BOTH})
+    [entry] = make_plan(two, State(images={"base/os": record}))
+    assert entry.reasons == ("platforms changed",)
+    shown = entry.as_dict()["platforms"]
+    assert shown == {p: content_inputs(two)["base/os"].platform_hash(p) for p in PLATFORMS}
+    assert shown["linux/amd64"] == built.platform_hash("linux/amd64")
+
+
+def test_a_single_platform_plan_has_no_platforms_key(tmp_path: Path) -> None:
+    [entry] = make_plan(write(tmp_path, {"base/os": BASE}), State())
+    assert "platforms" not in entry.as_dict() and entry.reasons == ("new",)
