@@ -25,6 +25,9 @@ APT_PACKAGES=(
     docker-registry skopeo apache2-utils curl ca-certificates
     # base-image bootstrap: mmdebstrap and what its root/unshare/fakechroot modes use
     mmdebstrap gpg uidmap fakeroot fakechroot mount
+    # foreign platforms (docs/multiarch.md): QEMU user emulation through binfmt_misc, and
+    # arch-test, which mmdebstrap asks whether a foreign architecture runs here
+    qemu-user-static binfmt-support arch-test
     # static busybox: tiny importable rootfs for integration tests
     busybox-static
     # rootless engine (dockerd-rootless.sh from docker.io): user namespaces and their network

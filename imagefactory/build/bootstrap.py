@@ -19,9 +19,11 @@ from pathlib import Path
 
 from imagefactory import tools
 from imagefactory.atomic import read_regular
+from imagefactory.build.emulation import check_emulation
 from imagefactory.errors import UserError
 from imagefactory.project.recipe import MERGED_USR_HOOKS, mmdebstrap_argv, recipe_key
 from imagefactory.spec.models import Bootstrap, BuildSettings
+from imagefactory.spec.platforms import PLATFORMS
 
 #: The most bytes of a bootstrap's Release hashes (a few lines).
 RELEASES_LIMIT = 64 * 1024
@@ -34,10 +36,15 @@ _RELEASE_ENTRY = re.compile(rf"{_NAME}={_SHA256}")
 
 
 def rootfs_path(
-    recipe: Bootstrap, build: BuildSettings, cache_dir: Path, refresh: str = ""
+    recipe: Bootstrap,
+    build: BuildSettings,
+    cache_dir: Path,
+    refresh: str = "",
+    architecture: str = "",
 ) -> Path:
-    """Where the rootfs tar of ``recipe`` is cached (``refresh``: see recipe_key)."""
-    return cache_dir / f"rootfs-{recipe_key(recipe, build, refresh)}.tar"
+    """Where the rootfs tar of ``recipe`` is cached (``refresh``, ``architecture``: see
+    recipe_key)."""
+    return cache_dir / f"rootfs-{recipe_key(recipe, build, refresh, architecture)}.tar"
 
 
 def releases_path(rootfs: Path) -> Path:
@@ -96,11 +103,14 @@ def rootfs_tar(
     cache_dir: Path,
     *,
     refresh: str = "",
+    platform: str | None = None,
     on_line: Callable[[str], None] | None = None,
 ) -> Path:
     """The rootfs tar for ``recipe``: from the cache, or made now (atomically) and cached, with
-    its Release files' hashes (:func:`releases_path`)."""
-    target = rootfs_path(recipe, build, cache_dir, refresh)
+    its Release files' hashes (:func:`releases_path`). ``platform``: the platform to make it
+    for (None: the host's); a foreign one needs QEMU's emulation (:func:`check_emulation`)."""
+    architecture = PLATFORMS[platform].debian if platform is not None else ""
+    target = rootfs_path(recipe, build, cache_dir, refresh, architecture)
     if target.is_file():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -113,9 +123,11 @@ def rootfs_tar(
             f"mmdebstrap's merged-/usr hook is missing ({MERGED_USR_HOOKS})",
             hint="install Debian's mmdebstrap 1.3 or later (scripts/setup.sh does)",
         )
+    if platform is not None:
+        check_emulation([platform], bootstrap=True)
     try:
         tools.run(
-            mmdebstrap_argv(recipe, build, partial, releases),
+            mmdebstrap_argv(recipe, build, partial, releases, architecture),
             env={"SOURCE_DATE_EPOCH": str(build.source_date_epoch)},
             timeout=1800,
             hint="check that the Debian mirror in imagefactory.yaml (build.mirrors) is reachable",

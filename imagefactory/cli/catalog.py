@@ -129,17 +129,24 @@ def plan(
     if json_output:
         session.output.data({"ok": True, "plan": [e.as_dict() for e in entries]})
         return
+    multiarch = any(e.inputs.platforms for e in entries)  # the column only when one names them
     rows = [
         [
             e.ref,
             e.version,
             e.inputs.content_hash[7:19],
+            *(
+                [", ".join(e.platform_hashes()) if e.inputs.platforms else "host"]
+                if multiarch
+                else []
+            ),
             e.action,
             ", ".join(e.reasons) or "up to date",
         ]
         for e in entries
     ]
-    session.output.table(None, ["image", "version", "content hash", "action", "why"], rows)
+    columns = ["image", "version", "content hash", *(["platforms"] if multiarch else [])]
+    session.output.table(None, [*columns, "action", "why"], rows)
     building = sum(1 for e in entries if e.action == "build")
     session.output.text(f"{building} to build, {len(entries) - building} up to date")
 

@@ -9,15 +9,21 @@ An image's hash combines its input hashes, each kept so a plan can say *why* it 
   of the Ansible playbooks it applies and of the roles beside them (``<playbook dir>/roles``);
 * ``templates``: the templates that render the image — the standard Dockerfile templates and
   any override in the image's folder;
-* ``parent``: the parent's content hash (so a base change reaches every descendant), or the
-  external parent's digest, or for a bootstrapped rootfs the version of the way it is made
+* ``parent``: the parent's content hash less its platform list (``shared_hash``; so a base
+  change reaches every descendant, a platform added to the parent none), or the external
+  parent's digest, or for a bootstrapped rootfs the version of the way it is made
   (its recipe is in ``spec``);
 * ``refresh``: the versions ``refresh.yaml`` asks the image to hold at least
   (:mod:`imagefactory.spec.refresh`); empty, and then not hashed, for an image it does not
   name, so a catalog without refreshes keeps its hashes;
 * ``lock``: the image's entry in the ``image.lock`` beside its image.yaml
   (:mod:`imagefactory.spec.lock`: the exact Debian and Python packages it installs); empty, and
-  then not hashed, for an image without one.
+  then not hashed, for an image without one;
+* ``platforms``: the platforms the image is built for, when its spec names them (empty, and then
+  not hashed, for an image built for the host's platform only). Each platform has its own hash
+  (:meth:`ContentInputs.platform_hash`) from every input but the list, so adding or dropping a
+  platform leaves the others' hashes, and so their builds, as they are; the image's own hash
+  (the content tag of its index) covers the list.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from imagefactory.spec.walk import walk_tree
 HASH_SCHEME = "imagefactory/content/v1"
 TEMPLATE_SUFFIX = ".j2"
 #: Inputs hashed (and listed) only when the image has them, so a catalog without keeps its hashes.
-OPTIONAL_INPUTS = ("refresh", "lock")
+OPTIONAL_INPUTS = ("refresh", "lock", "platforms")
 
 
 @dataclass(frozen=True)
@@ -49,15 +55,31 @@ class ContentInputs:
     parent: str
     refresh: str = ""
     lock: str = ""
+    platforms: str = ""  # comma-separated, as the spec lists them
 
     @property
     def content_hash(self) -> str:
+        platforms = ["platforms", self.platforms] if self.platforms else []
+        return _digest([*self._parts(), *platforms])
+
+    @property
+    def shared_hash(self) -> str:
+        """The hash of every input but the platform list (what a child's ``parent`` input is:
+        its hash per platform follows the parent's hash of that platform, not the list); the
+        content hash itself for an image without ``platforms``."""
+        return _digest(self._parts())
+
+    def platform_hash(self, platform: str) -> str:
+        """The hash of the image built for ``platform`` (one of :attr:`platforms`)."""
+        return _digest([*self._parts(), "platform", platform])
+
+    def _parts(self) -> list[str]:
         parts = [HASH_SCHEME, self.spec, self.files, self.templates, self.parent]
-        optional = [
+        return [
+            *parts,
             *([self.refresh] if self.refresh else []),
             *(["lock", self.lock] if self.lock else []),
         ]
-        return _digest([*parts, *optional])
 
     def as_dict(self) -> dict[str, str]:
         return {k: v for k, v in asdict(self).items() if v or k not in OPTIONAL_INPUTS}
@@ -81,6 +103,7 @@ def content_inputs(catalog: Catalog) -> dict[str, ContentInputs]:
             parent=_parent_input(image, result),
             refresh=refresh_input(catalog, image.ref),
             lock=_lock_input(catalog, image.ref),
+            platforms=",".join(image.spec.platforms or []),
         )
     return result
 
@@ -125,7 +148,8 @@ def _file_entry(path: Path) -> str:
 
 
 def _spec_data(image: CatalogImage) -> dict[str, Any]:
-    return image.spec.model_dump(mode="json", by_alias=True, exclude={"tests", "targets", "deploy"})
+    excluded = {"tests", "targets", "deploy", "platforms"}  # platforms: their own input
+    return image.spec.model_dump(mode="json", by_alias=True, exclude=excluded)
 
 
 def _project_settings(catalog: Catalog) -> dict[str, Any]:
@@ -147,7 +171,7 @@ def _overrides(image: CatalogImage) -> list[Path]:
 def _parent_input(image: CatalogImage, done: dict[str, ContentInputs]) -> str:
     parent = image.parent
     if isinstance(parent, CatalogParent):
-        return done[parent.ref].content_hash
+        return done[parent.ref].shared_hash
     if isinstance(parent, ExternalParent):
         return _digest([f"{parent.reference}@{parent.digest}"])
     return _digest(["bootstrap", f"recipe-v{RECIPE_VERSION}"])

@@ -18,6 +18,7 @@ REASONS = {
     "parent": "parent changed",
     "refresh": "refreshed",
     "lock": "lock changed",
+    "platforms": "platforms changed",
 }
 
 
@@ -41,7 +42,13 @@ class PlanEntry:
             "content_hash": self.inputs.content_hash,
             "action": self.action,
             "reasons": list(self.reasons),
+            # only for an image that names them: a single-platform plan reads as it did
+            **({"platforms": self.platform_hashes()} if self.inputs.platforms else {}),
         }
+
+    def platform_hashes(self) -> dict[str, str]:
+        """Each platform the image is built for, with its content hash (none: the host's)."""
+        return {name: self.inputs.platform_hash(name) for name in self.inputs.platforms.split(",")}
 
 
 def make_plan(catalog: Catalog, state: State, selected: list[str] | None = None) -> list[PlanEntry]:

@@ -78,10 +78,14 @@ CLEANUP_HOOK = (
 )
 
 
-def recipe_key(recipe: Bootstrap, build: BuildSettings, refresh: str = "") -> str:
+def recipe_key(
+    recipe: Bootstrap, build: BuildSettings, refresh: str = "", architecture: str = ""
+) -> str:
     """The cache key of a rootfs; ``refresh``: the image's refresh input (a refreshed image
-    is bootstrapped again, from the mirror as it is now)."""
+    is bootstrapped again, from the mirror as it is now); ``architecture``: the Debian
+    architecture it is made for ("": the host's, the key as it was before platforms)."""
     data = {
+        **({"arch": architecture} if architecture else {}),
         "v": RECIPE_VERSION,
         "recipe": recipe.model_dump(mode="json"),
         "mirrors": build.mirrors.model_dump(mode="json"),
@@ -92,12 +96,13 @@ def recipe_key(recipe: Bootstrap, build: BuildSettings, refresh: str = "") -> st
 
 
 def mmdebstrap_argv(
-    recipe: Bootstrap, build: BuildSettings, output: Path, releases: Path
+    recipe: Bootstrap, build: BuildSettings, output: Path, releases: Path, architecture: str = ""
 ) -> list[str]:
     """mmdebstrap's argv for ``recipe`` into the tar ``output``; before it empties the apt
     lists, a hook writes the SHA-256 of each mirror's Release/InRelease file apt verified into
     ``releases`` (``sha256sum``'s lines: the build's provenance names them). The rootfs is the
-    same with or without the hook."""
+    same with or without the hook. ``architecture``: the Debian architecture to make it for
+    (``--architectures``; a foreign one runs under QEMU's binfmt emulation); "": the host's."""
     components = " ".join(recipe.components)
     sources = [f"deb {build.mirrors.debian} {recipe.suite} {components}"]
     if recipe.suite not in ROLLING_SUITES:
@@ -112,6 +117,7 @@ def mmdebstrap_argv(
         "--format=tar",
         "--skip=output/dev",
         f"--variant={recipe.variant}",
+        *([f"--architectures={architecture}"] if architecture else []),
         *([f"--include={','.join(recipe.packages)}"] if recipe.packages else []),
         f"--hook-dir={MERGED_USR_HOOKS}",
         *(f"--dpkgopt={option}" for option in SLIM_DPKG_OPTIONS),

@@ -13,6 +13,9 @@ into every :class:`ImageSpec` (a spec holds its effective values; its content ha
   bootstrap rootfs or an external image) without one uses ``/opt/venv``.
 * ``user``: when the image's merged ``user`` is unset (or ``null``), the catalog parent's
   effective user.
+* ``platforms``: when no layer sets it, the catalog parent's (a chain's first image without
+  one builds for the host's platform only). A child builds ``FROM`` its parent's image of each
+  of its platforms, so they must be among its parent's (:func:`platform_issues`).
 
 Nobody runs as root without saying so: a bootstrapped image has no parent to take a user from,
 so it must set ``user`` (``user: root`` runs as root on purpose; :func:`user_issues`). Every
@@ -31,6 +34,7 @@ from imagefactory.errors import SpecIssue
 from imagefactory.spec.catalog import CatalogImage
 from imagefactory.spec.graph import build_order
 from imagefactory.spec.parents import BootstrapParent
+from imagefactory.spec.platforms import host_platform
 from imagefactory.spec.yamldoc import YamlDocument
 
 
@@ -44,11 +48,13 @@ def inherit(images: Mapping[str, CatalogImage]) -> dict[str, CatalogImage]:
         if image.parent_ref is not None:
             parent = resolved[image.parent_ref].spec
             spec = image.spec
-            updates: dict[str, str | None] = {}
+            updates: dict[str, str | list[str] | None] = {}
             if "venv" not in spec.model_fields_set:  # no layer set it (merge.py: set keys only)
                 updates["venv"] = parent.venv
             if spec.user is None:
                 updates["user"] = parent.user
+            if spec.platforms is None:
+                updates["platforms"] = parent.platforms
             image = dataclasses.replace(image, spec=spec.model_copy(update=updates))
         resolved[ref] = image
     return resolved
@@ -72,3 +78,30 @@ def user_issues(
         for image in images.values()
         if isinstance(image.parent, BootstrapParent) and image.spec.user is None
     ]
+
+
+def platform_issues(
+    images: Mapping[str, CatalogImage], docs: Mapping[Path, YamlDocument]
+) -> list[SpecIssue]:
+    """A child that names a platform its catalog parent is not built for (``images`` resolved
+    by :func:`inherit`; a parent without ``platforms`` is built for the host's only)."""
+    issues = []
+    for image in images.values():
+        if image.parent_ref is None or image.spec.platforms is None:
+            continue
+        parent = images[image.parent_ref].spec
+        allowed = parent.platforms or [host_platform()]
+        extra = [name for name in image.spec.platforms if name not in allowed]
+        if extra:
+            issues.append(
+                SpecIssue(
+                    image.file,
+                    "platforms",
+                    f"'{image.ref}' is built for {', '.join(extra)}, which its parent "
+                    f"'{image.parent_ref}' is not (it is built for {', '.join(allowed)})",
+                    docs[image.file].line_of(("platforms",)),
+                    f"a child's platforms are a subset of its parent's: drop {', '.join(extra)} "
+                    f"here, or add it to 'platforms' of '{image.parent_ref}'",
+                )
+            )
+    return issues

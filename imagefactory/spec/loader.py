@@ -23,7 +23,7 @@ from imagefactory.spec.catalog import Catalog, CatalogImage, ref_slug
 from imagefactory.spec.checks import check_document, check_project, is_file, resolves_inside
 from imagefactory.spec.grammar import relative_path
 from imagefactory.spec.graph import find_cycle
-from imagefactory.spec.inheritance import inherit, user_issues
+from imagefactory.spec.inheritance import inherit, platform_issues, user_issues
 from imagefactory.spec.issues import format_key_path, issues_from_validation, near_miss
 from imagefactory.spec.lock import ImageLock, Locks, load_lock
 from imagefactory.spec.merge import merge_layer
@@ -126,6 +126,9 @@ def load_catalog(root: Path) -> Catalog:
         )
     else:
         issues += shell_less_issues(images, docs)
+    if not issues:  # every catalog parent is there and no cycle: the chain can be resolved
+        images = inherit(images)
+        issues += platform_issues(images, docs)
     refreshed, found = load_refresh(root, None if issues else images)
     issues += found
     locks, found = _locks(images) if not issues else ({}, [])
@@ -137,7 +140,7 @@ def load_catalog(root: Path) -> Catalog:
         root=root,
         project_file=project_yaml.path,
         project=project,
-        images=dict(sorted(inherit(images).items())),
+        images=dict(sorted(images.items())),
         refreshed=refreshed,
         locks=locks,
     )

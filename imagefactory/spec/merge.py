@@ -6,8 +6,9 @@ For every key the later layer *sets* (keys it leaves out never reset anything):
   the later layer winning on a shared key;
 * lists (``packages``, ``pip``, ``files``, ``ports``, ``secrets``, ``tests.files`` …) append the
   later layer's items that are not already there, keeping order;
-* ``entrypoint``, ``cmd``, ``healthcheck`` and ``bootstrap`` are replaced whole — a command or a
-  rootfs recipe is one unit, appending to it would never be what the author meant;
+* ``entrypoint``, ``cmd``, ``healthcheck``, ``bootstrap`` and ``platforms`` are replaced whole —
+  a command, a rootfs recipe or a set of platforms is one unit, appending to it would never be
+  what the author meant (a child narrows its parent's platforms);
 * nested sections (``tests``, ``tests.packages`` …) merge recursively by these same rules;
 * any other value (``user``, ``workdir``, ``from`` …) is replaced.
 """
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-REPLACED_WHOLE = frozenset({"entrypoint", "cmd", "healthcheck", "bootstrap"})
+REPLACED_WHOLE = frozenset({"entrypoint", "cmd", "healthcheck", "bootstrap", "platforms"})
 
 M = TypeVar("M", bound=BaseModel)
 

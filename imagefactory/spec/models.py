@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from imagefactory.spec import grammar
+from imagefactory.spec.platforms import platform_name
 
 
 class Frozen(BaseModel):
@@ -74,6 +75,7 @@ RegistryNamespace = Annotated[str, StringConstraints(pattern=rf"^{REGISTRY_NAMES
 RegistryUrlEnv = Annotated[str, AfterValidator(grammar.registry_url_env)]
 RegistryNamespaceEnv = Annotated[str, AfterValidator(grammar.registry_namespace_env)]
 ExecForm = list[MultiLine]
+Platform = Annotated[str, AfterValidator(platform_name)]
 
 
 def is_semver(value: str) -> bool:
@@ -148,6 +150,18 @@ Port = Annotated[str, BeforeValidator(_number_to_str), AfterValidator(grammar.po
 EnvMap = Annotated[dict[EnvName, ConfigValue], BeforeValidator(_text_values)]
 BuildArgMap = Annotated[dict[EnvName, Text], BeforeValidator(_text_values)]
 LabelMap = Annotated[dict[LabelKey, ConfigValue], BeforeValidator(_text_values)]
+
+
+def _distinct_platforms(value: list[str]) -> list[str]:
+    if len(set(value)) != len(value):
+        raise grammar.refuse(
+            f"{value!r} names a platform twice",
+            "list each platform once (linux/amd64, linux/arm64)",
+        )
+    return value
+
+
+PlatformList = Annotated[list[Platform], Field(min_length=1), AfterValidator(_distinct_platforms)]
 
 
 # --------------------------------------------------------------------------- project file
@@ -508,6 +522,8 @@ class ImageLayer(Frozen):
     distroless: Annotated[Distroless | None, BeforeValidator(_switch)] = None
     deploy: Deploy = Field(default_factory=Deploy)
     tests: ImageTests = Field(default_factory=ImageTests)
+    #: None: the catalog parent's (inheritance.py); a chain's first image: the host's only.
+    platforms: PlatformList | None = None
 
     def parent_set(self) -> bool:
         return self.parent is not None or self.bootstrap is not None
