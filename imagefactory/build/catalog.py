@@ -16,8 +16,9 @@ from imagefactory.errors import UserError
 from imagefactory.project.hashing import content_inputs
 from imagefactory.project.plan import PlanEntry, plan_images
 from imagefactory.registry.client import registry_session
-from imagefactory.spec.catalog import Catalog
+from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.packer import DOCKER_SOURCE
+from imagefactory.spec.platforms import host_platform
 
 Builder = Literal["docker", "packer"]
 
@@ -45,6 +46,7 @@ def build_images(catalog: Catalog, request: BuildRequest, reporter: BuildReporte
     """Build or reuse the requested images and their ancestors, in DAG order."""
     selected = catalog.select(list(request.images))
     images = images_to_build(catalog, selected)
+    refuse_foreign_platforms(catalog, images)
     run_type: Callable[..., BuildRun] = BuildRun
     inputs = None  # the run hashes the catalog itself
     if request.engine == "packer":
@@ -61,3 +63,30 @@ def build_images(catalog: Catalog, request: BuildRequest, reporter: BuildReporte
         run_type = partial(PackerRun, sources=request.sources)
     with registry_session(catalog, []) as client:
         return execute(run_type(catalog, client, request.options, reporter, inputs), images)
+
+
+def refuse_foreign_platforms(catalog: Catalog, images: list[CatalogImage]) -> None:
+    """A UserError, before anything is built, when an image names a platform other than the
+    host's: ``validate`` and ``plan`` read ``platforms`` (and hash each), but a build makes the
+    host's platform only so far, and an image built for fewer platforms than its hash says
+    must not be published under that hash."""
+    host = host_platform()
+    foreign = [
+        (image, [p for p in image.spec.platforms if p != host])
+        for image in images
+        if image.spec.platforms and image.spec.platforms != [host]
+    ]
+    if foreign:
+        image, names = foreign[0]
+        where = image.file.relative_to(catalog.root).as_posix()
+        raise UserError(
+            f"{where}: platforms: {image.ref} names {', '.join(names)}; imagefactory build "
+            f"makes the host's platform ({host}) only so far"
+            + (
+                f" (and {len(foreign) - 1} more images name other platforms)"
+                if len(foreign) > 1
+                else ""
+            ),
+            hint="validate and plan accept platforms; leave platforms out (or name only "
+            f"{host}) to build, and see docs/multiarch.md for what is built per platform yet",
+        )

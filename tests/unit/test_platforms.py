@@ -254,3 +254,25 @@ def test_the_plan_shows_each_platform_and_says_when_the_list_changed(tmp_path: P
 def test_a_single_platform_plan_has_no_platforms_key(tmp_path: Path) -> None:
     [entry] = make_plan(write(tmp_path, {"base/os": BASE}), State())
     assert "platforms" not in entry.as_dict() and entry.reasons == ("new",)
+
+
+def test_a_build_of_a_foreign_platform_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """validate and plan read platforms; a build makes the host's only so far, and refuses
+    (before it opens a registry session or reaches the engine) rather than publish a
+    host-only image under a hash that names more."""
+    from imagefactory.build.catalog import BuildRequest, build_images
+
+    foreign = next(p for p in PLATFORMS if p != host_platform())
+    catalog = write(tmp_path, {"base/os": BASE + BOTH, "app/svc": CHILD})
+    with pytest.raises(UserError) as caught:
+        build_images(catalog, BuildRequest(images=("app/svc",)), reporter=None)  # type: ignore[arg-type]
+    assert f"images/base/os/image.yaml: platforms: base/os names {foreign}" in caught.value.message
+    assert "(and 1 more images name other platforms)" in caught.value.message
+    assert "docs/multiarch.md" in (caught.value.hint or "")
+
+
+def test_a_build_that_names_the_hosts_platform_only_is_not_refused(tmp_path: Path) -> None:
+    from imagefactory.build.catalog import refuse_foreign_platforms
+
+    catalog = write(tmp_path, {"base/os": BASE + f"platforms: [{host_platform()}]\n"})
+    refuse_foreign_platforms(catalog, list(catalog.images.values()))
