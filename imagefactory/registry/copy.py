@@ -30,6 +30,7 @@ from imagefactory.registry.http import (
     RegistryRequestError,
     Sink,
     Upload,
+    asked_again,
     transient,
 )
 
@@ -186,7 +187,7 @@ def retried(call: Callable[[], T]) -> T:
         try:
             return call()
         except RegistryRequestError as exc:
-            if not transient(exc.status):
+            if not transient(exc.status) or asked_again(exc):  # http asked reads again
                 raise
             if attempt == ATTEMPTS:
                 raise RegistryRequestError(

@@ -67,6 +67,7 @@ SMALL_BLOB = 64 * 1024
 #: on a restart, and 429 asks for patience. Writes are not repeated here: an image copy
 #: (``copy.retried``) repeats its own steps, which it knows to be idempotent.
 RETRY_PAUSES = (0.1, 0.3, 1.0)
+READS = frozenset({"GET", "HEAD"})
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -429,7 +430,7 @@ class RegistryHTTP:
         if isinstance(body, Upload):
             headers["Content-Length"] = str(body.size)
         answer = self._authorized(method, path, scope, headers, body, limit, sink)
-        pauses = iter(RETRY_PAUSES if method in ("GET", "HEAD") else ())
+        pauses = iter(RETRY_PAUSES if method in READS else ())
         while transient(answer.status) and (pause := next(pauses, None)) is not None:
             time.sleep(pause)
             answer = self._authorized(method, path, scope, headers, body, limit, sink)
@@ -566,6 +567,12 @@ def transient(status: int | str) -> bool:
     if isinstance(status, int):
         return status == 429 or status >= 500
     return status.startswith("no answer")
+
+
+def asked_again(error: RegistryRequestError) -> bool:
+    """Whether the request that failed with ``error`` was asked again already, here: a read
+    answered as failing (a caller's own tries would only repeat these)."""
+    return error.method in READS and isinstance(error.status, int) and transient(error.status)
 
 
 def _read(stream: IO[bytes], method: str, url: str, limit: int | None) -> bytes:

@@ -47,3 +47,17 @@ def test_a_refusal_is_not_asked_again(status: int | str) -> None:
     with pytest.raises(RegistryRequestError):
         copy.retried(call)
     assert len(calls) == 1
+
+
+def test_a_read_the_http_client_asked_again_is_not_asked_once_more() -> None:
+    """The HTTP client asks a failing read again itself (``http.RETRY_PAUSES``): the copy's
+    own tries would multiply those."""
+    calls: list[int] = []
+
+    def read() -> str:
+        calls.append(1)
+        raise RegistryRequestError("HEAD", "https://b/v2/x/blobs/sha256:0", 503, "down")
+
+    with pytest.raises(RegistryRequestError, match="503"):
+        copy.retried(read)
+    assert len(calls) == 1
