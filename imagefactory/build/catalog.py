@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
+from imagefactory.build.emulation import check_emulation
 from imagefactory.build.run import BuildOptions, BuildRun, execute
 from imagefactory.build.schedule import BuildReporter, Outcome, images_to_build
 from imagefactory.errors import UserError
@@ -46,7 +47,7 @@ def build_images(catalog: Catalog, request: BuildRequest, reporter: BuildReporte
     """Build or reuse the requested images and their ancestors, in DAG order."""
     selected = catalog.select(list(request.images))
     images = images_to_build(catalog, selected)
-    refuse_foreign_platforms(catalog, images)
+    check_platforms(catalog, images, request.engine)
     run_type: Callable[..., BuildRun] = BuildRun
     inputs = None  # the run hashes the catalog itself
     if request.engine == "packer":
@@ -65,28 +66,27 @@ def build_images(catalog: Catalog, request: BuildRequest, reporter: BuildReporte
         return execute(run_type(catalog, client, request.options, reporter, inputs), images)
 
 
-def refuse_foreign_platforms(catalog: Catalog, images: list[CatalogImage]) -> None:
-    """A UserError, before anything is built, when an image names a platform other than the
-    host's: ``validate`` and ``plan`` read ``platforms`` (and hash each), but a build makes the
-    host's platform only so far, and an image built for fewer platforms than its hash says
-    must not be published under that hash."""
+def check_platforms(catalog: Catalog, images: list[CatalogImage], engine: Builder) -> None:
+    """Before anything is built: a UserError for what is not built per platform (Packer
+    builds; Ansible playbooks on a foreign platform), and the emulation preflight of every
+    foreign platform (:func:`check_emulation`; a bootstrap checks ``arch-test`` too)."""
     host = host_platform()
-    foreign = [
-        (image, [p for p in image.spec.platforms if p != host])
-        for image in images
-        if image.spec.platforms and image.spec.platforms != [host]
-    ]
-    if foreign:
-        image, names = foreign[0]
+    for image in images:
+        foreign = [p for p in image.spec.platforms or [] if p != host]
         where = image.file.relative_to(catalog.root).as_posix()
-        raise UserError(
-            f"{where}: platforms: {image.ref} names {', '.join(names)}; imagefactory build "
-            f"makes the host's platform ({host}) only so far"
-            + (
-                f" (and {len(foreign) - 1} more images name other platforms)"
-                if len(foreign) > 1
-                else ""
-            ),
-            hint="validate and plan accept platforms; leave platforms out (or name only "
-            f"{host}) to build, and see docs/multiarch.md for what is built per platform yet",
-        )
+        if image.spec.platforms and engine == "packer":
+            raise UserError(
+                f"{where}: platforms: {image.ref} is built per platform, which Packer builds "
+                "do not do",
+                hint="build it with --engine docker, or leave platforms out",
+            )
+        if foreign and image.spec.playbooks:
+            raise UserError(
+                f"{where}: platforms: {image.ref} applies Ansible playbooks, which are applied "
+                f"on the host's platform ({host}) only, not on {', '.join(foreign)}",
+                hint="install with packages/pip/files for the other platforms, or name only "
+                f"{host}",
+            )
+    check_emulation(
+        sorted({p for image in images for p in image.spec.platforms or []}), bootstrap=False
+    )

@@ -178,13 +178,15 @@ class Engine:
         build_args: Mapping[str, str],
         secrets: Mapping[str, Path],
         no_cache: bool,
+        platform: str | None = None,
         on_line: Callable[[str], None] | None = None,
     ) -> BuiltImage:
         """Build ``context`` as ``tag``. Only the names of ``build_args`` are on the argv (which
         ``ps`` shows to every user): the CLI reads a ``--build-arg NAME`` without a value from
         its environment, where the values are. (A CLI that reaches a ``tcp://`` daemon through
         HTTP also reads HTTP_PROXY and HTTPS_PROXY there: NO_PROXY should then name the daemon.)
-        ``secrets`` are files the CLI reads and hands to BuildKit."""
+        ``secrets`` are files the CLI reads and hands to BuildKit. ``platform``: the platform
+        to build for (``linux/arm64``; None: the engine's own)."""
         iidfile = context / ".imagefactory-iid"
         argv: list[str | Path] = [
             "build",
@@ -199,6 +201,7 @@ class Engine:
         argv += [f"--build-arg={name}" for name in sorted(build_args)]
         argv += [f"--secret=id={sid},src={path}" for sid, path in sorted(secrets.items())]
         argv += ["--no-cache"] if no_cache else []
+        argv += [f"--platform={platform}"] if platform is not None else []
         argv.append(context)
         self._run(
             argv,

@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
@@ -57,11 +58,13 @@ from imagefactory.project.naming import BASE_DIGEST_LABEL, REVISION_LABEL
 from imagefactory.project.paths import sbom_file, work_dir
 from imagefactory.registry.client import RegistryClient
 from imagefactory.render.dockerfile import ParentPin
+from imagefactory.sbom.rootfs import RootFiles
 from imagefactory.signing.keys import VerificationError
-from imagefactory.signing.provenance import predicate
+from imagefactory.signing.provenance import Dependency, predicate
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Registry
 from imagefactory.spec.parents import BootstrapParent
+from imagefactory.spec.platforms import PLATFORMS
 
 #: Why a digest the run did not build is left unsigned.
 NOT_SIGNED = "not signed: the registry's digest has no signed provenance"
@@ -96,11 +99,14 @@ class BuildEvidence:
         digest: str,
         parent: ParentPin | None,
         started: float,
+        platform: str | None = None,
     ) -> None:
         """The evidence of ``image`` (as built), built now as the local ``tag`` and published
         as ``digest`` in ``tag``'s repository on ``parent`` (None: a bootstrapped base), its
-        build begun at ``started`` (``time.monotonic()``)."""
-        self._describe(engine, image, tag, digest, parent, started, self._bootstrap_releases(image))
+        build begun at ``started`` (``time.monotonic()``); ``platform``: the platform it was
+        built for, of an image built per platform."""
+        releases = self._bootstrap_releases(image, platform)
+        self._describe(engine, image, tag, digest, parent, started, releases)
 
     def reused_local(
         self,
@@ -204,15 +210,63 @@ class BuildEvidence:
         store.sign(digest, self.key)
         return None
 
-    def _bootstrap_releases(self, image: CatalogImage) -> list[tuple[str, str]]:
-        """The Release files' hashes of the bootstrap ``image`` was built from; none for an
-        image with another parent."""
+    def index(
+        self,
+        image: CatalogImage,
+        tag: str,
+        digest: str,
+        platforms: Mapping[str, str],
+        parent: ParentPin | None,
+        started: float,
+        unsigned: Sequence[str],
+    ) -> str | None:
+        """The evidence of the OCI index ``digest`` this run assembled under ``tag`` from
+        ``platforms`` (platform → digest) of ``image`` on ``parent`` (the parent's index, or
+        its one image), when the project signs: signed, with a provenance that names each
+        platform's image as a dependency (``platform:<name>``) and the parent (the chain walk
+        of ``verify`` goes down indexes as it goes down images) — if every platform's digest
+        is signed: ``unsigned`` says why those that are not are not. Why the index is not
+        signed, or None."""
+        if self.key is None:
+            return None
+        if unsigned:
+            return f"not signed: a platform's image is not ({unsigned[0]})"
+        repository = tag.rpartition(":")[0]
+        finished_on = datetime.now(UTC)
+        facts = build_facts(
+            self.catalog,
+            image,
+            self.run_facts,
+            parent=parent,
+            root=RootFiles(),  # an index has no filesystem: its platforms' provenances do
+            started_on=finished_on - timedelta(seconds=time.monotonic() - started),
+            finished_on=finished_on,
+            internal=[("platforms", ",".join(platforms))],
+        )
+        images = []
+        for name, platform_digest in platforms.items():
+            algorithm, _, value = platform_digest.partition(":")
+            uri = f"pkg:docker/{repository}@{platform_digest}"
+            images.append(Dependency(f"platform:{name}", uri, ((algorithm, value),)))
+        store = self._store(repository)
+        store.sign(digest, self.key)
+        provenance = predicate(replace(facts, dependencies=(*facts.dependencies, *images)))
+        store.attest(digest, PROVENANCE, provenance, self.key)
+        return None
+
+    def _bootstrap_releases(
+        self, image: CatalogImage, platform: str | None = None
+    ) -> list[tuple[str, str]]:
+        """The Release files' hashes of the bootstrap ``image`` was built from (for
+        ``platform``); none for an image with another parent."""
         if not isinstance(image.parent, BootstrapParent):
             return []
         cache = work_dir(self.catalog) / "cache"
         build = self.catalog.project.build
         refresh = refresh_input(self.catalog, image.ref)
-        return release_hashes(rootfs_path(image.parent.bootstrap, build, cache, refresh))
+        architecture = PLATFORMS[platform].debian if platform is not None else ""
+        recipe = image.parent.bootstrap
+        return release_hashes(rootfs_path(recipe, build, cache, refresh, architecture))
 
     def _store(self, repository: str) -> EvidenceStore:
         return EvidenceStore(self.client, Location(self.registry, repository))

@@ -23,11 +23,13 @@ the registry holds then.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from imagefactory.build.docker import Engine
 from imagefactory.project.naming import CONTENT_TAG_PREFIX
 from imagefactory.registry.client import RegistryClient
+from imagefactory.registry.index import assemble_index
 from imagefactory.spec.models import Registry
 
 STAGING_TAG_PREFIX = "staging-"
@@ -74,3 +76,29 @@ def publish(
     finally:
         engine.remove_image(staging)  # the local name only: the image keeps its other tags
     return Published(client.tag_once(registry, repository, built, name), built)
+
+
+def publish_index(
+    client: RegistryClient, registry: Registry, tag: str, platforms: Mapping[str, str]
+) -> Published:
+    """Put the OCI index of ``platforms`` (platform → the digest its build published in
+    ``tag``'s repository) under a staging tag, then give it the content ``tag`` the way
+    :func:`publish` does: write-once, read back."""
+    repository, _, name = tag.rpartition(":")
+    staging = staging_tag(name, uuid.uuid4().hex[:12])
+    built = assemble_index(ManifestsOn(client, registry), repository, staging, platforms)
+    return Published(client.tag_once(registry, repository, built, name), built)
+
+
+@dataclass(frozen=True)
+class ManifestsOn:
+    """``client`` on ``registry``: the manifest store an index is assembled in."""
+
+    client: RegistryClient
+    registry: Registry
+
+    def manifest(self, repository: str, reference: str) -> tuple[bytes, str] | None:
+        return self.client.manifest(self.registry, repository, reference)
+
+    def put_manifest(self, repository: str, tag: str, body: bytes, media_type: str) -> str:
+        return self.client.put_manifest(self.registry, repository, tag, body, media_type)

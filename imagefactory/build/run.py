@@ -38,10 +38,10 @@ from pathlib import Path
 
 from imagefactory import git, scratch, tools
 from imagefactory.build.bootstrap import release_hashes, releases_label, rootfs_tar
-from imagefactory.build.docker import Engine
+from imagefactory.build.docker import BuiltImage, Engine
 from imagefactory.build.evidence import BuildEvidence
-from imagefactory.build.publish import Published, publish
-from imagefactory.build.schedule import BuildReporter, Outcome, run_in_dag_order
+from imagefactory.build.publish import ManifestsOn, Published, publish, publish_index
+from imagefactory.build.schedule import BuildReporter, Outcome, Status, run_in_dag_order
 from imagefactory.build.users import external_user, with_user
 from imagefactory.errors import (
     EXIT_INTERNAL,
@@ -62,10 +62,12 @@ from imagefactory.project.state import (
     with_record,
 )
 from imagefactory.registry.client import RegistryClient
+from imagefactory.registry.index import platform_digests
 from imagefactory.render.catalog import Pins
 from imagefactory.spec.catalog import Catalog, CatalogImage, ref_slug
 from imagefactory.spec.models import BuildSecret
 from imagefactory.spec.parents import BootstrapParent
+from imagefactory.spec.platforms import host_platform
 
 
 @dataclass(frozen=True)
@@ -123,9 +125,10 @@ class BuildRun:
         self.state_path = state_file(catalog)
         self.state = load_state(self.state_path)
         self.digests: dict[str, str] = {}
+        self.platform_digests: dict[str, dict[str, str]] = {}  # ref → platform → digest
         self.lock = threading.Lock()
         self.users: dict[str, str] = {}  # ref → the user its external parent names (_read_user)
-        self.pins = Pins(catalog.project, self.inputs, self.digests)
+        self.pins = Pins(catalog.project, self.inputs, self.digests, self.platform_digests)
         self.registry = self.pins.registry  # resolved once per run
         self.revision_labels = _revision_labels(catalog.root, work_dir(catalog))
         self.known_remote: dict[str, str | None] = {}
@@ -166,6 +169,8 @@ class BuildRun:
         inputs = self.inputs[image.ref]
         tag = self.tag_of(image)
         try:
+            if image.spec.platforms:
+                return self._per_platform(image, inputs, tag, started)
             if not self.options.no_cache:
                 reused = self._reuse(image, inputs, tag, started)
                 if reused is not None:
@@ -312,14 +317,23 @@ class BuildRun:
     def _build(
         self, image: CatalogImage, inputs: ContentInputs, tag: str, started: float
     ) -> Published:
+        self._build_local(image, inputs, tag)
+        return self._finish(image, inputs, tag, started)
+
+    def _build_local(
+        self, image: CatalogImage, inputs: ContentInputs, tag: str, platform: str | None = None
+    ) -> None:
+        """Build ``image`` as the local ``tag``, for ``platform`` (None: an image without
+        ``platforms``, for the engine's own), FROM its parent's digest (of that platform)."""
         # What renders and provisions is imported by a build, not by a no-op (which builds
         # nothing: start-up is most of it, bench/build_bench.py).
         from imagefactory.build.provision import provision
         from imagefactory.render.dockerfile import render_dockerfile, write_build_context
 
         catalog, image = self.as_built(image)
-        pin = self.pins.parent(image)
-        dockerfile = render_dockerfile(catalog, image, inputs.content_hash, pin)
+        pin = self.pins.parent(image, platform)
+        hashed = inputs.content_hash if platform is None else inputs.platform_hash(platform)
+        dockerfile = render_dockerfile(catalog, image, hashed, pin)
         rootfs = None
         if isinstance(image.parent, BootstrapParent):
             rootfs = rootfs_tar(
@@ -327,14 +341,12 @@ class BuildRun:
                 self.catalog.project.build,
                 work_dir(self.catalog) / "cache",
                 refresh=inputs.refresh,
+                platform=platform,
                 on_line=lambda line: self.reporter.log(image.ref, line),
             )
+        folder = ref_slug(image.ref) + (f"-{ref_slug(platform)}" if platform else "")
         context = write_build_context(
-            catalog,
-            image,
-            dockerfile,
-            work_dir(self.catalog) / "build" / ref_slug(image.ref),
-            rootfs=rootfs,
+            catalog, image, dockerfile, work_dir(self.catalog) / "build" / folder, rootfs=rootfs
         )
         labels = self.revision_labels
         if rootfs is not None:  # the Release files it installed from, for a later reuse
@@ -347,6 +359,7 @@ class BuildRun:
                 build_args=self._proxy_args(),
                 secrets=secrets,
                 no_cache=self.options.no_cache,
+                platform=platform,
                 on_line=lambda line: self.reporter.log(image.ref, line),
             )
         if image.spec.playbooks:  # applied to the built image, committed with its metadata
@@ -355,12 +368,116 @@ class BuildRun:
                 image,
                 tag,
                 tag,
-                inputs.content_hash,
+                hashed,
                 pin,
                 engine=self.engine,
                 on_line=lambda line: self.reporter.log(image.ref, line),
             )
-        return self._finish(image, inputs, tag, started)
+
+    def _per_platform(
+        self, image: CatalogImage, inputs: ContentInputs, tag: str, started: float
+    ) -> Outcome:
+        """An image with ``platforms``: its content tag's index when the registry holds it;
+        else each platform reused (its own content tag, from the platform's hash) or built FROM
+        the parent's digest of that platform, and their index given the content tag
+        (write-once, :func:`publish_index`). Where the project signs, each platform's digest is
+        described like any build, and the index is signed when every platform's digest is."""
+        held = None if self.options.no_cache else self._remote(tag)
+        if held is not None:
+            return self._reused_index(image, inputs, tag, held, started)
+        self.reporter.started(image.ref, self._why(image.ref, inputs))
+        self._read_user(image)
+        platforms: dict[str, str] = {}
+        unsigned: list[str] = []
+        built: dict[str, BuiltImage] = {}  # what this run built, by platform
+        for platform in image.spec.platforms or []:
+            platform_tag = self.pins.platform_tagged(image, platform)
+            digest = None if self.options.no_cache else self._remote(platform_tag)
+            if digest is not None:
+                self.reporter.log(image.ref, f"{platform}: reused {digest}")
+                why = self.evidence.reused(platform_tag, digest)
+            else:
+                self.reporter.log(image.ref, f"{platform}: building")
+                self._build_local(image, inputs, platform_tag, platform)
+                published = self._publish(platform_tag)
+                digest = published.digest
+                why = None
+                if published.reproducible:
+                    built[platform] = self.engine.image(platform_tag)
+                    pin = self.pins.parent(self.as_built(image)[1], platform)
+                    self.evidence.built(
+                        self.engine, image, platform_tag, digest, pin, started, platform
+                    )
+                else:
+                    self.reporter.log(image.ref, f"{platform}: {published.detail}")
+                    why = self.evidence.reused(platform_tag, digest)
+            platforms[platform] = digest
+            unsigned += [why] if why else []
+        index = publish_index(self.client, self.registry, tag, platforms)
+        if not index.reproducible:  # another build's index holds the content tag: its platforms
+            platforms = self._index_platforms(image, tag, index.digest)
+        # the state's image id and size: of the platform that runs here, where it was built
+        local = built.get(host_platform()) or next(iter(built.values()), None)
+        self._record(
+            image,
+            inputs,
+            tag,
+            index.digest,
+            local.image_id if local and index.reproducible else None,
+            local.size_bytes if local else None,
+            time.monotonic() - started,
+            platforms=platforms,
+        )
+        if index.reproducible:
+            parent = self.pins.parent(self.as_built(image)[1])
+            why = self.evidence.index(
+                image, tag, index.digest, platforms, parent, started, unsigned
+            )
+            self._not_signed(image, tag, index.digest, why)
+        else:
+            self._sign_reused(image, tag, index.digest)
+        status: Status = "built" if index.reproducible else "unreproducible"
+        return self._outcome(image, status, started, index.digest, index.detail)
+
+    def _reused_index(
+        self, image: CatalogImage, inputs: ContentInputs, tag: str, digest: str, started: float
+    ) -> Outcome:
+        """The index the content tag of an image built per platform holds: recorded with its
+        platforms' digests; signed, as each platform's digest, where its evidence verifies
+        (:meth:`_sign_reused`)."""
+        platforms = self._index_platforms(image, tag, digest)
+        self._record(image, inputs, tag, digest, None, platforms=platforms)
+        for platform, platform_digest in platforms.items():
+            platform_tag = self.pins.platform_tagged(image, platform)
+            why = self.evidence.reused(platform_tag, platform_digest)
+            self._not_signed(image, platform_tag, platform_digest, why)
+        self._sign_reused(image, tag, digest)
+        return self._outcome(image, "reused", started, digest, "reused from the registry")
+
+    def _index_platforms(self, image: CatalogImage, tag: str, digest: str) -> dict[str, str]:
+        """Each platform's digest in the index ``digest`` that ``tag`` holds."""
+        store = ManifestsOn(self.client, self.registry)
+        return platform_digests(store, tag.rpartition(":")[0], digest, image.spec.platforms or [])
+
+    def _remote(self, tag: str) -> str | None:
+        """The digest ``tag`` holds in the build registry (asked once per run)."""
+        if tag not in self.known_remote:
+            self.known_remote[tag] = self.client.digest(self.registry, tag)
+        return self.known_remote[tag]
+
+    def _outcome(
+        self, image: CatalogImage, status: Status, started: float, digest: str, detail: str
+    ) -> Outcome:
+        """The outcome of an image built per platform, as state records it now."""
+        return Outcome(
+            image.ref,
+            status,
+            time.monotonic() - started,
+            digest,
+            self._noted(image.ref, detail),
+            size_bytes=self._recorded_size(image.ref, digest),
+            platforms=dict(self.platform_digests.get(image.ref, {})),
+        )
 
     def _proxy_args(self) -> dict[str, str]:
         """Docker's predefined proxy args: used by RUN steps, never stored in the image, and
@@ -385,8 +502,11 @@ class BuildRun:
         image_id: str | None,
         size: int | None = None,
         seconds: float | None = None,
+        *,
+        platforms: dict[str, str] | None = None,
     ) -> None:
-        """Record the build in state, under the state's lock and from the image's record as
+        """Record the build in state (``platforms``: each platform's digest, for an image
+        built per platform: ``digest`` is then its index's), under the state's lock and from the image's record as
         state holds it now: what another command recorded meanwhile (a test run, a push, a
         yank) is kept, never overwritten by the record this run started from."""
         with self.lock, locked_state(self.state_path, root=self.catalog.root) as save:
@@ -414,6 +534,7 @@ class BuildRun:
                 "repository": tag.rsplit(":", 1)[0],
                 "tag": tag.rsplit(":", 1)[1],
                 "digest": digest,
+                "platforms": platforms or {},
                 "previous_size_bytes": kept.previous_size_bytes
                 if kept
                 else (previous.size_bytes if previous else None),
@@ -427,6 +548,8 @@ class BuildRun:
                 )
             record = ImageRecord.model_validate(fields)
             self.digests[image.ref] = digest
+            if platforms:
+                self.platform_digests[image.ref] = dict(platforms)
             if previous != record:  # a no-op build writes nothing
                 self.state = with_record(self.state, image.ref, record)
                 save(self.state)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from imagefactory.errors import ImageFactoryError
@@ -29,6 +29,8 @@ class Outcome:
     detail: str = ""
     error: ImageFactoryError | None = None
     size_bytes: int | None = None  # the image's size as its build recorded it (None: unknown)
+    #: platform → digest, for an image built per platform (``digest`` is then its index's)
+    platforms: dict[str, str] = field(default_factory=dict)
 
 
 class BuildReporter(Protocol):

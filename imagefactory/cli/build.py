@@ -304,6 +304,7 @@ def _outcome(o: Outcome) -> dict[str, object]:
         "digest": o.digest,
         "size_bytes": o.size_bytes,  # uncompressed; `imagefactory size` says where
         "detail": o.detail,  # unreproducible: the digest kept and the one discarded
+        "platforms": o.platforms,  # platform → digest, built per platform (digest: the index)
     }
 
 

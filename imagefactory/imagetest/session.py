@@ -21,6 +21,7 @@ host as pytest) can read them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import os
@@ -125,12 +126,20 @@ def test_images(
     with docker_config([build_registry(catalog.project)]) as config_dir:
         engine = Engine(config_dir)
         engine.check()
-        pulled = [_pull(engine, record) for _, record, _ in planned]
+        pulled = [
+            [_pull(engine, one) for one in platform_records(record)] for _, record, _ in planned
+        ]
     reports, times = [], []
     work = work_dir(catalog) / "imagetest"
     with _engine_without_credentials(config_dir is not None) as engine:
-        for (image, record, image_suites), image_config in zip(planned, pulled, strict=True):
-            report = test_image(engine, image, record, image_suites, image_config, work)
+        for (image, record, image_suites), configs in zip(planned, pulled, strict=True):
+            report = joined(
+                record,
+                [
+                    test_image(engine, image, one, image_suites, image_config, work)
+                    for one, image_config in zip(platform_records(record), configs, strict=True)
+                ],
+            )
             times.append(record_test(catalog, image.ref, report))
             on_report(report)
             reports.append(report)
@@ -140,6 +149,30 @@ def test_images(
     if not all(r.passed for r in reports):
         raise TestsFailed(reports)
     return reports
+
+
+def platform_records(record: ImageRecord) -> list[ImageRecord]:
+    """What is tested of a built image: the image itself, or for an image built per platform
+    each platform's image (the record with that platform's digest), in the spec's order."""
+    if not record.platforms:
+        return [record]
+    return [record.model_copy(update={"digest": d}) for d in record.platforms.values()]
+
+
+def joined(record: ImageRecord, reports: list[ImageReport]) -> ImageReport:
+    """The report of an image: its one report or, built per platform, the report of its index
+    digest with every platform's checks, each named after its platform (``linux/arm64: …``):
+    a platform's failure fails the image."""
+    if not record.platforms:
+        [report] = reports
+        return report
+    results = tuple(
+        dataclasses.replace(result, name=f"{platform}: {result.name}")
+        for platform, report in zip(record.platforms, reports, strict=True)
+        for result in report.results
+    )
+    assert record.digest is not None
+    return ImageReport(reports[0].ref, _reference(record), record.digest, results)
 
 
 def _pull(engine: Engine, record: ImageRecord) -> Pulled:

@@ -80,7 +80,8 @@ class ImageRecord(BaseModel):
     repository: str | None = None
     tag: str | None = None
     image_id: str | None = None
-    digest: str | None = None
+    digest: str | None = None  # of the OCI index, for an image built per platform
+    platforms: dict[str, str] = {}  # platform → its image's digest (built per platform only)
     size_bytes: int | None = None
     previous_size_bytes: int | None = None  # the size of the build before, for growth budgets
     tests: TestRecord | None = None  # written before per-digest records: read by test_of only

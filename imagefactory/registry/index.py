@@ -8,7 +8,7 @@ image's content tag then points at an index that names each of them with its ``p
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from imagefactory.errors import UserError
@@ -69,12 +69,39 @@ def _platform_manifest(
     document: dict[str, Any] = json.loads(body)
     if "manifests" not in document:
         return digest, media_type, len(body)
+    entry = _entry(document, name)
+    if entry is None:
+        raise UserError(
+            f"{repository}@{digest} has no manifest for {name}",
+            hint=f"build it with docker build --platform {name}",
+        )
+    return str(entry["digest"]), str(entry["mediaType"]), int(entry["size"])
+
+
+def platform_digests(
+    store: ManifestStore, repository: str, digest: str, platforms: Sequence[str]
+) -> dict[str, str]:
+    """The digest of each of ``platforms`` in the index ``repository@digest`` (what a content
+    tag found in the registry holds); a UserError when it is not there or not an index of them."""
+    got = store.manifest(repository, digest)
+    document: dict[str, Any] = json.loads(got[0]) if got is not None else {}
+    entries = {name: _entry(document, name) for name in platforms}
+    missing = [name for name, entry in entries.items() if entry is None]
+    if missing:
+        raise UserError(
+            f"{repository}@{digest} is not an index of {', '.join(platforms)}: "
+            f"it has no manifest for {', '.join(missing)}",
+            hint="its content tag was written by something else than imagefactory build; "
+            "delete that tag and build again",
+        )
+    return {name: str(entry["digest"]) for name, entry in entries.items() if entry is not None}
+
+
+def _entry(document: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    """The entry of an index ``document`` for platform ``name``; None when it has none."""
     wanted = PLATFORMS[name].oci()
-    for entry in document["manifests"]:
+    for entry in document.get("manifests") or []:
         found = entry.get("platform") or {}
         if all(found.get(key) == value for key, value in wanted.items()):
-            return str(entry["digest"]), str(entry["mediaType"]), int(entry["size"])
-    raise UserError(
-        f"{repository}@{digest} has no manifest for {name}",
-        hint=f"build it with docker build --platform {name}",
-    )
+            return dict(entry)
+    return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import filecmp
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -35,6 +35,8 @@ class Pins:
     project: ProjectSpec
     inputs: Mapping[str, ContentInputs]
     digests: Mapping[str, str]
+    #: ref → platform → digest, for the images built per platform (``platforms``).
+    platform_digests: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @cached_property
     def registry(self) -> Registry:
@@ -48,16 +50,24 @@ class Pins:
         build pushes and what a child's FROM names until a digest is known."""
         return f"{repository(self.registry, name)}:{content_tag(self.inputs[ref].content_hash)}"
 
-    def parent(self, image: CatalogImage) -> ParentPin | None:
-        """FROM for ``image``: its parent's digest when known, else its content tag. None for a
-        bootstrapped rootfs."""
+    def platform_tagged(self, image: CatalogImage, platform: str) -> str:
+        """Catalog ``image`` built for ``platform`` by the content tag of that platform's hash:
+        what its per-platform build pushes, and what the image's index names."""
+        hashed = self.inputs[image.ref].platform_hash(platform)
+        return f"{repository(self.registry, image.spec.name)}:{content_tag(hashed)}"
+
+    def parent(self, image: CatalogImage, platform: str | None = None) -> ParentPin | None:
+        """FROM for ``image`` (built for ``platform``; None: an image without ``platforms``):
+        its parent's digest when known (of that platform, where the parent is built per
+        platform), else its content tag. None for a bootstrapped rootfs."""
         parent = image.parent
         if isinstance(parent, ExternalParent):
             return ParentPin(f"{parent.reference}@{parent.digest}", parent.reference, parent.digest)
         if not isinstance(parent, CatalogParent):
             return None
         repo = repository(self.registry, parent.name)
-        digest = self.digests.get(parent.ref)
+        per_platform = self.platform_digests.get(parent.ref, {})
+        digest = per_platform.get(platform or "") or self.digests.get(parent.ref)
         if digest is not None:
             return ParentPin(f"{repo}@{digest}", parent.name, digest)
         return ParentPin(self.tagged(parent.name, parent.ref), parent.name, None)

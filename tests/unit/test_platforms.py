@@ -17,7 +17,7 @@ from imagefactory.project.hashing import content_inputs
 from imagefactory.project.plan import make_plan
 from imagefactory.project.recipe import mmdebstrap_argv, recipe_key
 from imagefactory.project.state import ImageRecord, State
-from imagefactory.registry.index import INDEX_TYPE, assemble_index
+from imagefactory.registry.index import INDEX_TYPE, assemble_index, platform_digests
 from imagefactory.spec.models import Bootstrap, BuildSettings
 from imagefactory.spec.platforms import host_platform
 from tests.unit.test_inheritance import BASE, PROJECT, write
@@ -256,23 +256,42 @@ def test_a_single_platform_plan_has_no_platforms_key(tmp_path: Path) -> None:
     assert "platforms" not in entry.as_dict() and entry.reasons == ("new",)
 
 
-def test_a_build_of_a_foreign_platform_is_refused_before_anything_runs(tmp_path: Path) -> None:
-    """validate and plan read platforms; a build makes the host's only so far, and refuses
-    (before it opens a registry session or reaches the engine) rather than publish a
-    host-only image under a hash that names more."""
+def test_platform_digests_reads_each_platform_of_an_index_and_refuses_a_missing_one() -> None:
+    store = Store()
+    amd = store.add("app", {"schemaVersion": 2, "config": {"digest": "sha256:1"}}, DOCKER_TYPE)
+    arm = store.add("app", {"schemaVersion": 2, "config": {"digest": "sha256:2"}}, IMAGE_TYPE)
+    index = assemble_index(store, "app", "t", {"linux/amd64": amd, "linux/arm64": arm})
+    assert platform_digests(store, "app", index, ["linux/arm64", "linux/amd64"]) == {
+        "linux/arm64": arm,
+        "linux/amd64": amd,
+    }
+    with pytest.raises(UserError, match="has no manifest for linux/arm/v7") as caught:
+        platform_digests(store, "app", index, ["linux/amd64", "linux/arm/v7"])
+    assert "delete that tag" in (caught.value.hint or "")
+    with pytest.raises(UserError, match="is not an index of linux/amd64"):
+        platform_digests(store, "app", amd, ["linux/amd64"])  # an image, not an index
+
+
+def test_a_packer_build_of_an_image_with_platforms_is_refused(tmp_path: Path) -> None:
+    from imagefactory.build.catalog import check_platforms
+
+    catalog = write(tmp_path, {"base/os": BASE + f"platforms: [{host_platform()}]\n"})
+    with pytest.raises(UserError, match="base/os is built per platform, which Packer") as caught:
+        check_platforms(catalog, list(catalog.images.values()), "packer")
+    assert caught.value.message.startswith("images/base/os/image.yaml: platforms:")
+    check_platforms(catalog, list(catalog.images.values()), "docker")  # the host's: no emulation
+
+
+def test_playbooks_on_a_foreign_platform_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    """build_images refuses before it opens a registry session or reaches the engine."""
     from imagefactory.build.catalog import BuildRequest, build_images
 
     foreign = next(p for p in PLATFORMS if p != host_platform())
-    catalog = write(tmp_path, {"base/os": BASE + BOTH, "app/svc": CHILD})
+    child = CHILD + "playbooks: [ansible/site.yml]\n"
+    (tmp_path / "ansible").mkdir(parents=True)
+    (tmp_path / "ansible" / "site.yml").write_text("- hosts: all\n  tasks: []\n")
+    catalog = write(tmp_path, {"base/os": BASE + BOTH, "app/svc": child})
     with pytest.raises(UserError) as caught:
         build_images(catalog, BuildRequest(images=("app/svc",)), reporter=None)  # type: ignore[arg-type]
-    assert f"images/base/os/image.yaml: platforms: base/os names {foreign}" in caught.value.message
-    assert "(and 1 more images name other platforms)" in caught.value.message
-    assert "docs/multiarch.md" in (caught.value.hint or "")
-
-
-def test_a_build_that_names_the_hosts_platform_only_is_not_refused(tmp_path: Path) -> None:
-    from imagefactory.build.catalog import refuse_foreign_platforms
-
-    catalog = write(tmp_path, {"base/os": BASE + f"platforms: [{host_platform()}]\n"})
-    refuse_foreign_platforms(catalog, list(catalog.images.values()))
+    assert caught.value.message.startswith("images/app/svc/image.yaml: platforms: app/svc ")
+    assert f"not on {foreign}" in caught.value.message
