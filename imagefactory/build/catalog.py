@@ -47,7 +47,7 @@ def build_images(catalog: Catalog, request: BuildRequest, reporter: BuildReporte
     """Build or reuse the requested images and their ancestors, in DAG order."""
     selected = catalog.select(list(request.images))
     images = images_to_build(catalog, selected)
-    check_platforms(catalog, images, request.engine)
+    check_platforms(catalog, images, request.engine, request.options.platform)
     run_type: Callable[..., BuildRun] = BuildRun
     inputs = None  # the run hashes the catalog itself
     if request.engine == "packer":
@@ -66,14 +66,25 @@ def build_images(catalog: Catalog, request: BuildRequest, reporter: BuildReporte
         return execute(run_type(catalog, client, request.options, reporter, inputs), images)
 
 
-def check_platforms(catalog: Catalog, images: list[CatalogImage], engine: Builder) -> None:
+def check_platforms(
+    catalog: Catalog, images: list[CatalogImage], engine: Builder, only: str | None = None
+) -> None:
     """Before anything is built: a UserError for what is not built per platform (Packer
-    builds; Ansible playbooks on a foreign platform), and the emulation preflight of every
-    foreign platform (:func:`check_emulation`; a bootstrap checks ``arch-test`` too)."""
+    builds; Ansible playbooks on a foreign platform; with ``only``, ``build --platform``'s
+    platform, an image not built for it), and the emulation preflight of every foreign
+    platform the build makes (:func:`check_emulation`; a bootstrap checks ``arch-test`` too)."""
     host = host_platform()
     for image in images:
         foreign = [p for p in image.spec.platforms or [] if p != host]
         where = image.file.relative_to(catalog.root).as_posix()
+        named = image.spec.platforms or [host]
+        if only is not None and only not in named:
+            raise UserError(
+                f"{where}: platforms: {image.ref} is not built for {only} (it is built for "
+                f"{', '.join(named)})",
+                hint="build --platform makes one platform of images built for it: select "
+                "images whose platforms name it",
+            )
         if image.spec.platforms and engine == "packer":
             raise UserError(
                 f"{where}: platforms: {image.ref} is built per platform, which Packer builds "
@@ -87,6 +98,5 @@ def check_platforms(catalog: Catalog, images: list[CatalogImage], engine: Builde
                 hint="install with packages/pip/files for the other platforms, or name only "
                 f"{host}",
             )
-    check_emulation(
-        sorted({p for image in images for p in image.spec.platforms or []}), bootstrap=False
-    )
+    made = {p for image in images for p in image.spec.platforms or []}
+    check_emulation(sorted(made if only is None else {only}), bootstrap=False)

@@ -72,8 +72,12 @@ from imagefactory.spec.platforms import host_platform
 
 @dataclass(frozen=True)
 class BuildOptions:
+    """``platform``: build only this platform of the images built per platform, and no index
+    (a pipeline's per-platform job; a build without it then assembles the index)."""
+
     jobs: int = 1
     no_cache: bool = False
+    platform: str | None = None
 
 
 class BuildFailed(ImageFactoryError):
@@ -382,6 +386,8 @@ class BuildRun:
         the parent's digest of that platform, and their index given the content tag
         (write-once, :func:`publish_index`). Where the project signs, each platform's digest is
         described like any build, and the index is signed when every platform's digest is."""
+        if self.options.platform is not None:
+            return self._one_platform(image, inputs, self.options.platform, started)
         held = None if self.options.no_cache else self._remote(tag)
         if held is not None:
             return self._reused_index(image, inputs, tag, held, started)
@@ -391,28 +397,10 @@ class BuildRun:
         unsigned: list[str] = []
         built: dict[str, BuiltImage] = {}  # what this run built, by platform
         for platform in image.spec.platforms or []:
-            platform_tag = self.pins.platform_tagged(image, platform)
-            digest = None if self.options.no_cache else self._remote(platform_tag)
-            if digest is not None:
-                self.reporter.log(image.ref, f"{platform}: reused {digest}")
-                why = self.evidence.reused(platform_tag, digest)
-            else:
-                self.reporter.log(image.ref, f"{platform}: building")
-                self._build_local(image, inputs, platform_tag, platform)
-                published = self._publish(platform_tag)
-                digest = published.digest
-                why = None
-                if published.reproducible:
-                    built[platform] = self.engine.image(platform_tag)
-                    pin = self.pins.parent(self.as_built(image)[1], platform)
-                    self.evidence.built(
-                        self.engine, image, platform_tag, digest, pin, started, platform
-                    )
-                else:
-                    self.reporter.log(image.ref, f"{platform}: {published.detail}")
-                    why = self.evidence.reused(platform_tag, digest)
-            platforms[platform] = digest
+            platforms[platform], why, local = self._platform(image, inputs, platform, started)
             unsigned += [why] if why else []
+            if local is not None:
+                built[platform] = local
         index = publish_index(self.client, self.registry, tag, platforms)
         if not index.reproducible:  # another build's index holds the content tag: its platforms
             platforms = self._index_platforms(image, tag, index.digest)
@@ -438,6 +426,53 @@ class BuildRun:
             self._sign_reused(image, tag, index.digest)
         status: Status = "built" if index.reproducible else "unreproducible"
         return self._outcome(image, status, started, index.digest, index.detail)
+
+    def _platform(
+        self, image: CatalogImage, inputs: ContentInputs, platform: str, started: float
+    ) -> tuple[str, str | None, BuiltImage | None]:
+        """(digest, why it is not signed or None, the local image when built now) of
+        ``image``'s ``platform``: reused from its platform content tag, or built and published
+        under it (described like any build)."""
+        platform_tag = self.pins.platform_tagged(image, platform)
+        digest = None if self.options.no_cache else self._remote(platform_tag)
+        if digest is not None:
+            self.reporter.log(image.ref, f"{platform}: reused {digest}")
+            return digest, self.evidence.reused(platform_tag, digest), None
+        self.reporter.log(image.ref, f"{platform}: building")
+        self._build_local(image, inputs, platform_tag, platform)
+        published = self._publish(platform_tag)
+        if not published.reproducible:
+            self.reporter.log(image.ref, f"{platform}: {published.detail}")
+            return published.digest, self.evidence.reused(platform_tag, published.digest), None
+        pin = self.pins.parent(self.as_built(image)[1], platform)
+        self.evidence.built(
+            self.engine, image, platform_tag, published.digest, pin, started, platform
+        )
+        return published.digest, None, self.engine.image(platform_tag)
+
+    def _one_platform(
+        self, image: CatalogImage, inputs: ContentInputs, platform: str, started: float
+    ) -> Outcome:
+        """``build --platform``: ``image``'s image of ``platform`` only, reused or built; no
+        index and nothing in state (a build without ``--platform`` assembles and records the
+        index, reusing this), the digest kept for the children of this run."""
+        platform_tag = self.pins.platform_tagged(image, platform)
+        if self.options.no_cache or self._remote(platform_tag) is None:
+            self.reporter.started(image.ref, f"{platform}: {self._why(image.ref, inputs)}")
+            self._read_user(image)
+        digest, why, local = self._platform(image, inputs, platform, started)
+        self._not_signed(image, platform_tag, digest, why)
+        with self.lock:
+            self.platform_digests[image.ref] = {platform: digest}
+        return Outcome(
+            image.ref,
+            "reused" if local is None else "built",
+            time.monotonic() - started,
+            digest,
+            self._noted(image.ref, f"{platform} only: a build without --platform makes the index"),
+            size_bytes=local.size_bytes if local is not None else None,
+            platforms={platform: digest},
+        )
 
     def _reused_index(
         self, image: CatalogImage, inputs: ContentInputs, tag: str, digest: str, started: float

@@ -14,6 +14,7 @@ from imagefactory.cli.app import app
 from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.cli.progress import LiveProgress, PlainProgress
 from imagefactory.cli.render_report import print_render_report
+from imagefactory.spec.platforms import PLATFORMS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -92,6 +93,7 @@ def render(
     epilog="Examples:\n\n  imagefactory build --all\n\n  imagefactory build app/rag-api --jobs 2"
     "\n\n  imagefactory build --all --dry-run --json"
     "\n\n  imagefactory build --all --refresh   # newer Debian packages: refresh.yaml, rebuild"
+    "\n\n  imagefactory build app/tool --platform linux/arm64   # one platform, no index"
 )
 def build(
     ctx: typer.Context,
@@ -146,10 +148,21 @@ def build(
             "with docker.image).",
         ),
     ] = None,
+    platform: Annotated[
+        str | None,
+        typer.Option(
+            "--platform",
+            metavar="PLATFORM",
+            help="Build only this platform (e.g. linux/arm64) of the images built per platform, "
+            "and no index: a pipeline's per-platform job. A build without it then reuses each "
+            "platform and assembles the index (docs/multiarch.md).",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Build the selected images and the ancestors they need, in DAG order, and push each to
     the build registry by its content tag. Unchanged images (same content hash) are reused.
+    An image with ``platforms`` is built per platform and published as an OCI index.
     """
     from imagefactory.build.catalog import BuildRequest, build_images, build_plan
     from imagefactory.build.run import BuildOptions
@@ -157,7 +170,15 @@ def build(
     session, catalog = open_catalog(ctx, json_output)
     if not images and not all_images:
         raise typer.BadParameter("name images to build, or pass --all", param_hint="IMAGE")
-    options = BuildOptions(jobs=jobs, no_cache=no_cache)
+    if platform is not None and platform not in PLATFORMS:
+        raise typer.BadParameter(
+            f"'{platform}' is not one of {', '.join(PLATFORMS)}", param_hint="--platform"
+        )
+    if platform is not None and (refresh or engine != "docker"):
+        raise typer.BadParameter(
+            "builds with the docker engine, without --refresh", param_hint="--platform"
+        )
+    options = BuildOptions(jobs=jobs, no_cache=no_cache, platform=platform)
     if merge_request and (not refresh or dry_run):
         raise typer.BadParameter(
             "proposes what --refresh records: use it with --refresh, without --dry-run",

@@ -64,6 +64,16 @@ def generate(
             "(repeatable; default: none, every promotion is a manual job).",
         ),
     ] = None,
+    runner_tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--runner-tag",
+            metavar="PLATFORM=TAG",
+            help="Run the build jobs of PLATFORM (of images built per platform) on runners "
+            "with TAG, e.g. linux/arm64=arm64 for native arm64 runners (repeatable; default: "
+            "every platform on the pipeline's runners, foreign ones emulated).",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Write the GitLab CI pipeline of the catalog: validate, then per image build → test →
@@ -81,8 +91,21 @@ def generate(
         )
     if check and out is None:
         raise typer.BadParameter("--check compares a file: pass --out FILE", param_hint="--check")
+    tags = []
+    for given in runner_tag or []:
+        platform, equals, tag = given.partition("=")
+        if not equals or not platform or not tag:
+            raise typer.BadParameter(
+                f"'{given}' is not PLATFORM=TAG (e.g. linux/arm64=arm64)", param_hint="--runner-tag"
+            )
+        tags.append((platform, tag))
     session, catalog = open_catalog(ctx, json_output)
     request = RenderRequest(
-        "pipeline", out=out, check=check, builder=builder, auto=tuple(auto or ())
+        "pipeline",
+        out=out,
+        check=check,
+        builder=builder,
+        auto=tuple(auto or ()),
+        runner_tags=tuple(tags),
     )
     print_render_report(session, render_outputs(catalog, request))

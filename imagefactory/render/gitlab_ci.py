@@ -65,6 +65,7 @@ previous push (comparing it with itself would find nothing); tag pipelines build
 from __future__ import annotations
 
 import posixpath
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -84,9 +85,10 @@ from imagefactory.render.gitlab_rules import (
     release_rules,
     schedule_rules,
 )
-from imagefactory.spec.catalog import Catalog, ref_slug
+from imagefactory.spec.catalog import Catalog, CatalogImage, ref_slug
 from imagefactory.spec.gitops import GITOPS_FILE, read_settings
 from imagefactory.spec.models import Environment
+from imagefactory.spec.platforms import PLATFORMS
 
 #: How build and test jobs reach an engine: a Docker-in-Docker service (``dind``), the same
 #: service whose daemon, and so its BuildKit, runs as an unprivileged user (``rootless``), or
@@ -103,6 +105,8 @@ REFUSED_BUILDERS = {
 }
 
 STAGES = ("validate", "build", "test", "push", "promote")
+#: A runner tag ``--runner-tag`` accepts (GitLab allows more; a catalog needs no more).
+RUNNER_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: The stage of the vulnerability scan jobs, after test (only with scan.scanner_image).
 SCAN_STAGE = "scan"
 VALIDATE_JOB = "catalog:validate"
@@ -138,11 +142,14 @@ class PipelineOptions:
     repository root); jobs then run ``imagefactory -C <prefix>`` and paths carry the prefix.
     ``templates``: the standard templates' folder inside the repository, or None when they
     ship with the installed imagefactory (then a template change arrives with a new job image).
-    ``command``: how the generator was called, for the header.
+    ``command``: how the generator was called, for the header. ``runner_tags``: (platform,
+    runner tag) pairs: the build jobs of that platform run on runners with those tags (native
+    arm64 runners, say); a platform without runs on the pipeline's runners, emulated.
     """
 
     builder: str = "dind"
     auto: tuple[str, ...] = ()
+    runner_tags: tuple[tuple[str, str], ...] = ()
     prefix: str = ""
     templates: str | None = None
     command: str = "imagefactory ci generate"
@@ -157,6 +164,17 @@ def check_options(catalog: Catalog, options: PipelineOptions) -> None:
             hint=f"{refused + '; ' if refused else ''}choose one of: {', '.join(BUILDERS)}",
         )
     build_registry(catalog.project)  # no environments: builds would have no registry
+    for platform, tag in options.runner_tags:
+        if platform not in PLATFORMS:
+            raise UserError(
+                f"--runner-tag {platform}={tag}: '{platform}' is not a platform",
+                hint=f"platforms: {', '.join(PLATFORMS)}",
+            )
+        if not RUNNER_TAG.fullmatch(tag):
+            raise UserError(
+                f"--runner-tag {platform}={tag}: '{tag}' is not a runner tag",
+                hint="letters, digits and . _ - (at most 64), e.g. arm64",
+            )
     environments = catalog.project.environments
     names = [env.name for env in environments]
     for name in options.auto:
@@ -212,6 +230,10 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
         needs = [_need(VALIDATE_JOB, artifacts=False)]
         if image.parent_ref is not None:
             needs.append(_need(f"build:{image.parent_ref}", artifacts=False, optional=True))
+        for platform in image.spec.platforms or []:
+            job = _platform_job(catalog, options, image, platform, paths[image.ref])
+            jobs[f"build:{image.ref}:{platform}"] = job
+            needs.append(_need(f"build:{image.ref}:{platform}", artifacts=False))
         jobs[f"build:{image.ref}"] = _job(
             "build",
             options,
@@ -350,6 +372,36 @@ def _job(
     if interruptible is not None:
         job["interruptible"] = interruptible
     return job
+
+
+def _platform_job(
+    catalog: Catalog,
+    options: PipelineOptions,
+    image: CatalogImage,
+    platform: str,
+    paths: list[str],
+) -> dict[str, Any]:
+    """The build job of one platform of an image built per platform (``build --platform``:
+    that platform's image, no index), after its parent's job of the same platform; the image's
+    ``build:`` job then assembles the index from what these pushed."""
+    needs = [_need(VALIDATE_JOB, artifacts=False)]
+    parent = catalog.images.get(image.parent_ref) if image.parent_ref is not None else None
+    if parent is not None:
+        upstream = (
+            f"build:{parent.ref}:{platform}" if parent.spec.platforms else f"build:{parent.ref}"
+        )
+        needs.append(_need(upstream, artifacts=False, optional=True))
+    job = _job(
+        "build",
+        options,
+        engine=True,
+        needs=needs,
+        rules=image_rules(paths),
+        script=[_command(options, "build", image.ref, "--platform", platform)],
+        interruptible=True,
+    )
+    tags = [tag for named, tag in options.runner_tags if named == platform]
+    return {**job, "tags": tags} if tags else job
 
 
 def _environment_name(env: Environment, ref: str) -> str:
@@ -491,6 +543,14 @@ def _header(catalog: Catalog, options: PipelineOptions) -> str:
         lines += [
             "Rootless Docker-in-Docker: the daemon and its BuildKit run as uid 1000; the runner",
             "  must still be privileged and share /certs/client (writable by uid 1000).",
+        ]
+    tagged = {platform for platform, _ in options.runner_tags}
+    emulated = sorted({p for i in catalog.images.values() for p in i.spec.platforms or []} - tagged)
+    if emulated:
+        lines += [
+            f"Built per platform on the pipeline's runners: {', '.join(emulated)}; a foreign one",
+            "  runs under QEMU: the runner's host needs binfmt_misc with qemu-user-static",
+            "  (docs/multiarch.md), or give it runners of its own with --runner-tag.",
         ]
     return "".join(f"# {line}\n" for line in lines)
 

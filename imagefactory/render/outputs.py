@@ -42,7 +42,8 @@ class RenderRequest:
 
     ``images``: names or refs, for dockerfile and packer (none: the kind's default set).
     ``out``: relative to the project root (None: :data:`DEFAULT_OUT`). ``builder`` and
-    ``auto``: the pipeline's options (:class:`imagefactory.render.gitlab_ci.PipelineOptions`).
+    ``auto``, ``runner_tags``: the pipeline's options
+    (:class:`imagefactory.render.gitlab_ci.PipelineOptions`).
     """
 
     kind: Kind
@@ -51,6 +52,7 @@ class RenderRequest:
     check: bool = False
     builder: str = "dind"
     auto: tuple[str, ...] = ()
+    runner_tags: tuple[tuple[str, str], ...] = ()
 
     @property
     def shown_out(self) -> Path | None:
@@ -151,11 +153,14 @@ def _pipeline(catalog: Catalog, request: RenderRequest, target: Path | None) -> 
     argv = ["imagefactory", "ci", "generate", "--builder", request.builder]
     for name in request.auto:
         argv += ["--auto", name]
+    for platform, tag in request.runner_tags:
+        argv += ["--runner-tag", f"{platform}={tag}"]
     command = shlex.join(argv if shown is None else [*argv, "--out", shown])
     templates = templates_dir()
     options = PipelineOptions(
         builder=request.builder,
         auto=request.auto,
+        runner_tags=request.runner_tags,
         prefix=_shown(catalog.root, repository) if catalog.root != repository else "",
         templates=_shown(templates, repository) if templates.is_relative_to(repository) else None,
         command=command,

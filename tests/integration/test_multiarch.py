@@ -6,8 +6,11 @@ Checked: each image's content tag is an OCI index of both platforms whose entrie
 per-platform digests ``build --json`` and the state report; the child's image of each platform
 is built ``FROM`` its parent's image of that platform (its ``base.digest`` label), names its
 architecture and carries the label; the arm64 child run under emulation says ``aarch64``; each
-platform's digest and the index are signed; a second build reuses everything; and a change to
-the child that leaves the base alone rebuilds the child's platforms only.
+platform's digest and the index are signed; ``imagefactory test`` tests both platforms, push and
+promote move the index with both platforms' images (digests equal in the target); a second
+build reuses everything; and a change to the child, built one platform at a time
+(``--platform``, as a pipeline's per-platform jobs do) and then indexed, rebuilds the child's
+platforms only.
 """
 
 from __future__ import annotations
@@ -113,9 +116,10 @@ def write_catalog(root: Path, registry: Registry, session: str) -> None:
     (root / ".gitignore").write_text("/.imagefactory/\n")
 
 
-def build(root: Path, env: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """``build app/tiny --json``'s outcomes by image; fails with the output's tail otherwise."""
-    proc = imagefactory(root, "build", "app/tiny", "--json", env=env, timeout=1500)
+def build(root: Path, env: dict[str, str], *args: str) -> dict[str, dict[str, Any]]:
+    """``build app/tiny --json ARGS``'s outcomes by image; fails with the output's tail
+    otherwise."""
+    proc = imagefactory(root, "build", "app/tiny", "--json", *args, env=env, timeout=1500)
     assert "Traceback" not in proc.stderr, tail(proc.stderr, 60)
     document = cli_json(proc)
     assert proc.returncode == 0 and document["ok"] is True, tail(proc.stderr, 60)
@@ -243,10 +247,25 @@ def test_a_chain_builds_for_amd64_and_arm64_under_one_index(
     }
     assert again["app/tiny"]["platforms"] == app
 
+    # a pipeline's way: one job per platform (no index), then the index job reuses both
     (root / "images" / "app" / "tiny" / "hello.txt").write_text("hello again\n")
     git_commit(root, "a change to the child only")
+    made = {}
+    for platform in PLATFORMS:
+        one = build(root, env, "--platform", platform)
+        assert one["base/mini"]["status"] == "reused"
+        assert one["base/mini"]["platforms"] == {platform: base[platform]}
+        assert one["app/tiny"]["status"] == "built"
+        made.update(one["app/tiny"]["platforms"])
+    assert (
+        set(made).isdisjoint(app.values())
+        and json.loads((root / ".imagefactory" / "state.json").read_text())["images"]["app/tiny"][
+            "platforms"
+        ]
+        == app
+    ), "a --platform build records no index"
     changed = build(root, env)
     assert changed["base/mini"]["status"] == "reused"
-    assert changed["app/tiny"]["status"] == "built"
-    assert set(changed["app/tiny"]["platforms"].values()).isdisjoint(app.values())
+    assert changed["app/tiny"]["status"] == "built"  # the index, of the platforms reused
+    assert changed["app/tiny"]["platforms"] == made
     print(f"\nmultiarch chain: cold build {cold:.0f} s")

@@ -59,6 +59,19 @@ def test_build_needs_images_or_all(pinned_catalog_dir: Path) -> None:
     assert result.exit_code == 2 and "--all" in result.output
 
 
+def test_build_platform_names_a_known_platform_and_the_docker_engine(
+    pinned_catalog_dir: Path,
+) -> None:
+    unknown = run("-C", pinned_catalog_dir, "build", "--all", "--platform", "linux/mips")
+    assert unknown.exit_code == 2 and "'linux/mips' is not one of linux/amd64" in unknown.output
+    packer = run(
+        "-C", pinned_catalog_dir, "build", "--all", "--platform", "linux/arm64",
+        "--engine", "packer",
+    )  # fmt: skip
+    assert packer.exit_code == 2 and "without --refresh" in packer.output
+    assert not (pinned_catalog_dir / ".imagefactory").exists()
+
+
 def test_build_dry_run_lists_the_closure_and_touches_nothing(pinned_catalog_dir: Path) -> None:
     result = run("-C", pinned_catalog_dir, "build", "app/rag-api", "--dry-run", "--json")
     assert result.exit_code == 0, result.output

@@ -130,6 +130,20 @@ def variants(root: Path) -> Path:
     )
 
 
+def multiarch(root: Path) -> Path:
+    """A base and a child for amd64 and arm64, an arm64-only grandchild, and an amd64 image
+    (no platforms) on the base: build jobs per platform, then the index job."""
+    platforms = "platforms: [linux/amd64, linux/arm64]\n"
+    return write_catalog(
+        root,
+        {
+            "base/os": BOOTSTRAP + platforms,
+            "apps/svc": "from: base/os\n",
+            "apps/edge": "from: apps/svc\nplatforms: [linux/arm64]\n",
+        },
+    )
+
+
 def example(root: Path) -> Path:
     root.mkdir(parents=True)
     return copy_example_catalog(root)
@@ -141,6 +155,7 @@ CATALOGS: dict[str, Callable[[Path], Path]] = {
     "deep-chain": deep_chain,
     "fan-out": fan_out,
     "variants": variants,
+    "multiarch": multiarch,
 }
 
 
@@ -223,6 +238,12 @@ def check_pipeline(text: str, catalog: Catalog, validator: jsonschema.Draft7Vali
             expected.append(
                 {"job": f"build:{image.parent_ref}", "artifacts": False, "optional": True}
             )
+        # an image built per platform: a job per platform first, the build job makes the index
+        for platform in image.spec.platforms or []:
+            expected.append({"job": f"build:{ref}:{platform}", "artifacts": False})
+            one = jobs[f"build:{ref}:{platform}"]
+            assert one["script"] == [f"imagefactory build {ref} --platform {platform}"]
+            assert one["rules"] == build["rules"] and "artifacts" not in one
         assert build["needs"] == expected
         assert build["script"] == [f"imagefactory build {ref}"]
         assert test["needs"] == [{"job": f"build:{ref}", "artifacts": True}]
@@ -235,7 +256,8 @@ def check_pipeline(text: str, catalog: Catalog, validator: jsonschema.Draft7Vali
         ]
         assert paths_of(build)[: len(folders)] == folders
         assert "imagefactory.yaml" in paths_of(build)
-    assert sum(1 for n in jobs if n.startswith("build:")) == len(catalog.images)
+    per_platform = sum(len(i.spec.platforms or []) for i in catalog.images.values())
+    assert sum(1 for n in jobs if n.startswith("build:")) == len(catalog.images) + per_platform
     assert sum(1 for n in jobs if n.startswith("test:")) == len(catalog.images)
     return checked
 
@@ -261,7 +283,7 @@ def test_example_pipeline_matches_golden_and_schema(
     golden(GOLDEN / f"example-{builder}.yml", text)
 
 
-@pytest.mark.parametrize("name", ["single", "deep-chain", "fan-out", "variants"])
+@pytest.mark.parametrize("name", ["single", "deep-chain", "fan-out", "variants", "multiarch"])
 def test_synthetic_pipelines_match_golden_and_schema(
     tmp_path: Path,
     name: str,
@@ -279,6 +301,47 @@ def test_every_catalog_and_builder_is_schema_valid(
     any_catalog: Catalog, builder: str, schema_validator: jsonschema.Draft7Validator
 ) -> None:
     check_pipeline(render_pipeline(any_catalog, options(builder)), any_catalog, schema_validator)
+
+
+def test_a_platform_job_follows_its_parents_job_of_that_platform_on_its_runners(
+    tmp_path: Path, schema_validator: jsonschema.Draft7Validator
+) -> None:
+    catalog = load_catalog(multiarch(tmp_path / "c"))
+    tagged = options(runner_tags=(("linux/arm64", "arm64"), ("linux/arm64", "native")))
+    jobs = check_pipeline(render_pipeline(catalog, tagged), catalog, schema_validator).jobs
+    edge = jobs["build:apps/edge:linux/arm64"]
+    assert edge["needs"][1:] == [
+        {"job": "build:apps/svc:linux/arm64", "artifacts": False, "optional": True}
+    ]
+    assert edge["tags"] == ["arm64", "native"]
+    assert "tags" not in jobs["build:apps/svc:linux/amd64"]  # the pipeline's runners
+    assert "tags" not in jobs["build:apps/svc"]  # the index job runs anywhere
+    assert "build:apps/edge:linux/amd64" not in jobs
+
+
+@pytest.mark.parametrize(
+    ("tags", "message"),
+    [
+        ((("linux/mips", "x"),), "'linux/mips' is not a platform"),
+        ((("linux/arm64", "a b"),), "'a b' is not a runner tag"),
+    ],
+)
+def test_bad_runner_tags_are_refused(
+    tmp_path: Path, tags: tuple[tuple[str, str], ...], message: str
+) -> None:
+    catalog = load_catalog(multiarch(tmp_path / "c"))
+    with pytest.raises(UserError, match=message):
+        render_pipeline(catalog, options(runner_tags=tags))
+
+
+def test_ci_generate_takes_runner_tags_and_says_them_in_the_header(tmp_path: Path) -> None:
+    root = multiarch(tmp_path / "c")
+    result = run("-C", root, "ci", "generate", "--runner-tag", "linux/arm64=arm64")
+    assert result.exit_code == 0, result.output
+    assert "--runner-tag linux/arm64=arm64" in result.stdout
+    assert "      - arm64" in result.stdout or "    - arm64" in result.stdout
+    bad = run("-C", root, "ci", "generate", "--runner-tag", "linux/arm64")
+    assert bad.exit_code == 2 and "is not PLATFORM=TAG" in bad.output
 
 
 def test_the_schema_check_is_real(schema_validator: jsonschema.Draft7Validator) -> None:

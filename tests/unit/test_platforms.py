@@ -295,3 +295,20 @@ def test_playbooks_on_a_foreign_platform_are_refused_before_anything_runs(tmp_pa
         build_images(catalog, BuildRequest(images=("app/svc",)), reporter=None)  # type: ignore[arg-type]
     assert caught.value.message.startswith("images/app/svc/image.yaml: platforms: app/svc ")
     assert f"not on {foreign}" in caught.value.message
+
+
+def test_build_platform_refuses_an_image_not_built_for_that_platform(tmp_path: Path) -> None:
+    from imagefactory.build.catalog import check_platforms
+
+    foreign = next(p for p in PLATFORMS if p != host_platform())
+    catalog = write(
+        tmp_path, {"base/os": BASE + BOTH, "app/svc": CHILD + f"platforms: [{host_platform()}]\n"}
+    )
+    images = list(catalog.images.values())
+    with pytest.raises(UserError, match=f"app/svc is not built for {foreign}") as caught:
+        check_platforms(catalog, images, "docker", foreign)
+    assert caught.value.message.startswith("images/app/svc/image.yaml: platforms:")
+    check_platforms(catalog, images, "docker", host_platform())  # both name the host's
+    plain = write(tmp_path / "plain", {"base/os": BASE})  # no platforms: the host's only
+    with pytest.raises(UserError, match=f"base/os is not built for {foreign}"):
+        check_platforms(plain, list(plain.images.values()), "docker", foreign)
