@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,6 +135,12 @@ def ok(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return document
 
 
+def digest_of(state: dict[str, Any]) -> str:
+    digest = state["app/tiny"]["digest"]
+    assert isinstance(digest, str)
+    return digest
+
+
 def manifest(registry: Registry, repository: str, reference: str) -> tuple[str, dict[str, Any]]:
     """(media type, document) of ``repository:reference`` read over HTTP, not by imagefactory."""
     status, headers, body = registry.request(
@@ -239,6 +246,18 @@ def test_a_chain_builds_for_amd64_and_arm64_under_one_index(
     assert {m["digest"] for m in index["manifests"]} == set(app.values())
     for digest in app.values():  # every platform's image moved with the index, by digest
         assert manifest(registry, prod, digest)[1]["config"]["digest"]
+    verified = imagefactory(root, "verify", "app/tiny", "--env", "prod", "--json", env=env)
+    assert verified.returncode == 0, tail(verified.stdout, 80) + tail(verified.stderr, 20)
+    bundle = tmp_path / "prod.oci.tar"
+    ok(
+        imagefactory(
+            root, "export", "--env", "prod", "app/tiny", "--out", str(bundle), "--json", env=env
+        )
+    )
+    with tarfile.open(bundle) as archive:
+        names = set(archive.getnames())
+        held = {f"blobs/sha256/{d.partition(':')[2]}" for d in [digest_of(state), *app.values()]}
+        assert held <= names, "the archive holds the index and both platforms' manifests"
 
     again = build(root, env)
     assert {ref: o["status"] for ref, o in again.items()} == {
