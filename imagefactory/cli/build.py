@@ -14,7 +14,6 @@ from imagefactory.cli.app import app
 from imagefactory.cli.catalog import ImagesArgument, JsonOption, open_catalog
 from imagefactory.cli.progress import LiveProgress, PlainProgress
 from imagefactory.cli.render_report import print_render_report
-from imagefactory.spec.platforms import PLATFORMS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -166,6 +165,7 @@ def build(
     """
     from imagefactory.build.catalog import BuildRequest, build_images, build_plan
     from imagefactory.build.run import BuildOptions
+    from imagefactory.spec.platforms import PLATFORMS
 
     session, catalog = open_catalog(ctx, json_output)
     if not images and not all_images:
