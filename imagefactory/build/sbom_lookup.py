@@ -46,6 +46,7 @@ from imagefactory.sbom.diff import SbomDiff, diff
 from imagefactory.sbom.document import ImageIdentity, ParentImage, sbom_json
 from imagefactory.signing.keys import VerificationError
 from imagefactory.spec.catalog import Catalog, CatalogImage
+from imagefactory.spec.platforms import host_platform
 
 Source = Literal["registry", "cache", "engine", "file"]
 #: The most bytes an SBOM file may have.
@@ -73,12 +74,21 @@ def image_sbom(catalog: Catalog, image: str, client: RegistryClient | None = Non
     chosen = target(catalog, image)
     repo, digest = chosen.repository, chosen.digest
     note = None
+    if chosen.platforms:  # an index has no filesystem: the SBOM of one of its platforms
+        platform = host_platform() if host_platform() in chosen.platforms else None
+        platform = platform or next(iter(chosen.platforms))
+        digest = chosen.platforms[platform]
+        note = (
+            f"{chosen.reference} is an index: this is the SBOM of its {platform} image "
+            f"(each platform has its own: name it, {chosen.image.ref}@<digest>)"
+        )
     session = registry_session(catalog, []) if client is None else nullcontext(client)
     with session as using:
         if signing_enabled(catalog):
-            text, note = _from_registry(catalog, using, repo, digest)
+            text, why = _from_registry(catalog, using, repo, digest)
             if text is not None:
-                return FoundSbom(f"{repo}@{digest}", digest, "registry", text)
+                return FoundSbom(f"{repo}@{digest}", digest, "registry", text, note)
+            note = "; ".join(n for n in (note, why) if n)
         cached = sbom_file(catalog, digest)
         if cached.is_file():
             text = read_regular(cached, what="cached SBOM", limit=SBOM_LIMIT).decode("utf-8")
@@ -142,8 +152,9 @@ def _from_engine(
         if any(i.spec.name == base_name for i in catalog.images.values()):
             base_name = repository(build_registry(catalog.project), base_name)
         parent = ParentImage(f"{base_name}@{base_digest}", base_digest)
-    current = content_inputs(catalog)[image.ref].content_hash
-    files = copied_files(catalog, image) if labels.get(CONTENT_LABEL) == current else []
+    inputs = content_inputs(catalog)[image.ref]  # the image's, or one platform's, content
+    current = {inputs.content_hash, *(inputs.platform_hash(p) for p in image.spec.platforms or [])}
+    files = copied_files(catalog, image) if labels.get(CONTENT_LABEL) in current else []
     root = saved_root(engine, reference, work_dir(catalog) / "sbom")
     return sbom_json(
         root,

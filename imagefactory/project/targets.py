@@ -7,7 +7,7 @@ it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imagefactory.errors import UserError
 from imagefactory.project.naming import build_registry, repository
@@ -22,6 +22,9 @@ class Target:
     image: CatalogImage
     repository: str  # HOST/PATH in the build registry
     digest: str
+    #: platform → digest, when ``digest`` is the index state records for an image built per
+    #: platform (empty otherwise)
+    platforms: dict[str, str] = field(default_factory=dict)
 
     @property
     def reference(self) -> str:
@@ -32,8 +35,8 @@ def target(catalog: Catalog, image: str) -> Target:
     """The image ``image`` (``IMAGE`` or ``IMAGE@sha256:…``) names, and its digest."""
     ref, _, digest = image.partition("@")
     chosen = catalog.one(ref)
+    record = load_state(state_file(catalog)).images.get(chosen.ref)
     if not digest:
-        record = load_state(state_file(catalog)).images.get(chosen.ref)
         digest = record.digest if record is not None and record.digest else ""
         if not digest:
             raise UserError(
@@ -44,4 +47,5 @@ def target(catalog: Catalog, image: str) -> Target:
     if not DIGEST_PATTERN.fullmatch(digest):
         raise UserError(f"{digest!r} is not a manifest digest", hint="expected sha256:<64 hex>")
     registry = build_registry(catalog.project)
-    return Target(chosen, repository(registry, chosen.spec.name), digest)
+    platforms = dict(record.platforms) if record and record.digest == digest else {}
+    return Target(chosen, repository(registry, chosen.spec.name), digest, platforms)

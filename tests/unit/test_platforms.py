@@ -312,3 +312,33 @@ def test_build_platform_refuses_an_image_not_built_for_that_platform(tmp_path: P
     plain = write(tmp_path / "plain", {"base/os": BASE})  # no platforms: the host's only
     with pytest.raises(UserError, match=f"base/os is not built for {foreign}"):
         check_platforms(plain, list(plain.images.values()), "docker", foreign)
+
+
+def test_the_sbom_of_an_index_is_its_platforms_and_says_so(tmp_path: Path) -> None:
+    """An index has no filesystem: ``imagefactory sbom IMAGE`` of an image built per platform
+    gives the SBOM of the host's platform (cached by its digest here), with a note."""
+    from imagefactory.build.sbom_lookup import image_sbom
+    from imagefactory.project.paths import sbom_file, state_file
+    from imagefactory.project.state import save_state
+
+    catalog = write(tmp_path, {"base/os": BASE + BOTH})
+    index, amd, arm = ("sha256:" + c * 64 for c in "abc")
+    mine = {"linux/amd64": amd, "linux/arm64": arm}[host_platform()]
+    record = ImageRecord(
+        content_hash="h",
+        inputs={},
+        version="1.0.0",
+        digest=index,
+        platforms={"linux/amd64": amd, "linux/arm64": arm},
+    )
+    save_state(state_file(catalog), State(images={"base/os": record}))
+    cached = sbom_file(catalog, mine)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text('{"bomFormat": "CycloneDX"}\n')
+    found = image_sbom(catalog, "base/os", client=object())  # type: ignore[arg-type]
+    assert (found.digest, found.source) == (mine, "cache")
+    assert found.note is not None and f"is an index: this is the SBOM of its {host_platform()}" in (
+        found.note
+    )
+    named = image_sbom(catalog, f"base/os@{mine}", client=object())  # type: ignore[arg-type]
+    assert named.digest == mine and named.note is None
