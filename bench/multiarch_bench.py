@@ -1,12 +1,13 @@
 """Benchmark: the same two-image chain built for linux/arm64 under QEMU emulation against
 linux/amd64 natively (on an amd64 host; the other way round on an arm64 one), as a ratio.
 
-The chain is the one ``tests/integration/test_multiarch.py`` builds: a bootstrapped minbase base
-with ``passwd`` and a user (``create_users``: a ``RUN`` under emulation) and a tiny child (a file
-and a label), in a temporary catalog whose images name both platforms. Measured per platform,
-interleaved, ``--repeat`` times: ``imagefactory build app/tiny --platform P --no-cache`` (both
-images built and pushed; the rootfs of each architecture comes from the cache after the first
-run), and once, the cold bootstrap of each architecture (``mmdebstrap --architectures``).
+The chain is the one ``tests/integration/test_multiarch.py`` builds: a bootstrapped base of the
+Essential set (mmdebstrap's ``essential`` variant) with ``passwd`` and a user (``create_users``:
+a ``RUN`` under emulation) and a tiny child (a file and a label), in a temporary catalog whose
+images name both platforms. Measured per platform, interleaved, ``--repeat`` times:
+``imagefactory build app/tiny --platform P --no-cache`` (both images built and pushed; the
+rootfs of each architecture comes from the cache after the first run), and once, the cold
+bootstrap of each architecture (``mmdebstrap --architectures``).
 
 Needs the host services (``scripts/services.sh start``) and binfmt_misc with qemu-user-static
 (``.ci/run`` enables it). Run from the repository root::
@@ -54,7 +55,7 @@ def catalog(root: Path, namespace: str) -> None:
     }
     images = {
         "base/mini": {
-            "bootstrap": {"variant": "minbase", "packages": ["passwd"]},
+            "bootstrap": {"variant": "essential", "packages": ["passwd"]},
             "create_users": [{"name": "app", "uid": 10001, "gid": 10001}],
             "user": "app",
         },

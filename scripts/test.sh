@@ -14,6 +14,7 @@ echo "==> ruff"
 echo "==> mypy (strict on imagefactory/)"
 "$venv/mypy"
 # Both folders by name: a bare `pytest` collects tests/unit only (testpaths in pyproject.toml),
+# the 25 slowest tests are listed at the end (what to trim when CI nears its time),
 # and the integration tests fail (not skip) when the services are missing.
 echo "==> pytest (unit + integration)"
-"$venv/pytest" tests/unit tests/integration "$@"
+"$venv/pytest" tests/unit tests/integration --durations=25 "$@"

@@ -1,6 +1,7 @@
 """Multi-arch (issue 20, docs/multiarch.md) through ``imagefactory build``, against the real
-engine, registry and QEMU emulation: a two-image chain (a bootstrapped minbase base with a user,
-and a tiny child with a file and a label) for linux/amd64 and linux/arm64, signed.
+engine, registry and QEMU emulation: a two-image chain (a bootstrapped base of the Essential set
+with ``passwd`` and a user, and a tiny child with a file and a label) for linux/amd64 and
+linux/arm64, signed.
 
 Checked: each image's content tag is an OCI index of both platforms whose entries are the
 per-platform digests ``build --json`` and the state report; the child's image of each platform
@@ -92,7 +93,7 @@ def write_catalog(root: Path, registry: Registry, session: str) -> None:
     base = {
         "name": "base/mini",
         "version": "1.0.0",
-        "bootstrap": {"variant": "minbase", "packages": ["passwd"]},
+        "bootstrap": {"variant": "essential", "packages": ["passwd"]},
         "create_users": [{"name": "app", "uid": 10001, "gid": 10001}],
         "user": "app",
     }
