@@ -20,6 +20,7 @@ from imagefactory.registry.client import registry_session
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.packer import DOCKER_SOURCE
 from imagefactory.spec.platforms import host_platform
+from imagefactory.spec.wheels import wheel_problems
 
 Builder = Literal["docker", "packer"]
 
@@ -48,6 +49,7 @@ def build_images(catalog: Catalog, request: BuildRequest, reporter: BuildReporte
     selected = catalog.select(list(request.images))
     images = images_to_build(catalog, selected)
     check_platforms(catalog, images, request.engine, request.options.platform)
+    check_wheels(catalog, images)
     run_type: Callable[..., BuildRun] = BuildRun
     inputs = None  # the run hashes the catalog itself
     if request.engine == "packer":
@@ -64,6 +66,21 @@ def build_images(catalog: Catalog, request: BuildRequest, reporter: BuildReporte
         run_type = partial(PackerRun, sources=request.sources)
     with registry_session(catalog, []) as client:
         return execute(run_type(catalog, client, request.options, reporter, inputs), images)
+
+
+def check_wheels(catalog: Catalog, images: list[CatalogImage]) -> None:
+    """Before anything is built: a UserError for an image whose ``wheels:`` match no file or
+    two files of one distribution (``validate`` takes both: a clean checkout has no wheel)."""
+    for image in images:
+        problems = wheel_problems(image.folder, list(image.spec.wheels))
+        if problems:
+            folder = image.folder.relative_to(catalog.root).as_posix()
+            raise UserError(
+                f"{image.file.relative_to(catalog.root).as_posix()}: {image.ref}: "
+                + "; ".join(problems),
+                hint=f"build the wheel into {folder} first, e.g. for imagefactory itself: "
+                f"pip wheel --no-deps --wheel-dir {folder}/dist .",
+            )
 
 
 def check_platforms(

@@ -6,7 +6,8 @@ An image's hash combines its input hashes, each kept so a plan can say *why* it 
   change the image) plus the project build settings that shape every image — the CA bundle's content,
   the package mirrors and SOURCE_DATE_EPOCH (the proxy is excluded: it never reaches the image);
 * ``files``: path, executable bit and content of every file the spec copies, and the content
-  of the Ansible playbooks it applies and of the roles beside them (``<playbook dir>/roles``);
+  of the Ansible playbooks it applies and of the roles beside them (``<playbook dir>/roles``),
+  and the name and content of each wheel its ``wheels:`` match (:mod:`imagefactory.spec.wheels`);
 * ``templates``: the templates that render the image — the standard Dockerfile templates and
   any override in the image's folder;
 * ``parent``: the parent's content hash less its platform list (``shared_hash``; so a base
@@ -40,6 +41,7 @@ from imagefactory.project.recipe import RECIPE_VERSION
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.parents import CatalogParent, ExternalParent
 from imagefactory.spec.walk import walk_tree
+from imagefactory.spec.wheels import wheel_files
 
 HASH_SCHEME = "imagefactory/content/v1"
 TEMPLATE_SUFFIX = ".j2"
@@ -97,6 +99,10 @@ def content_inputs(catalog: Catalog) -> dict[str, ContentInputs]:
                 [
                     *(hash_tree(image.folder / copy.src) for copy in image.spec.files),
                     *(_playbook_hash(catalog.root / playbook) for playbook in image.spec.playbooks),
+                    *(
+                        f"wheel {wheel.name} {hash_tree(wheel.path)}"
+                        for wheel in wheel_files(image.folder, image.spec.wheels)
+                    ),
                 ]
             ),
             templates=_digest([standard_templates, *(hash_tree(p) for p in _overrides(image))]),
@@ -149,6 +155,8 @@ def _file_entry(path: Path) -> str:
 
 def _spec_data(image: CatalogImage) -> dict[str, Any]:
     excluded = {"tests", "targets", "deploy", "platforms"}  # platforms: their own input
+    if not image.spec.wheels:  # a catalog without wheels keeps its hashes
+        excluded.add("wheels")
     return image.spec.model_dump(mode="json", by_alias=True, exclude=excluded)
 
 

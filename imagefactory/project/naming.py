@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from imagefactory.errors import UserError
 from imagefactory.spec.models import ProjectSpec, Registry
 
@@ -18,6 +20,12 @@ def repository(registry: Registry, name: str) -> str:
     """``HOST[:PORT]/NAMESPACE/NAME`` — variants share the repository and differ by tag."""
     parts = [registry.url, registry.namespace, name]
     return "/".join(p for p in parts if p)
+
+
+def variant_suffix(variant: Mapping[str, str]) -> str:
+    """The tag suffix of a variant: ``""``, or ``"-"`` and its values in axis order joined by
+    ``"-"`` (``{"accelerator": "cuda"}`` → ``"-cuda"``), as refs name variants."""
+    return "-" + "-".join(variant.values()) if variant else ""
 
 
 def content_tag(content_hash: str) -> str:

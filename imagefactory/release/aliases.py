@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import semver
 
 from imagefactory.errors import UserError
-from imagefactory.project.naming import repository
+from imagefactory.project.naming import repository, variant_suffix
 from imagefactory.registry.client import RegistryClient
 from imagefactory.release.environments import registries_of, sibling_suffixes
 from imagefactory.release.record import NOTHING_WRITTEN
 from imagefactory.release.tags import TagChange, action_for, verify_tags
-from imagefactory.release.versioning import plan_tags, tag_versions, variant_suffix
+from imagefactory.release.versioning import plan_tags, tag_versions
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Registry
 

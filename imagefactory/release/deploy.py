@@ -25,7 +25,7 @@ from imagefactory.gitops import repo
 from imagefactory.gitops.manifests import application
 from imagefactory.gitops.pin import PinResult, pin_digest, pin_if_deployed
 from imagefactory.gitops.update import check_digest
-from imagefactory.project.naming import repository
+from imagefactory.project.naming import repository, variant_suffix
 from imagefactory.project.paths import audit_log
 from imagefactory.project.state import unwritable
 from imagefactory.registry.client import RegistryClient, registry_session
@@ -35,7 +35,7 @@ from imagefactory.release.audit import AuditRecord
 from imagefactory.release.environments import registries_of, sibling_suffixes
 from imagefactory.release.evidence import evidence_for
 from imagefactory.release.record import Release, Shipped, written_ahead
-from imagefactory.release.versioning import tag_versions, variant_suffix
+from imagefactory.release.versioning import tag_versions
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Environment
 from imagefactory.spec.revocations import load_revocations

@@ -3,7 +3,7 @@ repository with (its other variants). The environments themselves: ``Catalog.env
 
 from __future__ import annotations
 
-from imagefactory.release.versioning import variant_suffix
+from imagefactory.project.naming import variant_suffix
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Environment, Registry
 

@@ -31,14 +31,13 @@ from imagefactory.evidence.transfer import (
     seal,
 )
 from imagefactory.evidence.verify import identities, refuse_listed, verify_digest
-from imagefactory.project.naming import repository
+from imagefactory.project.naming import repository, variant_suffix
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import EnvironmentRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
 from imagefactory.registry.copy import Progress
 from imagefactory.registry.layout import Entry, LayoutWriter, layout_index
 from imagefactory.release.environments import registries_of
-from imagefactory.release.versioning import variant_suffix
 from imagefactory.signing.keys import SigningKey
 from imagefactory.signing.oci import attestation_tag, signature_tag
 from imagefactory.spec.catalog import Catalog, CatalogImage

@@ -46,6 +46,7 @@ from imagefactory.project.naming import (
     build_registry,
     content_tag,
     repository,
+    variant_suffix,
 )
 from imagefactory.project.paths import audit_log, state_file
 from imagefactory.project.retention import retention_of
@@ -56,7 +57,7 @@ from imagefactory.release.audit import AuditRecord
 from imagefactory.release.gc_limit import DEFAULT_LIMIT
 from imagefactory.release.record import one_at_a_time, written_ahead
 from imagefactory.release.retention import Decision, Facts, Manifest, decide
-from imagefactory.release.versioning import parse_version_tag, variant_suffix
+from imagefactory.release.versioning import parse_version_tag
 from imagefactory.signing.keys import VerificationError
 from imagefactory.signing.oci import attestation_tag, signature_tag
 from imagefactory.spec.catalog import Catalog

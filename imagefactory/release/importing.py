@@ -38,7 +38,7 @@ from imagefactory.evidence.transfer import (
     open_index,
 )
 from imagefactory.evidence.verify import identities, refuse_listed, revocation, verify_digest
-from imagefactory.project.naming import repository
+from imagefactory.project.naming import repository, variant_suffix
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import ImageRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
@@ -54,7 +54,6 @@ from imagefactory.release.record import (
     written_ahead,
 )
 from imagefactory.release.resume import interrupted
-from imagefactory.release.versioning import variant_suffix
 from imagefactory.signing.keys import SigningKey, VerificationError, VerifyingKey
 from imagefactory.signing.oci import parse_manifest
 from imagefactory.spec.catalog import Catalog

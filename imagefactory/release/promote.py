@@ -27,7 +27,7 @@ from imagefactory import git
 from imagefactory.errors import UserError
 from imagefactory.evidence.keys import signing_key
 from imagefactory.evidence.store import Location
-from imagefactory.project.naming import repository
+from imagefactory.project.naming import repository, variant_suffix
 from imagefactory.project.paths import state_file
 from imagefactory.project.state import EnvironmentRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
@@ -47,7 +47,7 @@ from imagefactory.release.record import (
 )
 from imagefactory.release.resume import interrupted, resume
 from imagefactory.release.tags import TagChange, plan_changes, write_tags
-from imagefactory.release.versioning import plan_tags, tag_versions, variant_suffix
+from imagefactory.release.versioning import plan_tags, tag_versions
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Environment, Registry
 from imagefactory.spec.revocations import load_revocations

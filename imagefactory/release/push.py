@@ -37,7 +37,13 @@ from imagefactory.ci_env import in_gitlab_ci
 from imagefactory.errors import UserError
 from imagefactory.evidence.keys import signing_key
 from imagefactory.evidence.store import Location
-from imagefactory.project.naming import CONTENT_LABEL, REVISION_LABEL, build_registry, repository
+from imagefactory.project.naming import (
+    CONTENT_LABEL,
+    REVISION_LABEL,
+    build_registry,
+    repository,
+    variant_suffix,
+)
 from imagefactory.project.paths import state_file, work_dir
 from imagefactory.project.plan import built_records
 from imagefactory.project.state import ImageRecord, load_state
@@ -58,7 +64,7 @@ from imagefactory.release.record import (
 )
 from imagefactory.release.resume import interrupted, resume
 from imagefactory.release.tags import plan_changes, write_tags
-from imagefactory.release.versioning import choose_version, plan_tags, tag_versions, variant_suffix
+from imagefactory.release.versioning import choose_version, plan_tags, tag_versions
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Environment, Registry
 from imagefactory.spec.revocations import load_revocations

@@ -21,7 +21,7 @@ import semver
 
 from imagefactory.errors import UserError
 from imagefactory.evidence.store import Location
-from imagefactory.project.naming import repository
+from imagefactory.project.naming import repository, variant_suffix
 from imagefactory.project.paths import audit_log
 from imagefactory.project.state import ImageRecord
 from imagefactory.registry.client import RegistryClient
@@ -33,7 +33,7 @@ from imagefactory.release.environments import sibling_suffixes
 from imagefactory.release.evidence import evidence_for
 from imagefactory.release.record import Release, Step, failure_recorded, finish, released
 from imagefactory.release.tags import TagChange, plan_changes, write_tags
-from imagefactory.release.versioning import plan_tags, tag_versions, variant_suffix
+from imagefactory.release.versioning import plan_tags, tag_versions
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.models import Registry
 

@@ -130,12 +130,6 @@ def choose_version(
     )
 
 
-def variant_suffix(variant: Mapping[str, str]) -> str:
-    """The tag suffix of a variant: ``""``, or ``"-"`` and its values in axis order joined by
-    ``"-"`` (``{"accelerator": "cuda"}`` → ``"-cuda"``), as refs name variants."""
-    return "-" + "-".join(variant.values()) if variant else ""
-
-
 def parse_version_tag(
     tag: str, suffix: str, other_suffixes: Iterable[str] = ()
 ) -> semver.Version | None:

@@ -35,7 +35,7 @@ import semver
 from imagefactory import git
 from imagefactory.errors import UserError
 from imagefactory.evidence.predicates import Lifecycle
-from imagefactory.project.naming import build_registry, content_tag, repository
+from imagefactory.project.naming import build_registry, content_tag, repository, variant_suffix
 from imagefactory.project.paths import audit_log, state_file
 from imagefactory.project.state import ImageRecord, TestRecord, YankRecord, load_state
 from imagefactory.registry.client import RegistryClient, registry_session
@@ -44,7 +44,6 @@ from imagefactory.release.audit import AuditRecord
 from imagefactory.release.environments import registries_of
 from imagefactory.release.evidence import Evidence, evidence_for
 from imagefactory.release.record import failure_recorded, finish, one_at_a_time, written_ahead
-from imagefactory.release.versioning import variant_suffix
 from imagefactory.scan.verdict import Verdict
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.grammar import CONTROL

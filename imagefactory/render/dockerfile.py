@@ -2,7 +2,7 @@
 
 ``render_dockerfile`` is a pure function of the spec, the project settings, the content hash and
 the parent pin: the same inputs give byte-identical output. ``write_build_context`` copies what
-the Dockerfile refers to (files, CA bundle, the closure script of a shell-less image:
+the Dockerfile refers to (files, wheels, CA bundle, the closure script of a shell-less image:
 ``shell_less.py``) next to it.
 """
 
@@ -35,6 +35,9 @@ from imagefactory.render.shell_less import (
 from imagefactory.spec.catalog import Catalog, CatalogImage
 from imagefactory.spec.lock import pip_requirements
 from imagefactory.spec.walk import copy_into
+from imagefactory.spec.wheels import CONTEXT_FOLDER as WHEELS_CONTEXT
+from imagefactory.spec.wheels import TARGET_FOLDER as WHEELS_TARGET
+from imagefactory.spec.wheels import wheel_files
 
 STANDARD_TEMPLATE = "dockerfile/Dockerfile.j2"
 OVERRIDE_TEMPLATE = "Dockerfile.j2"
@@ -116,7 +119,9 @@ def dockerfile_context(
     ]
     lock = catalog.locks.get(image.ref)
     pip_lock = [f"--mount=type=bind,source={PIP_LOCK_FILE},target={PIP_LOCK_TARGET}"]
-    pip_mounts = mounts + (pip_lock if lock and lock.pip else [])
+    wheels = wheel_files(image.folder, spec.wheels)
+    wheel_mount = [f"--mount=type=bind,source={WHEELS_CONTEXT},target={WHEELS_TARGET}"]
+    pip_mounts = mounts + (pip_lock if lock and lock.pip else []) + (wheel_mount if wheels else [])
     pip_exports = [
         *([f"PIP_CERT={CA_TARGET}"] if has_ca else []),
         *([f"PIP_INDEX_URL={shell_word(build.mirrors.pypi)}"] if build.mirrors.pypi else []),
@@ -160,6 +165,7 @@ def dockerfile_context(
         "mounts": _run_prefix(mounts, exports),
         "pip_mounts": _run_prefix(pip_mounts, exports),
         "pip": spec.pip,
+        "wheels": [f"{WHEELS_TARGET}/{wheel.name}" for wheel in wheels],
         "pip_env": " ".join(f"export {e} &&" for e in pip_exports if e not in exports),
         "venv": spec.venv,
         "files": file_entries(image),
@@ -240,6 +246,9 @@ def write_build_context(
                 target = staging / prefix / entry.context_path
                 target.parent.mkdir(parents=True)
                 copy_into(entry.source, target)  # bounded; FIFOs, sockets, devices refused
+            for wheel in wheel_files(owner.folder, owner.spec.wheels):
+                (staging / prefix / WHEELS_CONTEXT).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(wheel.path, staging / prefix / WHEELS_CONTEXT / wheel.name)
         if rootfs is not None:
             os.link(rootfs, staging / ROOTFS_FILE)
         if folder.exists():

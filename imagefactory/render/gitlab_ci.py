@@ -75,7 +75,7 @@ import yaml
 
 from imagefactory.ci_env import image_environment
 from imagefactory.errors import UserError
-from imagefactory.project.naming import build_registry
+from imagefactory.project.naming import build_registry, variant_suffix
 from imagefactory.render.blockyaml import BlockYaml
 from imagefactory.render.gitlab_rules import (
     RepoPlace,
@@ -199,9 +199,13 @@ def check_options(catalog: Catalog, options: PipelineOptions) -> None:
 def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
     """The pipeline as ordered data: ``stages``, then every job (see the module docstring)."""
     check_options(catalog, options)
-    images = catalog.in_build_order()
+    job_image = catalog.project.ci.job_image
+    images = [i for i in catalog.in_build_order() if i.ref != job_image]  # it runs the jobs
     environments = catalog.project.environments
     jobs: dict[str, Any] = {"stages": stages(catalog)}
+    default = default_job_image(catalog)
+    if default is not None and options.builder != "host":
+        jobs["variables"] = {JOB_IMAGE.removeprefix("$"): default}
     # A catalog that locks its packages (any image.lock) keeps every lock current: the check
     # reads the files only (no engine, no mirror).
     locks = [_command(options, "lock", "--all", "--check")] if catalog.locks else []
@@ -307,6 +311,22 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
     return jobs
 
 
+def default_job_image(catalog: Catalog) -> str | None:
+    """``ci.job_image``'s version tag in the first environment (where its push lands), its
+    registry and namespace as the jobs see them: a ``url_env`` / ``namespace_env`` variable
+    where the project names one (the repository's pipeline passes them), else the literal. A
+    CI/CD variable of the same name replaces it (e.g. the image pinned by digest)."""
+    ref = catalog.project.ci.job_image
+    if ref is None:
+        return None
+    image = catalog.images[ref]  # the loader checked the name
+    registry = build_registry(catalog.project)
+    url = f"${{{registry.url_env}}}" if registry.url_env else registry.url
+    namespace = f"${{{registry.namespace_env}}}" if registry.namespace_env else registry.namespace
+    tag = f"{image.spec.version}{variant_suffix(image.spec.variant)}"
+    return f"{'/'.join(p for p in (url, namespace, image.spec.name) if p)}:{tag}"
+
+
 def stages(catalog: Catalog) -> list[str]:
     """The pipeline's stages: ``STAGES``, with ``scan`` after ``test`` when the project names a
     scanner image."""
@@ -334,7 +354,7 @@ def job_names(text: str) -> list[str]:
         if line[:1] not in ("", " ", "#", "-")
         for key in yaml.load(line, Loader=_LOADER)
     ]
-    return [key for key in keys if key != "stages"]
+    return [key for key in keys if key not in ("stages", "variables")]
 
 
 # --------------------------------------------------------------------------- jobs
@@ -570,10 +590,15 @@ def ci_variables(catalog: Catalog, options: PipelineOptions) -> list[CiVariable]
     environment: build/run.py) and the GitLab token of GitOps merge requests."""
     variables: list[CiVariable] = []
     if options.builder != "host":
+        job_image = catalog.project.ci.job_image
         variables.append(
             CiVariable(
                 JOB_IMAGE.removeprefix("$"),
-                "the job image (imagefactory, the Docker CLI, skopeo, mmdebstrap)",
+                "the job image (imagefactory, the Docker CLI, skopeo, mmdebstrap)"
+                if job_image is None
+                else f"optional, the job image (default: the catalog's {job_image} in "
+                f"{catalog.project.environments[0].name}, which this pipeline does not build; "
+                "pin it by digest)",
                 masked=False,
             )
         )

@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from imagefactory.errors import SpecIssue
+from imagefactory.errors import SpecIssue, UserError
 from imagefactory.spec.catalog import APP_KIND, is_application
 from imagefactory.spec.grammar import CONTROL, has_credentials, shown
 from imagefactory.spec.issues import format_key_path
 from imagefactory.spec.models import ImageDocument, ImageLayer, ProjectSpec
 from imagefactory.spec.parents import DIGEST_PATTERN, ExternalParent, parse_from
 from imagefactory.spec.walk import copied_entries
+from imagefactory.spec.wheels import wheel_files
 from imagefactory.spec.yamldoc import KeyPath, YamlDocument
 
 SECRET_WORDS = frozenset(
@@ -68,6 +69,11 @@ def check_document(document: ImageDocument, doc: YamlDocument, root: Path) -> li
                     problem,
                     "files come from the image's own folder; put the file there",
                 )
+        for index, pattern in enumerate(layer.wheels):
+            try:
+                wheel_files(doc.path.parent, [pattern])
+            except UserError as exc:
+                issues.add((*prefix, "wheels", index), exc.message, exc.hint)
     _check_deploy(issues, document)
     return issues.found
 

@@ -171,6 +171,16 @@ def source_path(value: str) -> str:
     return relative_path(value)
 
 
+#: ``wheels:`` entries: a relative path whose file name ends in ``.whl`` and may hold ``*``
+#: (``dist/imagefactory-*.whl``); a wheel file name's characters (PEP 427) and no other glob.
+WHEEL_FILE = r"[A-Za-z0-9*][A-Za-z0-9_.+*-]*\.whl"
+wheel_pattern = _grammar(
+    rf"(?:(?!\.\.?/){PATH_SEGMENT}/)*{WHEEL_FILE}",
+    "a wheel file in the image folder",
+    "a relative path ending in .whl, '*' only in the file name (e.g. dist/imagefactory-*.whl)",
+)
+
+
 def port(value: str) -> str:
     match = re.fullmatch(PORT, value)
     if match is None or int(match.group(1)) > 65535:

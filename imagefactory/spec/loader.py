@@ -112,6 +112,7 @@ def load_catalog(root: Path) -> Catalog:
     issues += _check_merged(images)
     issues += user_issues(images, docs)
     issues += _check_folders(images, docs)
+    issues += _check_job_image(project, project_yaml, images)
     cycle = find_cycle({ref: img.parent_ref for ref, img in images.items()})
     if cycle:
         first = images[cycle[0]]
@@ -332,6 +333,25 @@ def _check_parents(
                 )
             )
     return issues
+
+
+def _check_job_image(
+    project: ProjectSpec | None, doc: YamlDocument, images: dict[str, CatalogImage]
+) -> list[SpecIssue]:
+    """``ci.job_image`` names an image of the catalog."""
+    wanted = project.ci.job_image if project else None
+    if wanted is None or wanted in images:
+        return []
+    close = near_miss(wanted, images)
+    return [
+        SpecIssue(
+            doc.path,
+            "ci.job_image",
+            f"no catalog image '{wanted}'",
+            doc.line_of(("ci", "job_image")),
+            f"did you mean '{close}'?" if close else "name an image of the catalog, by its ref",
+        )
+    ]
 
 
 def _check_merged(images: dict[str, CatalogImage]) -> list[SpecIssue]:

@@ -53,6 +53,7 @@ ConfigValue = Annotated[str, AfterValidator(grammar.config_value)]
 NonEmpty = Annotated[Text, StringConstraints(min_length=1)]
 ImageName = Annotated[str, StringConstraints(pattern=IMAGE_NAME_PATTERN, max_length=200)]
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN, max_length=64)]
+ImageRef = Annotated[str, StringConstraints(pattern=rf"^{IMAGE_REF}$", max_length=300)]
 VariantValue = Annotated[str, StringConstraints(pattern=VARIANT_VALUE_PATTERN, max_length=64)]
 Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN)]
 EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)]
@@ -64,6 +65,7 @@ LabelKey = Annotated[str, AfterValidator(grammar.label_key)]
 AbsolutePath = Annotated[str, AfterValidator(grammar.absolute_path)]
 ProjectPath = Annotated[str, AfterValidator(grammar.relative_path)]
 SourcePath = Annotated[NonEmpty, AfterValidator(grammar.source_path)]
+WheelPattern = Annotated[str, AfterValidator(grammar.wheel_pattern)]
 Regex = Annotated[MultiLine, AfterValidator(grammar.regex)]
 Url = Annotated[str, AfterValidator(grammar.url)]
 CronSchedule = Annotated[str, AfterValidator(grammar.cron_schedule)]
@@ -278,6 +280,15 @@ class ScanSettings(Frozen):
     scanner_image: NonEmpty | None = None  # its image (a mirror of aquasec/trivy, anchore/grype)
 
 
+class CiSettings(Frozen):
+    """``ci:``: what ``imagefactory ci generate`` writes beyond the catalog's images."""
+
+    #: the catalog image the jobs run in (docs/gitlab-ci.md, "The job image"): its version in
+    #: the first environment is the pipeline's default job image, and the pipeline, which runs
+    #: in it, does not build it
+    job_image: ImageRef | None = None
+
+
 class Proxy(Frozen):
     http: Url | None = None
     https: Url | None = None
@@ -311,6 +322,7 @@ class ProjectSpec(Frozen):
     release: ReleaseSettings = Field(default_factory=ReleaseSettings)
     signing: SigningSettings | None = None  # None: nothing is signed, the gate reads state
     scan: ScanSettings = Field(default_factory=ScanSettings)
+    ci: CiSettings = Field(default_factory=CiSettings)
     defaults: ImageLayer = Field(default_factory=lambda: ImageLayer())
 
     @field_validator("defaults")
@@ -318,8 +330,10 @@ class ProjectSpec(Frozen):
     def _defaults_have_no_parent(cls, value: ImageLayer) -> ImageLayer:
         if value.parent_set():
             raise ValueError("defaults cannot set from/bootstrap: each image names its own parent")
-        if value.files:
-            raise ValueError("defaults cannot set files: files come from each image's own folder")
+        if value.files or value.wheels:
+            raise ValueError(
+                "defaults cannot set files or wheels: they come from each image's own folder"
+            )
         return value
 
 
@@ -506,6 +520,9 @@ class ImageLayer(Frozen):
     pip: list[PipRequirement] = Field(default_factory=list)
     venv: AbsolutePath = "/opt/venv"  # when no layer sets it: the catalog parent's (inheritance.py)
     files: list[FileCopy] = Field(default_factory=list)
+    #: installed into the venv after ``pip:``, without their dependencies (``pip:`` lists
+    #: them, so a lock pins them with hashes); ``pip check`` then proves nothing is missing
+    wheels: list[WheelPattern] = Field(default_factory=list)
     create_users: list[UserAccount] = Field(default_factory=list)
     env: EnvMap = Field(default_factory=dict)
     user: Account | None = None  # None: the catalog parent's (inheritance.py)

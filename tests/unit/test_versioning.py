@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from semver import Version
 
+from imagefactory.project.naming import variant_suffix
 from imagefactory.release.versioning import (
     REASON_AS_WRITTEN,
     REASON_UNCHANGED,
@@ -18,7 +19,6 @@ from imagefactory.release.versioning import (
     parse_version_tag,
     plan_tags,
     tag_versions,
-    variant_suffix,
 )
 
 V = Version.parse

@@ -1,6 +1,6 @@
 # Rendered by imagefactory from images/app/rag-api-distroless/image.yaml; edit that file, not this one.
-# image: app/rag-api-distroless 0.3.0  content: sha256:0d03646a2a437359b9776552fd462c79c9636e17bca1be914155dabd5f547070
-FROM 127.0.0.1:5000/bank-ai-lab/dev/app/rag-api:content-04db09febe9376a30d1980f0
+# image: app/rag-api-distroless 0.3.0  content: sha256:63f9fe56b2b5920c704b037415d7ecc078005d713d94517ed2f5263e5a63a7c4
+FROM 127.0.0.1:5000/bank-ai-lab/dev/app/rag-api:content-6154e452cd50050ccb415d31
 
 USER 0:0
 SHELL ["/bin/bash", "-o", "pipefail", "-euc"]
@@ -20,7 +20,7 @@ ENTRYPOINT ["python", "-m", "uvicorn", "rag_api.main:app", "--host", "0.0.0.0", 
 
 LABEL com.example-bank.accelerator="cpu" \
       com.example-bank.image.tier="app" \
-      org.imagefactory.content-hash="sha256:0d03646a2a437359b9776552fd462c79c9636e17bca1be914155dabd5f547070" \
+      org.imagefactory.content-hash="sha256:63f9fe56b2b5920c704b037415d7ecc078005d713d94517ed2f5263e5a63a7c4" \
       org.imagefactory.ref="app/rag-api-distroless" \
       org.opencontainers.image.base.digest="" \
       org.opencontainers.image.base.name="app/rag-api" \
@@ -57,7 +57,7 @@ ENTRYPOINT ["python", "-m", "uvicorn", "rag_api.main:app", "--host", "0.0.0.0", 
 
 LABEL com.example-bank.accelerator="cpu" \
       com.example-bank.image.tier="app" \
-      org.imagefactory.content-hash="sha256:0d03646a2a437359b9776552fd462c79c9636e17bca1be914155dabd5f547070" \
+      org.imagefactory.content-hash="sha256:63f9fe56b2b5920c704b037415d7ecc078005d713d94517ed2f5263e5a63a7c4" \
       org.imagefactory.ref="app/rag-api-distroless" \
       org.opencontainers.image.base.digest="" \
       org.opencontainers.image.base.name="app/rag-api" \

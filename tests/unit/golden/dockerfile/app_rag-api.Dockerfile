@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/app/rag-api/image.yaml; edit that file, not this one.
-# image: app/rag-api 0.3.0  content: sha256:04db09febe9376a30d1980f07a420184c992dbd139148364e8a252e3cb39d578
+# image: app/rag-api 0.3.0  content: sha256:6154e452cd50050ccb415d31e844030f75a11591ef374d8f2ef7b50d76702b0d
 FROM 127.0.0.1:5000/bank-ai-lab/dev/runtime/llm@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc
 
 USER 0:0
@@ -28,7 +28,7 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
 ENTRYPOINT ["python", "-m", "uvicorn", "rag_api.main:app", "--host", "0.0.0.0", "--port", "8080"]
 
 LABEL com.example-bank.image.tier="app" \
-      org.imagefactory.content-hash="sha256:04db09febe9376a30d1980f07a420184c992dbd139148364e8a252e3cb39d578" \
+      org.imagefactory.content-hash="sha256:6154e452cd50050ccb415d31e844030f75a11591ef374d8f2ef7b50d76702b0d" \
       org.imagefactory.ref="app/rag-api" \
       org.opencontainers.image.base.digest="sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc" \
       org.opencontainers.image.base.name="runtime/llm" \

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/base/debian12/image.yaml; edit that file, not this one.
-# image: base/debian12 1.0.0  content: sha256:dc0ad88af0666db8410f8d10cf3e2c68cb3e27b029e8a4f40f7d8435c9de5702
+# image: base/debian12 1.0.0  content: sha256:2fef512aea7c31fd6238c44f618cfc1408dc96b6ad8d65d9411c5e95c051e937
 FROM scratch
 ADD rootfs.tar /
 
@@ -19,7 +19,7 @@ ENV TZ="UTC" \
 WORKDIR /home/app
 
 LABEL com.example-bank.image.tier="base" \
-      org.imagefactory.content-hash="sha256:dc0ad88af0666db8410f8d10cf3e2c68cb3e27b029e8a4f40f7d8435c9de5702" \
+      org.imagefactory.content-hash="sha256:2fef512aea7c31fd6238c44f618cfc1408dc96b6ad8d65d9411c5e95c051e937" \
       org.imagefactory.ref="base/debian12" \
       org.opencontainers.image.base.digest="" \
       org.opencontainers.image.base.name="scratch" \

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/runtime/llm/image.yaml; edit that file, not this one.
-# image: runtime/llm:cpu 1.0.0  content: sha256:758d9a21b06bea46cffe98cbc6c808b020f9ff13fec73fb07fc68d28cec56689
+# image: runtime/llm:cpu 1.0.0  content: sha256:09d3b5d081b74380fffe6bf972b3519eeec6fbdb7a5f13adc335939d13062503
 FROM 127.0.0.1:5000/bank-ai-lab/dev/base/debian12@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 USER 0:0
@@ -65,7 +65,7 @@ ENV TZ="UTC" \
 
 LABEL com.example-bank.accelerator="cpu" \
       com.example-bank.image.tier="runtime" \
-      org.imagefactory.content-hash="sha256:758d9a21b06bea46cffe98cbc6c808b020f9ff13fec73fb07fc68d28cec56689" \
+      org.imagefactory.content-hash="sha256:09d3b5d081b74380fffe6bf972b3519eeec6fbdb7a5f13adc335939d13062503" \
       org.imagefactory.ref="runtime/llm:cpu" \
       org.opencontainers.image.base.digest="sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" \
       org.opencontainers.image.base.name="base/debian12" \

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/runtime/llm/image.yaml; edit that file, not this one.
-# image: runtime/llm:cuda 1.0.0  content: sha256:ece092817e2623fdd899ca2e320a8f6e115619ad5bde657b746eae05d8fe0a69
+# image: runtime/llm:cuda 1.0.0  content: sha256:09880f6937cbb6ad2b464dcf5d4b1ac7970c4381dad17ff456159498bf2ed102
 FROM 127.0.0.1:5000/bank-ai-lab/dev/base/debian12@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 USER 0:0
@@ -69,7 +69,7 @@ ENV TZ="UTC" \
 LABEL com.example-bank.accelerator="cuda" \
       com.example-bank.image.tier="runtime" \
       com.nvidia.cuda.version="12.4" \
-      org.imagefactory.content-hash="sha256:ece092817e2623fdd899ca2e320a8f6e115619ad5bde657b746eae05d8fe0a69" \
+      org.imagefactory.content-hash="sha256:09880f6937cbb6ad2b464dcf5d4b1ac7970c4381dad17ff456159498bf2ed102" \
       org.imagefactory.ref="runtime/llm:cuda" \
       org.opencontainers.image.base.digest="sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" \
       org.opencontainers.image.base.name="base/debian12" \

@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/app/rag-api/image.yaml; edit that file, not this one.
-# image: app/rag-api 0.3.0  content: sha256:df7f5b9f1af9c78af9010ac91c5001bb769bdffa5ddec1bbdb3a587c14cda8a8
+# image: app/rag-api 0.3.0  content: sha256:d46fc05e75c1312cc2163e52654aa5f7bc3ef0af550a9341753ffbe010743322
 
 variable "pull" {
   type        = bool
@@ -33,7 +33,7 @@ source "docker" "image" {
     "EXPOSE 8080",
     "ENTRYPOINT [\"python\", \"-m\", \"uvicorn\", \"rag_api.main:app\", \"--host\", \"0.0.0.0\", \"--port\", \"8080\"]",
     "LABEL com.example-bank.image.tier=\"app\"",
-    "LABEL org.imagefactory.content-hash=\"sha256:df7f5b9f1af9c78af9010ac91c5001bb769bdffa5ddec1bbdb3a587c14cda8a8\"",
+    "LABEL org.imagefactory.content-hash=\"sha256:d46fc05e75c1312cc2163e52654aa5f7bc3ef0af550a9341753ffbe010743322\"",
     "LABEL org.imagefactory.ref=\"app/rag-api\"",
     "LABEL org.opencontainers.image.base.digest=\"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"",
     "LABEL org.opencontainers.image.base.name=\"runtime/llm\"",
@@ -50,7 +50,7 @@ source "docker" "image" {
 source "qemu" "vm" {
   iso_url          = "https://deb.example.internal/debian-12.iso"
   iso_checksum     = "sha256:0123456789abcdef"
-  vm_name          = "app-rag-api-0.3.0-df7f5b9f1af9"
+  vm_name          = "app-rag-api-0.3.0-d46fc05e75c1"
   output_directory = "output-qemu"
   disk_size        = "10G"
   memory           = 2048
@@ -72,10 +72,10 @@ source "amazon-ebs" "vm" {
   source_ami    = "ami-0123456789abcdef0"
   instance_type = "t3.small"
   ssh_username  = "admin"
-  ami_name      = "app-rag-api-0.3.0-df7f5b9f1af9"
+  ami_name      = "app-rag-api-0.3.0-d46fc05e75c1"
   tags = {
     "org.imagefactory.ref"          = "app/rag-api"
-    "org.imagefactory.content-hash" = "sha256:df7f5b9f1af9c78af9010ac91c5001bb769bdffa5ddec1bbdb3a587c14cda8a8"
+    "org.imagefactory.content-hash" = "sha256:d46fc05e75c1312cc2163e52654aa5f7bc3ef0af550a9341753ffbe010743322"
   }
 }
 
@@ -302,6 +302,6 @@ build {
   post-processor "docker-tag" {
     only       = ["docker.image"]
     repository = "127.0.0.1:5000/bank-ai-lab/dev/app/rag-api"
-    tags       = ["content-df7f5b9f1af9c78af9010ac9"]
+    tags       = ["content-d46fc05e75c1312cc2163e52"]
   }
 }

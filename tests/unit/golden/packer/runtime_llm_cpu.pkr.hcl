@@ -1,5 +1,5 @@
 # Rendered by imagefactory from images/runtime/llm/image.yaml; edit that file, not this one.
-# image: runtime/llm:cpu 1.0.0  content: sha256:9d3a28cef50c3653e7e47deb8f4ee3bf41867f52392637894f227efad3eb3fe5
+# image: runtime/llm:cpu 1.0.0  content: sha256:e399d4af418ac37b04ea6c019fdeed4fa5d414e837b8eb2da3f838edc06c9c7c
 
 variable "pull" {
   type        = bool
@@ -33,7 +33,7 @@ source "docker" "image" {
     "WORKDIR /home/app",
     "LABEL com.example-bank.accelerator=\"cpu\"",
     "LABEL com.example-bank.image.tier=\"runtime\"",
-    "LABEL org.imagefactory.content-hash=\"sha256:9d3a28cef50c3653e7e47deb8f4ee3bf41867f52392637894f227efad3eb3fe5\"",
+    "LABEL org.imagefactory.content-hash=\"sha256:e399d4af418ac37b04ea6c019fdeed4fa5d414e837b8eb2da3f838edc06c9c7c\"",
     "LABEL org.imagefactory.ref=\"runtime/llm:cpu\"",
     "LABEL org.opencontainers.image.base.digest=\"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"",
     "LABEL org.opencontainers.image.base.name=\"base/debian12\"",
@@ -50,7 +50,7 @@ source "docker" "image" {
 source "qemu" "vm" {
   iso_url          = "https://deb.example.internal/debian-12.iso"
   iso_checksum     = "sha256:0123456789abcdef"
-  vm_name          = "runtime-llm-1.0.0-9d3a28cef50c"
+  vm_name          = "runtime-llm-1.0.0-e399d4af418a"
   output_directory = "output-qemu"
   disk_size        = "10G"
   memory           = 2048
@@ -72,10 +72,10 @@ source "amazon-ebs" "vm" {
   source_ami    = "ami-0123456789abcdef0"
   instance_type = "t3.small"
   ssh_username  = "admin"
-  ami_name      = "runtime-llm-1.0.0-9d3a28cef50c"
+  ami_name      = "runtime-llm-1.0.0-e399d4af418a"
   tags = {
     "org.imagefactory.ref"          = "runtime/llm:cpu"
-    "org.imagefactory.content-hash" = "sha256:9d3a28cef50c3653e7e47deb8f4ee3bf41867f52392637894f227efad3eb3fe5"
+    "org.imagefactory.content-hash" = "sha256:e399d4af418ac37b04ea6c019fdeed4fa5d414e837b8eb2da3f838edc06c9c7c"
   }
 }
 
@@ -202,6 +202,6 @@ build {
   post-processor "docker-tag" {
     only       = ["docker.image"]
     repository = "127.0.0.1:5000/bank-ai-lab/dev/runtime/llm"
-    tags       = ["content-9d3a28cef50c3653e7e47deb"]
+    tags       = ["content-e399d4af418ac37b04ea6c01"]
   }
 }
