@@ -316,6 +316,7 @@ def test_apply_creates_the_repositories_and_destroy_removes_them(
                 "bank-ai-lab/dev/app/rag-api-distroless",
                 "bank-ai-lab/dev/base/debian12",
                 "bank-ai-lab/dev/runtime/llm",
+                "bank-ai-lab/dev/tools/ci",
             ]
         )
         for name, repository in found.items():
@@ -331,10 +332,10 @@ def test_apply_creates_the_repositories_and_destroy_removes_them(
             policy = json.loads(
                 ecr.get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"]
             )
-            # only the leaf's builds expire: app/rag-api-distroless is built on app/rag-api,
-            # on runtime/llm, on base/debian12, and ECR cannot tell which of their builds a
-            # child used
-            leaf = name == "bank-ai-lab/dev/app/rag-api-distroless"
+            # only the leaves' builds expire: app/rag-api-distroless is built on app/rag-api,
+            # on runtime/llm, on base/debian12 (as tools/ci is), and ECR cannot tell which of
+            # their builds a child used
+            leaf = name in ("bank-ai-lab/dev/app/rag-api-distroless", "bank-ai-lab/dev/tools/ci")
             assert wanted[name]["expire_builds"] is leaf
             expiry = BUILD_EXPIRY_DAYS if leaf else None
             assert policy == expected_policy(expiry, staging_days=1, untagged_days=7), name
