@@ -27,26 +27,32 @@ Builder = Literal["docker", "packer"]
 
 @dataclass(frozen=True)
 class BuildRequest:
-    """What to build: ``images`` by name or ref (none: every image of the catalog), with which
-    ``engine`` (packer: which template ``sources``; only docker's by default), and how
-    (``options``: parallel jobs, no cache)."""
+    """What to build: ``images`` by name or ref (none: every image of the catalog) less
+    ``exclude``, with which ``engine`` (packer: which template ``sources``; only docker's by
+    default), and how (``options``: parallel jobs, no cache)."""
 
     images: tuple[str, ...] = ()
     options: BuildOptions = field(default_factory=BuildOptions)
     engine: Builder = "docker"
     sources: tuple[str, ...] = (DOCKER_SOURCE,)
+    exclude: tuple[str, ...] = ()  # left out of the selection (ancestors the rest need stay)
+
+    def selected(self, catalog: Catalog) -> list[CatalogImage]:
+        """The images asked for: ``images`` (every image when none), less ``exclude``."""
+        left_out = {image.ref for image in catalog.select(self.exclude)} if self.exclude else set()
+        return [i for i in catalog.select(list(self.images)) if i.ref not in left_out]
 
 
 def build_plan(catalog: Catalog, request: BuildRequest) -> list[PlanEntry]:
     """What the build would do: the plan of every image it would build or reuse; with
     ``no_cache``, as if none had been built."""
-    selected = images_to_build(catalog, catalog.select(list(request.images)))
+    selected = images_to_build(catalog, request.selected(catalog))
     return plan_images(catalog, selected, rebuild_all=request.options.no_cache)
 
 
 def build_images(catalog: Catalog, request: BuildRequest, reporter: BuildReporter) -> list[Outcome]:
     """Build or reuse the requested images and their ancestors, in DAG order."""
-    selected = catalog.select(list(request.images))
+    selected = request.selected(catalog)
     images = images_to_build(catalog, selected)
     check_platforms(catalog, images, request.engine, request.options.platform)
     check_wheels(catalog, images)

@@ -92,6 +92,7 @@ def render(
     epilog="Examples:\n\n  imagefactory build --all\n\n  imagefactory build app/rag-api --jobs 2"
     "\n\n  imagefactory build --all --dry-run --json"
     "\n\n  imagefactory build --all --refresh   # newer Debian packages: refresh.yaml, rebuild"
+    "\n\n  imagefactory build --all --exclude tools/ci   # all but the pipeline's job image"
     "\n\n  imagefactory build app/tool --platform linux/arm64   # one platform, no index"
 )
 def build(
@@ -100,6 +101,16 @@ def build(
     all_images: Annotated[
         bool, typer.Option("--all", help="Build every image of the catalog.")
     ] = False,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            metavar="IMAGE",
+            help="Leave this image (a name: all its variants; or a ref) out of the selection, "
+            "e.g. the pipeline's job image out of --all (repeatable; an ancestor the others "
+            "need is still built).",
+        ),
+    ] = None,
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", min=1, max=16, help="Independent images built at once.")
     ] = 1,
@@ -186,11 +197,14 @@ def build(
         )
     if refresh and engine != "docker":
         raise typer.BadParameter("builds with the docker engine", param_hint="--refresh")
+    left_out = tuple(exclude or ())
     if refresh and dry_run:
-        _refresh(session, catalog, BuildRequest(tuple(images or ()), options), None)
+        _refresh(
+            session, catalog, BuildRequest(tuple(images or ()), options, exclude=left_out), None
+        )
         return
     if dry_run:
-        entries = build_plan(catalog, BuildRequest(tuple(images or ()), options))
+        entries = build_plan(catalog, BuildRequest(tuple(images or ()), options, exclude=left_out))
         if json_output:
             session.output.data(
                 {"ok": True, "dry_run": True, "plan": [e.as_dict() for e in entries]}
@@ -212,7 +226,7 @@ def build(
         raise typer.BadParameter(
             "names Packer sources: use it with --engine packer", param_hint="--only"
         )
-    request = BuildRequest(tuple(images or ()), options, cast("Builder", engine))
+    request = BuildRequest(tuple(images or ()), options, cast("Builder", engine), exclude=left_out)
     if only:
         request = replace(request, sources=tuple(only))
     if refresh:

@@ -93,7 +93,7 @@ def refresh_build(
 def plan_refresh(catalog: Catalog, request: BuildRequest) -> RefreshPlan:
     """The updates pending in the images ``request`` would build, each under the image that
     installed its package, and refresh.yaml's records with them."""
-    chain = images_to_build(catalog, catalog.select(list(request.images)))
+    chain = images_to_build(catalog, request.selected(catalog))
     report = outdated(catalog, [image.ref for image in chain], missing_ok=True)
     found = attribute(catalog, report.images)
     pinned = tuple(u for u in found if u.package in _pinned(catalog.images[u.image].spec.packages))

@@ -55,6 +55,11 @@ gets all of the test job's artifacts, and one outside that folder (an untracked
   scanner image must hold imagefactory as well (docs/supply-chain.md); the scanner logs in to
   the build registry with its login variables.
 
+* ``ci.job_image`` (the catalog's tools image) is the jobs' default ``IMAGEFACTORY_CI_IMAGE``
+  (top-level ``variables``: :func:`default_job_image`) and has no jobs of its own: a pipeline
+  cannot build the image it runs in (its wheel is built outside: docs/gitlab-ci.md, "The job
+  image"), so the refresh job leaves it out too (``--exclude``).
+
 ``rules:changes`` per image: its folder and its catalog ancestors' folders, the Ansible
 playbooks they apply, the standard Dockerfile templates when they live in the repository, a CA
 bundle kept in the repository, and the project file. Branch pipelines other than the default
@@ -226,7 +231,16 @@ def pipeline(catalog: Catalog, options: PipelineOptions) -> dict[str, Any]:
         engine=True,
         needs=[_need(OUTDATED_JOB, artifacts=False)],
         rules=schedule_rules(),
-        script=[_command(options, "build", "--refresh", "--all", "--merge-request")],
+        script=[
+            _command(
+                options,
+                "build",
+                "--refresh",
+                "--all",
+                *(["--exclude", job_image] if job_image else []),  # its jobs build no wheel
+                "--merge-request",
+            )
+        ],
         interruptible=True,
     )
     paths = change_paths(catalog, _place(options))

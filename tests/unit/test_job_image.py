@@ -89,3 +89,10 @@ def test_validate_refuses_a_job_image_the_catalog_lacks(
     [issue] = caught.value.issues
     assert (issue.key_path, issue.message) == ("ci.job_image", f"no catalog image '{named}'")
     assert issue.hint is not None and hint in issue.hint and issue.line is not None
+
+
+def test_the_scheduled_refresh_leaves_the_job_image_out(catalog_dir: Path) -> None:
+    jobs = pipeline(load_catalog(catalog_dir), PipelineOptions())
+    assert jobs["catalog:refresh"]["script"] == [
+        "imagefactory build --refresh --all --exclude tools/ci --merge-request"
+    ]

@@ -5,6 +5,7 @@ the content hash, the Dockerfile and the build context. The example's tools/ci n
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,19 @@ def test_defaults_cannot_set_wheels(catalog_dir: Path, edit: Edit) -> None:
         load_catalog(catalog_dir)
     [issue] = [i for i in caught.value.issues if i.key_path == "defaults"]
     assert "defaults cannot set files or wheels" in issue.message
+
+
+def test_build_exclude_leaves_the_image_out_and_keeps_the_ancestors_others_need(
+    catalog_dir: Path,
+) -> None:
+    result = run(catalog_dir, "build", "--all", "--exclude", TOOLS, "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    planned = [entry["image"] for entry in json.loads(result.stdout)["plan"]]
+    assert TOOLS not in planned and "base/debian12" in planned and "app/rag-api" in planned
+    result = run(
+        catalog_dir, "build", "app/rag-api", "--exclude", "runtime/llm", "--dry-run", "--json"
+    )
+    planned = [entry["image"] for entry in json.loads(result.stdout)["plan"]]
+    assert planned == ["base/debian12", "runtime/llm:cpu", "app/rag-api"]  # its ancestors stay
+    refused = run(catalog_dir, "build", "--all", "--exclude", "tools/cii")
+    assert refused.exit_code == 1 and "did you mean 'tools/ci'?" in refused.output
