@@ -25,7 +25,15 @@ RUNTIME = "images/runtime/llm/image.yaml"
 APP = "images/app/rag-api/image.yaml"
 BASE = "images/base/debian12/image.yaml"
 SHELL_LESS = "app/rag-api-distroless"
-REFS = ["base/debian12", "runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api", SHELL_LESS]
+JOB_IMAGE = "tools/ci"  # imagefactory.yaml: ci.job_image
+REFS = [
+    "base/debian12",
+    "runtime/llm:cpu",
+    "runtime/llm:cuda",
+    JOB_IMAGE,
+    "app/rag-api",
+    SHELL_LESS,
+]
 COMMANDS = sorted(ROOT_COMMANDS)  # every command the root declares (and loads when asked)
 
 # A wide, colourless terminal: rich reads these when each command builds its consoles.
@@ -110,7 +118,7 @@ def test_root_help_has_an_example() -> None:
 def test_validate_the_example(catalog_dir: Path) -> None:
     result = run("-C", catalog_dir, "validate")
     assert result.exit_code == 0, result.output
-    assert "catalog 'bank-ai-lab' is valid: 5 images from 4 image files" in result.stdout
+    assert "catalog 'bank-ai-lab' is valid: 6 images from 5 image files" in result.stdout
     assert all(p >= 0 for p in positions(result.stdout, REFS)), result.stdout
     assert "bootstrap: debian bookworm/apt" in result.stdout
     assert result.stderr == ""
@@ -187,13 +195,13 @@ def test_the_catalog_is_found_from_the_current_folder(catalog_dir: Path) -> None
 def test_plan_lists_every_image_in_build_order(catalog_dir: Path) -> None:
     result = run("-C", catalog_dir, "plan")
     assert result.exit_code == 0, result.output
-    base, cpu, cuda, app_row, shell_less = positions(result.stdout, REFS)
-    assert min(base, cpu, cuda, app_row, shell_less) >= 0, result.stdout
-    assert base < cpu < app_row < shell_less and base < cuda
+    base, cpu, cuda, job, app_row, shell_less = positions(result.stdout, REFS)
+    assert min(base, cpu, cuda, job, app_row, shell_less) >= 0, result.stdout
+    assert base < cpu < app_row < shell_less and base < cuda and base < job
     for line in result.stdout.splitlines():
         if line.split() and line.split()[0] in REFS:
             assert " build " in line and line.rstrip().endswith("new"), line
-    assert "5 to build, 0 up to date" in result.stdout
+    assert "6 to build, 0 up to date" in result.stdout
 
 
 def test_plan_json(catalog_dir: Path) -> None:
@@ -212,7 +220,7 @@ def test_plan_json(catalog_dir: Path) -> None:
         assert entry["reasons"] == ["new"]
         assert entry["content_hash"].startswith("sha256:") and len(entry["content_hash"]) == 71
     assert entries[order.index("app/rag-api")]["parent"] == "runtime/llm:cpu"
-    assert len({e["content_hash"] for e in entries}) == 5
+    assert len({e["content_hash"] for e in entries}) == 6
 
 
 def test_plan_is_stable_across_runs(catalog_dir: Path) -> None:
@@ -231,7 +239,7 @@ def test_plan_skips_what_the_state_says_is_built(catalog_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     actions = {e["image"]: e["action"] for e in json.loads(result.stdout)["plan"]}
     assert actions == {ref: "skip" if ref == "base/debian12" else "build" for ref in REFS}
-    assert "4 to build, 1 up to date" in run("-C", catalog_dir, "plan").stdout
+    assert "5 to build, 1 up to date" in run("-C", catalog_dir, "plan").stdout
 
 
 def test_plan_for_one_image(catalog_dir: Path) -> None:
@@ -244,7 +252,7 @@ def test_plan_for_a_name_takes_all_its_variants(catalog_dir: Path) -> None:
     result = run("-C", catalog_dir, "plan", "runtime/llm")
     assert result.exit_code == 0, result.output
     rows = positions(result.stdout, REFS)
-    assert rows[0] == -1 and rows[3] == -1 and rows[1] >= 0 and rows[2] >= 0
+    assert rows[0] == rows[3] == rows[4] == rows[5] == -1 and rows[1] >= 0 and rows[2] >= 0
     assert "2 to build, 0 up to date" in result.stdout
 
 
@@ -304,7 +312,8 @@ def test_graph_tree(catalog_dir: Path) -> None:
         "    ├── runtime/llm:cpu (1.0.0)\n"
         "    │   └── app/rag-api (0.3.0)\n"
         "    │       └── app/rag-api-distroless (0.3.0)\n"
-        "    └── runtime/llm:cuda (1.0.0)\n"
+        "    ├── runtime/llm:cuda (1.0.0)\n"
+        "    └── tools/ci (1.0.0)\n"
     )
 
 
@@ -314,7 +323,7 @@ def test_graph_mermaid(catalog_dir: Path) -> None:
     assert result.stdout.startswith("graph TD\n")
     for ref in REFS:
         assert ref in result.stdout
-    assert result.stdout.count("-->") == 5
+    assert result.stdout.count("-->") == 6
 
 
 def test_graph_dot(catalog_dir: Path) -> None:
@@ -322,7 +331,7 @@ def test_graph_dot(catalog_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("digraph")
     assert result.stdout.rstrip().endswith("}")
-    assert result.stdout.count("->") == 5
+    assert result.stdout.count("->") == 6
 
 
 def test_graph_json(catalog_dir: Path) -> None:

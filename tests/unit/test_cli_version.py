@@ -23,6 +23,7 @@ REFS = [
     "base/debian12",
     "runtime/llm:cpu",
     "runtime/llm:cuda",
+    "tools/ci",
     "app/rag-api",
     "app/rag-api-distroless",
 ]

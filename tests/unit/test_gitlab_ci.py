@@ -174,7 +174,7 @@ class Checked:
 
     @property
     def jobs(self) -> dict[str, dict[str, Any]]:
-        return {k: v for k, v in self.document.items() if k != "stages"}
+        return {k: v for k, v in self.document.items() if k not in ("stages", "variables")}
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +203,10 @@ def check_pipeline(text: str, catalog: Catalog, validator: jsonschema.Draft7Vali
     assert document["stages"] == list(STAGES)
     checked = Checked(document)
     jobs = checked.jobs
+    # the job image (ci.job_image): the pipeline runs in it and does not build it
+    job_image = catalog.project.ci.job_image
+    built = {ref: image for ref, image in catalog.images.items() if ref != job_image}
+    assert not any(name.endswith(f":{job_image}") for name in jobs), job_image
     for forbidden in ("include", "extends", "default", "<<"):  # flattened: each job complete
         assert forbidden not in document
         assert not any(forbidden in job for job in jobs.values())
@@ -231,7 +235,7 @@ def check_pipeline(text: str, catalog: Catalog, validator: jsonschema.Draft7Vali
             if "rules" in job and "rules" in needed:  # in the pipeline whenever this one is
                 same = needed["rules"] == job["rules"] or paths_of(needed) == paths_of(job)
                 assert same, (name, need)
-    for ref, image in catalog.images.items():
+    for ref, image in built.items():
         build, test = jobs[f"build:{ref}"], jobs[f"test:{ref}"]
         expected = [{"job": VALIDATE_JOB, "artifacts": False}]
         if image.parent_ref is not None:
@@ -256,9 +260,9 @@ def check_pipeline(text: str, catalog: Catalog, validator: jsonschema.Draft7Vali
         ]
         assert paths_of(build)[: len(folders)] == folders
         assert "imagefactory.yaml" in paths_of(build)
-    per_platform = sum(len(i.spec.platforms or []) for i in catalog.images.values())
-    assert sum(1 for n in jobs if n.startswith("build:")) == len(catalog.images) + per_platform
-    assert sum(1 for n in jobs if n.startswith("test:")) == len(catalog.images)
+    per_platform = sum(len(i.spec.platforms or []) for i in built.values())
+    assert sum(1 for n in jobs if n.startswith("build:")) == len(built) + per_platform
+    assert sum(1 for n in jobs if n.startswith("test:")) == len(built)
     return checked
 
 
@@ -494,7 +498,9 @@ def test_every_image_deploys_to_environments_and_resource_groups_of_its_own(
     catalog = load_catalog(CATALOGS[name](tmp_path / name))
     jobs = release_jobs(pipeline(catalog, options()))
     groups = [job["resource_group"] for job in jobs.values()]
-    count = len(catalog.project.environments) * len(catalog.images)
+    # the job image (ci.job_image): the pipeline does not build it, nor release it
+    built = [ref for ref in catalog.images if ref != catalog.project.ci.job_image]
+    count = len(catalog.project.environments) * len(built)
     assert len(set(groups)) == len(jobs) == count
     first = catalog.project.environments[0].name
     approval = {e.name for e in catalog.project.environments if e.approval}
@@ -599,7 +605,8 @@ def test_the_header_names_every_variable_the_jobs_read_build_secrets_included(
     lines = header(render_pipeline(load_catalog(root), options()))
     assert lines[3:10] == [
         "CI/CD variables the jobs read (Settings → CI/CD → Variables):",
-        "  IMAGEFACTORY_CI_IMAGE: the job image (imagefactory, the Docker CLI, skopeo, mmdebstrap)",
+        "  IMAGEFACTORY_CI_IMAGE: optional, the job image (default: the catalog's tools/ci in dev,"
+        " which this pipeline does not build; pin it by digest)",
         "  IMAGEFACTORY_DIND_IMAGE: optional, the engine service (default docker:27-dind; pin it"
         " by digest)",
         "  IMAGEFACTORY_REGISTRY_PASSWORD, IMAGEFACTORY_REGISTRY_USER (masked): registry logins",
@@ -765,7 +772,11 @@ def evaluate(job: dict[str, Any], context: Context) -> str:
 
 
 def created(jobs: dict[str, Any], context: Context) -> dict[str, str]:
-    result = {name: evaluate(job, context) for name, job in jobs.items() if name != "stages"}
+    result = {
+        name: evaluate(job, context)
+        for name, job in jobs.items()
+        if name not in ("stages", "variables")
+    }
     return {name: when for name, when in result.items() if when != "never"}
 
 
@@ -837,7 +848,10 @@ def test_a_scheduled_pipeline_checks_freshness_and_releases_nothing(
     assert outdated["needs"] == [{"job": VALIDATE_JOB, "artifacts": False}]
     assert "services" in outdated  # an SBOM not attested is computed from the image
     refresh = example_jobs[REFRESH_JOB]
-    assert refresh["script"] == ["imagefactory build --refresh --all --merge-request"]
+    # the job image (ci.job_image) is left out: the pipeline does not build it
+    assert refresh["script"] == [
+        "imagefactory build --refresh --all --exclude tools/ci --merge-request"
+    ]
     assert refresh["needs"] == [{"job": OUTDATED_JOB, "artifacts": False}]
     assert refresh["stage"] == "build" and "services" in refresh
     pushed = created(example_jobs, Context(pushed=("imagefactory.yaml",)))
@@ -873,7 +887,8 @@ def test_the_default_branch_never_compares_with_itself(example_jobs: dict[str, A
 
 def test_tags_build_everything_and_promote_by_hand(example_jobs: dict[str, Any]) -> None:
     jobs = created(example_jobs, Context(branch=None, tag="v1"))
-    assert len(jobs) == len(example_jobs) - 3  # all but "stages" and the two scheduled jobs
+    # all but "stages", "variables" and the two scheduled jobs
+    assert len(jobs) == len(example_jobs) - 4
     assert {when for name, when in jobs.items() if name.startswith("promote:")} == {"manual"}
     assert {when for name, when in jobs.items() if not name.startswith("promote:")} == {
         "on_success"

@@ -40,6 +40,7 @@ def test_example_catalog_expands_variants_and_resolves_parents(catalog_dir: Path
         "base/debian12",
         "runtime/llm:cpu",
         "runtime/llm:cuda",
+        "tools/ci",
     ]
     assert isinstance(catalog.images["base/debian12"].parent, BootstrapParent)
     assert catalog.images["app/rag-api"].parent == CatalogParent("runtime/llm", "cpu")

@@ -54,7 +54,7 @@ def catalog_dir(catalog_dir: Path) -> Path:
 
 def test_the_example_catalog_is_locked(tmp_path: Path) -> None:
     catalog = load_catalog(copy_example_catalog(tmp_path))
-    assert set(catalog.locks) == {"runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api"}
+    assert set(catalog.locks) == {"runtime/llm:cpu", "runtime/llm:cuda", "app/rag-api", "tools/ci"}
     assert check_locks(catalog, list(catalog.images.values())) == []
     assert {"python3", "python3.11", "libgomp1"} <= set(catalog.locks["runtime/llm:cpu"].apt)
     assert {"fastapi", "starlette", "pydantic"} <= set(catalog.locks["app/rag-api"].pip)
@@ -198,6 +198,7 @@ def test_a_lock_rebuilds_exactly_its_image_and_descendants(catalog_dir: Path) ->
         "base/debian12": (),
         "runtime/llm:cpu": ("lock changed",),
         "runtime/llm:cuda": (),
+        "tools/ci": (),
         "app/rag-api": ("parent changed",),
         "app/rag-api-distroless": ("parent changed",),
     }
@@ -269,6 +270,7 @@ def test_check_finds_missing_stale_and_extra_locks(catalog_dir: Path) -> None:
         "runtime/llm:cpu",
         "runtime/llm:cuda",
         "app/rag-api",
+        "tools/ci",
     }
     catalog = locked(catalog_dir)
     assert check_locks(catalog, [catalog.images["runtime/llm:cpu"]]) == []
@@ -304,7 +306,7 @@ def test_cli_lock_check_needs_no_engine_and_fails_on_a_stale_lock(tmp_path: Path
     root = copy_example_catalog(tmp_path)
     passed = run(root, "lock", "--all", "--check")
     assert passed.exit_code == 0, passed.output
-    assert "locks cover what 5 images install" in passed.stdout
+    assert "locks cover what 6 images install" in passed.stdout
     (root / RUNTIME / LOCK_FILE).unlink()
     failed = run(root, "lock", "runtime/llm", "--check", "--json")
     assert failed.exit_code == 1

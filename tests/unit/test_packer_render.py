@@ -309,7 +309,7 @@ def test_packer_validate_passes_for_every_rendered_template(packer_catalog: Path
     pins = Pins(catalog.project, content_inputs(catalog), DIGESTS)
     out = packer_catalog / "rendered" / "packer"
     written = render_packer_images(catalog, everything, pins, out)
-    assert len(written) == 3
+    assert len(written) == 4
     for template in written:
         result = packer_validate(template)
         assert result.returncode == 0, f"{template}:\n{result.stdout}\n{result.stderr}"

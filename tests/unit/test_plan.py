@@ -60,6 +60,7 @@ def test_without_state_everything_is_new_in_build_order(catalog_dir: Path, templ
         "base/debian12",
         "runtime/llm:cpu",
         "runtime/llm:cuda",
+        "tools/ci",
         "app/rag-api",
         "app/rag-api-distroless",
     ]

@@ -55,6 +55,7 @@ REFS = [
     "base/debian12",
     "runtime/llm:cpu",
     "runtime/llm:cuda",
+    "tools/ci",
 ]
 HEX = "0123456789abcdef" * 4
 
@@ -665,7 +666,7 @@ def example_hashes() -> dict[str, str]:
 
 def test_example_hashes_are_stable_and_independent_of_location() -> None:
     assert sorted(example_hashes()) == REFS
-    assert len(set(example_hashes().values())) == 5
+    assert len(set(example_hashes().values())) == 6
     assert _hashes(REPO) == example_hashes()
     with example_copy() as root:
         assert _hashes(root) == example_hashes()

@@ -38,6 +38,7 @@ def test_a_record_rebuilds_exactly_its_image_and_descendants(catalog_dir: Path) 
         "base/debian12": (),
         "runtime/llm:cpu": ("refreshed",),
         "runtime/llm:cuda": (),
+        "tools/ci": (),
         "app/rag-api": ("parent changed",),
         "app/rag-api-distroless": ("parent changed",),
     }

@@ -35,7 +35,8 @@ from .conftest import REPO, Edit, without_shell_less
 
 GOLDEN = Path(__file__).parent / "golden" / "terraform"
 ENVIRONMENTS = ["dev", "preprod", "prod"]
-SHELL_LESS = "app/rag-api-distroless"  # the only leaf: built on app/rag-api
+SHELL_LESS = "app/rag-api-distroless"  # a leaf: built on app/rag-api
+JOB_IMAGE = "tools/ci"  # the other leaf: built on base/debian12 (ci.job_image)
 
 
 def run(*args: str | Path) -> Result:
@@ -49,7 +50,7 @@ def test_example_tfvars_match_golden(
     assert [w.environment for w in written] == ENVIRONMENTS
     for w in written:
         assert w.path == tmp_path / "out" / w.environment / TFVARS_FILE
-        assert w.repositories == 4
+        assert w.repositories == 5
         golden(GOLDEN / w.environment / TFVARS_FILE, w.path.read_text())
 
 
@@ -62,13 +63,20 @@ def test_one_repository_per_image_name_in_each_environment_namespace(catalog_dir
         # runtime/llm has two variants (cpu, cuda): they share one repository
         assert sorted(document["repositories"]) == [
             f"bank-ai-lab/{environment}/{name}"
-            for name in ["app/rag-api", "app/rag-api-distroless", "base/debian12", "runtime/llm"]
+            for name in [
+                "app/rag-api",
+                "app/rag-api-distroless",
+                "base/debian12",
+                "runtime/llm",
+                "tools/ci",
+            ]
         ]
         assert {r["image"] for r in document["repositories"].values()} == {
             "app/rag-api",
             "app/rag-api-distroless",
             "base/debian12",
             "runtime/llm",
+            "tools/ci",
         }
 
 
@@ -136,7 +144,7 @@ def test_only_leaf_images_of_an_environment_that_deletes_expire_their_builds(
     """The example sets no retention: dev, the first environment, gets the default; preprod and
     prod delete nothing. base/debian12, runtime/llm and app/rag-api are parents (runtime/llm:cpu
     is app/rag-api's, app/rag-api the shell-less one's): ECR cannot tell which of their builds a
-    child used, so it expires none."""
+    child used, so it expires none. The leaves are the shell-less app and the job image."""
     documents = terraform_vars(load_catalog(catalog_dir))
     default = FIRST_ENVIRONMENT_RETENTION
     assert documents["dev"]["retention"] == {
@@ -145,7 +153,7 @@ def test_only_leaf_images_of_an_environment_that_deletes_expire_their_builds(
         "hold_days": default.hold_days,
         "build_expiry_days": max(default.keep_days, default.hold_days),
     }
-    assert expiring(documents["dev"]) == {SHELL_LESS}
+    assert expiring(documents["dev"]) == {SHELL_LESS, JOB_IMAGE}
     for environment in ["preprod", "prod"]:
         assert documents[environment]["retention"] is None
         assert expiring(documents[environment]) == set()
@@ -172,10 +180,10 @@ def test_an_environment_retention_sets_the_build_expiry_to_the_larger_of_its_day
         "hold_days": 20,
         "build_expiry_days": 45,  # keep_days is the larger here
     }
-    assert expiring(documents["preprod"]) == {SHELL_LESS}
+    assert expiring(documents["preprod"]) == {SHELL_LESS, JOB_IMAGE}
     # ECR's least expiry is 1 day: later than gc's, never earlier
     assert documents["prod"]["retention"]["build_expiry_days"] == 1
-    assert expiring(documents["prod"]) == {SHELL_LESS}
+    assert expiring(documents["prod"]) == {SHELL_LESS, JOB_IMAGE}
 
 
 def test_delete_false_expires_no_build(catalog_dir: Path, edit: Edit) -> None:
@@ -194,7 +202,8 @@ def test_an_image_built_on_a_leaf_makes_it_a_parent(catalog_dir: Path) -> None:
     folder = catalog_dir / "images" / "app" / "rag-worker"
     folder.mkdir(parents=True)
     (folder / "image.yaml").write_text("name: app/rag-worker\nversion: 0.1.0\nfrom: app/rag-api\n")
-    assert expiring(terraform_vars(load_catalog(catalog_dir))["dev"]) == {"app/rag-worker"}
+    expired = expiring(terraform_vars(load_catalog(catalog_dir))["dev"])
+    assert expired == {"app/rag-worker", JOB_IMAGE}
 
 
 def test_a_name_too_long_for_ecr_is_refused_before_anything_is_written(
@@ -227,9 +236,9 @@ def test_cli_render_terraform_writes_checks_and_reports_json(catalog_dir: Path, 
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert [(e["environment"], e["repositories"]) for e in report["terraform"]] == [
-        ("dev", 4),
-        ("preprod", 4),
-        ("prod", 4),
+        ("dev", 5),
+        ("preprod", 5),
+        ("prod", 5),
     ]
     out = catalog_dir / "terraform" / "environments"
     assert (out / "dev" / TFVARS_FILE).is_file()

@@ -44,7 +44,7 @@ def broken(full_catalog: Path, edit: Edit) -> Path:
 def test_a_catalog_with_valid_companion_files_is_valid(full_catalog: Path) -> None:
     result = run("-C", full_catalog, "validate")
     assert result.exit_code == 0, result.output
-    assert "catalog 'bank-ai-lab' is valid: 5 images from 4 image files" in result.stdout
+    assert "catalog 'bank-ai-lab' is valid: 6 images from 5 image files" in result.stdout
     assert result.stderr == ""
 
 
