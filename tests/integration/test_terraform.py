@@ -448,13 +448,13 @@ def test_a_kms_key_encrypts_the_repositories_and_changing_it_replaces_them(
     try:
         plan = tf(terraform, dev, "plan", "-input=false", kms)
         # ECR cannot re-encrypt a repository: the plan says so before anything is replaced
-        assert plan.stdout.count("must be replaced") == 4, plan.stdout
+        assert plan.stdout.count("must be replaced") == 5, plan.stdout  # one per repository
         # ECR deletes a repository's lifecycle policy with it: the policy is put again
-        assert plan.stdout.count("replaced due to changes in replace_triggered_by") == 4
+        assert plan.stdout.count("replaced due to changes in replace_triggered_by") == 5
         assert '+ kms_key         = "' + KMS_KEY + '" # forces replacement' in plan.stdout
         tf(terraform, dev, "apply", "-auto-approve", "-input=false", kms)
         found = ecr_client(moto_server).describe_repositories()["repositories"]
-        assert len(found) == 4
+        assert len(found) == 5
         for repository in found:
             assert repository["encryptionConfiguration"] == {
                 "encryptionType": "KMS",
