@@ -3,10 +3,13 @@ its version in the first environment, and the pipeline (which runs in it) does n
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from imagefactory.errors import SpecError
 from imagefactory.render.gitlab_ci import (
@@ -17,7 +20,7 @@ from imagefactory.render.gitlab_ci import (
 )
 from imagefactory.spec.loader import load_catalog
 
-from .conftest import Edit
+from .conftest import REPO, Edit
 
 EXAMPLE_DEFAULT = "${IMAGEFACTORY_CATALOG_REGISTRY}/${IMAGEFACTORY_DEV_NAMESPACE}/tools/ci:1.0.0"
 
@@ -96,3 +99,25 @@ def test_the_scheduled_refresh_leaves_the_job_image_out(catalog_dir: Path) -> No
     assert jobs["catalog:refresh"]["script"] == [
         "imagefactory build --refresh --all --exclude tools/ci --merge-request"
     ]
+
+
+def test_the_tools_image_pins_exactly_the_dependencies_of_imagefactory() -> None:
+    """The wheel goes in without dependencies: ``pip:`` of tools/ci names each of
+    pyproject.toml's, with its extras, at a version its specifier takes, and nothing else (the
+    build's ``pip check`` would find a miss only in the integration test)."""
+    wanted = {
+        canonicalize_name(r.name): r
+        for r in map(
+            Requirement,
+            tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"],
+        )
+    }
+    spec = load_catalog(REPO).images["tools/ci"].spec
+    pinned = {canonicalize_name(r.name): r for r in map(Requirement, spec.pip)}
+    assert sorted(pinned) == sorted(wanted)
+    for name, requirement in wanted.items():
+        [pin] = pinned[name].specifier
+        assert pin.operator == "==", pinned[name]
+        assert requirement.specifier.contains(pin.version), (requirement, pin)
+        assert requirement.extras <= pinned[name].extras, (requirement, pinned[name])
+    assert spec.wheels == ["dist/imagefactory-*.whl"]
