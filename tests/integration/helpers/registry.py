@@ -59,9 +59,11 @@ class Registry:
 
 def registry_cleanup(registry: Registry, prefix: str) -> None:
     """Best effort: delete every manifest in the repositories under ``prefix/``."""
-    accept = (
+    accept = (  # indexes too: an image built per platform is tagged with one
         "application/vnd.docker.distribution.manifest.v2+json, "
-        "application/vnd.oci.image.manifest.v1+json"
+        "application/vnd.oci.image.manifest.v1+json, "
+        "application/vnd.oci.image.index.v1+json, "
+        "application/vnd.docker.distribution.manifest.list.v2+json"
     )
     try:
         repositories: list[str] = []
