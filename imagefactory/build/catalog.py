@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import PurePosixPath
 from typing import Literal
 
 from imagefactory.build.emulation import check_emulation
@@ -80,12 +81,13 @@ def check_wheels(catalog: Catalog, images: list[CatalogImage]) -> None:
     for image in images:
         problems = wheel_problems(image.folder, list(image.spec.wheels))
         if problems:
-            folder = image.folder.relative_to(catalog.root).as_posix()
+            first = PurePosixPath(image.spec.wheels[0]).parent  # where the wheels go
+            folder = (image.folder.relative_to(catalog.root) / first).as_posix()
             raise UserError(
                 f"{image.file.relative_to(catalog.root).as_posix()}: {image.ref}: "
                 + "; ".join(problems),
                 hint=f"build the wheel into {folder} first, e.g. for imagefactory itself: "
-                f"pip wheel --no-deps --wheel-dir {folder}/dist .",
+                f"pip wheel --no-deps --wheel-dir {folder} .",
             )
 
 

@@ -246,8 +246,10 @@ def write_build_context(
                 target = staging / prefix / entry.context_path
                 target.parent.mkdir(parents=True)
                 copy_into(entry.source, target)  # bounded; FIFOs, sockets, devices refused
-            for wheel in wheel_files(owner.folder, owner.spec.wheels):
+            wheels = wheel_files(owner.folder, owner.spec.wheels)
+            if wheels:
                 (staging / prefix / WHEELS_CONTEXT).mkdir(parents=True, exist_ok=True)
+            for wheel in wheels:
                 shutil.copyfile(wheel.path, staging / prefix / WHEELS_CONTEXT / wheel.name)
         if rootfs is not None:
             os.link(rootfs, staging / ROOTFS_FILE)

@@ -80,7 +80,7 @@ import yaml
 
 from imagefactory.ci_env import image_environment
 from imagefactory.errors import UserError
-from imagefactory.project.naming import build_registry, variant_suffix
+from imagefactory.project.naming import build_registry, repository, variant_suffix
 from imagefactory.render.blockyaml import BlockYaml
 from imagefactory.render.gitlab_rules import (
     RepoPlace,
@@ -335,10 +335,16 @@ def default_job_image(catalog: Catalog) -> str | None:
         return None
     image = catalog.images[ref]  # the loader checked the name
     registry = build_registry(catalog.project)
-    url = f"${{{registry.url_env}}}" if registry.url_env else registry.url
-    namespace = f"${{{registry.namespace_env}}}" if registry.namespace_env else registry.namespace
+    as_seen = registry.model_copy(
+        update={
+            "url": f"${{{registry.url_env}}}" if registry.url_env else registry.url,
+            "namespace": f"${{{registry.namespace_env}}}"
+            if registry.namespace_env
+            else registry.namespace,
+        }
+    )
     tag = f"{image.spec.version}{variant_suffix(image.spec.variant)}"
-    return f"{'/'.join(p for p in (url, namespace, image.spec.name) if p)}:{tag}"
+    return f"{repository(as_seen, image.spec.name)}:{tag}"
 
 
 def stages(catalog: Catalog) -> list[str]:

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from imagefactory.errors import UserError
 from imagefactory.spec.walk import entry_of
@@ -36,15 +36,14 @@ class Wheel:
 
     path: Path
     name: str
-
-    @property
-    def distribution(self) -> str:
-        return canonicalize_name(self.name.split("-", 1)[0])
+    distribution: str
 
 
 def wheel_files(folder: Path, patterns: list[str]) -> list[Wheel]:
     """The files ``patterns`` match in ``folder``, each once, sorted by file name; UserError
     for a folder that leads out of ``folder`` or a match that is not a plain file."""
+    if not patterns:  # most images: no folder is resolved for them
+        return []
     found: dict[Path, Wheel] = {}
     base = folder.resolve()
     for pattern in patterns:
@@ -60,30 +59,40 @@ def wheel_files(folder: Path, patterns: list[str]) -> list[Wheel]:
         with os.scandir(parent) as scan:
             names = sorted(e.name for e in scan if fnmatch.fnmatchcase(e.name, pure.name))
         for name in names:
-            if not WHEEL_NAME.fullmatch(name):
-                raise UserError(
-                    f"wheels: '{pattern}' matches {name!r}, which is not a wheel file name",
-                    hint="letters, digits and . _ + - ending in .whl (PEP 427); rename or remove it",
-                )
             entry = entry_of(parent / name, name)
             if entry.kind != "file":
                 raise UserError(
                     f"wheels: '{pattern}' matches {parent / name}, a {entry.kind}",
                     hint="a wheel is a plain file in the image folder",
                 )
-            found.setdefault(parent / name, Wheel(parent / name, name))
+            found.setdefault(
+                parent / name, Wheel(parent / name, name, _distribution(pattern, name))
+            )
     return sorted(found.values(), key=lambda w: w.name)
+
+
+def _distribution(pattern: str, name: str) -> str:
+    """The canonical distribution of the wheel file ``name`` (PEP 427, by packaging)."""
+    try:
+        if WHEEL_NAME.fullmatch(name):
+            return str(parse_wheel_filename(name)[0])
+    except InvalidWheelFilename:
+        pass
+    raise UserError(
+        f"wheels: '{pattern}' matches {name!r}, which is not a wheel file name",
+        hint="NAME-VERSION-PYTHON-ABI-PLATFORM.whl of letters, digits and . _ + - (PEP 427); "
+        "rename or remove it",
+    )
 
 
 def wheel_problems(folder: Path, patterns: list[str]) -> list[str]:
     """Why the wheels of an image cannot be installed: an entry that matches no file, or two
     files of one distribution (pip would refuse the pair, or install whichever came last)."""
-    problems = []
-    for pattern in patterns:
-        if not wheel_files(folder, [pattern]):
-            problems.append(f"wheels: '{pattern}' matches no file")
+    matched = {pattern: wheel_files(folder, [pattern]) for pattern in patterns}
+    problems = [f"wheels: '{p}' matches no file" for p, wheels in matched.items() if not wheels]
     seen: dict[str, str] = {}
-    for wheel in wheel_files(folder, patterns):
+    unique = {wheel.path: wheel for wheels in matched.values() for wheel in wheels}
+    for wheel in sorted(unique.values(), key=lambda w: w.name):
         if wheel.distribution in seen:
             problems.append(
                 f"wheels: {seen[wheel.distribution]} and {wheel.name} are both "

@@ -77,8 +77,9 @@ def test_validate_refuses_a_matched_symlink(catalog_dir: Path, tmp_path: Path) -
     assert "a symlink" in issue_at_wheels(catalog_dir)
 
 
-def test_validate_refuses_a_matched_name_a_shell_would_read(catalog_dir: Path) -> None:
-    put_wheel(catalog_dir, "imagefactory-$(id).whl")
+@pytest.mark.parametrize("name", ["imagefactory-$(id).whl", "imagefactory-latest.whl"])
+def test_validate_refuses_a_matched_name_that_is_not_a_wheel(catalog_dir: Path, name: str) -> None:
+    put_wheel(catalog_dir, name)  # a shell would read the first; pip cannot name the second
     assert "is not a wheel file name" in issue_at_wheels(catalog_dir)
 
 
